@@ -1,0 +1,118 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{Form, Redirect};
+use leptos_router::hooks::use_query_map;
+
+use crate::components::format::datetime;
+use crate::components::layout::AppShell;
+use crate::error::PortalError;
+use crate::model::{ProjectPage, UserView};
+use crate::server_fns::auth::{current_user, encode_component};
+use crate::server_fns::projects::list_projects;
+
+#[component]
+pub fn Projects() -> impl IntoView {
+    let query = use_query_map();
+    let name = move || query.read().get("name").unwrap_or_default();
+    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let user = Resource::new(|| (), |_| current_user());
+    let projects = Resource::new(move || (name(), page()), |(n, p)| list_projects(n, p));
+
+    view! {
+        <Title text="Projects · Berth" />
+        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(u)) => view! { <ProjectsBody user=u name=name() projects=projects /> }.into_any(),
+                    Ok(None) | Err(PortalError::Unauthorized) => {
+                        let back = encode_component("/harbor/projects");
+                        view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
+                    }
+                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProjectsBody(
+    user: UserView,
+    name: String,
+    projects: Resource<Result<ProjectPage, PortalError>>,
+) -> impl IntoView {
+    let search_value = name.clone();
+    view! {
+        <AppShell user=user>
+            <div class="page-head">
+                <h1>"Projects"</h1>
+            </div>
+            <Form method="GET" action="/harbor/projects" attr:class="toolbar" attr:role="search">
+                <label class="visually-hidden" for="project-search">"Filter projects by name"</label>
+                <input id="project-search" type="search" name="name" placeholder="Filter by name" value=search_value />
+                <button type="submit" class="btn">"Search"</button>
+            </Form>
+            <Suspense fallback=|| view! { <p class="loading" aria-busy="true">"Loading projects…"</p> }>
+                {move || { let name = name.clone(); Suspend::new(async move {
+                    match projects.await {
+                        Ok(p) => view! { <ProjectTable page=p name=name.clone() /> }.into_any(),
+                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}}
+            </Suspense>
+        </AppShell>
+    }
+}
+
+#[component]
+fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
+    if page.items.is_empty() {
+        return view! {
+            <div class="empty-state">
+                <p>"No projects match."</p>
+            </div>
+        }
+        .into_any();
+    }
+    let pages = ((page.total as u64).div_ceil(page.page_size)).max(1);
+    let current = page.page;
+    let filter = if name.is_empty() { String::new() } else { format!("name={}&", encode_component(&name)) };
+    let link = move |p: u64| format!("?{filter}page={p}");
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="project-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Project name"</th>
+                        <th scope="col">"Access level"</th>
+                        <th scope="col">"Owner"</th>
+                        <th scope="col">"Creation time"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {page.items.into_iter().map(|p| view! {
+                        <tr>
+                            <td class="strong">{p.name.clone()}</td>
+                            <td>
+                                {if p.public {
+                                    view! { <span class="badge badge-public">"Public"</span> }.into_any()
+                                } else {
+                                    view! { <span class="badge badge-private">"Private"</span> }.into_any()
+                                }}
+                            </td>
+                            <td>{p.owner_name.clone()}</td>
+                            <td>{datetime(p.created_at)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <nav class="pager" aria-label="Pagination">
+            <span class="muted">{format!("{} project(s)", page.total)}</span>
+            {(current > 1).then(|| view! { <a class="btn btn-ghost" href=link(current - 1)>"‹ Previous"</a> })}
+            <span>{format!("Page {current} of {pages}")}</span>
+            {(current < pages).then(|| view! { <a class="btn btn-ghost" href=link(current + 1)>"Next ›"</a> })}
+        </nav>
+    }
+    .into_any()
+}

@@ -1,0 +1,55 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::error::PortalError;
+use crate::server_fns::auth::Login;
+
+#[component]
+pub fn SignIn() -> impl IntoView {
+    let login = ServerAction::<Login>::new();
+    let query = use_query_map();
+    let redirect_url = move || query.read().get("redirect_url").unwrap_or_default();
+    // Error after a plain (non-JavaScript) form post: carried in the URL.
+    let url_error = move || {
+        let q = query.read();
+        match q.get("error").as_deref() {
+            Some("credentials") => Some(PortalError::InvalidCredentials.to_string()),
+            Some("locked") => {
+                let s = q.get("retry").and_then(|s| s.parse().ok()).unwrap_or(0);
+                Some(PortalError::Locked(s).to_string())
+            }
+            Some("expired") => Some("Your session has expired. Please sign in again.".to_string()),
+            Some(_) => Some("Sign-in failed.".to_string()),
+            None => None,
+        }
+    };
+    let error = move || match login.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        Some(Ok(())) => None,
+        None => url_error(),
+    };
+    view! {
+        <Title text="Sign in · Berth" />
+        <main class="signin">
+            <section class="signin-card" aria-labelledby="signin-title">
+                <div class="signin-brand">
+                    <span class="brand-mark" aria-hidden="true">"⚓"</span>
+                    <h1 id="signin-title">"Berth"</h1>
+                </div>
+                <p class="muted">"Enterprise container registry"</p>
+                <ActionForm action=login attr:class="form" attr:data-testid="login-form">
+                    <label for="username">"Username"</label>
+                    <input id="username" name="username" type="text" autocomplete="username" required autofocus />
+                    <label for="password">"Password"</label>
+                    <input id="password" name="password" type="password" autocomplete="current-password" required />
+                    <input type="hidden" name="redirect_url" prop:value=redirect_url />
+                    <button type="submit" class="btn btn-primary btn-block" disabled=move || login.pending().get()>
+                        {move || if login.pending().get() { "Signing in…" } else { "Log in" }}
+                    </button>
+                </ActionForm>
+                {move || error().map(|e| view! { <p class="alert alert-error" role="alert">{e}</p> })}
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,5 @@
+//! Server functions, grouped by domain. All live under `/portal/fn/<name>` (stable names, no
+//! hashes) so the CSRF guard in `server` can recognise them.
+
+pub mod auth;
+pub mod projects;

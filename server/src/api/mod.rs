@@ -1,0 +1,118 @@
+//! The REST surface, shaped like Harbor's `/api/v2.0` (goharbor/harbor `api/v2.0/swagger.yaml`),
+//! plus Harbor's portal login endpoints `/c/login` and `/c/log_out`.
+
+pub mod error;
+pub mod projects;
+pub mod session;
+pub mod system;
+pub mod users;
+
+use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Routes under `/api/v2.0`.
+pub fn v2_routes() -> Router<AppState> {
+    Router::new()
+        .route("/ping", get(system::ping))
+        .route("/health", get(system::health))
+        .route("/systeminfo", get(system::systeminfo))
+        .route("/users/current", get(users::current))
+        .route("/users/{user_id}/password", put(users::change_password))
+        .route("/projects", get(projects::list))
+        .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
+        })
+}
+
+/// Harbor's portal session endpoints.
+pub fn c_routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(session::login))
+        .route("/log_out", get(session::logout).post(session::logout))
+}
+
+/// `page`/`page_size` as Harbor takes them (defaults 1 and 10, at most 100 per page).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pagination {
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+impl Pagination {
+    pub fn resolve(&self) -> Result<(u64, u64), ApiError> {
+        let page = self.page.unwrap_or(1);
+        let size = self.page_size.unwrap_or(10);
+        if page == 0 {
+            return Err(ApiError::BadRequest("page must be at least 1".into()));
+        }
+        if size == 0 || size > 100 {
+            return Err(ApiError::BadRequest("page_size must be between 1 and 100".into()));
+        }
+        Ok((page, size))
+    }
+}
+
+/// `X-Total-Count` and RFC 8288 `Link` (prev/next) headers, keeping the other query parameters.
+pub fn pagination_headers(uri: &Uri, page: u64, size: u64, total: i64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-total-count", HeaderValue::from(total.max(0) as u64));
+    let others: Vec<(String, String)> = uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let link_to = |p: u64| {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &others {
+            if k != "page" && k != "page_size" {
+                ser.append_pair(k, v);
+            }
+        }
+        ser.append_pair("page", &p.to_string());
+        ser.append_pair("page_size", &size.to_string());
+        format!("{}?{}", uri.path(), ser.finish())
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
+    }
+    if (page.saturating_mul(size) as i64) < total {
+        links.push(format!("<{}>; rel=\"next\"", link_to(page + 1)));
+    }
+    if !links.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+            h.insert(axum::http::header::LINK, v);
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers() {
+        let uri: Uri = "/api/v2.0/projects?name=li&page=2&page_size=1".parse().unwrap();
+        let h = pagination_headers(&uri, 2, 1, 3);
+        assert_eq!(h["x-total-count"], "3");
+        assert_eq!(
+            h["link"],
+            "</api/v2.0/projects?name=li&page=1&page_size=1>; rel=\"prev\", \
+             </api/v2.0/projects?name=li&page=3&page_size=1>; rel=\"next\""
+        );
+        assert!(pagination_headers(&uri, 1, 10, 3).get("link").is_none());
+    }
+
+    #[test]
+    fn pagination_bounds() {
+        assert_eq!(Pagination { page: None, page_size: None }.resolve().unwrap(), (1, 10));
+        assert!(Pagination { page: Some(0), page_size: None }.resolve().is_err());
+        assert!(Pagination { page: None, page_size: Some(101) }.resolve().is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! Harbor's portal login endpoints: `POST /c/login` (form `principal`, `password`) and
+//! `GET|POST /c/log_out`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::api::error::{ApiError, AppForm};
+use crate::auth::{login_session, CSRF_HEADER};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    pub principal: String,
+    pub password: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    AppForm(form): AppForm<LoginForm>,
+) -> Result<impl IntoResponse, ApiError> {
+    if form.principal.is_empty() || form.password.is_empty() {
+        return Err(ApiError::BadRequest("principal and password are required".into()));
+    }
+    let (_user, csrf) = login_session(&state, &session, &form.principal, &form.password).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&csrf) {
+        headers.insert(CSRF_HEADER, v);
+    }
+    Ok((StatusCode::OK, headers))
+}
+
+pub async fn logout(session: Session) -> Result<StatusCode, ApiError> {
+    session.flush().await?;
+    Ok(StatusCode::OK)
+}

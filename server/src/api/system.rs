@@ -1,0 +1,112 @@
+//! Operations endpoints: ping, health (readiness with per-component status), systeminfo.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use tower_sessions_redis_store::fred::prelude::ClientLike;
+
+use crate::api::error::ApiError;
+use crate::auth::Caller;
+use crate::state::AppState;
+
+pub async fn ping() -> &'static str {
+    "Pong"
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn component(name: &str, result: Result<(), String>) -> Value {
+    match result {
+        Ok(()) => json!({ "name": name, "status": "healthy" }),
+        Err(e) => json!({ "name": name, "status": "unhealthy", "error": e }),
+    }
+}
+
+async fn with_timeout<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+    tokio::time::timeout(CHECK_TIMEOUT, f).await.unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// Readiness: 200 when every dependency answers, 503 otherwise (same body shape as Harbor's
+/// `/api/v2.0/health`). Load balancers use this; `/api/v2.0/ping` is the liveness probe.
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let mut components = vec![json!({ "name": "core", "status": "healthy" })];
+    let db = with_timeout(async { state.db.ping().await.map_err(|e| e.to_string()) }).await;
+    components.push(component("database", db));
+    let root = state.storage_root.clone();
+    let storage = with_timeout(async move {
+        tokio::task::spawn_blocking(move || storage_probe(&root)).await.map_err(|e| e.to_string())?
+    })
+    .await;
+    components.push(component("storage", storage));
+    if let Some(redis) = &state.redis {
+        let r =
+            with_timeout(async { redis.ping::<String>(None).await.map(|_| ()).map_err(|e| e.to_string()) })
+                .await;
+        components.push(component("redis", r));
+    }
+    let healthy = components.iter().all(|c| c["status"] == "healthy");
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({ "status": if healthy { "healthy" } else { "unhealthy" }, "components": components });
+    (status, Json(body))
+}
+
+/// Writes, syncs, reads back and removes a small file under the storage root.
+fn storage_probe(root: &std::path::Path) -> Result<(), String> {
+    use std::io::Write;
+    let dir = root.join("_health");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let path = dir.join(uuid::Uuid::new_v4().to_string());
+    let payload = b"berth health probe";
+    let mut f = std::fs::File::create(&path).map_err(|e| format!("write: {e}"))?;
+    f.write_all(payload).and_then(|_| f.sync_all()).map_err(|e| format!("write: {e}"))?;
+    let back = std::fs::read(&path).map_err(|e| format!("read: {e}"));
+    let _ = std::fs::remove_file(&path);
+    if back? != payload {
+        return Err("read back different bytes".into());
+    }
+    Ok(())
+}
+
+pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Json<Value> {
+    let c = &state.config;
+    let mut info = json!({
+        "auth_mode": "db_auth",
+        "primary_auth_mode": false,
+        "self_registration": false,
+        "harbor_version": concat!("v", env!("CARGO_PKG_VERSION"), "-berth"),
+        "banner_message": "",
+        "oidc_provider_name": "",
+    });
+    // Anonymous callers (and failed credentials) see only what the sign-in page needs.
+    if matches!(caller, Ok(Caller { user: Some(_), .. })) {
+        let host = url::Url::parse(&c.external_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_default();
+        let extra = json!({
+            "external_url": c.external_base(),
+            "registry_url": host,
+            "project_creation_restriction": "everyone",
+            "has_ca_root": false,
+            "read_only": false,
+            "with_chartmuseum": false,
+            "notification_enable": false,
+            "registry_storage_provider_name": c.storage.kind,
+            "database_type": state.db.kind.name(),
+            "session_store": if state.redis.is_some() { "redis" } else { "database" },
+        });
+        if let (Some(m), Value::Object(e)) = (info.as_object_mut(), extra) {
+            m.extend(e);
+        }
+    }
+    Json(info)
+}

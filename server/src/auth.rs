@@ -1,0 +1,177 @@
+//! Who is calling: HTTP Basic credentials or the portal session cookie, resolved by the
+//! `Caller` extractor. Handlers state the permission they need explicitly
+//! (`caller.require_user()?`, `caller.require_sysadmin()?`): there is no invisible auth layer.
+//!
+//! **Cookie-authenticated writes must carry the session's CSRF token** in
+//! `X-Harbor-CSRF-Token` (checked in constant time); Basic-authenticated requests need none,
+//! since browsers never attach those credentials on their own.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use crate::accounts::{self, LoginError, User};
+use crate::api::error::ApiError;
+use crate::sessions::{AUTH_EPOCH, CSRF, USER_ID};
+use crate::state::AppState;
+
+pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Anonymous,
+    Basic,
+    Session,
+}
+
+/// The authenticated caller of a request (possibly anonymous).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: Option<User>,
+    pub via: Via,
+    /// The session's CSRF token when authenticated by cookie.
+    pub csrf: Option<String>,
+}
+
+impl Caller {
+    pub fn require_user(&self) -> Result<&User, ApiError> {
+        self.user.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    pub fn require_sysadmin(&self) -> Result<&User, ApiError> {
+        let u = self.require_user()?;
+        if u.sysadmin {
+            Ok(u)
+        } else {
+            Err(ApiError::Forbidden("system admin role required".into()))
+        }
+    }
+}
+
+/// Parses `Authorization: Basic …`. `Ok(None)` when there is no Basic header.
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value =
+        value.to_str().map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Err(ApiError::Unauthorized("malformed Authorization header".into()));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::Unauthorized("malformed Basic credentials".into()))?;
+    let (user, pass) = decoded
+        .split_once(':')
+        .ok_or_else(|| ApiError::Unauthorized("malformed Basic credentials".into()))?;
+    Ok(Some((user.to_string(), pass.to_string())))
+}
+
+/// The user bound to a session, or None when the session is anonymous, the user is gone or
+/// the password changed since login.
+pub async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, ApiError> {
+    let Some(id) = session.get::<i64>(USER_ID).await? else { return Ok(None) };
+    let epoch = session.get::<i64>(AUTH_EPOCH).await?;
+    match accounts::get_by_id(&state.db, id).await? {
+        Some(u) if Some(u.password_changed_at) == epoch => Ok(Some(u)),
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Checks credentials and binds the user to the session under a fresh id (no fixation).
+/// Returns the user and the new session's CSRF token.
+pub async fn login_session(
+    state: &AppState,
+    session: &Session,
+    username: &str,
+    password: &str,
+) -> Result<(User, String), ApiError> {
+    let user = match accounts::authenticate(&state.db, &state.config.auth, username, password).await {
+        Ok(u) => u,
+        Err(e) => {
+            if matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
+                tracing::info!(username, reason = %e, "login failed");
+            }
+            return Err(e.into());
+        }
+    };
+    session.cycle_id().await?;
+    let csrf = new_csrf_token();
+    session.insert(USER_ID, user.id).await?;
+    session.insert(AUTH_EPOCH, user.password_changed_at).await?;
+    session.insert(CSRF, &csrf).await?;
+    tracing::info!(username = %user.username, "login");
+    Ok((user, csrf))
+}
+
+pub fn new_csrf_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn is_write(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some((username, password)) = basic_credentials(&parts.headers)? {
+            let user = accounts::authenticate(&state.db, &state.config.auth, &username, &password).await?;
+            return Ok(Caller { user: Some(user), via: Via::Basic, csrf: None });
+        }
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, m)| ApiError::internal(anyhow::anyhow!("session layer missing: {m}")))?;
+        let Some(user) = session_user(state, &session).await? else {
+            return Ok(Caller { user: None, via: Via::Anonymous, csrf: None });
+        };
+        let csrf = session.get::<String>(CSRF).await?;
+        if is_write(&parts.method) {
+            let sent = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+            let expected = csrf.as_deref().unwrap_or_default().as_bytes();
+            if expected.is_empty() || !bool::from(sent.ct_eq(expected)) {
+                return Err(ApiError::Forbidden(
+                    "CSRF token missing or invalid: send the X-Harbor-CSRF-Token header".into(),
+                ));
+            }
+        }
+        Ok(Caller { user: Some(user), via: Via::Session, csrf })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn h(v: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        m
+    }
+
+    #[test]
+    fn basic_parsing() {
+        let ok = basic_credentials(&h(&format!("Basic {}", STANDARD.encode("admin:Har:bor")))).unwrap();
+        assert_eq!(ok, Some(("admin".into(), "Har:bor".into())));
+        assert_eq!(basic_credentials(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(basic_credentials(&h("Bearer abc")).unwrap(), None);
+        assert!(basic_credentials(&h("Basic !!!")).is_err());
+        assert!(basic_credentials(&h(&format!("Basic {}", STANDARD.encode("nocolon")))).is_err());
+        assert!(basic_credentials(&h("garbage")).is_err());
+    }
+}

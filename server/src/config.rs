@@ -1,0 +1,451 @@
+//! Configuration: one TOML file (`berth.toml`, every key documented in `berth.example.toml`),
+//! each key overridable by an environment variable `BERTH_<SECTION>__<KEY>` (double underscore
+//! between section and key), e.g. `BERTH_DATABASE__URL=postgres://…`.
+//!
+//! Validation happens once, here, at start: a bad value produces one error line naming the key
+//! and the process exits with code 2 (see `main.rs`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Environment variable prefix of every configuration key.
+pub const ENV_PREFIX: &str = "BERTH_";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// URL clients use to reach this service (realm of the token service, links, pull commands).
+    pub external_url: String,
+    /// Address the HTTP(S) listener binds to.
+    pub listen: SocketAddr,
+    pub tls: TlsConfig,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub redis: RedisConfig,
+    pub session: SessionConfig,
+    pub token: TokenConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub portal: PortalConfig,
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; TLS is on when both `cert` and `key` are set.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created when missing) or `postgres://user:pass@host:port/db`.
+    pub url: String,
+    /// Upper bound of pooled connections per replica.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing with 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `filesystem` (a local directory or a shared CephFS/NFS mount).
+    pub kind: String,
+    /// Root directory of the filesystem backend.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`; when set, portal sessions live in Redis (shared by all replicas).
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session without activity for this long is over.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Send the cookie with `Secure` (defaults to true when `external_url` is https).
+    pub secure_cookie: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Lifetime of registry bearer tokens.
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// `service` name clients ask tokens for (the `aud` claim).
+    pub service: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Password of `admin`, used only when the admin account is first created.
+    pub initial_password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Consecutive failed logins after which an account is locked.
+    pub max_failed_logins: u32,
+    /// How long a locked account stays locked.
+    #[serde(with = "humantime_serde")]
+    pub lockout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `pretty` for terminals, `json` for log collectors.
+    pub format: LogFormat,
+    /// tracing filter directive, e.g. `info` or `info,server=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Directory holding `pkg/berth.js`, `pkg/berth.wasm` and `pkg/berth.css`.
+    /// Default: `site` next to the directory of the executable (`target/site`).
+    pub site_root: Option<PathBuf>,
+}
+
+/// Secrets every replica must share. Generated on first start and kept in the database unless
+/// given here (base64 for keys, PEM for the signing key).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// PKCS#8 PEM of the P-256 key that signs registry tokens (ES256).
+    pub token_signing_key: Option<String>,
+    /// base64 of 64 bytes: signs session cookies and derives CSRF tokens.
+    pub session_key: Option<String>,
+    /// base64 of 32 bytes: encrypts stored credentials (replication endpoints, …).
+    pub encryption_key: Option<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |o: &Option<String>| if o.is_some() { "<set>" } else { "<generated>" };
+        f.debug_struct("SecretsConfig")
+            .field("token_signing_key", &shown(&self.token_signing_key))
+            .field("session_key", &shown(&self.session_key))
+            .field("encryption_key", &shown(&self.encryption_key))
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            external_url: "http://127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            tls: TlsConfig::default(),
+            database: DatabaseConfig::default(),
+            storage: StorageConfig::default(),
+            redis: RedisConfig::default(),
+            session: SessionConfig::default(),
+            token: TokenConfig::default(),
+            admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            portal: PortalConfig::default(),
+            secrets: SecretsConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/berth.db".into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { kind: "filesystem".into(), path: PathBuf::from("data/storage") }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(60 * 60), secure_cookie: None }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self { lifetime: Duration::from_secs(30 * 60), service: "harbor-registry".into() }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { initial_password: "Harbor12345".into() }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { max_failed_logins: 5, lockout: Duration::from_secs(5 * 60) }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+/// A configuration error: always names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (when it exists, or always when named explicitly),
+    /// then `BERTH_*` environment variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::new(
+                        "--config",
+                        format!("file {} does not exist", path.display()),
+                    ));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("berth.toml")),
+        }
+        Self::from_figment(figment.merge(env_provider()))
+    }
+
+    /// Builds a configuration from defaults plus a TOML string (used by tests).
+    pub fn from_toml(toml: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            let key = match (&e.kind, key.is_empty()) {
+                (figment::error::Kind::UnknownField(f, _), true) => f.clone(),
+                (_, true) => "<file>".into(),
+                (_, false) => key,
+            };
+            ConfigError { key, message: e.kind.to_string() }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.external_url)
+            .map_err(|e| ConfigError::new("external_url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError::new("external_url", "must be an http:// or https:// URL"));
+        }
+        if url.path() != "/" || url.query().is_some() {
+            return Err(ConfigError::new("external_url", "must not have a path or query"));
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return Err(ConfigError::new("tls.key", "required with tls.cert")),
+            (None, Some(_)) => return Err(ConfigError::new("tls.cert", "required with tls.key")),
+            (Some(c), Some(k)) => {
+                for (key, p) in [("tls.cert", c), ("tls.key", k)] {
+                    if !p.is_file() {
+                        return Err(ConfigError::new(key, format!("{} is not a file", p.display())));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new("database.url", "must start with sqlite:// or postgres://"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        if self.storage.kind != "filesystem" {
+            return Err(ConfigError::new(
+                "storage.kind",
+                format!("unknown storage kind {:?} (expected \"filesystem\")", self.storage.kind),
+            ));
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return Err(ConfigError::new("storage.path", "must not be empty"));
+        }
+        if let Some(r) = &self.redis.url {
+            let u = url::Url::parse(r).map_err(|e| ConfigError::new("redis.url", e.to_string()))?;
+            if !matches!(u.scheme(), "redis" | "rediss") {
+                return Err(ConfigError::new("redis.url", "must start with redis:// or rediss://"));
+            }
+        }
+        if self.session.timeout < Duration::from_secs(60) {
+            return Err(ConfigError::new("session.timeout", "must be at least 1m"));
+        }
+        if self.token.lifetime < Duration::from_secs(60) {
+            return Err(ConfigError::new("token.lifetime", "must be at least 1m"));
+        }
+        if self.token.service.is_empty() {
+            return Err(ConfigError::new("token.service", "must not be empty"));
+        }
+        crate::accounts::check_password_strength(&self.admin.initial_password)
+            .map_err(|m| ConfigError::new("admin.initial_password", m))?;
+        if self.auth.max_failed_logins == 0 {
+            return Err(ConfigError::new("auth.max_failed_logins", "must be at least 1"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::new("log.level", e.to_string()))?;
+        crate::secrets::validate_config(&self.secrets)?;
+        Ok(())
+    }
+
+    /// Whether the session cookie carries `Secure`.
+    pub fn secure_cookie(&self) -> bool {
+        self.session.secure_cookie.unwrap_or_else(|| self.external_url.starts_with("https://"))
+    }
+
+    /// The external URL without a trailing slash.
+    pub fn external_base(&self) -> &str {
+        self.external_url.trim_end_matches('/')
+    }
+
+    /// Directory of the portal's static files.
+    pub fn site_root(&self) -> PathBuf {
+        if let Some(p) = &self.portal.site_root {
+            return p.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().and_then(|d| d.parent()).map(|d| d.join("site")))
+            .unwrap_or_else(|| PathBuf::from("target/site"))
+    }
+}
+
+impl ConfigError {
+    pub(crate) fn for_key(key: &str, message: impl Into<String>) -> Self {
+        Self::new(key, message)
+    }
+}
+
+/// `BERTH_*` variables, except `BERTH_CONFIG` (the config file path, read by the CLI).
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__").map(|k| k.as_str().to_ascii_lowercase().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.database.url, "sqlite://data/berth.db");
+        assert_eq!(c.session.timeout, Duration::from_secs(3600));
+        assert_eq!(c.token.lifetime, Duration::from_secs(1800));
+        assert_eq!(c.admin.initial_password, "Harbor12345");
+        assert!(!c.secure_cookie());
+    }
+
+    #[test]
+    fn durations_parse_human_strings() {
+        let c = Config::from_toml("[session]\ntimeout = \"2h 30m\"\n[token]\nlifetime = \"5m\"").unwrap();
+        assert_eq!(c.session.timeout, Duration::from_secs(9000));
+        assert_eq!(c.token.lifetime, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("listen = \"nope\"", "listen"),
+            ("external_url = \"ftp://x\"", "external_url"),
+            ("[database]\nurl = \"mysql://x\"", "database.url"),
+            ("[database]\nmax_connections = \"ten\"", "database.max_connections"),
+            ("[session]\ntimeout = \"forever\"", "session.timeout"),
+            ("[storage]\nkind = \"floppy\"", "storage.kind"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            ("[redis]\nurl = \"http://x\"", "redis.url"),
+            ("[admin]\ninitial_password = \"short\"", "admin.initial_password"),
+            ("[tls]\ncert = \"/nonexistent\"", "tls.key"),
+            ("[secrets]\nsession_key = \"!!\"", "secrets.session_key"),
+            ("[database]\nbogus = 1", "database.bogus"),
+            ("bogus = 1", "bogus"),
+        ];
+        for (toml, key) in cases {
+            let e = Config::from_toml(toml).expect_err(toml);
+            assert_eq!(e.key, key, "{toml}: {e}");
+            assert!(e.to_string().starts_with(&format!("configuration error: {key}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("berth.toml", "[database]\nurl = \"sqlite://file.db\"\nmax_connections = 3")?;
+            jail.set_env("BERTH_DATABASE__URL", "postgres://u:p@127.0.0.1/x");
+            jail.set_env("BERTH_TOKEN__LIFETIME", "10m");
+            jail.set_env("BERTH_CONFIG", "ignored.toml");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.database.url, "postgres://u:p@127.0.0.1/x");
+            jail.set_env("BERTH_DATABASE__URLL", "typo");
+            let e = Config::load(None).expect_err("unknown env key");
+            assert_eq!(e.key, "database.urll");
+            assert_eq!(c.database.max_connections, 3);
+            assert_eq!(c.token.lifetime, Duration::from_secs(600));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn example_file_matches_defaults() {
+        // The committed example documents every key with its default: it must parse and give
+        // exactly the built-in defaults.
+        let example = include_str!("../../berth.example.toml");
+        let parsed = Config::from_toml(example).unwrap();
+        let defaults = Config::default();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), serde_json::to_value(&defaults).unwrap());
+    }
+}

@@ -1,0 +1,143 @@
+//! Database access: one `sqlx::Any` pool for SQLite (embedded default) and PostgreSQL.
+//!
+//! Invariants:
+//! - **Every query is written once, with `$n` placeholders, and runs on both databases.**
+//! - **Times are stored as Unix milliseconds (`BIGINT`)**; conversion to RFC 3339 happens at
+//!   the API edge (`now_ms`, `rfc3339`).
+//! - **Migrations run at start** (and with `berth migrate`); the folder is chosen by URL scheme:
+//!   `migrations/sqlite` or `migrations/postgres`, kept schema-identical.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseConfig;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DbKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DbKind::Sqlite => "sqlite",
+            DbKind::Postgres => "postgresql",
+        }
+    }
+}
+
+/// The shared connection pool plus which database is behind it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub kind: DbKind,
+}
+
+impl Db {
+    /// Connects (creating the SQLite file and its directory when missing).
+    pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let kind = if cfg.url.starts_with("sqlite:") { DbKind::Sqlite } else { DbKind::Postgres };
+        let mut url = cfg.url.clone();
+        if kind == DbKind::Sqlite {
+            let path = sqlite_path(&url);
+            if path != ":memory:" {
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            anyhow::anyhow!("database.url: cannot create {}: {e}", dir.display())
+                        })?;
+                    }
+                }
+                if !url.contains("mode=") {
+                    url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                }
+            }
+        }
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let mut pool =
+            AnyPoolOptions::new().max_connections(cfg.max_connections).acquire_timeout(cfg.acquire_timeout);
+        if kind == DbKind::Sqlite {
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers proceed during a write; busy_timeout makes writers wait
+                    // for each other instead of failing with SQLITE_BUSY.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(opts).await?;
+        Ok(Db { pool, kind })
+    }
+
+    /// Applies pending migrations; safe to run concurrently from several replicas on Postgres
+    /// (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.kind {
+            DbKind::Sqlite => &SQLITE_MIGRATIONS,
+            DbKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A cheap round trip for health checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+fn sqlite_path(url: &str) -> &str {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    rest.split('?').next().unwrap_or(rest)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    d.as_millis() as i64
+}
+
+/// RFC 3339 with millisecond precision, UTC (`2024-05-01T12:00:00.000Z`), Harbor's time format.
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+/// Whether a database error is a unique-constraint violation (→ 409 at the call site).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://data/berth.db"), "data/berth.db");
+        assert_eq!(sqlite_path("sqlite:///abs/x.db?mode=rwc"), "/abs/x.db");
+        assert_eq!(sqlite_path("sqlite::memory:"), ":memory:");
+    }
+
+    #[test]
+    fn times_format_like_harbor() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
+    }
+}

@@ -1,0 +1,101 @@
+//! Every route, grouped by client, in one place:
+//!
+//! | prefix | client | module |
+//! |---|---|---|
+//! | `/api/v2.0/…` | scripts, CI, Harbor tooling (Basic auth or session + CSRF header) | `api` |
+//! | `/c/login`, `/c/log_out` | Harbor-style portal login (form post) | `api::session` |
+//! | `/portal/fn/…` | the portal's server functions (session + same-origin check) | `app::server_fns`, `portal` |
+//! | `/pkg/…` | wasm, JS and CSS of the portal | static files from `portal.site_root` |
+//! | everything else | the portal's pages, server-rendered by Leptos | `app::pages` |
+//!
+//! The `/v2/` registry and `/service/token` come with their issues.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_sessions::cookie::{Key, SameSite};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tracing::Level;
+
+use crate::api;
+use crate::api::error::ApiError;
+use crate::portal;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let leptos_options = state.leptos.clone();
+    let routes = generate_route_list(app::App);
+    let backend = portal::Backend::new(state.clone());
+    let context = move || provide_context(backend.clone());
+
+    let portal = Router::new()
+        .leptos_routes_with_context(&state, routes, context, {
+            let o = leptos_options.clone();
+            move || app::shell(o.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(from_fn_with_state(state.clone(), portal::same_origin_guard));
+
+    let pkg_dir = std::path::Path::new(&*leptos_options.site_root).join("pkg");
+    let assets = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        ))
+        .service(ServeDir::new(pkg_dir).precompressed_gzip().precompressed_br());
+
+    let timeout = time::Duration::seconds(state.config.session.timeout.as_secs() as i64);
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        .with_name("sid")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookie())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(timeout))
+        .with_always_save(true)
+        .with_signed(Key::from(&state.secrets.session_key));
+
+    Router::new()
+        .nest("/api/v2.0", api::v2_routes())
+        .nest("/c", api::c_routes())
+        .nest_service("/pkg", assets)
+        .merge(portal)
+        .layer(sessions)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            let id = req
+                                .extensions()
+                                .get::<RequestId>()
+                                .and_then(|r| r.header_value().to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("handler panicked");
+                    axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("panic")))
+                })),
+        )
+}
+
+/// How long in-flight requests may run after SIGTERM before the server stops anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -1,0 +1,99 @@
+//! `AppState`: everything a request handler may use, built once at start by `AppState::build`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use tower_sessions_redis_store::fred::prelude::{
+    ClientLike, Config as RedisConfig, Pool as RedisPool, ReconnectPolicy,
+};
+use tower_sessions_redis_store::fred::types::config::ConnectionConfig;
+use tower_sessions_redis_store::RedisStore;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::secrets::Secrets;
+use crate::sessions::{SqlStore, Store};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub secrets: Arc<Secrets>,
+    pub redis: Option<RedisPool>,
+    pub sessions: Store,
+    pub storage_root: PathBuf,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> Self {
+        s.leptos.clone()
+    }
+}
+
+impl AppState {
+    /// Connects to the database (running migrations), loads or generates the shared secrets,
+    /// creates the admin and `library` on first start, prepares storage and connects to Redis.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let db = Db::connect(&config.database)
+            .await
+            .map_err(|e| anyhow::anyhow!("database.url: cannot connect: {e}"))?;
+        db.migrate().await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        let secrets = Secrets::load(&db, &config.secrets).await?;
+        if crate::accounts::ensure_admin(&db, &config.admin.initial_password).await? {
+            tracing::info!("created the initial admin account");
+        }
+        crate::projects::ensure_library(&db).await?;
+
+        let storage_root = config.storage.path.clone();
+        std::fs::create_dir_all(&storage_root)
+            .map_err(|e| anyhow::anyhow!("storage.path: cannot create {}: {e}", storage_root.display()))?;
+
+        let (redis, sessions) = match &config.redis.url {
+            Some(url) => {
+                let pool = connect_redis(url).await?;
+                (Some(pool.clone()), Store::Redis(RedisStore::new(pool)))
+            }
+            None => (None, Store::Sql(SqlStore::new(db.clone()))),
+        };
+
+        let leptos = LeptosOptions::builder()
+            .output_name("berth")
+            .site_root(config.site_root().to_string_lossy().to_string())
+            .site_pkg_dir("pkg")
+            .build();
+
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            secrets: Arc::new(secrets),
+            redis,
+            sessions,
+            storage_root,
+            leptos,
+        })
+    }
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<RedisPool> {
+    let cfg = RedisConfig::from_url(url).map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+    let conn = ConnectionConfig {
+        connection_timeout: Duration::from_secs(3),
+        internal_command_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    // Keep reconnecting forever (capped at 2 s between attempts): Redis restarting must not
+    // need a restart of this process.
+    let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
+    let pool = RedisPool::new(cfg, None, Some(conn), Some(policy), 4)
+        .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+    pool.connect();
+    tokio::time::timeout(Duration::from_secs(10), pool.wait_for_connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("redis.url: no connection to {url} within 10s"))?
+        .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+    Ok(pool)
+}

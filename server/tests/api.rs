@@ -1,0 +1,326 @@
+//! REST API and portal-login behaviour through the real router, on SQLite and PostgreSQL.
+//! Paths mirror the URL tree: operations, users, projects, sessions, portal.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{basic, ADMIN_PASSWORD};
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+both_dbs!(ping_and_request_ids, |app| {
+    let r = app.get("/api/v2.0/ping").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), "Pong");
+    let generated = r.header("x-request-id").expect("request id generated").to_string();
+    assert_eq!(generated.len(), 36);
+    let r = app.get_with("/api/v2.0/ping", &[("x-request-id", "my-trace-42")]).await;
+    assert_eq!(r.header("x-request-id"), Some("my-trace-42"));
+});
+
+both_dbs!(health_reports_components, |app| {
+    let r = app.get("/api/v2.0/health").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["status"], "healthy");
+    let names: Vec<_> =
+        j["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["core", "database", "storage"]);
+});
+
+both_dbs!(health_reports_broken_storage, |app| {
+    // Replace the storage directory by a file: the probe must fail and readiness must say so.
+    std::fs::remove_dir_all(&app.state.storage_root).unwrap();
+    std::fs::write(&app.state.storage_root, b"not a directory").unwrap();
+    let r = app.get("/api/v2.0/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let j = r.json();
+    assert_eq!(j["status"], "unhealthy");
+    let storage =
+        j["components"].as_array().unwrap().iter().find(|c| c["name"] == "storage").unwrap().clone();
+    assert_eq!(storage["status"], "unhealthy");
+    assert!(storage["error"].as_str().unwrap().len() > 3);
+});
+
+both_dbs!(systeminfo_anonymous_and_authenticated, |app| {
+    let anon = app.get("/api/v2.0/systeminfo").await.json();
+    assert_eq!(anon["auth_mode"], "db_auth");
+    assert!(anon.get("external_url").is_none(), "anonymous callers see a subset");
+    let full = app
+        .get_with("/api/v2.0/systeminfo", &[("authorization", &basic("admin", ADMIN_PASSWORD))])
+        .await
+        .json();
+    assert_eq!(full["external_url"], "http://127.0.0.1:8080");
+    assert_eq!(full["registry_url"], "127.0.0.1:8080");
+});
+
+both_dbs!(current_user_with_basic_auth, |app| {
+    let r = app.get("/api/v2.0/users/current").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "UNAUTHORIZED");
+
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["username"], "admin");
+    assert_eq!(j["sysadmin_flag"], true);
+    assert!(j["user_id"].as_i64().unwrap() >= 1);
+    assert!(j["creation_time"].as_str().unwrap().ends_with('Z'));
+    assert!(j.get("password").is_none() && j.get("password_hash").is_none());
+
+    for bad in [basic("admin", "wrong"), basic("nobody", "Harbor12345"), "Basic !!!".into(), "Basic".into()] {
+        let r = app.get_with("/api/v2.0/users/current", &[("authorization", &bad)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(r.error_code(), "UNAUTHORIZED");
+    }
+});
+
+both_dbs!(repeated_failures_lock_the_account, |app| {
+    for _ in 0..5 {
+        let r = app
+            .get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", "Wrong12345"))])
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked now, even with the right password.
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert_eq!(r.error_code(), "TOO_MANY_REQUESTS");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry));
+    // Name matching is case-insensitive, so ADMIN is locked too; another account is not.
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("ADMIN", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    server::accounts::create_user(&app.state.db, "alice", "Alice12345", false).await.unwrap();
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("alice", "Alice12345"))]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The portal login form says so too.
+    let r = app.call(Method::POST, "/c/login", &[FORM], "principal=admin&password=Harbor12345").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+});
+
+both_dbs!(lockout_expires, |app| {
+    // Same database, a sibling configured with a 1 s lockout after 2 failures.
+    let cfg = app.config.clone();
+    let mut short = cfg.clone();
+    short.auth.max_failed_logins = 2;
+    short.auth.lockout = std::time::Duration::from_secs(1);
+    let state = server::state::AppState::build(short).await.unwrap();
+    let auth = &state.config.auth;
+    use server::accounts::{authenticate, LoginError};
+    assert!(matches!(authenticate(&state.db, auth, "admin", "x").await, Err(LoginError::InvalidCredentials)));
+    assert!(matches!(authenticate(&state.db, auth, "admin", "x").await, Err(LoginError::InvalidCredentials)));
+    assert!(matches!(
+        authenticate(&state.db, auth, "admin", ADMIN_PASSWORD).await,
+        Err(LoginError::Locked(_))
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(authenticate(&state.db, auth, "admin", ADMIN_PASSWORD).await.is_ok());
+});
+
+both_dbs!(session_login_csrf_password_logout, |app| {
+    // Bad input to the login form.
+    let r = app.call(Method::POST, "/c/login", &[FORM], "principal=admin&password=nope").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.session_cookie().is_none());
+    let r = app.call(Method::POST, "/c/login", &[JSON], "{}").await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.error_code(), "UNSUPPORTED_MEDIA_TYPE");
+    let r = app.call(Method::POST, "/c/login", &[FORM], "principal=admin").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let (cookie, csrf) = app.login("admin", ADMIN_PASSWORD).await;
+    let (other_cookie, _) = app.login("admin", ADMIN_PASSWORD).await;
+    let r = app.get_with("/api/v2.0/users/current", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["username"], "admin");
+    assert_eq!(r.header("x-harbor-csrf-token"), Some(csrf.as_str()));
+    let id = r.json()["user_id"].as_i64().unwrap();
+    let path = format!("/api/v2.0/users/{id}/password");
+    let body = r#"{"old_password":"Harbor12345","new_password":"NewPassw0rd"}"#;
+
+    // Cookie-authenticated write without / with a wrong CSRF token.
+    let r = app.call(Method::PUT, &path, &[("cookie", &cookie), JSON], body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.error_code(), "FORBIDDEN");
+    let r = app
+        .call(Method::PUT, &path, &[("cookie", &cookie), ("x-harbor-csrf-token", "forged"), JSON], body)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Bad bodies get 400/415 in the API's error format.
+    let csrf_h = ("x-harbor-csrf-token", csrf.as_str());
+    for (bad, status) in [
+        ("{not json", StatusCode::BAD_REQUEST),
+        (r#"{"new_password": 5}"#, StatusCode::BAD_REQUEST),
+        (r#"{"old_password":"Harbor12345","new_password":"weak"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"new_password":"NewPassw0rd"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"old_password":"Wrong12345","new_password":"NewPassw0rd"}"#, StatusCode::FORBIDDEN),
+    ] {
+        let r = app.call(Method::PUT, &path, &[("cookie", &cookie), csrf_h, JSON], bad).await;
+        assert_eq!(r.status, status, "{bad}: {}", r.text());
+        r.error_code();
+    }
+    let r = app.call(Method::PUT, &path, &[("cookie", &cookie), csrf_h], body).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let r = app.call(Method::PUT, &path, &[("cookie", &cookie), csrf_h, JSON], body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // This session survives the change; the other session of the same user ends.
+    let r = app.get_with("/api/v2.0/users/current", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.get_with("/api/v2.0/users/current", &[("cookie", &other_cookie)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Old password refused, new accepted.
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", "NewPassw0rd"))]).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Logout ends the session.
+    let r = app.get_with("/c/log_out", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.get_with("/api/v2.0/users/current", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+});
+
+both_dbs!(tampered_session_cookie_is_anonymous, |app| {
+    let (cookie, _) = app.login("admin", ADMIN_PASSWORD).await;
+    let mut tampered = cookie.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let r = app.get_with("/api/v2.0/users/current", &[("cookie", &tampered)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+});
+
+both_dbs!(passwords_changed_by_admin_and_by_others, |app| {
+    let alice = server::accounts::create_user(&app.state.db, "alice", "Alice12345", false).await.unwrap();
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let alice_auth = basic("alice", "Alice12345");
+    // A non-admin cannot change the admin's password.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v2.0/users/1/password",
+            &[("authorization", &alice_auth), JSON],
+            r#"{"new_password":"Hacked1234"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The admin resets alice's without the old one.
+    let path = format!("/api/v2.0/users/{}/password", alice.id);
+    let r = app
+        .call(Method::PUT, &path, &[("authorization", &admin), JSON], r#"{"new_password":"Reset12345"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("alice", "Reset12345"))]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v2.0/users/99999/password",
+            &[("authorization", &admin), JSON],
+            r#"{"new_password":"Reset12345"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v2.0/users/abc/password",
+            &[("authorization", &admin), JSON],
+            r#"{"new_password":"Reset12345"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    r.error_code();
+});
+
+both_dbs!(projects_list_and_pagination, |app| {
+    let r = app.get("/api/v2.0/projects").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-total-count"), Some("1"));
+    let j = r.json();
+    assert_eq!(j[0]["name"], "library");
+    assert_eq!(j[0]["metadata"]["public"], "true");
+    assert_eq!(j[0]["owner_name"], "admin");
+
+    // Private projects are visible to the system admin only.
+    let now = server::db::now_ms();
+    for i in 0..3 {
+        sqlx::query(
+            "INSERT INTO projects (name, owner_id, public, created_at, updated_at) VALUES ($1, 1, 0, $2, $2)",
+        )
+        .bind(format!("team{i}"))
+        .bind(now)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    }
+    assert_eq!(app.get("/api/v2.0/projects").await.header("x-total-count"), Some("1"));
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let r = app.get_with("/api/v2.0/projects?page=2&page_size=2", &[("authorization", &admin)]).await;
+    assert_eq!(r.header("x-total-count"), Some("4"));
+    let names: Vec<_> =
+        r.json().as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["team1", "team2"]);
+    assert_eq!(r.header("link"), Some("</api/v2.0/projects?page=1&page_size=2>; rel=\"prev\""));
+    let r = app.get_with("/api/v2.0/projects?name=TEAM&public=false", &[("authorization", &admin)]).await;
+    assert_eq!(r.header("x-total-count"), Some("3"));
+    // LIKE wildcards in the filter are literal.
+    let r = app.get_with("/api/v2.0/projects?name=%25", &[("authorization", &admin)]).await;
+    assert_eq!(r.header("x-total-count"), Some("0"));
+
+    for bad in ["page=0", "page=abc", "page_size=1000", "page_size=-1", "public=maybe"] {
+        let r = app.get(&format!("/api/v2.0/projects?{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+});
+
+both_dbs!(unknown_endpoints_speak_the_error_format, |app| {
+    let r = app.get("/api/v2.0/nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.error_code(), "NOT_FOUND");
+    let r = app.call(Method::DELETE, "/api/v2.0/ping", &[], "").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.error_code(), "METHOD_NOT_ALLOWED");
+});
+
+both_dbs!(secrets_are_shared_and_sessions_survive_a_restart, |app| {
+    let (cookie, _) = app.login("admin", ADMIN_PASSWORD).await;
+    let other = app.sibling().await;
+    assert_eq!(app.state.secrets.token_key.kid, other.state.secrets.token_key.kid);
+    assert_eq!(app.state.secrets.session_key, other.state.secrets.session_key);
+    assert_eq!(app.state.secrets.encryption_key, other.state.secrets.encryption_key);
+    let r = other.get_with("/api/v2.0/users/current", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK, "session must survive a restart / be seen by a sibling");
+    // Migrations and first-start setup are idempotent.
+    other.state.db.migrate().await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&other.state.db.pool).await.unwrap();
+    assert_eq!(n, 1);
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM projects").fetch_one(&other.state.db.pool).await.unwrap();
+    assert_eq!(n, 1);
+});
+
+both_dbs!(configured_initial_password_is_used, |app| {
+    drop(app);
+    let app = common::TestApp::builder(common::DbChoice::Sqlite)
+        .toml("[admin]\ninitial_password = \"Other12345\"")
+        .build()
+        .await;
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", "Other12345"))]).await;
+    assert_eq!(r.status, StatusCode::OK);
+});

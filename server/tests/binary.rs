@@ -1,0 +1,88 @@
+//! The `berth` binary as an operator runs it: bad configuration, `migrate`, serving and
+//! graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn berth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    // Do not pick up a developer's environment.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BERTH_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn bad_config_exits_2_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("BERTH_DATABASE__URL", "mysql://x", "database.url"),
+        ("BERTH_LISTEN", "not-an-address", "listen"),
+        ("BERTH_SESSION__TIMEOUT", "soon", "session.timeout"),
+        ("BERTH_LOG__FORMAT", "xml", "log.format"),
+        ("BERTH_ADMIN__INITIAL_PASSWORD", "weak", "admin.initial_password"),
+    ];
+    for (var, value, key) in cases {
+        let out = berth().current_dir(dir.path()).env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(&format!("configuration error: {key}: ")), "{err}");
+    }
+    std::fs::write(dir.path().join("bad.toml"), "[database\nurl=").unwrap();
+    let out = berth().current_dir(dir.path()).args(["--config", "bad.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = berth().current_dir(dir.path()).args(["--config", "missing.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}
+
+#[test]
+fn migrate_then_serve_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth().current_dir(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("data/berth.db").exists());
+
+    let mut child = berth()
+        .current_dir(dir.path())
+        .env("BERTH_LISTEN", "127.0.0.1:0")
+        .env("BERTH_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("berth is running at http://127.0.0.1:8080"), "{first}");
+    let addr = first.split("listening on ").nth(1).unwrap().trim_end_matches(')').to_string();
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("admin / Harbor12345"), "{second}");
+
+    // A raw HTTP request against the real listener.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/v2.0/ping HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("Pong"), "{resp}");
+
+    // SIGTERM: graceful stop with exit code 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

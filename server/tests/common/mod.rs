@@ -1,0 +1,205 @@
+//! TestApp: the real router on a real database, driven without a socket (`oneshot`).
+//!
+//! `both_dbs!` generates each test twice: on a fresh SQLite file and on a fresh PostgreSQL
+//! database created in the server named by `TEST_BERTH_POSTGRES_URL` (the test command starts
+//! one; a missing variable fails the Postgres variant loudly instead of skipping it).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use server::config::Config;
+use server::state::AppState;
+use sqlx::Connection;
+use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "Harbor12345";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbChoice {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub config: Config,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Asserts the Harbor error format and returns the first error's code.
+    pub fn error_code(&self) -> String {
+        let j = self.json();
+        let e = &j["errors"][0];
+        assert!(e["message"].is_string(), "no message in {j}");
+        e["code"].as_str().unwrap_or_else(|| panic!("no code in {j}")).to_string()
+    }
+    /// `sid=…` from Set-Cookie.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.headers.get_all(header::SET_COOKIE).iter().find_map(|v| {
+            let s = v.to_str().ok()?;
+            let first = s.split(';').next()?;
+            first.starts_with("sid=").then(|| first.to_string())
+        })
+    }
+}
+
+pub fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+}
+
+/// A fresh, empty PostgreSQL database URL.
+pub async fn fresh_postgres_url() -> String {
+    let admin = std::env::var("TEST_BERTH_POSTGRES_URL").expect(
+        "TEST_BERTH_POSTGRES_URL is not set: run the README's test command (scripts/test), \
+         which starts PostgreSQL and sets it",
+    );
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database name");
+    format!("{base}/{name}")
+}
+
+pub struct Builder {
+    db: DbChoice,
+    toml: String,
+    dir: Option<Arc<tempfile::TempDir>>,
+    db_url: Option<String>,
+}
+
+impl TestApp {
+    pub fn builder(db: DbChoice) -> Builder {
+        Builder { db, toml: String::new(), dir: None, db_url: None }
+    }
+
+    pub async fn new(db: DbChoice) -> TestApp {
+        Self::builder(db).build().await
+    }
+
+    /// Another instance ("replica" or "restart") on the same database and storage.
+    pub async fn sibling(&self) -> TestApp {
+        let state = AppState::build(self.config.clone()).await.expect("build sibling");
+        TestApp {
+            router: server::router::router(state.clone()),
+            state,
+            config: self.config.clone(),
+            _dir: self._dir.clone(),
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible router");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("read body").to_bytes().to_vec();
+        Resp { status: parts.status, headers: parts.headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut b = Request::get(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(body.into()).unwrap()).await
+    }
+
+    /// Logs in through `POST /c/login`; returns (cookie, csrf token).
+    pub async fn login(&self, user: &str, pass: &str) -> (String, String) {
+        let body = format!("principal={user}&password={pass}");
+        let r = self
+            .call(Method::POST, "/c/login", &[("content-type", "application/x-www-form-urlencoded")], body)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text());
+        let cookie = r.session_cookie().expect("session cookie");
+        let csrf = r.header("x-harbor-csrf-token").expect("csrf header").to_string();
+        (cookie, csrf)
+    }
+}
+
+impl Builder {
+    /// Extra TOML appended to the generated configuration.
+    pub fn toml(mut self, extra: &str) -> Self {
+        self.toml.push_str(extra);
+        self.toml.push('\n');
+        self
+    }
+
+    pub async fn build(self) -> TestApp {
+        let dir = self.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let db_url = match (self.db_url, self.db) {
+            (Some(u), _) => u,
+            (None, DbChoice::Sqlite) => format!("sqlite://{}/berth.db", dir.path().display()),
+            (None, DbChoice::Postgres) => fresh_postgres_url().await,
+        };
+        // Top-level keys first, then sections.
+        let toml = format!(
+            "{}\n[database]\nurl = \"{db_url}\"\nmax_connections = 5\n[storage]\npath = \"{}/storage\"\n[log]\nlevel = \"warn\"\n",
+            self.toml,
+            dir.path().display()
+        );
+        let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let state = AppState::build(config.clone()).await.expect("build app");
+        TestApp { router: server::router::router(state.clone()), state, config, _dir: dir }
+    }
+}
+
+/// Runs each test body on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_dbs {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($app: $crate::common::TestApp) $body
+            #[tokio::test]
+            async fn sqlite() {
+                run($crate::common::TestApp::new($crate::common::DbChoice::Sqlite).await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                run($crate::common::TestApp::new($crate::common::DbChoice::Postgres).await).await
+            }
+        }
+    };
+}
