@@ -421,6 +421,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail dictates the closure's error type
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();

@@ -29,7 +29,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(state: AppState) -> Arc<dyn PortalBackend> {
+    pub fn shared(state: AppState) -> Arc<dyn PortalBackend> {
         Arc::new(Backend { state })
     }
 }

@@ -37,7 +37,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos.clone();
     let routes = generate_route_list(app::App);
-    let backend = portal::Backend::new(state.clone());
+    let backend = portal::Backend::shared(state.clone());
     let context = move || provide_context(backend.clone());
 
     let portal = Router::new()
