@@ -16,9 +16,16 @@ ensure_apt() {
     step "apt-get install ${missing[*]}"
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Wait for another apt/dpkg run instead of failing on its lock.
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null
   fi
+}
+
+# Node.js and npm: the machine may carry them outside apt (NodeSource); use apt only when absent.
+ensure_node() {
+  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || ensure_apt nodejs npm
 }
 
 ensure_rust() {
