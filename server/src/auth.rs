@@ -22,6 +22,62 @@ use crate::state::AppState;
 
 pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 
+/// Remembers recently verified Basic credentials for a minute so that a `docker push` (dozens
+/// of requests) does not run argon2 on every one. Entries are keyed by a keyed SHA-256 of the
+/// credentials (the password itself is never kept) and a hit is only trusted if the user's
+/// password has not changed since (checked in the database, so it holds across replicas).
+/// Per-process by nature; it only ever saves work, never grants access on its own.
+pub struct CredentialCache {
+    key: [u8; 32],
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (i64, i64, std::time::Instant)>>,
+}
+
+const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const CREDENTIAL_CACHE_MAX: usize = 10_000;
+
+impl CredentialCache {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key, entries: Default::default() }
+    }
+
+    fn fingerprint(&self, user: &str, pass: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.key);
+        h.update((user.len() as u64).to_le_bytes());
+        h.update(user.as_bytes());
+        h.update(pass.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Same result as `accounts::authenticate`, cached for a minute on success.
+    pub async fn authenticate(&self, state: &AppState, user: &str, pass: &str) -> Result<User, LoginError> {
+        let fp = self.fingerprint(user, pass);
+        let hit = {
+            let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&fp).filter(|e| e.2 > std::time::Instant::now()).map(|e| (e.0, e.1))
+        };
+        if let Some((id, epoch)) = hit {
+            if let Some(u) = accounts::get_by_id(&state.db, id).await? {
+                if u.password_changed_at == epoch {
+                    return Ok(u);
+                }
+            }
+        }
+        let u = accounts::authenticate(&state.db, &state.config.auth, user, pass).await?;
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CREDENTIAL_CACHE_MAX {
+            let now = std::time::Instant::now();
+            map.retain(|_, e| e.2 > now);
+            if map.len() >= CREDENTIAL_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(fp, (u.id, u.password_changed_at, std::time::Instant::now() + CREDENTIAL_TTL));
+        Ok(u)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     Anonymous,
@@ -130,7 +186,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some((username, password)) = basic_credentials(&parts.headers)? {
-            let user = accounts::authenticate(&state.db, &state.config.auth, &username, &password).await?;
+            let user = state.credentials.authenticate(state, &username, &password).await?;
             return Ok(Caller { user: Some(user), via: Via::Basic, csrf: None });
         }
         let session = Session::from_request_parts(parts, state)

@@ -8,12 +8,15 @@
 //! | `/pkg/…` | wasm, JS and CSS of the portal | static files from `portal.site_root` |
 //! | everything else | the portal's pages, server-rendered by Leptos | `app::pages` |
 //!
-//! The `/v2/` registry and `/service/token` come with their issues.
+//! | `/v2/…` | docker, podman, skopeo, oras (OCI Distribution v1.1) | `registry` |
+//!
+//! `/service/token` comes with the token-service issue.
 
 use std::time::Duration;
 
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::middleware::from_fn_with_state;
+use axum::routing::any;
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -30,6 +33,7 @@ use tracing::Level;
 use crate::api;
 use crate::api::error::ApiError;
 use crate::portal;
+use crate::registry;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,12 +71,19 @@ pub fn router(state: AppState) -> Router {
         .with_always_save(true)
         .with_signed(Key::from(&state.secrets.session_key));
 
+    // The registry is mounted outside the session layer: it never reads portal sessions.
+    let registry = Router::new()
+        .route("/v2", any(registry::base))
+        .route("/v2/", any(registry::base))
+        .route("/v2/{*rest}", any(registry::dispatch));
+
     Router::new()
         .nest("/api/v2.0", api::v2_routes())
         .nest("/c", api::c_routes())
         .nest_service("/pkg", assets)
         .merge(portal)
         .layer(sessions)
+        .merge(registry)
         .with_state(state)
         .layer(
             ServiceBuilder::new()

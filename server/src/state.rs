@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::secrets::Secrets;
 use crate::sessions::{SqlStore, Store};
+use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +26,8 @@ pub struct AppState {
     pub redis: Option<RedisPool>,
     pub sessions: Store,
     pub storage_root: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub credentials: Arc<crate::auth::CredentialCache>,
     pub leptos: LeptosOptions,
 }
 
@@ -49,8 +52,7 @@ impl AppState {
         crate::projects::ensure_library(&db).await?;
 
         let storage_root = config.storage.path.clone();
-        std::fs::create_dir_all(&storage_root)
-            .map_err(|e| anyhow::anyhow!("storage.path: cannot create {}: {e}", storage_root.display()))?;
+        let storage = crate::storage::from_config(&config.storage)?;
 
         let (redis, sessions) = match &config.redis.url {
             Some(url) => {
@@ -73,6 +75,8 @@ impl AppState {
             redis,
             sessions,
             storage_root,
+            storage,
+            credentials: Arc::new(crate::auth::CredentialCache::new(rand::random())),
             leptos,
         })
     }

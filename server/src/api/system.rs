@@ -36,11 +36,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut components = vec![json!({ "name": "core", "status": "healthy" })];
     let db = with_timeout(async { state.db.ping().await.map_err(|e| e.to_string()) }).await;
     components.push(component("database", db));
-    let root = state.storage_root.clone();
-    let storage = with_timeout(async move {
-        tokio::task::spawn_blocking(move || storage_probe(&root)).await.map_err(|e| e.to_string())?
-    })
-    .await;
+    let storage = with_timeout(storage_probe(state.storage.as_ref())).await;
     components.push(component("storage", storage));
     if let Some(redis) = &state.redis {
         let r =
@@ -54,17 +50,13 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// Writes, syncs, reads back and removes a small file under the storage root.
-fn storage_probe(root: &std::path::Path) -> Result<(), String> {
-    use std::io::Write;
-    let dir = root.join("_health");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let path = dir.join(uuid::Uuid::new_v4().to_string());
-    let payload = b"berth health probe";
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("write: {e}"))?;
-    f.write_all(payload).and_then(|_| f.sync_all()).map_err(|e| format!("write: {e}"))?;
-    let back = std::fs::read(&path).map_err(|e| format!("read: {e}"));
-    let _ = std::fs::remove_file(&path);
+/// Writes, reads back and removes a small object through the storage backend.
+async fn storage_probe(storage: &dyn crate::storage::Storage) -> Result<(), String> {
+    let key = format!("_health/{}", uuid::Uuid::new_v4().simple());
+    let payload = bytes::Bytes::from_static(b"berth health probe");
+    storage.put(&key, payload.clone()).await.map_err(|e| format!("write: {e}"))?;
+    let back = storage.read_all(&key).await.map_err(|e| format!("read: {e}"));
+    let _ = storage.delete(&key).await;
     if back? != payload {
         return Err("read back different bytes".into());
     }

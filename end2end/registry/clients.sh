@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# Drives real OCI clients (skopeo, podman, docker, oras-py) against a registry over plain http
+# and checks what comes back, byte for byte where the clients allow it.
+#   end2end/registry/clients.sh REGISTRY USER PASS WORKDIR
+#     REGISTRY  host:port, e.g. 127.0.0.1:5000 (loopback: docker treats it as insecure)
+#     WORKDIR   all state of the run (layouts, client configs, podman storage, dockerd, logs);
+#               it must be empty, absent, or a WORKDIR of an earlier run (it is wiped then)
+# Environment:
+#   STEPS="skopeo podman docker oras referrers oras-delete"   the steps to run, in this order;
+#       podman, oras need skopeo (they use its image), referrers needs oras.
+#   SKIP_REFERRERS=1   drop the referrers step (distribution 2.8 has no referrers API)
+#   ORAS_AUTH_BACKEND  force oras-py's auth backend (default: from the /v2/ challenge)
+#   BERTH_E2E_CACHE    where the oras venv is kept (default ~/.cache/berth)
+# Output: one `==> [step]` line per step, the commands it runs (password masked), `ok` lines
+# with timings; logs under WORKDIR/logs, step times (epoch) in WORKDIR/steps.tsv.
+# Nothing is written to /var/lib/containers, ~/.docker or ~/.config/containers: see README.md.
+set -Eeuo pipefail
+
+usage() { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -eq 4 ] || usage
+REGISTRY=$1 RUSER=$2 RPASS=$3 WORKDIR=$4
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+ORAS_VERSION=0.2.43
+CACHE=${BERTH_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}
+STEPS=${STEPS:-skopeo podman docker oras referrers oras-delete}
+if [ "${SKIP_REFERRERS:-0}" = 1 ]; then
+  STEPS=$(echo " $STEPS " | sed 's/ referrers / /')
+fi
+T_START=$(date +%s.%N)
+
+# ------------------------------------------------------------------ helpers
+
+CURRENT=setup
+STEP_T0=$T_START
+DOCKERD_DIR=""
+
+say() { printf '%s\n' "$*"; }
+fail() {
+  say "FAIL [$CURRENT]: $*" >&2
+  exit 1
+}
+mask() { # hides the password in what is shown (unless it is too short to be told apart)
+  local s="$*"
+  if [ ${#RPASS} -ge 4 ]; then printf '%s' "${s//"$RPASS"/***}"; else printf '%s' "$s"; fi
+}
+
+step() { # NAME DESCRIPTION
+  CURRENT=$1
+  STEP_T0=$(date +%s.%N)
+  say ""
+  say "==> [$1] $2"
+}
+step_ok() {
+  local t1
+  t1=$(date +%s.%N)
+  printf '%s\t%s\t%s\n' "$CURRENT" "$STEP_T0" "$t1" >>"$WORKDIR/steps.tsv"
+  say "    ok [$CURRENT] $(awk -v a="$STEP_T0" -v b="$t1" 'BEGIN{printf "%.1f s", b-a}')"
+}
+
+# run CMD...: shows the command, sends its output to the step log; on failure shows the
+# log's tail and fails the step.
+run() {
+  local log=$WORKDIR/logs/$CURRENT.log
+  say "    \$ $(mask "$*")"
+  printf '\n$ %s\n' "$(mask "$*")" >>"$log"
+  if ! "$@" >>"$log" 2>&1; then
+    say "    --- last lines of $log:" >&2
+    tail -n 25 "$log" | while IFS= read -r line; do say "    | $(mask "$line")"; done >&2
+    fail "command failed: $(mask "$*")"
+  fi
+}
+# out CMD...: like run, but prints the command's stdout (for capture); stderr goes to the log.
+out() {
+  local log=$WORKDIR/logs/$CURRENT.log
+  printf '\n$ %s   (captured)\n' "$(mask "$*")" >>"$log"
+  "$@" 2>>"$log" || fail "command failed: $(mask "$*") (see $log)"
+}
+expect_eq() { # WHAT GOT WANT
+  [ "$2" = "$3" ] || fail "$1: got '$2', expected '$3'"
+  say "    ✓ $1 = $3"
+}
+
+ensure_apt() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "    installing ${missing[*]} (apt)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+has_step() { [[ " $STEPS " == *" $1 "* ]]; }
+
+on_exit() {
+  local rc=$?
+  set +e
+  if [ -n "$DOCKERD_DIR" ]; then
+    "$ROOT/scripts/dockerd.sh" stop "$DOCKERD_DIR" >/dev/null 2>&1 \
+      || say "warning: could not stop dockerd in $DOCKERD_DIR" >&2
+  fi
+  if [ $rc -ne 0 ]; then
+    printf '%s\t%s\t%s\n' "$CURRENT" "$STEP_T0" "$(date +%s.%N)" >>"$WORKDIR/steps.tsv" 2>/dev/null
+    say "" >&2
+    say "clients.sh: FAILED in step '$CURRENT' (exit $rc); logs: $WORKDIR/logs" >&2
+  fi
+  exit $rc
+}
+on_err() { say "    error: line $1: $(mask "$2")" >&2; }
+
+# ------------------------------------------------------------------ workdir and isolation
+
+if [ -e "$WORKDIR" ] && [ -n "$(ls -A "$WORKDIR" 2>/dev/null)" ]; then
+  [ -f "$WORKDIR/.berth-e2e" ] || {
+    echo "clients.sh: $WORKDIR is not empty and was not made by clients.sh; refusing to wipe it" >&2
+    exit 2
+  }
+  # A dockerd left behind by an interrupted run would keep files open.
+  [ -d "$WORKDIR/dockerd" ] && "$ROOT/scripts/dockerd.sh" stop "$WORKDIR/dockerd" >/dev/null 2>&1 || true
+  find "$WORKDIR" -mindepth 1 -delete
+fi
+mkdir -p "$WORKDIR"
+WORKDIR=$(cd "$WORKDIR" && pwd)
+touch "$WORKDIR/.berth-e2e"
+mkdir -p "$WORKDIR"/{logs,layouts,tmp,containers,podman/{root,runroot,tmp,networks},docker-config}
+: >"$WORKDIR/steps.tsv"
+trap on_exit EXIT
+trap 'on_err $LINENO "$BASH_COMMAND"' ERR
+
+# Global places the clients would write to by default; checked again at the end.
+GUARDED=(/var/lib/containers "$HOME/.docker" "$HOME/.config/containers" "$HOME/.local/share/containers")
+guard_state() { local p; for p in "${GUARDED[@]}"; do [ -e "$p" ] && echo "$p $(find "$p" -newer "$WORKDIR/.berth-e2e" 2>/dev/null | wc -l)" || echo "$p absent"; done; }
+GUARD_BEFORE=$(guard_state)
+
+export TMPDIR=$WORKDIR/tmp                                   # big temporary files of skopeo/podman
+export DOCKER_CONFIG=$WORKDIR/docker-config                  # docker CLI: config.json, logins
+export REGISTRY_AUTH_FILE=$WORKDIR/auth.json                 # podman/skopeo logins
+export CONTAINERS_REGISTRIES_CONF=$WORKDIR/containers/registries.conf
+export CONTAINERS_STORAGE_CONF=$WORKDIR/containers/storage.conf
+export CONTAINERS_CONF=$WORKDIR/containers/containers.conf
+unset DOCKER_HOST CONTAINER_HOST
+POLICY=$WORKDIR/containers/policy.json
+
+cat >"$CONTAINERS_REGISTRIES_CONF" <<EOF
+# No mirrors, no search registries: every image name in the tests is fully qualified.
+unqualified-search-registries = []
+EOF
+cat >"$POLICY" <<'EOF'
+{"default": [{"type": "insecureAcceptAnything"}]}
+EOF
+cat >"$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$WORKDIR/podman/root"
+runroot = "$WORKDIR/podman/runroot"
+EOF
+cat >"$CONTAINERS_CONF" <<EOF
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$WORKDIR/podman/events.log"
+tmp_dir = "$WORKDIR/podman/tmp"
+static_dir = "$WORKDIR/podman/root/libpod"
+volume_path = "$WORKDIR/podman/root/volumes"
+
+[network]
+network_config_dir = "$WORKDIR/podman/networks"
+EOF
+
+# skopeo has no flag for its blob-info cache, which as root lives in /var/lib/containers/cache
+# and remembers digests and blob locations across runs (it changes what skopeo sends). The
+# containers/image library takes _CONTAINERS_ROOTLESS_UID as the effective UID, so a non-zero
+# value moves the cache to $XDG_DATA_HOME/containers/cache, a fresh one inside WORKDIR.
+# (skopeo re-executes itself in a user namespace only for containers-storage:, unused here.)
+skopeo_() {
+  env _CONTAINERS_ROOTLESS_UID=65534 XDG_DATA_HOME="$WORKDIR/skopeo-data" \
+    XDG_CONFIG_HOME="$WORKDIR/skopeo-config" \
+    skopeo --policy "$POLICY" --registries-conf "$CONTAINERS_REGISTRIES_CONF" "$@"
+}
+# podman: storage, run state, events, networks all under WORKDIR (flags repeat the config
+# files so that a stray /etc/containers/storage.conf cannot win). Podman 4.3 has the same
+# root-only blob-info cache in /var/lib/containers/cache; the same variable moves it. Podman
+# itself still runs as root: it takes itself for rootless only when _CONTAINERS_USERNS_CONFIGURED
+# is set or its euid is not 0.
+podman_() {
+  env _CONTAINERS_ROOTLESS_UID=65534 XDG_DATA_HOME="$WORKDIR/podman/data" \
+    XDG_CONFIG_HOME="$WORKDIR/podman/config" \
+    podman --root "$WORKDIR/podman/root" --runroot "$WORKDIR/podman/runroot" \
+    --storage-driver vfs --cgroup-manager cgroupfs --events-backend file \
+    --tmpdir "$WORKDIR/podman/tmp" --network-config-dir "$WORKDIR/podman/networks" "$@"
+}
+PODMAN=(podman_)
+# The docker CLI from the docker.io package (a newer CLI elsewhere on PATH would work too:
+# push and pull are done by the engine, dockerd 20.10, whatever the CLI).
+DOCKER_BIN=${DOCKER_CLI:-$(command -v /usr/bin/docker || command -v docker)}
+docker() { "$DOCKER_BIN" "$@"; }
+PY=python3
+MK=("$PY" "$HERE/mkimage.py")
+LC=("$PY" "$HERE/layoutcheck.py")
+SKOPEO_DEST=(--dest-tls-verify=false --dest-creds "$RUSER:$RPASS")
+SKOPEO_SRC=(--src-tls-verify=false --src-creds "$RUSER:$RPASS")
+R=$REGISTRY
+
+# ------------------------------------------------------------------ setup
+
+step setup "tools, oras venv, registry ping ($R), steps: $(echo $STEPS)"
+ensure_apt skopeo podman docker.io curl
+if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then ensure_apt python3-venv; fi
+VENV=$CACHE/oras-$ORAS_VERSION
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, oras.provider; assert m.version('oras') == '$ORAS_VERSION'" 2>/dev/null; then
+  say "    creating $VENV with oras==$ORAS_VERSION (PyPI)"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  run "$PY" -m venv "$VENV"
+  run "$VENV/bin/pip" install -q --disable-pip-version-check "oras==$ORAS_VERSION"
+fi
+{
+  skopeo --version
+  podman --version
+  docker --version
+  echo "dockerd: $(dockerd --version)"
+  echo "oras-py $ORAS_VERSION ($VENV)"
+} | sed 's/^/    /'
+hdrs=$(curl -sS -D - -o /dev/null "http://$R/v2/") || fail "registry $R does not answer on http://$R/v2/"
+code=$(printf '%s' "$hdrs" | head -1 | awk '{print $2}')
+expect_eq "anonymous GET /v2/ status" "$code" 401
+challenge=$(printf '%s' "$hdrs" | grep -i '^www-authenticate:' | cut -d' ' -f2- | tr -d '\r' || true)
+[ -n "$challenge" ] || fail "401 on /v2/ without a WWW-Authenticate header"
+say "    challenge: $challenge"
+printf '%s' "$hdrs" | grep -qi '^docker-distribution-api-version: registry/2.0' \
+  || say "    note: no Docker-Distribution-API-Version: registry/2.0 header on /v2/"
+for s in podman oras; do
+  if has_step $s && ! has_step skopeo; then fail "step $s needs step skopeo (STEPS=$STEPS)"; fi
+done
+if has_step referrers && ! has_step oras; then fail "step referrers needs step oras"; fi
+step_ok
+
+# ------------------------------------------------------------------ skopeo
+
+if has_step skopeo; then
+  step skopeo "skopeo: OCI layout, docker-archive and multi-arch index, pushed and pulled back"
+  A=$WORKDIR/layouts/a
+  out "${MK[@]}" image "$A" --layers 3 --layer-size 2M --tag v1 >"$A.json"
+  DIG_A=$("${LC[@]}" ref "$A" v1)
+  CFG_A=$("${LC[@]}" config "$A" v1)
+  echo "DIG_A=$DIG_A CFG_A=$CFG_A" >"$WORKDIR/state.env"
+
+  run skopeo_ copy --preserve-digests "${SKOPEO_DEST[@]}" --digestfile "$WORKDIR/skopeo-a.digest" \
+    "oci:$A:v1" "docker://$R/library/skopeo-oci:v1"
+  expect_eq "pushed manifest digest" "$(cat "$WORKDIR/skopeo-a.digest")" "$DIG_A"
+  run skopeo_ copy --preserve-digests "${SKOPEO_SRC[@]}" \
+    "docker://$R/library/skopeo-oci:v1" "oci:$WORKDIR/layouts/a-back:v1"
+  run "${LC[@]}" same "$A" v1 "$WORKDIR/layouts/a-back" v1
+  say "    ✓ pulled manifest, config and 3 layers byte-identical"
+  raw=$(out skopeo_ inspect --raw --tls-verify=false --creds "$RUSER:$RPASS" \
+    "docker://$R/library/skopeo-oci@$DIG_A" | "${LC[@]}" sha256 -)
+  expect_eq "manifest fetched by digest hashes to" "$raw" "$DIG_A"
+  tags=$(out skopeo_ list-tags --tls-verify=false --creds "$RUSER:$RPASS" "docker://$R/library/skopeo-oci" \
+    | "$PY" -c 'import json,sys; print("v1" if "v1" in json.load(sys.stdin)["Tags"] else "no v1")')
+  expect_eq "tags of library/skopeo-oci include" "$tags" "v1"
+
+  # docker-archive: uncompressed layers, a Docker v2s2 manifest, same config.
+  run skopeo_ copy "oci:$A:v1" "docker-archive:$WORKDIR/a.tar:library/skopeo-archive:v1"
+  run skopeo_ copy "${SKOPEO_DEST[@]}" --digestfile "$WORKDIR/skopeo-archive.digest" \
+    "docker-archive:$WORKDIR/a.tar" "docker://$R/library/skopeo-archive:v1"
+  run skopeo_ copy --preserve-digests "${SKOPEO_SRC[@]}" \
+    "docker://$R/library/skopeo-archive:v1" "oci:$WORKDIR/layouts/archive-back:v1"
+  expect_eq "docker-archive push: manifest digest read back" \
+    "$("${LC[@]}" ref "$WORKDIR/layouts/archive-back" v1)" "$(cat "$WORKDIR/skopeo-archive.digest")"
+  expect_eq "docker-archive push: manifest mediaType" \
+    "$("${LC[@]}" ref "$WORKDIR/layouts/archive-back" v1 mediaType)" \
+    "application/vnd.docker.distribution.manifest.v2+json"
+  expect_eq "docker-archive push: config digest" "$("${LC[@]}" config "$WORKDIR/layouts/archive-back" v1)" "$CFG_A"
+  run "${LC[@]}" diffids "$WORKDIR/layouts/archive-back" v1
+  say "    ✓ layers decompress to the config's diff_ids"
+
+  # Multi-arch index, --all: children by digest, then the index by tag.
+  IX=$WORKDIR/layouts/index
+  out "${MK[@]}" index "$IX" --layers 1 --layer-size 1M --tag v1 >"$IX.json"
+  DIG_IX=$("${LC[@]}" ref "$IX" v1)
+  run skopeo_ copy --all --preserve-digests "${SKOPEO_DEST[@]}" --digestfile "$WORKDIR/skopeo-index.digest" \
+    "oci:$IX:v1" "docker://$R/library/skopeo-index:v1"
+  expect_eq "pushed index digest" "$(cat "$WORKDIR/skopeo-index.digest")" "$DIG_IX"
+  for arch in amd64 arm64; do
+    child=$("${LC[@]}" child "$IX" v1 "$arch")
+    run skopeo_ copy --preserve-digests "${SKOPEO_SRC[@]}" \
+      "docker://$R/library/skopeo-index@$child" "oci:$WORKDIR/layouts/index-$arch:c"
+    run "${LC[@]}" same "$IX" "$child" "$WORKDIR/layouts/index-$arch" c
+    say "    ✓ linux/$arch child $child pulled by digest, byte-identical"
+  done
+  run skopeo_ copy --all --preserve-digests "${SKOPEO_SRC[@]}" \
+    "docker://$R/library/skopeo-index:v1" "oci:$WORKDIR/layouts/index-back:v1"
+  run "${LC[@]}" same "$IX" v1 "$WORKDIR/layouts/index-back" v1
+  say "    ✓ whole index pulled back (--all), byte-identical"
+  [ -f "$WORKDIR/skopeo-data/containers/cache/blob-info-cache-v1.boltdb" ] \
+    || fail "skopeo's blob-info cache is not in $WORKDIR/skopeo-data (isolation trick failed)"
+  step_ok
+fi
+[ -f "$WORKDIR/state.env" ] && . "$WORKDIR/state.env"
+
+# ------------------------------------------------------------------ podman
+
+if has_step podman; then
+  step podman "podman: login, pull the skopeo image, push a copy, pull it back"
+  if "${PODMAN[@]}" login --tls-verify=false --authfile "$WORKDIR/auth-bad.json" \
+    -u "$RUSER" -p "wrong-$RPASS" "$R" >>"$WORKDIR/logs/podman.log" 2>&1; then
+    fail "podman login with a wrong password succeeded"
+  fi
+  say "    ✓ podman login with a wrong password is refused"
+  run "${PODMAN[@]}" login --tls-verify=false -u "$RUSER" -p "$RPASS" "$R"
+  [ -s "$REGISTRY_AUTH_FILE" ] || fail "podman login did not write $REGISTRY_AUTH_FILE"
+  run "${PODMAN[@]}" pull --tls-verify=false "$R/library/skopeo-oci:v1"
+  ID1=$(out "${PODMAN[@]}" image inspect --format '{{.Id}}' "$R/library/skopeo-oci:v1")
+  expect_eq "podman image ID (= config digest)" "sha256:$ID1" "$CFG_A"
+  expect_eq "podman image digest" "$(out "${PODMAN[@]}" image inspect --format '{{.Digest}}' "$R/library/skopeo-oci:v1")" "$DIG_A"
+  run "${PODMAN[@]}" tag "$R/library/skopeo-oci:v1" "$R/library/podman-copy:v1"
+  run "${PODMAN[@]}" push --tls-verify=false --digestfile "$WORKDIR/podman.digest" "$R/library/podman-copy:v1"
+  DIG_P=$(cat "$WORKDIR/podman.digest")
+  say "    podman pushed $DIG_P ($([ "$DIG_P" = "$DIG_A" ] && echo "same manifest as skopeo's" || echo "re-encoded manifest"))"
+  run "${PODMAN[@]}" rmi -f "$ID1"
+  if "${PODMAN[@]}" image exists "$ID1"; then fail "image $ID1 still present after rmi"; fi
+  run "${PODMAN[@]}" pull --tls-verify=false "$R/library/podman-copy:v1"
+  expect_eq "podman image ID after pull of the copy" \
+    "$(out "${PODMAN[@]}" image inspect --format '{{.Id}}' "$R/library/podman-copy:v1")" "$ID1"
+  expect_eq "podman image digest after pull of the copy" \
+    "$(out "${PODMAN[@]}" image inspect --format '{{.Digest}}' "$R/library/podman-copy:v1")" "$DIG_P"
+  run "${PODMAN[@]}" pull --tls-verify=false "$R/library/podman-copy@$DIG_P"
+  say "    ✓ pulled by digest too"
+  run "${PODMAN[@]}" logout "$R"
+  [ -f "$WORKDIR/podman/data/containers/cache/blob-info-cache-v1.boltdb" ] \
+    || fail "podman's blob-info cache is not in $WORKDIR/podman/data (isolation trick failed)"
+  step_ok
+fi
+
+# ------------------------------------------------------------------ docker
+
+if has_step docker; then
+  step docker "docker: load, login, push (+ cross-repo mount), rmi, pull"
+  D=$WORKDIR/layouts/d
+  out "${MK[@]}" image "$D" --layers 2 --layer-size 2M --tag v1 >"$D.json"
+  CFG_D=$("${LC[@]}" config "$D" v1)
+  run skopeo_ copy "oci:$D:v1" "docker-archive:$WORKDIR/d.tar:berth-e2e/docker-img:v1"
+  DOCKERD_DIR=$WORKDIR/dockerd
+  [ -x "$DOCKER_BIN" ] || fail "no docker CLI"
+  say "    \$ scripts/dockerd.sh start $DOCKERD_DIR --insecure-registry $R"
+  dockerd_env=$("$ROOT/scripts/dockerd.sh" start "$DOCKERD_DIR" --insecure-registry "$R" 2>>"$WORKDIR/logs/docker.log") \
+    || fail "dockerd did not start (see $WORKDIR/logs/docker.log, $DOCKERD_DIR/dockerd.log)"
+  eval "$dockerd_env"
+  run docker load -i "$WORKDIR/d.tar"
+  IDL=$(out docker image inspect --format '{{.Id}}' berth-e2e/docker-img:v1)
+  expect_eq "docker image ID after load (= config digest)" "$IDL" "$CFG_D"
+  if docker login -u "$RUSER" --password-stdin "$R" <<<"wrong-$RPASS" >>"$WORKDIR/logs/docker.log" 2>&1; then
+    fail "docker login with a wrong password succeeded"
+  fi
+  say "    ✓ docker login with a wrong password is refused"
+  say "    \$ docker login -u $RUSER --password-stdin $R"
+  docker login -u "$RUSER" --password-stdin "$R" <<<"$RPASS" >>"$WORKDIR/logs/docker.log" 2>&1 \
+    || fail "docker login failed (see $WORKDIR/logs/docker.log)"
+  run docker tag berth-e2e/docker-img:v1 "$R/library/docker-img:v1"
+  run docker push "$R/library/docker-img:v1"
+  DIG_D=$(grep -o 'v1: digest: sha256:[0-9a-f]*' "$WORKDIR/logs/docker.log" | tail -1 | awk '{print $3}')
+  [ -n "$DIG_D" ] || fail "no digest in docker push output"
+  say "    docker pushed $DIG_D"
+  run docker tag berth-e2e/docker-img:v1 "$R/library/docker-mount:v1"
+  run docker push "$R/library/docker-mount:v1"
+  DIG_M=$(grep -o 'v1: digest: sha256:[0-9a-f]*' "$WORKDIR/logs/docker.log" | tail -1 | awk '{print $3}')
+  expect_eq "same manifest pushed to a second repository" "$DIG_M" "$DIG_D"
+  mounted=$(sed -n '/docker push .*docker-mount/,$p' "$WORKDIR/logs/docker.log" | grep -c 'Mounted from' || true)
+  say "    layers mounted from library/docker-img on the second push: $mounted"
+  run docker rmi "$R/library/docker-img:v1" "$R/library/docker-mount:v1" berth-e2e/docker-img:v1
+  if docker image inspect "$IDL" >/dev/null 2>&1; then fail "image $IDL still present after rmi"; fi
+  run docker pull "$R/library/docker-img:v1"
+  expect_eq "docker image ID after pull" "$(out docker image inspect --format '{{.Id}}' "$R/library/docker-img:v1")" "$IDL"
+  expect_eq "docker RepoDigests after pull" \
+    "$(out docker image inspect --format '{{join .RepoDigests ","}}' "$R/library/docker-img:v1")" \
+    "$R/library/docker-img@$DIG_D"
+  run docker pull "$R/library/docker-mount@$DIG_D"
+  say "    ✓ pulled by digest from the mounted repository"
+  if [ -n "${DIG_A:-}" ]; then
+    run docker pull "$R/library/skopeo-oci:v1"
+    expect_eq "docker pull of skopeo's OCI image: ID" \
+      "$(out docker image inspect --format '{{.Id}}' "$R/library/skopeo-oci:v1")" "$CFG_A"
+    case $(uname -m) in aarch64 | arm64) arch=arm64 ;; *) arch=amd64 ;; esac
+    child=$("${LC[@]}" child "$WORKDIR/layouts/index" v1 "$arch")
+    run docker pull "$R/library/skopeo-index:v1"
+    expect_eq "docker pull of skopeo's index picks linux/$arch: ID" \
+      "$(out docker image inspect --format '{{.Id}}' "$R/library/skopeo-index:v1")" \
+      "$("${LC[@]}" config "$WORKDIR/layouts/index" "$child")"
+  fi
+  run docker logout "$R"
+  say "    \$ scripts/dockerd.sh stop $DOCKERD_DIR"
+  "$ROOT/scripts/dockerd.sh" stop "$DOCKERD_DIR" || fail "could not stop dockerd"
+  DOCKERD_DIR=""
+  unset DOCKER_HOST
+  step_ok
+fi
+
+# ------------------------------------------------------------------ oras
+
+ORAS=("$VENV/bin/python" "$HERE/oras_check.py" --registry "$R" --user "$RUSER" --password "$RPASS" --workdir "$WORKDIR")
+if has_step oras; then
+  step oras "oras-py: push two artifacts whose subject is skopeo's manifest, pull them back"
+  run "${ORAS[@]}" push --subject-repo library/skopeo-oci --subject-ref v1 --subject-digest "$DIG_A"
+  grep -E '^(A|B|oras) ' "$WORKDIR/logs/oras.log" | sed 's/^/    /' || true
+  step_ok
+fi
+
+if has_step referrers; then
+  step referrers "referrers API: GET /v2/<name>/referrers/<digest>, artifactType filter"
+  run "${ORAS[@]}" referrers
+  grep '^referrers' "$WORKDIR/logs/referrers.log" | sed 's/^/    /' || true
+  step_ok
+fi
+
+if has_step oras-delete && has_step oras; then
+  step oras-delete "delete an artifact manifest by digest"
+  flag=()
+  has_step referrers && flag=(--check-referrers)
+  run "${ORAS[@]}" delete "${flag[@]}"
+  grep -E '^(B|referrers) ' "$WORKDIR/logs/oras-delete.log" | sed 's/^/    /' || true
+  step_ok
+fi
+
+# ------------------------------------------------------------------ isolation
+
+CURRENT=isolation
+GUARD_AFTER=$(guard_state)
+if [ "$GUARD_BEFORE" != "$GUARD_AFTER" ]; then
+  say "before: $GUARD_BEFORE" >&2
+  say "after:  $GUARD_AFTER" >&2
+  fail "a client wrote outside WORKDIR"
+fi
+say ""
+say "clients.sh: all steps passed ($(echo $STEPS)) against $R in $(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f s", b-a}')"

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs Debian's docker-registry (CNCF distribution 2.8) as a reference registry on 127.0.0.1:
+# the validation target of clients.sh and the peer for benchmarks.
+#   end2end/registry/distribution.sh start DIR PORT USER PASS   prints `export REGISTRY=127.0.0.1:PORT`
+#   end2end/registry/distribution.sh stop DIR                   stops it by PID, waits for exit
+# Under DIR: config.yml, htpasswd (bcrypt), data/ (filesystem storage), registry.log (app log +
+# Apache-style access log lines), registry.pid. Deletes are enabled; auth is htpasswd = HTTP Basic.
+# Distribution reads every REGISTRY_* environment variable as configuration (REGISTRY_AUTH_FILE,
+# set for podman, would break it), so the server starts with all of them removed.
+set -euo pipefail
+
+usage() { echo "usage: $0 start DIR PORT USER PASS | stop DIR" >&2; exit 2; }
+
+ensure_apt() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "distribution.sh: installing ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+stop() {
+  local dir=$1 pid i
+  pid=$(cat "$dir/registry.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    kill -TERM "$pid"
+    for ((i = 0; i < 200; i++)); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+      echo "distribution.sh: registry $pid did not stop in 20 s, killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$dir/registry.pid"
+}
+
+start() {
+  [ $# -eq 4 ] || usage
+  local dir=$1 port=$2 user=$3 pass=$4 pid
+  ensure_apt docker-registry apache2-utils curl
+  mkdir -p "$dir/data"
+  dir=$(cd "$dir" && pwd)
+  pid=$(cat "$dir/registry.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    echo "distribution.sh: a registry already runs for $dir (pid $pid)" >&2
+    exit 1
+  fi
+  htpasswd -Bbc "$dir/htpasswd" "$user" "$pass" 2>/dev/null
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: $(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: berth-e2e
+    path: $dir/htpasswd
+EOF
+  local unset_args=() v
+  for v in $(compgen -e); do
+    [[ $v == REGISTRY_* ]] && unset_args+=(-u "$v")
+  done
+  setsid env "${unset_args[@]}" docker-registry serve "$dir/config.yml" \
+    >"$dir/registry.log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$dir/registry.pid"
+
+  local i code=""
+  for ((i = 0; i < 300; i++)); do # up to 30 s
+    alive "$pid" || break
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
+    [ "$code" = 401 ] && break
+    sleep 0.1
+  done
+  if [ "$code" != 401 ]; then
+    echo "distribution.sh: registry did not answer 401 on http://127.0.0.1:$port/v2/ (got '$code'); log:" >&2
+    tail -n 30 "$dir/registry.log" >&2 || true
+    stop "$dir"
+    exit 1
+  fi
+  echo "export REGISTRY=127.0.0.1:$port"
+}
+
+[ $# -ge 2 ] || usage
+case $1 in
+  start) shift; start "$@" ;;
+  stop) stop "$2" ;;
+  *) usage ;;
+esac

@@ -1,0 +1,176 @@
+//! The OCI surface's error type: `{"errors":[{"code","message","detail"}]}` with the
+//! distribution error-code table (distribution `registry/api/errcode/register.go`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    RangeInvalid,
+    TagInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    PaginationNumberInvalid,
+    TooManyRequests,
+    Unavailable,
+    Unknown,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            BlobUnknown => "BLOB_UNKNOWN",
+            BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            DigestInvalid => "DIGEST_INVALID",
+            ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            ManifestInvalid => "MANIFEST_INVALID",
+            ManifestUnknown => "MANIFEST_UNKNOWN",
+            NameInvalid => "NAME_INVALID",
+            NameUnknown => "NAME_UNKNOWN",
+            SizeInvalid => "SIZE_INVALID",
+            RangeInvalid => "RANGE_INVALID",
+            TagInvalid => "TAG_INVALID",
+            Unauthorized => "UNAUTHORIZED",
+            Denied => "DENIED",
+            Unsupported => "UNSUPPORTED",
+            PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
+            TooManyRequests => "TOOMANYREQUESTS",
+            Unavailable => "UNAVAILABLE",
+            Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        use Code::*;
+        match self {
+            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => StatusCode::NOT_FOUND,
+            BlobUploadInvalid
+            | DigestInvalid
+            | ManifestBlobUnknown
+            | ManifestInvalid
+            | NameInvalid
+            | SizeInvalid
+            | TagInvalid
+            | PaginationNumberInvalid => StatusCode::BAD_REQUEST,
+            RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Denied => StatusCode::FORBIDDEN,
+            Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct OciError {
+    pub code: Code,
+    pub message: String,
+    pub detail: Option<serde_json::Value>,
+    /// Overrides the code's usual status (e.g. 413 for an oversized manifest).
+    pub status: Option<StatusCode>,
+    /// `WWW-Authenticate` challenge for 401s.
+    pub challenge: Option<String>,
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl OciError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), detail: None, status: None, challenge: None, headers: vec![] }
+    }
+    pub fn detail(mut self, d: serde_json::Value) -> Self {
+        self.detail = Some(d);
+        self
+    }
+    pub fn status(mut self, s: StatusCode) -> Self {
+        self.status = Some(s);
+        self
+    }
+    pub fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "registry internal error");
+        Self::new(Code::Unknown, "internal server error; see the server log")
+    }
+}
+
+pub type OciResult<T> = Result<T, OciError>;
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| self.code.status());
+        let mut err = json!({ "code": self.code.as_str(), "message": self.message });
+        if let Some(d) = self.detail {
+            err["detail"] = d;
+        }
+        let mut resp = (status, axum::Json(json!({ "errors": [err] }))).into_response();
+        let h = resp.headers_mut();
+        h.insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+        if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        for (k, v) in self.headers {
+            h.insert(k, v);
+        }
+        resp
+    }
+}
+
+impl From<sqlx::Error> for OciError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                OciError::new(Code::Unavailable, "the database is unavailable; retry later")
+            }
+            other => OciError::internal(other),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for OciError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError::*;
+        match e {
+            NotFound => OciError::new(Code::BlobUnknown, "blob unknown to registry"),
+            InvalidRange => OciError::new(Code::RangeInvalid, "invalid content range"),
+            Body(e) => {
+                OciError::new(Code::BlobUploadInvalid, format!("reading the request body failed: {e}"))
+                    .status(StatusCode::BAD_REQUEST)
+            }
+            other => OciError::internal(other),
+        }
+    }
+}
+
+impl From<super::path::PathError> for OciError {
+    fn from(e: super::path::PathError) -> Self {
+        use super::path::PathError::*;
+        match e {
+            NameInvalid(_) => OciError::new(Code::NameInvalid, e.to_string()),
+            TagInvalid(_) => OciError::new(Code::TagInvalid, e.to_string()),
+            DigestInvalid(_) => OciError::new(Code::DigestInvalid, e.to_string()),
+            UploadInvalid => OciError::new(Code::BlobUploadUnknown, e.to_string()),
+            NotFound => {
+                OciError::new(Code::Unsupported, "no such registry endpoint").status(StatusCode::NOT_FOUND)
+            }
+        }
+    }
+}

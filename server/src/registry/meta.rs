@@ -1,0 +1,468 @@
+//! Registry metadata in the database: the only place the registry writes SQL.
+
+use sqlx::Row;
+
+use super::digest::Digest;
+use super::manifest::Parsed;
+use crate::db::{now_ms, Db};
+
+/// The project a repository belongs to: its first path component.
+#[derive(Debug, Clone)]
+pub struct ProjectRef {
+    pub id: i64,
+    pub owner_id: i64,
+    pub public: bool,
+}
+
+pub fn project_name(repo: &str) -> &str {
+    repo.split('/').next().unwrap_or(repo)
+}
+
+pub async fn project_of(db: &Db, repo: &str) -> Result<Option<ProjectRef>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, owner_id, public FROM projects WHERE name = $1")
+        .bind(project_name(repo))
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok(ProjectRef {
+            id: r.try_get("id")?,
+            owner_id: r.try_get("owner_id")?,
+            public: r.try_get::<i64, _>("public")? != 0,
+        })
+    })
+    .transpose()
+}
+
+/// Size of a blob the repository may serve.
+pub async fn blob_in_repo(db: &Db, repo: &str, digest: &Digest) -> Result<Option<u64>, sqlx::Error> {
+    let size: Option<i64> = sqlx::query_scalar(
+        "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+         WHERE rb.repository = $1 AND rb.digest = $2",
+    )
+    .bind(repo)
+    .bind(digest.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(size.map(|s| s as u64))
+}
+
+/// Records a complete blob and links it to a repository (idempotent).
+pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, size: u64) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(digest.to_string())
+    .bind(size as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository, digest) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(digest.to_string())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Links a blob already linked in `from` to `to` (cross-repository mount). False when `from`
+/// does not have it.
+pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, created_at) \
+         SELECT $1, digest, $4 FROM repository_blobs WHERE repository = $2 AND digest = $3 \
+         ON CONFLICT (repository, digest) DO NOTHING",
+    )
+    .bind(to)
+    .bind(from)
+    .bind(digest.to_string())
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await?;
+    if r.rows_affected() == 1 {
+        return Ok(true);
+    }
+    Ok(blob_in_repo(db, to, digest).await?.is_some() && blob_in_repo(db, from, digest).await?.is_some())
+}
+
+pub async fn unlink_blob(db: &Db, repo: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+        .bind(repo)
+        .bind(digest.to_string())
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Which of these digests are manifests stored in the repository.
+pub async fn manifest_exists(db: &Db, repo: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM artifacts a JOIN repositories r ON r.id = a.repository_id \
+         WHERE r.name = $1 AND a.digest = $2",
+    )
+    .bind(repo)
+    .bind(digest.to_string())
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Stores a manifest's metadata (and tag) in one transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_manifest(
+    db: &Db,
+    project_id: i64,
+    repo: &str,
+    digest: &Digest,
+    manifest_size: u64,
+    parsed: &Parsed,
+    blob_sizes: u64,
+    tag: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let d = digest.to_string();
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO repositories (project_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+    )
+    .bind(project_id)
+    .bind(repo)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let repo_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        .bind(repo)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&d)
+    .bind(manifest_size as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository, digest) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(&d)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let annotations = serde_json::Value::Object(parsed.annotations.clone()).to_string();
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO artifacts (repository_id, digest, media_type, artifact_type, manifest_size, size, subject, \
+         annotations, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+    )
+    .bind(repo_id)
+    .bind(&d)
+    .bind(&parsed.media_type)
+    .bind(&parsed.artifact_type)
+    .bind(manifest_size as i64)
+    .bind((manifest_size + blob_sizes) as i64)
+    .bind(parsed.subject.as_ref().map(|s| s.digest.to_string()))
+    .bind(annotations)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let artifact_id = match inserted {
+        Some(id) => {
+            for b in &parsed.blobs {
+                sqlx::query(
+                    "INSERT INTO artifact_blobs (artifact_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(b.digest.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for m in &parsed.manifests {
+                sqlx::query(
+                    "INSERT INTO artifact_children (parent_id, child_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(m.digest.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            id
+        }
+        None => {
+            sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(&d)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+    };
+    if let Some(tag) = tag {
+        sqlx::query(
+            "INSERT INTO tags (repository_id, artifact_id, name, pushed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET artifact_id = excluded.artifact_id, \
+             pushed_at = excluded.pushed_at",
+        )
+        .bind(repo_id)
+        .bind(artifact_id)
+        .bind(tag)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub artifact_id: i64,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+pub async fn find_manifest(
+    db: &Db,
+    repo: &str,
+    reference: &super::path::Reference,
+) -> Result<Option<StoredManifest>, sqlx::Error> {
+    use super::path::Reference;
+    let (sql, key) = match reference {
+        Reference::Tag(t) => (
+            "SELECT a.id, a.digest, a.media_type, a.manifest_size FROM tags t \
+             JOIN artifacts a ON a.id = t.artifact_id JOIN repositories r ON r.id = t.repository_id \
+             WHERE r.name = $1 AND t.name = $2",
+            t.clone(),
+        ),
+        Reference::Digest(d) => (
+            "SELECT a.id, a.digest, a.media_type, a.manifest_size FROM artifacts a \
+             JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+            d.to_string(),
+        ),
+    };
+    let row = sqlx::query(sql).bind(repo).bind(key).fetch_optional(&db.pool).await?;
+    row.map(|r| {
+        let digest: String = r.try_get("digest")?;
+        Ok(StoredManifest {
+            artifact_id: r.try_get("id")?,
+            digest: digest.parse().map_err(|e: super::digest::DigestError| sqlx::Error::Decode(e.into()))?,
+            media_type: r.try_get("media_type")?,
+            size: r.try_get::<i64, _>("manifest_size")? as u64,
+        })
+    })
+    .transpose()
+}
+
+/// Counts a pull (manifest GET) on the artifact and its repository.
+pub async fn record_pull(db: &Db, artifact_id: i64) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE artifacts SET pull_count = pull_count + 1, pulled_at = $2 WHERE id = $1")
+        .bind(artifact_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE repositories SET pull_count = pull_count + 1 \
+         WHERE id = (SELECT repository_id FROM artifacts WHERE id = $1)",
+    )
+    .bind(artifact_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Deletes an artifact (logical delete: its tags and references go, bytes stay until GC).
+pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    for sql in [
+        "DELETE FROM tags WHERE artifact_id = $1",
+        "DELETE FROM artifact_blobs WHERE artifact_id = $1",
+        "DELETE FROM artifact_children WHERE parent_id = $1",
+        "DELETE FROM artifacts WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(artifact_id).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+pub async fn delete_tag(db: &Db, repo: &str, tag: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+    )
+    .bind(repo)
+    .bind(tag)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn repository_exists(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE name = $1")
+        .bind(repo)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Tags in lexical order after `last`, at most `n`.
+pub async fn tags(db: &Db, repo: &str, n: i64, last: Option<&str>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id \
+         WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3",
+    )
+    .bind(repo)
+    .bind(last.unwrap_or(""))
+    .bind(n)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Repository names after `last`, at most `n`; `public_only` limits to public projects.
+pub async fn catalog(
+    db: &Db,
+    public_only: bool,
+    n: i64,
+    last: Option<&str>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let filter = if public_only { " AND p.public = 1" } else { "" };
+    sqlx::query_scalar(&format!(
+        "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id \
+         WHERE r.name > $1{filter} ORDER BY r.name LIMIT $2"
+    ))
+    .bind(last.unwrap_or(""))
+    .bind(n)
+    .fetch_all(&db.pool)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: String,
+    pub size: i64,
+    pub annotations: String,
+}
+
+pub async fn referrers(
+    db: &Db,
+    repo: &str,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Referrer>, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT a.digest, a.media_type, a.artifact_type, a.manifest_size, a.annotations FROM artifacts a \
+         JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2",
+    );
+    if artifact_type.is_some() {
+        sql.push_str(" AND a.artifact_type = $3");
+    }
+    sql.push_str(" ORDER BY a.digest");
+    let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string());
+    if let Some(t) = artifact_type {
+        q = q.bind(t);
+    }
+    let rows = q.fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Referrer {
+                digest: r.try_get("digest")?,
+                media_type: r.try_get("media_type")?,
+                artifact_type: r.try_get("artifact_type")?,
+                size: r.try_get("manifest_size")?,
+                annotations: r.try_get("annotations")?,
+            })
+        })
+        .collect()
+}
+
+// ---- uploads ----
+
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub id: String,
+    pub size: u64,
+    pub hash_state: Vec<u8>,
+}
+
+pub async fn create_upload(db: &Db, id: &str, repo: &str, hash_state: &[u8]) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO uploads (id, repository, size, hash_state, lease_until, created_at, updated_at) \
+         VALUES ($1, $2, 0, $3, 0, $4, $4)",
+    )
+    .bind(id)
+    .bind(repo)
+    .bind(hash_state.to_vec())
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_upload(db: &Db, repo: &str, id: &str) -> Result<Option<Upload>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, size, hash_state FROM uploads WHERE id = $1 AND repository = $2")
+        .bind(id)
+        .bind(repo)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok(Upload {
+            id: r.try_get("id")?,
+            size: r.try_get::<i64, _>("size")? as u64,
+            hash_state: r.try_get("hash_state")?,
+        })
+    })
+    .transpose()
+}
+
+/// How long one request may hold an upload. A request that dies keeps it at most this long.
+pub const LEASE_MS: i64 = 60 * 60 * 1000;
+
+/// Takes the upload for one request if nobody else holds it and its committed size is
+/// `size`: two requests never write the same upload at once, on any replica.
+pub async fn lease_upload(db: &Db, id: &str, size: u64) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE uploads SET lease_until = $3, updated_at = $4 WHERE id = $1 AND size = $2 AND lease_until < $4",
+    )
+    .bind(id)
+    .bind(size as i64)
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Commits appended data (new size and hash state) and releases the lease.
+pub async fn commit_append(db: &Db, id: &str, size: u64, hash_state: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE uploads SET size = $2, hash_state = $3, lease_until = 0, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(size as i64)
+    .bind(hash_state.to_vec())
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn release_upload(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE uploads SET lease_until = 0 WHERE id = $1").bind(id).execute(&db.pool).await?;
+    Ok(())
+}
+
+pub async fn delete_upload(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&db.pool).await?;
+    Ok(())
+}

@@ -1,0 +1,783 @@
+//! The embedded OCI registry: Distribution spec v1.1 under `/v2/`.
+//!
+//! Every `/v2/…` request goes through `dispatch`, which parses the path (`path::parse`) into a
+//! `Route` and calls one handler per (method, route). Each handler states the access it needs
+//! with an explicit `authorize(…)` call (the token-service issue replaces what `authorize`
+//! checks, not where it is called).
+//!
+//! Invariants:
+//! - **Content is hashed while it streams in, never in a second pass** (SHA-256; a client that
+//!   names a sha512 digest pays one extra read at the end). The hash state of an upload lives
+//!   in its database row, so a chunked upload may continue on any replica.
+//! - **A manifest is stored only when everything it references is in the repository**
+//!   (non-distributable layers excepted); metadata changes happen in one transaction after the
+//!   content is durable in storage.
+//! - **The registry never touches the portal's session store**: `/v2` is mounted outside the
+//!   session layer.
+
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod meta;
+pub mod path;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+
+use crate::accounts::{LoginError, User};
+use crate::auth::basic_credentials;
+use crate::state::AppState;
+use digest::{Algorithm, Digest, UploadHasher};
+use error::{Code, OciError, OciResult};
+use path::{Reference, Route};
+
+const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+/// Default and maximum page size of `_catalog` and `tags/list`.
+const DEFAULT_PAGE: i64 = 1000;
+const MAX_PAGE: i64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+/// The caller of a registry request.
+#[derive(Debug, Clone)]
+pub struct RegistryCaller {
+    pub user: Option<User>,
+}
+
+fn challenge(state: &AppState) -> String {
+    let _ = state;
+    r#"Basic realm="berth registry""#.to_string()
+}
+
+fn unauthorized(state: &AppState, msg: &str) -> OciError {
+    let mut e = OciError::new(Code::Unauthorized, msg);
+    e.challenge = Some(challenge(state));
+    e
+}
+
+async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<RegistryCaller> {
+    let creds = basic_credentials(headers).map_err(|_| unauthorized(state, "malformed credentials"))?;
+    let Some((user, pass)) = creds else { return Ok(RegistryCaller { user: None }) };
+    match state.credentials.authenticate(state, &user, &pass).await {
+        Ok(u) => Ok(RegistryCaller { user: Some(u) }),
+        Err(LoginError::InvalidCredentials) => Err(unauthorized(state, "invalid username or password")),
+        Err(LoginError::Locked(s)) => {
+            Err(OciError::new(Code::TooManyRequests, LoginError::Locked(s).to_string()))
+        }
+        Err(LoginError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// The single permission check of every repository handler.
+async fn authorize(
+    state: &AppState,
+    who: &RegistryCaller,
+    repo: &str,
+    action: Action,
+) -> OciResult<meta::ProjectRef> {
+    let project = meta::project_of(&state.db, repo).await?;
+    let allowed = |p: &meta::ProjectRef| match (&who.user, action) {
+        (Some(u), _) if u.sysadmin || u.id == p.owner_id => true,
+        (_, Action::Pull) => p.public,
+        _ => false,
+    };
+    match project {
+        Some(p) if allowed(&p) => Ok(p),
+        // Anonymous callers are asked to log in rather than told what exists.
+        _ if who.user.is_none() => Err(unauthorized(state, "authentication required")),
+        None => Err(OciError::new(
+            Code::NameUnknown,
+            format!("project {:?} does not exist", meta::project_name(repo)),
+        )),
+        Some(_) => Err(OciError::new(Code::Denied, "requested access to the resource is denied")),
+    }
+}
+
+fn repo_in_project(name: &str) -> OciResult<()> {
+    if !name.contains('/') {
+        return Err(OciError::new(Code::NameInvalid, "repository names must be <project>/<repository>"));
+    }
+    Ok(())
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn with_api_version(mut r: Response) -> Response {
+    r.headers_mut().insert(API_VERSION.0, HeaderValue::from_static(API_VERSION.1));
+    r
+}
+
+/// `/v2/` and `/v2`.
+pub async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let r = async {
+        let who = caller(&state, &headers).await?;
+        if who.user.is_none() {
+            return Err(unauthorized(&state, "authentication required"));
+        }
+        Ok::<_, OciError>((StatusCode::OK, axum::Json(json!({}))).into_response())
+    }
+    .await;
+    with_api_version(r.unwrap_or_else(IntoResponse::into_response))
+}
+
+/// `/v2/{*rest}`: parses the path and hands the request to its handler.
+pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let rest = path.strip_prefix("/v2/").unwrap_or("");
+    let result = match path::parse(rest) {
+        Ok(Route::Base) => return base(State(state), req.headers().clone()).await,
+        Ok(route) => handle(&state, route, req).await,
+        Err(e) => Err(e.into()),
+    };
+    with_api_version(result.unwrap_or_else(IntoResponse::into_response))
+}
+
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn query<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+async fn handle(state: &AppState, route: Route, req: Request) -> OciResult<Response> {
+    let method = req.method().clone();
+    let pairs = query_pairs(&req);
+    let headers = req.headers().clone();
+    let who = caller(state, &headers).await?;
+    match (route, method) {
+        (Route::Catalog, Method::GET) => catalog(state, &who, &pairs).await,
+        (Route::Tags { name }, Method::GET) => tags_list(state, &who, &name, &pairs).await,
+        (Route::Manifest { name, reference }, m @ (Method::GET | Method::HEAD)) => {
+            get_manifest(state, &who, &name, &reference, m == Method::HEAD).await
+        }
+        (Route::Manifest { name, reference }, Method::PUT) => {
+            put_manifest(state, &who, &name, &reference, req).await
+        }
+        (Route::Manifest { name, reference }, Method::DELETE) => {
+            delete_manifest(state, &who, &name, &reference).await
+        }
+        (Route::Blob { name, digest }, m @ (Method::GET | Method::HEAD)) => {
+            get_blob(state, &who, &name, &digest, &headers, m == Method::HEAD).await
+        }
+        (Route::Blob { name, digest }, Method::DELETE) => delete_blob(state, &who, &name, &digest).await,
+        (Route::UploadStart { name }, Method::POST) => start_upload(state, &who, &name, req).await,
+        (Route::Upload { name, id }, Method::GET) => upload_status(state, &who, &name, &id).await,
+        (Route::Upload { name, id }, Method::PATCH) => patch_upload(state, &who, &name, &id, req).await,
+        (Route::Upload { name, id }, Method::PUT) => finish_upload(state, &who, &name, &id, req).await,
+        (Route::Upload { name, id }, Method::DELETE) => cancel_upload(state, &who, &name, &id).await,
+        (Route::Referrers { name, digest }, Method::GET) => {
+            referrers(state, &who, &name, &digest, &pairs).await
+        }
+        _ => Err(OciError::new(Code::Unsupported, "method not allowed on this endpoint")),
+    }
+}
+
+// ---------------------------------------------------------------- pagination
+
+fn page_params(pairs: &[(String, String)]) -> OciResult<(i64, Option<String>)> {
+    let n = match query(pairs, "n") {
+        None | Some("") => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| OciError::new(Code::PaginationNumberInvalid, format!("invalid n {v:?}")))?
+            .min(MAX_PAGE),
+    };
+    Ok((n, query(pairs, "last").filter(|l| !l.is_empty()).map(str::to_string)))
+}
+
+fn next_link(path: &str, n: i64, last: &str) -> HeaderValue {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("n", &n.to_string())
+        .append_pair("last", last)
+        .finish();
+    hv(&format!("<{path}?{q}>; rel=\"next\""))
+}
+
+async fn catalog(state: &AppState, who: &RegistryCaller, pairs: &[(String, String)]) -> OciResult<Response> {
+    let Some(user) = &who.user else { return Err(unauthorized(state, "authentication required")) };
+    let (n, last) = page_params(pairs)?;
+    // System admins see everything; others see public projects (membership comes with RBAC).
+    let repos = if n == 0 {
+        vec![]
+    } else {
+        meta::catalog(&state.db, !user.sysadmin, n + 1, last.as_deref()).await?
+    };
+    let more = repos.len() as i64 > n;
+    let repos: Vec<_> = repos.into_iter().take(n as usize).collect();
+    let mut resp = axum::Json(json!({ "repositories": repos })).into_response();
+    if more {
+        if let Some(l) = repos.last() {
+            resp.headers_mut().insert(header::LINK, next_link("/v2/_catalog", n, l));
+        }
+    }
+    Ok(resp)
+}
+
+async fn tags_list(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    pairs: &[(String, String)],
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Pull).await?;
+    if !meta::repository_exists(&state.db, name).await? {
+        return Err(OciError::new(Code::NameUnknown, format!("repository {name:?} not found")));
+    }
+    let (n, last) = page_params(pairs)?;
+    let tags = if n == 0 { vec![] } else { meta::tags(&state.db, name, n + 1, last.as_deref()).await? };
+    let more = tags.len() as i64 > n;
+    let tags: Vec<_> = tags.into_iter().take(n as usize).collect();
+    let mut resp = axum::Json(json!({ "name": name, "tags": tags })).into_response();
+    if more {
+        if let Some(l) = tags.last() {
+            resp.headers_mut().insert(header::LINK, next_link(&format!("/v2/{name}/tags/list"), n, l));
+        }
+    }
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- manifests
+
+async fn get_manifest(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    reference: &Reference,
+    head: bool,
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Pull).await?;
+    let m = meta::find_manifest(&state.db, name, reference)
+        .await?
+        .ok_or_else(|| OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown")))?;
+    let body = if head { Bytes::new() } else { state.storage.read_all(&m.digest.blob_key()).await? };
+    if !head {
+        if let Err(e) = meta::record_pull(&state.db, m.artifact_id).await {
+            tracing::warn!(error = %e, "could not record a pull");
+        }
+    }
+    let d = m.digest.to_string();
+    let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, hv(&m.media_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(m.size));
+    h.insert("docker-content-digest", hv(&d));
+    h.insert(header::ETAG, hv(&format!("\"{d}\"")));
+    Ok(resp)
+}
+
+async fn put_manifest(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    reference: &Reference,
+    req: Request,
+) -> OciResult<Response> {
+    repo_in_project(name)?;
+    let project = authorize(state, who, name, Action::Push).await?;
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = read_limited(req.into_body(), manifest::MAX_MANIFEST_SIZE).await?;
+    let digest = match reference {
+        Reference::Digest(d) => {
+            let actual = Digest::of(d.algorithm, &body);
+            if &actual != d {
+                return Err(OciError::new(
+                    Code::DigestInvalid,
+                    "manifest digest does not match the reference",
+                )
+                .detail(json!({ "expected": d.to_string(), "actual": actual.to_string() })));
+            }
+            actual
+        }
+        Reference::Tag(_) => Digest::sha256(&body),
+    };
+    let parsed = manifest::parse(content_type.as_deref(), &body)
+        .map_err(|m| OciError::new(Code::ManifestInvalid, m))?;
+    // Everything referenced must be here.
+    let mut blob_sizes = 0u64;
+    for b in &parsed.blobs {
+        match meta::blob_in_repo(&state.db, name, &b.digest).await? {
+            Some(size) if size == b.size => blob_sizes += size,
+            Some(size) => {
+                return Err(OciError::new(
+                    Code::ManifestInvalid,
+                    format!("blob {} has size {size}, the manifest says {}", b.digest, b.size),
+                ))
+            }
+            None => {
+                return Err(OciError::new(Code::ManifestBlobUnknown, format!("blob {} unknown", b.digest))
+                    .detail(json!({ "digest": b.digest.to_string() })))
+            }
+        }
+    }
+    for m in &parsed.manifests {
+        if !meta::manifest_exists(&state.db, name, &m.digest).await? {
+            return Err(OciError::new(Code::ManifestBlobUnknown, format!("manifest {} unknown", m.digest))
+                .detail(json!({ "digest": m.digest.to_string() })));
+        }
+    }
+    let size = body.len() as u64;
+    state.storage.put(&digest.blob_key(), body).await?;
+    let tag = match reference {
+        Reference::Tag(t) => Some(t.as_str()),
+        Reference::Digest(_) => None,
+    };
+    meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, tag).await?;
+    tracing::info!(repository = name, %digest, tag, "manifest pushed");
+    let d = digest.to_string();
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, hv(&format!("/v2/{name}/manifests/{d}")));
+    h.insert("docker-content-digest", hv(&d));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    if let Some(s) = &parsed.subject {
+        h.insert("oci-subject", hv(&s.digest.to_string()));
+    }
+    Ok(resp)
+}
+
+async fn delete_manifest(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    reference: &Reference,
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Delete).await?;
+    match reference {
+        Reference::Tag(t) => {
+            if !meta::delete_tag(&state.db, name, t).await? {
+                return Err(OciError::new(Code::ManifestUnknown, format!("tag {t:?} unknown")));
+            }
+        }
+        Reference::Digest(_) => {
+            let m = meta::find_manifest(&state.db, name, reference).await?.ok_or_else(|| {
+                OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown"))
+            })?;
+            meta::delete_artifact(&state.db, m.artifact_id).await?;
+        }
+    }
+    tracing::info!(repository = name, %reference, "manifest deleted");
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn read_limited(body: Body, limit: usize) -> OciResult<Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| OciError::new(Code::ManifestInvalid, format!("reading the body failed: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(OciError::new(
+                Code::ManifestInvalid,
+                format!("manifest larger than {} MiB", limit / (1024 * 1024)),
+            )
+            .status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+// ---------------------------------------------------------------- blobs
+
+/// Parses `Range: bytes=a-b | a- | -n` for an object of `size` bytes.
+pub fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multiple ranges: serve the whole object
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let r = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 || size == 0 {
+            return Some(Err(()));
+        }
+        (size.saturating_sub(n), size)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() { size } else { b.parse::<u64>().ok()?.saturating_add(1).min(size) };
+        if start >= size || start >= end {
+            return Some(Err(()));
+        }
+        (start, end)
+    };
+    Some(Ok(r))
+}
+
+async fn get_blob(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    digest: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Pull).await?;
+    let size = meta::blob_in_repo(&state.db, name, digest)
+        .await?
+        .ok_or_else(|| OciError::new(Code::BlobUnknown, format!("blob {digest} unknown")))?;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size));
+    let d = digest.to_string();
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(Err(())) => {
+            return Err(OciError::new(Code::RangeInvalid, "requested range not satisfiable")
+                .header(header::CONTENT_RANGE, hv(&format!("bytes */{size}"))))
+        }
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        let stream =
+            state.storage.read(&digest.blob_key(), Some((start, end))).await.map_err(|e| match e {
+                crate::storage::StorageError::NotFound => {
+                    tracing::error!(%digest, "blob recorded in the database is missing from storage");
+                    OciError::new(Code::BlobUnknown, format!("blob {digest} unknown"))
+                }
+                other => other.into(),
+            })?;
+        Body::from_stream(stream)
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert("docker-content-digest", hv(&d));
+    h.insert(header::ETAG, hv(&format!("\"{d}\"")));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=31536000"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(header::CONTENT_RANGE, hv(&format!("bytes {start}-{}/{size}", end - 1)));
+    }
+    Ok(resp)
+}
+
+async fn delete_blob(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    digest: &Digest,
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Delete).await?;
+    if !meta::unlink_blob(&state.db, name, digest).await? {
+        return Err(OciError::new(Code::BlobUnknown, format!("blob {digest} unknown")));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---------------------------------------------------------------- uploads
+
+fn upload_key(id: &str) -> String {
+    format!("uploads/{id}/data")
+}
+
+fn upload_response(status: StatusCode, name: &str, id: &str, size: u64) -> Response {
+    let mut resp = status.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{id}")));
+    h.insert(header::RANGE, hv(&format!("0-{}", size.saturating_sub(1))));
+    h.insert("docker-upload-uuid", hv(id));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    resp
+}
+
+fn blob_created(name: &str, digest: &Digest) -> Response {
+    let d = digest.to_string();
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/{d}")));
+    h.insert("docker-content-digest", hv(&d));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    resp
+}
+
+fn digest_param(pairs: &[(String, String)]) -> OciResult<Option<Digest>> {
+    query(pairs, "digest")
+        .map(|d| d.parse::<Digest>().map_err(|e| OciError::new(Code::DigestInvalid, e.to_string())))
+        .transpose()
+}
+
+async fn start_upload(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    req: Request,
+) -> OciResult<Response> {
+    repo_in_project(name)?;
+    authorize(state, who, name, Action::Push).await?;
+    let pairs = query_pairs(&req);
+    // Cross-repository mount: 201 when the caller may read the source and it has the blob.
+    if let (Some(mount), Some(from)) = (query(&pairs, "mount"), query(&pairs, "from")) {
+        let digest: Digest = mount
+            .parse()
+            .map_err(|e: digest::DigestError| OciError::new(Code::DigestInvalid, e.to_string()))?;
+        if path::valid_name(from)
+            && authorize(state, who, from, Action::Pull).await.is_ok()
+            && meta::mount_blob(&state.db, from, name, &digest).await?
+        {
+            tracing::info!(repository = name, from, %digest, "blob mounted");
+            return Ok(blob_created(name, &digest));
+        }
+        // Otherwise fall through to a normal upload session (202), as the spec says.
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    meta::create_upload(&state.db, &id, name, &UploadHasher::new().save()).await?;
+    if let Some(digest) = digest_param(&pairs)? {
+        // Monolithic upload in one POST.
+        return complete(state, name, &id, 0, &UploadHasher::new().save(), Some(req.into_body()), &digest)
+            .await;
+    }
+    Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+async fn load_upload(state: &AppState, name: &str, id: &str) -> OciResult<meta::Upload> {
+    meta::get_upload(&state.db, name, id).await?.ok_or_else(|| {
+        OciError::new(Code::BlobUploadUnknown, "upload unknown (finished, cancelled or expired)")
+    })
+}
+
+async fn upload_status(state: &AppState, who: &RegistryCaller, name: &str, id: &str) -> OciResult<Response> {
+    authorize(state, who, name, Action::Push).await?;
+    let up = load_upload(state, name, id).await?;
+    Ok(upload_response(StatusCode::NO_CONTENT, name, id, up.size))
+}
+
+/// `Content-Range: <start>-<end>` (also accepts a `bytes ` / `bytes=` prefix).
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+    let v = v.trim();
+    let v = v.strip_prefix("bytes=").or_else(|| v.strip_prefix("bytes ")).unwrap_or(v);
+    let (a, b) = v.split_once('-')?;
+    let b = b.split('/').next()?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// Appends a request body to an upload under a lease, hashing as it streams, and commits
+/// the new size and hash state. Returns (new size, hash state).
+async fn append(
+    state: &AppState,
+    id: &str,
+    offset: u64,
+    hash_state: &[u8],
+    body: Body,
+) -> OciResult<(u64, Vec<u8>)> {
+    if !meta::lease_upload(&state.db, id, offset).await? {
+        return Err(OciError::new(
+            Code::RangeInvalid,
+            "another request is writing this upload, or the offset is stale",
+        ));
+    }
+    let hasher = UploadHasher::restore(hash_state)
+        .ok_or_else(|| OciError::internal("stored upload hash state is corrupt"))?;
+    let hasher = Arc::new(Mutex::new(hasher));
+    let h = hasher.clone();
+    let stream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .inspect_ok(move |chunk| h.lock().unwrap_or_else(|p| p.into_inner()).update(chunk));
+    let result = state.storage.append(&upload_key(id), offset, Box::pin(stream)).await;
+    match result {
+        Ok(size) => {
+            let saved = hasher.lock().unwrap_or_else(|p| p.into_inner()).save();
+            meta::commit_append(&state.db, id, size, &saved).await?;
+            Ok((size, saved))
+        }
+        Err(e) => {
+            let _ = meta::release_upload(&state.db, id).await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn patch_upload(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Push).await?;
+    let up = load_upload(state, name, id).await?;
+    if let Some(cr) = req.headers().get(header::CONTENT_RANGE) {
+        let (start, end) = cr
+            .to_str()
+            .ok()
+            .and_then(parse_content_range)
+            .ok_or_else(|| OciError::new(Code::RangeInvalid, "malformed Content-Range"))?;
+        if start != up.size || end < start {
+            let mut e = OciError::new(Code::RangeInvalid, format!("chunk must start at offset {}", up.size));
+            e.headers.push((header::RANGE, hv(&format!("0-{}", up.size.saturating_sub(1)))));
+            e.headers.push((header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{id}"))));
+            return Err(e);
+        }
+    }
+    let (size, _) = append(state, id, up.size, &up.hash_state, req.into_body()).await?;
+    Ok(upload_response(StatusCode::ACCEPTED, name, id, size))
+}
+
+async fn finish_upload(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Push).await?;
+    let pairs = query_pairs(&req);
+    let digest = digest_param(&pairs)?
+        .ok_or_else(|| OciError::new(Code::DigestInvalid, "the digest query parameter is required"))?;
+    let up = load_upload(state, name, id).await?;
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v != "0")
+        .unwrap_or(true);
+    let body = has_body.then(|| req.into_body());
+    complete(state, name, id, up.size, &up.hash_state, body, &digest).await
+}
+
+/// Appends an optional last chunk, verifies the digest and moves the data into place.
+async fn complete(
+    state: &AppState,
+    name: &str,
+    id: &str,
+    offset: u64,
+    hash_state: &[u8],
+    body: Option<Body>,
+    digest: &Digest,
+) -> OciResult<Response> {
+    let (size, hash_state) = match body {
+        Some(b) => append(state, id, offset, hash_state, b).await?,
+        None => (offset, hash_state.to_vec()),
+    };
+    // The data file exists even for an empty blob.
+    if size == 0 && state.storage.stat(&upload_key(id)).await?.is_none() {
+        state.storage.put(&upload_key(id), Bytes::new()).await?;
+    }
+    let actual = match digest.algorithm {
+        Algorithm::Sha256 => UploadHasher::restore(&hash_state)
+            .ok_or_else(|| OciError::internal("stored upload hash state is corrupt"))?
+            .finish(),
+        Algorithm::Sha512 => {
+            // Rare: one extra read to hash with the algorithm the client chose.
+            let data = state.storage.read_all(&upload_key(id)).await?;
+            Digest::of(Algorithm::Sha512, &data)
+        }
+    };
+    if &actual != digest {
+        return Err(OciError::new(Code::DigestInvalid, "the uploaded content does not match the digest")
+            .detail(json!({ "expected": digest.to_string(), "actual": actual.to_string() })));
+    }
+    if !meta::lease_upload(&state.db, id, size).await? {
+        return Err(OciError::new(Code::BlobUploadInvalid, "the upload is being written by another request"));
+    }
+    let key = digest.blob_key();
+    if state.storage.stat(&key).await?.is_some() {
+        // Already stored (by another upload of the same content): ours is redundant.
+        state.storage.delete(&upload_key(id)).await?;
+    } else {
+        state.storage.commit(&upload_key(id), &key).await?;
+    }
+    meta::record_blob(&state.db, name, digest, size).await?;
+    meta::delete_upload(&state.db, id).await?;
+    tracing::info!(repository = name, %digest, size, "blob pushed");
+    Ok(blob_created(name, digest))
+}
+
+async fn cancel_upload(state: &AppState, who: &RegistryCaller, name: &str, id: &str) -> OciResult<Response> {
+    authorize(state, who, name, Action::Push).await?;
+    load_upload(state, name, id).await?;
+    meta::delete_upload(&state.db, id).await?;
+    state.storage.delete(&upload_key(id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------- referrers
+
+async fn referrers(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    digest: &Digest,
+    pairs: &[(String, String)],
+) -> OciResult<Response> {
+    authorize(state, who, name, Action::Pull).await?;
+    let filter = query(pairs, "artifactType").filter(|t| !t.is_empty());
+    let found = meta::referrers(&state.db, name, digest, filter).await?;
+    let manifests: Vec<_> = found
+        .into_iter()
+        .map(|r| {
+            let mut d = json!({
+                "mediaType": r.media_type,
+                "digest": r.digest,
+                "size": r.size,
+                "artifactType": r.artifact_type,
+            });
+            if let Ok(serde_json::Value::Object(a)) =
+                serde_json::from_str::<serde_json::Value>(&r.annotations)
+            {
+                if !a.is_empty() {
+                    d["annotations"] = serde_json::Value::Object(a);
+                }
+            }
+            d
+        })
+        .collect();
+    let body = json!({ "schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": manifests });
+    let mut resp = axum::Json(body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(manifest::OCI_INDEX));
+    if filter.is_some() {
+        resp.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 10))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 100))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 100))));
+        assert_eq!(parse_range("bytes=95-200", 100), Some(Ok((95, 100))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=5-4", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(parse_range("bytes=x-y", 100), None);
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes=100-199"), Some((100, 199)));
+        assert_eq!(parse_content_range("bytes 100-199/300"), Some((100, 199)));
+        assert_eq!(parse_content_range("nope"), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! In-memory backend for unit tests (one process only, by nature).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+
+use super::{check_key, ByteStream, Result, Storage, StorageError};
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    objects: Arc<Mutex<BTreeMap<String, Bytes>>>,
+}
+
+impl MemoryStorage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for MemoryStorage {
+    async fn stat(&self, key: &str) -> Result<Option<u64>> {
+        check_key(key)?;
+        Ok(self.lock().get(key).map(|b| b.len() as u64))
+    }
+
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream> {
+        let data = self.read_all(key).await?;
+        let (start, end) = range.unwrap_or((0, data.len() as u64));
+        if start > end || end > data.len() as u64 {
+            return Err(StorageError::InvalidRange);
+        }
+        let part = data.slice(start as usize..end as usize);
+        Ok(Box::pin(futures::stream::once(async move { Ok(part) })))
+    }
+
+    async fn read_all(&self, key: &str) -> Result<Bytes> {
+        check_key(key)?;
+        self.lock().get(key).cloned().ok_or(StorageError::NotFound)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        check_key(key)?;
+        self.lock().insert(key.to_string(), data);
+        Ok(())
+    }
+
+    async fn append(&self, key: &str, offset: u64, mut data: ByteStream) -> Result<u64> {
+        check_key(key)?;
+        let existing = self.lock().get(key).cloned().unwrap_or_default();
+        if (existing.len() as u64) < offset {
+            return Err(StorageError::InvalidRange);
+        }
+        let mut buf = BytesMut::from(&existing[..offset as usize]);
+        while let Some(chunk) = data.next().await {
+            buf.extend_from_slice(&chunk.map_err(StorageError::Body)?);
+        }
+        let len = buf.len() as u64;
+        self.lock().insert(key.to_string(), buf.freeze());
+        Ok(len)
+    }
+
+    async fn commit(&self, from: &str, to: &str) -> Result<()> {
+        check_key(from)?;
+        check_key(to)?;
+        let mut m = self.lock();
+        let data = m.remove(from).ok_or(StorageError::NotFound)?;
+        m.insert(to.to_string(), data);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.lock().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn suite() {
+        crate::storage::suite::run(&super::MemoryStorage::default()).await;
+    }
+}

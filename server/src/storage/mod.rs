@@ -1,0 +1,101 @@
+//! Blob storage behind a small trait; registry logic lives above it (in `registry`).
+//!
+//! Layout (keys are relative, `/`-separated, validated by `check_key`):
+//! - `blobs/<alg>/<first two hex>/<hex>/data` — content, addressed by digest (layers, configs,
+//!   manifests alike). Written once, never modified; overwriting with the same bytes is harmless.
+//! - `uploads/<id>/data` — an upload in progress. Its committed length and hash state live in
+//!   the database (`uploads` row), so any replica can continue it.
+//! - `_health/…` — readiness probes.
+//!
+//! **Writes are crash-safe**: whole objects are written to a temporary name, synced and renamed;
+//! upload data is truncated to the committed length before appending, so a request that died
+//! half-way leaves nothing behind that a later request could mistake for data.
+//! **No backend relies on in-process locks**: several processes may share one filesystem mount.
+
+pub mod fs;
+pub mod memory;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+/// A stream of bytes (request bodies in, blob contents out).
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found")]
+    NotFound,
+    /// The object is shorter than the requested range, or an append offset is wrong.
+    #[error("invalid range")]
+    InvalidRange,
+    #[error("invalid storage key {0:?}")]
+    InvalidKey(String),
+    /// Reading the client's body failed (disconnect): nothing was committed.
+    #[error("reading the request body failed: {0}")]
+    Body(std::io::Error),
+    #[error("storage i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    /// Size of an object, `None` when absent.
+    async fn stat(&self, key: &str) -> Result<Option<u64>>;
+    /// Bytes `[start, end)` of an object (the whole object for `None`).
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream>;
+    /// Reads a small object completely (manifests).
+    async fn read_all(&self, key: &str) -> Result<Bytes>;
+    /// Writes a whole object atomically.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Appends `data` to the upload object `key` at `offset` (its committed length; anything
+    /// after it is discarded first) and makes it durable. Returns the new length.
+    async fn append(&self, key: &str, offset: u64, data: ByteStream) -> Result<u64>;
+    /// Moves a finished upload object to its final key atomically.
+    async fn commit(&self, from: &str, to: &str) -> Result<()>;
+    /// Deletes an object (absent is fine).
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Keys under a prefix (tests and GC).
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// Refuses keys that could escape the storage root or are not in the layout's alphabet.
+pub fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && !key.starts_with('/')
+        && key.len() <= 512
+        && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidKey(key.chars().take(100).collect()))
+    }
+}
+
+/// The backend chosen by configuration.
+pub fn from_config(cfg: &crate::config::StorageConfig) -> anyhow::Result<std::sync::Arc<dyn Storage>> {
+    match cfg.kind.as_str() {
+        "filesystem" => Ok(std::sync::Arc::new(fs::FsStorage::new(&cfg.path)?)),
+        other => anyhow::bail!("storage.kind: unknown kind {other:?}"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod suite;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys() {
+        for ok in ["blobs/sha256/ab/abcd/data", "uploads/0f-1/data", "_health/x"] {
+            assert!(super::check_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/abs", "a/../b", "a//b", "a/./b", "a\\b", "a/b c", ".."] {
+            assert!(super::check_key(bad).is_err(), "{bad}");
+        }
+    }
+}

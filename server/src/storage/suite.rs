@@ -1,0 +1,83 @@
+//! One behavioural suite every backend must pass (filesystem, memory; S3 when it lands).
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{ByteStream, Storage, StorageError};
+
+fn stream(parts: Vec<&'static [u8]>) -> ByteStream {
+    Box::pin(futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))))
+}
+
+fn failing() -> ByteStream {
+    Box::pin(futures::stream::iter(vec![
+        Ok(Bytes::from_static(b"GARBAGE")),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+    ]))
+}
+
+async fn collect(s: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = s;
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c.unwrap());
+    }
+    out
+}
+
+pub async fn run(s: &dyn Storage) {
+    // Absent objects.
+    assert_eq!(s.stat("blobs/sha256/aa/x/data").await.unwrap(), None);
+    assert!(matches!(s.read_all("blobs/sha256/aa/x/data").await, Err(StorageError::NotFound)));
+    assert!(matches!(s.read("blobs/sha256/aa/x/data", None).await, Err(StorageError::NotFound)));
+    s.delete("blobs/sha256/aa/x/data").await.unwrap();
+
+    // Whole objects and ranges.
+    s.put("blobs/sha256/ab/abc/data", Bytes::from_static(b"hello world")).await.unwrap();
+    assert_eq!(s.stat("blobs/sha256/ab/abc/data").await.unwrap(), Some(11));
+    assert_eq!(&s.read_all("blobs/sha256/ab/abc/data").await.unwrap()[..], b"hello world");
+    assert_eq!(collect(s.read("blobs/sha256/ab/abc/data", Some((6, 11))).await.unwrap()).await, b"world");
+    assert_eq!(collect(s.read("blobs/sha256/ab/abc/data", Some((3, 3))).await.unwrap()).await, b"");
+    assert!(matches!(
+        s.read("blobs/sha256/ab/abc/data", Some((5, 12))).await,
+        Err(StorageError::InvalidRange)
+    ));
+    // Overwrite is atomic and complete.
+    s.put("blobs/sha256/ab/abc/data", Bytes::from_static(b"HELLO WORLD")).await.unwrap();
+    assert_eq!(&s.read_all("blobs/sha256/ab/abc/data").await.unwrap()[..], b"HELLO WORLD");
+
+    // Uploads: append in chunks, a failed request leaves nothing behind, commit moves it.
+    let up = "uploads/u1/data";
+    assert_eq!(s.append(up, 0, stream(vec![b"abc", b"def"])).await.unwrap(), 6);
+    assert!(matches!(s.append(up, 6, failing()).await, Err(StorageError::Body(_))));
+    // The committed length is still 6: appending at 6 discards the garbage of the failed request.
+    assert_eq!(s.append(up, 6, stream(vec![b"gh"])).await.unwrap(), 8);
+    assert!(matches!(s.append(up, 100, stream(vec![b"x"])).await, Err(StorageError::InvalidRange)));
+    assert_eq!(s.append(up, 8, stream(vec![])).await.unwrap(), 8);
+    s.commit(up, "blobs/sha256/cd/cdef/data").await.unwrap();
+    assert_eq!(&s.read_all("blobs/sha256/cd/cdef/data").await.unwrap()[..], b"abcdefgh");
+    assert_eq!(s.stat(up).await.unwrap(), None);
+    assert!(matches!(s.commit(up, "blobs/sha256/cd/cdef/data").await, Err(StorageError::NotFound)));
+
+    // Listing and deletion.
+    let keys = s.list("blobs/").await.unwrap();
+    assert_eq!(keys, vec!["blobs/sha256/ab/abc/data".to_string(), "blobs/sha256/cd/cdef/data".to_string()]);
+    s.delete("blobs/sha256/ab/abc/data").await.unwrap();
+    assert_eq!(s.list("blobs/").await.unwrap(), vec!["blobs/sha256/cd/cdef/data".to_string()]);
+
+    // Keys that could escape the root are refused everywhere.
+    for bad in ["../etc/passwd", "/etc/passwd", "blobs/../../x"] {
+        assert!(matches!(s.stat(bad).await, Err(StorageError::InvalidKey(_))));
+        assert!(matches!(s.put(bad, Bytes::new()).await, Err(StorageError::InvalidKey(_))));
+        assert!(matches!(s.append(bad, 0, stream(vec![])).await, Err(StorageError::InvalidKey(_))));
+    }
+
+    // Larger streamed object, read back in ranges.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let leaked: &'static [u8] = Box::leak(big.clone().into_boxed_slice());
+    let chunks: Vec<&'static [u8]> = leaked.chunks(65_536).collect();
+    assert_eq!(s.append("uploads/big/data", 0, stream(chunks)).await.unwrap(), big.len() as u64);
+    s.commit("uploads/big/data", "blobs/sha256/bb/big/data").await.unwrap();
+    let back = collect(s.read("blobs/sha256/bb/big/data", Some((1_000_000, 2_000_001))).await.unwrap()).await;
+    assert_eq!(back, big[1_000_000..2_000_001]);
+}

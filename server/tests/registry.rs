@@ -1,0 +1,620 @@
+//! OCI Distribution v1.1 through the real router, on SQLite and PostgreSQL: every endpoint,
+//! status code, header and error code the registry serves.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{basic, TestApp, ADMIN_PASSWORD};
+use serde_json::json;
+use sha2::{Digest as _, Sha256, Sha512};
+
+fn admin() -> String {
+    basic("admin", ADMIN_PASSWORD)
+}
+
+fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(data)))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Pushes a blob monolithically; returns its digest.
+async fn push_blob(app: &TestApp, repo: &str, data: &[u8]) -> String {
+    let d = sha256(data);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &[("authorization", &admin())],
+            data.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    d
+}
+
+/// Pushes config + layers and an image manifest under `reference`; returns (digest, body).
+async fn push_image(app: &TestApp, repo: &str, reference: &str, layers: &[&[u8]]) -> (String, Vec<u8>) {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let cd = push_blob(app, repo, config).await;
+    let mut ls = vec![];
+    for l in layers {
+        let d = push_blob(app, repo, l).await;
+        ls.push(json!({"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":d,"size":l.len()}));
+    }
+    let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cd,"size":config.len()},
+        "layers":ls});
+    let body = serde_json::to_vec(&m).unwrap();
+    let r = put_manifest(app, repo, reference, OCI_MANIFEST, &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    (sha256(&body), body)
+}
+
+async fn put_manifest(app: &TestApp, repo: &str, reference: &str, ct: &str, body: &[u8]) -> common::Resp {
+    app.call(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("authorization", &admin()), ("content-type", ct)],
+        body.to_vec(),
+    )
+    .await
+}
+
+fn oci_code(r: &common::Resp) -> String {
+    let j = r.json();
+    j["errors"][0]["message"].as_str().expect("message");
+    j["errors"][0]["code"].as_str().expect("code").to_string()
+}
+
+both_dbs!(base_endpoint_and_auth_challenge, |app| {
+    let r = app.get("/v2/").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(oci_code(&r), "UNAUTHORIZED");
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic realm="));
+    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    let r = app.get_with("/v2/", &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
+    assert_eq!(app.get_with("/v2", &[("authorization", &admin())]).await.status, StatusCode::OK);
+    let r = app.get_with("/v2/", &[("authorization", &basic("admin", "wrong"))]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+});
+
+both_dbs!(monolithic_upload_and_blob_reads, |app| {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let d = sha256(&data);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/library/a/blobs/uploads/?digest={d}"),
+            &[("authorization", &admin())],
+            data.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.header("location"), Some(format!("/v2/library/a/blobs/{d}").as_str()));
+    assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+
+    let path = format!("/v2/library/a/blobs/{d}");
+    let r = app.call(Method::HEAD, &path, &[("authorization", &admin())], vec![]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-length"), Some("100000"));
+    assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+    assert!(r.body.is_empty());
+    let r = app.get_with(&path, &[("authorization", &admin())]).await;
+    assert_eq!(r.body, data);
+    // Ranges.
+    let r = app.get_with(&path, &[("authorization", &admin()), ("range", "bytes=10-19")]).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.header("content-range"), Some("bytes 10-19/100000"));
+    assert_eq!(r.body, data[10..20]);
+    let r = app.get_with(&path, &[("authorization", &admin()), ("range", "bytes=99990-")]).await;
+    assert_eq!(r.body, data[99_990..]);
+    let r = app.get_with(&path, &[("authorization", &admin()), ("range", "bytes=100000-")]).await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.header("content-range"), Some("bytes */100000"));
+    // Anonymous pull from the public project works; blobs are per repository.
+    assert_eq!(app.get(&path).await.status, StatusCode::OK);
+    let r = app.get_with(&format!("/v2/library/other/blobs/{d}"), &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(oci_code(&r), "BLOB_UNKNOWN");
+    // Wrong digest for the content.
+    let wrong = sha256(b"something else");
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/library/a/blobs/uploads/?digest={wrong}"),
+            &[("authorization", &admin())],
+            data.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+});
+
+both_dbs!(post_then_put_and_sha512, |app| {
+    let auth = admin();
+    let r = app.call(Method::POST, "/v2/library/b/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.header("range"), Some("0-0"));
+    let loc = r.header("location").unwrap().to_string();
+    assert!(loc.starts_with("/v2/library/b/blobs/uploads/"));
+    assert!(r.header("docker-upload-uuid").is_some());
+    let data = b"sha512 content".to_vec();
+    let d512 = format!("sha512:{}", hex(&Sha512::digest(&data)));
+    let r = app
+        .call(Method::PUT, &format!("{loc}?digest={d512}"), &[("authorization", &auth)], data.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app.get_with(&format!("/v2/library/b/blobs/{d512}"), &[("authorization", &auth)]).await;
+    assert_eq!(r.body, data);
+    // An unsupported algorithm is refused clearly.
+    let r = app.get_with("/v2/library/b/blobs/md5:abc", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+    // Empty blob.
+    let e = sha256(b"");
+    let r = app.call(Method::POST, "/v2/library/b/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("{loc}?digest={e}"),
+            &[("authorization", &auth), ("content-length", "0")],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        app.get_with(&format!("/v2/library/b/blobs/{e}"), &[("authorization", &auth)]).await.status,
+        StatusCode::OK
+    );
+});
+
+both_dbs!(chunked_and_streamed_uploads, |app| {
+    let auth = admin();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let d = sha256(&data);
+    let r = app.call(Method::POST, "/v2/library/c/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let chunk = |a: usize, b: usize| data[a..b].to_vec();
+    let r = app
+        .call(
+            Method::PATCH,
+            &loc,
+            &[
+                ("authorization", &auth),
+                ("content-range", "0-99999"),
+                ("content-type", "application/octet-stream"),
+            ],
+            chunk(0, 100_000),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(r.header("range"), Some("0-99999"));
+    // Out of order → 416 with the current range.
+    let r = app
+        .call(
+            Method::PATCH,
+            &loc,
+            &[("authorization", &auth), ("content-range", "200000-299999")],
+            chunk(200_000, 300_000),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.header("range"), Some("0-99999"));
+    assert_eq!(oci_code(&r), "RANGE_INVALID");
+    // Status.
+    let r = app.get_with(&loc, &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.header("range"), Some("0-99999"));
+    // The next chunk is accepted by another instance (replica) sharing DB and storage.
+    let other = app.sibling().await;
+    let r = other
+        .call(
+            Method::PATCH,
+            &loc,
+            &[("authorization", &auth), ("content-range", "100000-199999")],
+            chunk(100_000, 200_000),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    // Streamed (no Content-Range) for the rest, then the final PUT without body.
+    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], chunk(200_000, 300_000)).await;
+    assert_eq!(r.header("range"), Some("0-299999"));
+    let bad = sha256(b"x");
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("{loc}?digest={bad}"),
+            &[("authorization", &auth), ("content-length", "0")],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+    let r = other
+        .call(
+            Method::PUT,
+            &format!("{loc}?digest={d}"),
+            &[("authorization", &auth), ("content-length", "0")],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        app.get_with(&format!("/v2/library/c/blobs/{d}"), &[("authorization", &auth)]).await.body,
+        data
+    );
+    // The finished upload is gone.
+    let r = app.get_with(&loc, &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(oci_code(&r), "BLOB_UPLOAD_UNKNOWN");
+    // PUT without digest.
+    let r = app.call(Method::POST, "/v2/library/c/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    let loc2 = r.header("location").unwrap().to_string();
+    let r = app.call(Method::PUT, &loc2, &[("authorization", &auth)], vec![]).await;
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+    // Cancel.
+    let r = app.call(Method::DELETE, &loc2, &[("authorization", &auth)], vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get_with(&loc2, &[("authorization", &auth)]).await.status, StatusCode::NOT_FOUND);
+    // Another repository's upload id is unknown here.
+    let r = app.call(Method::POST, "/v2/library/c/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    let id = r.header("docker-upload-uuid").unwrap().to_string();
+    assert_eq!(
+        app.get_with(&format!("/v2/library/zz/blobs/uploads/{id}"), &[("authorization", &auth)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+});
+
+both_dbs!(concurrent_pushes_of_the_same_blob, |app| {
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i % 241) as u8).collect();
+    let d = sha256(&data);
+    let mut tasks = vec![];
+    for i in 0..4 {
+        let router = app.router.clone();
+        let (data, d) = (data.clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::post(format!("/v2/library/r{i}/blobs/uploads/?digest={d}"))
+                .header("authorization", admin())
+                .body(axum::body::Body::from(data))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    for i in 0..4 {
+        let r = app.get_with(&format!("/v2/library/r{i}/blobs/{d}"), &[("authorization", &admin())]).await;
+        assert_eq!(r.body, data);
+    }
+});
+
+both_dbs!(cross_repository_mount, |app| {
+    let auth = admin();
+    let d = push_blob(&app, "library/src", b"shared layer").await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/library/dst/blobs/uploads/?mount={d}&from=library/src"),
+            &[("authorization", &auth)],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.header("location"), Some(format!("/v2/library/dst/blobs/{d}").as_str()));
+    assert_eq!(
+        app.get_with(&format!("/v2/library/dst/blobs/{d}"), &[("authorization", &auth)]).await.body,
+        b"shared layer"
+    );
+    // Source without the blob: an ordinary upload session instead.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/library/dst2/blobs/uploads/?mount={d}&from=library/nothing"),
+            &[("authorization", &auth)],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert!(r.header("location").unwrap().contains("/blobs/uploads/"));
+});
+
+both_dbs!(manifests_tags_and_deletes, |app| {
+    let auth = admin();
+    let (d, body) = push_image(&app, "library/img", "v1", &[b"layer one", b"layer two"]).await;
+    // GET/HEAD by tag and digest.
+    for reference in ["v1", d.as_str()] {
+        let path = format!("/v2/library/img/manifests/{reference}");
+        let r = app.get_with(&path, &[("authorization", &auth)]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, body);
+        assert_eq!(r.header("content-type"), Some(OCI_MANIFEST));
+        assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
+        let r = app.call(Method::HEAD, &path, &[("authorization", &auth)], vec![]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("content-length"), Some(body.len().to_string().as_str()));
+        assert!(r.body.is_empty());
+    }
+    // Anonymous pull of the public project.
+    assert_eq!(app.get("/v2/library/img/manifests/v1").await.status, StatusCode::OK);
+    // Same manifest under a digest reference and a second tag.
+    assert_eq!(put_manifest(&app, "library/img", &d, OCI_MANIFEST, &body).await.status, StatusCode::CREATED);
+    assert_eq!(
+        put_manifest(&app, "library/img", "latest", OCI_MANIFEST, &body).await.status,
+        StatusCode::CREATED
+    );
+    // Tags list with pagination.
+    for t in ["a1", "b2", "c3"] {
+        put_manifest(&app, "library/img", t, OCI_MANIFEST, &body).await;
+    }
+    let r = app.get_with("/v2/library/img/tags/list", &[("authorization", &auth)]).await;
+    assert_eq!(r.json(), json!({"name":"library/img","tags":["a1","b2","c3","latest","v1"]}));
+    let r = app.get_with("/v2/library/img/tags/list?n=2", &[("authorization", &auth)]).await;
+    assert_eq!(r.json()["tags"], json!(["a1", "b2"]));
+    assert_eq!(r.header("link"), Some("</v2/library/img/tags/list?n=2&last=b2>; rel=\"next\""));
+    let r = app.get_with("/v2/library/img/tags/list?n=2&last=b2", &[("authorization", &auth)]).await;
+    assert_eq!(r.json()["tags"], json!(["c3", "latest"]));
+    let r = app.get_with("/v2/library/img/tags/list?n=2&last=latest", &[("authorization", &auth)]).await;
+    assert_eq!(r.json()["tags"], json!(["v1"]));
+    assert!(r.header("link").is_none());
+    let r = app.get_with("/v2/library/img/tags/list?n=-1", &[("authorization", &auth)]).await;
+    assert_eq!(oci_code(&r), "PAGINATION_NUMBER_INVALID");
+    let r = app.get_with("/v2/library/nope/tags/list", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(oci_code(&r), "NAME_UNKNOWN");
+    // Moving a tag.
+    let (d2, _) = push_image(&app, "library/img", "v1", &[b"layer three"]).await;
+    let r = app.get_with("/v2/library/img/manifests/v1", &[("authorization", &auth)]).await;
+    assert_eq!(r.header("docker-content-digest"), Some(d2.as_str()));
+    // Tag delete keeps the manifest.
+    let r =
+        app.call(Method::DELETE, "/v2/library/img/manifests/a1", &[("authorization", &auth)], vec![]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        app.get_with("/v2/library/img/manifests/a1", &[("authorization", &auth)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_with(&format!("/v2/library/img/manifests/{d}"), &[("authorization", &auth)]).await.status,
+        StatusCode::OK
+    );
+    // Manifest delete by digest removes its tags.
+    let r = app
+        .call(Method::DELETE, &format!("/v2/library/img/manifests/{d}"), &[("authorization", &auth)], vec![])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = app.get_with("/v2/library/img/manifests/latest", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(oci_code(&r), "MANIFEST_UNKNOWN");
+    let r = app
+        .call(Method::DELETE, &format!("/v2/library/img/manifests/{d}"), &[("authorization", &auth)], vec![])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Blob delete unlinks it from the repository.
+    let layer = sha256(b"layer three");
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/v2/library/img/blobs/{layer}"),
+            &[("authorization", &auth)],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        app.get_with(&format!("/v2/library/img/blobs/{layer}"), &[("authorization", &auth)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+});
+
+both_dbs!(manifest_validation, |app| {
+    let auth = admin();
+    let missing = sha256(b"never pushed");
+    let cfg = push_blob(&app, "library/v", b"{}").await;
+    let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cfg,"size":2},
+        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":missing,"size":12}]});
+    let r = put_manifest(&app, "library/v", "t", OCI_MANIFEST, &serde_json::to_vec(&m).unwrap()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(oci_code(&r), "MANIFEST_BLOB_UNKNOWN");
+    // Non-distributable layers need not be present.
+    let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cfg,"size":2},
+        "layers":[{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":missing,"size":12,"urls":["https://example.com/x"]}]});
+    assert_eq!(
+        put_manifest(&app, "library/v", "nd", OCI_MANIFEST, &serde_json::to_vec(&m).unwrap()).await.status,
+        StatusCode::CREATED
+    );
+    // Size mismatch, bad JSON, bad media type, digest reference mismatch.
+    let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cfg,"size":3},"layers":[]});
+    assert_eq!(
+        oci_code(&put_manifest(&app, "library/v", "t", OCI_MANIFEST, &serde_json::to_vec(&m).unwrap()).await),
+        "MANIFEST_INVALID"
+    );
+    assert_eq!(
+        oci_code(&put_manifest(&app, "library/v", "t", OCI_MANIFEST, b"{nope").await),
+        "MANIFEST_INVALID"
+    );
+    assert_eq!(
+        oci_code(
+            &put_manifest(
+                &app,
+                "library/v",
+                "t",
+                "text/plain",
+                br#"{"schemaVersion":2,"mediaType":"text/plain"}"#
+            )
+            .await
+        ),
+        "MANIFEST_INVALID"
+    );
+    let good = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cfg,"size":2},"layers":[]});
+    let r =
+        put_manifest(&app, "library/v", &missing, OCI_MANIFEST, &serde_json::to_vec(&good).unwrap()).await;
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+    // Oversized.
+    let big = vec![b' '; 4 * 1024 * 1024 + 1];
+    let r = put_manifest(&app, "library/v", "big", OCI_MANIFEST, &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(oci_code(&r), "MANIFEST_INVALID");
+    // Invalid names and tags.
+    let r = app.get_with("/v2/Library/X/manifests/latest", &[("authorization", &auth)]).await;
+    assert_eq!(oci_code(&r), "NAME_INVALID");
+    let r = app.get_with("/v2/library/x/manifests/-bad", &[("authorization", &auth)]).await;
+    assert_eq!(oci_code(&r), "TAG_INVALID");
+    let r = app.call(Method::POST, "/v2/single/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    assert_eq!(oci_code(&r), "NAME_INVALID");
+    // Pushing into a project that does not exist.
+    let r =
+        app.call(Method::POST, "/v2/noproject/x/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(oci_code(&r), "NAME_UNKNOWN");
+    // Unknown endpoint and method.
+    let r = app.get_with("/v2/library/x/whatever", &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r =
+        app.call(Method::PATCH, "/v2/library/x/manifests/latest", &[("authorization", &auth)], vec![]).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(oci_code(&r), "UNSUPPORTED");
+});
+
+both_dbs!(indexes_and_referrers, |app| {
+    let auth = admin();
+    let (amd, amd_body) = push_image(
+        &app,
+        "library/multi",
+        &sha256(b"x")[..0].to_string().replace("", "amd"),
+        &[b"amd64 layer"],
+    )
+    .await;
+    let (arm, arm_body) = push_image(&app, "library/multi", "arm", &[b"arm64 layer"]).await;
+    let index = json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[
+        {"mediaType":OCI_MANIFEST,"digest":amd,"size":amd_body.len(),"platform":{"os":"linux","architecture":"amd64"}},
+        {"mediaType":OCI_MANIFEST,"digest":arm,"size":arm_body.len(),"platform":{"os":"linux","architecture":"arm64"}}]});
+    let ib = serde_json::to_vec(&index).unwrap();
+    let r = put_manifest(&app, "library/multi", "latest", OCI_INDEX, &ib).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app.get_with("/v2/library/multi/manifests/latest", &[("authorization", &auth)]).await;
+    assert_eq!(r.header("content-type"), Some(OCI_INDEX));
+    assert_eq!(r.body, ib);
+    // An index whose child is missing.
+    let bad = json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[{"mediaType":OCI_MANIFEST,"digest":sha256(b"nope"),"size":4}]});
+    assert_eq!(
+        oci_code(
+            &put_manifest(&app, "library/multi", "bad", OCI_INDEX, &serde_json::to_vec(&bad).unwrap()).await
+        ),
+        "MANIFEST_BLOB_UNKNOWN"
+    );
+
+    // Referrers: an SBOM and a signature attached to the amd64 image.
+    let empty = push_blob(&app, "library/multi", b"{}").await;
+    let mut referrers = vec![];
+    for (kind, payload) in
+        [("application/vnd.example.sbom", &b"sbom"[..]), ("application/vnd.example.sig", &b"sig"[..])]
+    {
+        let layer = push_blob(&app, "library/multi", payload).await;
+        let art = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,"artifactType":kind,
+            "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":empty,"size":2},
+            "layers":[{"mediaType":"application/octet-stream","digest":layer,"size":payload.len()}],
+            "subject":{"mediaType":OCI_MANIFEST,"digest":amd,"size":amd_body.len()},
+            "annotations":{"org.example.kind":kind}});
+        let body = serde_json::to_vec(&art).unwrap();
+        let d = sha256(&body);
+        let r = put_manifest(&app, "library/multi", &d, OCI_MANIFEST, &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        assert_eq!(r.header("oci-subject"), Some(amd.as_str()));
+        referrers.push(d);
+    }
+    let r = app.get_with(&format!("/v2/library/multi/referrers/{amd}"), &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), Some(OCI_INDEX));
+    let j = r.json();
+    assert_eq!(j["mediaType"], OCI_INDEX);
+    assert_eq!(j["manifests"].as_array().unwrap().len(), 2);
+    assert!(j["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["annotations"]["org.example.kind"] == m["artifactType"]));
+    assert!(r.header("oci-filters-applied").is_none());
+    let r = app
+        .get_with(
+            &format!("/v2/library/multi/referrers/{amd}?artifactType=application/vnd.example.sig"),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
+    let j = r.json();
+    assert_eq!(j["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(j["manifests"][0]["digest"], referrers[1].as_str());
+    assert_eq!(j["manifests"][0]["artifactType"], "application/vnd.example.sig");
+    // Unknown subject: an empty index, not an error.
+    let r = app
+        .get_with(&format!("/v2/library/multi/referrers/{}", sha256(b"unknown")), &[("authorization", &auth)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["manifests"], json!([]));
+});
+
+both_dbs!(catalog_and_permissions, |app| {
+    push_image(&app, "library/one", "v1", &[b"1"]).await;
+    push_image(&app, "library/two", "v1", &[b"2"]).await;
+    let now = server::db::now_ms();
+    sqlx::query("INSERT INTO projects (name, owner_id, public, created_at, updated_at) VALUES ('private', 1, 0, $1, $1)")
+        .bind(now)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    push_image(&app, "private/three", "v1", &[b"3"]).await;
+    let r = app.get_with("/v2/_catalog", &[("authorization", &admin())]).await;
+    assert_eq!(r.json(), json!({"repositories":["library/one","library/two","private/three"]}));
+    let r = app.get_with("/v2/_catalog?n=1&last=library/one", &[("authorization", &admin())]).await;
+    assert_eq!(r.json(), json!({"repositories":["library/two"]}));
+    assert_eq!(r.header("link"), Some("</v2/_catalog?n=1&last=library%2Ftwo>; rel=\"next\""));
+    assert_eq!(app.get("/v2/_catalog").await.status, StatusCode::UNAUTHORIZED);
+
+    // A non-admin user: reads public projects, cannot push to them or read private ones.
+    server::accounts::create_user(&app.state.db, "bob", "Bob1234567", false).await.unwrap();
+    let bob = basic("bob", "Bob1234567");
+    let r = app.get_with("/v2/_catalog", &[("authorization", &bob)]).await;
+    assert_eq!(r.json(), json!({"repositories":["library/one","library/two"]}));
+    assert_eq!(
+        app.get_with("/v2/library/one/manifests/v1", &[("authorization", &bob)]).await.status,
+        StatusCode::OK
+    );
+    let r = app.get_with("/v2/private/three/manifests/v1", &[("authorization", &bob)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(oci_code(&r), "DENIED");
+    let r =
+        app.call(Method::POST, "/v2/library/one/blobs/uploads/", &[("authorization", &bob)], vec![]).await;
+    assert_eq!(oci_code(&r), "DENIED");
+    let r =
+        app.call(Method::DELETE, "/v2/library/one/manifests/v1", &[("authorization", &bob)], vec![]).await;
+    assert_eq!(oci_code(&r), "DENIED");
+    // Anonymous: private projects ask for credentials, writes too.
+    let r = app.get("/v2/private/three/manifests/v1").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").is_some());
+    let r = app.call(Method::POST, "/v2/library/one/blobs/uploads/", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Pull counting.
+    let n: i64 = sqlx::query_scalar("SELECT pull_count FROM repositories WHERE name = 'library/one'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+});
