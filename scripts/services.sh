@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts and stops the servers tests need, on 127.0.0.1 only, from this project's own scripts.
-#   scripts/services.sh start postgres|redis DIR   prints `export VAR=…` lines to eval
+#   scripts/services.sh start postgres|redis|garage DIR   prints `export VAR=…` lines to eval
 #   scripts/services.sh stop DIR                   stops everything started under DIR (by PID)
 # Each server keeps its data, log and PID file under DIR.
 set -euo pipefail
@@ -48,6 +48,51 @@ start_redis() {
   echo "export TEST_BERTH_REDIS_URL=redis://127.0.0.1:$port/0"
 }
 
+# Garage (a real S3-compatible server, from crates.io), single node, one bucket and key.
+garage_bin() {
+  if command -v garage >/dev/null 2>&1; then command -v garage
+  elif [ -x "$HOME/.cargo/bin/garage" ]; then echo "$HOME/.cargo/bin/garage"
+  else
+    echo "installing garage from crates.io (about 20 minutes on 2 cores, once)" >&2
+    cargo install garage --locked --version 2.5.0 >&2
+    echo "$HOME/.cargo/bin/garage"
+  fi
+}
+
+start_garage() {
+  local dir=$1/garage bin s3_port rpc_port key secret
+  bin=$(garage_bin)
+  s3_port=$(free_port)
+  rpc_port=$(free_port)
+  mkdir -p "$dir/meta" "$dir/data"
+  key="GK$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+  secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  cat >"$dir/garage.toml" <<EOF
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3_port"
+EOF
+  GARAGE_DEFAULT_ACCESS_KEY=$key GARAGE_DEFAULT_SECRET_KEY=$secret GARAGE_DEFAULT_BUCKET=berth \
+    RUST_LOG=warn "$bin" -c "$dir/garage.toml" server --single-node --default-bucket \
+    >"$dir/garage.log" 2>&1 &
+  echo $! >"$dir/garage.pid"
+  for _ in $(seq 100); do
+    # Any HTTP answer (403 without credentials) means the S3 API is up.
+    curl -s -o /dev/null "http://127.0.0.1:$s3_port/" && break
+    sleep 0.1
+  done
+  curl -s -o /dev/null "http://127.0.0.1:$s3_port/" || { cat "$dir/garage.log" >&2; exit 1; }
+  echo "export TEST_BERTH_S3_ENDPOINT=http://127.0.0.1:$s3_port TEST_BERTH_S3_REGION=garage TEST_BERTH_S3_BUCKET=berth TEST_BERTH_S3_ACCESS_KEY=$key TEST_BERTH_S3_SECRET_KEY=$secret"
+}
+
 stop_all() {
   local dir=$1
   if [ -f "$dir/postgres/data/postmaster.pid" ]; then
@@ -56,7 +101,7 @@ stop_all() {
   if [ -f "$dir/redis/redis.pid" ]; then
     kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
   fi
-  for pidfile in "$dir"/*.pid; do
+  for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
 }
@@ -66,7 +111,8 @@ case "${1:-}" in
     case "${2:-}" in
       postgres) start_postgres "$3" ;;
       redis) start_redis "$3" ;;
-      *) echo "usage: $0 start postgres|redis DIR" >&2; exit 2 ;;
+      garage) start_garage "$3" ;;
+      *) echo "usage: $0 start postgres|redis|garage DIR" >&2; exit 2 ;;
     esac ;;
   stop) stop_all "$2" ;;
   *) echo "usage: $0 start postgres|redis DIR | stop DIR" >&2; exit 2 ;;

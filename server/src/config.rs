@@ -60,10 +60,69 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `filesystem` (a local directory or a shared CephFS/NFS mount).
+    /// `filesystem` (a local directory or a shared CephFS/NFS mount) or `s3`.
     pub kind: String,
     /// Root directory of the filesystem backend.
     pub path: PathBuf,
+    pub s3: S3Config,
+}
+
+/// An S3 bucket (AWS or any S3-compatible service such as Garage, Ceph RGW, MinIO).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// `http(s)://host:port` of an S3-compatible service; unset for AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Key prefix inside the bucket (several installations can share one bucket).
+    pub prefix: String,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            prefix: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &self.access_key_id)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Config {
+    /// The S3 server the test command starts (`TEST_BERTH_S3_*`); fails loudly when absent.
+    pub fn from_test_env() -> S3Config {
+        let get = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| {
+                panic!("{k} is not set: run the README's test command (scripts/test), which starts Garage")
+            })
+        };
+        S3Config {
+            endpoint: Some(get("TEST_BERTH_S3_ENDPOINT")),
+            region: get("TEST_BERTH_S3_REGION"),
+            bucket: get("TEST_BERTH_S3_BUCKET"),
+            access_key_id: get("TEST_BERTH_S3_ACCESS_KEY"),
+            secret_access_key: get("TEST_BERTH_S3_SECRET_KEY"),
+            prefix: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -190,7 +249,7 @@ impl Default for DatabaseConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { kind: "filesystem".into(), path: PathBuf::from("data/storage") }
+        Self { kind: "filesystem".into(), path: PathBuf::from("data/storage"), s3: S3Config::default() }
     }
 }
 
@@ -307,14 +366,38 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));
         }
-        if self.storage.kind != "filesystem" {
-            return Err(ConfigError::new(
-                "storage.kind",
-                format!("unknown storage kind {:?} (expected \"filesystem\")", self.storage.kind),
-            ));
-        }
-        if self.storage.path.as_os_str().is_empty() {
-            return Err(ConfigError::new("storage.path", "must not be empty"));
+        match self.storage.kind.as_str() {
+            "filesystem" => {
+                if self.storage.path.as_os_str().is_empty() {
+                    return Err(ConfigError::new("storage.path", "must not be empty"));
+                }
+            }
+            "s3" => {
+                let s3 = &self.storage.s3;
+                for (key, v) in [
+                    ("storage.s3.bucket", &s3.bucket),
+                    ("storage.s3.region", &s3.region),
+                    ("storage.s3.access_key_id", &s3.access_key_id),
+                    ("storage.s3.secret_access_key", &s3.secret_access_key),
+                ] {
+                    if v.is_empty() {
+                        return Err(ConfigError::new(key, "required when storage.kind = \"s3\""));
+                    }
+                }
+                if let Some(ep) = &s3.endpoint {
+                    let u = url::Url::parse(ep)
+                        .map_err(|e| ConfigError::new("storage.s3.endpoint", e.to_string()))?;
+                    if !matches!(u.scheme(), "http" | "https") {
+                        return Err(ConfigError::new("storage.s3.endpoint", "must be an http(s):// URL"));
+                    }
+                }
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "storage.kind",
+                    format!("unknown storage kind {other:?} (expected \"filesystem\" or \"s3\")"),
+                ))
+            }
         }
         if let Some(r) = &self.redis.url {
             let u = url::Url::parse(r).map_err(|e| ConfigError::new("redis.url", e.to_string()))?;
@@ -405,6 +488,13 @@ mod tests {
             ("[database]\nmax_connections = \"ten\"", "database.max_connections"),
             ("[session]\ntimeout = \"forever\"", "session.timeout"),
             ("[storage]\nkind = \"floppy\"", "storage.kind"),
+            ("[storage]\nkind = \"s3\"", "storage.s3.bucket"),
+            (
+                "[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nendpoint = \"ftp://x\"",
+                "storage.s3.endpoint",
+            ),
+            ("[storage]\nkind = \"s3\"", "storage.s3.bucket"),
+            ("[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nendpoint = \"ftp://x\"", "storage.s3.endpoint"),
             ("[log]\nformat = \"xml\"", "log.format"),
             ("[redis]\nurl = \"http://x\"", "redis.url"),
             ("[admin]\ninitial_password = \"short\"", "admin.initial_password"),

@@ -1,4 +1,5 @@
-//! OCI Distribution v1.1 through the real router, on SQLite and PostgreSQL: every endpoint,
+//! OCI Distribution v1.1 through the real router, on SQLite and PostgreSQL and on filesystem
+//! and S3 storage: every endpoint,
 //! status code, header and error code the registry serves.
 
 mod common;
@@ -72,7 +73,7 @@ fn oci_code(r: &common::Resp) -> String {
     j["errors"][0]["code"].as_str().expect("code").to_string()
 }
 
-both_dbs!(base_endpoint_and_auth_challenge, |app| {
+all_backends!(base_endpoint_and_auth_challenge, |app| {
     let r = app.get("/v2/").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(oci_code(&r), "UNAUTHORIZED");
@@ -86,7 +87,7 @@ both_dbs!(base_endpoint_and_auth_challenge, |app| {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 });
 
-both_dbs!(monolithic_upload_and_blob_reads, |app| {
+all_backends!(monolithic_upload_and_blob_reads, |app| {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let d = sha256(&data);
     let r = app
@@ -138,7 +139,7 @@ both_dbs!(monolithic_upload_and_blob_reads, |app| {
     assert_eq!(oci_code(&r), "DIGEST_INVALID");
 });
 
-both_dbs!(post_then_put_and_sha512, |app| {
+all_backends!(post_then_put_and_sha512, |app| {
     let auth = admin();
     let r = app.call(Method::POST, "/v2/library/b/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
@@ -177,7 +178,7 @@ both_dbs!(post_then_put_and_sha512, |app| {
     );
 });
 
-both_dbs!(chunked_and_streamed_uploads, |app| {
+all_backends!(chunked_and_streamed_uploads, |app| {
     let auth = admin();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let d = sha256(&data);
@@ -274,7 +275,7 @@ both_dbs!(chunked_and_streamed_uploads, |app| {
     );
 });
 
-both_dbs!(concurrent_pushes_of_the_same_blob, |app| {
+all_backends!(concurrent_pushes_of_the_same_blob, |app| {
     let data: Vec<u8> = (0..500_000u32).map(|i| (i % 241) as u8).collect();
     let d = sha256(&data);
     let mut tasks = vec![];
@@ -299,7 +300,7 @@ both_dbs!(concurrent_pushes_of_the_same_blob, |app| {
     }
 });
 
-both_dbs!(cross_repository_mount, |app| {
+all_backends!(cross_repository_mount, |app| {
     let auth = admin();
     let d = push_blob(&app, "library/src", b"shared layer").await;
     let r = app
@@ -329,7 +330,7 @@ both_dbs!(cross_repository_mount, |app| {
     assert!(r.header("location").unwrap().contains("/blobs/uploads/"));
 });
 
-both_dbs!(manifests_tags_and_deletes, |app| {
+all_backends!(manifests_tags_and_deletes, |app| {
     let auth = admin();
     let (d, body) = push_image(&app, "library/img", "v1", &[b"layer one", b"layer two"]).await;
     // GET/HEAD by tag and digest.
@@ -419,7 +420,7 @@ both_dbs!(manifests_tags_and_deletes, |app| {
     );
 });
 
-both_dbs!(manifest_validation, |app| {
+all_backends!(manifest_validation, |app| {
     let auth = admin();
     let missing = sha256(b"never pushed");
     let cfg = push_blob(&app, "library/v", b"{}").await;
@@ -492,7 +493,7 @@ both_dbs!(manifest_validation, |app| {
     assert_eq!(oci_code(&r), "UNSUPPORTED");
 });
 
-both_dbs!(indexes_and_referrers, |app| {
+all_backends!(indexes_and_referrers, |app| {
     let auth = admin();
     let (amd, amd_body) = push_image(
         &app,
@@ -570,7 +571,7 @@ both_dbs!(indexes_and_referrers, |app| {
     assert_eq!(r.json()["manifests"], json!([]));
 });
 
-both_dbs!(catalog_and_permissions, |app| {
+all_backends!(catalog_and_permissions, |app| {
     push_image(&app, "library/one", "v1", &[b"1"]).await;
     push_image(&app, "library/two", "v1", &[b"2"]).await;
     let now = server::db::now_ms();

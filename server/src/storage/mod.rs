@@ -14,6 +14,7 @@
 
 pub mod fs;
 pub mod memory;
+pub mod s3;
 
 use std::pin::Pin;
 
@@ -80,6 +81,7 @@ pub fn check_key(key: &str) -> Result<()> {
 pub fn from_config(cfg: &crate::config::StorageConfig) -> anyhow::Result<std::sync::Arc<dyn Storage>> {
     match cfg.kind.as_str() {
         "filesystem" => Ok(std::sync::Arc::new(fs::FsStorage::new(&cfg.path)?)),
+        "s3" => Ok(std::sync::Arc::new(s3::S3Storage::new(&cfg.s3)?)),
         other => anyhow::bail!("storage.kind: unknown kind {other:?}"),
     }
 }

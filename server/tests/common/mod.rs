@@ -86,6 +86,7 @@ pub async fn fresh_postgres_url() -> String {
 
 pub struct Builder {
     db: DbChoice,
+    s3: bool,
     toml: String,
     dir: Option<Arc<tempfile::TempDir>>,
     db_url: Option<String>,
@@ -93,7 +94,7 @@ pub struct Builder {
 
 impl TestApp {
     pub fn builder(db: DbChoice) -> Builder {
-        Builder { db, toml: String::new(), dir: None, db_url: None }
+        Builder { db, s3: false, toml: String::new(), dir: None, db_url: None }
     }
 
     pub async fn new(db: DbChoice) -> TestApp {
@@ -158,6 +159,12 @@ impl TestApp {
 }
 
 impl Builder {
+    /// Blob storage in the S3 server the test command starts (Garage), under a fresh prefix.
+    pub fn s3(mut self) -> Self {
+        self.s3 = true;
+        self
+    }
+
     /// Extra TOML appended to the generated configuration.
     pub fn toml(mut self, extra: &str) -> Self {
         self.toml.push_str(extra);
@@ -172,16 +179,55 @@ impl Builder {
             (None, DbChoice::Sqlite) => format!("sqlite://{}/berth.db", dir.path().display()),
             (None, DbChoice::Postgres) => fresh_postgres_url().await,
         };
+        let storage = if self.s3 {
+            let c = server::config::S3Config::from_test_env();
+            format!(
+                "[storage]\nkind = \"s3\"\n[storage.s3]\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\n\
+                 access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nprefix = \"test-{}\"\n",
+                c.endpoint.unwrap_or_default(),
+                c.region,
+                c.bucket,
+                c.access_key_id,
+                c.secret_access_key,
+                uuid::Uuid::new_v4().simple()
+            )
+        } else {
+            format!("[storage]\npath = \"{}/storage\"\n", dir.path().display())
+        };
         // Top-level keys first, then sections.
         let toml = format!(
-            "{}\n[database]\nurl = \"{db_url}\"\nmax_connections = 5\n[storage]\npath = \"{}/storage\"\n[log]\nlevel = \"warn\"\n",
+            "{}\n[database]\nurl = \"{db_url}\"\nmax_connections = 5\n{storage}[log]\nlevel = \"warn\"\n",
             self.toml,
-            dir.path().display()
         );
         let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let state = AppState::build(config.clone()).await.expect("build app");
         TestApp { router: server::router::router(state.clone()), state, config, _dir: dir }
     }
+}
+
+/// Runs each test body on SQLite and PostgreSQL with filesystem storage, and on PostgreSQL
+/// with S3 storage (Garage).
+#[macro_export]
+macro_rules! all_backends {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($app: $crate::common::TestApp) $body
+            #[tokio::test]
+            async fn sqlite_fs() {
+                run($crate::common::TestApp::new($crate::common::DbChoice::Sqlite).await).await
+            }
+            #[tokio::test]
+            async fn postgres_fs() {
+                run($crate::common::TestApp::new($crate::common::DbChoice::Postgres).await).await
+            }
+            #[tokio::test]
+            async fn postgres_s3() {
+                run($crate::common::TestApp::builder($crate::common::DbChoice::Postgres).s3().build().await).await
+            }
+        }
+    };
 }
 
 /// Runs each test body on SQLite and on PostgreSQL.
