@@ -59,8 +59,6 @@ def write_layer(blobs, index, size):
             left -= n
         pad = (-size) % 512
         feed(b"\0" * pad + b"\0" * 1024)  # file padding + end-of-archive blocks
-        # tarfile pads the archive to a 10240-byte record; do the same for a standard tar
-        written = 512 * 2 + size + pad + 1024  # (header sizes vary with PAX; recomputed below)
         out = comp.flush()
         gz_sha.update(out)
         f.write(out)

@@ -141,3 +141,36 @@ impl SessionStore for Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_sessions_are_not_loaded_and_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::DatabaseConfig {
+            url: format!("sqlite://{}/s.db", dir.path().display()),
+            ..Default::default()
+        };
+        let db = Db::connect(&cfg).await.unwrap();
+        db.migrate().await.unwrap();
+        let store = SqlStore::new(db);
+        let mut live = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::minutes(5),
+        };
+        live.data.insert(USER_ID.into(), serde_json::json!(1));
+        store.create(&mut live).await.unwrap();
+        let mut dead = live.clone();
+        dead.id = Id::default();
+        dead.expiry_date = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        store.create(&mut dead).await.unwrap();
+        assert_eq!(store.load(&live.id).await.unwrap().unwrap().data, live.data);
+        assert!(store.load(&dead.id).await.unwrap().is_none());
+        assert_eq!(store.delete_expired().await.unwrap(), 1);
+        store.delete(&live.id).await.unwrap();
+        assert!(store.load(&live.id).await.unwrap().is_none());
+    }
+}

@@ -696,11 +696,19 @@ async fn complete(
         return Err(OciError::new(Code::BlobUploadInvalid, "the upload is being written by another request"));
     }
     let key = digest.blob_key();
-    if state.storage.stat(&key).await?.is_some() {
-        // Already stored (by another upload of the same content): ours is redundant.
-        state.storage.delete(&upload_key(id)).await?;
-    } else {
-        state.storage.commit(&upload_key(id), &key).await?;
+    let moved = async {
+        if state.storage.stat(&key).await?.is_some() {
+            // Already stored (by another upload of the same content): ours is redundant.
+            state.storage.delete(&upload_key(id)).await?;
+        } else {
+            state.storage.commit(&upload_key(id), &key).await?;
+        }
+        Ok::<_, OciError>(())
+    }
+    .await;
+    if let Err(e) = moved {
+        let _ = meta::release_upload(&state.db, id).await;
+        return Err(e);
     }
     meta::record_blob(&state.db, name, digest, size).await?;
     meta::delete_upload(&state.db, id).await?;
