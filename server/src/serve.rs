@@ -17,9 +17,11 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> anyhow::Result<()> {
     let cfg = state.config.clone();
+    let (pulls, db) = (state.pulls.clone(), state.db.clone());
     if let Store::Sql(store) = &state.sessions {
         tokio::spawn(expire_sessions(store.clone()));
     }
+    tokio::spawn(state.pulls.clone().run(state.db.clone()));
     let app = router(state).into_make_service();
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -42,6 +44,10 @@ pub async fn serve(
         _ => {
             axum_server::bind(cfg.listen).handle(handle).serve(app).await?;
         }
+    }
+    // Counts of the last second.
+    if let Err(e) = pulls.flush(&db).await {
+        tracing::warn!(error = %e, "could not record the last pulls");
     }
     tracing::info!("stopped");
     Ok(())

@@ -28,6 +28,7 @@ pub struct AppState {
     pub storage_root: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub credentials: Arc<crate::auth::CredentialCache>,
+    pub pulls: Arc<crate::registry::meta::PullRecorder>,
     pub leptos: LeptosOptions,
 }
 
@@ -77,6 +78,7 @@ impl AppState {
             storage_root,
             storage,
             credentials: Arc::new(crate::auth::CredentialCache::new(rand::random())),
+            pulls: Arc::default(),
             leptos,
         })
     }

@@ -612,7 +612,8 @@ all_backends!(catalog_and_permissions, |app| {
     assert!(r.header("www-authenticate").is_some());
     let r = app.call(Method::POST, "/v2/library/one/blobs/uploads/", &[], vec![]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    // Pull counting.
+    // Pull counting (written in batches).
+    app.state.pulls.flush(&app.state.db).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT pull_count FROM repositories WHERE name = 'library/one'")
         .fetch_one(&app.state.db.pool)
         .await

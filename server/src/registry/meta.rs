@@ -260,23 +260,73 @@ pub async fn find_manifest(
     .transpose()
 }
 
-/// Counts a pull (manifest GET) on the artifact and its repository.
-pub async fn record_pull(db: &Db, artifact_id: i64) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let mut tx = db.pool.begin().await?;
-    sqlx::query("UPDATE artifacts SET pull_count = pull_count + 1, pulled_at = $2 WHERE id = $1")
-        .bind(artifact_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE repositories SET pull_count = pull_count + 1 \
-         WHERE id = (SELECT repository_id FROM artifacts WHERE id = $1)",
-    )
-    .bind(artifact_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+/// Pull counting off the request path: manifest GETs add to an in-memory tally that a
+/// background task (`PullRecorder::run`) writes in one transaction per second. Each replica
+/// flushes its own tally; a crash loses at most the last second of counts (never content).
+#[derive(Debug, Default)]
+pub struct PullRecorder {
+    pending: std::sync::Mutex<std::collections::HashMap<i64, (i64, i64)>>,
+}
+
+impl PullRecorder {
+    pub fn record(&self, artifact_id: i64) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let e = p.entry(artifact_id).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = now_ms();
+    }
+
+    /// Writes the tally; on failure it is merged back for the next attempt.
+    pub async fn flush(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = async {
+            let mut tx = db.pool.begin().await?;
+            for (id, (n, at)) in &batch {
+                sqlx::query(
+                    "UPDATE artifacts SET pull_count = pull_count + $2, \
+                     pulled_at = CASE WHEN pulled_at > $3 THEN pulled_at ELSE $3 END WHERE id = $1",
+                )
+                .bind(id)
+                .bind(n)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE repositories SET pull_count = pull_count + $2 \
+                     WHERE id = (SELECT repository_id FROM artifacts WHERE id = $1)",
+                )
+                .bind(id)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if result.is_err() {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, (n, at)) in batch {
+                let e = p.entry(id).or_insert((0, 0));
+                e.0 += n;
+                e.1 = e.1.max(at);
+            }
+        }
+        result
+    }
+
+    /// Flushes every second until the process ends.
+    pub async fn run(self: std::sync::Arc<Self>, db: Db) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.flush(&db).await {
+                tracing::warn!(error = %e, "could not record pulls; will retry");
+            }
+        }
+    }
 }
 
 /// Deletes an artifact (logical delete: its tags and references go, bytes stay until GC).

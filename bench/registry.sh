@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# berth's registry against CNCF distribution 2.8 (Debian's docker-registry), side by side on
+# 127.0.0.1, both on filesystem storage under one temporary directory, both with HTTP Basic auth.
+#
+#   bench/registry.sh                 builds berth (release), runs everything (~10 min), prints a
+#                                     Markdown report on stdout (progress on stderr)
+#
+# Environment:
+#   SKIP_BUILD=1       use the existing binary         BERTH_BIN   default $CARGO_TARGET_DIR/release/berth
+#   CARGO_TARGET_DIR   default ~/.cache/berth/target   REPS        repetitions of push/pull (3)
+#   BLOB_GETS          repetitions of the blob GET (5) WRK_DURATION  manifest load duration (10s)
+#   BCRYPT_COST        the peer's htpasswd cost (5)    KEEP=1      keep the work directory
+#   OUT=FILE           also write the report to FILE
+#
+# What is measured, per registry (see bench/README.md):
+#   1. skopeo push (oci: layout -> docker://) and pull (docker:// -> fresh dir:) of a 512 MiB
+#      one-layer image and of a 64 MiB three-layer image of random bytes: a new image, a new
+#      repository and a new skopeo blob-info cache for every measurement; median of REPS.
+#   2. curl GET of the 512 MiB blob (speed_download), median of BLOB_GETS.
+#   3. wrk -t2 -c32 manifest GETs by tag with Basic auth, after one checked request and a 2 s
+#      warm-up: requests/s and p99 latency.
+#   4. server CPU (utime+stime from /proc/PID/stat) per GiB during each timed 512 MiB push.
+#   5. a freshly started server process takes one more 512 MiB push while VmRSS is sampled every
+#      50 ms: peak VmRSS, and VmHWM after the push.
+# Every process started here is stopped by PID on exit; the work directory is removed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo_root=$(cd "$here/.." && pwd)
+REPS=${REPS:-3}
+BLOB_GETS=${BLOB_GETS:-5}
+WRK_DURATION=${WRK_DURATION:-10s}
+WRK_THREADS=2
+WRK_CONNS=32
+BIG_BYTES=$((512 << 20))
+SMALL_LAYERS=3
+SMALL_LAYER_BYTES=$(((64 << 20) / 3))
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}
+BERTH_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
+RUSER=admin
+RPASS=Harbor12345
+AUTH_B64=$(printf '%s:%s' "$RUSER" "$RPASS" | base64)
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# ------------------------------------------------------------------ tools
+
+missing=()
+for p in skopeo:skopeo wrk:wrk docker-registry:docker-registry htpasswd:apache2-utils curl:curl python3:python3; do
+  command -v "${p%%:*}" >/dev/null || missing+=("${p#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# ------------------------------------------------------------------ work dir, cleanup
+
+W=$(mktemp -d /tmp/berth-bench.XXXXXX)
+BERTH_PID=""
+SAMPLER_PID=""
+cleanup() {
+  local rc=$?
+  set +e
+  alive "$SAMPLER_PID" && kill "$SAMPLER_PID" 2>/dev/null
+  stop_berth
+  [ -d "$W/peer" ] && "$here/peer.sh" stop "$W/peer"
+  if [ "${KEEP:-}" = 1 ] || [ $rc -ne 0 ]; then
+    [ $rc -ne 0 ] && { log "logs:"; tail -n 20 "$W/berth.log" "$W/peer/registry.log" >&2 2>/dev/null; }
+    if [ "${KEEP:-}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
+  else
+    rm -rf "$W"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+BERTH_PORT=$(free_port)
+PEER_PORT=$(free_port)
+while [ "$PEER_PORT" = "$BERTH_PORT" ]; do PEER_PORT=$(free_port); done
+mkdir -p "$W/berth" "$W/peer" "$W/img" "$W/pull" "$W/cache"
+: >"$W/raw.tsv"
+
+# skopeo: own policy and registries.conf, no auth file, and a blob-info cache per call
+# (_CONTAINERS_ROOTLESS_UID moves it from /var/lib/containers/cache to $XDG_DATA_HOME).
+echo '{"default": [{"type": "insecureAcceptAnything"}]}' >"$W/policy.json"
+echo 'unqualified-search-registries = []' >"$W/registries.conf"
+export REGISTRY_AUTH_FILE=$W/auth.json
+sk() {
+  local cache=$1
+  shift
+  mkdir -p "$cache/tmp"
+  env _CONTAINERS_ROOTLESS_UID=65534 XDG_DATA_HOME="$cache/data" XDG_CONFIG_HOME="$cache/config" \
+    TMPDIR="$cache/tmp" skopeo --policy "$W/policy.json" --registries-conf "$W/registries.conf" "$@"
+}
+
+# ------------------------------------------------------------------ servers
+
+start_berth() {
+  local v unset_args=()
+  for v in $(compgen -e); do [[ $v == BERTH_* ]] && unset_args+=(-u "$v"); done
+  (cd "$W/berth" && exec env "${unset_args[@]}" BERTH_LISTEN="127.0.0.1:$BERTH_PORT" \
+    BERTH_EXTERNAL_URL="http://127.0.0.1:$BERTH_PORT" BERTH_LOG__LEVEL=warn \
+    "$BERTH_BIN" >>"$W/berth.log" 2>&1 </dev/null) &
+  BERTH_PID=$!
+  local i
+  for ((i = 0; i < 300; i++)); do
+    alive "$BERTH_PID" || die "berth exited at start"
+    [ "$(curl -fsS "http://127.0.0.1:$BERTH_PORT/api/v2.0/ping" 2>/dev/null)" = Pong ] && return 0
+    sleep 0.1
+  done
+  die "berth did not answer Pong in 30 s"
+}
+
+stop_berth() {
+  local i
+  if alive "$BERTH_PID"; then
+    kill -TERM "$BERTH_PID"
+    for ((i = 0; i < 200; i++)); do alive "$BERTH_PID" || break; sleep 0.1; done
+    alive "$BERTH_PID" && kill -KILL "$BERTH_PID" 2>/dev/null
+    wait "$BERTH_PID" 2>/dev/null || true
+  fi
+  BERTH_PID=""
+}
+
+start_peer() { BCRYPT_COST=${BCRYPT_COST:-5} "$here/peer.sh" start "$W/peer" "$PEER_PORT" "$RUSER" "$RPASS"; }
+stop_peer() { "$here/peer.sh" stop "$W/peer"; }
+
+pid_of() { if [ "$1" = berth ]; then echo "$BERTH_PID"; else cat "$W/peer/registry.pid"; fi; }
+port_of() { if [ "$1" = berth ]; then echo "$BERTH_PORT"; else echo "$PEER_PORT"; fi; }
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+TICKS=$(getconf CLK_TCK)
+
+# Samples VmRSS (KiB) of PID every 50 ms until STOPFILE exists; writes the maximum to OUT.
+sample_rss() {
+  local pid=$1 stop=$2 out=$3 max=0 k v u
+  while [ ! -e "$stop" ]; do
+    if [ -r "/proc/$pid/status" ]; then
+      while read -r k v u; do
+        if [ "$k" = VmRSS: ]; then [ "$v" -gt "$max" ] && max=$v; break; fi
+      done <"/proc/$pid/status"
+    fi
+    sleep 0.05
+  done
+  echo "$max" >"$out"
+}
+
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$W/raw.tsv"; }
+now() { date +%s.%N; }
+calc() { python3 -c "print($1)"; }
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+
+# ------------------------------------------------------------------ measurements
+
+# push REG KIND REP [PHASE]: pushes image $W/img/KIND-REP to library/KIND-REP[-PHASE]; records
+# time, MB/s, and for big images CPU-s/GiB and peak VmRSS.
+push() {
+  local reg=$1 kind=$2 rep=$3 phase=${4:-timed}
+  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port cache t0 t1 c0 c1 bytes stop
+  [ "$phase" = timed ] || name=$name-$phase
+  pid=$(pid_of "$reg")
+  port=$(port_of "$reg")
+  cache=$W/cache/push-$reg-$kind-$rep-$phase
+  bytes=$(json_field "$img.json" total_bytes)
+  stop=$W/cache/stop-$reg-$kind-$rep-$phase
+  rm -f "$stop"
+  sample_rss "$pid" "$stop" "$W/cache/rss-$reg-$kind-$rep-$phase" &
+  SAMPLER_PID=$!
+  c0=$(cpu_ticks "$pid")
+  t0=$(now)
+  sk "$cache" copy --preserve-digests --dest-tls-verify=false --dest-creds "$RUSER:$RPASS" \
+    --digestfile "$cache/digest" "oci:$img:v1" "docker://127.0.0.1:$port/$name:v1" \
+    >"$cache.log" 2>&1 || { cat "$cache.log" >&2; die "push of $name to $reg"; }
+  t1=$(now)
+  c1=$(cpu_ticks "$pid")
+  touch "$stop"
+  wait "$SAMPLER_PID"
+  SAMPLER_PID=""
+  [ "$(cat "$cache/digest")" = "$(json_field "$img.json" digest)" ] || die "$reg: pushed digest differs"
+  [ -s "$cache/data/containers/cache/blob-info-cache-v1.boltdb" ] ||
+    die "skopeo's blob-info cache is not in $cache (it would skip blobs in later runs)"
+  local secs mbps cpu rss
+  secs=$(calc "$t1 - $t0")
+  mbps=$(calc "$bytes / 1e6 / ($t1 - $t0)")
+  cpu=$(calc "($c1 - $c0) / $TICKS / ($bytes / 2**30)")
+  rss=$(calc "$(cat "$W/cache/rss-$reg-$kind-$rep-$phase") / 1024")
+  if [ "$phase" = timed ]; then
+    record "$reg" "push_${kind}_s" "$secs"
+    record "$reg" "push_${kind}_mbps" "$mbps"
+    if [ "$kind" = big ]; then
+      record "$reg" cpu_s_per_gib "$cpu"
+      record "$reg" rss_peak_timed_pushes_mib "$rss"
+    fi
+  else
+    record "$reg" rss_peak_mib "$rss"
+    record "$reg" hwm_mib "$(calc "$(status_kib "$pid" VmHWM) / 1024")"
+    record "$reg" cpu_s_per_gib_fresh_process "$cpu"
+  fi
+  log "$reg push $name: ${secs} s, ${mbps} MB/s, CPU ${cpu} s/GiB, peak RSS ${rss} MiB"
+}
+
+# pull REG KIND REP: pulls library/KIND-REP into a fresh dir: layout; checks the manifest digest.
+pull() {
+  local reg=$1 kind=$2 rep=$3
+  local img=$W/img/$kind-$rep name=library/$kind-$rep port cache dest t0 t1 bytes
+  port=$(port_of "$reg")
+  cache=$W/cache/pull-$reg-$kind-$rep
+  dest=$W/pull/$reg-$kind-$rep
+  bytes=$(json_field "$img.json" total_bytes)
+  t0=$(now)
+  sk "$cache" copy --preserve-digests --src-tls-verify=false --src-creds "$RUSER:$RPASS" \
+    "docker://127.0.0.1:$port/$name:v1" "dir:$dest" >"$cache.log" 2>&1 ||
+    { cat "$cache.log" >&2; die "pull of $name from $reg"; }
+  t1=$(now)
+  [ "sha256:$(sha256sum "$dest/manifest.json" | cut -d' ' -f1)" = "$(json_field "$img.json" digest)" ] ||
+    die "$reg: pulled manifest differs"
+  [ "$(du -sb "$dest" | cut -f1)" -ge "$bytes" ] || die "$reg: pulled layout is short"
+  rm -rf "$dest"
+  record "$reg" "pull_${kind}_s" "$(calc "$t1 - $t0")"
+  record "$reg" "pull_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
+  log "$reg pull $name: $(calc "round($t1 - $t0, 3)") s"
+}
+
+blob_get() {
+  local reg=$1 port digest size out code got speed
+  port=$(port_of "$reg")
+  digest=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['layers'][0])" "$W/img/big-1.json")
+  size=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['layer_sizes'][0])" "$W/img/big-1.json")
+  out=$(curl -s -o /dev/null -u "$RUSER:$RPASS" -w '%{http_code} %{size_download} %{speed_download}' \
+    "http://127.0.0.1:$port/v2/library/big-1/blobs/$digest")
+  read -r code got speed <<<"$out"
+  [ "$code" = 200 ] && [ "$got" = "$size" ] || die "$reg: blob GET answered $code with $got of $size bytes"
+  record "$reg" blob_get_mbps "$(calc "$speed / 1e6")"
+  log "$reg blob GET: $(calc "round($speed / 1e6, 1)") MB/s"
+}
+
+manifest_load() {
+  local reg=$1 port url code
+  port=$(port_of "$reg")
+  url=http://127.0.0.1:$port/v2/library/small-1/manifests/v1
+  code=$(curl -s -o "$W/manifest-$reg.json" -D "$W/manifest-$reg.headers" -w '%{http_code}' \
+    -H "Authorization: Basic $AUTH_B64" -H "Accept: $OCI_MANIFEST" "$url")
+  if [ "$code" != 200 ]; then
+    cat "$W/manifest-$reg.headers" "$W/manifest-$reg.json" >&2
+    die "$reg: GET $url answered $code"
+  fi
+  [ "sha256:$(sha256sum "$W/manifest-$reg.json" | cut -d' ' -f1)" = "$(json_field "$W/img/small-1.json" digest)" ] ||
+    die "$reg: GET $url returned other bytes than pushed"
+  local args=(-t"$WRK_THREADS" -c"$WRK_CONNS" -H "Authorization: Basic $AUTH_B64" -H "Accept: $OCI_MANIFEST")
+  wrk "${args[@]}" -d2s "$url" >/dev/null # warm-up (connections, caches, berth's credential cache)
+  wrk "${args[@]}" -d"$WRK_DURATION" --latency "$url" >"$W/wrk-$reg.txt"
+  log "$reg manifest GET: $(grep Requests/sec "$W/wrk-$reg.txt")"
+}
+
+# ------------------------------------------------------------------ run
+
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  log "building berth (release) in $CARGO_TARGET_DIR"
+  (cd "$repo_root" && cargo build --release -p server >&2)
+fi
+[ -x "$BERTH_BIN" ] || die "no berth binary at $BERTH_BIN"
+
+log "generating images in $W/img ($REPS × 512 MiB + $REPS × 3 × $SMALL_LAYER_BYTES bytes + 1 × 512 MiB)"
+gen() { python3 "$here/mkimage-big.py" "$W/img/$1" --layers "$2" --layer-bytes "$3" >"$W/img/$1.json"; }
+for ((rep = 1; rep <= REPS; rep++)); do # two at a time
+  gen "big-$rep" 1 "$BIG_BYTES" &
+  bg=$!
+  if [ "$rep" = 1 ]; then gen big-rss 1 "$BIG_BYTES"; fi
+  gen "small-$rep" "$SMALL_LAYERS" "$SMALL_LAYER_BYTES"
+  wait "$bg" || die "image generation"
+done
+
+log "starting berth on 127.0.0.1:$BERTH_PORT and distribution on 127.0.0.1:$PEER_PORT"
+start_berth
+start_peer
+for reg in berth peer; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -u "$RUSER:$RPASS" "http://127.0.0.1:$(port_of $reg)/v2/")
+  [ "$code" = 200 ] || die "$reg: authenticated GET /v2/ answered $code"
+done
+
+for ((rep = 1; rep <= REPS; rep++)); do
+  # Alternate which registry goes first, so that neither always runs on a warmer page cache.
+  if [ $((rep % 2)) = 1 ]; then order="berth peer"; else order="peer berth"; fi
+  for reg in $order; do
+    push "$reg" big "$rep"
+    pull "$reg" big "$rep"
+    push "$reg" small "$rep"
+    pull "$reg" small "$rep"
+  done
+done
+
+for ((i = 1; i <= BLOB_GETS; i++)); do
+  blob_get berth
+  blob_get peer
+done
+
+manifest_load berth
+manifest_load peer
+
+log "fresh server processes for the RSS measurement"
+stop_berth
+start_berth
+stop_peer
+start_peer
+push berth big rss fresh
+push peer big rss fresh
+
+# ------------------------------------------------------------------ report
+
+rev=$(git -C "$repo_root" rev-parse --short HEAD)
+dirty=$(git -C "$repo_root" status --porcelain --untracked-files=no -- server Cargo.toml Cargo.lock | wc -l)
+{
+  echo "reps=$REPS"
+  echo "blob_gets=$BLOB_GETS"
+  echo "wrk_conns=$WRK_CONNS"
+  echo "wrk_duration=$WRK_DURATION"
+} >"$W/meta.txt"
+
+report() {
+  echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 2^20 }' /proc/meminfo) RAM, $(uname -sr)"
+  echo "- berth: git $rev$([ "$dirty" -gt 0 ] && echo " + $dirty uncommitted server/Cargo files") ($BERTH_BIN, release), SQLite + filesystem storage, BERTH_LOG__LEVEL=warn"
+  echo "- peer: docker-registry $(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null) (distribution $(docker-registry --version 2>/dev/null | awk '{ print $3 }')), filesystem storage, htpasswd bcrypt cost ${BCRYPT_COST:-5}, log level warn, access log off"
+  echo "- clients: $(skopeo --version), $(wrk --version 2>&1 | head -1 | awk '{ print $1, $2 }'), $(curl --version | head -1 | awk '{ print $1, $2 }')"
+  echo "- command: \`bench/registry.sh\` (REPS=$REPS BLOB_GETS=$BLOB_GETS WRK_DURATION=$WRK_DURATION)"
+  echo
+  python3 "$here/report.py" "$W"
+}
+report >"$W/report.md"
+cat "$W/report.md"
+[ -n "${OUT:-}" ] && cp "$W/report.md" "$OUT"
+log "done"
