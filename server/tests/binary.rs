@@ -5,6 +5,29 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Kills the server when a test ends, also when it panics.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Reap {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reap {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 fn berth() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
     // Do not pick up a developer's environment.
@@ -48,14 +71,16 @@ fn migrate_then_serve_then_sigterm() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("data/berth.db").exists());
 
-    let mut child = berth()
-        .current_dir(dir.path())
-        .env("BERTH_LISTEN", "127.0.0.1:0")
-        .env("BERTH_LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reap(
+        berth()
+            .current_dir(dir.path())
+            .env("BERTH_LISTEN", "127.0.0.1:0")
+            .env("BERTH_LOG__FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("berth is running at http://127.0.0.1:8080"), "{first}");
@@ -112,16 +137,18 @@ fn serves_https_with_a_configured_certificate() {
         .status()
         .expect("openssl");
     assert!(ok.success());
-    let mut child = berth()
-        .current_dir(dir.path())
-        .env("BERTH_LISTEN", "127.0.0.1:0")
-        .env("BERTH_EXTERNAL_URL", "https://127.0.0.1:8443")
-        .env("BERTH_TLS__CERT", &cert)
-        .env("BERTH_TLS__KEY", &key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reap(
+        berth()
+            .current_dir(dir.path())
+            .env("BERTH_LISTEN", "127.0.0.1:0")
+            .env("BERTH_EXTERNAL_URL", "https://127.0.0.1:8443")
+            .env("BERTH_TLS__CERT", &cert)
+            .env("BERTH_TLS__KEY", &key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let first = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
     let addr = first.split("listening on ").nth(1).unwrap().trim_end_matches(')').to_string();
     let out = Command::new("curl")
@@ -130,8 +157,7 @@ fn serves_https_with_a_configured_certificate() {
         .arg(format!("https://{addr}/api/v2.0/ping"))
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Pong");
 }
