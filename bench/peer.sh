@@ -7,8 +7,10 @@
 #     htpasswd default and the lowest common setting). distribution verifies the bcrypt hash on
 #     every request (no credential cache); berth caches a verified password for 60 s.
 #   - logging as quiet as berth's BERTH_LOG__LEVEL=warn: log level warn, access log disabled.
+# PEER_NOAUTH=1 starts it without auth (the benchmark's "no credentials" manifest row) and
+# PEER_ROOT=DIR points its storage at another instance's data directory.
 #
-#   bench/peer.sh start DIR PORT USER PASS    starts it, waits for 401 on /v2/; pid in DIR/registry.pid
+#   bench/peer.sh start DIR PORT USER PASS    starts it, waits for 401 (200 without auth) on /v2/; pid in DIR/registry.pid
 #   bench/peer.sh stop DIR                    stops it by PID (TERM, then KILL after 20 s)
 # The server process is docker-registry itself (no wrapper process), so DIR/registry.pid can be
 # used for /proc/PID/stat and /proc/PID/status.
@@ -48,6 +50,11 @@ start() {
     exit 1
   fi
   htpasswd -Bbc -C "$BCRYPT_COST" "$dir/htpasswd" "$user" "$pass" 2>/dev/null
+  local auth="auth:
+  htpasswd:
+    realm: berth-bench
+    path: $dir/htpasswd" expect=401
+  if [ "${PEER_NOAUTH:-}" = 1 ]; then auth="" expect=200; fi
   cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
@@ -57,7 +64,7 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $dir/data
+    rootdirectory: ${PEER_ROOT:-$dir/data}
   delete:
     enabled: true
   cache:
@@ -70,10 +77,7 @@ http:
   secret: $(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   headers:
     X-Content-Type-Options: [nosniff]
-auth:
-  htpasswd:
-    realm: berth-bench
-    path: $dir/htpasswd
+$auth
 EOF
   # distribution reads every REGISTRY_* variable as configuration: start it without them.
   local unset_args=() v
@@ -88,11 +92,11 @@ EOF
   for ((i = 0; i < 300; i++)); do # up to 30 s
     alive "$pid" || break
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-    [ "$code" = 401 ] && break
+    [ "$code" = "$expect" ] && break
     sleep 0.1
   done
-  if [ "$code" != 401 ]; then
-    echo "peer.sh: registry did not answer 401 on http://127.0.0.1:$port/v2/ (got '$code'); log:" >&2
+  if [ "$code" != "$expect" ]; then
+    echo "peer.sh: registry did not answer $expect on http://127.0.0.1:$port/v2/ (got '$code'); log:" >&2
     tail -n 30 "$dir/registry.log" >&2 || true
     stop "$dir"
     exit 1

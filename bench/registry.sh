@@ -2,7 +2,7 @@
 # berth's registry against CNCF distribution 2.8 (Debian's docker-registry), side by side on
 # 127.0.0.1, both on filesystem storage under one temporary directory, both with HTTP Basic auth.
 #
-#   bench/registry.sh                 builds berth (release), runs everything (~10 min), prints a
+#   bench/registry.sh                 builds berth (release), runs everything (~3.5 min), prints a
 #                                     Markdown report on stdout (progress on stderr)
 #
 # Environment:
@@ -18,10 +18,13 @@
 #      repository and a new skopeo blob-info cache for every measurement; median of REPS.
 #   2. curl GET of the 512 MiB blob (speed_download), median of BLOB_GETS.
 #   3. wrk -t2 -c32 manifest GETs by tag with Basic auth, after one checked request and a 2 s
-#      warm-up: requests/s and p99 latency.
+#      warm-up: requests/s and p99 latency. For information also without credentials (berth:
+#      anonymous pull from the public project; distribution: a second instance, auth off).
 #   4. server CPU (utime+stime from /proc/PID/stat) per GiB during each timed 512 MiB push.
 #   5. a freshly started server process takes one more 512 MiB push while VmRSS is sampled every
 #      50 ms: peak VmRSS, and VmHWM after the push.
+#   6. (information) a freshly started server gets 32 concurrent clients with Basic credentials
+#      for 3 s (wrk on the manifest): VmHWM and the worst latency.
 # Every process started here is stopped by PID on exit; the work directory is removed.
 set -euo pipefail
 
@@ -71,6 +74,7 @@ cleanup() {
   alive "$SAMPLER_PID" && kill "$SAMPLER_PID" 2>/dev/null
   stop_berth
   [ -d "$W/peer" ] && "$here/peer.sh" stop "$W/peer"
+  [ -d "$W/peer-noauth" ] && "$here/peer.sh" stop "$W/peer-noauth"
   if [ "${KEEP:-}" = 1 ] || [ $rc -ne 0 ]; then
     [ $rc -ne 0 ] && { log "logs:"; tail -n 20 "$W/berth.log" "$W/peer/registry.log" >&2 2>/dev/null; }
     if [ "${KEEP:-}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
@@ -87,6 +91,8 @@ free_port() {
 BERTH_PORT=$(free_port)
 PEER_PORT=$(free_port)
 while [ "$PEER_PORT" = "$BERTH_PORT" ]; do PEER_PORT=$(free_port); done
+PEER_NOAUTH_PORT=$(free_port)
+while [ "$PEER_NOAUTH_PORT" = "$BERTH_PORT" ] || [ "$PEER_NOAUTH_PORT" = "$PEER_PORT" ]; do PEER_NOAUTH_PORT=$(free_port); done
 mkdir -p "$W/berth" "$W/peer" "$W/img" "$W/pull" "$W/cache"
 : >"$W/raw.tsv"
 
@@ -138,8 +144,8 @@ stop_peer() { "$here/peer.sh" stop "$W/peer"; }
 pid_of() { if [ "$1" = berth ]; then echo "$BERTH_PID"; else cat "$W/peer/registry.pid"; fi; }
 port_of() { if [ "$1" = berth ]; then echo "$BERTH_PORT"; else echo "$PEER_PORT"; fi; }
 
-# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# utime and stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 TICKS=$(getconf CLK_TCK)
 
@@ -168,7 +174,7 @@ json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[s
 # time, MB/s, and for big images CPU-s/GiB and peak VmRSS.
 push() {
   local reg=$1 kind=$2 rep=$3 phase=${4:-timed}
-  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port cache t0 t1 c0 c1 bytes stop
+  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port cache t0 t1 u0 s0 u1 s1 bytes stop
   [ "$phase" = timed ] || name=$name-$phase
   pid=$(pid_of "$reg")
   port=$(port_of "$reg")
@@ -178,29 +184,34 @@ push() {
   rm -f "$stop"
   sample_rss "$pid" "$stop" "$W/cache/rss-$reg-$kind-$rep-$phase" &
   SAMPLER_PID=$!
-  c0=$(cpu_ticks "$pid")
+  read -r u0 s0 < <(cpu_ticks "$pid")
   t0=$(now)
   sk "$cache" copy --preserve-digests --dest-tls-verify=false --dest-creds "$RUSER:$RPASS" \
     --digestfile "$cache/digest" "oci:$img:v1" "docker://127.0.0.1:$port/$name:v1" \
     >"$cache.log" 2>&1 || { cat "$cache.log" >&2; die "push of $name to $reg"; }
   t1=$(now)
-  c1=$(cpu_ticks "$pid")
+  read -r u1 s1 < <(cpu_ticks "$pid")
   touch "$stop"
   wait "$SAMPLER_PID"
   SAMPLER_PID=""
   [ "$(cat "$cache/digest")" = "$(json_field "$img.json" digest)" ] || die "$reg: pushed digest differs"
   [ -s "$cache/data/containers/cache/blob-info-cache-v1.boltdb" ] ||
     die "skopeo's blob-info cache is not in $cache (it would skip blobs in later runs)"
-  local secs mbps cpu rss
+  local secs mbps cpu cpu_user cpu_sys rss gib
   secs=$(calc "$t1 - $t0")
   mbps=$(calc "$bytes / 1e6 / ($t1 - $t0)")
-  cpu=$(calc "($c1 - $c0) / $TICKS / ($bytes / 2**30)")
+  gib=$(calc "$bytes / 2**30")
+  cpu=$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / $gib")
+  cpu_user=$(calc "($u1 - $u0) / $TICKS / $gib")
+  cpu_sys=$(calc "($s1 - $s0) / $TICKS / $gib")
   rss=$(calc "$(cat "$W/cache/rss-$reg-$kind-$rep-$phase") / 1024")
   if [ "$phase" = timed ]; then
     record "$reg" "push_${kind}_s" "$secs"
     record "$reg" "push_${kind}_mbps" "$mbps"
     if [ "$kind" = big ]; then
       record "$reg" cpu_s_per_gib "$cpu"
+      record "$reg" cpu_user_s_per_gib "$cpu_user"
+      record "$reg" cpu_sys_s_per_gib "$cpu_sys"
       record "$reg" rss_peak_timed_pushes_mib "$rss"
     fi
   else
@@ -214,22 +225,26 @@ push() {
 # pull REG KIND REP: pulls library/KIND-REP into a fresh dir: layout; checks the manifest digest.
 pull() {
   local reg=$1 kind=$2 rep=$3
-  local img=$W/img/$kind-$rep name=library/$kind-$rep port cache dest t0 t1 bytes
+  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port cache dest t0 t1 u0 s0 u1 s1 bytes
+  pid=$(pid_of "$reg")
   port=$(port_of "$reg")
   cache=$W/cache/pull-$reg-$kind-$rep
   dest=$W/pull/$reg-$kind-$rep
   bytes=$(json_field "$img.json" total_bytes)
+  read -r u0 s0 < <(cpu_ticks "$pid")
   t0=$(now)
   sk "$cache" copy --preserve-digests --src-tls-verify=false --src-creds "$RUSER:$RPASS" \
     "docker://127.0.0.1:$port/$name:v1" "dir:$dest" >"$cache.log" 2>&1 ||
     { cat "$cache.log" >&2; die "pull of $name from $reg"; }
   t1=$(now)
+  read -r u1 s1 < <(cpu_ticks "$pid")
   [ "sha256:$(sha256sum "$dest/manifest.json" | cut -d' ' -f1)" = "$(json_field "$img.json" digest)" ] ||
     die "$reg: pulled manifest differs"
   [ "$(du -sb "$dest" | cut -f1)" -ge "$bytes" ] || die "$reg: pulled layout is short"
   rm -rf "$dest"
   record "$reg" "pull_${kind}_s" "$(calc "$t1 - $t0")"
   record "$reg" "pull_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
+  [ "$kind" = big ] && record "$reg" cpu_s_per_gib_pulled "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
   log "$reg pull $name: $(calc "round($t1 - $t0, 3)") s"
 }
 
@@ -246,22 +261,43 @@ blob_get() {
   log "$reg blob GET: $(calc "round($speed / 1e6, 1)") MB/s"
 }
 
+# manifest_load REG [anon]: one checked GET, a 2 s warm-up, then wrk. With "anon": no
+# Authorization header (berth: the public project; the peer: a second instance without auth on
+# the same storage).
 manifest_load() {
-  local reg=$1 port url code
+  local reg=$1 mode=${2:-auth} port url code tag=$1 hdr=()
   port=$(port_of "$reg")
-  url=http://127.0.0.1:$port/v2/library/small-1/manifests/v1
-  code=$(curl -s -o "$W/manifest-$reg.json" -D "$W/manifest-$reg.headers" -w '%{http_code}' \
-    -H "Authorization: Basic $AUTH_B64" -H "Accept: $OCI_MANIFEST" "$url")
-  if [ "$code" != 200 ]; then
-    cat "$W/manifest-$reg.headers" "$W/manifest-$reg.json" >&2
-    die "$reg: GET $url answered $code"
+  if [ "$mode" = anon ]; then
+    tag=$reg-anon
+    [ "$reg" = peer ] && port=$PEER_NOAUTH_PORT
+  else
+    hdr=(-H "Authorization: Basic $AUTH_B64")
   fi
-  [ "sha256:$(sha256sum "$W/manifest-$reg.json" | cut -d' ' -f1)" = "$(json_field "$W/img/small-1.json" digest)" ] ||
-    die "$reg: GET $url returned other bytes than pushed"
-  local args=(-t"$WRK_THREADS" -c"$WRK_CONNS" -H "Authorization: Basic $AUTH_B64" -H "Accept: $OCI_MANIFEST")
+  url=http://127.0.0.1:$port/v2/library/small-1/manifests/v1
+  code=$(curl -s -o "$W/manifest-$tag.json" -D "$W/manifest-$tag.headers" -w '%{http_code}' \
+    "${hdr[@]}" -H "Accept: $OCI_MANIFEST" "$url")
+  if [ "$code" != 200 ]; then
+    cat "$W/manifest-$tag.headers" "$W/manifest-$tag.json" >&2
+    die "$tag: GET $url answered $code"
+  fi
+  [ "sha256:$(sha256sum "$W/manifest-$tag.json" | cut -d' ' -f1)" = "$(json_field "$W/img/small-1.json" digest)" ] ||
+    die "$tag: GET $url returned other bytes than pushed"
+  local args=(-t"$WRK_THREADS" -c"$WRK_CONNS" "${hdr[@]}" -H "Accept: $OCI_MANIFEST")
   wrk "${args[@]}" -d2s "$url" >/dev/null # warm-up (connections, caches, berth's credential cache)
-  wrk "${args[@]}" -d"$WRK_DURATION" --latency "$url" >"$W/wrk-$reg.txt"
-  log "$reg manifest GET: $(grep Requests/sec "$W/wrk-$reg.txt")"
+  wrk "${args[@]}" -d"$WRK_DURATION" --latency "$url" >"$W/wrk-$tag.txt"
+  log "$tag manifest GET: $(grep Requests/sec "$W/wrk-$tag.txt")"
+}
+
+# burst REG: on a freshly started server, 32 clients with Basic credentials at once (3 s of
+# wrk on the manifest), then VmHWM: what a cold credential cache costs under concurrency.
+burst() {
+  local reg=$1 pid port
+  pid=$(pid_of "$reg")
+  port=$(port_of "$reg")
+  wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d3s --latency -H "Authorization: Basic $AUTH_B64" \
+    -H "Accept: $OCI_MANIFEST" "http://127.0.0.1:$port/v2/library/small-1/manifests/v1" >"$W/wrk-$reg-burst.txt"
+  record "$reg" burst_hwm_mib "$(calc "$(status_kib "$pid" VmHWM) / 1024")"
+  log "$reg after a 32-client burst on a fresh process: VmHWM $(status_kib "$pid" VmHWM) KiB"
 }
 
 # ------------------------------------------------------------------ run
@@ -282,6 +318,7 @@ for ((rep = 1; rep <= REPS; rep++)); do # two at a time
   wait "$bg" || die "image generation"
 done
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "starting berth on 127.0.0.1:$BERTH_PORT and distribution on 127.0.0.1:$PEER_PORT"
 start_berth
 start_peer
@@ -308,6 +345,10 @@ done
 
 manifest_load berth
 manifest_load peer
+manifest_load berth anon
+PEER_NOAUTH=1 PEER_ROOT="$W/peer/data" "$here/peer.sh" start "$W/peer-noauth" "$PEER_NOAUTH_PORT" - -
+manifest_load peer anon
+"$here/peer.sh" stop "$W/peer-noauth"
 
 log "fresh server processes for the RSS measurement"
 stop_berth
@@ -316,6 +357,14 @@ stop_peer
 start_peer
 push berth big rss fresh
 push peer big rss fresh
+
+log "fresh server processes for the concurrent-login burst"
+stop_berth
+start_berth
+burst berth
+stop_peer
+start_peer
+burst peer
 
 # ------------------------------------------------------------------ report
 
@@ -335,6 +384,7 @@ report() {
   echo "- berth: git $rev$([ "$dirty" -gt 0 ] && echo " + $dirty uncommitted server/Cargo files") ($BERTH_BIN, release), SQLite + filesystem storage, BERTH_LOG__LEVEL=warn"
   echo "- peer: docker-registry $(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null) (distribution $(docker-registry --version 2>/dev/null | awk '{ print $3 }')), filesystem storage, htpasswd bcrypt cost ${BCRYPT_COST:-5}, log level warn, access log off"
   echo "- clients: $(skopeo --version), $(wrk --version 2>&1 | head -1 | awk '{ print $1, $2 }'), $(curl --version | head -1 | awk '{ print $1, $2 }')"
+  echo "- load average (1/5/15 min) when the servers started: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- command: \`bench/registry.sh\` (REPS=$REPS BLOB_GETS=$BLOB_GETS WRK_DURATION=$WRK_DURATION)"
   echo
   python3 "$here/report.py" "$W"

@@ -40,12 +40,15 @@ def parse_wrk(path):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
     p99 = float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+    lat = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)\s", text, re.M)
+    max_ms = float(lat.group(1)) * UNITS[lat.group(2)] if lat else float("nan")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors:(.*)", text)
     total = re.search(r"(\d+) requests in", text)
     return {
         "rps": rps,
         "p99_ms": p99,
+        "max_ms": max_ms,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(1).strip() if errors else "",
         "requests": int(total.group(1)) if total else 0,
@@ -64,6 +67,7 @@ def main():
     workdir = sys.argv[1]
     samples, meta = load(workdir)
     wrk = {r: parse_wrk(f"{workdir}/wrk-{r}.txt") for r in REGS}
+    anon = {r: parse_wrk(f"{workdir}/wrk-{r}-anon.txt") for r in REGS}
 
     def med(reg, metric):
         vals = samples.get((reg, metric))
@@ -96,15 +100,34 @@ def main():
                  f"{fmt(b)} req/s", f"{fmt(p)} req/s", b / p, "higher", "≥ peer", b >= p))
     b, p = wrk["berth"]["p99_ms"], wrk["peer"]["p99_ms"]
     rows.append(("manifest GET p99 latency", f"{fmt(b, 2)} ms", f"{fmt(p, 2)} ms", b / p, "lower", "", None))
+    b, p = anon["berth"], anon["peer"]
+    rows.append(("manifest GET without credentials (info: berth anonymous on the public project, "
+                 "distribution with auth off)",
+                 f"{fmt(b['rps'])} req/s, p99 {fmt(b['p99_ms'], 2)} ms",
+                 f"{fmt(p['rps'])} req/s, p99 {fmt(p['p99_ms'], 2)} ms",
+                 b["rps"] / p["rps"], "higher", "", None))
     b, p = med("berth", "cpu_s_per_gib"), med("peer", "cpu_s_per_gib")
     rows.append((f"server CPU-s per GiB pushed (512 MiB push, median of {reps})",
                  f"{fmt(b, 2)} s", f"{fmt(p, 2)} s", b / p, "lower", "≤ 0.5 × peer", b <= 0.5 * p))
+    bu, pu = med("berth", "cpu_user_s_per_gib"), med("peer", "cpu_user_s_per_gib")
+    bs, ps = med("berth", "cpu_sys_s_per_gib"), med("peer", "cpu_sys_s_per_gib")
+    rows.append(("… of which user / system (info)", f"{fmt(bu, 2)} / {fmt(bs, 2)} s",
+                 f"{fmt(pu, 2)} / {fmt(ps, 2)} s", (bu + bs) / (pu + ps), "lower", "", None))
+    b, p = med("berth", "cpu_s_per_gib_pulled"), med("peer", "cpu_s_per_gib_pulled")
+    rows.append((f"server CPU-s per GiB pulled (512 MiB pull, median of {reps}; info)",
+                 f"{fmt(b, 2)} s", f"{fmt(p, 2)} s", b / p, "lower", "", None))
     b, p = mx("berth", "rss_peak_mib"), mx("peer", "rss_peak_mib")
     rows.append(("peak VmRSS during 512 MiB push (fresh process, 50 ms samples)",
                  f"{fmt(b)} MiB", f"{fmt(p)} MiB", b / p, "lower", "berth < 100 MiB", b < 100))
     b, p = mx("berth", "hwm_mib"), mx("peer", "hwm_mib")
     rows.append(("VmHWM after that push", f"{fmt(b)} MiB", f"{fmt(p)} MiB", b / p, "lower",
                  "(berth < 100 MiB)", None))
+
+    b, p = mx("berth", "burst_hwm_mib"), mx("peer", "burst_hwm_mib")
+    bb, pb = parse_wrk(f"{workdir}/wrk-berth-burst.txt"), parse_wrk(f"{workdir}/wrk-peer-burst.txt")
+    rows.append(("VmHWM after 3 s of 32 concurrent Basic-auth clients, fresh process (info)",
+                 f"{fmt(b)} MiB (max latency {fmt(bb['max_ms'])} ms)",
+                 f"{fmt(p)} MiB (max latency {fmt(pb['max_ms'])} ms)", b / p, "lower", "", None))
 
     out = []
     out.append("| metric | berth | distribution 2.8 | berth/peer | better | target | result |")
@@ -121,8 +144,7 @@ def main():
     hwm = mx("berth", "hwm_mib")
     if hwm is not None and hwm >= 100:
         out.append(f"Note: berth's VmHWM ({fmt(hwm)} MiB) is ≥ 100 MiB: a peak the 50 ms samples missed.")
-    for r in REGS:
-        w = wrk[r]
+    for r, w in [(r, wrk[r]) for r in REGS] + [(r + " (no credentials)", anon[r]) for r in REGS]:
         if w["non2xx"] or w["socket_errors"]:
             out.append(f"**{r}: wrk saw {w['non2xx']} non-2xx responses, socket errors: "
                        f"{w['socket_errors'] or 'none'}** (of {w['requests']} requests)")
@@ -134,8 +156,8 @@ def main():
     out.append("| --- | --- | --- |")
     for (reg, metric), vals in sorted(samples.items()):
         out.append(f"| {reg} | {metric} | {', '.join(fmt(v, 2) for v in vals)} |")
-    for r in REGS:
-        w = wrk[r]
+    bursts = [(r + " (burst, fresh process)", parse_wrk(f"{workdir}/wrk-{r}-burst.txt")) for r in REGS]
+    for r, w in [(r, wrk[r]) for r in REGS] + [(r + " (no credentials)", anon[r]) for r in REGS] + bursts:
         out.append(f"| {r} | wrk | {w['requests']} requests, {fmt(w['rps'])} req/s, p99 {fmt(w['p99_ms'], 2)} ms, "
                    f"non-2xx {w['non2xx']}, socket errors: {w['socket_errors'] or 'none'} |")
     out.append("")

@@ -126,6 +126,10 @@ if [ -e "$WORKDIR" ] && [ -n "$(ls -A "$WORKDIR" 2>/dev/null)" ]; then
 fi
 mkdir -p "$WORKDIR"
 WORKDIR=$(cd "$WORKDIR" && pwd)
+if [ ${#WORKDIR} -gt 35 ]; then
+  echo "clients.sh: WORKDIR $WORKDIR is too long: podman refuses a runroot ($WORKDIR/podman/runroot) over 50 characters; use at most 35" >&2
+  exit 2
+fi
 touch "$WORKDIR/.berth-e2e"
 mkdir -p "$WORKDIR"/{logs,layouts,tmp,containers,podman/{root,runroot,tmp,networks},docker-config}
 : >"$WORKDIR/steps.tsv"

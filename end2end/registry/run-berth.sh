@@ -5,7 +5,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
-work=$(mktemp -d /tmp/berth-registry-e2e.XXXXXX)
+# Short: podman refuses a runroot (WORKDIR/podman/runroot) longer than 50 characters.
+work=$(mktemp -d /tmp/bre.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 cleanup() {
   [ -f "$work/berth.pid" ] && kill "$(cat "$work/berth.pid")" 2>/dev/null || true
@@ -20,5 +21,5 @@ for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$port/api/v2.0/ping" >/dev/null 2>&1 && break
   sleep 0.2
 done
-"$here/clients.sh" "127.0.0.1:$port" admin Harbor12345 "$work/clients" \
+"$here/clients.sh" "127.0.0.1:$port" admin Harbor12345 "$work/c" \
   || { echo "--- server log"; tail -50 "$work/berth.log"; exit 1; }

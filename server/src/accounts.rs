@@ -83,9 +83,19 @@ pub fn check_password_strength(pw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Argon2 runs at most this many at a time (one per CPU): each takes ~19 MiB and a core, so a
+/// burst of logins queues instead of multiplying memory.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    })
+}
+
 /// Hashes on the blocking pool: argon2 is deliberately slow.
 pub async fn hash_password(pw: &str) -> String {
     let pw = pw.to_owned();
+    let _permit = argon2_permits().acquire().await.expect("semaphore never closes");
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default().hash_password(pw.as_bytes(), &salt).expect("argon2 hash").to_string()
@@ -94,9 +104,14 @@ pub async fn hash_password(pw: &str) -> String {
     .expect("hash task")
 }
 
+/// Argon2 verifications run by this process (a metric; tests use it to prove caching).
+pub static VERIFICATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Constant-time verification (argon2's comparison) on the blocking pool.
 pub async fn verify_password(pw: &str, hash: &str) -> bool {
+    VERIFICATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (pw, hash) = (pw.to_owned(), hash.to_owned());
+    let _permit = argon2_permits().acquire().await.expect("semaphore never closes");
     tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
         Ok(parsed) => Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok(),
         Err(_) => false,

@@ -22,22 +22,34 @@ use crate::state::AppState;
 
 pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 
-/// Remembers recently verified Basic credentials for a minute so that a `docker push` (dozens
-/// of requests) does not run argon2 on every one. Entries are keyed by a keyed SHA-256 of the
-/// credentials (the password itself is never kept) and a hit is only trusted if the user's
-/// password has not changed since (checked in the database, so it holds across replicas).
-/// Per-process by nature; it only ever saves work, never grants access on its own.
+/// Remembers recently verified Basic credentials so that a `docker push` (dozens of requests)
+/// does not run argon2 on every one. Entries are keyed by a keyed SHA-256 of the credentials
+/// (the password itself is never kept); a hit is trusted only if the user's password has not
+/// changed since (checked in the database, so it holds across replicas). An entry lives 60 s
+/// after its last use and at most 10 minutes. Concurrent first uses of the same credentials
+/// wait for one verification instead of each running argon2. Per-process by nature; it only
+/// ever saves work, never grants access on its own.
 pub struct CredentialCache {
     key: [u8; 32],
-    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (i64, i64, std::time::Instant)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], CacheEntry>>,
+    inflight: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
-const CREDENTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    user_id: i64,
+    epoch: i64,
+    expires: std::time::Instant,
+    created: std::time::Instant,
+}
+
+const CREDENTIAL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+const CREDENTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
 impl CredentialCache {
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key, entries: Default::default() }
+        Self { key, entries: Default::default(), inflight: Default::default() }
     }
 
     fn fingerprint(&self, user: &str, pass: &str) -> [u8; 32] {
@@ -50,30 +62,76 @@ impl CredentialCache {
         h.finalize().into()
     }
 
-    /// Same result as `accounts::authenticate`, cached for a minute on success.
+    /// A live entry, renewed for another idle period (up to the maximum age).
+    fn lookup(&self, fp: &[u8; 32]) -> Option<CacheEntry> {
+        let now = std::time::Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.get_mut(fp).filter(|e| e.expires > now)?;
+        e.expires = (now + CREDENTIAL_IDLE).min(e.created + CREDENTIAL_MAX_AGE);
+        Some(*e)
+    }
+
+    async fn check(&self, state: &AppState, e: CacheEntry) -> Result<Option<User>, LoginError> {
+        Ok(accounts::get_by_id(&state.db, e.user_id).await?.filter(|u| u.password_changed_at == e.epoch))
+    }
+
+    /// Same result as `accounts::authenticate`, remembered on success.
     pub async fn authenticate(&self, state: &AppState, user: &str, pass: &str) -> Result<User, LoginError> {
         let fp = self.fingerprint(user, pass);
-        let hit = {
-            let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&fp).filter(|e| e.2 > std::time::Instant::now()).map(|e| (e.0, e.1))
-        };
-        if let Some((id, epoch)) = hit {
-            if let Some(u) = accounts::get_by_id(&state.db, id).await? {
-                if u.password_changed_at == epoch {
-                    return Ok(u);
-                }
+        if let Some(e) = self.lookup(&fp) {
+            if let Some(u) = self.check(state, e).await? {
+                return Ok(u);
             }
         }
+        // One verification per credential at a time; the others then find the cache filled.
+        let gate = {
+            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(fp).or_default().clone()
+        };
+        let result = {
+            let _turn = gate.lock().await;
+            match self.lookup(&fp) {
+                Some(e) => match self.check(state, e).await? {
+                    Some(u) => Ok(u),
+                    None => self.verify(state, fp, user, pass).await,
+                },
+                None => self.verify(state, fp, user, pass).await,
+            }
+        };
+        {
+            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if std::sync::Arc::strong_count(&gate) <= 2 {
+                m.remove(&fp);
+            }
+        }
+        result
+    }
+
+    async fn verify(
+        &self,
+        state: &AppState,
+        fp: [u8; 32],
+        user: &str,
+        pass: &str,
+    ) -> Result<User, LoginError> {
         let u = accounts::authenticate(&state.db, &state.config.auth, user, pass).await?;
+        let now = std::time::Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= CREDENTIAL_CACHE_MAX {
-            let now = std::time::Instant::now();
-            map.retain(|_, e| e.2 > now);
+            map.retain(|_, e| e.expires > now);
             if map.len() >= CREDENTIAL_CACHE_MAX {
                 map.clear();
             }
         }
-        map.insert(fp, (u.id, u.password_changed_at, std::time::Instant::now() + CREDENTIAL_TTL));
+        map.insert(
+            fp,
+            CacheEntry {
+                user_id: u.id,
+                epoch: u.password_changed_at,
+                expires: now + CREDENTIAL_IDLE,
+                created: now,
+            },
+        );
         Ok(u)
     }
 }
