@@ -46,27 +46,38 @@ pub async fn blob_in_repo(db: &Db, repo: &str, digest: &Digest) -> Result<Option
     Ok(size.map(|s| s as u64))
 }
 
-/// Records a complete blob and links it to a repository (idempotent).
-pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, size: u64) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+/// Records a complete blob and links it to a repository (idempotent), inside `tx`.
+async fn insert_linked_blob(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repo: &str,
+    digest: &str,
+    size: u64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
     )
-    .bind(digest.to_string())
+    .bind(digest)
     .bind(size as i64)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     sqlx::query(
         "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (repository, digest) DO NOTHING",
     )
     .bind(repo)
-    .bind(digest.to_string())
+    .bind(digest)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Records a complete blob and links it to a repository (idempotent).
+pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, size: u64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    insert_linked_blob(&mut tx, repo, &digest.to_string(), size, now_ms()).await?;
     tx.commit().await
 }
 
@@ -140,23 +151,7 @@ pub async fn put_manifest(
         .bind(repo)
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
-    )
-    .bind(&d)
-    .bind(manifest_size as i64)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (repository, digest) DO NOTHING",
-    )
-    .bind(repo)
-    .bind(&d)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    insert_linked_blob(&mut tx, repo, &d, manifest_size, now).await?;
     let annotations = serde_json::Value::Object(parsed.annotations.clone()).to_string();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO artifacts (repository_id, digest, media_type, artifact_type, manifest_size, size, subject, \
