@@ -73,8 +73,8 @@ cleanup() {
   set +e
   alive "$SAMPLER_PID" && kill "$SAMPLER_PID" 2>/dev/null
   stop_berth
-  [ -d "$W/peer" ] && "$here/peer.sh" stop "$W/peer"
-  [ -d "$W/peer-noauth" ] && "$here/peer.sh" stop "$W/peer-noauth"
+  [ -d "$W/peer" ] && "$here/../end2end/registry/distribution.sh" stop "$W/peer"
+  [ -d "$W/peer-noauth" ] && "$here/../end2end/registry/distribution.sh" stop "$W/peer-noauth"
   if [ "${KEEP:-}" = 1 ] || [ $rc -ne 0 ]; then
     [ $rc -ne 0 ] && { log "logs:"; tail -n 20 "$W/berth.log" "$W/peer/registry.log" >&2 2>/dev/null; }
     if [ "${KEEP:-}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
@@ -138,8 +138,13 @@ stop_berth() {
   BERTH_PID=""
 }
 
-start_peer() { BCRYPT_COST=${BCRYPT_COST:-5} "$here/peer.sh" start "$W/peer" "$PEER_PORT" "$RUSER" "$RPASS"; }
-stop_peer() { "$here/peer.sh" stop "$W/peer"; }
+# The peer is end2end/registry/distribution.sh, as quiet as berth (warn, no access log) and with
+# an explicit bcrypt cost.
+DIST=$here/../end2end/registry/distribution.sh
+start_peer() {
+  DIST_BCRYPT_COST=${BCRYPT_COST:-5} DIST_QUIET=1 "$DIST" start "$W/peer" "$PEER_PORT" "$RUSER" "$RPASS" >/dev/null
+}
+stop_peer() { "$DIST" stop "$W/peer"; }
 
 pid_of() { if [ "$1" = berth ]; then echo "$BERTH_PID"; else cat "$W/peer/registry.pid"; fi; }
 port_of() { if [ "$1" = berth ]; then echo "$BERTH_PORT"; else echo "$PEER_PORT"; fi; }
@@ -346,9 +351,9 @@ done
 manifest_load berth
 manifest_load peer
 manifest_load berth anon
-PEER_NOAUTH=1 PEER_ROOT="$W/peer/data" "$here/peer.sh" start "$W/peer-noauth" "$PEER_NOAUTH_PORT" - -
+DIST_NOAUTH=1 DIST_QUIET=1 DIST_DATA="$W/peer/data" "$DIST" start "$W/peer-noauth" "$PEER_NOAUTH_PORT" - - >/dev/null
 manifest_load peer anon
-"$here/peer.sh" stop "$W/peer-noauth"
+"$DIST" stop "$W/peer-noauth"
 
 log "fresh server processes for the RSS measurement"
 stop_berth

@@ -13,7 +13,7 @@ ensure_apt() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
-    step "apt-get install ${missing[*]}"
+    printf '\n==> apt-get install %s\n' "${missing[*]}" >&2
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
     # Wait for another apt/dpkg run instead of failing on its lock.

@@ -35,6 +35,9 @@ CURRENT=setup
 STEP_T0=$T_START
 DOCKERD_DIR=""
 
+# ensure_apt (idempotent apt installs) is shared with the README commands.
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lib.sh"
+
 say() { printf '%s\n' "$*"; }
 fail() {
   say "FAIL [$CURRENT]: $*" >&2
@@ -81,19 +84,6 @@ expect_eq() { # WHAT GOT WANT
   say "    ✓ $1 = $3"
 }
 
-ensure_apt() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "    installing ${missing[*]} (apt)"
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
 
 has_step() { [[ " $STEPS " == *" $1 "* ]]; }
 

@@ -5,25 +5,18 @@
 #   end2end/registry/distribution.sh stop DIR                   stops it by PID, waits for exit
 # Under DIR: config.yml, htpasswd (bcrypt), data/ (filesystem storage), registry.log (app log +
 # Apache-style access log lines), registry.pid. Deletes are enabled; auth is htpasswd = HTTP Basic.
+# Options (environment), used by the benchmark (bench/registry.sh):
+#   DIST_BCRYPT_COST=N   bcrypt cost of the htpasswd entry (default: htpasswd's own)
+#   DIST_QUIET=1         log level warn and no access log (default: info + access log)
+#   DIST_NOAUTH=1        no authentication (then /v2/ answers 200, USER and PASS are ignored)
+#   DIST_DATA=DIR        storage root (default DIR/data; lets a second instance serve the same data)
 # Distribution reads every REGISTRY_* environment variable as configuration (REGISTRY_AUTH_FILE,
 # set for podman, would break it), so the server starts with all of them removed.
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR PORT USER PASS | stop DIR" >&2; exit 2; }
 
-ensure_apt() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "distribution.sh: installing ${missing[*]}" >&2
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-  fi
-}
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lib.sh"
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
@@ -52,17 +45,25 @@ start() {
     echo "distribution.sh: a registry already runs for $dir (pid $pid)" >&2
     exit 1
   fi
-  htpasswd -Bbc "$dir/htpasswd" "$user" "$pass" 2>/dev/null
+  local cost=() level=info quiet=false auth expect=401
+  [ -n "${DIST_BCRYPT_COST:-}" ] && cost=(-C "$DIST_BCRYPT_COST")
+  [ "${DIST_QUIET:-}" = 1 ] && level=warn quiet=true
+  htpasswd -Bbc "${cost[@]}" "$dir/htpasswd" "$user" "$pass" 2>/dev/null
+  auth="auth:
+  htpasswd:
+    realm: berth-e2e
+    path: $dir/htpasswd"
+  if [ "${DIST_NOAUTH:-}" = 1 ]; then auth="" expect=200; fi
   cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
-  level: info
+  level: $level
   formatter: text
   accesslog:
-    disabled: false
+    disabled: $quiet
 storage:
   filesystem:
-    rootdirectory: $dir/data
+    rootdirectory: ${DIST_DATA:-$dir/data}
   delete:
     enabled: true
   cache:
@@ -75,10 +76,7 @@ http:
   secret: $(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   headers:
     X-Content-Type-Options: [nosniff]
-auth:
-  htpasswd:
-    realm: berth-e2e
-    path: $dir/htpasswd
+$auth
 EOF
   local unset_args=() v
   for v in $(compgen -e); do
@@ -93,11 +91,11 @@ EOF
   for ((i = 0; i < 300; i++)); do # up to 30 s
     alive "$pid" || break
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-    [ "$code" = 401 ] && break
+    [ "$code" = "$expect" ] && break
     sleep 0.1
   done
-  if [ "$code" != 401 ]; then
-    echo "distribution.sh: registry did not answer 401 on http://127.0.0.1:$port/v2/ (got '$code'); log:" >&2
+  if [ "$code" != "$expect" ]; then
+    echo "distribution.sh: registry did not answer $expect on http://127.0.0.1:$port/v2/ (got '$code'); log:" >&2
     tail -n 30 "$dir/registry.log" >&2 || true
     stop "$dir"
     exit 1

@@ -292,7 +292,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(key: &str, message: impl Into<String>) -> Self {
         Self { key: key.into(), message: message.into() }
     }
 }
@@ -444,12 +444,6 @@ impl Config {
             .ok()
             .and_then(|exe| exe.parent().and_then(|d| d.parent()).map(|d| d.join("site")))
             .unwrap_or_else(|| PathBuf::from("target/site"))
-    }
-}
-
-impl ConfigError {
-    pub(crate) fn for_key(key: &str, message: impl Into<String>) -> Self {
-        Self::new(key, message)
     }
 }
 

@@ -46,22 +46,15 @@ fn user_view(u: &User) -> UserView {
 
 fn portal_error(e: ApiError) -> PortalError {
     match e {
-        ApiError::Unauthorized(m) if m.contains("invalid username") => PortalError::InvalidCredentials,
         ApiError::Unauthorized(_) => PortalError::Unauthorized,
         ApiError::TooManyRequests { retry_after, .. } => PortalError::Locked(retry_after),
         ApiError::Forbidden(_) => PortalError::Forbidden,
         ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::NotFound(m) => PortalError::Invalid(m),
-        ApiError::Unavailable(m) => PortalError::Server(m),
-        other => {
-            let msg = if matches!(other, ApiError::Internal(_)) {
-                "internal server error; see the server log".to_string()
-            } else {
-                other.to_string()
-            };
-            // Logs internal details once, here.
-            let _ = other.into_response();
-            PortalError::Server(msg)
+        ApiError::Internal(err) => {
+            tracing::error!(error = ?err, "portal request failed");
+            PortalError::Server("internal server error; see the server log".into())
         }
+        other => PortalError::Server(other.to_string()),
     }
 }
 
@@ -88,7 +81,11 @@ impl PortalBackend for Backend {
         }
         let s = session().await?;
         let (user, _csrf) =
-            auth::login_session(&self.state, &s, &username, &password).await.map_err(portal_error)?;
+            auth::login_session(&self.state, &s, &username, &password).await.map_err(|e| match e {
+                // The only 401 a login gives: wrong name or password.
+                ApiError::Unauthorized(_) => PortalError::InvalidCredentials,
+                other => portal_error(other),
+            })?;
         Ok(user_view(&user))
     }
 

@@ -78,13 +78,13 @@ impl std::fmt::Debug for Secrets {
 /// Checks configured secrets without touching the database (part of config validation).
 pub fn validate_config(cfg: &SecretsConfig) -> Result<(), ConfigError> {
     if let Some(pem) = &cfg.token_signing_key {
-        TokenKey::from_pem(pem).map_err(|m| ConfigError::for_key("secrets.token_signing_key", m))?;
+        TokenKey::from_pem(pem).map_err(|m| ConfigError::new("secrets.token_signing_key", m))?;
     }
     if let Some(k) = &cfg.session_key {
-        decode_key::<64>(k).map_err(|m| ConfigError::for_key("secrets.session_key", m))?;
+        decode_key::<64>(k).map_err(|m| ConfigError::new("secrets.session_key", m))?;
     }
     if let Some(k) = &cfg.encryption_key {
-        decode_key::<32>(k).map_err(|m| ConfigError::for_key("secrets.encryption_key", m))?;
+        decode_key::<32>(k).map_err(|m| ConfigError::new("secrets.encryption_key", m))?;
     }
     Ok(())
 }

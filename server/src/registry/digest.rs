@@ -85,6 +85,28 @@ impl Digest {
         Digest { algorithm, hex }
     }
 
+    /// Digest of a stream, read once.
+    pub async fn of_stream(
+        algorithm: Algorithm,
+        mut data: crate::storage::ByteStream,
+    ) -> std::io::Result<Digest> {
+        use futures::StreamExt;
+        let mut h256 = Sha256::new();
+        let mut h512 = Sha512::new();
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk?;
+            match algorithm {
+                Algorithm::Sha256 => h256.update(&chunk),
+                Algorithm::Sha512 => h512.update(&chunk),
+            }
+        }
+        let hex = match algorithm {
+            Algorithm::Sha256 => hex(&h256.finalize()),
+            Algorithm::Sha512 => hex(&h512.finalize()),
+        };
+        Ok(Digest { algorithm, hex })
+    }
+
     pub fn sha256(data: &[u8]) -> Digest {
         Self::of(Algorithm::Sha256, data)
     }

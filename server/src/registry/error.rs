@@ -121,8 +121,8 @@ impl IntoResponse for OciError {
             err["detail"] = d;
         }
         let mut resp = (status, axum::Json(json!({ "errors": [err] }))).into_response();
+        // `Docker-Distribution-API-Version` is added to every /v2 response by `dispatch`.
         let h = resp.headers_mut();
-        h.insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
         }

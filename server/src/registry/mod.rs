@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -57,23 +58,21 @@ pub struct RegistryCaller {
     pub user: Option<User>,
 }
 
-fn challenge(state: &AppState) -> String {
-    let _ = state;
-    r#"Basic realm="berth registry""#.to_string()
-}
+/// The challenge of a 401 (Basic until the token service lands).
+const CHALLENGE: &str = r#"Basic realm="berth registry""#;
 
-fn unauthorized(state: &AppState, msg: &str) -> OciError {
+fn unauthorized(msg: &str) -> OciError {
     let mut e = OciError::new(Code::Unauthorized, msg);
-    e.challenge = Some(challenge(state));
+    e.challenge = Some(CHALLENGE.to_string());
     e
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<RegistryCaller> {
-    let creds = basic_credentials(headers).map_err(|_| unauthorized(state, "malformed credentials"))?;
+    let creds = basic_credentials(headers).map_err(|_| unauthorized("malformed credentials"))?;
     let Some((user, pass)) = creds else { return Ok(RegistryCaller { user: None }) };
     match state.credentials.authenticate(state, &user, &pass).await {
         Ok(u) => Ok(RegistryCaller { user: Some(u) }),
-        Err(LoginError::InvalidCredentials) => Err(unauthorized(state, "invalid username or password")),
+        Err(LoginError::InvalidCredentials) => Err(unauthorized("invalid username or password")),
         Err(LoginError::Locked(s)) => {
             Err(OciError::new(Code::TooManyRequests, LoginError::Locked(s).to_string()))
         }
@@ -97,7 +96,7 @@ async fn authorize(
     match project {
         Some(p) if allowed(&p) => Ok(p),
         // Anonymous callers are asked to log in rather than told what exists.
-        _ if who.user.is_none() => Err(unauthorized(state, "authentication required")),
+        _ if who.user.is_none() => Err(unauthorized("authentication required")),
         None => Err(OciError::new(
             Code::NameUnknown,
             format!("project {:?} does not exist", meta::project_name(repo)),
@@ -127,7 +126,7 @@ pub async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response
     let r = async {
         let who = caller(&state, &headers).await?;
         if who.user.is_none() {
-            return Err(unauthorized(&state, "authentication required"));
+            return Err(unauthorized("authentication required"));
         }
         Ok::<_, OciError>((StatusCode::OK, axum::Json(json!({}))).into_response())
     }
@@ -137,18 +136,20 @@ pub async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 /// `/v2/{*rest}`: parses the path and hands the request to its handler.
 pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let rest = path.strip_prefix("/v2/").unwrap_or("");
-    let result = match path::parse(rest) {
-        Ok(Route::Base) => return base(State(state), req.headers().clone()).await,
-        Ok(route) => handle(&state, route, req).await,
+    // Handlers borrow the head and consume the body separately (a `&Request` cannot be held
+    // across an await: the body is not `Sync`).
+    let (parts, body) = req.into_parts();
+    let result = match path::parse(parts.uri.path().strip_prefix("/v2/").unwrap_or("")) {
+        Ok(Route::Base) => return base(State(state), parts.headers).await,
+        Ok(route) => handle(&state, route, &parts, body).await,
         Err(e) => Err(e.into()),
     };
     with_api_version(result.unwrap_or_else(IntoResponse::into_response))
 }
 
-fn query_pairs(req: &Request) -> Vec<(String, String)> {
-    req.uri()
+fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    parts
+        .uri
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
@@ -158,31 +159,34 @@ fn query<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-async fn handle(state: &AppState, route: Route, req: Request) -> OciResult<Response> {
-    let method = req.method().clone();
-    let pairs = query_pairs(&req);
-    let headers = req.headers().clone();
-    let who = caller(state, &headers).await?;
-    match (route, method) {
+async fn handle(state: &AppState, route: Route, parts: &Parts, body: Body) -> OciResult<Response> {
+    let pairs = query_pairs(parts);
+    let headers = &parts.headers;
+    let who = caller(state, headers).await?;
+    match (route, parts.method.clone()) {
         (Route::Catalog, Method::GET) => catalog(state, &who, &pairs).await,
         (Route::Tags { name }, Method::GET) => tags_list(state, &who, &name, &pairs).await,
         (Route::Manifest { name, reference }, m @ (Method::GET | Method::HEAD)) => {
             get_manifest(state, &who, &name, &reference, m == Method::HEAD).await
         }
         (Route::Manifest { name, reference }, Method::PUT) => {
-            put_manifest(state, &who, &name, &reference, req).await
+            put_manifest(state, &who, &name, &reference, headers, body).await
         }
         (Route::Manifest { name, reference }, Method::DELETE) => {
             delete_manifest(state, &who, &name, &reference).await
         }
         (Route::Blob { name, digest }, m @ (Method::GET | Method::HEAD)) => {
-            get_blob(state, &who, &name, &digest, &headers, m == Method::HEAD).await
+            get_blob(state, &who, &name, &digest, headers, m == Method::HEAD).await
         }
         (Route::Blob { name, digest }, Method::DELETE) => delete_blob(state, &who, &name, &digest).await,
-        (Route::UploadStart { name }, Method::POST) => start_upload(state, &who, &name, req).await,
+        (Route::UploadStart { name }, Method::POST) => start_upload(state, &who, &name, &pairs, body).await,
         (Route::Upload { name, id }, Method::GET) => upload_status(state, &who, &name, &id).await,
-        (Route::Upload { name, id }, Method::PATCH) => patch_upload(state, &who, &name, &id, req).await,
-        (Route::Upload { name, id }, Method::PUT) => finish_upload(state, &who, &name, &id, req).await,
+        (Route::Upload { name, id }, Method::PATCH) => {
+            patch_upload(state, &who, &name, &id, headers, body).await
+        }
+        (Route::Upload { name, id }, Method::PUT) => {
+            finish_upload(state, &who, &name, &id, headers, &pairs, body).await
+        }
         (Route::Upload { name, id }, Method::DELETE) => cancel_upload(state, &who, &name, &id).await,
         (Route::Referrers { name, digest }, Method::GET) => {
             referrers(state, &who, &name, &digest, &pairs).await
@@ -215,7 +219,7 @@ fn next_link(path: &str, n: i64, last: &str) -> HeaderValue {
 }
 
 async fn catalog(state: &AppState, who: &RegistryCaller, pairs: &[(String, String)]) -> OciResult<Response> {
-    let Some(user) = &who.user else { return Err(unauthorized(state, "authentication required")) };
+    let Some(user) = &who.user else { return Err(unauthorized("authentication required")) };
     let (n, last) = page_params(pairs)?;
     // System admins see everything; others see public projects (membership comes with RBAC).
     let repos = if n == 0 {
@@ -289,13 +293,13 @@ async fn put_manifest(
     who: &RegistryCaller,
     name: &str,
     reference: &Reference,
-    req: Request,
+    headers: &HeaderMap,
+    body: Body,
 ) -> OciResult<Response> {
     repo_in_project(name)?;
     let project = authorize(state, who, name, Action::Push).await?;
-    let content_type =
-        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = read_limited(req.into_body(), manifest::MAX_MANIFEST_SIZE).await?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = read_limited(body, manifest::MAX_MANIFEST_SIZE).await?;
     let digest = match reference {
         Reference::Digest(d) => {
             let actual = Digest::of(d.algorithm, &body);
@@ -523,13 +527,13 @@ async fn start_upload(
     state: &AppState,
     who: &RegistryCaller,
     name: &str,
-    req: Request,
+    pairs: &[(String, String)],
+    body: Body,
 ) -> OciResult<Response> {
     repo_in_project(name)?;
     authorize(state, who, name, Action::Push).await?;
-    let pairs = query_pairs(&req);
     // Cross-repository mount: 201 when the caller may read the source and it has the blob.
-    if let (Some(mount), Some(from)) = (query(&pairs, "mount"), query(&pairs, "from")) {
+    if let (Some(mount), Some(from)) = (query(pairs, "mount"), query(pairs, "from")) {
         let digest: Digest = mount
             .parse()
             .map_err(|e: digest::DigestError| OciError::new(Code::DigestInvalid, e.to_string()))?;
@@ -544,10 +548,9 @@ async fn start_upload(
     }
     let id = uuid::Uuid::new_v4().to_string();
     meta::create_upload(&state.db, &id, name, &UploadHasher::new().save()).await?;
-    if let Some(digest) = digest_param(&pairs)? {
+    if let Some(digest) = digest_param(pairs)? {
         // Monolithic upload in one POST.
-        return complete(state, name, &id, 0, &UploadHasher::new().save(), Some(req.into_body()), &digest)
-            .await;
+        return complete(state, name, &id, 0, &UploadHasher::new().save(), Some(body), &digest).await;
     }
     Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
 }
@@ -615,11 +618,12 @@ async fn patch_upload(
     who: &RegistryCaller,
     name: &str,
     id: &str,
-    req: Request,
+    headers: &HeaderMap,
+    body: Body,
 ) -> OciResult<Response> {
     authorize(state, who, name, Action::Push).await?;
     let up = load_upload(state, name, id).await?;
-    if let Some(cr) = req.headers().get(header::CONTENT_RANGE) {
+    if let Some(cr) = headers.get(header::CONTENT_RANGE) {
         let (start, end) = cr
             .to_str()
             .ok()
@@ -632,7 +636,7 @@ async fn patch_upload(
             return Err(e);
         }
     }
-    let (size, _) = append(state, id, up.size, &up.hash_state, req.into_body()).await?;
+    let (size, _) = append(state, id, up.size, &up.hash_state, body).await?;
     Ok(upload_response(StatusCode::ACCEPTED, name, id, size))
 }
 
@@ -641,20 +645,17 @@ async fn finish_upload(
     who: &RegistryCaller,
     name: &str,
     id: &str,
-    req: Request,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+    body: Body,
 ) -> OciResult<Response> {
     authorize(state, who, name, Action::Push).await?;
-    let pairs = query_pairs(&req);
-    let digest = digest_param(&pairs)?
+    let digest = digest_param(pairs)?
         .ok_or_else(|| OciError::new(Code::DigestInvalid, "the digest query parameter is required"))?;
     let up = load_upload(state, name, id).await?;
-    let has_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v != "0")
-        .unwrap_or(true);
-    let body = has_body.then(|| req.into_body());
+    let has_body =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(|v| v != "0").unwrap_or(true);
+    let body = has_body.then_some(body);
     complete(state, name, id, up.size, &up.hash_state, body, &digest).await
 }
 
@@ -681,9 +682,9 @@ async fn complete(
             .ok_or_else(|| OciError::internal("stored upload hash state is corrupt"))?
             .finish(),
         Algorithm::Sha512 => {
-            // Rare: one extra read to hash with the algorithm the client chose.
-            let data = state.storage.read_all(&upload_key(id)).await?;
-            Digest::of(Algorithm::Sha512, &data)
+            // Rare: one extra streamed read to hash with the algorithm the client chose.
+            let stream = state.storage.read(&upload_key(id), None).await?;
+            Digest::of_stream(Algorithm::Sha512, stream).await.map_err(crate::storage::StorageError::Io)?
         }
     };
     if &actual != digest {

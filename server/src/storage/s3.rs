@@ -80,6 +80,25 @@ impl S3Storage {
         Ok(out)
     }
 
+    /// The contents of several objects, one after the other, as one stream.
+    fn chain(&self, paths: Vec<Path>) -> ByteStream {
+        let store = self.store.clone();
+        Box::pin(
+            futures::stream::iter(paths)
+                .then(move |p| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .get(&p)
+                            .await
+                            .map(|r| r.into_stream().map_err(std::io::Error::other))
+                            .map_err(std::io::Error::other)
+                    }
+                })
+                .try_flatten(),
+        )
+    }
+
     async fn write_stream(&self, path: &Path, mut data: ByteStream) -> Result<u64> {
         let upload = self.store.put_multipart(path).await.map_err(err)?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, CHUNK);
@@ -130,8 +149,18 @@ impl Storage for S3Storage {
             let r = self.store.get_opts(&path, opts).await.map_err(err)?;
             return Ok(Box::pin(r.into_stream().map_err(std::io::Error::other)));
         }
-        let r = self.store.get(&path).await.map_err(err)?;
-        Ok(Box::pin(r.into_stream().map_err(std::io::Error::other)))
+        match self.store.get(&path).await {
+            Ok(r) => Ok(Box::pin(r.into_stream().map_err(std::io::Error::other))),
+            // An upload in progress: its parts in order.
+            Err(object_store::Error::NotFound { .. }) => {
+                let parts = self.parts(key).await?;
+                if parts.is_empty() {
+                    return Err(StorageError::NotFound);
+                }
+                Ok(self.chain(parts.into_iter().map(|p| p.2).collect()))
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 
     async fn read_all(&self, key: &str) -> Result<Bytes> {
@@ -205,21 +234,9 @@ impl Storage for S3Storage {
                 self.store.delete(&parts[0].2).await.map_err(err)?;
             }
             _ => {
-                let store = self.store.clone();
                 let paths: Vec<Path> = parts.iter().map(|p| p.2.clone()).collect();
-                let chained = futures::stream::iter(paths.clone())
-                    .then(move |p| {
-                        let store = store.clone();
-                        async move {
-                            store
-                                .get(&p)
-                                .await
-                                .map(|r| r.into_stream().map_err(std::io::Error::other))
-                                .map_err(std::io::Error::other)
-                        }
-                    })
-                    .try_flatten();
-                self.write_stream(&dst, Box::pin(chained)).await.map_err(|e| match e {
+                let chained = self.chain(paths.clone());
+                self.write_stream(&dst, chained).await.map_err(|e| match e {
                     StorageError::Body(io) => StorageError::Io(io),
                     other => other,
                 })?;

@@ -54,6 +54,9 @@ pub async fn run(s: &dyn Storage) {
     assert_eq!(s.append(up, 6, stream(vec![b"gh"])).await.unwrap(), 8);
     assert!(matches!(s.append(up, 100, stream(vec![b"x"])).await, Err(StorageError::InvalidRange)));
     assert_eq!(s.append(up, 8, stream(vec![])).await.unwrap(), 8);
+    // An unfinished upload reads back as one object (the sha512 check streams it).
+    assert_eq!(s.stat(up).await.unwrap(), Some(8));
+    assert_eq!(collect(s.read(up, None).await.unwrap()).await, b"abcdefgh");
     s.commit(up, "blobs/sha256/cd/cdef/data").await.unwrap();
     assert_eq!(&s.read_all("blobs/sha256/cd/cdef/data").await.unwrap()[..], b"abcdefgh");
     assert_eq!(s.stat(up).await.unwrap(), None);
