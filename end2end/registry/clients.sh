@@ -105,93 +105,14 @@ on_err() { say "    error: line $1: $(mask "$2")" >&2; }
 
 # ------------------------------------------------------------------ workdir and isolation
 
-if [ -e "$WORKDIR" ] && [ -n "$(ls -A "$WORKDIR" 2>/dev/null)" ]; then
-  [ -f "$WORKDIR/.berth-e2e" ] || {
-    echo "clients.sh: $WORKDIR is not empty and was not made by clients.sh; refusing to wipe it" >&2
-    exit 2
-  }
-  # A dockerd left behind by an interrupted run would keep files open.
-  [ -d "$WORKDIR/dockerd" ] && "$ROOT/scripts/dockerd.sh" stop "$WORKDIR/dockerd" >/dev/null 2>&1 || true
-  find "$WORKDIR" -mindepth 1 -delete
-fi
-mkdir -p "$WORKDIR"
-WORKDIR=$(cd "$WORKDIR" && pwd)
-if [ ${#WORKDIR} -gt 35 ]; then
-  echo "clients.sh: WORKDIR $WORKDIR is too long: podman refuses a runroot ($WORKDIR/podman/runroot) over 50 characters; use at most 35" >&2
-  exit 2
-fi
-touch "$WORKDIR/.berth-e2e"
-mkdir -p "$WORKDIR"/{logs,layouts,tmp,containers,podman/{root,runroot,tmp,networks},docker-config}
+# WORKDIR preparation, client configuration files and the skopeo_/podman_ wrappers are shared
+# with rbac.sh.
+. "$HERE/lib-clients.sh"
+e2e_workdir clients.sh
 : >"$WORKDIR/steps.tsv"
 trap on_exit EXIT
 trap 'on_err $LINENO "$BASH_COMMAND"' ERR
-
-# Global places the clients would write to by default; checked again at the end.
-GUARDED=(/var/lib/containers "$HOME/.docker" "$HOME/.config/containers" "$HOME/.local/share/containers")
-guard_state() { local p; for p in "${GUARDED[@]}"; do [ -e "$p" ] && echo "$p $(find "$p" -newer "$WORKDIR/.berth-e2e" 2>/dev/null | wc -l)" || echo "$p absent"; done; }
-GUARD_BEFORE=$(guard_state)
-
-export TMPDIR=$WORKDIR/tmp                                   # big temporary files of skopeo/podman
-export DOCKER_CONFIG=$WORKDIR/docker-config                  # docker CLI: config.json, logins
-export REGISTRY_AUTH_FILE=$WORKDIR/auth.json                 # podman/skopeo logins
-export CONTAINERS_REGISTRIES_CONF=$WORKDIR/containers/registries.conf
-export CONTAINERS_STORAGE_CONF=$WORKDIR/containers/storage.conf
-export CONTAINERS_CONF=$WORKDIR/containers/containers.conf
-unset DOCKER_HOST CONTAINER_HOST
-POLICY=$WORKDIR/containers/policy.json
-
-cat >"$CONTAINERS_REGISTRIES_CONF" <<EOF
-# No mirrors, no search registries: every image name in the tests is fully qualified.
-unqualified-search-registries = []
-EOF
-cat >"$POLICY" <<'EOF'
-{"default": [{"type": "insecureAcceptAnything"}]}
-EOF
-cat >"$CONTAINERS_STORAGE_CONF" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$WORKDIR/podman/root"
-runroot = "$WORKDIR/podman/runroot"
-EOF
-cat >"$CONTAINERS_CONF" <<EOF
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$WORKDIR/podman/events.log"
-tmp_dir = "$WORKDIR/podman/tmp"
-static_dir = "$WORKDIR/podman/root/libpod"
-volume_path = "$WORKDIR/podman/root/volumes"
-
-[network]
-network_config_dir = "$WORKDIR/podman/networks"
-EOF
-
-# skopeo has no flag for its blob-info cache, which as root lives in /var/lib/containers/cache
-# and remembers digests and blob locations across runs (it changes what skopeo sends). The
-# containers/image library takes _CONTAINERS_ROOTLESS_UID as the effective UID, so a non-zero
-# value moves the cache to $XDG_DATA_HOME/containers/cache, a fresh one inside WORKDIR.
-# (skopeo re-executes itself in a user namespace only for containers-storage:, unused here.)
-skopeo_() {
-  env _CONTAINERS_ROOTLESS_UID=65534 XDG_DATA_HOME="$WORKDIR/skopeo-data" \
-    XDG_CONFIG_HOME="$WORKDIR/skopeo-config" \
-    skopeo --policy "$POLICY" --registries-conf "$CONTAINERS_REGISTRIES_CONF" "$@"
-}
-# podman: storage, run state, events, networks all under WORKDIR (flags repeat the config
-# files so that a stray /etc/containers/storage.conf cannot win). Podman 4.3 has the same
-# root-only blob-info cache in /var/lib/containers/cache; the same variable moves it. Podman
-# itself still runs as root: it takes itself for rootless only when _CONTAINERS_USERNS_CONFIGURED
-# is set or its euid is not 0.
-podman_() {
-  env _CONTAINERS_ROOTLESS_UID=65534 XDG_DATA_HOME="$WORKDIR/podman/data" \
-    XDG_CONFIG_HOME="$WORKDIR/podman/config" \
-    podman --root "$WORKDIR/podman/root" --runroot "$WORKDIR/podman/runroot" \
-    --storage-driver vfs --cgroup-manager cgroupfs --events-backend file \
-    --tmpdir "$WORKDIR/podman/tmp" --network-config-dir "$WORKDIR/podman/networks" "$@"
-}
-PODMAN=(podman_)
-# The docker CLI from the docker.io package (a newer CLI elsewhere on PATH would work too:
-# push and pull are done by the engine, dockerd 20.10, whatever the CLI).
-DOCKER_BIN=${DOCKER_CLI:-$(command -v /usr/bin/docker || command -v docker)}
+e2e_isolate
 docker() { "$DOCKER_BIN" "$@"; }
 PY=python3
 MK=("$PY" "$HERE/mkimage.py")
@@ -423,11 +344,6 @@ fi
 # ------------------------------------------------------------------ isolation
 
 CURRENT=isolation
-GUARD_AFTER=$(guard_state)
-if [ "$GUARD_BEFORE" != "$GUARD_AFTER" ]; then
-  say "before: $GUARD_BEFORE" >&2
-  say "after:  $GUARD_AFTER" >&2
-  fail "a client wrote outside WORKDIR"
-fi
+if e2e_guard_changed; then fail "a client wrote outside WORKDIR"; fi
 say ""
 say "clients.sh: all steps passed ($(echo $STEPS)) against $R in $(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f s", b-a}')"

@@ -133,7 +133,7 @@ async fn dummy_hash() -> String {
 }
 
 pub async fn get_by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted = 0"))
         .bind(id)
         .fetch_optional(&db.pool)
         .await?;
@@ -141,20 +141,23 @@ pub async fn get_by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
 }
 
 pub async fn get_by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"))
-        .bind(username)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1) AND deleted = 0"
+    ))
+    .bind(username)
+    .fetch_optional(&db.pool)
+    .await?;
     row.as_ref().map(user_from_row).transpose()
 }
 
 /// Whether `username` currently has password `pw` (no lockout accounting; for the start-up banner).
 pub async fn password_is(db: &Db, username: &str, pw: &str) -> Result<bool, sqlx::Error> {
-    let hash: Option<String> =
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE lower(username) = lower($1)")
-            .bind(username)
-            .fetch_optional(&db.pool)
-            .await?;
+    let hash: Option<String> = sqlx::query_scalar(
+        "SELECT password_hash FROM users WHERE lower(username) = lower($1) AND deleted = 0",
+    )
+    .bind(username)
+    .fetch_optional(&db.pool)
+    .await?;
     Ok(match hash {
         Some(h) => verify_password(pw, &h).await,
         None => false,
@@ -182,27 +185,188 @@ pub async fn ensure_admin(db: &Db, initial_password: &str) -> Result<bool, sqlx:
     Ok(done.rows_affected() == 1)
 }
 
-/// Creates a local user (used by tests now; the user-management API comes with the REST issue).
+/// Creates a local user with default profile fields (tests and the first admin).
 pub async fn create_user(
     db: &Db,
     username: &str,
     password: &str,
     sysadmin: bool,
 ) -> Result<User, sqlx::Error> {
-    let hash = hash_password(password).await;
+    let new = NewUser {
+        username: username.into(),
+        password: password.into(),
+        email: format!("{username}@example.com"),
+        realname: String::new(),
+        comment: String::new(),
+        sysadmin,
+    };
+    match insert_user(db, &new).await {
+        Ok(u) => Ok(u),
+        Err(UserError::Db(e)) => Err(e),
+        Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub email: String,
+    pub realname: String,
+    pub comment: String,
+    pub sysadmin: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("user not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Harbor's user name rule: 1-255 characters, none of `,"~#$%` or white space. (`$` keeps
+/// user names apart from robot names; `#` from the names of deleted users.)
+pub fn valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= 255
+        && !name.chars().any(|c| ",\"~#$%:/".contains(c) || c.is_whitespace() || c.is_control())
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty() && !domain.is_empty() && !email.chars().any(char::is_whitespace) && email.len() <= 255
+}
+
+fn map_unique(e: sqlx::Error, what: &str) -> UserError {
+    if crate::db::is_unique_violation(&e) {
+        UserError::Conflict(format!("{what} is already taken"))
+    } else {
+        e.into()
+    }
+}
+
+/// Validates and creates a user (admin-created or self-registered).
+pub async fn insert_user(db: &Db, new: &NewUser) -> Result<User, UserError> {
+    if !valid_username(&new.username) {
+        return Err(UserError::Invalid(
+            "user names are 1-255 characters without white space or any of , \" ~ # $ % : /".into(),
+        ));
+    }
+    if !new.email.is_empty() && !valid_email(&new.email) {
+        return Err(UserError::Invalid("the email address is not valid".into()));
+    }
+    check_password_strength(&new.password).map_err(UserError::Invalid)?;
+    let hash = hash_password(&new.password).await;
     let now = now_ms();
     let row = sqlx::query(&format!(
-        "INSERT INTO users (username, email, password_hash, sysadmin, password_changed_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5, $5) RETURNING {USER_COLUMNS}"
+        "INSERT INTO users (username, email, realname, comment, password_hash, sysadmin, password_changed_at, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) RETURNING {USER_COLUMNS}"
     ))
-    .bind(username)
-    .bind(format!("{username}@example.com"))
+    .bind(&new.username)
+    .bind(&new.email)
+    .bind(&new.realname)
+    .bind(&new.comment)
     .bind(hash)
-    .bind(i16::from(sysadmin))
+    .bind(i16::from(new.sysadmin))
     .bind(now)
     .fetch_one(&db.pool)
+    .await
+    .map_err(|e| map_unique(e, "the user name"))?;
+    Ok(user_from_row(&row)?)
+}
+
+/// Profile fields a user (or an admin) may change.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub email: Option<String>,
+    pub realname: Option<String>,
+    pub comment: Option<String>,
+}
+
+pub async fn update_profile(db: &Db, id: i64, u: &ProfileUpdate) -> Result<User, UserError> {
+    if let Some(e) = u.email.as_deref().filter(|e| !e.is_empty()) {
+        if !valid_email(e) {
+            return Err(UserError::Invalid("the email address is not valid".into()));
+        }
+    }
+    let row = sqlx::query(&format!(
+        "UPDATE users SET email = COALESCE($1, email), realname = COALESCE($2, realname), \
+         comment = COALESCE($3, comment), updated_at = $4 WHERE id = $5 AND deleted = 0 RETURNING {USER_COLUMNS}"
+    ))
+    .bind(u.email.as_deref())
+    .bind(u.realname.as_deref())
+    .bind(u.comment.as_deref())
+    .bind(now_ms())
+    .bind(id)
+    .fetch_optional(&db.pool)
     .await?;
-    user_from_row(&row)
+    row.as_ref().map(user_from_row).transpose()?.ok_or(UserError::NotFound)
+}
+
+pub async fn set_sysadmin(db: &Db, id: i64, flag: bool) -> Result<User, UserError> {
+    let row = sqlx::query(&format!(
+        "UPDATE users SET sysadmin = $1, updated_at = $2 WHERE id = $3 AND deleted = 0 RETURNING {USER_COLUMNS}"
+    ))
+    .bind(i16::from(flag))
+    .bind(now_ms())
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(user_from_row).transpose()?.ok_or(UserError::NotFound)
+}
+
+/// Deletes a user: memberships go; the row stays (renamed `<name>#<id>`, unusable) so project
+/// owners and audit rows keep a name, and the name can be registered again.
+pub async fn delete_user(db: &Db, id: i64) -> Result<User, UserError> {
+    let user = get_by_id(db, id).await?.ok_or(UserError::NotFound)?;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM project_members WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query(
+        "UPDATE users SET deleted = 1, username = username || '#' || CAST(id AS TEXT), email = '', \
+         password_hash = '', sysadmin = 0, password_changed_at = password_changed_at + 1, updated_at = $1 \
+         WHERE id = $2",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Users (not deleted) whose name contains `name` (case-insensitive), one page and the total.
+pub async fn list_users(
+    db: &Db,
+    name: Option<&str>,
+    exact: bool,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let (cond, bind) = match name.filter(|n| !n.is_empty()) {
+        Some(n) if exact => (" AND lower(username) = $1", n.to_lowercase()),
+        Some(n) => (
+            " AND lower(username) LIKE $1 ESCAPE '\\'",
+            format!("%{}%", crate::projects::escape_like(&n.to_lowercase())),
+        ),
+        None => (" AND $1 = ''", String::new()),
+    };
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE deleted = 0{cond}"))
+        .bind(&bind)
+        .fetch_one(&db.pool)
+        .await?;
+    let offset = (page.max(1) - 1).saturating_mul(page_size);
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE deleted = 0{cond} ORDER BY id LIMIT {page_size} OFFSET {offset}"
+    ))
+    .bind(&bind)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((rows.iter().map(user_from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// Checks a username and password, counting failures per name and locking the name for
@@ -227,7 +391,7 @@ pub async fn authenticate(
     }
 
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)"
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1) AND deleted = 0"
     ))
     .bind(username)
     .fetch_optional(&db.pool)
@@ -289,10 +453,11 @@ pub async fn change_password(
     old: Option<&str>,
     new: &str,
 ) -> Result<User, PasswordChangeError> {
-    let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&db.pool)
-        .await?;
+    let hash: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND deleted = 0")
+            .bind(user_id)
+            .fetch_optional(&db.pool)
+            .await?;
     let hash = hash.ok_or(PasswordChangeError::NoSuchUser)?;
     if let Some(old) = old {
         if !verify_password(old, &hash).await {

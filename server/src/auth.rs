@@ -17,6 +17,10 @@ use tower_sessions::Session;
 
 use crate::accounts::{self, LoginError, User};
 use crate::api::error::ApiError;
+use crate::audit::Event;
+use crate::client::ClientCtx;
+use crate::rbac::Principal;
+use crate::robots;
 use crate::sessions::{AUTH_EPOCH, CSRF, USER_ID};
 use crate::state::AppState;
 
@@ -143,28 +147,104 @@ pub enum Via {
     Session,
 }
 
-/// The authenticated caller of a request (possibly anonymous).
+/// The authenticated caller of a REST request (possibly anonymous): a user (Basic or
+/// session) or a robot (Basic only).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user: Option<User>,
+    pub principal: Option<Principal>,
     pub via: Via,
     /// The session's CSRF token when authenticated by cookie.
     pub csrf: Option<String>,
+    pub ctx: ClientCtx,
 }
 
 impl Caller {
-    pub fn require_user(&self) -> Result<&User, ApiError> {
-        self.user.as_ref().ok_or_else(ApiError::unauthorized)
+    pub fn user(&self) -> Option<&User> {
+        self.principal.as_ref().and_then(Principal::user)
     }
 
-    pub fn require_sysadmin(&self) -> Result<&User, ApiError> {
-        let u = self.require_user()?;
-        if u.sysadmin {
-            Ok(u)
+    /// A local user (robots are refused: this is about a person's own account).
+    pub fn require_user(&self) -> Result<&User, ApiError> {
+        match &self.principal {
+            Some(Principal::User(u)) => Ok(u),
+            Some(Principal::Robot(_)) => Err(ApiError::Forbidden("robot accounts cannot do this".into())),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+
+    pub fn require_principal(&self) -> Result<&Principal, ApiError> {
+        self.principal.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    pub fn require_sysadmin(&self) -> Result<&Principal, ApiError> {
+        let p = self.require_principal()?;
+        if p.is_sysadmin() {
+            Ok(p)
         } else {
             Err(ApiError::Forbidden("system admin role required".into()))
         }
     }
+
+    /// The name audit rows carry (`anonymous` without credentials).
+    pub fn name(&self) -> &str {
+        self.principal.as_ref().map(Principal::name).unwrap_or("anonymous")
+    }
+
+    /// An audit row by this caller from its address.
+    pub fn event(&self, operation: &str, resource_type: &str, resource: impl Into<String>) -> Event {
+        Event::new(self.name(), operation, resource_type, resource).ip(&self.ctx.ip)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BasicAuthError {
+    #[error("invalid username or password")]
+    Invalid,
+    #[error("malformed credentials")]
+    Malformed,
+    #[error("too many failed logins; account locked for {0} more seconds")]
+    Locked(u64),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<BasicAuthError> for ApiError {
+    fn from(e: BasicAuthError) -> Self {
+        match e {
+            BasicAuthError::Invalid | BasicAuthError::Malformed => ApiError::Unauthorized(e.to_string()),
+            BasicAuthError::Locked(s) => LoginError::Locked(s).into(),
+            BasicAuthError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Basic credentials of a user (argon2, cached by `CredentialCache`, with lockout) or a robot
+/// (`robot$…`, SHA-256 of its random secret). Failures are audited.
+pub async fn authenticate_basic(
+    state: &AppState,
+    name: &str,
+    secret: &str,
+    ctx: &ClientCtx,
+) -> Result<Principal, BasicAuthError> {
+    let result = if name.starts_with(robots::PREFIX) {
+        match robots::authenticate(&state.db, name, secret).await? {
+            Some(r) => Ok(Principal::Robot(r)),
+            None => Err(BasicAuthError::Invalid),
+        }
+    } else {
+        match state.credentials.authenticate(state, name, secret).await {
+            Ok(u) => Ok(Principal::User(u)),
+            Err(LoginError::InvalidCredentials) => Err(BasicAuthError::Invalid),
+            Err(LoginError::Locked(s)) => Err(BasicAuthError::Locked(s)),
+            Err(LoginError::Db(e)) => Err(e.into()),
+        }
+    };
+    if let Err(e @ (BasicAuthError::Invalid | BasicAuthError::Locked(_))) = &result {
+        state
+            .audit
+            .record(Event::new(name, "login", "user", name).ip(&ctx.ip).failed().detail(e.to_string()));
+    }
+    result
 }
 
 /// Parses `Authorization: Basic …`. `Ok(None)` when there is no Basic header.
@@ -210,12 +290,19 @@ pub async fn login_session(
     session: &Session,
     username: &str,
     password: &str,
+    ctx: &ClientCtx,
 ) -> Result<(User, String), ApiError> {
     let user = match accounts::authenticate(&state.db, &state.config.auth, username, password).await {
         Ok(u) => u,
         Err(e) => {
             if matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
                 tracing::info!(username, reason = %e, "login failed");
+                state.audit.record(
+                    Event::new(username, "login", "user", username)
+                        .ip(&ctx.ip)
+                        .failed()
+                        .detail(e.to_string()),
+                );
             }
             return Err(e.into());
         }
@@ -226,6 +313,9 @@ pub async fn login_session(
     session.insert(AUTH_EPOCH, user.password_changed_at).await?;
     session.insert(CSRF, &csrf).await?;
     tracing::info!(username = %user.username, "login");
+    state
+        .audit
+        .record(Event::new(&user.username, "login", "user", &user.username).ip(&ctx.ip).detail("portal"));
     Ok((user, csrf))
 }
 
@@ -243,15 +333,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ctx = ClientCtx::from_parts(&state.config, parts);
         if let Some((username, password)) = basic_credentials(&parts.headers)? {
-            let user = state.credentials.authenticate(state, &username, &password).await?;
-            return Ok(Caller { user: Some(user), via: Via::Basic, csrf: None });
+            let principal = authenticate_basic(state, &username, &password, &ctx).await?;
+            return Ok(Caller { principal: Some(principal), via: Via::Basic, csrf: None, ctx });
         }
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, m)| ApiError::internal(anyhow::anyhow!("session layer missing: {m}")))?;
         let Some(user) = session_user(state, &session).await? else {
-            return Ok(Caller { user: None, via: Via::Anonymous, csrf: None });
+            return Ok(Caller { principal: None, via: Via::Anonymous, csrf: None, ctx });
         };
         let csrf = session.get::<String>(CSRF).await?;
         if is_write(&parts.method) {
@@ -263,7 +354,7 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
-        Ok(Caller { user: Some(user), via: Via::Session, csrf })
+        Ok(Caller { principal: Some(Principal::User(user)), via: Via::Session, csrf, ctx })
     }
 }
 

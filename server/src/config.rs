@@ -23,6 +23,9 @@ pub struct Config {
     pub external_url: String,
     /// Address the HTTP(S) listener binds to.
     pub listen: SocketAddr,
+    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For/-Proto/-Host` headers are
+    /// believed: the client IP in the audit log and the token realm come from them.
+    pub trusted_proxies: Vec<String>,
     pub tls: TlsConfig,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
@@ -34,6 +37,14 @@ pub struct Config {
     pub log: LogConfig,
     pub portal: PortalConfig,
     pub secrets: SecretsConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Audit rows older than this many days are purged (hourly); 0 keeps them forever.
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -150,6 +161,11 @@ pub struct TokenConfig {
     pub lifetime: Duration,
     /// `service` name clients ask tokens for (the `aud` claim).
     pub service: String,
+    /// `iss` claim of issued tokens.
+    pub issuer: String,
+    /// Lifetime of refresh tokens (`docker login` keeps one as its identity token).
+    #[serde(with = "humantime_serde")]
+    pub refresh_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +238,7 @@ impl Default for Config {
         Self {
             external_url: "http://127.0.0.1:8080".into(),
             listen: "127.0.0.1:8080".parse().expect("static address"),
+            trusted_proxies: Vec::new(),
             tls: TlsConfig::default(),
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
@@ -233,6 +250,7 @@ impl Default for Config {
             log: LogConfig::default(),
             portal: PortalConfig::default(),
             secrets: SecretsConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -261,7 +279,12 @@ impl Default for SessionConfig {
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        Self { lifetime: Duration::from_secs(30 * 60), service: "harbor-registry".into() }
+        Self {
+            lifetime: Duration::from_secs(30 * 60),
+            service: "harbor-registry".into(),
+            issuer: "harbor-token-issuer".into(),
+            refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
+        }
     }
 }
 
@@ -281,6 +304,11 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self { format: LogFormat::Pretty, level: "info".into() }
     }
+}
+
+/// An IP address (as a single-address network) or a CIDR range.
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// A configuration error: always names the offending key.
@@ -411,6 +439,20 @@ impl Config {
         if self.token.lifetime < Duration::from_secs(60) {
             return Err(ConfigError::new("token.lifetime", "must be at least 1m"));
         }
+        if self.token.issuer.is_empty() {
+            return Err(ConfigError::new("token.issuer", "must not be empty"));
+        }
+        if self.token.refresh_lifetime < self.token.lifetime {
+            return Err(ConfigError::new("token.refresh_lifetime", "must be at least token.lifetime"));
+        }
+        for p in &self.trusted_proxies {
+            if parse_net(p).is_none() {
+                return Err(ConfigError::new(
+                    "trusted_proxies",
+                    format!("{p:?} is neither an IP address nor a CIDR range"),
+                ));
+            }
+        }
         if self.token.service.is_empty() {
             return Err(ConfigError::new("token.service", "must not be empty"));
         }
@@ -428,6 +470,11 @@ impl Config {
     /// Whether the session cookie carries `Secure`.
     pub fn secure_cookie(&self) -> bool {
         self.session.secure_cookie.unwrap_or_else(|| self.external_url.starts_with("https://"))
+    }
+
+    /// Whether a peer address belongs to a trusted proxy.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().filter_map(|p| parse_net(p)).any(|n| n.contains(&ip))
     }
 
     /// The external URL without a trailing slash.

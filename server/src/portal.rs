@@ -80,8 +80,13 @@ impl PortalBackend for Backend {
             return Err(PortalError::InvalidCredentials);
         }
         let s = session().await?;
+        let ctx = leptos::prelude::use_context::<axum::http::request::Parts>()
+            .map(|p| crate::client::ClientCtx::from_parts(&self.state.config, &p))
+            .unwrap_or_else(|| {
+                crate::client::ClientCtx::resolve(&self.state.config, None, &Default::default())
+            });
         let (user, _csrf) =
-            auth::login_session(&self.state, &s, &username, &password).await.map_err(|e| match e {
+            auth::login_session(&self.state, &s, &username, &password, &ctx).await.map_err(|e| match e {
                 // The only 401 a login gives: wrong name or password.
                 ApiError::Unauthorized(_) => PortalError::InvalidCredentials,
                 other => portal_error(other),
@@ -101,7 +106,8 @@ impl PortalBackend for Backend {
     ) -> Result<ProjectPage, PortalError> {
         let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
         let q = ListQuery { name: Some(name), public: None, page, page_size };
-        let (items, total) = projects::list_visible(&self.state.db, Some(&user), &q)
+        let who = crate::rbac::Principal::User(user);
+        let (items, total) = projects::list_visible(&self.state.db, Some(&who), &q)
             .await
             .map_err(|e| portal_error(e.into()))?;
         Ok(ProjectPage {

@@ -1,12 +1,13 @@
-//! Projects: the namespace every repository lives in. This issue brings the table, the default
-//! public project `library` and listing; creation, members and RBAC come with the RBAC issue.
+//! Projects: the namespace every repository lives in, and their members. Who may do what in
+//! a project is decided in `rbac`; this module only stores and lists.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::User;
-use crate::db::{now_ms, Db};
+use crate::db::{is_unique_violation, now_ms, Db};
+use crate::rbac::{Principal, Role};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Project {
@@ -17,6 +18,7 @@ pub struct Project {
     pub public: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub repo_count: i64,
 }
 
 fn project_from_row(r: &AnyRow) -> Result<Project, sqlx::Error> {
@@ -28,6 +30,7 @@ fn project_from_row(r: &AnyRow) -> Result<Project, sqlx::Error> {
         public: r.try_get::<i64, _>("public")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        repo_count: r.try_get("repo_count")?,
     })
 }
 
@@ -38,6 +41,14 @@ pub async fn ensure_library(db: &Db) -> Result<(), sqlx::Error> {
         "INSERT INTO projects (name, owner_id, public, created_at, updated_at) \
          SELECT 'library', id, 1, $1, $1 FROM users WHERE username = 'admin' \
          ON CONFLICT DO NOTHING",
+    )
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO project_members (project_id, user_id, role, created_at, updated_at) \
+         SELECT p.id, p.owner_id, 1, $1, $1 FROM projects p WHERE p.name = 'library' \
+         AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id)",
     )
     .bind(now)
     .execute(&db.pool)
@@ -56,28 +67,54 @@ pub struct ListQuery {
     pub page_size: u64,
 }
 
-/// Projects the caller may see: all for a system admin, the public ones otherwise (membership
-/// is added with the RBAC issue). Returns one page and the total count.
+/// SQL condition (on alias `p`) selecting the projects a caller may see: all for a system
+/// admin; public ones plus, for a user, those they are a member of and, for a robot, those its
+/// permissions name (all of them with namespace `*`). `$n` placeholders start at `first`;
+/// returns the condition and its one bind value (or none).
+pub fn visible_filter(viewer: Option<&Principal>, first: usize) -> (String, Option<i64>) {
+    match viewer {
+        Some(v) if v.is_sysadmin() => ("1 = 1".into(), None),
+        Some(Principal::User(u)) => (
+            format!("(p.public = 1 OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ${first}))"),
+            Some(u.id),
+        ),
+        Some(Principal::Robot(r)) => (
+            format!(
+                "(p.public = 1 OR p.id IN (SELECT project_id FROM robot_permissions WHERE robot_id = ${first}) \
+                 OR EXISTS (SELECT 1 FROM robot_permissions WHERE robot_id = ${first} AND project_id IS NULL))"
+            ),
+            Some(r.id),
+        ),
+        None => ("p.public = 1".into(), None),
+    }
+}
+
+const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.public, \
+     p.created_at, p.updated_at, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id) AS repo_count \
+     FROM projects p JOIN users u ON u.id = p.owner_id";
+
+/// Projects the caller may see (`visible_filter`), one page and the total count.
 pub async fn list_visible(
     db: &Db,
-    viewer: Option<&User>,
+    viewer: Option<&Principal>,
     q: &ListQuery,
 ) -> Result<(Vec<Project>, i64), sqlx::Error> {
-    let mut filter = String::from(" WHERE 1 = 1");
+    let (visible, viewer_bind) = visible_filter(viewer, 1);
+    let mut filter = format!(" WHERE {visible}");
     let mut binds: Vec<String> = Vec::new();
-    let admin = viewer.map(|u| u.sysadmin).unwrap_or(false);
-    if !admin {
-        filter.push_str(" AND p.public = 1");
-    }
+    let offset_n = usize::from(viewer_bind.is_some());
     if let Some(public) = q.public {
         filter.push_str(if public { " AND p.public = 1" } else { " AND p.public = 0" });
     }
     if let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) {
         binds.push(format!("%{}%", escape_like(&name.to_lowercase())));
-        filter.push_str(&format!(" AND lower(p.name) LIKE ${} ESCAPE '\\'", binds.len()));
+        filter.push_str(&format!(" AND lower(p.name) LIKE ${} ESCAPE '\\'", binds.len() + offset_n));
     }
     let count_sql = format!("SELECT COUNT(*) FROM projects p{filter}");
     let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    if let Some(v) = viewer_bind {
+        count = count.bind(v);
+    }
     for b in &binds {
         count = count.bind(b);
     }
@@ -85,17 +122,254 @@ pub async fn list_visible(
 
     let page_size = q.page_size.clamp(1, 100);
     let offset = (q.page.max(1) - 1).saturating_mul(page_size);
-    let sql = format!(
-        "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.public, p.created_at, p.updated_at \
-         FROM projects p JOIN users u ON u.id = p.owner_id{filter} ORDER BY p.name LIMIT {page_size} OFFSET {offset}"
-    );
+    let sql = format!("{PROJECT_SELECT}{filter} ORDER BY p.name LIMIT {page_size} OFFSET {offset}");
     let mut query = sqlx::query(&sql);
+    if let Some(v) = viewer_bind {
+        query = query.bind(v);
+    }
     for b in &binds {
         query = query.bind(b);
     }
     let rows = query.fetch_all(&db.pool).await?;
     let projects = rows.iter().map(project_from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((projects, total))
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<Project>, sqlx::Error> {
+    let row =
+        sqlx::query(&format!("{PROJECT_SELECT} WHERE p.id = $1")).bind(id).fetch_optional(&db.pool).await?;
+    row.as_ref().map(project_from_row).transpose()
+}
+
+pub async fn get_by_name(db: &Db, name: &str) -> Result<Option<Project>, sqlx::Error> {
+    let row = sqlx::query(&format!("{PROJECT_SELECT} WHERE p.name = $1"))
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(project_from_row).transpose()
+}
+
+/// Harbor's project name rule: 1–255 characters of lower-case letters, digits and `._-`,
+/// starting and ending with a letter or digit; also a valid first path component of an OCI
+/// repository name.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 255
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the project {0:?} already exists")]
+    Exists(String),
+    #[error("project not found")]
+    NotFound,
+    #[error("the project still has {0} repositories; delete them first")]
+    NotEmpty(i64),
+    #[error("{0}")]
+    Member(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Creates a project; its creator becomes its project admin (in the same transaction).
+pub async fn create(db: &Db, name: &str, public: bool, owner: &User) -> Result<Project, ProjectError> {
+    if !valid_name(name) {
+        return Err(ProjectError::Invalid(
+            "project names are 1-255 lower-case letters, digits, '.', '_' or '-', starting and ending with \
+             a letter or digit"
+                .into(),
+        ));
+    }
+    let now = now_ms();
+    let mut tx = db.pool.begin().await?;
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO projects (name, owner_id, public, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(owner.id)
+    .bind(i16::from(public))
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { ProjectError::Exists(name.into()) } else { e.into() })?;
+    sqlx::query(
+        "INSERT INTO project_members (project_id, user_id, role, created_at, updated_at) VALUES ($1, $2, 1, $3, $3)",
+    )
+    .bind(id)
+    .bind(owner.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    get(db, id).await?.ok_or(ProjectError::NotFound)
+}
+
+pub async fn set_public(db: &Db, id: i64, public: bool) -> Result<(), ProjectError> {
+    let done = sqlx::query("UPDATE projects SET public = $1, updated_at = $2 WHERE id = $3")
+        .bind(i16::from(public))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ProjectError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes an empty project with its members, its robots and robot permissions naming it, and
+/// the blob links of repositories that never got a manifest. Content stays for GC.
+pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
+    let project = get(db, id).await?.ok_or(ProjectError::NotFound)?;
+    let mut tx = db.pool.begin().await?;
+    let repos: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE project_id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if repos > 0 {
+        return Err(ProjectError::NotEmpty(repos));
+    }
+    for sql in [
+        "DELETE FROM robot_permissions WHERE project_id = $1",
+        "DELETE FROM robot_permissions WHERE robot_id IN (SELECT id FROM robots WHERE project_id = $1)",
+        "DELETE FROM robots WHERE project_id = $1",
+        "DELETE FROM project_members WHERE project_id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM repository_blobs WHERE repository LIKE $1 ESCAPE '\\'")
+        .bind(format!("{}/%", escape_like(&project.name)))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM uploads WHERE repository LIKE $1 ESCAPE '\\'")
+        .bind(format!("{}/%", escape_like(&project.name)))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(project)
+}
+
+/// A project member (users only; groups come with LDAP).
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub id: i64,
+    pub project_id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+}
+
+const MEMBER_SELECT: &str =
+    "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM project_members m \
+     JOIN users u ON u.id = m.user_id";
+
+fn member_from_row(r: &AnyRow) -> Result<Member, sqlx::Error> {
+    let role: i64 = r.try_get("role")?;
+    Ok(Member {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        user_id: r.try_get("user_id")?,
+        username: r.try_get("username")?,
+        role: Role::from_id(role).ok_or_else(|| sqlx::Error::Decode(format!("bad role {role}").into()))?,
+    })
+}
+
+pub async fn members(
+    db: &Db,
+    project_id: i64,
+    entityname: Option<&str>,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<Member>, i64), sqlx::Error> {
+    let like = format!("%{}%", escape_like(&entityname.unwrap_or("").to_lowercase()));
+    let filter = " WHERE m.project_id = $1 AND lower(u.username) LIKE $2 ESCAPE '\\'";
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM project_members m JOIN users u ON u.id = m.user_id{filter}"
+    ))
+    .bind(project_id)
+    .bind(&like)
+    .fetch_one(&db.pool)
+    .await?;
+    let offset = (page.max(1) - 1).saturating_mul(page_size);
+    let rows = sqlx::query(&format!(
+        "{MEMBER_SELECT}{filter} ORDER BY u.username LIMIT {page_size} OFFSET {offset}"
+    ))
+    .bind(project_id)
+    .bind(&like)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((rows.iter().map(member_from_row).collect::<Result<_, _>>()?, total))
+}
+
+pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<Member>, sqlx::Error> {
+    let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.project_id = $1 AND m.id = $2"))
+        .bind(project_id)
+        .bind(member_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(member_from_row).transpose()
+}
+
+pub async fn add_member(db: &Db, project_id: i64, user_id: i64, role: Role) -> Result<Member, ProjectError> {
+    let now = now_ms();
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO project_members (project_id, user_id, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .bind(role.id() as i16)
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            ProjectError::Member("the user is already a member of the project".into())
+        } else {
+            e.into()
+        }
+    })?;
+    member(db, project_id, id).await?.ok_or(ProjectError::NotFound)
+}
+
+pub async fn update_member(
+    db: &Db,
+    project_id: i64,
+    member_id: i64,
+    role: Role,
+) -> Result<Member, ProjectError> {
+    let done = sqlx::query(
+        "UPDATE project_members SET role = $1, updated_at = $2 WHERE project_id = $3 AND id = $4",
+    )
+    .bind(role.id() as i16)
+    .bind(now_ms())
+    .bind(project_id)
+    .bind(member_id)
+    .execute(&db.pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ProjectError::NotFound);
+    }
+    member(db, project_id, member_id).await?.ok_or(ProjectError::NotFound)
+}
+
+pub async fn remove_member(db: &Db, project_id: i64, member_id: i64) -> Result<Member, ProjectError> {
+    let m = member(db, project_id, member_id).await?.ok_or(ProjectError::NotFound)?;
+    sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND id = $2")
+        .bind(project_id)
+        .bind(member_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(m)
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.

@@ -9,14 +9,13 @@
 //! | everything else | the portal's pages, server-rendered by Leptos | `app::pages` |
 //!
 //! | `/v2/…` | docker, podman, skopeo, oras (OCI Distribution v1.1) | `registry` |
-//!
-//! `/service/token` comes with the token-service issue.
+//! | `/service/token`, `/service/token/jwks` | the same clients, for bearer tokens | `token` |
 
 use std::time::Duration;
 
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::middleware::from_fn_with_state;
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -35,6 +34,7 @@ use crate::api::error::ApiError;
 use crate::portal;
 use crate::registry;
 use crate::state::AppState;
+use crate::token;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -71,11 +71,15 @@ pub fn router(state: AppState) -> Router {
         .with_always_save(true)
         .with_signed(Key::from(&state.secrets.session_key));
 
-    // The registry is mounted outside the session layer: it never reads portal sessions.
+    // The registry and the token service are mounted outside the session layer: they never
+    // read portal sessions.
     let registry = Router::new()
         .route("/v2", any(registry::base))
         .route("/v2/", any(registry::base))
-        .route("/v2/{*rest}", any(registry::dispatch));
+        .route("/v2/{*rest}", any(registry::dispatch))
+        .route("/service/token", get(token::get_token).post(token::post_token))
+        .route("/service/token/jwks", get(token::jwks))
+        .route("/.well-known/jwks.json", get(token::jwks));
 
     Router::new()
         .nest("/api/v2.0", api::v2_routes())

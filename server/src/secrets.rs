@@ -26,6 +26,8 @@ pub struct TokenKey {
     pub kid: String,
     /// The public key as a JWK (for the JWKS document).
     pub jwk: serde_json::Value,
+    /// The public key as SPKI PEM (for registries and tools that verify our tokens).
+    pub public_pem: String,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -52,7 +54,7 @@ impl TokenKey {
             "kty": "EC", "crv": "P-256", "x": x, "y": y,
             "use": "sig", "alg": "ES256", "kid": kid,
         });
-        Ok(Self { encoding, decoding, kid, jwk })
+        Ok(Self { encoding, decoding, kid, jwk, public_pem })
     }
 
     fn generate_pem() -> String {

@@ -17,12 +17,14 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> anyhow::Result<()> {
     let cfg = state.config.clone();
-    let (pulls, db) = (state.pulls.clone(), state.db.clone());
+    let (pulls, audit, db) = (state.pulls.clone(), state.audit.clone(), state.db.clone());
     if let Store::Sql(store) = &state.sessions {
         tokio::spawn(expire_sessions(store.clone()));
     }
     tokio::spawn(state.pulls.clone().run(state.db.clone()));
-    let app = router(state).into_make_service();
+    tokio::spawn(state.audit.clone().run(state.db.clone()));
+    tokio::spawn(crate::audit::purge_loop(state.db.clone(), cfg.audit.retention_days));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     {
@@ -45,9 +47,12 @@ pub async fn serve(
             axum_server::bind(cfg.listen).handle(handle).serve(app).await?;
         }
     }
-    // Counts of the last second.
+    // Counts and audit rows of the last second.
     if let Err(e) = pulls.flush(&db).await {
         tracing::warn!(error = %e, "could not record the last pulls");
+    }
+    if let Err(e) = audit.flush(&db).await {
+        tracing::error!(error = %e, "could not write the last audit rows");
     }
     tracing::info!("stopped");
     Ok(())

@@ -29,6 +29,7 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub credentials: Arc<crate::auth::CredentialCache>,
     pub pulls: Arc<crate::registry::meta::PullRecorder>,
+    pub audit: Arc<crate::audit::AuditLog>,
     pub leptos: LeptosOptions,
 }
 
@@ -79,6 +80,7 @@ impl AppState {
             storage,
             credentials: Arc::new(crate::auth::CredentialCache::new(rand::random())),
             pulls: Arc::default(),
+            audit: Arc::default(),
             leptos,
         })
     }

@@ -77,7 +77,10 @@ all_backends!(base_endpoint_and_auth_challenge, |app| {
     let r = app.get("/v2/").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(oci_code(&r), "UNAUTHORIZED");
-    assert!(r.header("www-authenticate").unwrap().starts_with("Basic realm="));
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        r#"Bearer realm="http://127.0.0.1:8080/service/token",service="harbor-registry""#
+    );
     assert_eq!(r.header("docker-distribution-api-version"), Some("registry/2.0"));
     let r = app.get_with("/v2/", &[("authorization", &admin())]).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -28,6 +28,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::PreconditionFailed(_) => "PRECONDITION",
             ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
@@ -116,6 +120,52 @@ impl From<tower_sessions::session::Error> for ApiError {
     fn from(e: tower_sessions::session::Error) -> Self {
         tracing::warn!(error = %e, "session store unavailable");
         ApiError::Unavailable("the session store is unavailable; retry later".into())
+    }
+}
+
+impl From<crate::projects::ProjectError> for ApiError {
+    fn from(e: crate::projects::ProjectError) -> Self {
+        use crate::projects::ProjectError::*;
+        match e {
+            Invalid(m) => ApiError::BadRequest(m),
+            Exists(_) | Member(_) => ApiError::Conflict(e.to_string()),
+            NotFound => ApiError::NotFound(e.to_string()),
+            NotEmpty(_) => ApiError::PreconditionFailed(e.to_string()),
+            Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::accounts::UserError> for ApiError {
+    fn from(e: crate::accounts::UserError) -> Self {
+        use crate::accounts::UserError::*;
+        match e {
+            Invalid(m) => ApiError::BadRequest(m),
+            Conflict(m) => ApiError::Conflict(m),
+            NotFound => ApiError::NotFound(e.to_string()),
+            Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::robots::RobotError> for ApiError {
+    fn from(e: crate::robots::RobotError) -> Self {
+        use crate::robots::RobotError::*;
+        match e {
+            Invalid(m) => ApiError::BadRequest(m),
+            Exists(_) => ApiError::Conflict(e.to_string()),
+            NotFound => ApiError::NotFound(e.to_string()),
+            Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::settings::UpdateError> for ApiError {
+    fn from(e: crate::settings::UpdateError) -> Self {
+        match e {
+            crate::settings::UpdateError::Invalid(m) => ApiError::BadRequest(m),
+            crate::settings::UpdateError::Db(e) => e.into(),
+        }
     }
 }
 

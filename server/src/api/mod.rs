@@ -1,8 +1,11 @@
 //! The REST surface, shaped like Harbor's `/api/v2.0` (goharbor/harbor `api/v2.0/swagger.yaml`),
 //! plus Harbor's portal login endpoints `/c/login` and `/c/log_out`.
 
+pub mod audit;
+pub mod configurations;
 pub mod error;
 pub mod projects;
+pub mod robots;
 pub mod session;
 pub mod system;
 pub mod users;
@@ -21,9 +24,38 @@ pub fn v2_routes() -> Router<AppState> {
         .route("/ping", get(system::ping))
         .route("/health", get(system::health))
         .route("/systeminfo", get(system::systeminfo))
+        .route("/users", get(users::list).post(users::create))
         .route("/users/current", get(users::current))
+        .route("/users/search", get(users::search))
+        .route("/users/{user_id}", get(users::get).put(users::update).delete(users::delete))
         .route("/users/{user_id}/password", put(users::change_password))
-        .route("/projects", get(projects::list))
+        .route("/users/{user_id}/sysadmin", put(users::set_sysadmin))
+        .route("/projects", get(projects::list).head(projects::head).post(projects::create))
+        .route(
+            "/projects/{project_name_or_id}",
+            get(projects::get).put(projects::update).delete(projects::delete),
+        )
+        .route("/projects/{project_name_or_id}/_deletable", get(projects::deletable))
+        .route(
+            "/projects/{project_name_or_id}/members",
+            get(projects::list_members).post(projects::add_member),
+        )
+        .route(
+            "/projects/{project_name_or_id}/members/{mid}",
+            get(projects::get_member).put(projects::update_member).delete(projects::remove_member),
+        )
+        .route("/projects/{project_name_or_id}/logs", get(projects::logs))
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}",
+            axum::routing::delete(projects::delete_repository),
+        )
+        .route("/robots", get(robots::list).post(robots::create))
+        .route(
+            "/robots/{robot_id}",
+            get(robots::get).put(robots::update).patch(robots::refresh).delete(robots::delete),
+        )
+        .route("/audit-logs", get(audit::list))
+        .route("/configurations", get(configurations::get).put(configurations::put))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

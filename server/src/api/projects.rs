@@ -1,18 +1,23 @@
+//! Projects, their members, repositories (delete) and logs under `/api/v2.0/projects`.
+//! Every handler names the permission it needs with `require(…)`.
+
 use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::error::{ApiError, AppQuery};
+use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::{pagination_headers, Pagination};
 use crate::auth::Caller;
 use crate::db::rfc3339;
-use crate::projects::{self, ListQuery, Project};
+use crate::projects::{self, ListQuery, Member, Project};
+use crate::rbac::{self, Act, ProjectAccess, Resource, Role};
 use crate::state::AppState;
 
 /// Harbor's `Project` model (the fields this release fills).
-pub fn project_json(p: &Project) -> Value {
+pub fn project_json(p: &Project, role: Option<Role>) -> Value {
     json!({
         "project_id": p.id,
         "name": p.name,
@@ -21,8 +26,55 @@ pub fn project_json(p: &Project) -> Value {
         "creation_time": rfc3339(p.created_at),
         "update_time": rfc3339(p.updated_at),
         "deleted": false,
-        "repo_count": 0,
+        "repo_count": p.repo_count,
+        "current_user_role_id": role.map(Role::id).unwrap_or(0),
+        "current_user_role_ids": role.map(|r| vec![r.id()]).unwrap_or_default(),
         "metadata": { "public": if p.public { "true" } else { "false" } },
+    })
+}
+
+/// Resolves `{project_name_or_id}`: a name when `X-Is-Resource-Name: true` or when it is not a
+/// number, an id otherwise (Harbor's rule).
+pub async fn resolve(state: &AppState, headers: &HeaderMap, key: &str) -> Result<Project, ApiError> {
+    let by_name = headers
+        .get("x-is-resource-name")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let found = match key.parse::<i64>() {
+        Ok(id) if !by_name => projects::get(&state.db, id).await?,
+        _ => projects::get_by_name(&state.db, key).await?,
+    };
+    found.ok_or_else(|| ApiError::NotFound(format!("project {key} not found")))
+}
+
+/// Fails unless the caller may do `act` on `res` in the project: 401 for anonymous callers,
+/// 403 otherwise.
+pub async fn require(
+    state: &AppState,
+    caller: &Caller,
+    p: &Project,
+    res: Resource,
+    act: Act,
+) -> Result<(), ApiError> {
+    let access = ProjectAccess { id: p.id, public: p.public };
+    if rbac::allowed(&state.db, caller.principal.as_ref(), access, res, act).await? {
+        return Ok(());
+    }
+    if caller.principal.is_none() {
+        return Err(ApiError::unauthorized());
+    }
+    Err(ApiError::Forbidden(format!(
+        "no permission to {} {} in project {}",
+        act.as_str(),
+        res.as_str(),
+        p.name
+    )))
+}
+
+async fn role_of(state: &AppState, caller: &Caller, p: &Project) -> Result<Option<Role>, ApiError> {
+    Ok(match &caller.principal {
+        Some(pr) => pr.role_in(&state.db, p.id).await?,
+        None => None,
     })
 }
 
@@ -35,7 +87,7 @@ pub struct ListParams {
     pub page_size: Option<u64>,
 }
 
-/// `GET /api/v2.0/projects`
+/// `GET /api/v2.0/projects`: the projects the caller may see.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -44,7 +96,334 @@ pub async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let (page, page_size) = Pagination { page: params.page, page_size: params.page_size }.resolve()?;
     let q = ListQuery { name: params.name, public: params.public, page, page_size };
-    let (items, total) = projects::list_visible(&state.db, caller.user.as_ref(), &q).await?;
+    let (items, total) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
     let headers = pagination_headers(&uri, page, page_size, total);
-    Ok((headers, Json(items.iter().map(project_json).collect::<Vec<_>>())))
+    let mut out = Vec::with_capacity(items.len());
+    for p in &items {
+        out.push(project_json(p, role_of(&state, &caller, p).await?));
+    }
+    Ok((headers, Json(out)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HeadParams {
+    pub project_name: String,
+}
+
+/// `HEAD /api/v2.0/projects?project_name=…`: 200 when the name is taken, 404 otherwise.
+pub async fn head(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(q): AppQuery<HeadParams>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_principal()?;
+    match projects::get_by_name(&state.db, &q.project_name).await? {
+        Some(_) => Ok(StatusCode::OK),
+        None => Err(ApiError::NotFound(format!("project {} not found", q.project_name))),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProjectMetadata {
+    pub public: Option<String>,
+}
+
+/// Harbor's `ProjectReq` (other fields Harbor clients send, such as `storage_limit`, are
+/// accepted and ignored).
+#[derive(Debug, Deserialize)]
+pub struct ProjectReq {
+    pub project_name: Option<String>,
+    pub public: Option<bool>,
+    pub metadata: Option<ProjectMetadata>,
+}
+
+fn public_flag(req: &ProjectReq) -> Result<Option<bool>, ApiError> {
+    if let Some(p) = req.metadata.as_ref().and_then(|m| m.public.as_deref()) {
+        return match p {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(ApiError::BadRequest("metadata.public must be \"true\" or \"false\"".into())),
+        };
+    }
+    Ok(req.public)
+}
+
+/// `POST /api/v2.0/projects`: any user (or only system admins, per the
+/// `project_creation_restriction` setting); the creator becomes project admin.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<ProjectReq>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = caller.require_user()?;
+    let settings = crate::settings::load(&state.db, &state.config).await?;
+    if settings.project_creation_restriction == "adminonly" && !user.sysadmin {
+        return Err(ApiError::Forbidden("only system admins may create projects".into()));
+    }
+    let name =
+        req.project_name.as_deref().ok_or_else(|| ApiError::BadRequest("project_name is required".into()))?;
+    let public = public_flag(&req)?.unwrap_or(false);
+    let p = projects::create(&state.db, name, public, user).await?;
+    state.audit.record(caller.event("create", "project", &p.name).project(p.id));
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/projects/{}", p.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers))
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Read).await?;
+    Ok(Json(project_json(&p, role_of(&state, &caller, &p).await?)))
+}
+
+/// `PUT /api/v2.0/projects/{project_name_or_id}`: the public flag.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+    AppJson(req): AppJson<ProjectReq>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Update).await?;
+    if let Some(public) = public_flag(&req)? {
+        projects::set_public(&state.db, p.id, public).await?;
+        state.audit.record(
+            caller.event("update", "project", &p.name).project(p.id).detail(format!("public={public}")),
+        );
+    }
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /api/v2.0/projects/{project_name_or_id}`: only when it has no repositories (412).
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Delete).await?;
+    projects::delete(&state.db, p.id).await?;
+    state.audit.record(caller.event("delete", "project", &p.name).project(p.id));
+    Ok(StatusCode::OK)
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}/_deletable`
+pub async fn deletable(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Delete).await?;
+    Ok(Json(if p.repo_count == 0 {
+        json!({ "deletable": true })
+    } else {
+        json!({ "deletable": false, "message": format!("the project has {} repositories", p.repo_count) })
+    }))
+}
+
+/// `DELETE /api/v2.0/projects/{p}/repositories/{repository_name}`: the repository and all its
+/// artifacts and tags, logically (content stays until GC). Names with `/` arrive
+/// double-URL-encoded (`a%252Fb`).
+pub async fn delete_repository(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo)): AppPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Repository, Act::Delete).await?;
+    let repo = percent_decode(&repo);
+    let full = format!("{}/{}", p.name, repo);
+    if !crate::registry::meta::delete_repository(&state.db, &full).await? {
+        return Err(ApiError::NotFound(format!("repository {full} not found")));
+    }
+    state.audit.record(caller.event("delete", "repository", &full).project(p.id));
+    Ok(StatusCode::OK)
+}
+
+/// One more level of percent-decoding (axum decoded the first).
+pub fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+// ---------------------------------------------------------------- members
+
+fn member_json(m: &Member) -> Value {
+    json!({
+        "id": m.id,
+        "project_id": m.project_id,
+        "entity_name": m.username,
+        "entity_id": m.user_id,
+        "entity_type": "u",
+        "role_id": m.role.id(),
+        "role_name": m.role.name(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberListParams {
+    pub entityname: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// `GET /api/v2.0/projects/{p}/members`
+pub async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    AppPath(key): AppPath<String>,
+    AppQuery(q): AppQuery<MemberListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Member, Act::List).await?;
+    let (page, page_size) = Pagination { page: q.page, page_size: q.page_size }.resolve()?;
+    let (items, total) = projects::members(&state.db, p.id, q.entityname.as_deref(), page, page_size).await?;
+    Ok((
+        pagination_headers(&uri, page, page_size, total),
+        Json(items.iter().map(member_json).collect::<Vec<_>>()),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberUser {
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberReq {
+    pub role_id: i64,
+    pub member_user: Option<MemberUser>,
+    pub member_group: Option<Value>,
+}
+
+fn role(id: i64) -> Result<Role, ApiError> {
+    Role::from_id(id).ok_or_else(|| {
+        ApiError::BadRequest("role_id must be 1 (project admin), 2 (developer), 3 (guest), 4 (maintainer) or 5 (limited guest)".into())
+    })
+}
+
+/// `POST /api/v2.0/projects/{p}/members`
+pub async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+    AppJson(req): AppJson<MemberReq>,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Member, Act::Create).await?;
+    let role = role(req.role_id)?;
+    if req.member_group.is_some() {
+        return Err(ApiError::BadRequest(
+            "group members need LDAP or OIDC groups, which are not configured".into(),
+        ));
+    }
+    let mu = req.member_user.ok_or_else(|| ApiError::BadRequest("member_user is required".into()))?;
+    let user = match (mu.user_id, mu.username.as_deref()) {
+        (Some(id), _) => crate::accounts::get_by_id(&state.db, id).await?,
+        (None, Some(name)) => crate::accounts::get_by_name(&state.db, name).await?,
+        (None, None) => return Err(ApiError::BadRequest("member_user needs user_id or username".into())),
+    }
+    .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    let m = projects::add_member(&state.db, p.id, user.id, role).await?;
+    state.audit.record(
+        caller
+            .event("create", "member", format!("{}:{}", p.name, user.username))
+            .project(p.id)
+            .detail(role.name()),
+    );
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/projects/{}/members/{}", p.id, m.id)) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h))
+}
+
+/// `GET /api/v2.0/projects/{p}/members/{mid}`
+pub async fn get_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, mid)): AppPath<(String, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Member, Act::Read).await?;
+    let m = projects::member(&state.db, p.id, mid)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("member not found".into()))?;
+    Ok(Json(member_json(&m)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleReq {
+    pub role_id: i64,
+}
+
+/// `PUT /api/v2.0/projects/{p}/members/{mid}`: changes the role.
+pub async fn update_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, mid)): AppPath<(String, i64)>,
+    AppJson(req): AppJson<RoleReq>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Member, Act::Update).await?;
+    let role = role(req.role_id)?;
+    let m = projects::update_member(&state.db, p.id, mid, role).await?;
+    state.audit.record(
+        caller
+            .event("update", "member", format!("{}:{}", p.name, m.username))
+            .project(p.id)
+            .detail(role.name()),
+    );
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /api/v2.0/projects/{p}/members/{mid}`
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, mid)): AppPath<(String, i64)>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Member, Act::Delete).await?;
+    let m = projects::remove_member(&state.db, p.id, mid).await?;
+    state.audit.record(caller.event("delete", "member", format!("{}:{}", p.name, m.username)).project(p.id));
+    Ok(StatusCode::OK)
+}
+
+// ---------------------------------------------------------------- logs
+
+/// `GET /api/v2.0/projects/{p}/logs`: the project's audit rows (members with log access).
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    AppPath(key): AppPath<String>,
+    AppQuery(q): AppQuery<crate::api::audit::LogParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Log, Act::List).await?;
+    crate::api::audit::respond(&state, &uri, q, Some(p.id)).await
 }

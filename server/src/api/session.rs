@@ -9,6 +9,7 @@ use tower_sessions::Session;
 
 use crate::api::error::{ApiError, AppForm};
 use crate::auth::{login_session, CSRF_HEADER};
+use crate::client::ClientCtx;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -19,13 +20,14 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
+    ctx: ClientCtx,
     session: Session,
     AppForm(form): AppForm<LoginForm>,
 ) -> Result<impl IntoResponse, ApiError> {
     if form.principal.is_empty() || form.password.is_empty() {
         return Err(ApiError::BadRequest("principal and password are required".into()));
     }
-    let (_user, csrf) = login_session(&state, &session, &form.principal, &form.password).await?;
+    let (_user, csrf) = login_session(&state, &session, &form.principal, &form.password, &ctx).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&csrf) {
         headers.insert(CSRF_HEADER, v);

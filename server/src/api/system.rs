@@ -65,16 +65,18 @@ async fn storage_probe(storage: &dyn crate::storage::Storage) -> Result<(), Stri
 
 pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Json<Value> {
     let c = &state.config;
+    let settings =
+        crate::settings::load(&state.db, c).await.unwrap_or_else(|_| crate::settings::Settings::defaults(c));
     let mut info = json!({
         "auth_mode": "db_auth",
         "primary_auth_mode": false,
-        "self_registration": false,
+        "self_registration": settings.self_registration,
         "harbor_version": concat!("v", env!("CARGO_PKG_VERSION"), "-berth"),
         "banner_message": "",
         "oidc_provider_name": "",
     });
     // Anonymous callers (and failed credentials) see only what the sign-in page needs.
-    if matches!(caller, Ok(Caller { user: Some(_), .. })) {
+    if matches!(caller, Ok(Caller { principal: Some(_), .. })) {
         let host = url::Url::parse(&c.external_url)
             .ok()
             .and_then(|u| {
@@ -87,7 +89,7 @@ pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, Ap
         let extra = json!({
             "external_url": c.external_base(),
             "registry_url": host,
-            "project_creation_restriction": "everyone",
+            "project_creation_restriction": settings.project_creation_restriction,
             "has_ca_root": false,
             "read_only": false,
             "with_chartmuseum": false,

@@ -1,4 +1,4 @@
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use crate::accounts::{self, PasswordChangeError, User};
-use crate::api::error::{ApiError, AppJson, AppPath};
+use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
+use crate::api::{pagination_headers, Pagination};
 use crate::auth::{Caller, Via, CSRF_HEADER};
 use crate::db::rfc3339;
 use crate::sessions::AUTH_EPOCH;
@@ -79,9 +80,212 @@ pub async fn change_password(
             PasswordChangeError::Db(e) => e.into(),
         })?;
     tracing::info!(actor = %me.username, target = %updated.username, "password changed");
+    state.audit.record(caller.event("update", "user", &updated.username).detail("password changed"));
     // Other sessions of this user end (their epoch no longer matches); keep the current one.
     if own && caller.via == Via::Session {
         session.insert(AUTH_EPOCH, updated.password_changed_at).await?;
     }
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserListParams {
+    pub q: Option<String>,
+    pub username: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// `GET /api/v2.0/users` (system admins): `username=` or `q=username=~x` (fuzzy) /
+/// `q=username=x` (exact).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    AppQuery(p): AppQuery<UserListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_sysadmin()?;
+    let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
+    let (mut name, mut exact) = (p.username.clone(), false);
+    if let Some(q) = p.q.as_deref().filter(|q| !q.is_empty()) {
+        let v = q
+            .strip_prefix("username=")
+            .ok_or_else(|| ApiError::BadRequest("users can be queried by username only".into()))?;
+        match v.strip_prefix('~') {
+            Some(f) => name = Some(f.to_string()),
+            None => (name, exact) = (Some(v.to_string()), true),
+        }
+    }
+    let (items, total) = accounts::list_users(&state.db, name.as_deref(), exact, page, page_size).await?;
+    Ok((
+        pagination_headers(&uri, page, page_size, total),
+        Json(items.iter().map(user_json).collect::<Vec<_>>()),
+    ))
+}
+
+/// `GET /api/v2.0/users/search?username=…`: any signed-in user finds others by name (for
+/// adding members); only ids and names are returned.
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    AppQuery(p): AppQuery<UserListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_principal()?;
+    let name = p
+        .username
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("username is required".into()))?;
+    let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
+    let (items, total) = accounts::list_users(&state.db, Some(name), false, page, page_size).await?;
+    let out: Vec<Value> = items.iter().map(|u| json!({ "user_id": u.id, "username": u.username })).collect();
+    Ok((pagination_headers(&uri, page, page_size, total), Json(out)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserCreationReq {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub realname: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub sysadmin_flag: bool,
+}
+
+/// `POST /api/v2.0/users`: system admins create users; anyone may register when
+/// `self_registration` is on (never as an admin).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<UserCreationReq>,
+) -> Result<impl IntoResponse, ApiError> {
+    let admin = caller.principal.as_ref().is_some_and(|p| p.is_sysadmin());
+    if !admin {
+        let settings = crate::settings::load(&state.db, &state.config).await?;
+        if !settings.self_registration || caller.principal.is_some() {
+            return Err(if caller.principal.is_none() {
+                ApiError::Unauthorized("self-registration is disabled".into())
+            } else {
+                ApiError::Forbidden("only system admins may create users".into())
+            });
+        }
+        if req.sysadmin_flag {
+            return Err(ApiError::Forbidden("only system admins may create system admins".into()));
+        }
+    }
+    let u = accounts::insert_user(
+        &state.db,
+        &accounts::NewUser {
+            username: req.username,
+            password: req.password,
+            email: req.email,
+            realname: req.realname,
+            comment: req.comment,
+            sysadmin: req.sysadmin_flag && admin,
+        },
+    )
+    .await?;
+    let actor = if admin { caller.name().to_string() } else { u.username.clone() };
+    state.audit.record(
+        crate::audit::Event::new(&actor, "create", "user", &u.username).ip(&caller.ctx.ip).detail(if admin {
+            ""
+        } else {
+            "self-registration"
+        }),
+    );
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/users/{}", u.id)) {
+        h.insert(axum::http::header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h))
+}
+
+fn self_or_admin(caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let p = caller.require_principal()?;
+    if p.is_sysadmin() || p.user().is_some_and(|u| u.id == id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("only system admins may manage other users".into()))
+    }
+}
+
+/// `GET /api/v2.0/users/{user_id}`: oneself, or anyone for system admins.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    self_or_admin(&caller, id)?;
+    let u = accounts::get_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    Ok(Json(user_json(&u)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserProfile {
+    pub email: Option<String>,
+    pub realname: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// `PUT /api/v2.0/users/{user_id}`: email, real name, comment.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(req): AppJson<UserProfile>,
+) -> Result<StatusCode, ApiError> {
+    self_or_admin(&caller, id)?;
+    let u = accounts::update_profile(
+        &state.db,
+        id,
+        &accounts::ProfileUpdate { email: req.email, realname: req.realname, comment: req.comment },
+    )
+    .await?;
+    state.audit.record(caller.event("update", "user", &u.username));
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /api/v2.0/users/{user_id}` (system admins; not oneself).
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let me = caller.require_sysadmin()?;
+    if me.user().is_some_and(|u| u.id == id) {
+        return Err(ApiError::Forbidden("you cannot delete your own account".into()));
+    }
+    let u = accounts::delete_user(&state.db, id).await?;
+    state.audit.record(caller.event("delete", "user", &u.username));
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SysadminReq {
+    pub sysadmin_flag: bool,
+}
+
+/// `PUT /api/v2.0/users/{user_id}/sysadmin` (system admins; not oneself).
+pub async fn set_sysadmin(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(req): AppJson<SysadminReq>,
+) -> Result<StatusCode, ApiError> {
+    let me = caller.require_sysadmin()?;
+    if me.user().is_some_and(|u| u.id == id) {
+        return Err(ApiError::Forbidden("you cannot change your own admin role".into()));
+    }
+    let u = accounts::set_sysadmin(&state.db, id, req.sysadmin_flag).await?;
+    state.audit.record(
+        caller.event("update", "user", &u.username).detail(format!("sysadmin={}", req.sysadmin_flag)),
+    );
     Ok(StatusCode::OK)
 }

@@ -338,6 +338,30 @@ pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<(), sqlx::Erro
     tx.commit().await
 }
 
+/// Deletes a repository's metadata (tags, artifacts, blob links, uploads) in one transaction;
+/// content stays in storage for GC. False when there was no such repository.
+pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+        .bind(repo)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(id) = id else { return Ok(false) };
+    for sql in [
+        "DELETE FROM tags WHERE repository_id = $1",
+        "DELETE FROM artifact_blobs WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
+        "DELETE FROM artifact_children WHERE parent_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
+        "DELETE FROM artifacts WHERE repository_id = $1",
+        "DELETE FROM repositories WHERE id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM repository_blobs WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 pub async fn delete_tag(db: &Db, repo: &str, tag: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
@@ -371,21 +395,26 @@ pub async fn tags(db: &Db, repo: &str, n: i64, last: Option<&str>) -> Result<Vec
 }
 
 /// Repository names after `last`, at most `n`; `public_only` limits to public projects.
+/// Repository names after `last`, in the projects `viewer` may see (`None`: all projects).
 pub async fn catalog(
     db: &Db,
-    public_only: bool,
+    viewer: Option<&crate::rbac::Principal>,
     n: i64,
     last: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let filter = if public_only { " AND p.public = 1" } else { "" };
-    sqlx::query_scalar(&format!(
+    let (filter, bind) = match viewer {
+        None => ("1 = 1".to_string(), None),
+        Some(v) => crate::projects::visible_filter(Some(v), 3),
+    };
+    let sql = format!(
         "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id \
-         WHERE r.name > $1{filter} ORDER BY r.name LIMIT $2"
-    ))
-    .bind(last.unwrap_or(""))
-    .bind(n)
-    .fetch_all(&db.pool)
-    .await
+         WHERE r.name > $1 AND {filter} ORDER BY r.name LIMIT $2"
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(last.unwrap_or("")).bind(n);
+    if let Some(b) = bind {
+        q = q.bind(b);
+    }
+    q.fetch_all(&db.pool).await
 }
 
 #[derive(Debug, Clone)]

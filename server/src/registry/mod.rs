@@ -2,8 +2,8 @@
 //!
 //! Every `/v2/…` request goes through `dispatch`, which parses the path (`path::parse`) into a
 //! `Route` and calls one handler per (method, route). Each handler states the access it needs
-//! with an explicit `authorize(…)` call (the token-service issue replaces what `authorize`
-//! checks, not where it is called).
+//! with an explicit `authorize(…)` call: a bearer token's `access` list, or RBAC (`rbac`)
+//! for Basic credentials and anonymous callers.
 //!
 //! Invariants:
 //! - **Content is hashed while it streams in, never in a second pass** (SHA-256; a client that
@@ -32,9 +32,13 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::accounts::{LoginError, User};
-use crate::auth::basic_credentials;
+use crate::accounts::LoginError;
+use crate::audit::Event;
+use crate::auth::{authenticate_basic, basic_credentials, BasicAuthError};
+use crate::client::ClientCtx;
+use crate::rbac::{self, Act, Principal, ProjectAccess, Resource};
 use crate::state::AppState;
+use crate::token;
 use digest::{Algorithm, Digest, UploadHasher};
 use error::{Code, OciError, OciResult};
 use path::{Reference, Route};
@@ -52,31 +56,112 @@ pub enum Action {
     Delete,
 }
 
+impl Action {
+    /// The token-scope actions a challenge asks for.
+    fn scope_actions(self) -> &'static [&'static str] {
+        match self {
+            Action::Pull => &["pull"],
+            Action::Push => &["pull", "push"],
+            Action::Delete => &["delete"],
+        }
+    }
+
+    fn token_action(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// How a registry request authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Anonymous,
+    /// Basic credentials straight on `/v2` (a user or a robot): RBAC is evaluated live.
+    Basic(Principal),
+    /// A bearer token from `/service/token`: only its `access` list counts.
+    Token(token::Claims),
+}
+
 /// The caller of a registry request.
 #[derive(Debug, Clone)]
 pub struct RegistryCaller {
-    pub user: Option<User>,
+    pub cred: Credential,
+    pub ctx: ClientCtx,
 }
 
-/// The challenge of a 401 (Basic until the token service lands).
-const CHALLENGE: &str = r#"Basic realm="berth registry""#;
+impl RegistryCaller {
+    /// The name audit rows carry.
+    fn name(&self) -> &str {
+        match &self.cred {
+            Credential::Anonymous => "anonymous",
+            Credential::Basic(p) => p.name(),
+            Credential::Token(c) if c.anonymous() => "anonymous",
+            Credential::Token(c) => &c.sub,
+        }
+    }
 
-fn unauthorized(msg: &str) -> OciError {
-    let mut e = OciError::new(Code::Unauthorized, msg);
-    e.challenge = Some(CHALLENGE.to_string());
+    fn is_anonymous(&self) -> bool {
+        match &self.cred {
+            Credential::Anonymous => true,
+            Credential::Basic(_) => false,
+            Credential::Token(c) => c.anonymous(),
+        }
+    }
+
+    fn event(&self, operation: &str, resource_type: &str, resource: String, project_id: i64) -> Event {
+        Event::new(self.name(), operation, resource_type, resource).ip(&self.ctx.ip).project(project_id)
+    }
+}
+
+/// 401 with a Bearer challenge for `scope` (one or more space-separated scopes).
+fn challenge_error(
+    state: &AppState,
+    ctx: &ClientCtx,
+    code: Code,
+    msg: &str,
+    scope: Option<&str>,
+    error: Option<&str>,
+) -> OciError {
+    let mut e = OciError::new(code, msg);
+    e.challenge = Some(token::challenge(state, ctx, scope, error));
     e
 }
 
-async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<RegistryCaller> {
-    let creds = basic_credentials(headers).map_err(|_| unauthorized("malformed credentials"))?;
-    let Some((user, pass)) = creds else { return Ok(RegistryCaller { user: None }) };
-    match state.credentials.authenticate(state, &user, &pass).await {
-        Ok(u) => Ok(RegistryCaller { user: Some(u) }),
-        Err(LoginError::InvalidCredentials) => Err(unauthorized("invalid username or password")),
-        Err(LoginError::Locked(s)) => {
+async fn caller(state: &AppState, parts: &Parts) -> OciResult<RegistryCaller> {
+    let ctx = ClientCtx::from_parts(&state.config, parts);
+    let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some((scheme, tok)) = auth.split_once(' ') {
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return match token::verify(state, tok.trim()) {
+                Ok(claims) => Ok(RegistryCaller { cred: Credential::Token(claims), ctx }),
+                Err(e) => Err(challenge_error(
+                    state,
+                    &ctx,
+                    Code::Unauthorized,
+                    &e.to_string(),
+                    None,
+                    Some("invalid_token"),
+                )),
+            };
+        }
+    }
+    let creds = match basic_credentials(&parts.headers) {
+        Ok(c) => c,
+        Err(_) => {
+            return Err(challenge_error(state, &ctx, Code::Unauthorized, "malformed credentials", None, None))
+        }
+    };
+    let Some((user, pass)) = creds else { return Ok(RegistryCaller { cred: Credential::Anonymous, ctx }) };
+    match authenticate_basic(state, &user, &pass, &ctx).await {
+        Ok(p) => Ok(RegistryCaller { cred: Credential::Basic(p), ctx }),
+        Err(BasicAuthError::Locked(s)) => {
             Err(OciError::new(Code::TooManyRequests, LoginError::Locked(s).to_string()))
         }
-        Err(LoginError::Db(e)) => Err(e.into()),
+        Err(BasicAuthError::Db(e)) => Err(e.into()),
+        Err(e) => Err(challenge_error(state, &ctx, Code::Unauthorized, &e.to_string(), None, None)),
     }
 }
 
@@ -87,21 +172,81 @@ async fn authorize(
     repo: &str,
     action: Action,
 ) -> OciResult<meta::ProjectRef> {
+    authorize_for(state, who, repo, action, None).await
+}
+
+/// `authorize` with further scopes to name in a challenge (the source of a mount).
+async fn authorize_for(
+    state: &AppState,
+    who: &RegistryCaller,
+    repo: &str,
+    action: Action,
+    extra_scope: Option<String>,
+) -> OciResult<meta::ProjectRef> {
     let project = meta::project_of(&state.db, repo).await?;
-    let allowed = |p: &meta::ProjectRef| match (&who.user, action) {
-        (Some(u), _) if u.sysadmin || u.id == p.owner_id => true,
-        (_, Action::Pull) => p.public,
-        _ => false,
+    let allowed = match (&project, &who.cred) {
+        (None, _) => false,
+        (Some(p), Credential::Token(c)) => c.allows(repo, p.id, action.token_action()),
+        (Some(p), cred) => {
+            let principal = match cred {
+                Credential::Basic(pr) => Some(pr),
+                _ => None,
+            };
+            let access = ProjectAccess { id: p.id, public: p.public };
+            match action {
+                Action::Pull => {
+                    rbac::allowed(&state.db, principal, access, Resource::Repository, Act::Pull).await?
+                }
+                Action::Push => {
+                    rbac::allowed(&state.db, principal, access, Resource::Repository, Act::Push).await?
+                }
+                Action::Delete => rbac::registry_delete_allowed(&state.db, principal, access).await?,
+            }
+        }
     };
-    match project {
-        Some(p) if allowed(&p) => Ok(p),
-        // Anonymous callers are asked to log in rather than told what exists.
-        _ if who.user.is_none() => Err(unauthorized("authentication required")),
-        None => Err(OciError::new(
+    if allowed {
+        return Ok(project.expect("allowed implies a project"));
+    }
+    let mut scope = token::scope_string(repo, action.scope_actions());
+    if let Some(extra) = extra_scope {
+        scope.push(' ');
+        scope.push_str(&extra);
+    }
+    // Anonymous callers are asked to log in rather than told what exists.
+    if who.is_anonymous() {
+        return Err(challenge_error(
+            state,
+            &who.ctx,
+            Code::Unauthorized,
+            "authentication required",
+            Some(&scope),
+            None,
+        ));
+    }
+    match (&project, &who.cred) {
+        // A token without the right: 403 with a challenge, so clients that re-ask for a token
+        // after a 403 (oras) can, and the rest report "denied".
+        (_, Credential::Token(_)) => Err(challenge_error(
+            state,
+            &who.ctx,
+            Code::Denied,
+            "requested access to the resource is denied",
+            Some(&scope),
+            Some("insufficient_scope"),
+        )),
+        (None, _) => Err(OciError::new(
             Code::NameUnknown,
             format!("project {:?} does not exist", meta::project_name(repo)),
         )),
-        Some(_) => Err(OciError::new(Code::Denied, "requested access to the resource is denied")),
+        (Some(_), _) => Err(OciError::new(Code::Denied, "requested access to the resource is denied")),
+    }
+}
+
+/// `repo:tag` or `repo@digest`, as audit rows name artifacts.
+fn artifact_ref(name: &str, reference: &Reference) -> String {
+    match reference {
+        Reference::Tag(t) => format!("{name}:{t}"),
+        Reference::Digest(d) => format!("{name}@{d}"),
     }
 }
 
@@ -121,17 +266,26 @@ fn with_api_version(mut r: Response) -> Response {
     r
 }
 
-/// `/v2/` and `/v2`.
-pub async fn base(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let r = async {
-        let who = caller(&state, &headers).await?;
-        if who.user.is_none() {
-            return Err(unauthorized("authentication required"));
-        }
-        Ok::<_, OciError>((StatusCode::OK, axum::Json(json!({}))).into_response())
+/// `/v2/` and `/v2`: 200 for any valid credentials, else 401 with the Bearer challenge that
+/// sends clients to the token service.
+pub async fn base(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    with_api_version(base_response(&state, &parts).await.unwrap_or_else(IntoResponse::into_response))
+}
+
+async fn base_response(state: &AppState, parts: &Parts) -> OciResult<Response> {
+    let who = caller(state, parts).await?;
+    if matches!(who.cred, Credential::Anonymous) {
+        return Err(challenge_error(
+            state,
+            &who.ctx,
+            Code::Unauthorized,
+            "authentication required",
+            None,
+            None,
+        ));
     }
-    .await;
-    with_api_version(r.unwrap_or_else(IntoResponse::into_response))
+    Ok((StatusCode::OK, axum::Json(json!({}))).into_response())
 }
 
 /// `/v2/{*rest}`: parses the path and hands the request to its handler.
@@ -140,7 +294,7 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     // across an await: the body is not `Sync`).
     let (parts, body) = req.into_parts();
     let result = match path::parse(parts.uri.path().strip_prefix("/v2/").unwrap_or("")) {
-        Ok(Route::Base) => return base(State(state), parts.headers).await,
+        Ok(Route::Base) => base_response(&state, &parts).await,
         Ok(route) => handle(&state, route, &parts, body).await,
         Err(e) => Err(e.into()),
     };
@@ -162,7 +316,7 @@ fn query<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 async fn handle(state: &AppState, route: Route, parts: &Parts, body: Body) -> OciResult<Response> {
     let pairs = query_pairs(parts);
     let headers = &parts.headers;
-    let who = caller(state, headers).await?;
+    let who = caller(state, parts).await?;
     match (route, parts.method.clone()) {
         (Route::Catalog, Method::GET) => catalog(state, &who, &pairs).await,
         (Route::Tags { name }, Method::GET) => tags_list(state, &who, &name, &pairs).await,
@@ -219,14 +373,35 @@ fn next_link(path: &str, n: i64, last: &str) -> HeaderValue {
 }
 
 async fn catalog(state: &AppState, who: &RegistryCaller, pairs: &[(String, String)]) -> OciResult<Response> {
-    let Some(user) = &who.user else { return Err(unauthorized("authentication required")) };
-    let (n, last) = page_params(pairs)?;
-    // System admins see everything; others see public projects (membership comes with RBAC).
-    let repos = if n == 0 {
-        vec![]
-    } else {
-        meta::catalog(&state.db, !user.sysadmin, n + 1, last.as_deref()).await?
+    // Tokens need `registry:catalog:*` (system admins only); Basic callers see the projects
+    // they may see.
+    let viewer = match &who.cred {
+        Credential::Token(c) if c.allows_catalog() => None,
+        Credential::Basic(p) => Some(p),
+        Credential::Token(c) if !c.anonymous() => {
+            return Err(challenge_error(
+                state,
+                &who.ctx,
+                Code::Denied,
+                "the catalog is for system admins",
+                Some("registry:catalog:*"),
+                Some("insufficient_scope"),
+            ))
+        }
+        _ => {
+            return Err(challenge_error(
+                state,
+                &who.ctx,
+                Code::Unauthorized,
+                "authentication required",
+                Some("registry:catalog:*"),
+                None,
+            ))
+        }
     };
+    let (n, last) = page_params(pairs)?;
+    let repos =
+        if n == 0 { vec![] } else { meta::catalog(&state.db, viewer, n + 1, last.as_deref()).await? };
     let more = repos.len() as i64 > n;
     let repos: Vec<_> = repos.into_iter().take(n as usize).collect();
     let mut resp = axum::Json(json!({ "repositories": repos })).into_response();
@@ -270,13 +445,14 @@ async fn get_manifest(
     reference: &Reference,
     head: bool,
 ) -> OciResult<Response> {
-    authorize(state, who, name, Action::Pull).await?;
+    let project = authorize(state, who, name, Action::Pull).await?;
     let m = meta::find_manifest(&state.db, name, reference)
         .await?
         .ok_or_else(|| OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown")))?;
     let body = if head { Bytes::new() } else { state.storage.read_all(&m.digest.blob_key()).await? };
     if !head {
         state.pulls.record(m.artifact_id);
+        state.audit.record(who.event("pull", "artifact", artifact_ref(name, reference), project.id));
     }
     let d = m.digest.to_string();
     let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
@@ -347,6 +523,11 @@ async fn put_manifest(
     };
     meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, tag).await?;
     tracing::info!(repository = name, %digest, tag, "manifest pushed");
+    let resource = match tag {
+        Some(t) => format!("{name}:{t}"),
+        None => format!("{name}@{digest}"),
+    };
+    state.audit.record(who.event("create", "artifact", resource, project.id).detail(digest.to_string()));
     let d = digest.to_string();
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
@@ -365,21 +546,24 @@ async fn delete_manifest(
     name: &str,
     reference: &Reference,
 ) -> OciResult<Response> {
-    authorize(state, who, name, Action::Delete).await?;
-    match reference {
+    let project = authorize(state, who, name, Action::Delete).await?;
+    let kind = match reference {
         Reference::Tag(t) => {
             if !meta::delete_tag(&state.db, name, t).await? {
                 return Err(OciError::new(Code::ManifestUnknown, format!("tag {t:?} unknown")));
             }
+            "tag"
         }
         Reference::Digest(_) => {
             let m = meta::find_manifest(&state.db, name, reference).await?.ok_or_else(|| {
                 OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown"))
             })?;
             meta::delete_artifact(&state.db, m.artifact_id).await?;
+            "artifact"
         }
-    }
+    };
     tracing::info!(repository = name, %reference, "manifest deleted");
+    state.audit.record(who.event("delete", kind, artifact_ref(name, reference), project.id));
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -484,10 +668,11 @@ async fn delete_blob(
     name: &str,
     digest: &Digest,
 ) -> OciResult<Response> {
-    authorize(state, who, name, Action::Delete).await?;
+    let project = authorize(state, who, name, Action::Delete).await?;
     if !meta::unlink_blob(&state.db, name, digest).await? {
         return Err(OciError::new(Code::BlobUnknown, format!("blob {digest} unknown")));
     }
+    state.audit.record(who.event("delete", "blob", format!("{name}@{digest}"), project.id));
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -531,7 +716,10 @@ async fn start_upload(
     body: Body,
 ) -> OciResult<Response> {
     repo_in_project(name)?;
-    authorize(state, who, name, Action::Push).await?;
+    let from_scope = query(pairs, "from")
+        .filter(|f| query(pairs, "mount").is_some() && path::valid_name(f))
+        .map(|f| token::scope_string(f, &["pull"]));
+    authorize_for(state, who, name, Action::Push, from_scope).await?;
     // Cross-repository mount: 201 when the caller may read the source and it has the blob.
     if let (Some(mount), Some(from)) = (query(pairs, "mount"), query(pairs, "from")) {
         let digest: Digest = mount

@@ -1,0 +1,34 @@
+//! `GET/PUT /api/v2.0/configurations` (system admins): the settings in `settings`.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::Value;
+
+use crate::api::error::{ApiError, AppJson};
+use crate::auth::Caller;
+use crate::settings;
+use crate::state::AppState;
+
+pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require_sysadmin()?;
+    Ok(Json(settings::load(&state.db, &state.config).await?.to_json()))
+}
+
+/// Only the keys sent change; an unknown key or bad value fails the whole request (400).
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(changes): AppJson<HashMap<String, Value>>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_sysadmin()?;
+    let keys = settings::update(&state.db, &state.config, &changes).await?;
+    for k in keys {
+        state
+            .audit
+            .record(caller.event("update", "configuration", k.clone()).detail(changes[&k].to_string()));
+    }
+    Ok(StatusCode::OK)
+}

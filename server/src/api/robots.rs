@@ -1,0 +1,379 @@
+//! Robot accounts under `/api/v2.0/robots` (Harbor's robot API v2).
+//!
+//! A system robot (`level: system`) is managed by system admins; a project robot
+//! (`level: project`, exactly one permission entry naming its project) by whoever holds
+//! `robot` permissions in that project. **Nobody can give a robot a right they do not hold
+//! themselves in that project.**
+
+use std::collections::BTreeMap;
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
+use crate::api::projects::require;
+use crate::api::{pagination_headers, Pagination};
+use crate::auth::Caller;
+use crate::db::rfc3339;
+use crate::projects::{self, Project};
+use crate::rbac::{Act, Resource};
+use crate::robots::{self, NewRobot, Robot, RobotUpdate};
+use crate::state::AppState;
+
+fn robot_json(r: &Robot) -> Value {
+    // Harbor groups permissions per namespace.
+    let mut by_ns: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for p in &r.permissions {
+        by_ns.entry(&p.namespace).or_default().push(json!({
+            "resource": p.resource, "action": p.action, "effect": "allow",
+        }));
+    }
+    let permissions: Vec<Value> = by_ns
+        .into_iter()
+        .map(|(ns, access)| json!({ "kind": "project", "namespace": ns, "access": access }))
+        .collect();
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "level": r.level(),
+        "duration": r.duration,
+        "editable": true,
+        "disable": r.disabled,
+        "expires_at": if r.expires_at < 0 { -1 } else { r.expires_at / 1000 },
+        "creator": r.creator,
+        "creation_time": rfc3339(r.created_at),
+        "update_time": rfc3339(r.updated_at),
+        "permissions": permissions,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccessReq {
+    pub resource: String,
+    pub action: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PermissionReq {
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub namespace: String,
+    pub access: Vec<AccessReq>,
+}
+
+type Perms = Vec<(Option<i64>, Resource, Act)>;
+
+/// Resolves and checks a permission list. For project robots it must name exactly `project`.
+/// The caller must hold each right in each project named (system admins hold all).
+async fn check_permissions(
+    state: &AppState,
+    caller: &Caller,
+    reqs: &[PermissionReq],
+    project: Option<&Project>,
+) -> Result<Perms, ApiError> {
+    if reqs.is_empty() {
+        return Err(ApiError::BadRequest("permissions must not be empty".into()));
+    }
+    let mut out = Vec::new();
+    for pr in reqs {
+        if pr.kind.as_deref().is_some_and(|k| k != "project") {
+            return Err(ApiError::BadRequest("permission kind must be \"project\"".into()));
+        }
+        let target = if pr.namespace == "*" {
+            if project.is_some() {
+                return Err(ApiError::BadRequest("a project robot cannot cover every project".into()));
+            }
+            None
+        } else {
+            let p = projects::get_by_name(&state.db, &pr.namespace)
+                .await?
+                .ok_or_else(|| ApiError::BadRequest(format!("project {:?} does not exist", pr.namespace)))?;
+            if project.is_some_and(|own| own.id != p.id) {
+                return Err(ApiError::BadRequest(
+                    "a project robot can only hold permissions in its project".into(),
+                ));
+            }
+            Some(p)
+        };
+        if target.is_none() && !caller.require_principal()?.is_sysadmin() {
+            return Err(ApiError::Forbidden("only system admins may grant rights in every project".into()));
+        }
+        if pr.access.is_empty() {
+            return Err(ApiError::BadRequest(format!("no access listed for namespace {:?}", pr.namespace)));
+        }
+        for a in &pr.access {
+            let res = Resource::parse(&a.resource)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown resource {:?}", a.resource)))?;
+            let act = Act::parse(&a.action)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown action {:?}", a.action)))?;
+            if let Some(p) = &target {
+                require(state, caller, p, res, act).await?;
+            }
+            out.push((target.as_ref().map(|p| p.id), res, act));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RobotCreate {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub duration: Option<i64>,
+    pub level: String,
+    #[serde(default)]
+    pub disable: bool,
+    pub permissions: Vec<PermissionReq>,
+}
+
+/// `POST /api/v2.0/robots`: 201 with the secret (shown this once).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<RobotCreate>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = caller.require_principal()?;
+    let project = match req.level.as_str() {
+        "system" => {
+            caller.require_sysadmin()?;
+            None
+        }
+        "project" => {
+            let [only] = req.permissions.as_slice() else {
+                return Err(ApiError::BadRequest("a project robot has exactly one permission entry".into()));
+            };
+            let p = projects::get_by_name(&state.db, &only.namespace).await?.ok_or_else(|| {
+                ApiError::BadRequest(format!("project {:?} does not exist", only.namespace))
+            })?;
+            require(&state, &caller, &p, Resource::Robot, Act::Create).await?;
+            Some(p)
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "level must be \"system\" or \"project\", not {other:?}"
+            )))
+        }
+    };
+    let permissions = check_permissions(&state, &caller, &req.permissions, project.as_ref()).await?;
+    let duration = match req.duration {
+        Some(d) => d,
+        None => crate::settings::load(&state.db, &state.config).await?.robot_token_duration,
+    };
+    let (robot, secret) = robots::create(
+        &state.db,
+        NewRobot {
+            name: req.name,
+            description: req.description,
+            project: project.as_ref().map(|p| (p.id, p.name.clone())),
+            duration,
+            permissions,
+            creator: who.name().to_string(),
+        },
+    )
+    .await?;
+    let robot = if req.disable {
+        robots::update(
+            &state.db,
+            robot.id,
+            RobotUpdate { description: None, disabled: Some(true), duration: None, permissions: None },
+        )
+        .await?
+    } else {
+        robot
+    };
+    let mut ev = caller.event("create", "robot", &robot.name);
+    if let Some(p) = &project {
+        ev = ev.project(p.id);
+    }
+    state.audit.record(ev);
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/robots/{}", robot.id)) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((
+        StatusCode::CREATED,
+        h,
+        Json(json!({
+            "id": robot.id,
+            "name": robot.name,
+            "secret": secret,
+            "creation_time": rfc3339(robot.created_at),
+            "expires_at": if robot.expires_at < 0 { -1 } else { robot.expires_at / 1000 },
+        })),
+    ))
+}
+
+/// Loads a robot and checks the caller may do `act` on it (system admins for system robots,
+/// `robot` rights in the project for project robots). Robots not visible answer 404.
+async fn load(state: &AppState, caller: &Caller, id: i64, act: Act) -> Result<Robot, ApiError> {
+    caller.require_principal()?;
+    let robot = robots::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("robot account not found".into()))?;
+    match robot.project_id {
+        None => {
+            caller.require_sysadmin()?;
+        }
+        Some(pid) => {
+            let p = projects::get(&state.db, pid)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("robot account not found".into()))?;
+            require(state, caller, &p, Resource::Robot, act).await?;
+        }
+    }
+    Ok(robot)
+}
+
+/// `GET /api/v2.0/robots/{robot_id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(robot_json(&load(&state, &caller, id, Act::Read).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RobotPut {
+    pub description: Option<String>,
+    pub duration: Option<i64>,
+    pub disable: Option<bool>,
+    pub permissions: Option<Vec<PermissionReq>>,
+}
+
+/// `PUT /api/v2.0/robots/{robot_id}`: description, duration, disable, permissions.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(req): AppJson<RobotPut>,
+) -> Result<StatusCode, ApiError> {
+    let robot = load(&state, &caller, id, Act::Update).await?;
+    let project = match robot.project_id {
+        Some(pid) => projects::get(&state.db, pid).await?,
+        None => None,
+    };
+    let permissions = match &req.permissions {
+        Some(p) => Some(check_permissions(&state, &caller, p, project.as_ref()).await?),
+        None => None,
+    };
+    let updated = robots::update(
+        &state.db,
+        id,
+        RobotUpdate {
+            description: req.description,
+            disabled: req.disable,
+            duration: req.duration,
+            permissions,
+        },
+    )
+    .await?;
+    let mut ev =
+        caller.event("update", "robot", &updated.name).detail(if updated.disabled { "disabled" } else { "" });
+    if let Some(p) = robot.project_id {
+        ev = ev.project(p);
+    }
+    state.audit.record(ev);
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecretReq {
+    pub secret: Option<String>,
+}
+
+/// `PATCH /api/v2.0/robots/{robot_id}`: a new secret (given, or generated and returned).
+pub async fn refresh(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(req): AppJson<SecretReq>,
+) -> Result<Json<Value>, ApiError> {
+    let robot = load(&state, &caller, id, Act::Update).await?;
+    let given = req.secret.is_some();
+    let secret = robots::refresh_secret(&state.db, id, req.secret).await?;
+    let mut ev = caller.event("update", "robot", &robot.name).detail("secret refreshed");
+    if let Some(p) = robot.project_id {
+        ev = ev.project(p);
+    }
+    state.audit.record(ev);
+    Ok(Json(if given { json!({}) } else { json!({ "secret": secret }) }))
+}
+
+/// `DELETE /api/v2.0/robots/{robot_id}`
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let robot = load(&state, &caller, id, Act::Delete).await?;
+    robots::delete(&state.db, id).await?;
+    let mut ev = caller.event("delete", "robot", &robot.name);
+    if let Some(p) = robot.project_id {
+        ev = ev.project(p);
+    }
+    state.audit.record(ev);
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    pub q: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// `GET /api/v2.0/robots?q=Level=project,ProjectID=1` (project robots, for those with robot
+/// rights there) or `q=Level=system` / no `q` (system robots, system admins only); `name=~x`
+/// filters by name.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_principal()?;
+    let (page, page_size) = Pagination { page: params.page, page_size: params.page_size }.resolve()?;
+    let (mut level, mut project_id, mut name) = (None::<String>, None::<i64>, None::<String>);
+    for part in params.q.as_deref().unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| ApiError::BadRequest(format!("invalid query {part:?}")))?;
+        match k.trim() {
+            "Level" | "level" => level = Some(v.trim().to_string()),
+            "ProjectID" | "project_id" => {
+                project_id = Some(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| ApiError::BadRequest("ProjectID must be a number".into()))?,
+                )
+            }
+            "name" | "Name" => name = Some(v.trim().trim_start_matches('~').to_string()),
+            other => return Err(ApiError::BadRequest(format!("unknown query key {other:?}"))),
+        }
+    }
+    let scope = match (level.as_deref(), project_id) {
+        (Some("project") | None, Some(pid)) => {
+            let p = projects::get(&state.db, pid)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("project not found".into()))?;
+            require(&state, &caller, &p, Resource::Robot, Act::List).await?;
+            Some(pid)
+        }
+        (Some("system") | None, None) => {
+            caller.require_sysadmin()?;
+            None
+        }
+        _ => return Err(ApiError::BadRequest("use q=Level=system or q=Level=project,ProjectID=<id>".into())),
+    };
+    let (items, total) = robots::list(&state.db, scope, name.as_deref(), page, page_size).await?;
+    Ok((
+        pagination_headers(&uri, page, page_size, total),
+        Json(items.iter().map(robot_json).collect::<Vec<_>>()),
+    ))
+}

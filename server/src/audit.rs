@@ -1,0 +1,315 @@
+//! The audit log: who pushed, pulled, deleted, logged in or changed what, when and from where.
+//!
+//! Rows are queued in memory (`AuditLog::record`, never blocking a request) and written in
+//! batches by `AuditLog::run`, so a pull costs no database write of its own. The queue is
+//! flushed on clean shutdown (`serve`) and before this replica lists the log, so a client
+//! reads its own operations; a crash can lose at most the last half second. If the database is
+//! down the queue keeps up to `MAX_PENDING` rows and retries; beyond that the oldest are
+//! dropped and a warning says how many.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::db::{now_ms, Db};
+
+const MAX_PENDING: usize = 100_000;
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+const ROWS_PER_INSERT: usize = 50;
+const LOGIN_EVERY: Duration = Duration::from_secs(600);
+
+/// One audit row.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Event {
+    pub op_time: i64,
+    pub username: String,
+    /// `artifact`, `tag`, `repository`, `project`, `member`, `user`, `robot`, `configuration`.
+    pub resource_type: String,
+    /// E.g. `p1/app:1.0`, `p1/app@sha256:…`, `p1`, `alice`.
+    pub resource: String,
+    /// `create`, `pull`, `delete`, `update`, `login`.
+    pub operation: String,
+    pub success: bool,
+    pub client_ip: String,
+    pub project_id: Option<i64>,
+    pub detail: String,
+}
+
+impl Event {
+    pub fn new(username: &str, operation: &str, resource_type: &str, resource: impl Into<String>) -> Event {
+        Event {
+            op_time: now_ms(),
+            username: username.to_string(),
+            resource_type: resource_type.to_string(),
+            resource: resource.into(),
+            operation: operation.to_string(),
+            success: true,
+            client_ip: String::new(),
+            project_id: None,
+            detail: String::new(),
+        }
+    }
+
+    pub fn project(mut self, id: i64) -> Event {
+        self.project_id = Some(id);
+        self
+    }
+
+    pub fn ip(mut self, ip: &str) -> Event {
+        self.client_ip = ip.to_string();
+        self
+    }
+
+    pub fn failed(mut self) -> Event {
+        self.success = false;
+        self
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> Event {
+        self.detail = d.into();
+        self
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct AuditLog {
+    pending: Mutex<Vec<Event>>,
+    /// Last token-service login recorded per (account, address), to record one per session.
+    logins: Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+    /// Serializes flushes so rows keep their order.
+    flushing: tokio::sync::Mutex<()>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl AuditLog {
+    pub fn record(&self, e: Event) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() >= MAX_PENDING {
+            p.remove(0);
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        p.push(e);
+    }
+
+    /// True once per (account, address) per `LOGIN_EVERY`: clients fetch a token per push or
+    /// pull, which would otherwise each count as a login.
+    pub fn first_login_in_a_while(&self, name: &str, ip: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut m = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 10_000 {
+            m.retain(|_, t| now.duration_since(*t) < LOGIN_EVERY);
+        }
+        match m.get(&(name.to_string(), ip.to_string())) {
+            Some(t) if now.duration_since(*t) < LOGIN_EVERY => false,
+            _ => {
+                m.insert((name.to_string(), ip.to_string()), now);
+                true
+            }
+        }
+    }
+
+    /// Writes everything queued; on failure the rows go back to the front of the queue.
+    pub async fn flush(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let _turn = self.flushing.lock().await;
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(dropped, "audit queue overflowed while the database was unavailable");
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = insert(db, &batch).await;
+        if result.is_err() {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let newer = std::mem::replace(&mut *p, batch);
+            p.extend(newer);
+            let excess = p.len().saturating_sub(MAX_PENDING);
+            p.drain(..excess);
+        }
+        result
+    }
+
+    pub async fn run(self: std::sync::Arc<Self>, db: Db) {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.flush(&db).await {
+                tracing::warn!(error = %e, "could not write audit rows; will retry");
+            }
+        }
+    }
+}
+
+async fn insert(db: &Db, batch: &[Event]) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \
+             client_ip, project_id, detail) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 9;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.op_time)
+                .bind(&e.username)
+                .bind(&e.resource_type)
+                .bind(&e.resource)
+                .bind(&e.operation)
+                .bind(i16::from(e.success))
+                .bind(&e.client_ip)
+                .bind(e.project_id)
+                .bind(&e.detail);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// A stored row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Filters of a listing: exact match on each given field, a time range (inclusive, Unix ms)
+/// and fuzzy (substring) match on `resource`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub project_id: Option<i64>,
+    pub username: Option<String>,
+    pub operation: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource: Option<String>,
+    pub resource_like: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Newest first, one page and the total.
+pub async fn list(db: &Db, f: &Filter, page: u64, page_size: u64) -> Result<(Vec<Record>, i64), sqlx::Error> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    enum Bind {
+        I(i64),
+        S(String),
+    }
+    let mut push = |clause: &str, b: Bind, binds: &mut Vec<Bind>| {
+        binds.push(b);
+        clauses.push(clause.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(p) = f.project_id {
+        push("project_id = ?", Bind::I(p), &mut binds);
+    }
+    if let Some(u) = &f.username {
+        push("username = ?", Bind::S(u.clone()), &mut binds);
+    }
+    if let Some(o) = &f.operation {
+        push("operation = ?", Bind::S(o.clone()), &mut binds);
+    }
+    if let Some(t) = &f.resource_type {
+        push("resource_type = ?", Bind::S(t.clone()), &mut binds);
+    }
+    if let Some(r) = &f.resource {
+        push("resource = ?", Bind::S(r.clone()), &mut binds);
+    }
+    if let Some(r) = &f.resource_like {
+        let pat = format!("%{}%", crate::projects::escape_like(r));
+        push("resource LIKE ? ESCAPE '\\'", Bind::S(pat), &mut binds);
+    }
+    if let Some(t) = f.from {
+        push("op_time >= ?", Bind::I(t), &mut binds);
+    }
+    if let Some(t) = f.to {
+        push("op_time <= ?", Bind::I(t), &mut binds);
+    }
+    let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+    let count_sql = format!("SELECT COUNT(*) FROM audit_log{filter}");
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    for b in &binds {
+        count = match b {
+            Bind::I(i) => count.bind(*i),
+            Bind::S(s) => count.bind(s.as_str()),
+        };
+    }
+    let total = count.fetch_one(&db.pool).await?;
+    let offset = (page.max(1) - 1).saturating_mul(page_size);
+    let sql = format!(
+        "SELECT id, op_time, username, resource_type, resource, operation, success, client_ip, project_id, \
+         detail FROM audit_log{filter} ORDER BY op_time DESC, id DESC LIMIT {page_size} OFFSET {offset}"
+    );
+    let mut q = sqlx::query(&sql);
+    for b in &binds {
+        q = match b {
+            Bind::I(i) => q.bind(*i),
+            Bind::S(s) => q.bind(s.as_str()),
+        };
+    }
+    let rows = q.fetch_all(&db.pool).await?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            Ok(Record {
+                id: r.try_get("id")?,
+                event: Event {
+                    op_time: r.try_get("op_time")?,
+                    username: r.try_get("username")?,
+                    resource_type: r.try_get("resource_type")?,
+                    resource: r.try_get("resource")?,
+                    operation: r.try_get("operation")?,
+                    success: r.try_get::<i64, _>("success")? != 0,
+                    client_ip: r.try_get("client_ip")?,
+                    project_id: r.try_get("project_id")?,
+                    detail: r.try_get("detail")?,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((items, total))
+}
+
+/// Deletes rows older than `days` days; returns how many.
+pub async fn purge(db: &Db, days: u64) -> Result<u64, sqlx::Error> {
+    let cutoff = now_ms() - (days as i64).saturating_mul(86_400_000);
+    let done = sqlx::query("DELETE FROM audit_log WHERE op_time < $1").bind(cutoff).execute(&db.pool).await?;
+    Ok(done.rows_affected())
+}
+
+/// Purges hourly when a retention is configured (`audit.retention_days` > 0). Every replica
+/// may run it: the delete is idempotent.
+pub async fn purge_loop(db: Db, days: u64) {
+    if days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match purge(&db, days).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, days, "old audit rows purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+        }
+    }
+}

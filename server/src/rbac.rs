@@ -1,0 +1,378 @@
+//! Who may do what in a project: Harbor's role matrix (goharbor/harbor
+//! `src/common/rbac/project/rbac_role.go`), robot permission lists, public projects and system
+//! admins, evaluated in one place.
+//!
+//! Invariants:
+//! - **Every permission decision of the REST API, the token service and `/v2` Basic auth goes
+//!   through `Principal::can`** (or `registry_actions`, built on it). Nothing else compares
+//!   roles.
+//! - **Robots get exactly their permission list** (never a role), and a disabled or expired
+//!   robot cannot authenticate in the first place (`robots::authenticate`).
+//! - **Anyone, even anonymous, may pull and read a public project**; nothing more.
+
+use serde::Serialize;
+
+use crate::accounts::User;
+use crate::db::Db;
+use crate::robots::Robot;
+
+/// A project role, numbered as Harbor numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Role {
+    ProjectAdmin = 1,
+    Developer = 2,
+    Guest = 3,
+    Maintainer = 4,
+    LimitedGuest = 5,
+}
+
+impl Role {
+    pub fn from_id(id: i64) -> Option<Role> {
+        Some(match id {
+            1 => Role::ProjectAdmin,
+            2 => Role::Developer,
+            3 => Role::Guest,
+            4 => Role::Maintainer,
+            5 => Role::LimitedGuest,
+            _ => return None,
+        })
+    }
+
+    pub fn id(self) -> i64 {
+        self as i64
+    }
+
+    /// Harbor's `role_name` strings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::ProjectAdmin => "projectAdmin",
+            Role::Developer => "developer",
+            Role::Guest => "guest",
+            Role::Maintainer => "maintainer",
+            Role::LimitedGuest => "limitedGuest",
+        }
+    }
+}
+
+/// Project resources (Harbor's `rbac.Resource*` names, as robots' permission lists spell them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// The project itself.
+    Project,
+    Member,
+    Metadata,
+    Log,
+    Repository,
+    Artifact,
+    Tag,
+    Accessory,
+    Robot,
+    Configuration,
+    Quota,
+}
+
+impl Resource {
+    pub fn parse(s: &str) -> Option<Resource> {
+        Some(match s {
+            "project" => Resource::Project,
+            "member" => Resource::Member,
+            "metadata" => Resource::Metadata,
+            "log" => Resource::Log,
+            "repository" => Resource::Repository,
+            "artifact" => Resource::Artifact,
+            "tag" => Resource::Tag,
+            "accessory" => Resource::Accessory,
+            "robot" => Resource::Robot,
+            "configuration" => Resource::Configuration,
+            "quota" => Resource::Quota,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Project => "project",
+            Resource::Member => "member",
+            Resource::Metadata => "metadata",
+            Resource::Log => "log",
+            Resource::Repository => "repository",
+            Resource::Artifact => "artifact",
+            Resource::Tag => "tag",
+            Resource::Accessory => "accessory",
+            Resource::Robot => "robot",
+            Resource::Configuration => "configuration",
+            Resource::Quota => "quota",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Act {
+    Create,
+    Read,
+    Update,
+    Delete,
+    List,
+    Pull,
+    Push,
+}
+
+impl Act {
+    pub fn parse(s: &str) -> Option<Act> {
+        Some(match s {
+            "create" => Act::Create,
+            "read" => Act::Read,
+            "update" => Act::Update,
+            "delete" => Act::Delete,
+            "list" => Act::List,
+            "pull" => Act::Pull,
+            "push" => Act::Push,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Create => "create",
+            Act::Read => "read",
+            Act::Update => "update",
+            Act::Delete => "delete",
+            Act::List => "list",
+            Act::Pull => "pull",
+            Act::Push => "push",
+        }
+    }
+}
+
+use Act::*;
+use Resource as R;
+
+/// What a role may do. Derived from Harbor's matrix, restricted to the resources this server
+/// has (no labels, scanners, helm charts, retention or webhooks yet).
+pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
+    match role {
+        Role::ProjectAdmin => true,
+        Role::Maintainer => match res {
+            R::Project => act == Read,
+            R::Member => matches!(act, Read | List),
+            R::Metadata => matches!(act, Create | Read | Update | Delete),
+            R::Log => act == List,
+            R::Quota => act == Read,
+            R::Repository => matches!(act, Create | Read | Update | Delete | List | Pull | Push),
+            R::Artifact => matches!(act, Create | Read | Delete | List),
+            R::Tag => matches!(act, List | Create | Delete),
+            R::Accessory => act == List,
+            R::Robot => matches!(act, Read | List),
+            R::Configuration => act == Read,
+        },
+        Role::Developer => match res {
+            R::Project => act == Read,
+            R::Member => matches!(act, Read | List),
+            R::Log => act == List,
+            R::Quota => act == Read,
+            R::Repository => matches!(act, Create | Read | Update | List | Pull | Push),
+            R::Artifact => matches!(act, Create | Read | List),
+            R::Tag => matches!(act, List | Create),
+            R::Accessory => act == List,
+            R::Robot => matches!(act, Read | List),
+            R::Configuration => act == Read,
+            R::Metadata => false,
+        },
+        Role::Guest => match res {
+            R::Project => act == Read,
+            R::Member => matches!(act, Read | List),
+            R::Log => act == List,
+            R::Quota => act == Read,
+            R::Repository => matches!(act, Read | List | Pull),
+            R::Artifact => matches!(act, Read | List),
+            R::Tag => act == List,
+            R::Accessory => act == List,
+            R::Robot => matches!(act, Read | List),
+            R::Configuration => act == Read,
+            R::Metadata => false,
+        },
+        Role::LimitedGuest => match res {
+            R::Project => act == Read,
+            R::Quota => act == Read,
+            R::Repository => matches!(act, List | Pull),
+            R::Artifact => matches!(act, Read | List),
+            R::Tag => act == List,
+            R::Accessory => act == List,
+            R::Configuration => act == Read,
+            R::Member | R::Log | R::Robot | R::Metadata => false,
+        },
+    }
+}
+
+/// What anyone may do in a public project.
+pub fn public_allows(res: Resource, act: Act) -> bool {
+    match res {
+        R::Project => act == Read,
+        R::Repository => matches!(act, Read | List | Pull),
+        R::Artifact => matches!(act, Read | List),
+        R::Tag | R::Accessory => act == List,
+        _ => false,
+    }
+}
+
+/// An authenticated account: a local user or a robot.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(User),
+    Robot(Robot),
+}
+
+/// The project facts a decision needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectAccess {
+    pub id: i64,
+    pub public: bool,
+}
+
+impl Principal {
+    /// The name audit rows and tokens carry (`robot$…` for robots).
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::User(u) => &u.username,
+            Principal::Robot(r) => &r.name,
+        }
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Principal::User(u) => Some(u),
+            Principal::Robot(_) => None,
+        }
+    }
+
+    pub fn is_sysadmin(&self) -> bool {
+        matches!(self, Principal::User(u) if u.sysadmin)
+    }
+
+    /// The member role of a user in a project (robots have none).
+    pub async fn role_in(&self, db: &Db, project_id: i64) -> Result<Option<Role>, sqlx::Error> {
+        let Principal::User(u) = self else { return Ok(None) };
+        member_role(db, project_id, u.id).await
+    }
+
+    /// Whether this principal may do `act` on `res` in the project.
+    pub async fn can(&self, db: &Db, p: ProjectAccess, res: Resource, act: Act) -> Result<bool, sqlx::Error> {
+        if p.public && public_allows(res, act) {
+            return Ok(true);
+        }
+        match self {
+            Principal::User(u) if u.sysadmin => Ok(true),
+            Principal::User(u) => {
+                Ok(member_role(db, p.id, u.id).await?.is_some_and(|r| role_allows(r, res, act)))
+            }
+            Principal::Robot(r) => Ok(r.allows(p.id, res, act)),
+        }
+    }
+}
+
+/// `can` for a possibly anonymous caller.
+pub async fn allowed(
+    db: &Db,
+    who: Option<&Principal>,
+    p: ProjectAccess,
+    res: Resource,
+    act: Act,
+) -> Result<bool, sqlx::Error> {
+    match who {
+        Some(w) => w.can(db, p, res, act).await,
+        None => Ok(p.public && public_allows(res, act)),
+    }
+}
+
+/// Registry actions (`pull`, `push`, `delete`) the caller holds on the project's repositories,
+/// for the token service. Push needs pull as well, as in Harbor.
+pub async fn registry_actions(
+    db: &Db,
+    who: Option<&Principal>,
+    p: ProjectAccess,
+) -> Result<Vec<&'static str>, sqlx::Error> {
+    let mut out = Vec::new();
+    let pull = allowed(db, who, p, R::Repository, Pull).await?;
+    if pull {
+        out.push("pull");
+        if allowed(db, who, p, R::Repository, Push).await? {
+            out.push("push");
+        }
+    }
+    if registry_delete_allowed(db, who, p).await? {
+        out.push("delete");
+    }
+    Ok(out)
+}
+
+/// Deleting manifests, tags or blobs over `/v2`: Harbor's `repository:delete`, which robots
+/// may also hold as `artifact:delete`.
+pub async fn registry_delete_allowed(
+    db: &Db,
+    who: Option<&Principal>,
+    p: ProjectAccess,
+) -> Result<bool, sqlx::Error> {
+    Ok(allowed(db, who, p, R::Repository, Delete).await? || allowed(db, who, p, R::Artifact, Delete).await?)
+}
+
+pub async fn member_role(db: &Db, project_id: i64, user_id: i64) -> Result<Option<Role>, sqlx::Error> {
+    let role: Option<i64> =
+        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(role.and_then(Role::from_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_ROLES: [Role; 5] =
+        [Role::ProjectAdmin, Role::Maintainer, Role::Developer, Role::Guest, Role::LimitedGuest];
+
+    fn who_can(res: Resource, act: Act) -> Vec<&'static str> {
+        ALL_ROLES.iter().filter(|r| role_allows(**r, res, act)).map(|r| r.name()).collect()
+    }
+
+    #[test]
+    fn matrix_follows_harbor() {
+        assert_eq!(
+            who_can(R::Repository, Pull),
+            ["projectAdmin", "maintainer", "developer", "guest", "limitedGuest"]
+        );
+        assert_eq!(who_can(R::Repository, Push), ["projectAdmin", "maintainer", "developer"]);
+        assert_eq!(who_can(R::Repository, Delete), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::Artifact, Delete), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::Tag, Create), ["projectAdmin", "maintainer", "developer"]);
+        assert_eq!(who_can(R::Tag, Delete), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::Member, Create), ["projectAdmin"]);
+        assert_eq!(who_can(R::Member, List), ["projectAdmin", "maintainer", "developer", "guest"]);
+        assert_eq!(who_can(R::Log, List), ["projectAdmin", "maintainer", "developer", "guest"]);
+        assert_eq!(who_can(R::Robot, Create), ["projectAdmin"]);
+        assert_eq!(who_can(R::Project, Delete), ["projectAdmin"]);
+        assert_eq!(who_can(R::Project, Update), ["projectAdmin"]);
+        assert_eq!(who_can(R::Project, Read).len(), 5);
+        assert_eq!(who_can(R::Repository, Read), ["projectAdmin", "maintainer", "developer", "guest"]);
+    }
+
+    #[test]
+    fn public_projects_allow_reading_only() {
+        assert!(public_allows(R::Repository, Pull));
+        assert!(public_allows(R::Artifact, List));
+        assert!(!public_allows(R::Repository, Push));
+        assert!(!public_allows(R::Artifact, Delete));
+        assert!(!public_allows(R::Member, List));
+        assert!(!public_allows(R::Log, List));
+    }
+
+    #[test]
+    fn role_ids_round_trip() {
+        for r in ALL_ROLES {
+            assert_eq!(Role::from_id(r.id()), Some(r));
+        }
+        assert_eq!(Role::from_id(0), None);
+        assert_eq!(Role::from_id(6), None);
+    }
+}

@@ -1,0 +1,543 @@
+//! The token service (`/service/token`, Docker Registry v2 token authentication) and the
+//! verification of its tokens on `/v2`.
+//!
+//! Flow: `/v2` answers 401 with `WWW-Authenticate: Bearer realm=…,service=…,scope=…`; the
+//! client asks the realm for the scopes it needs (with Basic credentials, a refresh token or
+//! nothing); `issue` narrows the requested actions to what `rbac` grants and signs an ES256 JWT
+//! whose `access` lists the result; `/v2` then checks only the verified token against the
+//! action it needs (`Claims::allows`).
+//!
+//! Invariants:
+//! - **Only ES256 with our key is accepted** (`verify`: the algorithm is pinned, so `none`
+//!   and HS256-with-the-public-key tokens fail), with issuer, audience, `exp`/`nbf` (60 s
+//!   leeway) and `kid` checked.
+//! - **Each repository grant carries the id of the project it was granted in**; a token for
+//!   a project deleted and created again under the same name grants nothing.
+//! - **Refresh tokens have their own audience** (`<service>:refresh`), so they are never
+//!   accepted as access tokens, and they die with a password change, user deletion, robot
+//!   secret refresh, disabling or expiry.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::accounts;
+use crate::audit::Event;
+use crate::auth::{authenticate_basic, basic_credentials, BasicAuthError};
+use crate::client::ClientCtx;
+use crate::db::now_ms;
+use crate::rbac::{self, Principal, ProjectAccess};
+use crate::robots;
+use crate::state::AppState;
+
+/// One requested or granted scope: `type:name:actions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    #[serde(rename = "type")]
+    pub typ: String,
+    pub name: String,
+    pub actions: Vec<String>,
+    /// Id of the project the grant was made in (repository grants only).
+    #[serde(rename = "pid", default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<i64>,
+}
+
+/// Parses `scope` parameters: each may hold several scopes separated by spaces. The type ends
+/// at the first `:` and the actions start after the last one, so names may contain `host:port`.
+/// A resource class (`repository(plugin)`) is dropped.
+pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Access>, String> {
+    let mut out: Vec<Access> = Vec::new();
+    for value in values {
+        for s in value.split(' ').filter(|s| !s.is_empty()) {
+            let (typ, rest) = s.split_once(':').ok_or_else(|| format!("invalid scope {s:?}"))?;
+            let (name, actions) = rest.rsplit_once(':').ok_or_else(|| format!("invalid scope {s:?}"))?;
+            let typ = typ.split_once('(').map(|(t, _)| t).unwrap_or(typ);
+            if typ.is_empty() || name.is_empty() {
+                return Err(format!("invalid scope {s:?}"));
+            }
+            let actions: Vec<String> =
+                actions.split(',').filter(|a| !a.is_empty()).map(str::to_string).collect();
+            match out.iter_mut().find(|a| a.typ == typ && a.name == name) {
+                Some(existing) => {
+                    for a in actions {
+                        if !existing.actions.contains(&a) {
+                            existing.actions.push(a);
+                        }
+                    }
+                }
+                None => out.push(Access { typ: typ.into(), name: name.into(), actions, project_id: None }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// Account name; empty for anonymous tokens.
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default)]
+    pub access: Vec<Access>,
+}
+
+impl Claims {
+    pub fn anonymous(&self) -> bool {
+        self.sub.is_empty()
+    }
+
+    /// Whether the token grants `action` on repository `name` of project `project_id`.
+    pub fn allows(&self, name: &str, project_id: i64, action: &str) -> bool {
+        self.access.iter().any(|a| {
+            a.typ == "repository"
+                && a.name == name
+                && a.project_id == Some(project_id)
+                && a.actions.iter().any(|x| x == action || x == "*")
+        })
+    }
+
+    pub fn allows_catalog(&self) -> bool {
+        self.access
+            .iter()
+            .any(|a| a.typ == "registry" && a.name == "catalog" && a.actions.iter().any(|x| x == "*"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RefreshClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    jti: String,
+    /// `user` or `robot`.
+    kind: String,
+    id: i64,
+    /// Password or secret epoch the token was issued under.
+    epoch: i64,
+}
+
+fn refresh_audience(service: &str) -> String {
+    format!("{service}:refresh")
+}
+
+fn jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn header_for(state: &AppState) -> Header {
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some(state.secrets.token_key.kid.clone());
+    h.typ = Some("JWT".into());
+    h
+}
+
+fn validation(state: &AppState, audience: &str) -> Validation {
+    let mut v = Validation::new(Algorithm::ES256);
+    v.leeway = 60;
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.set_audience(&[audience]);
+    v.set_issuer(&[&state.config.token.issuer]);
+    v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    v
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    token: &str,
+    audience: &str,
+) -> Result<T, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    if header.alg != Algorithm::ES256 {
+        return Err(VerifyError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+    }
+    if header.kid.as_deref() != Some(state.secrets.token_key.kid.as_str()) {
+        return Err(VerifyError::Invalid("unknown signing key".into()));
+    }
+    jsonwebtoken::decode::<T>(token, &state.secrets.token_key.decoding, &validation(state, audience))
+        .map(|d| d.claims)
+        .map_err(|e| VerifyError::Invalid(e.to_string()))
+}
+
+/// Verifies an access token presented to `/v2`.
+pub fn verify(state: &AppState, token: &str) -> Result<Claims, VerifyError> {
+    decode(state, token, &state.config.token.service)
+}
+
+/// Narrows requested scopes to what `who` holds. Unknown projects and types grant nothing;
+/// entries left without actions are dropped.
+pub async fn grant(
+    state: &AppState,
+    who: Option<&Principal>,
+    requested: Vec<Access>,
+) -> Result<Vec<Access>, sqlx::Error> {
+    let mut out = Vec::new();
+    for req in requested {
+        match req.typ.as_str() {
+            "repository" => {
+                let Some(project) = crate::registry::meta::project_of(&state.db, &req.name).await? else {
+                    continue;
+                };
+                let p = ProjectAccess { id: project.id, public: project.public };
+                let held = rbac::registry_actions(&state.db, who, p).await?;
+                let mut actions: Vec<String> = Vec::new();
+                for a in &req.actions {
+                    if a == "*" {
+                        if held.len() == 3 {
+                            actions.push("*".into());
+                        }
+                    } else if held.contains(&a.as_str()) && !actions.contains(a) {
+                        actions.push(a.clone());
+                    }
+                }
+                if !actions.is_empty() {
+                    out.push(Access { actions, project_id: Some(project.id), ..req });
+                }
+            }
+            "registry"
+                if req.name == "catalog"
+                    && who.is_some_and(Principal::is_sysadmin)
+                    && req.actions.iter().any(|a| a == "*") =>
+            {
+                out.push(Access { actions: vec!["*".into()], project_id: None, ..req });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub token: String,
+    pub access_token: String,
+    pub expires_in: i64,
+    pub issued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Signs an access token (and a refresh token when asked for one by an account).
+pub async fn issue(
+    state: &AppState,
+    who: Option<&Principal>,
+    requested: Vec<Access>,
+    offline: bool,
+) -> Result<TokenResponse, TokenError> {
+    let access = grant(state, who, requested).await?;
+    let settings = crate::settings::load(&state.db, &state.config).await?;
+    let now = now_ms() / 1000;
+    let lifetime = settings.token_expiration * 60;
+    let claims = Claims {
+        iss: state.config.token.issuer.clone(),
+        sub: who.map(|w| w.name().to_string()).unwrap_or_default(),
+        aud: state.config.token.service.clone(),
+        exp: now + lifetime,
+        nbf: now,
+        iat: now,
+        jti: jti(),
+        access,
+    };
+    let token = jsonwebtoken::encode(&header_for(state), &claims, &state.secrets.token_key.encoding)
+        .map_err(|e| TokenError::Internal(anyhow::anyhow!("signing: {e}")))?;
+    let refresh_token = match (offline, who) {
+        (true, Some(w)) => Some(refresh_token(state, w, now)?),
+        _ => None,
+    };
+    Ok(TokenResponse {
+        access_token: token.clone(),
+        token,
+        expires_in: lifetime,
+        issued_at: crate::db::rfc3339(now * 1000),
+        refresh_token,
+    })
+}
+
+fn refresh_token(state: &AppState, who: &Principal, now: i64) -> Result<String, TokenError> {
+    let (kind, id, epoch) = match who {
+        Principal::User(u) => ("user", u.id, u.password_changed_at),
+        Principal::Robot(r) => ("robot", r.id, r.secret_changed_at),
+    };
+    let claims = RefreshClaims {
+        iss: state.config.token.issuer.clone(),
+        sub: who.name().to_string(),
+        aud: refresh_audience(&state.config.token.service),
+        exp: now + state.config.token.refresh_lifetime.as_secs() as i64,
+        nbf: now,
+        iat: now,
+        jti: jti(),
+        kind: kind.into(),
+        id,
+        epoch,
+    };
+    jsonwebtoken::encode(&header_for(state), &claims, &state.secrets.token_key.encoding)
+        .map_err(|e| TokenError::Internal(anyhow::anyhow!("signing: {e}")))
+}
+
+/// The account a refresh token stands for, if it is still valid.
+async fn redeem(state: &AppState, token: &str) -> Result<Principal, TokenError> {
+    let c: RefreshClaims = decode(state, token, &refresh_audience(&state.config.token.service))
+        .map_err(|_| TokenError::Unauthorized("invalid or expired refresh token".into()))?;
+    let principal = match c.kind.as_str() {
+        "user" => accounts::get_by_id(&state.db, c.id)
+            .await?
+            .filter(|u| u.password_changed_at == c.epoch && u.username == c.sub)
+            .map(Principal::User),
+        "robot" => robots::still_valid(&state.db, c.id, c.epoch).await?.map(Principal::Robot),
+        _ => None,
+    };
+    principal
+        .ok_or_else(|| TokenError::Unauthorized("the refresh token is no longer valid; log in again".into()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(anyhow::Error),
+}
+
+impl From<sqlx::Error> for TokenError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                TokenError::Unavailable("the database is unavailable; retry later".into())
+            }
+            other => TokenError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            TokenError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            TokenError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            TokenError::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            TokenError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            TokenError::Internal(e) => {
+                tracing::error!(error = %e, "token service failure");
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR")
+            }
+        };
+        let body = Json(json!({ "errors": [{ "code": code, "message": self.to_string() }] }));
+        let mut r = (status, body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"berth\""));
+        }
+        r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        r
+    }
+}
+
+impl From<BasicAuthError> for TokenError {
+    fn from(e: BasicAuthError) -> Self {
+        match e {
+            BasicAuthError::Invalid => TokenError::Unauthorized("invalid username or password".into()),
+            BasicAuthError::Malformed => TokenError::Unauthorized("malformed credentials".into()),
+            BasicAuthError::Locked(s) => TokenError::Locked(accounts::LoginError::Locked(s).to_string()),
+            BasicAuthError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The account behind Basic credentials, if any (`Ok(None)` without credentials).
+async fn basic_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    ctx: &ClientCtx,
+) -> Result<Option<Principal>, TokenError> {
+    let creds =
+        basic_credentials(headers).map_err(|_| TokenError::Unauthorized("malformed credentials".into()))?;
+    let Some((user, pass)) = creds else { return Ok(None) };
+    Ok(Some(authenticate_basic(state, &user, &pass, ctx).await?))
+}
+
+fn ok(resp: TokenResponse) -> Response {
+    let mut r = Json(resp).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Records a `login` audit row the first time an account gets a token from an address
+/// (then at most every 10 minutes), so repeated token requests of one push do not flood the log.
+fn audit_login(state: &AppState, who: Option<&Principal>, ctx: &ClientCtx) {
+    if let Some(w) = who {
+        if state.audit.first_login_in_a_while(w.name(), &ctx.ip) {
+            state
+                .audit
+                .record(Event::new(w.name(), "login", "user", w.name()).ip(&ctx.ip).detail("token service"));
+        }
+    }
+}
+
+/// `GET /service/token?service=…&scope=…&account=…&offline_token=…` (Basic credentials
+/// optional; without them and without a scope: 401).
+pub async fn get_token(
+    State(state): State<AppState>,
+    ctx: ClientCtx,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, TokenError> {
+    let scopes = parse_scopes(params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))
+        .map_err(TokenError::BadRequest)?;
+    let offline = params.iter().any(|(k, v)| k == "offline_token" && v == "true");
+    let who = basic_principal(&state, &headers, &ctx).await?;
+    if who.is_none() && scopes.is_empty() {
+        return Err(TokenError::Unauthorized("authentication required".into()));
+    }
+    audit_login(&state, who.as_ref(), &ctx);
+    Ok(ok(issue(&state, who.as_ref(), scopes, offline).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    pub grant_type: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub access_type: Option<String>,
+}
+
+/// `POST /service/token` (OAuth2 form): `grant_type=password` with `username`/`password`, or
+/// `grant_type=refresh_token` with `refresh_token`.
+pub async fn post_token(
+    State(state): State<AppState>,
+    ctx: ClientCtx,
+    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, TokenError> {
+    let Form(form) = form.map_err(|e| TokenError::BadRequest(format!("invalid token request: {e}")))?;
+    let scopes = parse_scopes(form.scope.as_deref()).map_err(TokenError::BadRequest)?;
+    let (who, offline) = match form.grant_type.as_str() {
+        "password" => {
+            let (Some(u), Some(p)) = (form.username.as_deref(), form.password.as_deref()) else {
+                return Err(TokenError::BadRequest("username and password are required".into()));
+            };
+            let who = authenticate_basic(&state, u, p, &ctx).await?;
+            audit_login(&state, Some(&who), &ctx);
+            (who, form.access_type.as_deref() == Some("offline"))
+        }
+        "refresh_token" => {
+            let t = form
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| TokenError::BadRequest("refresh_token is required".into()))?;
+            (redeem(&state, t).await?, false)
+        }
+        other => return Err(TokenError::BadRequest(format!("unsupported grant_type {other:?}"))),
+    };
+    let mut resp = issue(&state, Some(&who), scopes, offline).await?;
+    if form.grant_type == "refresh_token" {
+        // OAuth2 clients (docker) keep using the refresh token they have.
+        resp.refresh_token = form.refresh_token;
+    }
+    let _ = (&form.service, &form.client_id);
+    Ok(ok(resp))
+}
+
+/// `GET /service/token/jwks` (also `/.well-known/jwks.json`): the public signing key.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    Json(json!({ "keys": [state.secrets.token_key.jwk] })).into_response()
+}
+
+/// A scope string for a challenge: `repository:<name>:<actions>`.
+pub fn scope_string(name: &str, actions: &[&str]) -> String {
+    format!("repository:{name}:{}", actions.join(","))
+}
+
+/// `WWW-Authenticate` value for `/v2` responses.
+pub fn challenge(state: &AppState, ctx: &ClientCtx, scope: Option<&str>, error: Option<&str>) -> String {
+    let mut c =
+        format!("Bearer realm=\"{}/service/token\",service=\"{}\"", ctx.base_url, state.config.token.service);
+    if let Some(s) = scope {
+        c.push_str(&format!(",scope=\"{s}\""));
+    }
+    if let Some(e) = error {
+        c.push_str(&format!(",error=\"{e}\""));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_grammar() {
+        let s = parse_scopes(["repository:p1/app:pull,push", "repository:p1/app:delete registry:catalog:*"])
+            .unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].actions, ["pull", "push", "delete"]);
+        assert_eq!(s[1].typ, "registry");
+        assert_eq!(s[1].name, "catalog");
+        let h = parse_scopes(["repository:localhost:5000/p1/app:pull"]).unwrap();
+        assert_eq!(h[0].name, "localhost:5000/p1/app");
+        let c = parse_scopes(["repository(plugin):p/x:pull"]).unwrap();
+        assert_eq!(c[0].typ, "repository");
+        assert!(parse_scopes(["nonsense"]).is_err());
+        assert!(parse_scopes(["repository:pull"]).is_err());
+        assert!(parse_scopes(["repository::pull"]).is_err());
+        assert!(parse_scopes([""]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn claims_check_project_and_action() {
+        let c = Claims {
+            iss: "i".into(),
+            sub: "alice".into(),
+            aud: "a".into(),
+            exp: 0,
+            nbf: 0,
+            iat: 0,
+            jti: "j".into(),
+            access: vec![Access {
+                typ: "repository".into(),
+                name: "p/app".into(),
+                actions: vec!["pull".into()],
+                project_id: Some(3),
+            }],
+        };
+        assert!(c.allows("p/app", 3, "pull"));
+        assert!(!c.allows("p/app", 3, "push"));
+        assert!(!c.allows("p/app", 4, "pull"), "a recreated project has a new id");
+        assert!(!c.allows("p/other", 3, "pull"));
+        assert!(!c.allows_catalog());
+    }
+}
