@@ -1,0 +1,870 @@
+//! The REST side of RBAC: projects, members, users, robot accounts, configurations and the
+//! audit log, each with the roles that may and may not use it. SQLite and PostgreSQL.
+
+mod common;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use common::{basic, TestApp, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+const PW: &str = "Passw0rd!x";
+
+fn admin() -> String {
+    basic("admin", ADMIN_PASSWORD)
+}
+
+async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> common::Resp {
+    let mut headers = vec![("content-type", "application/json")];
+    if !auth.is_empty() {
+        headers.push(("authorization", auth));
+    }
+    app.call(method, path, &headers, if body.is_null() { String::new() } else { body.to_string() }).await
+}
+
+async fn user(app: &TestApp, name: &str) -> i64 {
+    let r =
+        api(app, Method::POST, "/api/v2.0/users", &admin(), json!({"username": name, "password": PW})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap()
+}
+
+async fn member(app: &TestApp, project: &str, name: &str, role: i64) -> common::Resp {
+    api(
+        app,
+        Method::POST,
+        &format!("/api/v2.0/projects/{project}/members"),
+        &admin(),
+        json!({"role_id": role, "member_user": {"username": name}}),
+    )
+    .await
+}
+
+fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+async fn push(app: &TestApp, auth: &str, repo: &str, tag: &str) -> StatusCode {
+    let config = br#"{"os":"linux"}"#;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(config)),
+            &[("authorization", auth)],
+            config.to_vec(),
+        )
+        .await;
+    if r.status != StatusCode::CREATED {
+        return r.status;
+    }
+    let m = json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sha256(config),"size":config.len()},
+        "layers":[]});
+    app.call(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("authorization", auth), ("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        m.to_string(),
+    )
+    .await
+    .status
+}
+
+async fn audit(app: &TestApp, q: &str) -> Vec<Value> {
+    let q = url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
+    let r = app
+        .get_with(&format!("/api/v2.0/audit-logs?page_size=100&q={q}"), &[("authorization", &admin())])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json().as_array().unwrap().clone()
+}
+
+both_dbs!(projects_and_members, |app| {
+    for n in ["padmin", "dev", "guest", "lguest", "outsider"] {
+        user(&app, n).await;
+    }
+    // Any user may create a project and becomes its admin.
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/projects",
+        &basic("padmin", PW),
+        json!({"project_name": "p1", "storage_limit": -1}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let loc = r.header("location").unwrap().to_string();
+    let p = app.get_with(&loc, &[("authorization", &basic("padmin", PW))]).await.json();
+    assert_eq!(p["name"], "p1");
+    assert_eq!(p["metadata"]["public"], "false");
+    assert_eq!(p["current_user_role_id"], 1);
+    assert_eq!(p["owner_name"], "padmin");
+    for (body, code) in [
+        (json!({"project_name": "p1"}), StatusCode::CONFLICT),
+        (json!({"project_name": "Bad Name"}), StatusCode::BAD_REQUEST),
+        (json!({"project_name": "x", "metadata": {"public": "maybe"}}), StatusCode::BAD_REQUEST),
+        (json!({}), StatusCode::BAD_REQUEST),
+    ] {
+        let r = api(&app, Method::POST, "/api/v2.0/projects", &admin(), body.clone()).await;
+        assert_eq!(r.status, code, "{body}: {}", r.text());
+        r.error_code();
+    }
+    assert_eq!(
+        api(&app, Method::POST, "/api/v2.0/projects", "", json!({"project_name": "anon"})).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::HEAD, "/api/v2.0/projects?project_name=p1", &[("authorization", &admin())], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(
+            Method::HEAD,
+            "/api/v2.0/projects?project_name=nope",
+            &[("authorization", &admin())],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Members: the project admin manages them; others may not.
+    let add = |who: &'static str, name: &'static str, role: i64| {
+        let app = &app;
+        async move {
+            api(
+                app,
+                Method::POST,
+                "/api/v2.0/projects/p1/members",
+                &basic(who, PW),
+                json!({"role_id": role, "member_user": {"username": name}}),
+            )
+            .await
+        }
+    };
+    assert_eq!(add("padmin", "dev", 2).await.status, StatusCode::CREATED);
+    assert_eq!(add("padmin", "guest", 3).await.status, StatusCode::CREATED);
+    assert_eq!(add("padmin", "lguest", 5).await.status, StatusCode::CREATED);
+    assert_eq!(add("dev", "outsider", 3).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(add("padmin", "dev", 3).await.status, StatusCode::CONFLICT);
+    assert_eq!(add("padmin", "ghost", 3).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(add("padmin", "outsider", 9).await.status, StatusCode::BAD_REQUEST);
+    let list = app.get_with("/api/v2.0/projects/p1/members", &[("authorization", &basic("guest", PW))]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.header("x-total-count"), Some("4"));
+    let dev = list.json().as_array().unwrap().iter().find(|m| m["entity_name"] == "dev").unwrap().clone();
+    assert_eq!(dev["role_name"], "developer");
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1/members", &[("authorization", &basic("lguest", PW))])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let mid = dev["id"].as_i64().unwrap();
+    let path = format!("/api/v2.0/projects/p1/members/{mid}");
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("dev", PW), json!({"role_id": 1})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("padmin", PW), json!({"role_id": 4})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.get_with(&path, &[("authorization", &admin())]).await.json()["role_name"], "maintainer");
+
+    // Visibility: members see the private project, outsiders do not (404 is not leaked as 403
+    // for listing; a direct read is refused).
+    let names = |r: common::Resp| {
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(app.get_with("/api/v2.0/projects", &[("authorization", &basic("lguest", PW))]).await),
+        ["library", "p1"]
+    );
+    assert_eq!(
+        names(app.get_with("/api/v2.0/projects", &[("authorization", &basic("outsider", PW))]).await),
+        ["library"]
+    );
+    assert_eq!(names(app.get("/api/v2.0/projects").await), ["library"]);
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1", &[("authorization", &basic("outsider", PW))]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.get("/api/v2.0/projects/p1").await.status, StatusCode::UNAUTHORIZED);
+
+    // Only the project admin updates and deletes the project.
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            "/api/v2.0/projects/p1",
+            &basic("dev", PW),
+            json!({"metadata": {"public": "true"}})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            "/api/v2.0/projects/p1",
+            &basic("padmin", PW),
+            json!({"metadata": {"public": "true"}})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(names(app.get("/api/v2.0/projects").await), ["library", "p1"]);
+    assert_eq!(push(&app, &basic("dev", PW), "p1/app", "v1").await, StatusCode::CREATED);
+    let d = app
+        .get_with("/api/v2.0/projects/p1/_deletable", &[("authorization", &basic("padmin", PW))])
+        .await
+        .json();
+    assert_eq!(d["deletable"], false);
+    assert_eq!(
+        app.call(Method::DELETE, "/api/v2.0/projects/p1", &[("authorization", &basic("dev", PW))], vec![])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            "/api/v2.0/projects/p1/repositories/app",
+            &[("authorization", &basic("guest", PW))],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            "/api/v2.0/projects/p1/repositories/app",
+            &[("authorization", &basic("padmin", PW))],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, &[("authorization", &basic("padmin", PW))], vec![]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::DELETE, "/api/v2.0/projects/p1", &[("authorization", &basic("padmin", PW))], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1", &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Project creation can be restricted to admins.
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            "/api/v2.0/configurations",
+            &basic("padmin", PW),
+            json!({"project_creation_restriction": "adminonly"})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            "/api/v2.0/configurations",
+            &admin(),
+            json!({"project_creation_restriction": "adminonly"})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api(&app, Method::POST, "/api/v2.0/projects", &basic("padmin", PW), json!({"project_name": "p2"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p2"})).await.status,
+        StatusCode::CREATED
+    );
+
+    // What happened is in the log: project, member and configuration changes.
+    for (q, n) in [
+        ("operation=create,resource_type=project,username=padmin", 1),
+        ("operation=update,resource_type=project", 1),
+        ("operation=delete,resource_type=project", 1),
+        ("operation=create,resource_type=member", 3),
+        ("operation=update,resource_type=member", 1),
+        ("operation=delete,resource_type=member", 1),
+        ("operation=delete,resource_type=repository,resource=p1/app", 1),
+        ("operation=update,resource_type=configuration,resource=project_creation_restriction", 1),
+    ] {
+        assert_eq!(audit(&app, q).await.len(), n, "{q}");
+    }
+});
+
+both_dbs!(users_and_self_registration, |app| {
+    let alice = user(&app, "alice").await;
+    let bob = user(&app, "bob").await;
+    // Only admins list users; anyone signed in may search by name.
+    assert_eq!(
+        app.get_with("/api/v2.0/users", &[("authorization", &basic("alice", PW))]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app.get_with("/api/v2.0/users?q=username%3D~li", &[("authorization", &admin())]).await;
+    assert_eq!(r.header("x-total-count"), Some("1"));
+    assert_eq!(r.json()[0]["username"], "alice");
+    let s = app
+        .get_with("/api/v2.0/users/search?username=bo", &[("authorization", &basic("alice", PW))])
+        .await
+        .json();
+    assert_eq!(s, json!([{"user_id": bob, "username": "bob"}]));
+    // Users read and edit themselves, not others.
+    assert_eq!(
+        app.get_with(&format!("/api/v2.0/users/{bob}"), &[("authorization", &basic("alice", PW))])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = api(
+        &app,
+        Method::PUT,
+        &format!("/api/v2.0/users/{alice}"),
+        &basic("alice", PW),
+        json!({"realname": "Alice A", "email": "a@x.io"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            &format!("/api/v2.0/users/{alice}"),
+            &basic("alice", PW),
+            json!({"email": "nope"})
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get_with(&format!("/api/v2.0/users/{alice}"), &[("authorization", &basic("alice", PW))])
+            .await
+            .json()["realname"],
+        "Alice A"
+    );
+    // Bad users.
+    for (body, code) in [
+        (json!({"username": "alice", "password": PW}), StatusCode::CONFLICT),
+        (json!({"username": "ALICE", "password": PW}), StatusCode::CONFLICT),
+        (json!({"username": "robot$x", "password": PW}), StatusCode::BAD_REQUEST),
+        (json!({"username": "weak", "password": "weak"}), StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            api(&app, Method::POST, "/api/v2.0/users", &admin(), body.clone()).await.status,
+            code,
+            "{body}"
+        );
+    }
+
+    // Self-registration: off by default, then on; never as an admin.
+    let reg = json!({"username": "carol", "password": PW});
+    assert_eq!(
+        api(&app, Method::POST, "/api/v2.0/users", "", reg.clone()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api(&app, Method::PUT, "/api/v2.0/configurations", &admin(), json!({"self_registration": true}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(app.get("/api/v2.0/systeminfo").await.json()["self_registration"], true);
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/users",
+            "",
+            json!({"username": "eve", "password": PW, "sysadmin_flag": true})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::POST, "/api/v2.0/users", &basic("alice", PW), reg.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(api(&app, Method::POST, "/api/v2.0/users", "", reg).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("carol", PW))]).await.status,
+        StatusCode::OK
+    );
+
+    // System admin role: granted and revoked by admins, never by oneself.
+    let path = format!("/api/v2.0/users/{alice}/sysadmin");
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("bob", PW), json!({"sysadmin_flag": true})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::PUT, &path, &admin(), json!({"sysadmin_flag": true})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/users", &[("authorization", &basic("alice", PW))]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("alice", PW), json!({"sysadmin_flag": false})).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Deleting a user: their credentials stop working, the name is free again, and audit rows
+    // keep the name.
+    assert_eq!(push(&app, &basic("alice", PW), "library/a", "v1").await, StatusCode::CREATED);
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/api/v2.0/users/{alice}"),
+            &[("authorization", &basic("bob", PW))],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/api/v2.0/users/{alice}"), &[("authorization", &admin())], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("alice", PW))]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_with(&format!("/api/v2.0/users/{alice}"), &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(audit(&app, "operation=create,resource_type=artifact,username=alice").await.len(), 1);
+    assert_eq!(audit(&app, "operation=delete,resource_type=user,resource=alice").await.len(), 1);
+    user(&app, "alice").await;
+    assert_eq!(
+        audit(&app, "operation=create,resource_type=user,username=carol").await[0]["detail"],
+        "self-registration"
+    );
+});
+
+both_dbs!(robot_accounts, |app| {
+    user(&app, "padmin").await;
+    user(&app, "dev").await;
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p1"})).await;
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p2"})).await;
+    member(&app, "p1", "padmin", 1).await;
+    member(&app, "p1", "dev", 2).await;
+    let perms = |ns: &str, acts: &[(&str, &str)]| {
+        json!([{"kind": "project", "namespace": ns,
+                "access": acts.iter().map(|(r, a)| json!({"resource": r, "action": a})).collect::<Vec<_>>()}])
+    };
+    let robot = |name: &str, level: &str, p: Value| json!({"name": name, "level": level, "duration": -1, "permissions": p});
+    let push_pull = perms("p1", &[("repository", "pull"), ("repository", "push")]);
+
+    // Who may create what.
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/robots",
+            &basic("dev", PW),
+            robot("ci", "project", push_pull.clone())
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/robots",
+            &basic("padmin", PW),
+            robot("ci", "project", perms("p2", &[("repository", "pull")]))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/robots",
+            &basic("padmin", PW),
+            robot("sys", "system", perms("*", &[("repository", "pull")]))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/robots",
+            &basic("padmin", PW),
+            robot("Bad Name", "project", push_pull.clone())
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/robots",
+            &basic("padmin", PW),
+            robot("x", "project", perms("p1", &[("repository", "fly")]))
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/robots",
+        &basic("padmin", PW),
+        robot("ci", "project", push_pull.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let created = r.json();
+    assert_eq!(created["name"], "robot$p1+ci");
+    assert_eq!(created["expires_at"], -1);
+    let (id, secret) = (created["id"].as_i64().unwrap(), created["secret"].as_str().unwrap().to_string());
+    assert_eq!(
+        api(&app, Method::POST, "/api/v2.0/robots", &basic("padmin", PW), robot("ci", "project", push_pull))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let shown = app
+        .get_with(&format!("/api/v2.0/robots/{id}"), &[("authorization", &basic("padmin", PW))])
+        .await
+        .json();
+    assert!(shown.get("secret").is_none(), "the secret is shown once");
+    assert_eq!(shown["permissions"][0]["namespace"], "p1");
+    assert_eq!(shown["level"], "project");
+    let listed = app
+        .get_with(
+            &format!("/api/v2.0/robots?q=Level%3Dproject%2CProjectID%3D{}", 2),
+            &[("authorization", &basic("dev", PW))],
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text());
+
+    // The robot pushes and pulls in p1 (Basic on /v2 and through the token service), nothing
+    // more; it cannot log in to the portal.
+    let rb = basic("robot$p1+ci", &secret);
+    assert_eq!(push(&app, &rb, "p1/app", "v1").await, StatusCode::CREATED);
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &rb)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::DELETE, "/v2/p1/app/manifests/v1", &[("authorization", &rb)], vec![]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(push(&app, &rb, "p2/app", "v1").await, StatusCode::FORBIDDEN);
+    let t = app
+        .get_with(
+            "/service/token?service=harbor-registry&scope=repository:p1/app:pull,push,delete",
+            &[("authorization", &rb)],
+        )
+        .await
+        .json();
+    let claims = t["token"].as_str().unwrap().split('.').nth(1).unwrap().to_string();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "robot$p1+ci");
+    assert_eq!(claims["access"][0]["actions"], json!(["pull", "push"]));
+    let login = app
+        .call(
+            Method::POST,
+            "/c/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            format!("principal=robot%24p1%2Bci&password={secret}"),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get_with("/api/v2.0/users/current", &[("authorization", &rb)]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &basic("robot$p1+ci", "Wrong-secret1"))])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Disable, enable, refresh the secret, expire, delete.
+    let path = format!("/api/v2.0/robots/{id}");
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("dev", PW), json!({"disable": true})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("padmin", PW), json!({"disable": true})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &rb)]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api(&app, Method::PUT, &path, &basic("padmin", PW), json!({"disable": false})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &rb)]).await.status,
+        StatusCode::OK
+    );
+    let r = api(&app, Method::PATCH, &path, &basic("padmin", PW), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let new_secret = r.json()["secret"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &rb)]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let rb = basic("robot$p1+ci", &new_secret);
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &rb)]).await.status,
+        StatusCode::OK
+    );
+    sqlx::query("UPDATE robots SET expires_at = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &rb)]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, &[("authorization", &basic("padmin", PW))], vec![]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.get_with(&path, &[("authorization", &admin())]).await.status, StatusCode::NOT_FOUND);
+
+    // A system robot covering every project, created by an admin, reaches projects created later.
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/robots",
+        &admin(),
+        robot("sweeper", "system", perms("*", &[("repository", "pull"), ("artifact", "delete")])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let sys = basic("robot$sweeper", r.json()["secret"].as_str().unwrap());
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "later"})).await;
+    assert_eq!(push(&app, &admin(), "later/x", "v1").await, StatusCode::CREATED);
+    assert_eq!(
+        app.get_with("/v2/later/x/manifests/v1", &[("authorization", &sys)]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::DELETE, "/v2/later/x/manifests/v1", &[("authorization", &sys)], vec![]).await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(push(&app, &sys, "later/x", "v2").await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get_with("/api/v2.0/robots?q=Level%3Dsystem", &[("authorization", &admin())])
+            .await
+            .header("x-total-count"),
+        Some("1")
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/robots?q=Level%3Dsystem", &[("authorization", &basic("padmin", PW))])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The robots' own operations are audited under their names.
+    assert_eq!(audit(&app, "operation=create,resource_type=artifact,username=robot$p1+ci").await.len(), 1);
+    assert_eq!(audit(&app, "operation=delete,username=robot$sweeper").await.len(), 1);
+    assert_eq!(audit(&app, "resource_type=robot,operation=update,resource=robot$p1+ci").await.len(), 3);
+    assert_eq!(audit(&app, "resource_type=robot,operation=create").await.len(), 2);
+});
+
+both_dbs!(audit_log_listing_and_purge, |app| {
+    user(&app, "guest").await;
+    user(&app, "lguest").await;
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p1"})).await;
+    member(&app, "p1", "guest", 3).await;
+    member(&app, "p1", "lguest", 5).await;
+    assert_eq!(push(&app, &admin(), "p1/app", "v1").await, StatusCode::CREATED);
+    app.get_with("/v2/p1/app/manifests/v1", &[("authorization", &basic("guest", PW))]).await;
+    app.get_with("/api/v2.0/users/current", &[("authorization", &basic("guest", "Bad-pass1"))]).await;
+
+    // System admins read everything; project logs need log rights in the project.
+    assert_eq!(
+        app.get_with("/api/v2.0/audit-logs", &[("authorization", &basic("guest", PW))]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app
+        .get_with("/api/v2.0/projects/p1/logs?page_size=2", &[("authorization", &basic("guest", PW))])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let total: i64 = r.header("x-total-count").unwrap().parse().unwrap();
+    assert!(total >= 4, "project create, two members, push, pull: {total}");
+    assert!(r.header("link").unwrap().contains("rel=\"next\""));
+    let rows = r.json();
+    assert!(rows.as_array().unwrap().iter().all(|x| x["project_id"].is_i64()));
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1/logs", &[("authorization", &basic("lguest", PW))]).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let pulls = audit(&app, "operation=pull").await;
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0]["username"], "guest");
+    assert_eq!(pulls[0]["resource"], "p1/app:v1");
+    assert_eq!(pulls[0]["resource_type"], "artifact");
+    assert!(pulls[0]["op_time"].as_str().unwrap().ends_with('Z'));
+    let failed = audit(&app, "operation=login,username=guest").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["success"], false);
+    assert_eq!(audit(&app, "resource=~app:v").await.len(), 2);
+    assert_eq!(audit(&app, "op_time=[2000-01-01 00:00:00~2000-01-02 00:00:00]").await.len(), 0);
+    assert_eq!(audit(&app, "operation=pull,op_time=[2000-01-01 00:00:00~]").await.len(), 1);
+    for bad in ["colour=blue", "op_time=yesterday", "username=~g"] {
+        let q = url::form_urlencoded::byte_serialize(bad.as_bytes()).collect::<String>();
+        let r = app.get_with(&format!("/api/v2.0/audit-logs?q={q}"), &[("authorization", &admin())]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+
+    // Purge drops only rows older than the limit.
+    let old = server::db::now_ms() - 40 * 86_400_000;
+    sqlx::query("INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success) VALUES ($1, 'old', 'artifact', 'x', 'pull', 1)")
+        .bind(old)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(audit(&app, "username=old").await.len(), 1);
+    assert_eq!(server::audit::purge(&app.state.db, 30).await.unwrap(), 1);
+    assert!(audit(&app, "username=old").await.is_empty());
+    assert_eq!(audit(&app, "operation=pull").await.len(), 1);
+});
+
+both_dbs!(configurations_are_admin_only_and_validated, |app| {
+    user(&app, "dev").await;
+    assert_eq!(
+        app.get_with("/api/v2.0/configurations", &[("authorization", &basic("dev", PW))]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let c = app.get_with("/api/v2.0/configurations", &[("authorization", &admin())]).await.json();
+    assert_eq!(c["token_expiration"]["value"], 30);
+    assert_eq!(c["self_registration"]["value"], false);
+    for bad in [
+        json!({"token_expiration": 0}),
+        json!({"auth_mode": "ldap_auth"}),
+        json!({"robot_token_duration": "x"}),
+        json!([1]),
+    ] {
+        let r = api(&app, Method::PUT, "/api/v2.0/configurations", &admin(), bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(
+        api(&app, Method::PUT, "/api/v2.0/configurations", &admin(), json!({"token_expiration": 5}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let t = app
+        .get_with(
+            "/service/token?service=harbor-registry&scope=repository:library/x:pull",
+            &[("authorization", &admin())],
+        )
+        .await
+        .json();
+    assert_eq!(t["expires_in"], 300);
+    // Another replica sees the same settings.
+    let other = app.sibling().await;
+    assert_eq!(
+        other.get_with("/api/v2.0/configurations", &[("authorization", &admin())]).await.json()
+            ["token_expiration"]["value"],
+        5
+    );
+});
+
+/// The token realm and the audit address follow `X-Forwarded-*` from trusted proxies only.
+#[tokio::test]
+async fn realm_and_client_ip_behind_a_trusted_proxy() {
+    let app = TestApp::builder(common::DbChoice::Sqlite)
+        .toml("external_url = \"http://registry.internal:8080\"\ntrusted_proxies = [\"10.0.0.0/8\"]")
+        .build()
+        .await;
+    let send = |peer: &str, auth: Option<String>| {
+        let mut req = Request::get("/v2/private/app/manifests/v1")
+            .header("x-forwarded-for", "203.0.113.7")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "registry.example.com");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+        req
+    };
+    let r = app.send(send("10.1.2.3:4000", None)).await;
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        r#"Bearer realm="https://registry.example.com/service/token",service="harbor-registry",scope="repository:private/app:pull""#
+    );
+    let r = app.send(send("192.0.2.1:4000", None)).await;
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with(r#"Bearer realm="http://registry.internal:8080/service/token""#));
+    // Failed logins record the client's address as the proxy reported it.
+    app.send(send("10.1.2.3:4000", Some(basic("admin", "Wrong-pass1")))).await;
+    app.send(send("192.0.2.1:4000", Some(basic("admin", "Wrong-pass2")))).await;
+    let rows = audit(&app, "operation=login").await;
+    let ips: Vec<&str> = rows.iter().map(|r| r["client_ip"].as_str().unwrap()).collect();
+    assert!(ips.contains(&"203.0.113.7") && ips.contains(&"192.0.2.1"), "{ips:?}");
+}
