@@ -30,6 +30,7 @@ pub struct AppState {
     pub credentials: Arc<crate::auth::CredentialCache>,
     pub pulls: Arc<crate::registry::meta::PullRecorder>,
     pub audit: Arc<crate::audit::AuditLog>,
+    pub tokens: Arc<crate::token::VerifiedTokens>,
     pub leptos: LeptosOptions,
 }
 
@@ -81,6 +82,7 @@ impl AppState {
             credentials: Arc::new(crate::auth::CredentialCache::new(rand::random())),
             pulls: Arc::default(),
             audit: Arc::default(),
+            tokens: Arc::default(),
             leptos,
         })
     }

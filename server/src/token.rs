@@ -183,6 +183,60 @@ pub fn verify(state: &AppState, token: &str) -> Result<Claims, VerifyError> {
     decode(state, token, &state.config.token.service)
 }
 
+/// Access tokens this process has verified, keyed by the SHA-256 of the whole token, so the
+/// ~0.2 ms ES256 check runs once per token rather than once per request (a pull makes dozens
+/// with the same token). Time bounds are re-checked on every use; the cache holds at most
+/// `VERIFIED_MAX` tokens. Only ever saves work: a token enters it only after `verify`.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::sync::Arc<Claims>>>,
+}
+
+const VERIFIED_MAX: usize = 10_000;
+const LEEWAY_S: i64 = 60;
+
+impl VerifiedTokens {
+    pub fn verify(&self, state: &AppState, token: &str) -> Result<std::sync::Arc<Claims>, VerifyError> {
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = now_ms() / 1000;
+        if let Some(c) = self.lookup(&key, now) {
+            return Ok(c);
+        }
+        let claims = std::sync::Arc::new(verify(state, token)?);
+        self.insert(key, claims.clone(), now);
+        Ok(claims)
+    }
+
+    fn fresh(c: &Claims, now: i64) -> bool {
+        now <= c.exp + LEEWAY_S && now + LEEWAY_S >= c.nbf
+    }
+
+    /// A cached token still inside its time bounds (a stale one is dropped).
+    fn lookup(&self, key: &[u8; 32], now: i64) -> Option<std::sync::Arc<Claims>> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some(c) if Self::fresh(c, now) => Some(c.clone()),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, key: [u8; 32], claims: std::sync::Arc<Claims>, now: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= VERIFIED_MAX {
+            map.retain(|_, c| Self::fresh(c, now));
+            if map.len() >= VERIFIED_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, claims);
+    }
+}
+
 /// Narrows requested scopes to what `who` holds. Unknown projects and types grant nothing;
 /// entries left without actions are dropped.
 pub async fn grant(
@@ -515,6 +569,31 @@ mod tests {
         assert!(parse_scopes(["repository:pull"]).is_err());
         assert!(parse_scopes(["repository::pull"]).is_err());
         assert!(parse_scopes([""]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn verified_cache_rechecks_time_bounds() {
+        let cache = VerifiedTokens::default();
+        let c = |exp, nbf| {
+            std::sync::Arc::new(Claims {
+                iss: String::new(),
+                sub: "a".into(),
+                aud: String::new(),
+                exp,
+                nbf,
+                iat: nbf,
+                jti: String::new(),
+                access: vec![],
+            })
+        };
+        cache.insert([1; 32], c(1000, 900), 950);
+        assert!(cache.lookup(&[1; 32], 950).is_some());
+        assert!(cache.lookup(&[1; 32], 1060).is_some(), "within the leeway");
+        assert!(cache.lookup(&[1; 32], 1061).is_none(), "expired");
+        assert!(cache.lookup(&[1; 32], 950).is_none(), "and dropped");
+        cache.insert([2; 32], c(2000, 1000), 900);
+        assert!(cache.lookup(&[2; 32], 900).is_none(), "not yet valid");
+        assert!(cache.lookup(&[3; 32], 950).is_none());
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub enum Credential {
     /// Basic credentials straight on `/v2` (a user or a robot): RBAC is evaluated live.
     Basic(Principal),
     /// A bearer token from `/service/token`: only its `access` list counts.
-    Token(token::Claims),
+    Token(std::sync::Arc<token::Claims>),
 }
 
 /// The caller of a registry request.
@@ -135,7 +135,7 @@ async fn caller(state: &AppState, parts: &Parts) -> OciResult<RegistryCaller> {
     let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Some((scheme, tok)) = auth.split_once(' ') {
         if scheme.eq_ignore_ascii_case("bearer") {
-            return match token::verify(state, tok.trim()) {
+            return match state.tokens.verify(state, tok.trim()) {
                 Ok(claims) => Ok(RegistryCaller { cred: Credential::Token(claims), ctx }),
                 Err(e) => Err(challenge_error(
                     state,
