@@ -44,6 +44,11 @@ pub struct Access {
     /// Id of the project the grant was made in (repository grants only).
     #[serde(rename = "pid", default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<i64>,
+    /// Actions the client asked for and was refused. `/v2` answers a request needing one of
+    /// these with 401 (asking again cannot help: docker gives up at once) and one needing an
+    /// action never asked for with 403 (oras asks for a new token only after a 403).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// Parses `scope` parameters: each may hold several scopes separated by spaces. The type ends
@@ -69,7 +74,13 @@ pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec
                         }
                     }
                 }
-                None => out.push(Access { typ: typ.into(), name: name.into(), actions, project_id: None }),
+                None => out.push(Access {
+                    typ: typ.into(),
+                    name: name.into(),
+                    actions,
+                    project_id: None,
+                    refused: vec![],
+                }),
             }
         }
     }
@@ -104,6 +115,13 @@ impl Claims {
                 && a.project_id == Some(project_id)
                 && a.actions.iter().any(|x| x == action || x == "*")
         })
+    }
+
+    /// Whether the client asked for `action` on `name` and the token service refused it.
+    pub fn refused(&self, name: &str, action: &str) -> bool {
+        self.access
+            .iter()
+            .any(|a| a.typ == "repository" && a.name == name && a.refused.iter().any(|x| x == action))
     }
 
     pub fn allows_catalog(&self) -> bool {
@@ -237,8 +255,9 @@ impl VerifiedTokens {
     }
 }
 
-/// Narrows requested scopes to what `who` holds. Unknown projects and types grant nothing;
-/// entries left without actions are dropped.
+/// Narrows requested scopes to what `who` holds. Unknown projects and types grant nothing.
+/// `*` is granted as `*` when every action is held, otherwise as the actions that are. Refused
+/// repository actions are listed in `refused` (see `Access`).
 pub async fn grant(
     state: &AppState,
     who: Option<&Principal>,
@@ -248,23 +267,37 @@ pub async fn grant(
     for req in requested {
         match req.typ.as_str() {
             "repository" => {
-                let Some(project) = crate::registry::meta::project_of(&state.db, &req.name).await? else {
-                    continue;
+                let project = crate::registry::meta::project_of(&state.db, &req.name).await?;
+                let held = match &project {
+                    Some(p) => {
+                        rbac::registry_actions(&state.db, who, ProjectAccess { id: p.id, public: p.public })
+                            .await?
+                    }
+                    None => vec![],
                 };
-                let p = ProjectAccess { id: project.id, public: project.public };
-                let held = rbac::registry_actions(&state.db, who, p).await?;
-                let mut actions: Vec<String> = Vec::new();
+                let mut asked: Vec<&str> = Vec::new();
                 for a in &req.actions {
-                    if a == "*" {
-                        if held.len() == 3 {
-                            actions.push("*".into());
+                    let expanded: &[&str] =
+                        if a == "*" { &["pull", "push", "delete"] } else { &[a.as_str()] };
+                    for x in expanded {
+                        if !asked.contains(x) {
+                            asked.push(x);
                         }
-                    } else if held.contains(&a.as_str()) && !actions.contains(a) {
-                        actions.push(a.clone());
                     }
                 }
-                if !actions.is_empty() {
-                    out.push(Access { actions, project_id: Some(project.id), ..req });
+                let all = ["pull", "push", "delete"].iter().all(|x| held.contains(x));
+                let actions: Vec<String> = if req.actions.iter().any(|a| a == "*") && all {
+                    vec!["*".into()]
+                } else {
+                    asked.iter().filter(|a| held.contains(a)).map(|a| a.to_string()).collect()
+                };
+                let refused: Vec<String> = asked
+                    .iter()
+                    .filter(|a| !held.contains(a) && ["pull", "push", "delete"].contains(a))
+                    .map(|a| a.to_string())
+                    .collect();
+                if !actions.is_empty() || !refused.is_empty() {
+                    out.push(Access { actions, project_id: project.map(|p| p.id), refused, ..req });
                 }
             }
             "registry"
@@ -272,7 +305,7 @@ pub async fn grant(
                     && who.is_some_and(Principal::is_sysadmin)
                     && req.actions.iter().any(|a| a == "*") =>
             {
-                out.push(Access { actions: vec!["*".into()], project_id: None, ..req });
+                out.push(Access { actions: vec!["*".into()], project_id: None, refused: vec![], ..req });
             }
             _ => {}
         }
@@ -611,12 +644,15 @@ mod tests {
                 name: "p/app".into(),
                 actions: vec!["pull".into()],
                 project_id: Some(3),
+                refused: vec!["push".into()],
             }],
         };
         assert!(c.allows("p/app", 3, "pull"));
         assert!(!c.allows("p/app", 3, "push"));
         assert!(!c.allows("p/app", 4, "pull"), "a recreated project has a new id");
         assert!(!c.allows("p/other", 3, "pull"));
+        assert!(c.refused("p/app", "push"));
+        assert!(!c.refused("p/app", "delete"));
         assert!(!c.allows_catalog());
     }
 }

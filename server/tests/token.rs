@@ -395,6 +395,19 @@ both_dbs!(forged_and_stale_tokens_are_refused, |app| {
         .contains(r#"scope="repository:library/other:pull",error="insufficient_scope""#));
     assert_eq!(delete_tag(&app, &bearer(&pull_only), "library/app", "v1").await, StatusCode::FORBIDDEN);
     assert_eq!(push(&app, &bearer(&pull_only), "library/app", "v2", b"x").await, StatusCode::FORBIDDEN);
+    // A token that asked for push and was refused it: 401 with the challenge.
+    let mut refused = claims("dev", "library/app", pid, &["pull"]);
+    refused["access"][0]["refused"] = json!(["push"]);
+    let r = app
+        .call(
+            Method::POST,
+            "/v2/library/app/blobs/uploads/",
+            &[("authorization", &bearer(&sign(&app, &refused)))],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").unwrap().contains(r#"error="insufficient_scope""#));
     // An anonymous token lacking a right: 401 (log in), not 403.
     let anon = sign(&app, &claims("", "library/app", pid, &["pull"]));
     assert_eq!(push(&app, &bearer(&anon), "library/app", "v2", b"x").await, StatusCode::UNAUTHORIZED);
@@ -522,7 +535,9 @@ both_dbs!(roles_on_v2_with_basic_and_tokens, |app| {
             token(&app, Some(&basic(name, PW)), &[&format!("repository:p1/{name}:pull,push,delete")]).await;
         let t = bearer(d["token"].as_str().unwrap());
         for (how, auth) in [("basic", basic(name, PW)), ("token", t)] {
-            let denied = StatusCode::FORBIDDEN;
+            // Basic: 403. A token whose refused actions the client asked for: 401 (docker
+            // stops instead of retrying).
+            let denied = if how == "token" { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
             assert_eq!(
                 push(&app, &admin(), &format!("p1/{name}"), "seed", name.as_bytes()).await,
                 StatusCode::CREATED

@@ -224,8 +224,18 @@ async fn authorize_for(
         ));
     }
     match (&project, &who.cred) {
-        // A token without the right: 403 with a challenge, so clients that re-ask for a token
-        // after a 403 (oras) can, and the rest report "denied".
+        // A token without a right the client asked for and was refused: 401, as distribution
+        // answers (docker then stops instead of retrying).
+        (_, Credential::Token(c)) if c.refused(repo, action.token_action()) => Err(challenge_error(
+            state,
+            &who.ctx,
+            Code::Unauthorized,
+            "requested access to the resource is denied",
+            Some(&scope),
+            Some("insufficient_scope"),
+        )),
+        // A right never asked for: 403 with a challenge, so clients that re-ask for a token only
+        // after a 403 (oras) do.
         (_, Credential::Token(_)) => Err(challenge_error(
             state,
             &who.ctx,
