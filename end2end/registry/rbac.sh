@@ -16,7 +16,7 @@
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
-usage() { sed -n '2,17p' "$0" >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 REGISTRY=$1 WORKDIR=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
