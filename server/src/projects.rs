@@ -310,6 +310,23 @@ pub async fn members(
     Ok((rows.iter().map(member_from_row).collect::<Result<_, _>>()?, total))
 }
 
+/// How many members hold each role.
+pub async fn role_counts(db: &Db, project_id: i64) -> Result<Vec<(Role, i64)>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT role, COUNT(*) AS n FROM project_members WHERE project_id = $1 GROUP BY role")
+            .bind(project_id)
+            .fetch_all(&db.pool)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((Role::from_id(r.try_get("role")?), r.try_get::<i64, _>("n")?)))
+        .filter_map(|x: Result<(Option<Role>, i64), sqlx::Error>| match x {
+            Ok((Some(role), n)) => Some(Ok((role, n))),
+            Ok((None, _)) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect()
+}
+
 pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<Member>, sqlx::Error> {
     let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.project_id = $1 AND m.id = $2"))
         .bind(project_id)

@@ -270,6 +270,37 @@ impl Principal {
     }
 }
 
+/// Every decision for one caller in one project, with the member role loaded once (for
+/// listing what the caller may do).
+pub struct Decider {
+    p: ProjectAccess,
+    admin: bool,
+    role: Option<Role>,
+    robot: Option<Robot>,
+}
+
+impl Decider {
+    pub async fn load(db: &Db, who: Option<&Principal>, p: ProjectAccess) -> Result<Decider, sqlx::Error> {
+        let role = match who {
+            Some(w) => w.role_in(db, p.id).await?,
+            None => None,
+        };
+        let robot = match who {
+            Some(Principal::Robot(r)) => Some(r.clone()),
+            _ => None,
+        };
+        Ok(Decider { p, admin: who.is_some_and(Principal::is_sysadmin), role, robot })
+    }
+
+    /// Same answer as `allowed`.
+    pub fn can(&self, res: Resource, act: Act) -> bool {
+        (self.p.public && public_allows(res, act))
+            || self.admin
+            || self.role.is_some_and(|r| role_allows(r, res, act))
+            || self.robot.as_ref().is_some_and(|r| r.allows(self.p.id, res, act))
+    }
+}
+
 /// `can` for a possibly anonymous caller.
 pub async fn allowed(
     db: &Db,

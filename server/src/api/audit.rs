@@ -9,8 +9,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppQuery};
 use crate::api::{pagination_headers, Pagination};
@@ -19,27 +19,43 @@ use crate::auth::Caller;
 use crate::db::rfc3339;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct LogParams {
+    /// `username`, `operation`, `resource_type`, `resource` (exact or `~fuzzy`), `op_time=[a~b]`.
     pub q: Option<String>,
     pub page: Option<u64>,
     pub page_size: Option<u64>,
 }
 
-fn record_json(r: &Record) -> Value {
+/// Harbor's `AuditLog`, plus the outcome, client address, project and detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLogResp {
+    pub id: i64,
+    pub username: String,
+    pub resource: String,
+    pub resource_type: String,
+    pub operation: String,
+    pub op_time: String,
+    pub success: bool,
+    pub client_ip: String,
+    pub project_id: Option<i64>,
+    pub detail: String,
+}
+
+fn record_json(r: &Record) -> AuditLogResp {
     let e = &r.event;
-    json!({
-        "id": r.id,
-        "username": e.username,
-        "resource": e.resource,
-        "resource_type": e.resource_type,
-        "operation": e.operation,
-        "op_time": rfc3339(e.op_time),
-        "success": e.success,
-        "client_ip": e.client_ip,
-        "project_id": e.project_id,
-        "detail": e.detail,
-    })
+    AuditLogResp {
+        id: r.id,
+        username: e.username.clone(),
+        resource: e.resource.clone(),
+        resource_type: e.resource_type.clone(),
+        operation: e.operation.clone(),
+        op_time: rfc3339(e.op_time),
+        success: e.success,
+        client_ip: e.client_ip.clone(),
+        project_id: e.project_id,
+        detail: e.detail.clone(),
+    }
 }
 
 fn parse_time(s: &str) -> Result<Option<i64>, ApiError> {
@@ -119,6 +135,7 @@ pub async fn respond(
 }
 
 /// `GET /api/v2.0/audit-logs`
+#[utoipa::path(get, path = "/audit-logs", tag = "auditlog", params(LogParams), responses((status = 200, body = [AuditLogResp], headers(("X-Total-Count" = i64), ("Link" = String))), (status = 400), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

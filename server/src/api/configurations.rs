@@ -12,12 +12,14 @@ use crate::auth::Caller;
 use crate::settings;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/configurations", tag = "configure", responses((status = 200, body = Object), (status = 403)))]
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require_sysadmin()?;
     Ok(Json(settings::load(&state.db, &state.config).await?.to_json()))
 }
 
 /// Only the keys sent change; an unknown key or bad value fails the whole request (400).
+#[utoipa::path(put, path = "/configurations", tag = "configure", request_body = Object, responses((status = 200), (status = 400), (status = 403)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,8 +4,12 @@
 pub mod audit;
 pub mod configurations;
 pub mod error;
+pub mod openapi;
 pub mod projects;
+pub mod query;
+pub mod repositories;
 pub mod robots;
+pub mod search;
 pub mod session;
 pub mod system;
 pub mod users;
@@ -21,6 +25,7 @@ use error::ApiError;
 /// Routes under `/api/v2.0`.
 pub fn v2_routes() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(openapi::document))
         .route("/ping", get(system::ping))
         .route("/health", get(system::health))
         .route("/systeminfo", get(system::systeminfo))
@@ -36,6 +41,12 @@ pub fn v2_routes() -> Router<AppState> {
             get(projects::get).put(projects::update).delete(projects::delete),
         )
         .route("/projects/{project_name_or_id}/_deletable", get(projects::deletable))
+        .route("/projects/{project_name_or_id}/summary", get(projects::summary))
+        .route("/projects/{project_name_or_id}/metadatas", get(projects::metadatas))
+        .route("/projects/{project_name_or_id}/metadatas/{meta_name}", put(projects::update_metadata))
+        .route("/search", get(search::search))
+        .route("/statistics", get(search::statistics))
+        .route("/users/current/permissions", get(search::permissions))
         .route(
             "/projects/{project_name_or_id}/members",
             get(projects::list_members).post(projects::add_member),
@@ -45,9 +56,31 @@ pub fn v2_routes() -> Router<AppState> {
             get(projects::get_member).put(projects::update_member).delete(projects::remove_member),
         )
         .route("/projects/{project_name_or_id}/logs", get(projects::logs))
+        .route("/repositories", get(repositories::list_all))
+        .route("/projects/{project_name_or_id}/repositories", get(repositories::list_in_project))
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}",
-            axum::routing::delete(projects::delete_repository),
+            get(repositories::get).put(repositories::update).delete(repositories::delete),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts",
+            get(repositories::list_artifacts).post(repositories::copy),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}",
+            get(repositories::get_artifact).delete(repositories::delete_artifact),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags",
+            get(repositories::list_tags).post(repositories::create_tag),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags/{tag_name}",
+            axum::routing::delete(repositories::delete_tag),
+        )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories",
+            get(repositories::accessories),
         )
         .route("/robots", get(robots::list).post(robots::create))
         .route(

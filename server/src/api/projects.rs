@@ -5,8 +5,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::{pagination_headers, Pagination};
@@ -16,21 +17,45 @@ use crate::projects::{self, ListQuery, Member, Project};
 use crate::rbac::{self, Act, ProjectAccess, Resource, Role};
 use crate::state::AppState;
 
-/// Harbor's `Project` model (the fields this release fills).
-pub fn project_json(p: &Project, role: Option<Role>) -> Value {
-    json!({
-        "project_id": p.id,
-        "name": p.name,
-        "owner_id": p.owner_id,
-        "owner_name": p.owner_name,
-        "creation_time": rfc3339(p.created_at),
-        "update_time": rfc3339(p.updated_at),
-        "deleted": false,
-        "repo_count": p.repo_count,
-        "current_user_role_id": role.map(Role::id).unwrap_or(0),
-        "current_user_role_ids": role.map(|r| vec![r.id()]).unwrap_or_default(),
-        "metadata": { "public": if p.public { "true" } else { "false" } },
-    })
+/// Harbor's `ProjectMetadata` (the keys this release has).
+#[derive(Debug, Serialize, Deserialize, ToSchema, Default)]
+pub struct ProjectMetadata {
+    /// `"true"` or `"false"`, as Harbor spells it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+}
+
+/// Harbor's `Project`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectResp {
+    pub project_id: i64,
+    pub name: String,
+    pub owner_id: i64,
+    pub owner_name: String,
+    pub creation_time: String,
+    pub update_time: String,
+    pub deleted: bool,
+    pub repo_count: i64,
+    /// The caller's role (0: none).
+    pub current_user_role_id: i64,
+    pub current_user_role_ids: Vec<i64>,
+    pub metadata: ProjectMetadata,
+}
+
+pub fn project_model(p: &Project, role: Option<Role>) -> ProjectResp {
+    ProjectResp {
+        project_id: p.id,
+        name: p.name.clone(),
+        owner_id: p.owner_id,
+        owner_name: p.owner_name.clone(),
+        creation_time: rfc3339(p.created_at),
+        update_time: rfc3339(p.updated_at),
+        deleted: false,
+        repo_count: p.repo_count,
+        current_user_role_id: role.map(Role::id).unwrap_or(0),
+        current_user_role_ids: role.map(|r| vec![r.id()]).unwrap_or_default(),
+        metadata: ProjectMetadata { public: Some(if p.public { "true" } else { "false" }.into()) },
+    }
 }
 
 /// Resolves `{project_name_or_id}`: a name when `X-Is-Resource-Name: true` or when it is not a
@@ -78,7 +103,7 @@ async fn role_of(state: &AppState, caller: &Caller, p: &Project) -> Result<Optio
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
     pub name: Option<String>,
     pub public: Option<bool>,
@@ -88,6 +113,7 @@ pub struct ListParams {
 }
 
 /// `GET /api/v2.0/projects`: the projects the caller may see.
+#[utoipa::path(get, path = "/projects", tag = "project", params(ListParams), responses((status = 200, body = [ProjectResp], headers(("X-Total-Count" = i64), ("Link" = String)))))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,17 +126,18 @@ pub async fn list(
     let headers = pagination_headers(&uri, page, page_size, total);
     let mut out = Vec::with_capacity(items.len());
     for p in &items {
-        out.push(project_json(p, role_of(&state, &caller, p).await?));
+        out.push(project_model(p, role_of(&state, &caller, p).await?));
     }
     Ok((headers, Json(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct HeadParams {
     pub project_name: String,
 }
 
 /// `HEAD /api/v2.0/projects?project_name=…`: 200 when the name is taken, 404 otherwise.
+#[utoipa::path(head, path = "/projects", tag = "project", params(HeadParams), responses((status = 200), (status = 404)))]
 pub async fn head(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,14 +150,9 @@ pub async fn head(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct ProjectMetadata {
-    pub public: Option<String>,
-}
-
 /// Harbor's `ProjectReq` (other fields Harbor clients send, such as `storage_limit`, are
 /// accepted and ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ProjectReq {
     pub project_name: Option<String>,
     pub public: Option<bool>,
@@ -150,6 +172,7 @@ fn public_flag(req: &ProjectReq) -> Result<Option<bool>, ApiError> {
 
 /// `POST /api/v2.0/projects`: any user (or only system admins, per the
 /// `project_creation_restriction` setting); the creator becomes project admin.
+#[utoipa::path(post, path = "/projects", tag = "project", request_body = ProjectReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -173,18 +196,20 @@ pub async fn create(
 }
 
 /// `GET /api/v2.0/projects/{project_name_or_id}`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}", tag = "project", params(("project_name_or_id" = String, Path)), responses((status = 200, body = ProjectResp), (status = 401), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     AppPath(key): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectResp>, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Project, Act::Read).await?;
-    Ok(Json(project_json(&p, role_of(&state, &caller, &p).await?)))
+    Ok(Json(project_model(&p, role_of(&state, &caller, &p).await?)))
 }
 
 /// `PUT /api/v2.0/projects/{project_name_or_id}`: the public flag.
+#[utoipa::path(put, path = "/projects/{project_name_or_id}", tag = "project", params(("project_name_or_id" = String, Path)), request_body = ProjectReq, responses((status = 200), (status = 403), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -204,6 +229,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v2.0/projects/{project_name_or_id}`: only when it has no repositories (412).
+#[utoipa::path(delete, path = "/projects/{project_name_or_id}", tag = "project", params(("project_name_or_id" = String, Path)), responses((status = 200), (status = 403), (status = 404), (status = 412)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -218,6 +244,7 @@ pub async fn delete(
 }
 
 /// `GET /api/v2.0/projects/{project_name_or_id}/_deletable`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/_deletable", tag = "project", params(("project_name_or_id" = String, Path)), responses((status = 200, body = Object)))]
 pub async fn deletable(
     State(state): State<AppState>,
     caller: Caller,
@@ -233,26 +260,6 @@ pub async fn deletable(
     }))
 }
 
-/// `DELETE /api/v2.0/projects/{p}/repositories/{repository_name}`: the repository and all its
-/// artifacts and tags, logically (content stays until GC). Names with `/` arrive
-/// double-URL-encoded (`a%252Fb`).
-pub async fn delete_repository(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    AppPath((key, repo)): AppPath<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let p = resolve(&state, &headers, &key).await?;
-    require(&state, &caller, &p, Resource::Repository, Act::Delete).await?;
-    let repo = percent_decode(&repo);
-    let full = format!("{}/{}", p.name, repo);
-    if !crate::registry::meta::delete_repository(&state.db, &full).await? {
-        return Err(ApiError::NotFound(format!("repository {full} not found")));
-    }
-    state.audit.record(caller.event("delete", "repository", &full).project(p.id));
-    Ok(StatusCode::OK)
-}
-
 /// One more level of percent-decoding (axum decoded the first).
 pub fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
@@ -263,19 +270,32 @@ pub fn percent_decode(s: &str) -> String {
 
 // ---------------------------------------------------------------- members
 
-fn member_json(m: &Member) -> Value {
-    json!({
-        "id": m.id,
-        "project_id": m.project_id,
-        "entity_name": m.username,
-        "entity_id": m.user_id,
-        "entity_type": "u",
-        "role_id": m.role.id(),
-        "role_name": m.role.name(),
-    })
+/// Harbor's `ProjectMemberEntity`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectMember {
+    pub id: i64,
+    pub project_id: i64,
+    pub entity_name: String,
+    pub entity_id: i64,
+    /// `u` (user).
+    pub entity_type: String,
+    pub role_id: i64,
+    pub role_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+fn member_json(m: &Member) -> ProjectMember {
+    ProjectMember {
+        id: m.id,
+        project_id: m.project_id,
+        entity_name: m.username.clone(),
+        entity_id: m.user_id,
+        entity_type: "u".into(),
+        role_id: m.role.id(),
+        role_name: m.role.name().into(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct MemberListParams {
     pub entityname: Option<String>,
     pub page: Option<u64>,
@@ -283,6 +303,7 @@ pub struct MemberListParams {
 }
 
 /// `GET /api/v2.0/projects/{p}/members`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/members", tag = "member", params(("project_name_or_id" = String, Path), MemberListParams), responses((status = 200, body = [ProjectMember]), (status = 403)))]
 pub async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -301,16 +322,17 @@ pub async fn list_members(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MemberUser {
     pub user_id: Option<i64>,
     pub username: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MemberReq {
     pub role_id: i64,
     pub member_user: Option<MemberUser>,
+    #[schema(value_type = Object)]
     pub member_group: Option<Value>,
 }
 
@@ -321,6 +343,7 @@ fn role(id: i64) -> Result<Role, ApiError> {
 }
 
 /// `POST /api/v2.0/projects/{p}/members`
+#[utoipa::path(post, path = "/projects/{project_name_or_id}/members", tag = "member", params(("project_name_or_id" = String, Path)), request_body = MemberReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 404), (status = 409)))]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -358,12 +381,13 @@ pub async fn add_member(
 }
 
 /// `GET /api/v2.0/projects/{p}/members/{mid}`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/members/{mid}", tag = "member", params(("project_name_or_id" = String, Path), ("mid" = i64, Path)), responses((status = 200, body = ProjectMember), (status = 404)))]
 pub async fn get_member(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     AppPath((key, mid)): AppPath<(String, i64)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectMember>, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Member, Act::Read).await?;
     let m = projects::member(&state.db, p.id, mid)
@@ -372,12 +396,13 @@ pub async fn get_member(
     Ok(Json(member_json(&m)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RoleReq {
     pub role_id: i64,
 }
 
 /// `PUT /api/v2.0/projects/{p}/members/{mid}`: changes the role.
+#[utoipa::path(put, path = "/projects/{project_name_or_id}/members/{mid}", tag = "member", params(("project_name_or_id" = String, Path), ("mid" = i64, Path)), request_body = RoleReq, responses((status = 200), (status = 400), (status = 403), (status = 404)))]
 pub async fn update_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -399,6 +424,7 @@ pub async fn update_member(
 }
 
 /// `DELETE /api/v2.0/projects/{p}/members/{mid}`
+#[utoipa::path(delete, path = "/projects/{project_name_or_id}/members/{mid}", tag = "member", params(("project_name_or_id" = String, Path), ("mid" = i64, Path)), responses((status = 200), (status = 403), (status = 404)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -415,6 +441,7 @@ pub async fn remove_member(
 // ---------------------------------------------------------------- logs
 
 /// `GET /api/v2.0/projects/{p}/logs`: the project's audit rows (members with log access).
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/logs", tag = "auditlog", params(("project_name_or_id" = String, Path), crate::api::audit::LogParams), responses((status = 200, body = [crate::api::audit::AuditLogResp]), (status = 403)))]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
@@ -426,4 +453,92 @@ pub async fn logs(
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Log, Act::List).await?;
     crate::api::audit::respond(&state, &uri, q, Some(p.id)).await
+}
+
+// ---------------------------------------------------------------- summary, metadata
+
+/// Harbor's `ProjectSummary` (without quota, which this release does not enforce).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectSummary {
+    pub repo_count: i64,
+    pub project_admin_count: i64,
+    pub maintainer_count: i64,
+    pub developer_count: i64,
+    pub guest_count: i64,
+    pub limited_guest_count: i64,
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}/summary`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/summary", tag = "project",
+    params(("project_name_or_id" = String, Path)), responses((status = 200, body = ProjectSummary), (status = 403), (status = 404)))]
+pub async fn summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+) -> Result<Json<ProjectSummary>, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Read).await?;
+    let counts = projects::role_counts(&state.db, p.id).await?;
+    let n = |r: Role| counts.iter().find(|(role, _)| *role == r).map(|(_, n)| *n).unwrap_or(0);
+    // Member counts only for those who may list members (Harbor hides them from limited guests).
+    let show = rbac::allowed(
+        &state.db,
+        caller.principal.as_ref(),
+        ProjectAccess { id: p.id, public: p.public },
+        Resource::Member,
+        Act::List,
+    )
+    .await?;
+    let m = |r: Role| if show { n(r) } else { 0 };
+    Ok(Json(ProjectSummary {
+        repo_count: p.repo_count,
+        project_admin_count: m(Role::ProjectAdmin),
+        maintainer_count: m(Role::Maintainer),
+        developer_count: m(Role::Developer),
+        guest_count: m(Role::Guest),
+        limited_guest_count: m(Role::LimitedGuest),
+    }))
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}/metadatas`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/metadatas", tag = "project",
+    params(("project_name_or_id" = String, Path)), responses((status = 200, body = ProjectMetadata)))]
+pub async fn metadatas(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+) -> Result<Json<ProjectMetadata>, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Read).await?;
+    Ok(Json(ProjectMetadata { public: Some(p.public.to_string()) }))
+}
+
+/// `PUT /api/v2.0/projects/{project_name_or_id}/metadatas/{meta_name}`: `{"public": "true"}`.
+#[utoipa::path(put, path = "/projects/{project_name_or_id}/metadatas/{meta_name}", tag = "project",
+    params(("project_name_or_id" = String, Path), ("meta_name" = String, Path)), request_body = ProjectMetadata,
+    responses((status = 200), (status = 400), (status = 403)))]
+pub async fn update_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, name)): AppPath<(String, String)>,
+    AppJson(m): AppJson<std::collections::HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Metadata, Act::Update).await?;
+    if name != "public" || m.len() != 1 || !m.contains_key("public") {
+        return Err(ApiError::BadRequest("the only project metadata is \"public\"".into()));
+    }
+    let public = match m["public"].as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(ApiError::BadRequest("public must be \"true\" or \"false\"".into())),
+    };
+    projects::set_public(&state.db, p.id, public).await?;
+    state
+        .audit
+        .record(caller.event("update", "project", &p.name).project(p.id).detail(format!("public={public}")));
+    Ok(StatusCode::OK)
 }

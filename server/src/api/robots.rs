@@ -11,8 +11,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::projects::require;
@@ -24,41 +24,93 @@ use crate::rbac::{Act, Resource};
 use crate::robots::{self, NewRobot, Robot, RobotUpdate};
 use crate::state::AppState;
 
-fn robot_json(r: &Robot) -> Value {
-    // Harbor groups permissions per namespace.
-    let mut by_ns: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for p in &r.permissions {
-        by_ns.entry(&p.namespace).or_default().push(json!({
-            "resource": p.resource, "action": p.action, "effect": "allow",
-        }));
-    }
-    let permissions: Vec<Value> = by_ns
-        .into_iter()
-        .map(|(ns, access)| json!({ "kind": "project", "namespace": ns, "access": access }))
-        .collect();
-    json!({
-        "id": r.id,
-        "name": r.name,
-        "description": r.description,
-        "level": r.level(),
-        "duration": r.duration,
-        "editable": true,
-        "disable": r.disabled,
-        "expires_at": if r.expires_at < 0 { -1 } else { r.expires_at / 1000 },
-        "creator": r.creator,
-        "creation_time": rfc3339(r.created_at),
-        "update_time": rfc3339(r.updated_at),
-        "permissions": permissions,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessResp {
+    pub resource: String,
+    pub action: String,
+    pub effect: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RobotPermissionResp {
+    pub kind: String,
+    /// A project name, or `*` for every project.
+    pub namespace: String,
+    pub access: Vec<AccessResp>,
+}
+
+/// Harbor's `Robot` (never with the secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RobotResp {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    /// `system` or `project`.
+    pub level: String,
+    pub duration: i64,
+    pub editable: bool,
+    pub disable: bool,
+    /// Unix seconds; -1 never.
+    pub expires_at: i64,
+    pub creator: String,
+    pub creation_time: String,
+    pub update_time: String,
+    pub permissions: Vec<RobotPermissionResp>,
+}
+
+/// Harbor's `RobotCreated`: the only answer that carries the secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RobotCreated {
+    pub id: i64,
+    pub name: String,
+    pub secret: String,
+    pub creation_time: String,
+    pub expires_at: i64,
+}
+
+/// The new secret from `PATCH` (absent when the caller chose it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RobotSec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+fn robot_json(r: &Robot) -> RobotResp {
+    // Harbor groups permissions per namespace.
+    let mut by_ns: BTreeMap<&str, Vec<AccessResp>> = BTreeMap::new();
+    for p in &r.permissions {
+        by_ns.entry(&p.namespace).or_default().push(AccessResp {
+            resource: p.resource.clone(),
+            action: p.action.clone(),
+            effect: "allow".into(),
+        });
+    }
+    RobotResp {
+        id: r.id,
+        name: r.name.clone(),
+        description: r.description.clone(),
+        level: r.level().into(),
+        duration: r.duration,
+        editable: true,
+        disable: r.disabled,
+        expires_at: if r.expires_at < 0 { -1 } else { r.expires_at / 1000 },
+        creator: r.creator.clone(),
+        creation_time: rfc3339(r.created_at),
+        update_time: rfc3339(r.updated_at),
+        permissions: by_ns
+            .into_iter()
+            .map(|(ns, access)| RobotPermissionResp { kind: "project".into(), namespace: ns.into(), access })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AccessReq {
     pub resource: String,
     pub action: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PermissionReq {
     #[serde(default)]
     pub kind: Option<String>,
@@ -120,7 +172,7 @@ async fn check_permissions(
     Ok(out)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RobotCreate {
     pub name: String,
     #[serde(default)]
@@ -133,6 +185,7 @@ pub struct RobotCreate {
 }
 
 /// `POST /api/v2.0/robots`: 201 with the secret (shown this once).
+#[utoipa::path(post, path = "/robots", tag = "robot", request_body = RobotCreate, responses((status = 201, body = RobotCreated), (status = 400), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,13 +252,13 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         h,
-        Json(json!({
-            "id": robot.id,
-            "name": robot.name,
-            "secret": secret,
-            "creation_time": rfc3339(robot.created_at),
-            "expires_at": if robot.expires_at < 0 { -1 } else { robot.expires_at / 1000 },
-        })),
+        Json(RobotCreated {
+            id: robot.id,
+            name: robot.name.clone(),
+            secret,
+            creation_time: rfc3339(robot.created_at),
+            expires_at: if robot.expires_at < 0 { -1 } else { robot.expires_at / 1000 },
+        }),
     ))
 }
 
@@ -231,15 +284,16 @@ async fn load(state: &AppState, caller: &Caller, id: i64, act: Act) -> Result<Ro
 }
 
 /// `GET /api/v2.0/robots/{robot_id}`
+#[utoipa::path(get, path = "/robots/{robot_id}", tag = "robot", params(("robot_id" = i64, Path)), responses((status = 200, body = RobotResp), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(id): AppPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RobotResp>, ApiError> {
     Ok(Json(robot_json(&load(&state, &caller, id, Act::Read).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RobotPut {
     pub description: Option<String>,
     pub duration: Option<i64>,
@@ -248,6 +302,7 @@ pub struct RobotPut {
 }
 
 /// `PUT /api/v2.0/robots/{robot_id}`: description, duration, disable, permissions.
+#[utoipa::path(put, path = "/robots/{robot_id}", tag = "robot", params(("robot_id" = i64, Path)), request_body = RobotPut, responses((status = 200), (status = 400), (status = 403), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -283,18 +338,19 @@ pub async fn update(
     Ok(StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SecretReq {
     pub secret: Option<String>,
 }
 
 /// `PATCH /api/v2.0/robots/{robot_id}`: a new secret (given, or generated and returned).
+#[utoipa::path(patch, path = "/robots/{robot_id}", tag = "robot", params(("robot_id" = i64, Path)), request_body = SecretReq, responses((status = 200, body = RobotSec), (status = 403), (status = 404)))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(id): AppPath<i64>,
     AppJson(req): AppJson<SecretReq>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RobotSec>, ApiError> {
     let robot = load(&state, &caller, id, Act::Update).await?;
     let given = req.secret.is_some();
     let secret = robots::refresh_secret(&state.db, id, req.secret).await?;
@@ -303,10 +359,11 @@ pub async fn refresh(
         ev = ev.project(p);
     }
     state.audit.record(ev);
-    Ok(Json(if given { json!({}) } else { json!({ "secret": secret }) }))
+    Ok(Json(RobotSec { secret: (!given).then_some(secret) }))
 }
 
 /// `DELETE /api/v2.0/robots/{robot_id}`
+#[utoipa::path(delete, path = "/robots/{robot_id}", tag = "robot", params(("robot_id" = i64, Path)), responses((status = 200), (status = 403), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -322,7 +379,7 @@ pub async fn delete(
     Ok(StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
     pub q: Option<String>,
     pub page: Option<u64>,
@@ -332,6 +389,7 @@ pub struct ListParams {
 /// `GET /api/v2.0/robots?q=Level=project,ProjectID=1` (project robots, for those with robot
 /// rights there) or `q=Level=system` / no `q` (system robots, system admins only); `name=~x`
 /// filters by name.
+#[utoipa::path(get, path = "/robots", tag = "robot", params(ListParams), responses((status = 200, body = [RobotResp]), (status = 400), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,6 +13,7 @@ use crate::api::error::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/ping", tag = "ping", responses((status = 200, body = String)))]
 pub async fn ping() -> &'static str {
     "Pong"
 }
@@ -32,6 +33,7 @@ async fn with_timeout<F: std::future::Future<Output = Result<(), String>>>(f: F)
 
 /// Readiness: 200 when every dependency answers, 503 otherwise (same body shape as Harbor's
 /// `/api/v2.0/health`). Load balancers use this; `/api/v2.0/ping` is the liveness probe.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Object), (status = 503, body = Object)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut components = vec![json!({ "name": "core", "status": "healthy" })];
     let db = with_timeout(async { state.db.ping().await.map_err(|e| e.to_string()) }).await;
@@ -63,6 +65,7 @@ async fn storage_probe(storage: &dyn crate::storage::Storage) -> Result<(), Stri
     Ok(())
 }
 
+#[utoipa::path(get, path = "/systeminfo", tag = "systeminfo", responses((status = 200, body = Object)))]
 pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Json<Value> {
     let c = &state.config;
     let settings =

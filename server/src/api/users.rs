@@ -2,9 +2,10 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tower_sessions::Session;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::accounts::{self, PasswordChangeError, User};
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
@@ -15,23 +16,46 @@ use crate::sessions::AUTH_EPOCH;
 use crate::state::AppState;
 
 /// Harbor's `UserResp`.
-pub fn user_json(u: &User) -> Value {
-    json!({
-        "user_id": u.id,
-        "username": u.username,
-        "email": u.email,
-        "realname": u.realname,
-        "comment": u.comment,
-        "sysadmin_flag": u.sysadmin,
-        "admin_role_in_auth": false,
-        "oidc_user_meta": null,
-        "creation_time": rfc3339(u.created_at),
-        "update_time": rfc3339(u.updated_at),
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResp {
+    pub user_id: i64,
+    pub username: String,
+    pub email: String,
+    pub realname: String,
+    pub comment: String,
+    pub sysadmin_flag: bool,
+    pub admin_role_in_auth: bool,
+    #[schema(value_type = Object)]
+    pub oidc_user_meta: Option<Value>,
+    pub creation_time: String,
+    pub update_time: String,
+}
+
+pub fn user_json(u: &User) -> UserResp {
+    UserResp {
+        user_id: u.id,
+        username: u.username.clone(),
+        email: u.email.clone(),
+        realname: u.realname.clone(),
+        comment: u.comment.clone(),
+        sysadmin_flag: u.sysadmin,
+        admin_role_in_auth: false,
+        oidc_user_meta: None,
+        creation_time: rfc3339(u.created_at),
+        update_time: rfc3339(u.updated_at),
+    }
+}
+
+/// A search hit: id and name only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSearchResp {
+    pub user_id: i64,
+    pub username: String,
 }
 
 /// `GET /api/v2.0/users/current`. For cookie sessions the CSRF token rides along in
 /// `X-Harbor-CSRF-Token`, as Harbor does.
+#[utoipa::path(get, path = "/users/current", tag = "user", responses((status = 200, body = UserResp), (status = 401)))]
 pub async fn current(caller: Caller) -> Result<impl IntoResponse, ApiError> {
     let user = caller.require_user()?;
     let mut headers = HeaderMap::new();
@@ -41,7 +65,7 @@ pub async fn current(caller: Caller) -> Result<impl IntoResponse, ApiError> {
     Ok((headers, Json(user_json(user))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReq {
     #[serde(default)]
@@ -51,6 +75,7 @@ pub struct PasswordReq {
 
 /// `PUT /api/v2.0/users/{user_id}/password`: users change their own password (old password
 /// required); a system admin may reset another user's without it.
+#[utoipa::path(put, path = "/users/{user_id}/password", tag = "user", params(("user_id" = i64, Path)), request_body = PasswordReq, responses((status = 200), (status = 400), (status = 403)))]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,7 +113,7 @@ pub async fn change_password(
     Ok(StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct UserListParams {
     pub q: Option<String>,
     pub username: Option<String>,
@@ -98,6 +123,7 @@ pub struct UserListParams {
 
 /// `GET /api/v2.0/users` (system admins): `username=` or `q=username=~x` (fuzzy) /
 /// `q=username=x` (exact).
+#[utoipa::path(get, path = "/users", tag = "user", params(UserListParams), responses((status = 200, body = [UserResp]), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -125,6 +151,7 @@ pub async fn list(
 
 /// `GET /api/v2.0/users/search?username=…`: any signed-in user finds others by name (for
 /// adding members); only ids and names are returned.
+#[utoipa::path(get, path = "/users/search", tag = "user", params(UserListParams), responses((status = 200, body = [UserSearchResp])))]
 pub async fn search(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,11 +166,12 @@ pub async fn search(
         .ok_or_else(|| ApiError::BadRequest("username is required".into()))?;
     let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
     let (items, total) = accounts::list_users(&state.db, Some(name), false, page, page_size).await?;
-    let out: Vec<Value> = items.iter().map(|u| json!({ "user_id": u.id, "username": u.username })).collect();
+    let out: Vec<UserSearchResp> =
+        items.iter().map(|u| UserSearchResp { user_id: u.id, username: u.username.clone() }).collect();
     Ok((pagination_headers(&uri, page, page_size, total), Json(out)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UserCreationReq {
     pub username: String,
     pub password: String,
@@ -159,6 +187,7 @@ pub struct UserCreationReq {
 
 /// `POST /api/v2.0/users`: system admins create users; anyone may register when
 /// `self_registration` is on (never as an admin).
+#[utoipa::path(post, path = "/users", tag = "user", request_body = UserCreationReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -215,11 +244,12 @@ fn self_or_admin(caller: &Caller, id: i64) -> Result<(), ApiError> {
 }
 
 /// `GET /api/v2.0/users/{user_id}`: oneself, or anyone for system admins.
+#[utoipa::path(get, path = "/users/{user_id}", tag = "user", params(("user_id" = i64, Path)), responses((status = 200, body = UserResp), (status = 403), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(id): AppPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserResp>, ApiError> {
     self_or_admin(&caller, id)?;
     let u = accounts::get_by_id(&state.db, id)
         .await?
@@ -227,7 +257,7 @@ pub async fn get(
     Ok(Json(user_json(&u)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UserProfile {
     pub email: Option<String>,
     pub realname: Option<String>,
@@ -235,6 +265,7 @@ pub struct UserProfile {
 }
 
 /// `PUT /api/v2.0/users/{user_id}`: email, real name, comment.
+#[utoipa::path(put, path = "/users/{user_id}", tag = "user", params(("user_id" = i64, Path)), request_body = UserProfile, responses((status = 200), (status = 400), (status = 403)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -253,6 +284,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v2.0/users/{user_id}` (system admins; not oneself).
+#[utoipa::path(delete, path = "/users/{user_id}", tag = "user", params(("user_id" = i64, Path)), responses((status = 200), (status = 403), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -267,12 +299,13 @@ pub async fn delete(
     Ok(StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SysadminReq {
     pub sysadmin_flag: bool,
 }
 
 /// `PUT /api/v2.0/users/{user_id}/sysadmin` (system admins; not oneself).
+#[utoipa::path(put, path = "/users/{user_id}/sysadmin", tag = "user", params(("user_id" = i64, Path)), request_body = SysadminReq, responses((status = 200), (status = 403), (status = 404)))]
 pub async fn set_sysadmin(
     State(state): State<AppState>,
     caller: Caller,

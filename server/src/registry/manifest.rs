@@ -22,6 +22,8 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    /// `platform` of an index entry, as sent.
+    pub platform: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,7 @@ struct RawDescriptor {
     media_type: Option<String>,
     digest: Option<String>,
     size: Option<i64>,
+    platform: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +84,7 @@ fn descriptor(d: RawDescriptor, what: &str) -> Result<Descriptor, String> {
     if size < 0 {
         return Err(format!("{what}: size must not be negative"));
     }
-    Ok(Descriptor { media_type, digest, size: size as u64 })
+    Ok(Descriptor { media_type, digest, size: size as u64, platform: d.platform.filter(Value::is_object) })
 }
 
 fn non_distributable(media_type: &str) -> bool {

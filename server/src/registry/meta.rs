@@ -182,13 +182,33 @@ pub async fn put_manifest(
             }
             for m in &parsed.manifests {
                 sqlx::query(
-                    "INSERT INTO artifact_children (parent_id, child_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    "INSERT INTO artifact_children (parent_id, child_digest, platform) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(id)
                 .bind(m.digest.to_string())
+                .bind(m.platform.as_ref().map(|p| p.to_string()).unwrap_or_default())
                 .execute(&mut *tx)
                 .await?;
+                // Children of an index are listed under it, not on their own.
+                sqlx::query("UPDATE artifacts SET visible = 0 WHERE repository_id = $1 AND digest = $2")
+                    .bind(repo_id)
+                    .bind(m.digest.to_string())
+                    .execute(&mut *tx)
+                    .await?;
             }
+            // Accessories (a `subject`) are listed under their subject; a manifest an index in
+            // this repository already lists is listed under the index.
+            sqlx::query(
+                "UPDATE artifacts SET visible = 0 WHERE id = $1 AND (subject IS NOT NULL OR EXISTS ( \
+                 SELECT 1 FROM artifact_children c JOIN artifacts p ON p.id = c.parent_id \
+                 WHERE p.repository_id = $2 AND c.child_digest = $3))",
+            )
+            .bind(id)
+            .bind(repo_id)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
             id
         }
         None => {
@@ -327,6 +347,15 @@ impl PullRecorder {
 /// Deletes an artifact (logical delete: its tags and references go, bytes stay until GC).
 pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    let repo_id: Option<i64> = sqlx::query_scalar("SELECT repository_id FROM artifacts WHERE id = $1")
+        .bind(artifact_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let children: Vec<String> =
+        sqlx::query_scalar("SELECT child_digest FROM artifact_children WHERE parent_id = $1")
+            .bind(artifact_id)
+            .fetch_all(&mut *tx)
+            .await?;
     for sql in [
         "DELETE FROM tags WHERE artifact_id = $1",
         "DELETE FROM artifact_blobs WHERE artifact_id = $1",
@@ -334,6 +363,20 @@ pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<(), sqlx::Erro
         "DELETE FROM artifacts WHERE id = $1",
     ] {
         sqlx::query(sql).bind(artifact_id).execute(&mut *tx).await?;
+    }
+    // Children no other index of the repository lists are listed on their own again.
+    if let Some(repo_id) = repo_id {
+        for child in children {
+            sqlx::query(
+                "UPDATE artifacts SET visible = 1 WHERE repository_id = $1 AND digest = $2 AND subject IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM artifact_children c JOIN artifacts p ON p.id = c.parent_id \
+                 WHERE p.repository_id = $1 AND c.child_digest = $2)",
+            )
+            .bind(repo_id)
+            .bind(&child)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await
 }

@@ -1,0 +1,681 @@
+//! Repositories, artifacts, tags and accessories under `/api/v2.0` (Harbor's shapes).
+//! Repository names containing `/` arrive double-URL-encoded in paths (`a%252Fb`).
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
+use crate::api::projects::{percent_decode, require, resolve};
+use crate::api::query::{self, Bind, Col, Query, Sql};
+use crate::api::{pagination_headers, Pagination};
+use crate::artifacts::{self, ArtifactRow, RepoRow, TagRow};
+use crate::auth::Caller;
+use crate::db::rfc3339;
+use crate::projects::Project;
+use crate::rbac::{Act, Resource};
+use crate::registry::digest::Digest;
+use crate::registry::{manifest, meta};
+use crate::state::AppState;
+
+/// Harbor's `Repository`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Repository {
+    pub id: i64,
+    pub project_id: i64,
+    /// Full name, `<project>/<repository>`.
+    pub name: String,
+    pub description: String,
+    pub artifact_count: i64,
+    pub pull_count: i64,
+    pub creation_time: String,
+    pub update_time: String,
+}
+
+impl From<&RepoRow> for Repository {
+    fn from(r: &RepoRow) -> Self {
+        Repository {
+            id: r.id,
+            project_id: r.project_id,
+            name: r.name.clone(),
+            description: r.description.clone(),
+            artifact_count: r.artifact_count,
+            pull_count: r.pull_count,
+            creation_time: rfc3339(r.created_at),
+            update_time: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// Harbor's `Tag`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tag {
+    pub id: i64,
+    pub repository_id: i64,
+    pub artifact_id: i64,
+    pub name: String,
+    pub push_time: String,
+    pub pull_time: Option<String>,
+    pub immutable: bool,
+}
+
+impl From<&TagRow> for Tag {
+    fn from(t: &TagRow) -> Self {
+        Tag {
+            id: t.id,
+            repository_id: t.repository_id,
+            artifact_id: t.artifact_id,
+            name: t.name.clone(),
+            push_time: rfc3339(t.pushed_at),
+            pull_time: None,
+            immutable: false,
+        }
+    }
+}
+
+/// A child of an index (Harbor's `Reference`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reference {
+    pub parent_id: i64,
+    pub child_id: Option<i64>,
+    pub child_digest: String,
+    /// The index entry's `platform` (`os`, `architecture`, `variant`, …).
+    #[schema(value_type = Object)]
+    pub platform: Option<Value>,
+}
+
+/// A signature, SBOM or other artifact whose `subject` is this one (Harbor's `Accessory`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accessory {
+    pub id: i64,
+    pub artifact_id: i64,
+    pub subject_artifact_id: i64,
+    pub subject_artifact_digest: String,
+    pub digest: String,
+    pub size: i64,
+    /// `signature.cosign`, `signature.notation`, `harbor.sbom`, or the artifact type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub artifact_type: String,
+    pub creation_time: String,
+}
+
+/// Harbor's `Artifact`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Artifact {
+    pub id: i64,
+    /// `IMAGE`, `CHART`, `CNAB` or `UNKNOWN`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub media_type: String,
+    pub manifest_media_type: String,
+    pub artifact_type: String,
+    pub project_id: i64,
+    pub repository_id: i64,
+    pub repository_name: String,
+    pub digest: String,
+    /// Manifest, config and layers (children of an index count in their own entries).
+    pub size: i64,
+    pub push_time: String,
+    pub pull_time: Option<String>,
+    pub pull_count: i64,
+    #[schema(value_type = Object)]
+    pub annotations: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    pub references: Vec<Reference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accessories: Option<Vec<Accessory>>,
+}
+
+fn artifact_model(a: &ArtifactRow, tags: Option<&[TagRow]>) -> Artifact {
+    Artifact {
+        id: a.id,
+        kind: artifacts::kind(&a.media_type, &a.artifact_type).into(),
+        media_type: a.media_type.clone(),
+        manifest_media_type: a.media_type.clone(),
+        artifact_type: a.artifact_type.clone(),
+        project_id: a.project_id,
+        repository_id: a.repository_id,
+        repository_name: a.repository_name.clone(),
+        digest: a.digest.clone(),
+        size: a.size,
+        push_time: rfc3339(a.pushed_at),
+        pull_time: (a.pulled_at > 0).then(|| rfc3339(a.pulled_at)),
+        pull_count: a.pull_count,
+        annotations: serde_json::from_str(&a.annotations).unwrap_or(Value::Object(Default::default())),
+        tags: tags.map(|t| t.iter().map(Tag::from).collect()),
+        references: vec![],
+        accessories: None,
+    }
+}
+
+fn accessory_model(subject: &ArtifactRow, a: &ArtifactRow) -> Accessory {
+    Accessory {
+        id: a.id,
+        artifact_id: a.id,
+        subject_artifact_id: subject.id,
+        subject_artifact_digest: subject.digest.clone(),
+        digest: a.digest.clone(),
+        size: a.size,
+        kind: artifacts::accessory_kind(&a.artifact_type),
+        artifact_type: a.artifact_type.clone(),
+        creation_time: rfc3339(a.pushed_at),
+    }
+}
+
+/// Paging, `q` and `sort`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Harbor's query grammar: `k=v`, `k=~v`, `k=[a~b]`, `k={a b}`, comma-separated.
+    pub q: Option<String>,
+    /// Keys, `-` for descending, comma-separated.
+    pub sort: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+async fn repo_page(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    p: &ListParams,
+    mut sql: Sql,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
+    let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
+    query::to_sql(&q, &artifacts::REPO_KEYS, &[], &mut sql)?;
+    let order = query::order_by(p.sort.as_deref(), &artifacts::REPO_SORT, "r.name", "r.id")?;
+    let (items, total) = artifacts::list_repositories(&state.db, &sql, &order, page, page_size).await?;
+    Ok((
+        pagination_headers(uri, page, page_size, total),
+        Json(items.iter().map(Repository::from).collect::<Vec<_>>()),
+    ))
+}
+
+/// `GET /api/v2.0/repositories`: repositories of every project the caller may see.
+#[utoipa::path(get, path = "/repositories", tag = "repository", params(ListParams),
+    responses((status = 200, body = [Repository], headers(("X-Total-Count" = i64), ("Link" = String)))))]
+pub async fn list_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    AppQuery(p): AppQuery<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (visible, bind) = crate::projects::visible_filter(caller.principal.as_ref(), 1);
+    let mut sql = Sql::starting_at(if bind.is_some() { 2 } else { 1 });
+    sql.clauses.push(visible);
+    if let Some(b) = bind {
+        sql.binds.insert(0, Bind::I(b));
+    }
+    repo_page(&state, &uri, &p, sql).await
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}/repositories`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories", tag = "repository",
+    params(("project_name_or_id" = String, Path), ListParams),
+    responses((status = 200, body = [Repository]), (status = 403), (status = 404)))]
+pub async fn list_in_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    AppPath(key): AppPath<String>,
+    AppQuery(p): AppQuery<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let project = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &project, Resource::Repository, Act::List).await?;
+    let mut sql = Sql::starting_at(1);
+    sql.push("r.project_id = ?", Bind::I(project.id));
+    repo_page(&state, &uri, &p, sql).await
+}
+
+/// The project and repository of a path, with the caller's permission checked.
+async fn locate(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    key: &str,
+    repo: &str,
+    res: Resource,
+    act: Act,
+) -> Result<(Project, RepoRow), ApiError> {
+    let project = resolve(state, headers, key).await?;
+    require(state, caller, &project, res, act).await?;
+    let full = format!("{}/{}", project.name, percent_decode(repo));
+    let repo = artifacts::get_repository(&state.db, &full)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("repository {full} not found")))?;
+    Ok((project, repo))
+}
+
+/// `GET /api/v2.0/projects/{p}/repositories/{repository_name}`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories/{repository_name}", tag = "repository",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path, description = "double-URL-encoded when it contains '/'")),
+    responses((status = 200, body = Repository), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo)): AppPath<(String, String)>,
+) -> Result<Json<Repository>, ApiError> {
+    let (_, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Repository, Act::Read).await?;
+    Ok(Json(Repository::from(&r)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RepositoryUpdate {
+    pub description: String,
+}
+
+/// `PUT /api/v2.0/projects/{p}/repositories/{repository_name}`: the description.
+#[utoipa::path(put, path = "/projects/{project_name_or_id}/repositories/{repository_name}", tag = "repository",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path)),
+    request_body = RepositoryUpdate, responses((status = 200), (status = 403), (status = 404)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo)): AppPath<(String, String)>,
+    AppJson(req): AppJson<RepositoryUpdate>,
+) -> Result<StatusCode, ApiError> {
+    let (p, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Repository, Act::Update).await?;
+    if req.description.len() > 64 * 1024 {
+        return Err(ApiError::BadRequest("the description is longer than 64 KiB".into()));
+    }
+    artifacts::set_description(&state.db, r.id, &req.description).await?;
+    state.audit.record(caller.event("update", "repository", &r.name).project(p.id));
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /api/v2.0/projects/{p}/repositories/{repository_name}`: the repository and all its
+/// artifacts and tags, logically (content stays until GC).
+#[utoipa::path(delete, path = "/projects/{project_name_or_id}/repositories/{repository_name}", tag = "repository",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path)),
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo)): AppPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (p, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Repository, Act::Delete).await?;
+    meta::delete_repository(&state.db, &r.name).await?;
+    state.audit.record(caller.event("delete", "repository", &r.name).project(p.id));
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ArtifactListParams {
+    /// Keys: `tags` (name, `~part`, `*` any, `nil` none), `digest`, `media_type`,
+    /// `artifact_type`, `push_time`, `pull_time`.
+    pub q: Option<String>,
+    /// `push_time`, `pull_time`, `size`, `digest` (`-` for descending); default `-push_time`.
+    pub sort: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+    /// Include tags (default true).
+    pub with_tag: Option<bool>,
+    /// Include accessories (signatures, SBOMs; default false).
+    pub with_accessory: Option<bool>,
+}
+
+async fn enrich(
+    state: &AppState,
+    rows: &[ArtifactRow],
+    with_tag: bool,
+    with_accessory: bool,
+) -> Result<Vec<Artifact>, ApiError> {
+    let tags = if with_tag {
+        Some(artifacts::tags_of(&state.db, &rows.iter().map(|a| a.id).collect::<Vec<_>>()).await?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for a in rows {
+        let mut m = artifact_model(a, tags.as_ref().map(|t| t.get(&a.id).map(Vec::as_slice).unwrap_or(&[])));
+        if a.media_type.contains("index") || a.media_type.contains("manifest.list") {
+            m.references = artifacts::references(&state.db, a)
+                .await?
+                .into_iter()
+                .map(|(d, p, child)| Reference {
+                    parent_id: a.id,
+                    child_id: child,
+                    child_digest: d,
+                    platform: serde_json::from_str(&p).ok(),
+                })
+                .collect();
+        }
+        if with_accessory {
+            m.accessories = Some(
+                artifacts::accessories(&state.db, a).await?.iter().map(|x| accessory_model(a, x)).collect(),
+            );
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// `GET /api/v2.0/projects/{p}/repositories/{r}/artifacts`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ArtifactListParams),
+    responses((status = 200, body = [Artifact], headers(("X-Total-Count" = i64), ("Link" = String))), (status = 400), (status = 404)))]
+pub async fn list_artifacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    AppPath((key, repo)): AppPath<(String, String)>,
+    AppQuery(p): AppQuery<ArtifactListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Artifact, Act::List).await?;
+    let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
+    let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
+    let (rows, total) =
+        artifacts::list_artifacts(&state.db, r.id, &q, p.sort.as_deref(), page, page_size).await??;
+    let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
+    Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
+}
+
+async fn locate_artifact(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    key: &str,
+    repo: &str,
+    reference: &str,
+    need: (Resource, Act),
+) -> Result<(Project, RepoRow, ArtifactRow), ApiError> {
+    let (p, r) = locate(state, caller, headers, key, repo, need.0, need.1).await?;
+    let reference = percent_decode(reference);
+    if reference.contains(':') {
+        reference.parse::<Digest>().map_err(|e| ApiError::BadRequest(format!("invalid digest: {e}")))?;
+    }
+    let a = artifacts::get_artifact(&state.db, r.id, &reference)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("artifact {}@{reference} not found", r.name)))?;
+    Ok((p, r, a))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ArtifactParams {
+    pub with_tag: Option<bool>,
+    pub with_accessory: Option<bool>,
+}
+
+/// `GET /api/v2.0/projects/{p}/repositories/{r}/artifacts/{reference}` (digest or tag)
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path, description = "digest or tag"), ArtifactParams),
+    responses((status = 200, body = Artifact), (status = 404)))]
+pub async fn get_artifact(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo, reference)): AppPath<(String, String, String)>,
+    AppQuery(p): AppQuery<ArtifactParams>,
+) -> Result<Json<Artifact>, ApiError> {
+    let (_, _, a) =
+        locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Artifact, Act::Read))
+            .await?;
+    let mut items = enrich(
+        &state,
+        std::slice::from_ref(&a),
+        p.with_tag.unwrap_or(true),
+        p.with_accessory.unwrap_or(true),
+    )
+    .await?;
+    Ok(Json(items.remove(0)))
+}
+
+/// `DELETE /api/v2.0/projects/{p}/repositories/{r}/artifacts/{reference}`: the artifact, its
+/// tags and its accessories (signatures, SBOMs), logically.
+#[utoipa::path(delete, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path)),
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn delete_artifact(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo, reference)): AppPath<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (p, r, a) = locate_artifact(
+        &state,
+        &caller,
+        &headers,
+        &key,
+        &repo,
+        &reference,
+        (Resource::Artifact, Act::Delete),
+    )
+    .await?;
+    // Accessories go with their subject (depth-first: an SBOM's signature goes too).
+    let mut stack = vec![a.clone()];
+    let mut order = vec![];
+    while let Some(x) = stack.pop() {
+        stack.extend(artifacts::accessories(&state.db, &x).await?);
+        order.push(x);
+    }
+    for x in order.iter().rev() {
+        meta::delete_artifact(&state.db, x.id).await?;
+        state
+            .audit
+            .record(caller.event("delete", "artifact", format!("{}@{}", r.name, x.digest)).project(p.id));
+    }
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CopyParams {
+    /// `<project>/<repository>:<tag>` or `<project>/<repository>@<digest>`.
+    pub from: String,
+}
+
+/// Copies one manifest (children first for an index) from `src` into `dst`, linking its blobs.
+async fn copy_manifest(
+    state: &AppState,
+    project_id: i64,
+    src: &str,
+    dst: &str,
+    digest: &Digest,
+    tag: Option<&str>,
+) -> Result<(), ApiError> {
+    let body = state
+        .storage
+        .read_all(&digest.blob_key())
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    let media_type: Option<String> = sqlx::query_scalar(
+        "SELECT a.media_type FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+    )
+    .bind(src)
+    .bind(digest.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let parsed = manifest::parse(media_type.as_deref(), &body)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored manifest: {e}")))?;
+    for child in &parsed.manifests {
+        Box::pin(copy_manifest(state, project_id, src, dst, &child.digest, None)).await?;
+    }
+    let mut blob_sizes = 0;
+    for b in &parsed.blobs {
+        if !meta::mount_blob(&state.db, src, dst, &b.digest).await? {
+            return Err(ApiError::NotFound(format!("blob {} of the source is missing", b.digest)));
+        }
+        blob_sizes += b.size;
+    }
+    meta::put_manifest(&state.db, project_id, dst, digest, body.len() as u64, &parsed, blob_sizes, tag)
+        .await?;
+    Ok(())
+}
+
+/// `POST /api/v2.0/projects/{p}/repositories/{r}/artifacts?from=…`: copies an artifact (with its
+/// children) from a repository the caller may pull from; a tag in `from` is copied too.
+#[utoipa::path(post, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), CopyParams),
+    responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 404)))]
+pub async fn copy(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo)): AppPath<(String, String)>,
+    AppQuery(c): AppQuery<CopyParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let project = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &project, Resource::Artifact, Act::Create).await?;
+    let dst = format!("{}/{}", project.name, percent_decode(&repo));
+    if !crate::registry::path::valid_name(&dst) {
+        return Err(ApiError::BadRequest(format!("invalid repository name {dst:?}")));
+    }
+    let (src, reference) = match c.from.split_once('@') {
+        Some((s, d)) => (s.to_string(), d.to_string()),
+        None => match c.from.rsplit_once(':') {
+            Some((s, t)) if !t.contains('/') => (s.to_string(), t.to_string()),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "from must be <project>/<repository>:<tag> or @<digest>".into(),
+                ))
+            }
+        },
+    };
+    let src_project = crate::projects::get_by_name(&state.db, meta::project_name(&src))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("repository {src} not found")))?;
+    require(&state, &caller, &src_project, Resource::Repository, Act::Pull).await?;
+    let src_repo = artifacts::get_repository(&state.db, &src)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("repository {src} not found")))?;
+    let a = artifacts::get_artifact(&state.db, src_repo.id, &reference)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("artifact {} not found", c.from)))?;
+    let digest: Digest =
+        a.digest.parse().map_err(|e| ApiError::internal(anyhow::anyhow!("stored digest: {e}")))?;
+    let tag = (!reference.contains(':')).then_some(reference.as_str());
+    copy_manifest(&state, project.id, &src, &dst, &digest, tag).await?;
+    state.audit.record(
+        caller
+            .event("create", "artifact", format!("{dst}@{digest}"))
+            .project(project.id)
+            .detail(format!("copied from {}", c.from)),
+    );
+    let mut h = HeaderMap::new();
+    let loc = format!(
+        "/api/v2.0/projects/{}/repositories/{}/artifacts/{digest}",
+        project.name,
+        percent_decode(&repo).replace('/', "%252F")
+    );
+    if let Ok(v) = HeaderValue::from_str(&loc) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TagListParams {
+    /// `name=~part` or `name=exact`.
+    pub q: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// `GET …/artifacts/{reference}/tags`
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path), TagListParams),
+    responses((status = 200, body = [Tag])))]
+pub async fn list_tags(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    AppPath((key, repo, reference)): AppPath<(String, String, String)>,
+    AppQuery(p): AppQuery<TagListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, _, a) =
+        locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Tag, Act::List))
+            .await?;
+    let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
+    let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
+    let mut sql = Sql::starting_at(1);
+    query::to_sql(&q, &[("name", Col::Text("name"))], &["name"], &mut sql)?;
+    let name = match q.get("name") {
+        Some(query::Cond::Fuzzy(n)) | Some(query::Cond::Exact(n)) => Some(n.as_str()),
+        Some(_) => return Err(ApiError::BadRequest("name takes an exact or fuzzy value".into())),
+        None => None,
+    };
+    let (tags, total) = artifacts::list_tags(&state.db, a.id, name, page, page_size).await?;
+    Ok((
+        pagination_headers(&uri, page, page_size, total),
+        Json(tags.iter().map(Tag::from).collect::<Vec<_>>()),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TagReq {
+    pub name: String,
+}
+
+/// `POST …/artifacts/{reference}/tags`: 409 when the repository already has the tag.
+#[utoipa::path(post, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path)),
+    request_body = TagReq, responses((status = 201), (status = 400), (status = 403), (status = 409)))]
+pub async fn create_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo, reference)): AppPath<(String, String, String)>,
+    AppJson(req): AppJson<TagReq>,
+) -> Result<StatusCode, ApiError> {
+    let (p, r, a) =
+        locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Tag, Act::Create))
+            .await?;
+    if !crate::registry::path::valid_tag(&req.name) {
+        return Err(ApiError::BadRequest(format!("invalid tag {:?}", req.name)));
+    }
+    if !artifacts::create_tag(&state.db, r.id, a.id, &req.name).await? {
+        return Err(ApiError::Conflict(format!("tag {} already exists in {}", req.name, r.name)));
+    }
+    state.audit.record(caller.event("create", "tag", format!("{}:{}", r.name, req.name)).project(p.id));
+    Ok(StatusCode::CREATED)
+}
+
+/// `DELETE …/artifacts/{reference}/tags/{tag_name}`
+#[utoipa::path(delete, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags/{tag_name}", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path), ("tag_name" = String, Path)),
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn delete_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo, reference, tag)): AppPath<(String, String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (p, r, a) =
+        locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Tag, Act::Delete))
+            .await?;
+    if !artifacts::delete_tag(&state.db, a.id, &tag).await? {
+        return Err(ApiError::NotFound(format!("tag {tag} not found on this artifact")));
+    }
+    state.audit.record(caller.event("delete", "tag", format!("{}:{tag}", r.name)).project(p.id));
+    Ok(StatusCode::OK)
+}
+
+/// `GET …/artifacts/{reference}/accessories`: signatures, SBOMs and other referrers.
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path)),
+    responses((status = 200, body = [Accessory])))]
+pub async fn accessories(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo, reference)): AppPath<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, _, a) =
+        locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Accessory, Act::List))
+            .await?;
+    let items: Vec<Accessory> =
+        artifacts::accessories(&state.db, &a).await?.iter().map(|x| accessory_model(&a, x)).collect();
+    let mut h = HeaderMap::new();
+    h.insert("x-total-count", HeaderValue::from(items.len() as u64));
+    Ok((h, Json(items)))
+}

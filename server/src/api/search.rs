@@ -1,0 +1,183 @@
+//! `GET /api/v2.0/search`, `GET /api/v2.0/statistics` and
+//! `GET /api/v2.0/users/current/permissions`.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::{ApiError, AppQuery};
+use crate::api::projects::{project_model, ProjectResp};
+use crate::auth::Caller;
+use crate::projects::{self, ListQuery};
+use crate::rbac::{self, Act, ProjectAccess, Resource};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchParams {
+    /// Part of a project or repository name.
+    pub q: String,
+}
+
+/// A repository in search results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchRepository {
+    pub project_id: i64,
+    pub project_name: String,
+    pub project_public: bool,
+    pub repository_name: String,
+    pub pull_count: i64,
+    pub artifact_count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Search {
+    pub project: Vec<ProjectResp>,
+    pub repository: Vec<SearchRepository>,
+}
+
+/// Projects and repositories the caller may see whose names contain `q` (at most 50 of each).
+#[utoipa::path(get, path = "/search", tag = "search", params(SearchParams), responses((status = 200, body = Search)))]
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(p): AppQuery<SearchParams>,
+) -> Result<Json<Search>, ApiError> {
+    let term = p.q.trim();
+    if term.is_empty() {
+        return Err(ApiError::BadRequest("q must not be empty".into()));
+    }
+    let q = ListQuery { name: Some(term.to_string()), public: None, page: 1, page_size: 50 };
+    let (found, _) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
+    let project = found.iter().map(|p| project_model(p, None)).collect();
+    let (visible, bind) = projects::visible_filter(caller.principal.as_ref(), 2);
+    let sql = format!(
+        "SELECT r.project_id, p.name AS project_name, p.public, r.name, r.pull_count, \
+         (SELECT COUNT(*) FROM artifacts a WHERE a.repository_id = r.id AND a.visible = 1) AS artifact_count \
+         FROM repositories r JOIN projects p ON p.id = r.project_id \
+         WHERE lower(r.name) LIKE $1 ESCAPE '\\' AND {visible} ORDER BY r.name LIMIT 50"
+    );
+    let mut query = sqlx::query(&sql).bind(format!("%{}%", projects::escape_like(&term.to_lowercase())));
+    if let Some(b) = bind {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(&state.db.pool).await?;
+    let repository = rows
+        .iter()
+        .map(|r| {
+            Ok(SearchRepository {
+                project_id: r.try_get("project_id")?,
+                project_name: r.try_get("project_name")?,
+                project_public: r.try_get::<i64, _>("public")? != 0,
+                repository_name: r.try_get("name")?,
+                pull_count: r.try_get("pull_count")?,
+                artifact_count: r.try_get("artifact_count")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Json(Search { project, repository }))
+}
+
+/// Harbor's `Statistic`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Statistic {
+    pub private_project_count: i64,
+    pub private_repo_count: i64,
+    pub public_project_count: i64,
+    pub public_repo_count: i64,
+    pub total_project_count: i64,
+    pub total_repo_count: i64,
+    /// Bytes of all blobs; system admins only (0 otherwise).
+    pub total_storage_consumption: i64,
+}
+
+/// Counts of the projects and repositories the caller may see.
+#[utoipa::path(get, path = "/statistics", tag = "statistic", responses((status = 200, body = Statistic), (status = 401)))]
+pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Json<Statistic>, ApiError> {
+    let who = caller.require_principal()?;
+    let (visible, bind) = projects::visible_filter(Some(who), 1);
+    let s = crate::artifacts::statistics(&state.db, &visible, bind, who.is_sysadmin()).await?;
+    Ok(Json(Statistic {
+        private_project_count: s.private_projects,
+        private_repo_count: s.private_repos,
+        public_project_count: s.public_projects,
+        public_repo_count: s.public_repos,
+        total_project_count: s.private_projects + s.public_projects,
+        total_repo_count: s.private_repos + s.public_repos,
+        total_storage_consumption: s.storage,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PermissionParams {
+    /// `/project/<id>` for project permissions; absent for system-level ones.
+    pub scope: Option<String>,
+    /// Return resources relative to the scope (Harbor's `relative`; always relative here).
+    pub relative: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Permission {
+    pub resource: String,
+    pub action: String,
+}
+
+const RESOURCES: [Resource; 11] = [
+    Resource::Project,
+    Resource::Member,
+    Resource::Metadata,
+    Resource::Log,
+    Resource::Repository,
+    Resource::Artifact,
+    Resource::Tag,
+    Resource::Accessory,
+    Resource::Robot,
+    Resource::Configuration,
+    Resource::Quota,
+];
+const ACTS: [Act; 7] = [Act::Create, Act::Read, Act::Update, Act::Delete, Act::List, Act::Pull, Act::Push];
+
+/// What the caller may do in a project (`scope=/project/<id>`), or system-wide.
+#[utoipa::path(get, path = "/users/current/permissions", tag = "user", params(PermissionParams),
+    responses((status = 200, body = [Permission]), (status = 400), (status = 401)))]
+pub async fn permissions(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(p): AppQuery<PermissionParams>,
+) -> Result<Json<Vec<Permission>>, ApiError> {
+    let who = caller.require_principal()?;
+    let _ = p.relative;
+    let Some(scope) = p.scope.as_deref().filter(|s| !s.is_empty()) else {
+        let all = who.is_sysadmin();
+        let out = if all {
+            ["user", "project", "robot", "audit-log", "configuration", "statistic"]
+                .iter()
+                .flat_map(|r| {
+                    ["create", "read", "update", "delete", "list"]
+                        .map(|a| Permission { resource: r.to_string(), action: a.into() })
+                })
+                .collect()
+        } else {
+            vec![Permission { resource: "project".into(), action: "create".into() }]
+        };
+        return Ok(Json(out));
+    };
+    let id: i64 = scope
+        .strip_prefix("/project/")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::BadRequest("scope must be /project/<id>".into()))?;
+    let project =
+        projects::get(&state.db, id).await?.ok_or_else(|| ApiError::NotFound("project not found".into()))?;
+    let access = ProjectAccess { id: project.id, public: project.public };
+    let decider = rbac::Decider::load(&state.db, Some(who), access).await?;
+    let mut out = Vec::new();
+    for res in RESOURCES {
+        for act in ACTS {
+            if decider.can(res, act) {
+                out.push(Permission { resource: res.as_str().into(), action: act.as_str().into() });
+            }
+        }
+    }
+    Ok(Json(out))
+}
