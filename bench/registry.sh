@@ -266,15 +266,22 @@ blob_get() {
   log "$reg blob GET: $(calc "round($speed / 1e6, 1)") MB/s"
 }
 
-# manifest_load REG [anon]: one checked GET, a 2 s warm-up, then wrk. With "anon": no
+# manifest_load REG [anon|token]: one checked GET, a 2 s warm-up, then wrk. With "anon": no
 # Authorization header (berth: the public project; the peer: a second instance without auth on
-# the same storage).
+# the same storage). With "token" (berth only): a bearer token from /service/token, as docker
+# and podman send after login.
 manifest_load() {
-  local reg=$1 mode=${2:-auth} port url code tag=$1 hdr=()
+  local reg=$1 mode=${2:-auth} port url code tag=$1 hdr=() tok
   port=$(port_of "$reg")
   if [ "$mode" = anon ]; then
     tag=$reg-anon
     [ "$reg" = peer ] && port=$PEER_NOAUTH_PORT
+  elif [ "$mode" = token ]; then
+    tag=$reg-token
+    tok=$(curl -fsS -H "Authorization: Basic $AUTH_B64" \
+      "http://127.0.0.1:$port/service/token?service=harbor-registry&scope=repository:library/small-1:pull" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+    hdr=(-H "Authorization: Bearer $tok")
   else
     hdr=(-H "Authorization: Basic $AUTH_B64")
   fi
@@ -351,6 +358,7 @@ done
 manifest_load berth
 manifest_load peer
 manifest_load berth anon
+manifest_load berth token
 DIST_NOAUTH=1 DIST_QUIET=1 DIST_DATA="$W/peer/data" "$DIST" start "$W/peer-noauth" "$PEER_NOAUTH_PORT" - - >/dev/null
 manifest_load peer anon
 "$DIST" stop "$W/peer-noauth"

@@ -11,6 +11,7 @@ sample. Exit status 0 whatever the targets say (they are results, not errors).
 
 import re
 import statistics
+import os
 import sys
 from collections import defaultdict
 
@@ -106,6 +107,11 @@ def main():
                  f"{fmt(b['rps'])} req/s, p99 {fmt(b['p99_ms'], 2)} ms",
                  f"{fmt(p['rps'])} req/s, p99 {fmt(p['p99_ms'], 2)} ms",
                  b["rps"] / p["rps"], "higher", "", None))
+    tok = f"{workdir}/wrk-berth-token.txt"
+    if os.path.exists(tok):
+        t = parse_wrk(tok)
+        rows.append(("manifest GET with a bearer token (info: berth only; the peer has no token service)",
+                     f"{fmt(t['rps'])} req/s, p99 {fmt(t['p99_ms'], 2)} ms", "", None, "higher", "", None))
     b, p = med("berth", "cpu_s_per_gib"), med("peer", "cpu_s_per_gib")
     rows.append((f"server CPU-s per GiB pushed (512 MiB push, median of {reps})",
                  f"{fmt(b, 2)} s", f"{fmt(p, 2)} s", b / p, "lower", "≤ 0.5 × peer", b <= 0.5 * p))
@@ -134,7 +140,8 @@ def main():
     out.append("| --- | ---: | ---: | ---: | --- | --- | --- |")
     for label, bc, pc, ratio, better, target, ok in rows:
         res = "" if ok is None else ("**PASS**" if ok else "**FAIL**")
-        out.append(f"| {label} | {bc} | {pc} | {ratio:.2f} | {better} | {target} | {res} |")
+        r = "" if ratio is None else f"{ratio:.2f}"
+        out.append(f"| {label} | {bc} | {pc} | {r} | {better} | {target} | {res} |")
     passed = sum(1 for r in rows if r[6] is True)
     judged = sum(1 for r in rows if r[6] is not None)
     out.append("")
