@@ -1,0 +1,546 @@
+//! Repositories, artifacts, tags, accessories, copies, search, statistics, permissions and
+//! project summaries through `/api/v2.0`, with the roles that may and may not use them, the
+//! `q`/`sort` grammar, double-encoded repository names and malformed input. SQLite and PostgreSQL.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{basic, TestApp, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+const PW: &str = "Passw0rd!x";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn admin() -> String {
+    basic("admin", ADMIN_PASSWORD)
+}
+
+fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> common::Resp {
+    app.call(method, path, &[("authorization", auth), ("content-type", "application/json")], body.to_string())
+        .await
+}
+
+async fn blob(app: &TestApp, repo: &str, data: &[u8]) -> String {
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(data)),
+            &[("authorization", &admin())],
+            data.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    sha256(data)
+}
+
+async fn manifest(app: &TestApp, repo: &str, reference: &str, ct: &str, m: &Value) -> String {
+    let body = m.to_string();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("authorization", &admin()), ("content-type", ct)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    sha256(body.as_bytes())
+}
+
+/// An image with one layer of `layer` bytes; returns its digest.
+async fn image(app: &TestApp, repo: &str, reference: &str, layer: &[u8], arch: &str) -> String {
+    let config = format!(r#"{{"architecture":"{arch}","os":"linux"}}"#);
+    let cd = blob(app, repo, config.as_bytes()).await;
+    let ld = blob(app, repo, layer).await;
+    let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cd,"size":config.len()},
+        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":ld,"size":layer.len()}]});
+    manifest(app, repo, reference, OCI_MANIFEST, &m).await
+}
+
+/// A signature-like artifact whose subject is `subject`.
+async fn signature(app: &TestApp, repo: &str, subject: &str, subject_size: usize) -> String {
+    let empty = blob(app, repo, b"{}").await;
+    let sig = blob(app, repo, b"signature-bytes").await;
+    let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,"artifactType":"application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":empty,"size":2},
+        "layers":[{"mediaType":"application/octet-stream","digest":sig,"size":15}],
+        "subject":{"mediaType":OCI_MANIFEST,"digest":subject,"size":subject_size}});
+    let body = m.to_string();
+    manifest(app, repo, &sha256(body.as_bytes()), OCI_MANIFEST, &m).await
+}
+
+async fn user(app: &TestApp, name: &str, project: &str, role: i64) {
+    let r =
+        api(app, Method::POST, "/api/v2.0/users", &admin(), json!({"username": name, "password": PW})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    if role > 0 {
+        let r = api(
+            app,
+            Method::POST,
+            &format!("/api/v2.0/projects/{project}/members"),
+            &admin(),
+            json!({"role_id": role, "member_user": {"username": name}}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+}
+
+fn digests(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|a| a["digest"].as_str().unwrap().to_string()).collect()
+}
+
+both_dbs!(artifacts_tags_and_accessories, |app| {
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p1"})).await;
+    for (n, role) in [("dev", 2), ("guest", 3), ("maint", 4), ("outsider", 0)] {
+        user(&app, n, "p1", role).await;
+    }
+    let amd = image(&app, "p1/app", "amd64", b"amd64-layer", "amd64").await;
+    let arm = image(&app, "p1/app", "arm64", b"arm64-layer-longer", "arm64").await;
+    let idx = json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[
+        {"mediaType":OCI_MANIFEST,"digest":amd,"size":1,"platform":{"os":"linux","architecture":"amd64"}},
+        {"mediaType":OCI_MANIFEST,"digest":arm,"size":1,"platform":{"os":"linux","architecture":"arm64"}}]});
+    // Sizes in an index entry are not checked against children here; only existence is.
+    let index = manifest(&app, "p1/app", "multi", OCI_INDEX, &idx).await;
+    let solo = image(&app, "p1/app", "v1", b"solo-layer", "amd64").await;
+    let sig = signature(&app, "p1/app", &solo, 10).await;
+
+    let base = "/api/v2.0/projects/p1/repositories/app/artifacts";
+    let r = app.get_with(base, &[("authorization", &basic("guest", PW))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("x-total-count"), Some("2"), "index children and the signature are not listed");
+    let list = r.json();
+    assert_eq!(digests(&list), [solo.clone(), index.clone()], "newest first");
+    let idx_entry = &list[1];
+    assert_eq!(idx_entry["type"], "IMAGE");
+    assert_eq!(idx_entry["tags"][0]["name"], "multi");
+    let refs = idx_entry["references"].as_array().unwrap();
+    assert_eq!(refs.len(), 2);
+    assert!(refs.iter().any(|x| x["child_digest"] == amd.as_str()
+        && x["platform"]["architecture"] == "amd64"
+        && x["child_id"].is_i64()));
+    assert_eq!(list[0]["repository_name"], "p1/app");
+    assert!(list[0].get("accessories").is_none());
+    let with_acc = app
+        .get_with(&format!("{base}?with_accessory=true&with_tag=false"), &[("authorization", &admin())])
+        .await
+        .json();
+    assert!(with_acc[0].get("tags").is_none());
+    assert_eq!(with_acc[0]["accessories"][0]["digest"], sig.as_str());
+    assert_eq!(with_acc[0]["accessories"][0]["type"], "signature.cosign");
+    assert_eq!(
+        app.get_with(&format!("{base}?with_tag=false"), &[("authorization", &basic("outsider", PW))])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // q and sort.
+    for (q, expect) in [
+        ("tags=v1", vec![solo.clone()]),
+        ("tags=~mul", vec![index.clone()]),
+        ("tags=nil", vec![]),
+        ("tags=*", vec![solo.clone(), index.clone()]),
+        (&*format!("digest={index}"), vec![index.clone()]),
+        ("media_type=application/vnd.oci.image.index.v1+json", vec![index.clone()]),
+        ("push_time=[2000-01-01 00:00:00~]", vec![solo.clone(), index.clone()]),
+        ("push_time=[~2000-01-01 00:00:00]", vec![]),
+    ] {
+        let enc = url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
+        let r = app.get_with(&format!("{base}?q={enc}"), &[("authorization", &admin())]).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text());
+        assert_eq!(digests(&r.json()), expect, "{q}");
+    }
+    let by_size = app.get_with(&format!("{base}?sort=size"), &[("authorization", &admin())]).await.json();
+    let sizes: Vec<i64> = by_size.as_array().unwrap().iter().map(|a| a["size"].as_i64().unwrap()).collect();
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+    for bad in [
+        "?q=color%3Dred",
+        "?sort=color",
+        "?q=push_time%3D%5Bx~%5D",
+        "?page=0",
+        "?page_size=500",
+        "?with_tag=maybe",
+    ] {
+        let r = app.get_with(&format!("{base}{bad}"), &[("authorization", &admin())]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+    let paged = app.get_with(&format!("{base}?page=2&page_size=1"), &[("authorization", &admin())]).await;
+    assert_eq!(digests(&paged.json()), [index.clone()]);
+    assert!(paged.header("link").unwrap().contains("rel=\"prev\""));
+
+    // One artifact by tag or digest, with accessories by default.
+    let one = app.get_with(&format!("{base}/v1"), &[("authorization", &basic("guest", PW))]).await.json();
+    assert_eq!(one["digest"], solo.as_str());
+    assert_eq!(one["accessories"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_with(&format!("{base}/{index}"), &[("authorization", &admin())]).await.json()["tags"][0]
+            ["name"],
+        "multi"
+    );
+    assert_eq!(
+        app.get_with(&format!("{base}/nope"), &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_with(&format!("{base}/sha256:xyz"), &[("authorization", &admin())]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let acc =
+        app.get_with(&format!("{base}/{solo}/accessories"), &[("authorization", &basic("guest", PW))]).await;
+    assert_eq!(acc.header("x-total-count"), Some("1"));
+
+    // Tags: developers add, maintainers remove; guests neither.
+    let tags = format!("{base}/{solo}/tags");
+    assert_eq!(
+        api(&app, Method::POST, &tags, &basic("guest", PW), json!({"name": "g"})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::POST, &tags, &basic("dev", PW), json!({"name": "stable"})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api(&app, Method::POST, &tags, &basic("dev", PW), json!({"name": "stable"})).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        api(&app, Method::POST, &tags, &basic("dev", PW), json!({"name": "bad tag!"})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api(&app, Method::POST, &tags, &basic("dev", PW), json!({"nom": "x"})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let r = app
+        .call(
+            Method::POST,
+            &tags,
+            &[("authorization", &basic("dev", PW)), ("content-type", "application/json")],
+            "{not json",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "BAD_REQUEST");
+    assert_eq!(
+        app.get_with(&format!("/v2/p1/app/manifests/stable"), &[("authorization", &admin())]).await.status,
+        StatusCode::OK
+    );
+    let listed = app
+        .get_with(&format!("{tags}?q=name%3D~sta"), &[("authorization", &basic("guest", PW))])
+        .await
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.call(Method::DELETE, &format!("{tags}/stable"), &[("authorization", &basic("dev", PW))], vec![])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("{tags}/stable"),
+            &[("authorization", &basic("maint", PW))],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("{tags}/stable"),
+            &[("authorization", &basic("maint", PW))],
+            vec![]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Deleting the subject takes its signature; index children stay hidden until the index goes.
+    assert_eq!(
+        app.call(Method::DELETE, &format!("{base}/v1"), &[("authorization", &basic("dev", PW))], vec![])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("{base}/v1"), &[("authorization", &basic("maint", PW))], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with(&format!("/v2/p1/app/manifests/{sig}"), &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("{base}/multi"), &[("authorization", &admin())], vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let after = app.get_with(base, &[("authorization", &admin())]).await.json();
+    let mut left = digests(&after);
+    left.sort();
+    let mut want = vec![amd.clone(), arm.clone()];
+    want.sort();
+    assert_eq!(left, want, "children are listed again once their index is gone");
+    let deletes = app
+        .get_with(
+            "/api/v2.0/audit-logs?q=operation%3Ddelete%2Cresource_type%3Dartifact&page_size=50",
+            &[("authorization", &admin())],
+        )
+        .await
+        .json();
+    assert_eq!(deletes.as_array().unwrap().len(), 3, "v1, its signature and the index");
+});
+
+both_dbs!(repositories_copy_search_and_statistics, |app| {
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p1"})).await;
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p2"})).await;
+    api(
+        &app,
+        Method::POST,
+        "/api/v2.0/projects",
+        &admin(),
+        json!({"project_name": "pub", "metadata": {"public": "true"}}),
+    )
+    .await;
+    user(&app, "dev", "p1", 2).await;
+    user(&app, "lguest", "p1", 5).await;
+    user(&app, "outsider", "pub", 0).await;
+    let d = image(&app, "p1/team/app", "v1", b"nested", "amd64").await;
+    image(&app, "pub/tool", "v1", b"tool", "amd64").await;
+
+    // Nested names travel double-encoded.
+    let repo = "/api/v2.0/projects/p1/repositories/team%252Fapp";
+    let r = app.get_with(repo, &[("authorization", &basic("dev", PW))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["name"], "p1/team/app");
+    assert_eq!(r.json()["artifact_count"], 1);
+    assert_eq!(
+        api(&app, Method::PUT, repo, &basic("lguest", PW), json!({"description": "x"})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::PUT, repo, &basic("dev", PW), json!({"description": "the app"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.get_with(repo, &[("authorization", &admin())]).await.json()["description"], "the app");
+    assert_eq!(
+        app.get_with(&format!("{repo}/artifacts/v1"), &[("authorization", &basic("lguest", PW))])
+            .await
+            .json()["digest"],
+        d.as_str()
+    );
+    let in_p1 = app
+        .get_with(
+            "/api/v2.0/projects/p1/repositories?q=name%3D~team",
+            &[("authorization", &basic("lguest", PW))],
+        )
+        .await;
+    assert_eq!(in_p1.header("x-total-count"), Some("1"));
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1/repositories", &[("authorization", &basic("outsider", PW))])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let names = |v: Value| {
+        v.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            app.get_with("/api/v2.0/repositories", &[("authorization", &basic("outsider", PW))]).await.json()
+        ),
+        ["pub/tool"]
+    );
+    assert_eq!(
+        names(
+            app.get_with("/api/v2.0/repositories?sort=-name", &[("authorization", &basic("dev", PW))])
+                .await
+                .json()
+        ),
+        ["pub/tool", "p1/team/app"]
+    );
+    assert_eq!(names(app.get("/api/v2.0/repositories").await.json()), ["pub/tool"]);
+
+    // Copy: pull rights on the source, push rights on the target; the copy pulls over /v2.
+    let copy = |auth: String, from: &str| {
+        let app = &app;
+        let path = format!(
+            "/api/v2.0/projects/p2/repositories/copied/artifacts?from={}",
+            url::form_urlencoded::byte_serialize(from.as_bytes()).collect::<String>()
+        );
+        async move { app.call(Method::POST, &path, &[("authorization", &auth)], vec![]).await }
+    };
+    assert_eq!(
+        copy(basic("dev", PW), "p1/team/app:v1").await.status,
+        StatusCode::FORBIDDEN,
+        "dev cannot push to p2"
+    );
+    assert_eq!(copy(admin(), "p1/team/app:nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(copy(admin(), "garbage").await.status, StatusCode::BAD_REQUEST);
+    let r = copy(admin(), "p1/team/app:v1").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.header("location").unwrap().ends_with(&d));
+    let m = app.get_with("/v2/p2/copied/manifests/v1", &[("authorization", &admin())]).await;
+    assert_eq!(m.status, StatusCode::OK);
+    let layer = m.json()["layers"][0]["digest"].as_str().unwrap().to_string();
+    let b = app.get_with(&format!("/v2/p2/copied/blobs/{layer}"), &[("authorization", &admin())]).await;
+    assert_eq!(b.body, b"nested");
+    assert_eq!(
+        app.get_with(
+            &format!("/api/v2.0/projects/p2/repositories/copied/artifacts/{d}"),
+            &[("authorization", &admin())]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+
+    // Search and statistics see what the caller may see.
+    let s = app.get_with("/api/v2.0/search?q=app", &[("authorization", &basic("dev", PW))]).await.json();
+    assert_eq!(s["repository"][0]["repository_name"], "p1/team/app");
+    assert_eq!(s["repository"][0]["artifact_count"], 1);
+    let s = app.get_with("/api/v2.0/search?q=p", &[("authorization", &basic("outsider", PW))]).await.json();
+    let projects: Vec<&str> =
+        s["project"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(projects, ["pub"]);
+    assert_eq!(
+        app.get_with("/api/v2.0/search", &[("authorization", &admin())]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let st = app.get_with("/api/v2.0/statistics", &[("authorization", &admin())]).await.json();
+    assert_eq!(st["total_project_count"], 4);
+    assert_eq!(st["private_repo_count"], 2);
+    assert_eq!(st["public_repo_count"], 1);
+    assert!(st["total_storage_consumption"].as_i64().unwrap() > 0);
+    let st = app.get_with("/api/v2.0/statistics", &[("authorization", &basic("outsider", PW))]).await.json();
+    assert_eq!(
+        (st["total_project_count"].as_i64(), st["total_storage_consumption"].as_i64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(app.get("/api/v2.0/statistics").await.status, StatusCode::UNAUTHORIZED);
+
+    // Permissions, summary and metadata.
+    let pid = app.get_with("/api/v2.0/projects/p1", &[("authorization", &admin())]).await.json()
+        ["project_id"]
+        .as_i64()
+        .unwrap();
+    let perms = app
+        .get_with(
+            &format!("/api/v2.0/users/current/permissions?scope=/project/{pid}&relative=true"),
+            &[("authorization", &basic("lguest", PW))],
+        )
+        .await
+        .json();
+    let has =
+        |r: &str, a: &str| perms.as_array().unwrap().iter().any(|p| p["resource"] == r && p["action"] == a);
+    assert!(has("repository", "pull") && has("artifact", "list"));
+    assert!(!has("repository", "push") && !has("member", "list") && !has("log", "list"));
+    assert_eq!(
+        app.get_with("/api/v2.0/users/current/permissions?scope=/nowhere", &[("authorization", &admin())])
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let sum =
+        app.get_with("/api/v2.0/projects/p1/summary", &[("authorization", &basic("dev", PW))]).await.json();
+    assert_eq!(
+        (sum["repo_count"].as_i64(), sum["developer_count"].as_i64(), sum["project_admin_count"].as_i64()),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1/summary", &[("authorization", &basic("lguest", PW))])
+            .await
+            .json()["developer_count"],
+        0
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1/metadatas", &[("authorization", &basic("dev", PW))]).await.json(),
+        json!({"public": "false"})
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            "/api/v2.0/projects/p1/metadatas/public",
+            &basic("dev", PW),
+            json!({"public": "true"})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api(&app, Method::PUT, "/api/v2.0/projects/p1/metadatas/color", &admin(), json!({"color": "red"}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api(&app, Method::PUT, "/api/v2.0/projects/p1/metadatas/public", &admin(), json!({"public": "true"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/p1", &[("authorization", &basic("outsider", PW))]).await.json()
+            ["metadata"]["public"],
+        "true"
+    );
+
+    // Repository delete is logical and immediate.
+    assert_eq!(
+        app.call(Method::DELETE, repo, &[("authorization", &basic("dev", PW))], vec![]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(Method::DELETE, repo, &[("authorization", &admin())], vec![]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with("/v2/p1/team/app/manifests/v1", &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get_with(repo, &[("authorization", &admin())]).await.status, StatusCode::NOT_FOUND);
+});
+
+both_dbs!(cookie_writes_need_the_csrf_token, |app| {
+    let (cookie, csrf) = app.login("admin", ADMIN_PASSWORD).await;
+    let body = json!({"project_name": "viasession"}).to_string();
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v2.0/projects",
+            &[("cookie", &cookie), ("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.error_code(), "FORBIDDEN");
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v2.0/projects",
+            &[("cookie", &cookie), ("content-type", "application/json"), ("x-harbor-csrf-token", &csrf)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app.get_with("/api/v2.0/repositories", &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+});
