@@ -174,7 +174,7 @@ both_dbs!(artifacts_tags_and_accessories, |app| {
         assert_eq!(r.error_code(), "BAD_REQUEST");
     }
     let paged = app.get_with(&format!("{base}?page=2&page_size=1"), &[("authorization", &admin())]).await;
-    assert_eq!(digests(&paged.json()), [index.clone()]);
+    assert_eq!(digests(&paged.json()), std::slice::from_ref(&index));
     assert!(paged.header("link").unwrap().contains("rel=\"prev\""));
 
     // One artifact by tag or digest, with accessories by default.
@@ -231,7 +231,7 @@ both_dbs!(artifacts_tags_and_accessories, |app| {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_code(), "BAD_REQUEST");
     assert_eq!(
-        app.get_with(&format!("/v2/p1/app/manifests/stable"), &[("authorization", &admin())]).await.status,
+        app.get_with("/v2/p1/app/manifests/stable", &[("authorization", &admin())]).await.status,
         StatusCode::OK
     );
     let listed = app
