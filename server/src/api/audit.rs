@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppQuery};
-use crate::api::{pagination_headers, Pagination};
+use crate::api::{pagination_headers_with, Pagination};
 use crate::audit::{self, Filter, Record};
 use crate::auth::Caller;
 use crate::db::rfc3339;
@@ -127,15 +127,16 @@ pub async fn respond(
     if let Err(e) = state.audit.flush(&state.db).await {
         tracing::warn!(error = %e, "audit flush before listing failed");
     }
-    let (items, total) = audit::list(&state.db, &filter, page, page_size).await?;
-    Ok((
-        pagination_headers(uri, page, page_size, total),
-        Json(items.iter().map(record_json).collect::<Vec<_>>()),
-    ))
+    let l = audit::list(&state.db, &filter, page, page_size).await?;
+    let mut headers = pagination_headers_with(uri, page, page_size, l.total, l.more);
+    if l.capped {
+        headers.insert("x-total-count-capped", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok((headers, Json(l.items.iter().map(record_json).collect::<Vec<_>>())))
 }
 
 /// `GET /api/v2.0/audit-logs`
-#[utoipa::path(get, path = "/audit-logs", tag = "auditlog", params(LogParams), responses((status = 200, body = [AuditLogResp], headers(("X-Total-Count" = i64), ("Link" = String))), (status = 400), (status = 403)))]
+#[utoipa::path(get, path = "/audit-logs", tag = "auditlog", params(LogParams), responses((status = 200, body = [AuditLogResp], headers(("X-Total-Count" = i64, description = "exact up to 10000"), ("X-Total-Count-Capped" = bool, description = "true when more than 10000 rows match"), ("Link" = String))), (status = 400), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -125,6 +125,11 @@ impl Pagination {
 
 /// `X-Total-Count` and RFC 8288 `Link` (prev/next) headers, keeping the other query parameters.
 pub fn pagination_headers(uri: &Uri, page: u64, size: u64, total: i64) -> HeaderMap {
+    pagination_headers_with(uri, page, size, total, (page.saturating_mul(size) as i64) < total)
+}
+
+/// `pagination_headers` where the caller knows whether a next page exists (capped counts).
+pub fn pagination_headers_with(uri: &Uri, page: u64, size: u64, total: i64, has_next: bool) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-total-count", HeaderValue::from(total.max(0) as u64));
     let others: Vec<(String, String)> = uri
@@ -146,7 +151,7 @@ pub fn pagination_headers(uri: &Uri, page: u64, size: u64, total: i64) -> Header
     if page > 1 {
         links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
     }
-    if (page.saturating_mul(size) as i64) < total {
+    if has_next {
         links.push(format!("<{}>; rel=\"next\"", link_to(page + 1)));
     }
     if !links.is_empty() {
