@@ -246,7 +246,7 @@ async fn locate(
     let project = resolve(state, headers, key).await?;
     require(state, caller, &project, res, act).await?;
     let full = format!("{}/{}", project.name, percent_decode(repo));
-    let repo = artifacts::get_repository(&state.db, &full)
+    let repo = artifacts::get_repository(&state.db, &full, false)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("repository {full} not found")))?;
     Ok((project, repo))
@@ -263,6 +263,9 @@ pub async fn get(
     AppPath((key, repo)): AppPath<(String, String)>,
 ) -> Result<Json<Repository>, ApiError> {
     let (_, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Repository, Act::Read).await?;
+    let r = artifacts::get_repository(&state.db, &r.name, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("repository {} not found", r.name)))?;
     Ok(Json(Repository::from(&r)))
 }
 
@@ -544,7 +547,7 @@ pub async fn copy(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("repository {src} not found")))?;
     require(&state, &caller, &src_project, Resource::Repository, Act::Pull).await?;
-    let src_repo = artifacts::get_repository(&state.db, &src)
+    let src_repo = artifacts::get_repository(&state.db, &src, false)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("repository {src} not found")))?;
     let a = artifacts::get_artifact(&state.db, src_repo.id, &reference)
