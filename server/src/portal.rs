@@ -105,7 +105,7 @@ impl PortalBackend for Backend {
         page_size: u64,
     ) -> Result<ProjectPage, PortalError> {
         let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
-        let q = ListQuery { name: Some(name), public: None, page, page_size };
+        let q = ListQuery { name: Some(name), page, page_size, ..Default::default() };
         let who = crate::rbac::Principal::User(user);
         let (items, total) = projects::list_visible(&self.state.db, Some(&who), &q)
             .await

@@ -6,6 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::User;
+use crate::api::error::ApiError;
+use crate::api::query::{self, Bind, Col, Query, Sql};
 use crate::db::{is_unique_violation, now_ms, Db};
 use crate::rbac::{Principal, Role};
 
@@ -62,10 +64,24 @@ pub struct ListQuery {
     /// Substring of the name (case-insensitive).
     pub name: Option<String>,
     pub public: Option<bool>,
+    /// Harbor's `q` (keys `PROJECT_KEYS`).
+    pub q: Query,
+    /// Harbor's `sort` (keys `PROJECT_SORT`); default by name.
+    pub sort: Option<String>,
     /// 1-based.
     pub page: u64,
     pub page_size: u64,
 }
+
+pub const PROJECT_KEYS: [(&str, Col); 5] = [
+    ("name", Col::Text("p.name")),
+    ("public", Col::Flag("p.public")),
+    ("owner_id", Col::Int("p.owner_id")),
+    ("creation_time", Col::Time("p.created_at")),
+    ("update_time", Col::Time("p.updated_at")),
+];
+pub const PROJECT_SORT: [(&str, &str); 3] =
+    [("name", "p.name"), ("creation_time", "p.created_at"), ("update_time", "p.updated_at")];
 
 /// SQL condition (on alias `p`) selecting the projects a caller may see: all for a system
 /// admin; public ones plus, for a user, those they are a member of and, for a robot, those its
@@ -93,42 +109,48 @@ const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.owner_id, u.username AS own
      p.created_at, p.updated_at, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id) AS repo_count \
      FROM projects p JOIN users u ON u.id = p.owner_id";
 
-/// Projects the caller may see (`visible_filter`), one page and the total count.
+/// Projects the caller may see (`visible_filter`), one page and the total count. Bad `q` or
+/// `sort` keys are a 400.
 pub async fn list_visible(
     db: &Db,
     viewer: Option<&Principal>,
     q: &ListQuery,
-) -> Result<(Vec<Project>, i64), sqlx::Error> {
+) -> Result<(Vec<Project>, i64), ApiError> {
     let (visible, viewer_bind) = visible_filter(viewer, 1);
-    let mut filter = format!(" WHERE {visible}");
-    let mut binds: Vec<String> = Vec::new();
-    let offset_n = usize::from(viewer_bind.is_some());
+    let mut sql = Sql::starting_at(1 + usize::from(viewer_bind.is_some()));
     if let Some(public) = q.public {
-        filter.push_str(if public { " AND p.public = 1" } else { " AND p.public = 0" });
+        sql.push_raw(if public { "p.public = 1" } else { "p.public = 0" });
     }
     if let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) {
-        binds.push(format!("%{}%", escape_like(&name.to_lowercase())));
-        filter.push_str(&format!(" AND lower(p.name) LIKE ${} ESCAPE '\\'", binds.len() + offset_n));
+        sql.push(
+            "lower(p.name) LIKE ? ESCAPE '\\'",
+            Bind::S(format!("%{}%", escape_like(&name.to_lowercase()))),
+        );
     }
+    query::to_sql(&q.q, &PROJECT_KEYS, &[], &mut sql)?;
+    let order = query::order_by(q.sort.as_deref(), &PROJECT_SORT, "p.name", "p.id")?;
+    let filter = format!(" WHERE {visible}{}", sql.and());
+    let mut binds: Vec<Bind> = viewer_bind.map(Bind::I).into_iter().collect();
+    binds.extend(sql.binds.iter().cloned());
     let count_sql = format!("SELECT COUNT(*) FROM projects p{filter}");
     let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    if let Some(v) = viewer_bind {
-        count = count.bind(v);
-    }
     for b in &binds {
-        count = count.bind(b);
+        count = match b {
+            Bind::I(i) => count.bind(*i),
+            Bind::S(s) => count.bind(s.as_str()),
+        };
     }
     let total = count.fetch_one(&db.pool).await?;
 
     let page_size = q.page_size.clamp(1, 100);
     let offset = (q.page.max(1) - 1).saturating_mul(page_size);
-    let sql = format!("{PROJECT_SELECT}{filter} ORDER BY p.name LIMIT {page_size} OFFSET {offset}");
-    let mut query = sqlx::query(&sql);
-    if let Some(v) = viewer_bind {
-        query = query.bind(v);
-    }
+    let list_sql = format!("{PROJECT_SELECT}{filter}{order} LIMIT {page_size} OFFSET {offset}");
+    let mut query = sqlx::query(&list_sql);
     for b in &binds {
-        query = query.bind(b);
+        query = match b {
+            Bind::I(i) => query.bind(*i),
+            Bind::S(s) => query.bind(s.as_str()),
+        };
     }
     let rows = query.fetch_all(&db.pool).await?;
     let projects = rows.iter().map(project_from_row).collect::<Result<Vec<_>, _>>()?;

@@ -313,6 +313,21 @@ both_dbs!(projects_and_members, |app| {
         StatusCode::CREATED
     );
 
+    // q and sort on the project list.
+    let listed = |q: &'static str| {
+        let app = &app;
+        async move { app.get_with(&format!("/api/v2.0/projects?{q}"), &[("authorization", &admin())]).await }
+    };
+    assert_eq!(names(listed("q=public%3Dtrue").await), ["library"]);
+    assert_eq!(names(listed("q=name%3D~p").await), ["p2"]);
+    assert_eq!(names(listed("sort=-name").await), ["p2", "library"]);
+    assert_eq!(names(listed("q=name%3D%7Bp2%20library%7D&sort=-creation_time").await), ["p2", "library"]);
+    for bad in ["q=color%3Dred", "sort=size", "q=public%3Dmaybe"] {
+        let r = listed(bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+
     // What happened is in the log: project, member and configuration changes.
     for (q, n) in [
         ("operation=create,resource_type=project,username=padmin", 1),

@@ -105,8 +105,13 @@ async fn role_of(state: &AppState, caller: &Caller, p: &Project) -> Result<Optio
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
+    /// Part of the name (case-insensitive).
     pub name: Option<String>,
     pub public: Option<bool>,
+    /// `name`, `public`, `owner_id`, `creation_time`, `update_time`.
+    pub q: Option<String>,
+    /// `name`, `creation_time`, `update_time` (`-` for descending).
+    pub sort: Option<String>,
     // Not `#[serde(flatten)]`: flattening makes serde_urlencoded fail on numbers.
     pub page: Option<u64>,
     pub page_size: Option<u64>,
@@ -121,7 +126,14 @@ pub async fn list(
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (page, page_size) = Pagination { page: params.page, page_size: params.page_size }.resolve()?;
-    let q = ListQuery { name: params.name, public: params.public, page, page_size };
+    let q = ListQuery {
+        name: params.name,
+        public: params.public,
+        q: crate::api::query::Query::parse(params.q.as_deref().unwrap_or(""))?,
+        sort: params.sort,
+        page,
+        page_size,
+    };
     let (items, total) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
     let headers = pagination_headers(&uri, page, page_size, total);
     let mut out = Vec::with_capacity(items.len());

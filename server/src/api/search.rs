@@ -48,7 +48,7 @@ pub async fn search(
     if term.is_empty() {
         return Err(ApiError::BadRequest("q must not be empty".into()));
     }
-    let q = ListQuery { name: Some(term.to_string()), public: None, page: 1, page_size: 50 };
+    let q = ListQuery { name: Some(term.to_string()), page: 1, page_size: 50, ..Default::default() };
     let (found, _) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
     let project = found.iter().map(|p| project_model(p, None)).collect();
     let (visible, bind) = projects::visible_filter(caller.principal.as_ref(), 2);
