@@ -107,9 +107,8 @@ impl PortalBackend for Backend {
         let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
         let q = ListQuery { name: Some(name), page, page_size, ..Default::default() };
         let who = crate::rbac::Principal::User(user);
-        let (items, total) = projects::list_visible(&self.state.db, Some(&who), &q)
-            .await
-            .map_err(|e| portal_error(e.into()))?;
+        let (items, total) =
+            projects::list_visible(&self.state.db, Some(&who), &q).await.map_err(|e| portal_error(e))?;
         Ok(ProjectPage {
             items: items
                 .into_iter()
