@@ -108,7 +108,7 @@ impl PortalBackend for Backend {
         let q = ListQuery { name: Some(name), page, page_size, ..Default::default() };
         let who = crate::rbac::Principal::User(user);
         let (items, total) =
-            projects::list_visible(&self.state.db, Some(&who), &q).await.map_err(|e| portal_error(e))?;
+            projects::list_visible(&self.state.db, Some(&who), &q).await.map_err(portal_error)?;
         Ok(ProjectPage {
             items: items
                 .into_iter()
