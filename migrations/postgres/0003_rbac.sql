@@ -62,10 +62,10 @@ CREATE TABLE audit_log (
     project_id     BIGINT,
     detail         TEXT    NOT NULL DEFAULT ''
 );
-CREATE INDEX audit_log_time ON audit_log (op_time);
-CREATE INDEX audit_log_project ON audit_log (project_id, op_time);
-CREATE INDEX audit_log_username ON audit_log (username, op_time);
-CREATE INDEX audit_log_operation ON audit_log (operation, op_time);
+CREATE INDEX audit_log_time ON audit_log (op_time, id);
+CREATE INDEX audit_log_project ON audit_log (project_id, op_time, id);
+CREATE INDEX audit_log_username ON audit_log (username, op_time, id);
+CREATE INDEX audit_log_operation ON audit_log (operation, op_time, id);
 
 -- Settings an admin changes at run time (GET/PUT /api/v2.0/configurations); absent keys take
 -- their defaults from the code.

@@ -201,8 +201,8 @@ pub async fn put_manifest(
             // this repository already lists is listed under the index.
             sqlx::query(
                 "UPDATE artifacts SET visible = 0 WHERE id = $1 AND (subject IS NOT NULL OR EXISTS ( \
-                 SELECT 1 FROM artifact_children c JOIN artifacts p ON p.id = c.parent_id \
-                 WHERE p.repository_id = $2 AND c.child_digest = $3))",
+                 SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
+                 WHERE c.child_digest = $3 AND p.id = c.parent_id AND p.repository_id = $2))",
             )
             .bind(id)
             .bind(repo_id)
@@ -369,8 +369,8 @@ pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<(), sqlx::Erro
         for child in children {
             sqlx::query(
                 "UPDATE artifacts SET visible = 1 WHERE repository_id = $1 AND digest = $2 AND subject IS NULL \
-                 AND NOT EXISTS (SELECT 1 FROM artifact_children c JOIN artifacts p ON p.id = c.parent_id \
-                 WHERE p.repository_id = $1 AND c.child_digest = $2)",
+                 AND NOT EXISTS (SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
+                 WHERE c.child_digest = $2 AND p.id = c.parent_id AND p.repository_id = $1)",
             )
             .bind(repo_id)
             .bind(&child)
