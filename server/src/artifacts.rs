@@ -43,32 +43,6 @@ fn repo_from_row(r: &AnyRow) -> Result<RepoRow, sqlx::Error> {
     })
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    binds: &'q [Bind],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for b in binds {
-        q = match b {
-            Bind::I(i) => q.bind(*i),
-            Bind::S(s) => q.bind(s.as_str()),
-        };
-    }
-    q
-}
-
-fn bind_all_scalar<'q>(
-    mut q: sqlx::query::QueryScalar<'q, sqlx::Any, i64, sqlx::any::AnyArguments<'q>>,
-    binds: &'q [Bind],
-) -> sqlx::query::QueryScalar<'q, sqlx::Any, i64, sqlx::any::AnyArguments<'q>> {
-    for b in binds {
-        q = match b {
-            Bind::I(i) => q.bind(*i),
-            Bind::S(s) => q.bind(s.as_str()),
-        };
-    }
-    q
-}
-
 pub const REPO_KEYS: [(&str, Col); 4] = [
     ("name", Col::Text("r.name")),
     ("project_id", Col::Int("r.project_id")),
@@ -93,10 +67,10 @@ pub async fn list_repositories(
     let filter = format!(" WHERE 1 = 1{}", sql.and());
     let count_sql =
         format!("SELECT COUNT(*) FROM repositories r JOIN projects p ON p.id = r.project_id{filter}");
-    let total = bind_all_scalar(sqlx::query_scalar(&count_sql), &sql.binds).fetch_one(&db.pool).await?;
+    let total = query::bind_scalar(sqlx::query_scalar(&count_sql), &sql.binds).fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
     let list_sql = format!("{REPO_SELECT}{filter}{order} LIMIT {page_size} OFFSET {offset}");
-    let rows = bind_all(sqlx::query(&list_sql), &sql.binds).fetch_all(&db.pool).await?;
+    let rows = query::bind_query(sqlx::query(&list_sql), &sql.binds).fetch_all(&db.pool).await?;
     Ok((rows.iter().map(repo_from_row).collect::<Result<_, _>>()?, total))
 }
 
@@ -213,7 +187,7 @@ pub async fn list_artifacts(
     };
     let filter = format!(" WHERE a.repository_id = $1 AND a.visible = 1{}", sql.and());
     let count_sql = format!("SELECT COUNT(*) FROM artifacts a{filter}");
-    let total = bind_all_scalar(sqlx::query_scalar(&count_sql).bind(repository_id), &sql.binds)
+    let total = query::bind_scalar(sqlx::query_scalar(&count_sql).bind(repository_id), &sql.binds)
         .fetch_one(&db.pool)
         .await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
@@ -224,7 +198,8 @@ pub async fn list_artifacts(
         "{ARTIFACT_SELECT} JOIN (SELECT a.id FROM artifacts a{filter}{order} LIMIT {page_size} OFFSET {offset}) page \
          ON page.id = a.id{order}"
     );
-    let rows = bind_all(sqlx::query(&list_sql).bind(repository_id), &sql.binds).fetch_all(&db.pool).await?;
+    let rows =
+        query::bind_query(sqlx::query(&list_sql).bind(repository_id), &sql.binds).fetch_all(&db.pool).await?;
     Ok(Ok((rows.iter().map(artifact_from_row).collect::<Result<_, _>>()?, total)))
 }
 

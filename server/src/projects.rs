@@ -133,26 +133,12 @@ pub async fn list_visible(
     let mut binds: Vec<Bind> = viewer_bind.map(Bind::I).into_iter().collect();
     binds.extend(sql.binds.iter().cloned());
     let count_sql = format!("SELECT COUNT(*) FROM projects p{filter}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    for b in &binds {
-        count = match b {
-            Bind::I(i) => count.bind(*i),
-            Bind::S(s) => count.bind(s.as_str()),
-        };
-    }
-    let total = count.fetch_one(&db.pool).await?;
+    let total = query::bind_scalar(sqlx::query_scalar(&count_sql), &binds).fetch_one(&db.pool).await?;
 
     let page_size = q.page_size.clamp(1, 100);
     let offset = (q.page.max(1) - 1).saturating_mul(page_size);
     let list_sql = format!("{PROJECT_SELECT}{filter}{order} LIMIT {page_size} OFFSET {offset}");
-    let mut query = sqlx::query(&list_sql);
-    for b in &binds {
-        query = match b {
-            Bind::I(i) => query.bind(*i),
-            Bind::S(s) => query.bind(s.as_str()),
-        };
-    }
-    let rows = query.fetch_all(&db.pool).await?;
+    let rows = query::bind_query(sqlx::query(&list_sql), &binds).fetch_all(&db.pool).await?;
     let projects = rows.iter().map(project_from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((projects, total))
 }
