@@ -158,11 +158,9 @@ pub async fn list_artifacts(
     sort: Option<&str>,
     page: u64,
     page_size: u64,
-) -> Result<Result<(Vec<ArtifactRow>, i64), ApiError>, sqlx::Error> {
+) -> Result<(Vec<ArtifactRow>, i64), ApiError> {
     let mut sql = Sql::starting_at(2);
-    if let Err(e) = query::to_sql(q, &ARTIFACT_KEYS, &["tags"], &mut sql) {
-        return Ok(Err(e));
-    }
+    query::to_sql(q, &ARTIFACT_KEYS, &["tags"], &mut sql)?;
     match q.get("tags") {
         None => {}
         Some(query::Cond::Exact(t)) if t == "*" => {
@@ -179,12 +177,9 @@ pub async fn list_artifacts(
             "EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id AND lower(t.name) LIKE ? ESCAPE '\\')",
             Bind::S(format!("%{}%", crate::projects::escape_like(&t.to_lowercase()))),
         ),
-        Some(_) => return Ok(Err(ApiError::BadRequest("tags takes an exact or fuzzy value".into()))),
+        Some(_) => return Err(ApiError::BadRequest("tags takes an exact or fuzzy value".into())),
     }
-    let order = match query::order_by(sort, &ARTIFACT_SORT, "a.pushed_at DESC", "a.id DESC") {
-        Ok(o) => o,
-        Err(e) => return Ok(Err(e)),
-    };
+    let order = query::order_by(sort, &ARTIFACT_SORT, "a.pushed_at DESC", "a.id DESC")?;
     let filter = format!(" WHERE a.repository_id = $1 AND a.visible = 1{}", sql.and());
     let count_sql = format!("SELECT COUNT(*) FROM artifacts a{filter}");
     let total = query::bind_scalar(sqlx::query_scalar(&count_sql).bind(repository_id), &sql.binds)
@@ -200,7 +195,7 @@ pub async fn list_artifacts(
     );
     let rows =
         query::bind_query(sqlx::query(&list_sql).bind(repository_id), &sql.binds).fetch_all(&db.pool).await?;
-    Ok(Ok((rows.iter().map(artifact_from_row).collect::<Result<_, _>>()?, total)))
+    Ok((rows.iter().map(artifact_from_row).collect::<Result<_, sqlx::Error>>()?, total))
 }
 
 /// An artifact of a repository by digest or tag.

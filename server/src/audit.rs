@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::api::query::{self, Sql};
 use crate::db::{now_ms, Db};
 
 const MAX_PENDING: usize = 100_000;
@@ -54,6 +55,12 @@ impl Event {
 
     pub fn project(mut self, id: i64) -> Event {
         self.project_id = Some(id);
+        self
+    }
+
+    /// `project` when there is one (project robots; system robots have none).
+    pub fn in_project(mut self, id: Option<i64>) -> Event {
+        self.project_id = id;
         self
     }
 
@@ -194,20 +201,6 @@ pub struct Record {
     pub event: Event,
 }
 
-/// Filters of a listing: exact match on each given field, a time range (inclusive, Unix ms)
-/// and fuzzy (substring) match on `resource`.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub project_id: Option<i64>,
-    pub username: Option<String>,
-    pub operation: Option<String>,
-    pub resource_type: Option<String>,
-    pub resource: Option<String>,
-    pub resource_like: Option<String>,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-}
-
 /// Counting stops here: an exact count of a million rows costs more than the page itself (≈70 ms
 /// on PostgreSQL), and nobody pages through the whole log by number.
 pub const COUNT_CAP: i64 = 10_000;
@@ -225,66 +218,25 @@ pub struct Listing {
 }
 
 /// Newest first, one page.
-pub async fn list(db: &Db, f: &Filter, page: u64, page_size: u64) -> Result<Listing, sqlx::Error> {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind> = Vec::new();
-    enum Bind {
-        I(i64),
-        S(String),
-    }
-    let mut push = |clause: &str, b: Bind, binds: &mut Vec<Bind>| {
-        binds.push(b);
-        clauses.push(clause.replace('?', &format!("${}", binds.len())));
+/// Newest first, one page. `conds` are SQL conditions on `audit_log` with their bind values
+/// (see `api::audit::AUDIT_KEYS`).
+pub async fn list(db: &Db, conds: &Sql, page: u64, page_size: u64) -> Result<Listing, sqlx::Error> {
+    let filter = if conds.clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.clauses.join(" AND "))
     };
-    if let Some(p) = f.project_id {
-        push("project_id = ?", Bind::I(p), &mut binds);
-    }
-    if let Some(u) = &f.username {
-        push("username = ?", Bind::S(u.clone()), &mut binds);
-    }
-    if let Some(o) = &f.operation {
-        push("operation = ?", Bind::S(o.clone()), &mut binds);
-    }
-    if let Some(t) = &f.resource_type {
-        push("resource_type = ?", Bind::S(t.clone()), &mut binds);
-    }
-    if let Some(r) = &f.resource {
-        push("resource = ?", Bind::S(r.clone()), &mut binds);
-    }
-    if let Some(r) = &f.resource_like {
-        let pat = format!("%{}%", crate::projects::escape_like(r));
-        push("resource LIKE ? ESCAPE '\\'", Bind::S(pat), &mut binds);
-    }
-    if let Some(t) = f.from {
-        push("op_time >= ?", Bind::I(t), &mut binds);
-    }
-    if let Some(t) = f.to {
-        push("op_time <= ?", Bind::I(t), &mut binds);
-    }
-    let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
     let count_sql =
         format!("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log{filter} LIMIT {}) t", COUNT_CAP + 1);
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    for b in &binds {
-        count = match b {
-            Bind::I(i) => count.bind(*i),
-            Bind::S(s) => count.bind(s.as_str()),
-        };
-    }
-    let counted = count.fetch_one(&db.pool).await?;
+    let counted =
+        query::bind_scalar(sqlx::query_scalar(&count_sql), &conds.binds).fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
     let sql = format!(
         "SELECT id, op_time, username, resource_type, resource, operation, success, client_ip, project_id, \
          detail FROM audit_log{filter} ORDER BY op_time DESC, id DESC LIMIT {} OFFSET {offset}",
         page_size + 1
     );
-    let mut q = sqlx::query(&sql);
-    for b in &binds {
-        q = match b {
-            Bind::I(i) => q.bind(*i),
-            Bind::S(s) => q.bind(s.as_str()),
-        };
-    }
+    let q = query::bind_query(sqlx::query(&sql), &conds.binds);
     let mut rows = q.fetch_all(&db.pool).await?;
     let more = rows.len() as u64 > page_size;
     rows.truncate(page_size as usize);

@@ -105,6 +105,9 @@ impl PortalBackend for Backend {
         page_size: u64,
     ) -> Result<ProjectPage, PortalError> {
         let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
+        let (page, page_size) = crate::api::Pagination { page: Some(page), page_size: Some(page_size) }
+            .resolve()
+            .map_err(portal_error)?;
         let q = ListQuery { name: Some(name), page, page_size, ..Default::default() };
         let who = crate::rbac::Principal::User(user);
         let (items, total) =

@@ -318,6 +318,32 @@ pub async fn members(
     Ok((rows.iter().map(member_from_row).collect::<Result<_, _>>()?, total))
 }
 
+/// The user's roles in the given projects, in one query (for lists).
+pub async fn roles_of(
+    db: &Db,
+    user_id: i64,
+    project_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Role>, sqlx::Error> {
+    if project_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<String> = project_ids.iter().map(i64::to_string).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT project_id, role FROM project_members WHERE user_id = $1 AND project_id IN ({})",
+        ids.join(",")
+    ))
+    .bind(user_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = std::collections::HashMap::new();
+    for r in &rows {
+        if let Some(role) = Role::from_id(r.try_get("role")?) {
+            out.insert(r.try_get::<i64, _>("project_id")?, role);
+        }
+    }
+    Ok(out)
+}
+
 /// How many members hold each role.
 pub async fn role_counts(db: &Db, project_id: i64) -> Result<Vec<(Role, i64)>, sqlx::Error> {
     let rows =

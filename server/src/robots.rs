@@ -142,27 +142,30 @@ fn from_row(r: &AnyRow) -> Result<Robot, sqlx::Error> {
     })
 }
 
+/// Fills in the permissions of the given robots, in one query.
 async fn load_permissions(db: &Db, robots: &mut [Robot]) -> Result<(), sqlx::Error> {
-    for robot in robots.iter_mut() {
-        let rows = sqlx::query(
-            "SELECT rp.project_id, COALESCE(p.name, '*') AS namespace, rp.resource, rp.action \
-             FROM robot_permissions rp LEFT JOIN projects p ON p.id = rp.project_id \
-             WHERE rp.robot_id = $1 ORDER BY namespace, rp.resource, rp.action",
-        )
-        .bind(robot.id)
-        .fetch_all(&db.pool)
-        .await?;
-        robot.permissions = rows
-            .iter()
-            .map(|r| {
-                Ok(Permission {
-                    project_id: r.try_get("project_id")?,
-                    namespace: r.try_get("namespace")?,
-                    resource: r.try_get("resource")?,
-                    action: r.try_get("action")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
+    if robots.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = robots.iter().map(|r| r.id.to_string()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT rp.robot_id, rp.project_id, COALESCE(p.name, '*') AS namespace, rp.resource, rp.action \
+         FROM robot_permissions rp LEFT JOIN projects p ON p.id = rp.project_id \
+         WHERE rp.robot_id IN ({}) ORDER BY namespace, rp.resource, rp.action",
+        ids.join(",")
+    ))
+    .fetch_all(&db.pool)
+    .await?;
+    for r in &rows {
+        let robot_id: i64 = r.try_get("robot_id")?;
+        if let Some(robot) = robots.iter_mut().find(|x| x.id == robot_id) {
+            robot.permissions.push(Permission {
+                project_id: r.try_get("project_id")?,
+                namespace: r.try_get("namespace")?,
+                resource: r.try_get("resource")?,
+                action: r.try_get("action")?,
+            });
+        }
     }
     Ok(())
 }

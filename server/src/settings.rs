@@ -22,10 +22,6 @@ pub struct Settings {
     pub robot_token_duration: i64,
 }
 
-/// Keys an admin may set, in Harbor's names.
-pub const KEYS: [&str; 4] =
-    ["project_creation_restriction", "self_registration", "token_expiration", "robot_token_duration"];
-
 impl Settings {
     pub fn defaults(cfg: &Config) -> Settings {
         Settings {

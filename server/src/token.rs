@@ -56,8 +56,14 @@ pub struct Access {
 /// A resource class (`repository(plugin)`) is dropped.
 pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Access>, String> {
     let mut out: Vec<Access> = Vec::new();
+    let mut n = 0;
     for value in values {
         for s in value.split(' ').filter(|s| !s.is_empty()) {
+            // Each scope costs database lookups; clients ask for one to three.
+            n += 1;
+            if n > MAX_SCOPES {
+                return Err(format!("at most {MAX_SCOPES} scopes per token request"));
+            }
             let (typ, rest) = s.split_once(':').ok_or_else(|| format!("invalid scope {s:?}"))?;
             let (name, actions) = rest.rsplit_once(':').ok_or_else(|| format!("invalid scope {s:?}"))?;
             let typ = typ.split_once('(').map(|(t, _)| t).unwrap_or(typ);
@@ -86,6 +92,9 @@ pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec
     }
     Ok(out)
 }
+
+/// Scopes one token request may name.
+pub const MAX_SCOPES: usize = 100;
 
 /// Claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -507,10 +516,7 @@ pub async fn get_token(
 #[derive(Debug, Deserialize)]
 pub struct TokenForm {
     pub grant_type: String,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
+    // `service` and `client_id` are accepted and not needed: the audience is ours.
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
@@ -555,7 +561,6 @@ pub async fn post_token(
         // OAuth2 clients (docker) keep using the refresh token they have.
         resp.refresh_token = form.refresh_token;
     }
-    let _ = (&form.service, &form.client_id);
     Ok(ok(resp))
 }
 
@@ -602,6 +607,9 @@ mod tests {
         assert!(parse_scopes(["repository:pull"]).is_err());
         assert!(parse_scopes(["repository::pull"]).is_err());
         assert!(parse_scopes([""]).unwrap().is_empty());
+        let many: Vec<String> = (0..=MAX_SCOPES).map(|i| format!("repository:p/r{i}:pull")).collect();
+        assert!(parse_scopes(many.iter().map(String::as_str)).is_err());
+        assert_eq!(parse_scopes(many[..MAX_SCOPES].iter().map(String::as_str)).unwrap().len(), MAX_SCOPES);
     }
 
     #[test]

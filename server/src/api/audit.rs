@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppQuery};
+use crate::api::query::{self, Bind, Col, Query, Sql};
 use crate::api::{pagination_headers_with, Pagination};
-use crate::audit::{self, Filter, Record};
+use crate::audit::{self, Record};
 use crate::auth::Caller;
 use crate::db::rfc3339;
 use crate::state::AppState;
@@ -58,59 +59,24 @@ fn record_json(r: &Record) -> AuditLogResp {
     }
 }
 
-fn parse_time(s: &str) -> Result<Option<i64>, ApiError> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let rfc = time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(s, &rfc) {
-        return Ok(Some((t.unix_timestamp_nanos() / 1_000_000) as i64));
-    }
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::PrimitiveDateTime::parse(s, &fmt)
-        .map(|t| Some((t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64))
-        .map_err(|_| ApiError::BadRequest(format!("invalid time {s:?}: use RFC 3339 or YYYY-MM-DD HH:MM:SS")))
-}
+/// What `q` may filter on. Names are matched exactly; `resource` also by `~substring`;
+/// `op_time` takes a range (`[from~to]`, RFC 3339 or `YYYY-MM-DD HH:MM:SS`, either end empty).
+pub const AUDIT_KEYS: [(&str, Col); 5] = [
+    ("username", Col::Keyword("username")),
+    ("operation", Col::Keyword("operation")),
+    ("resource_type", Col::Keyword("resource_type")),
+    ("resource", Col::Text("resource")),
+    ("op_time", Col::Time("op_time")),
+];
 
-/// Parses `q` into a filter.
-pub fn parse_q(q: &str) -> Result<Filter, ApiError> {
-    let mut f = Filter::default();
-    for part in q.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid query {part:?}: expected key=value")))?;
-        let (k, v) = (k.trim(), v.trim());
-        if k == "op_time" {
-            let inner = v
-                .strip_prefix('[')
-                .and_then(|v| v.strip_suffix(']'))
-                .ok_or_else(|| ApiError::BadRequest("op_time takes a range: op_time=[from~to]".into()))?;
-            let (from, to) = inner
-                .split_once('~')
-                .ok_or_else(|| ApiError::BadRequest("op_time range needs '~'".into()))?;
-            f.from = parse_time(from)?;
-            f.to = parse_time(to)?;
-            continue;
-        }
-        if v.starts_with('{') || v.starts_with('[') {
-            return Err(ApiError::BadRequest(format!("{k} does not take a set or range")));
-        }
-        let (fuzzy, v) = match v.strip_prefix('~') {
-            Some(rest) => (true, rest.to_string()),
-            None => (false, v.to_string()),
-        };
-        match (k, fuzzy) {
-            ("resource", true) => f.resource_like = Some(v),
-            ("resource", false) => f.resource = Some(v),
-            ("username", false) => f.username = Some(v),
-            ("operation", false) => f.operation = Some(v),
-            ("resource_type", false) => f.resource_type = Some(v),
-            (_, true) => return Err(ApiError::BadRequest(format!("{k} does not support fuzzy matching"))),
-            _ => return Err(ApiError::BadRequest(format!("unknown query key {k:?}"))),
-        }
+/// Conditions for `q` (and the project, for project logs).
+pub fn conditions(q: &str, project_id: Option<i64>) -> Result<Sql, ApiError> {
+    let mut sql = Sql::starting_at(1);
+    if let Some(p) = project_id {
+        sql.push("project_id = ?", Bind::I(p));
     }
-    Ok(f)
+    query::to_sql(&Query::parse(q)?, &AUDIT_KEYS, &[], &mut sql)?;
+    Ok(sql)
 }
 
 /// Lists one page, after writing this replica's queued rows (so callers see their own
@@ -122,12 +88,11 @@ pub async fn respond(
     project_id: Option<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (page, page_size) = Pagination { page: params.page, page_size: params.page_size }.resolve()?;
-    let mut filter = parse_q(params.q.as_deref().unwrap_or(""))?;
-    filter.project_id = project_id;
+    let conds = conditions(params.q.as_deref().unwrap_or(""), project_id)?;
     if let Err(e) = state.audit.flush(&state.db).await {
         tracing::warn!(error = %e, "audit flush before listing failed");
     }
-    let l = audit::list(&state.db, &filter, page, page_size).await?;
+    let l = audit::list(&state.db, &conds, page, page_size).await?;
     let mut headers = pagination_headers_with(uri, page, page_size, l.total, l.more);
     if l.capped {
         headers.insert("x-total-count-capped", axum::http::HeaderValue::from_static("true"));
@@ -153,19 +118,22 @@ mod tests {
 
     #[test]
     fn query_grammar() {
-        let f = parse_q("operation=pull, username=alice,resource=~p1/").unwrap();
-        assert_eq!(f.operation.as_deref(), Some("pull"));
-        assert_eq!(f.username.as_deref(), Some("alice"));
-        assert_eq!(f.resource_like.as_deref(), Some("p1/"));
-        let t = parse_q("op_time=[2026-01-01 00:00:00~2026-01-02T00:00:00Z]").unwrap();
-        assert_eq!(t.from, Some(1_767_225_600_000));
-        assert_eq!(t.to, Some(1_767_312_000_000));
-        let open = parse_q("op_time=[~2026-01-01 00:00:00]").unwrap();
-        assert_eq!(open.from, None);
+        let c = conditions("operation=pull, username=alice,resource=~p1/", Some(7)).unwrap();
+        assert_eq!(
+            c.clauses,
+            ["project_id = $1", "operation = $2", "username = $3", "lower(resource) LIKE $4 ESCAPE '\\'"]
+        );
+        assert_eq!(c.binds[1], Bind::S("pull".into()));
+        assert_eq!(c.binds[2], Bind::S("alice".into()));
+        assert_eq!(c.binds[3], Bind::S("%p1/%".into()));
+        let t = conditions("op_time=[2026-01-01 00:00:00~2026-01-02T00:00:00Z]", None).unwrap();
+        assert_eq!(t.binds, [Bind::I(1_767_225_600_000), Bind::I(1_767_312_000_000)]);
+        let open = conditions("op_time=[~2026-01-01 00:00:00]", None).unwrap();
+        assert_eq!(open.clauses, ["op_time <= $1"]);
         for bad in
             ["nokey", "op_time=yesterday", "color=red", "username=~al", "operation={a b}", "op_time=[x~]"]
         {
-            assert!(parse_q(bad).is_err(), "{bad}");
+            assert!(conditions(bad, None).is_err(), "{bad}");
         }
     }
 }

@@ -119,6 +119,10 @@ impl Pagination {
         if size == 0 || size > 100 {
             return Err(ApiError::BadRequest("page_size must be between 1 and 100".into()));
         }
+        // The offset goes into SQL as a 64-bit signed integer; beyond that the database fails.
+        if (page - 1).checked_mul(size).is_none_or(|o| o > i64::MAX as u64) {
+            return Err(ApiError::BadRequest("page is out of range".into()));
+        }
         Ok((page, size))
     }
 }
@@ -184,5 +188,8 @@ mod tests {
         assert_eq!(Pagination { page: None, page_size: None }.resolve().unwrap(), (1, 10));
         assert!(Pagination { page: Some(0), page_size: None }.resolve().is_err());
         assert!(Pagination { page: None, page_size: Some(101) }.resolve().is_err());
+        assert!(Pagination { page: Some(u64::MAX), page_size: Some(100) }.resolve().is_err());
+        assert!(Pagination { page: Some(i64::MAX as u64 / 10 + 2), page_size: Some(10) }.resolve().is_err());
+        assert!(Pagination { page: Some(i64::MAX as u64 / 10), page_size: Some(10) }.resolve().is_ok());
     }
 }

@@ -136,10 +136,13 @@ pub async fn list(
     };
     let (items, total) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
     let headers = pagination_headers(&uri, page, page_size, total);
-    let mut out = Vec::with_capacity(items.len());
-    for p in &items {
-        out.push(project_model(p, role_of(&state, &caller, p).await?));
-    }
+    let roles = match caller.user() {
+        Some(u) => {
+            projects::roles_of(&state.db, u.id, &items.iter().map(|p| p.id).collect::<Vec<_>>()).await?
+        }
+        None => Default::default(),
+    };
+    let out: Vec<ProjectResp> = items.iter().map(|p| project_model(p, roles.get(&p.id).copied())).collect();
     Ok((headers, Json(out)))
 }
 

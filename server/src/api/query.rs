@@ -99,6 +99,8 @@ fn split_terms(q: &str) -> Vec<&str> {
 pub enum Col {
     /// A text column; fuzzy matching is case-insensitive.
     Text(&'static str),
+    /// A text column matched exactly only (no fuzzy match, range or set).
+    Keyword(&'static str),
     /// An integer column.
     Int(&'static str),
     /// A Unix-milliseconds column; values are RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or ms.
@@ -191,7 +193,7 @@ pub fn parse_time(s: &str) -> Result<i64, ApiError> {
 
 fn typed(col: Col, key: &str, v: &str) -> Result<Bind, ApiError> {
     match col {
-        Col::Text(_) => Ok(Bind::S(v.to_string())),
+        Col::Text(_) | Col::Keyword(_) => Ok(Bind::S(v.to_string())),
         Col::Int(_) => v.parse().map(Bind::I).map_err(|_| bad(format!("{key} must be a number, not {v:?}"))),
         Col::Time(_) => parse_time(v).map(Bind::I),
         Col::Flag(_) => match v {
@@ -204,7 +206,7 @@ fn typed(col: Col, key: &str, v: &str) -> Result<Bind, ApiError> {
 
 fn column(col: Col) -> &'static str {
     match col {
-        Col::Text(c) | Col::Int(c) | Col::Time(c) | Col::Flag(c) => c,
+        Col::Text(c) | Col::Keyword(c) | Col::Int(c) | Col::Time(c) | Col::Flag(c) => c,
     }
 }
 
@@ -220,6 +222,9 @@ pub fn to_sql(q: &Query, keys: &[(&str, Col)], skip: &[&str], sql: &mut Sql) -> 
             bad(format!("unknown query key {k:?}; this list takes {}", known.join(", ")))
         })?;
         let c = column(col);
+        if matches!(col, Col::Keyword(_)) && !matches!(cond, Cond::Exact(_)) {
+            return Err(bad(format!("{k} takes an exact value only")));
+        }
         match cond {
             Cond::Exact(v) => {
                 let b = typed(col, k, v)?;

@@ -378,7 +378,7 @@ pub async fn list_artifacts(
     let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
     let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
     let (rows, total) =
-        artifacts::list_artifacts(&state.db, r.id, &q, p.sort.as_deref(), page, page_size).await??;
+        artifacts::list_artifacts(&state.db, r.id, &q, p.sort.as_deref(), page, page_size).await?;
     let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
     Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
 }

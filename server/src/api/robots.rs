@@ -240,11 +240,9 @@ pub async fn create(
     } else {
         robot
     };
-    let mut ev = caller.event("create", "robot", &robot.name);
-    if let Some(p) = &project {
-        ev = ev.project(p.id);
-    }
-    state.audit.record(ev);
+    state
+        .audit
+        .record(caller.event("create", "robot", &robot.name).in_project(project.as_ref().map(|p| p.id)));
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/robots/{}", robot.id)) {
         h.insert(header::LOCATION, v);
@@ -329,12 +327,10 @@ pub async fn update(
         },
     )
     .await?;
-    let mut ev =
-        caller.event("update", "robot", &updated.name).detail(if updated.disabled { "disabled" } else { "" });
-    if let Some(p) = robot.project_id {
-        ev = ev.project(p);
-    }
-    state.audit.record(ev);
+    let detail = if updated.disabled { "disabled" } else { "" };
+    state
+        .audit
+        .record(caller.event("update", "robot", &updated.name).detail(detail).in_project(robot.project_id));
     Ok(StatusCode::OK)
 }
 
@@ -354,11 +350,9 @@ pub async fn refresh(
     let robot = load(&state, &caller, id, Act::Update).await?;
     let given = req.secret.is_some();
     let secret = robots::refresh_secret(&state.db, id, req.secret).await?;
-    let mut ev = caller.event("update", "robot", &robot.name).detail("secret refreshed");
-    if let Some(p) = robot.project_id {
-        ev = ev.project(p);
-    }
-    state.audit.record(ev);
+    state.audit.record(
+        caller.event("update", "robot", &robot.name).detail("secret refreshed").in_project(robot.project_id),
+    );
     Ok(Json(RobotSec { secret: (!given).then_some(secret) }))
 }
 
@@ -371,11 +365,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let robot = load(&state, &caller, id, Act::Delete).await?;
     robots::delete(&state.db, id).await?;
-    let mut ev = caller.event("delete", "robot", &robot.name);
-    if let Some(p) = robot.project_id {
-        ev = ev.project(p);
-    }
-    state.audit.record(ev);
+    state.audit.record(caller.event("delete", "robot", &robot.name).in_project(robot.project_id));
     Ok(StatusCode::OK)
 }
 
