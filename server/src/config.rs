@@ -38,6 +38,32 @@ pub struct Config {
     pub portal: PortalConfig,
     pub secrets: SecretsConfig,
     pub audit: AuditConfig,
+    pub gc: GcConfig,
+}
+
+/// Garbage collection (`[gc]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Blobs used (uploaded, mounted or referenced by a push) more recently than this are never
+    /// collected: it protects pushes in progress. Must exceed the longest push.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Upload sessions untouched for this long are abandoned; GC removes them and their data.
+    #[serde(with = "humantime_serde")]
+    pub upload_max_age: Duration,
+    /// Concurrent storage deletions during the sweep (S3 benefits from more).
+    pub workers: usize,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(2 * 3600),
+            upload_max_age: Duration::from_secs(24 * 3600),
+            workers: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -251,6 +277,7 @@ impl Default for Config {
             portal: PortalConfig::default(),
             secrets: SecretsConfig::default(),
             audit: AuditConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -463,6 +490,9 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::new("log.level", e.to_string()))?;
+        if !(1..=256).contains(&self.gc.workers) {
+            return Err(ConfigError::new("gc.workers", "must be between 1 and 256"));
+        }
         crate::secrets::validate_config(&self.secrets)?;
         Ok(())
     }

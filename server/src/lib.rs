@@ -9,6 +9,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod gc;
+pub mod jobs;
 pub mod portal;
 pub mod projects;
 pub mod rbac;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub pulls: Arc<crate::registry::meta::PullRecorder>,
     pub audit: Arc<crate::audit::AuditLog>,
     pub tokens: Arc<crate::token::VerifiedTokens>,
+    /// Wakes this replica's job runner when it queued a job.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
     pub leptos: LeptosOptions,
 }
 
@@ -83,6 +85,7 @@ impl AppState {
             pulls: Arc::default(),
             audit: Arc::default(),
             tokens: Arc::default(),
+            jobs_wake: Arc::default(),
             leptos,
         })
     }

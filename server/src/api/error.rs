@@ -129,6 +129,17 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::registry::meta::MetaError> for ApiError {
+    fn from(e: crate::registry::meta::MetaError) -> Self {
+        use crate::registry::meta::MetaError;
+        match e {
+            MetaError::Db(e) => e.into(),
+            MetaError::Collecting(_) => ApiError::Unavailable(e.to_string()),
+            MetaError::Missing(what) => ApiError::NotFound(format!("{what} of the source is missing")),
+        }
+    }
+}
+
 impl From<tower_sessions::session::Error> for ApiError {
     fn from(e: tower_sessions::session::Error) -> Self {
         tracing::warn!(error = %e, "session store unavailable");

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod configurations;
 pub mod error;
+pub mod gc;
 pub mod openapi;
 pub mod projects;
 pub mod query;
@@ -89,6 +90,13 @@ pub fn v2_routes() -> Router<AppState> {
         )
         .route("/audit-logs", get(audit::list))
         .route("/configurations", get(configurations::get).put(configurations::put))
+        .route("/system/gc", get(gc::list))
+        .route(
+            "/system/gc/schedule",
+            get(gc::get_schedule).post(gc::create_schedule).put(gc::update_schedule),
+        )
+        .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
+        .route("/system/gc/{gc_id}/log", get(gc::log))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{audit, configurations, projects, repositories, robots, search, system, users};
+use crate::api::{audit, configurations, gc, projects, repositories, robots, search, system, users};
 
 struct Security;
 
@@ -49,6 +49,7 @@ impl Modify for Security {
         repositories::delete_tag, repositories::accessories,
         robots::list, robots::create, robots::get, robots::update, robots::refresh, robots::delete,
         audit::list, configurations::get, configurations::put, search::search, search::statistics,
+        gc::list, gc::get, gc::stop, gc::log, gc::get_schedule, gc::create_schedule, gc::update_schedule,
     ),
     components(schemas(crate::api::error::ErrorsBody)),
 )]

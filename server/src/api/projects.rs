@@ -472,9 +472,12 @@ pub async fn logs(
 
 // ---------------------------------------------------------------- summary, metadata
 
-/// Harbor's `ProjectSummary` (without quota, which this release does not enforce).
+/// Harbor's `ProjectSummary`. `quota.used.storage` is the bytes the project's artifacts use
+/// (each blob once per project); `quota.hard.storage` is -1 (no quota is enforced).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectSummary {
+    #[schema(value_type = Object)]
+    pub quota: serde_json::Value,
     pub repo_count: i64,
     pub project_admin_count: i64,
     pub maintainer_count: i64,
@@ -506,7 +509,9 @@ pub async fn summary(
     )
     .await?;
     let m = |r: Role| if show { n(r) } else { 0 };
+    let used = crate::gc::project_usage(&state.db, Some(p.id)).await?.get(&p.id).copied().unwrap_or(0);
     Ok(Json(ProjectSummary {
+        quota: serde_json::json!({ "hard": { "storage": -1 }, "used": { "storage": used } }),
         repo_count: p.repo_count,
         project_admin_count: m(Role::ProjectAdmin),
         maintainer_count: m(Role::Maintainer),

@@ -454,15 +454,9 @@ pub async fn delete_artifact(
         (Resource::Artifact, Act::Delete),
     )
     .await?;
-    // Accessories go with their subject (depth-first: an SBOM's signature goes too).
-    let mut stack = vec![a.clone()];
-    let mut order = vec![];
-    while let Some(x) = stack.pop() {
-        stack.extend(artifacts::accessories(&state.db, &x).await?);
-        order.push(x);
-    }
-    for x in order.iter().rev() {
-        meta::delete_artifact(&state.db, x.id).await?;
+    // Accessories (an SBOM's signature too) and the index children it frees go with it, in
+    // one transaction.
+    for x in meta::delete_artifact(&state.db, a.id).await? {
         state
             .audit
             .record(caller.event("delete", "artifact", format!("{}@{}", r.name, x.digest)).project(p.id));

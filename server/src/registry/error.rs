@@ -133,6 +133,21 @@ impl IntoResponse for OciError {
     }
 }
 
+impl From<super::meta::MetaError> for OciError {
+    fn from(e: super::meta::MetaError) -> Self {
+        use super::meta::MetaError;
+        match e {
+            MetaError::Db(e) => e.into(),
+            MetaError::Collecting(d) => OciError::new(
+                Code::Unavailable,
+                format!("blob {d} is being removed by garbage collection; retry shortly"),
+            )
+            .header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5")),
+            MetaError::Missing(what) => OciError::new(Code::ManifestBlobUnknown, format!("{what} unknown")),
+        }
+    }
+}
+
 impl From<sqlx::Error> for OciError {
     fn from(e: sqlx::Error) -> Self {
         match e {

@@ -37,7 +37,7 @@ pub async fn project_of(db: &Db, repo: &str) -> Result<Option<ProjectRef>, sqlx:
 pub async fn blob_in_repo(db: &Db, repo: &str, digest: &Digest) -> Result<Option<u64>, sqlx::Error> {
     let size: Option<i64> = sqlx::query_scalar(
         "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
-         WHERE rb.repository = $1 AND rb.digest = $2",
+         WHERE rb.repository = $1 AND rb.digest = $2 AND b.status = 'none'",
     )
     .bind(repo)
     .bind(digest.to_string())
@@ -46,22 +46,82 @@ pub async fn blob_in_repo(db: &Db, repo: &str, digest: &Digest) -> Result<Option
     Ok(size.map(|s| s as u64))
 }
 
+/// Why a metadata write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The blob is being deleted by garbage collection: retry once it is gone.
+    #[error("blob {0} is being garbage collected; retry")]
+    Collecting(String),
+    /// A referenced blob or manifest is not (or no longer) there.
+    #[error("{0} unknown")]
+    Missing(String),
+}
+
+/// Creates the blob row or marks it used now — only while GC is not deleting it. This is the
+/// synchronisation point with GC (see migrations/*/0005_gc.sql): GC marks a row only when
+/// `last_used` is older than its window, in one statement that re-checks it.
+async fn reserve_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    digest: &str,
+    size: u64,
+    kind: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at, last_used, kind, status) VALUES ($1, $2, $3, $3, $4, 'none') \
+         ON CONFLICT (digest) DO UPDATE SET last_used = excluded.last_used, \
+         kind = CASE WHEN excluded.kind = 'manifest' THEN 'manifest' ELSE blobs.kind END \
+         WHERE blobs.status = 'none'",
+    )
+    .bind(digest)
+    .bind(size as i64)
+    .bind(now)
+    .bind(kind)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Reserves a blob row before its content is written to storage (upload completion, manifest
+/// push): from here GC leaves it alone for at least its window. `Collecting` when GC is
+/// deleting that content right now.
+pub async fn reserve_blob(db: &Db, digest: &Digest, size: u64, kind: &str) -> Result<(), MetaError> {
+    let d = digest.to_string();
+    if reserve_in(&db.pool, &d, size, kind, now_ms()).await? {
+        Ok(())
+    } else {
+        Err(MetaError::Collecting(d))
+    }
+}
+
+/// Marks a blob used now, inside `tx`; false when it is unknown or being collected.
+async fn touch_blob(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    digest: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE blobs SET last_used = $2 WHERE digest = $1 AND status = 'none'")
+        .bind(digest)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Records a complete blob and links it to a repository (idempotent), inside `tx`.
 async fn insert_linked_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repo: &str,
     digest: &str,
     size: u64,
+    kind: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
-    )
-    .bind(digest)
-    .bind(size as i64)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+) -> Result<(), MetaError> {
+    if !reserve_in(&mut **tx, digest, size, kind, now).await? {
+        return Err(MetaError::Collecting(digest.to_string()));
+    }
     sqlx::query(
         "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (repository, digest) DO NOTHING",
@@ -75,16 +135,32 @@ async fn insert_linked_blob(
 }
 
 /// Records a complete blob and links it to a repository (idempotent).
-pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, size: u64) -> Result<(), sqlx::Error> {
+pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, size: u64) -> Result<(), MetaError> {
     let mut tx = db.pool.begin().await?;
-    insert_linked_blob(&mut tx, repo, &digest.to_string(), size, now_ms()).await?;
-    tx.commit().await
+    insert_linked_blob(&mut tx, repo, &digest.to_string(), size, "blob", now_ms()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Links a blob already linked in `from` to `to` (cross-repository mount). False when `from`
 /// does not have it.
 pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let mut tx = db.pool.begin().await?;
+    let now = now_ms();
+    // Used now (and not being collected), and linked in the source.
+    let touched = sqlx::query(
+        "UPDATE blobs SET last_used = $3 WHERE digest = $1 AND status = 'none' AND EXISTS ( \
+         SELECT 1 FROM repository_blobs rb WHERE rb.repository = $2 AND rb.digest = $1)",
+    )
+    .bind(digest.to_string())
+    .bind(from)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if touched.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
         "INSERT INTO repository_blobs (repository, digest, created_at) \
          SELECT $1, digest, $4 FROM repository_blobs WHERE repository = $2 AND digest = $3 \
          ON CONFLICT (repository, digest) DO NOTHING",
@@ -92,13 +168,11 @@ pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Resul
     .bind(to)
     .bind(from)
     .bind(digest.to_string())
-    .bind(now_ms())
-    .execute(&db.pool)
+    .bind(now)
+    .execute(&mut *tx)
     .await?;
-    if r.rows_affected() == 1 {
-        return Ok(true);
-    }
-    Ok(blob_in_repo(db, to, digest).await?.is_some() && blob_in_repo(db, from, digest).await?.is_some())
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub async fn unlink_blob(db: &Db, repo: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
@@ -134,7 +208,7 @@ pub async fn put_manifest(
     parsed: &Parsed,
     blob_sizes: u64,
     tag: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), MetaError> {
     let now = now_ms();
     let d = digest.to_string();
     let mut tx = db.pool.begin().await?;
@@ -151,7 +225,27 @@ pub async fn put_manifest(
         .bind(repo)
         .fetch_one(&mut *tx)
         .await?;
-    insert_linked_blob(&mut tx, repo, &d, manifest_size, now).await?;
+    // Everything the manifest references is marked used now, under the row locks GC's mark
+    // statement takes too: either GC already marked a blob (refused: the client pushes it
+    // again) or it will see it used and leave it.
+    for b in &parsed.blobs {
+        if !touch_blob(&mut tx, &b.digest.to_string(), now).await? {
+            return Err(MetaError::Missing(format!("blob {}", b.digest)));
+        }
+    }
+    for m in &parsed.manifests {
+        let locked = sqlx::query(
+            "UPDATE artifacts SET pushed_at = pushed_at WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repo_id)
+        .bind(m.digest.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() == 0 {
+            return Err(MetaError::Missing(format!("manifest {}", m.digest)));
+        }
+    }
+    insert_linked_blob(&mut tx, repo, &d, manifest_size, "manifest", now).await?;
     let annotations = serde_json::Value::Object(parsed.annotations.clone()).to_string();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO artifacts (repository_id, digest, media_type, artifact_type, manifest_size, size, subject, \
@@ -212,11 +306,15 @@ pub async fn put_manifest(
             id
         }
         None => {
-            sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND digest = $2")
-                .bind(repo_id)
-                .bind(&d)
-                .fetch_one(&mut *tx)
-                .await?
+            // Locks the existing artifact row, so GC's untagged sweep cannot remove it under
+            // the tag written below.
+            sqlx::query_scalar(
+                "UPDATE artifacts SET pushed_at = pushed_at WHERE repository_id = $1 AND digest = $2 RETURNING id",
+            )
+            .bind(repo_id)
+            .bind(&d)
+            .fetch_one(&mut *tx)
+            .await?
         }
     };
     if let Some(tag) = tag {
@@ -232,7 +330,8 @@ pub async fn put_manifest(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -344,47 +443,131 @@ impl PullRecorder {
     }
 }
 
-/// Deletes an artifact (logical delete: its tags and references go, bytes stay until GC).
-pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<(), sqlx::Error> {
+/// An artifact removed by `delete_artifact`.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    pub id: i64,
+    pub digest: String,
+}
+
+/// Deletes an artifact logically (its rows go, bytes stay until GC), in one transaction, with
+/// what goes with it: its accessories (signatures, SBOMs: artifacts whose `subject` it is, in
+/// the same repository, recursively) and, for an index, the child manifests it frees (untagged
+/// and listed by no other index of the repository). Children still tagged or listed elsewhere
+/// stay and are listed on their own again. Returns everything deleted, the artifact first.
+///
+/// `guard` (GC's untagged sweep) is checked on the locked row first: when it no longer holds
+/// (the artifact was tagged or referenced meanwhile) nothing is deleted.
+pub async fn delete_artifact_guarded(
+    db: &Db,
+    artifact_id: i64,
+    guard: Option<i64>,
+) -> Result<Vec<Deleted>, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    let repo_id: Option<i64> = sqlx::query_scalar("SELECT repository_id FROM artifacts WHERE id = $1")
+    // A write first: the row lock (PostgreSQL) or the write lock (SQLite) is held from here,
+    // so the checks below see every push that committed before.
+    let locked = sqlx::query("UPDATE artifacts SET pushed_at = pushed_at WHERE id = $1")
         .bind(artifact_id)
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-    let children: Vec<String> =
-        sqlx::query_scalar("SELECT child_digest FROM artifact_children WHERE parent_id = $1")
-            .bind(artifact_id)
-            .fetch_all(&mut *tx)
-            .await?;
-    for sql in [
-        "DELETE FROM tags WHERE artifact_id = $1",
-        "DELETE FROM artifact_blobs WHERE artifact_id = $1",
-        "DELETE FROM artifact_children WHERE parent_id = $1",
-        "DELETE FROM artifacts WHERE id = $1",
-    ] {
-        sqlx::query(sql).bind(artifact_id).execute(&mut *tx).await?;
+    if locked.rows_affected() == 0 {
+        return Ok(vec![]);
     }
-    // Children no other index of the repository lists are listed on their own again.
-    if let Some(repo_id) = repo_id {
+    if let Some(cutoff) = guard {
+        let still: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM artifacts a WHERE a.id = $1 AND a.pushed_at < $2 AND a.subject IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id) \
+             AND NOT EXISTS (SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
+                 WHERE c.child_digest = a.digest AND p.id = c.parent_id AND p.repository_id = a.repository_id)",
+        )
+        .bind(artifact_id)
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
+        if still == 0 {
+            return Ok(vec![]);
+        }
+    }
+    let mut deleted = vec![];
+    let mut work = vec![artifact_id];
+    while let Some(id) = work.pop() {
+        let row = sqlx::query("SELECT repository_id, digest FROM artifacts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { continue };
+        let repo_id: i64 = row.try_get("repository_id")?;
+        let digest: String = row.try_get("digest")?;
+        let accessories: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND subject = $2")
+                .bind(repo_id)
+                .bind(&digest)
+                .fetch_all(&mut *tx)
+                .await?;
+        let children: Vec<String> =
+            sqlx::query_scalar("SELECT child_digest FROM artifact_children WHERE parent_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        for sql in [
+            "DELETE FROM tags WHERE artifact_id = $1",
+            "DELETE FROM artifact_blobs WHERE artifact_id = $1",
+            "DELETE FROM artifact_children WHERE parent_id = $1",
+            "DELETE FROM artifacts WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        deleted.push(Deleted { id, digest });
+        work.extend(accessories);
         for child in children {
-            sqlx::query(
-                "UPDATE artifacts SET visible = 1 WHERE repository_id = $1 AND digest = $2 AND subject IS NULL \
+            // Freed: untagged and no other index of the repository lists it.
+            let freed: Option<i64> = sqlx::query_scalar(
+                "SELECT a.id FROM artifacts a WHERE a.repository_id = $1 AND a.digest = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id) \
                  AND NOT EXISTS (SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
-                 WHERE c.child_digest = $2 AND p.id = c.parent_id AND p.repository_id = $1)",
+                     WHERE c.child_digest = $2 AND p.id = c.parent_id AND p.repository_id = $1)",
             )
             .bind(repo_id)
             .bind(&child)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            match freed {
+                Some(c) => work.push(c),
+                None => {
+                    // Still tagged or listed by another index: listed on its own again when
+                    // no index of the repository lists it.
+                    sqlx::query(
+                        "UPDATE artifacts SET visible = 1 WHERE repository_id = $1 AND digest = $2 \
+                         AND subject IS NULL AND NOT EXISTS (SELECT 1 FROM artifact_children c \
+                         CROSS JOIN artifacts p WHERE c.child_digest = $2 AND p.id = c.parent_id \
+                         AND p.repository_id = $1)",
+                    )
+                    .bind(repo_id)
+                    .bind(&child)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// `delete_artifact_guarded` without a guard: a user's delete.
+pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, sqlx::Error> {
+    delete_artifact_guarded(db, artifact_id, None).await
 }
 
 /// Deletes a repository's metadata (tags, artifacts, blob links, uploads) in one transaction;
 /// content stays in storage for GC. False when there was no such repository.
 pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    // A write first, so the transaction holds the write lock from the start (SQLite).
+    sqlx::query("UPDATE repositories SET updated_at = updated_at WHERE name = $1")
+        .bind(repo)
+        .execute(&mut *tx)
+        .await?;
     let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
         .bind(repo)
         .fetch_optional(&mut *tx)

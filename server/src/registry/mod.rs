@@ -526,6 +526,8 @@ async fn put_manifest(
         }
     }
     let size = body.len() as u64;
+    // Reserved before the bytes are written: GC cannot be deleting this content meanwhile.
+    meta::reserve_blob(&state.db, &digest, size, "manifest").await?;
     state.storage.put(&digest.blob_key(), body).await?;
     let tag = match reference {
         Reference::Tag(t) => Some(t.as_str()),
@@ -568,7 +570,16 @@ async fn delete_manifest(
             let m = meta::find_manifest(&state.db, name, reference).await?.ok_or_else(|| {
                 OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown"))
             })?;
-            meta::delete_artifact(&state.db, m.artifact_id).await?;
+            // Its accessories and the children it frees go with it (one transaction).
+            let deleted = meta::delete_artifact(&state.db, m.artifact_id).await?;
+            for d in deleted.iter().skip(1) {
+                state.audit.record(who.event(
+                    "delete",
+                    "artifact",
+                    format!("{name}@{}", d.digest),
+                    project.id,
+                ));
+            }
             "artifact"
         }
     };
@@ -891,6 +902,12 @@ async fn complete(
     }
     if !meta::lease_upload(&state.db, id, size).await? {
         return Err(OciError::new(Code::BlobUploadInvalid, "the upload is being written by another request"));
+    }
+    // Reserve the blob row before the content moves into place: from here GC leaves it alone;
+    // when GC is deleting this very content the client is told to retry (the upload stays).
+    if let Err(e) = meta::reserve_blob(&state.db, digest, size, "blob").await {
+        let _ = meta::release_upload(&state.db, id).await;
+        return Err(e.into());
     }
     let key = digest.blob_key();
     let moved = async {

@@ -178,11 +178,20 @@ impl Storage for FsStorage {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        match tokio::fs::remove_file(self.path(key)?).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
+        // The object's own directory (`blobs/…/<hex>/`, `uploads/<id>/`) goes when empty; shared
+        // parents stay, so a concurrent writer never loses the directory it is creating in.
+        if key.contains('/') {
+            if let Some(dir) = path.parent() {
+                let _ = tokio::fs::remove_dir(dir).await;
+            }
+        }
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {

@@ -5,6 +5,8 @@
 //! one; a missing variable fails the Postgres variant loudly instead of skipping it).
 #![allow(dead_code)]
 
+pub mod oci;
+
 use std::sync::Arc;
 
 use axum::body::Body;

@@ -1,0 +1,297 @@
+//! Garbage collection under `/api/v2.0/system/gc` (system admins), in Harbor's shapes: history,
+//! one run, its log, stop, and the schedule (`POST` with type `Manual` runs now).
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
+use crate::api::{pagination_headers, Pagination};
+use crate::auth::Caller;
+use crate::db::rfc3339;
+use crate::gc::GcParams;
+use crate::jobs::{self, Job, NewJob, StopOutcome};
+use crate::state::AppState;
+
+/// Harbor's `ScheduleObj`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleObj {
+    /// `Hourly`, `Daily`, `Weekly`, `Custom`, `Manual` or `None`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cron: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_time: Option<String>,
+}
+
+/// Harbor's `Schedule` (the request body of `POST/PUT /system/gc/schedule`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ScheduleReq {
+    pub schedule: Option<ScheduleObj>,
+    #[serde(default)]
+    pub parameters: Option<GcParams>,
+}
+
+/// Harbor's `GCHistory`, plus live `progress` and the run's `result`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GcHistory {
+    pub id: i64,
+    pub job_name: String,
+    /// `MANUAL`, `SCHEDULE` or `CLI`.
+    pub job_kind: String,
+    /// The run's parameters as a JSON string (Harbor's form).
+    pub job_parameters: String,
+    pub schedule: Option<ScheduleObj>,
+    /// `Pending`, `Running`, `Success`, `Error` or `Stopped`.
+    pub job_status: String,
+    pub deleted: bool,
+    pub creation_time: String,
+    pub update_time: String,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    /// Phase, counts done and total, and what was freed so far.
+    #[schema(value_type = Object)]
+    pub progress: Value,
+    /// The report of a finished run (`GcReport`).
+    #[schema(value_type = Object)]
+    pub result: Value,
+    pub error: String,
+    pub created_by: String,
+}
+
+fn status_name(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+fn history(j: &Job) -> GcHistory {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    GcHistory {
+        id: j.id,
+        job_name: "GARBAGE_COLLECTION".into(),
+        job_kind: j.job_kind.clone(),
+        job_parameters: j.parameters.clone(),
+        schedule: (j.job_kind == "MANUAL" || j.job_kind == "CLI")
+            .then(|| ScheduleObj { kind: "Manual".into(), ..Default::default() }),
+        job_status: status_name(&j.status),
+        deleted: !parse(&j.parameters)["dry_run"].as_bool().unwrap_or(false),
+        creation_time: rfc3339(j.created_at),
+        update_time: rfc3339(j.updated_at),
+        start_time: (j.started_at > 0).then(|| rfc3339(j.started_at)),
+        end_time: (j.finished_at > 0).then(|| rfc3339(j.finished_at)),
+        progress: parse(&j.progress),
+        result: parse(&j.result),
+        error: j.error.clone(),
+        created_by: j.created_by.clone(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+/// `GET /api/v2.0/system/gc`: runs, newest first.
+#[utoipa::path(get, path = "/system/gc", tag = "gc", params(ListParams),
+    responses((status = 200, body = [GcHistory]), (status = 401), (status = 403)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_sysadmin()?;
+    let (page, size) = Pagination { page: params.page, page_size: params.page_size }.resolve()?;
+    let (jobs, total) = jobs::list(&state.db, "gc", ((page - 1) * size) as i64, size as i64).await?;
+    let body: Vec<GcHistory> = jobs.iter().map(history).collect();
+    Ok((pagination_headers(&uri, page, size, total), Json(body)))
+}
+
+async fn load(state: &AppState, id: i64) -> Result<Job, ApiError> {
+    jobs::get(&state.db, id)
+        .await?
+        .filter(|j| j.kind == "gc")
+        .ok_or_else(|| ApiError::NotFound(format!("garbage collection {id} not found")))
+}
+
+/// `GET /api/v2.0/system/gc/{gc_id}`
+#[utoipa::path(get, path = "/system/gc/{gc_id}", tag = "gc", params(("gc_id" = i64, Path)),
+    responses((status = 200, body = GcHistory), (status = 403), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<Json<GcHistory>, ApiError> {
+    caller.require_sysadmin()?;
+    Ok(Json(history(&load(&state, id).await?)))
+}
+
+/// `PUT /api/v2.0/system/gc/{gc_id}`: stops a pending or running GC (a running one stops at
+/// its next heartbeat, keeping what it already deleted).
+#[utoipa::path(put, path = "/system/gc/{gc_id}", tag = "gc", params(("gc_id" = i64, Path)),
+    responses((status = 200), (status = 403), (status = 404), (status = 409)))]
+pub async fn stop(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_sysadmin()?;
+    load(&state, id).await?;
+    match jobs::request_stop(&state.db, id).await? {
+        StopOutcome::Stopped | StopOutcome::Stopping => {
+            state.audit.record(caller.event("stop", "gc", format!("gc/{id}")));
+            Ok(StatusCode::OK)
+        }
+        StopOutcome::NotRunning => Err(ApiError::Conflict(format!("garbage collection {id} is not running"))),
+        StopOutcome::NotFound => Err(ApiError::NotFound(format!("garbage collection {id} not found"))),
+    }
+}
+
+/// `GET /api/v2.0/system/gc/{gc_id}/log` (text/plain).
+#[utoipa::path(get, path = "/system/gc/{gc_id}/log", tag = "gc", params(("gc_id" = i64, Path)),
+    responses((status = 200, body = String, content_type = "text/plain"), (status = 403), (status = 404)))]
+pub async fn log(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_sysadmin()?;
+    load(&state, id).await?;
+    let text = jobs::log_text(&state.db, id).await?;
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Ok((h, text))
+}
+
+/// Harbor's schedule types as cron expressions (6 fields, seconds first).
+fn cron_of(s: &ScheduleObj) -> Result<Option<String>, ApiError> {
+    let cron = match s.kind.as_str() {
+        "None" | "" => return Ok(None),
+        "Hourly" => "0 0 * * * *".to_string(),
+        "Daily" => "0 0 0 * * *".to_string(),
+        "Weekly" => "0 0 0 * * 0".to_string(),
+        "Custom" | "Schedule" => s.cron.trim().to_string(),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "schedule type {other:?}: use Hourly, Daily, Weekly, Custom, Manual or None"
+            )))
+        }
+    };
+    jobs::parse_cron(&cron).map_err(ApiError::BadRequest)?;
+    Ok(Some(cron))
+}
+
+/// `GET /api/v2.0/system/gc/schedule`
+#[utoipa::path(get, path = "/system/gc/schedule", tag = "gc",
+    responses((status = 200, body = Object), (status = 403)))]
+pub async fn get_schedule(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require_sysadmin()?;
+    Ok(Json(match jobs::get_schedule(&state.db, "gc").await? {
+        None => json!({ "schedule": { "type": "None" } }),
+        Some(s) => {
+            let kind = match s.cron.as_str() {
+                "0 0 * * * *" => "Hourly",
+                "0 0 0 * * *" => "Daily",
+                "0 0 0 * * 0" => "Weekly",
+                _ => "Custom",
+            };
+            json!({
+                "schedule": { "type": kind, "cron": s.cron, "next_scheduled_time": rfc3339(s.next_run) },
+                "job_parameters": s.parameters,
+                "creation_time": rfc3339(s.created_at),
+                "update_time": rfc3339(s.updated_at),
+            })
+        }
+    }))
+}
+
+fn check_params(p: &GcParams) -> Result<(), ApiError> {
+    if let Some(w) = p.workers {
+        if !(1..=256).contains(&w) {
+            return Err(ApiError::BadRequest("parameters.workers must be between 1 and 256".into()));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v2.0/system/gc/schedule`: type `Manual` starts a run now (201, `Location` of
+/// the run; 409 while one is pending or running); other types set the schedule.
+#[utoipa::path(post, path = "/system/gc/schedule", tag = "gc", request_body = ScheduleReq,
+    responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 409)))]
+pub async fn create_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<ScheduleReq>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require_sysadmin()?;
+    let schedule = req.schedule.clone().ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
+    let params = req.parameters.clone().unwrap_or_default();
+    check_params(&params)?;
+    let mut h = HeaderMap::new();
+    if schedule.kind == "Manual" {
+        let params = serde_json::to_value(&params).unwrap_or_default();
+        let id = jobs::enqueue(
+            &state.db,
+            &NewJob {
+                kind: "gc",
+                job_kind: "MANUAL",
+                parameters: &params,
+                unique_key: Some("gc"),
+                created_by: caller.name(),
+            },
+        )
+        .await?
+        .ok_or_else(|| ApiError::Conflict("a garbage collection is already pending or running".into()))?;
+        state.jobs_wake.notify_one();
+        state.audit.record(caller.event("create", "gc", format!("gc/{id}")).detail(params.to_string()));
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/system/gc/{id}")) {
+            h.insert(header::LOCATION, v);
+        }
+        return Ok((StatusCode::CREATED, h));
+    }
+    set_schedule(&state, &caller, &schedule, &params).await?;
+    if let Ok(v) = HeaderValue::from_str("/api/v2.0/system/gc/schedule") {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h))
+}
+
+/// `PUT /api/v2.0/system/gc/schedule`: sets (or with type `None` removes) the schedule.
+#[utoipa::path(put, path = "/system/gc/schedule", tag = "gc", request_body = ScheduleReq,
+    responses((status = 200), (status = 400), (status = 403)))]
+pub async fn update_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<ScheduleReq>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_sysadmin()?;
+    let schedule = req.schedule.ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
+    if schedule.kind == "Manual" {
+        return Err(ApiError::BadRequest("use POST /system/gc/schedule to run now".into()));
+    }
+    let params = req.parameters.unwrap_or_default();
+    check_params(&params)?;
+    set_schedule(&state, &caller, &schedule, &params).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn set_schedule(
+    state: &AppState,
+    caller: &Caller,
+    schedule: &ScheduleObj,
+    params: &GcParams,
+) -> Result<(), ApiError> {
+    let cron = cron_of(schedule)?;
+    let params = serde_json::to_value(params).unwrap_or_default();
+    jobs::set_schedule(&state.db, "gc", cron.as_deref().map(|c| (c, &params))).await?;
+    state
+        .audit
+        .record(caller.event("update", "gc_schedule", "gc").detail(cron.unwrap_or_else(|| "none".into())));
+    Ok(())
+}

@@ -1,0 +1,698 @@
+//! Garbage collection: online mark-and-sweep from the database's references.
+//!
+//! Deleting a tag, artifact or repository is logical (rows go, bytes stay). GC reclaims the
+//! bytes while pushes and pulls continue:
+//!
+//! 1. **Abandoned uploads**: sessions untouched for `gc.upload_max_age` lose their row first
+//!    (so nobody can continue them), then their data.
+//! 2. **Untagged artifacts** (option `delete_untagged`): artifacts with no tag, not listed by
+//!    an index and not an accessory, pushed before the window, are deleted like a user's
+//!    delete (with their accessories and the index children they free). Each is re-checked on
+//!    its locked row first, so one tagged meanwhile stays.
+//! 3. **Mark** (`plan`, a pure function of the graph loaded from the database — never a walk
+//!    of storage): a blob or manifest is garbage when no remaining artifact references it and
+//!    it was not used within `gc.window`.
+//! 4. **Sweep**, in batches: one statement flips `status` to `deleting` only for rows that are
+//!    *still* unreferenced and unused within the window (the authoritative check); then the
+//!    objects are deleted from storage (`gc.workers` at a time) and then their rows. A blob in
+//!    `deleting` is invisible to `/v2` and can never become `none` again, so a push racing
+//!    with GC either keeps its blobs (it marked them used first) or is refused and retries.
+//!    A run that dies mid-sweep leaves `deleting` rows the next run finishes.
+//!
+//! A dry run does 1–3 and reports exactly what 2–4 would delete, deleting nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+
+use crate::db::{now_ms, Db};
+use crate::jobs::{JobCtx, Outcome};
+use crate::storage::Storage;
+
+/// Parameters of a run (Harbor's `job_parameters`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GcParams {
+    /// Report what would be deleted without deleting anything.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also delete artifacts without tags (not index children, not accessories).
+    #[serde(default)]
+    pub delete_untagged: bool,
+    /// Storage deletions in flight (default `gc.workers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+}
+
+/// What a run deleted (or, dry, would delete).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Untagged artifacts deleted (with their accessories and freed children).
+    pub artifacts: u64,
+    /// Layers and configs.
+    pub blobs: u64,
+    pub manifests: u64,
+    /// Bytes of blobs and manifests.
+    pub bytes: u64,
+    /// Abandoned upload sessions.
+    pub uploads: u64,
+    /// Objects whose deletion failed (kept as `deleting`; the next run retries).
+    pub errors: u64,
+    pub stopped: bool,
+    pub duration_ms: u64,
+}
+
+// ---------------------------------------------------------------- the graph and the plan
+
+#[derive(Debug, Clone)]
+pub struct ArtifactNode {
+    pub id: i64,
+    pub repository_id: i64,
+    pub digest: String,
+    pub subject: Option<String>,
+    pub tagged: bool,
+    pub pushed_at: i64,
+    /// Digests of the manifests an index lists.
+    pub children: Vec<String>,
+    /// Config and layers.
+    pub blobs: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobNode {
+    pub digest: String,
+    pub size: i64,
+    /// `none` or `deleting`.
+    pub status: String,
+    pub last_used: i64,
+    /// `blob` or `manifest`.
+    pub kind: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub artifacts: Vec<ArtifactNode>,
+    pub blobs: Vec<BlobNode>,
+    pub repositories: HashMap<i64, String>,
+}
+
+/// What a run deletes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Untagged roots to delete, each with what goes with it (accessories, freed children).
+    pub roots: Vec<i64>,
+    /// Every artifact that goes (roots and what goes with them).
+    pub artifacts: Vec<i64>,
+    /// Indexes into `Graph::blobs` of blobs and manifests to sweep.
+    pub blobs: Vec<usize>,
+}
+
+/// The mark phase: a pure function of the graph, the option and the window's start.
+pub fn plan(g: &Graph, delete_untagged: bool, cutoff: i64) -> Plan {
+    let mut deleted: HashSet<usize> = HashSet::new();
+    let mut roots = vec![];
+    let mut order = vec![];
+    if delete_untagged {
+        let by_key: HashMap<(i64, &str), usize> =
+            g.artifacts.iter().enumerate().map(|(i, a)| ((a.repository_id, a.digest.as_str()), i)).collect();
+        let mut parents: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, a) in g.artifacts.iter().enumerate() {
+            for c in &a.children {
+                if let Some(&ci) = by_key.get(&(a.repository_id, c.as_str())) {
+                    parents.entry(ci).or_default().push(i);
+                }
+            }
+        }
+        let mut accessories: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, a) in g.artifacts.iter().enumerate() {
+            if let Some(s) = &a.subject {
+                if let Some(&si) = by_key.get(&(a.repository_id, s.as_str())) {
+                    accessories.entry(si).or_default().push(i);
+                }
+            }
+        }
+        for (i, a) in g.artifacts.iter().enumerate() {
+            let root = !a.tagged
+                && a.subject.is_none()
+                && parents.get(&i).is_none_or(|p| p.is_empty())
+                && a.pushed_at < cutoff;
+            if root {
+                roots.push(a.id);
+                // What a user's delete of this root removes (see meta::delete_artifact).
+                let mut work = vec![i];
+                while let Some(x) = work.pop() {
+                    if !deleted.insert(x) {
+                        continue;
+                    }
+                    order.push(g.artifacts[x].id);
+                    work.extend(accessories.get(&x).into_iter().flatten().copied());
+                    for c in &g.artifacts[x].children {
+                        if let Some(&ci) = by_key.get(&(g.artifacts[x].repository_id, c.as_str())) {
+                            let freed = !g.artifacts[ci].tagged
+                                && parents.get(&ci).into_iter().flatten().all(|p| deleted.contains(p));
+                            if freed {
+                                work.push(ci);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut referenced: HashSet<&str> = HashSet::new();
+    for (i, a) in g.artifacts.iter().enumerate() {
+        if !deleted.contains(&i) {
+            referenced.insert(&a.digest);
+            referenced.extend(a.blobs.iter().map(String::as_str));
+        }
+    }
+    let blobs = g
+        .blobs
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| {
+            b.status == "deleting"
+                || (b.status == "none" && b.last_used < cutoff && !referenced.contains(b.digest.as_str()))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Plan { roots, artifacts: order, blobs }
+}
+
+/// Loads the reference graph: artifacts with their tags, children and blobs, and every blob.
+pub async fn load_graph(db: &Db) -> Result<Graph, sqlx::Error> {
+    let mut g = Graph::default();
+    for r in sqlx::query("SELECT id, name FROM repositories").fetch_all(&db.pool).await? {
+        g.repositories.insert(r.try_get("id")?, r.try_get("name")?);
+    }
+    let tagged: HashSet<i64> = sqlx::query_scalar("SELECT DISTINCT artifact_id FROM tags")
+        .fetch_all(&db.pool)
+        .await?
+        .into_iter()
+        .collect();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    for r in sqlx::query("SELECT id, repository_id, digest, subject, pushed_at FROM artifacts ORDER BY id")
+        .fetch_all(&db.pool)
+        .await?
+    {
+        let id: i64 = r.try_get("id")?;
+        index.insert(id, g.artifacts.len());
+        g.artifacts.push(ArtifactNode {
+            id,
+            repository_id: r.try_get("repository_id")?,
+            digest: r.try_get("digest")?,
+            subject: r.try_get("subject")?,
+            tagged: tagged.contains(&id),
+            pushed_at: r.try_get("pushed_at")?,
+            children: vec![],
+            blobs: vec![],
+        });
+    }
+    for r in sqlx::query("SELECT parent_id, child_digest FROM artifact_children").fetch_all(&db.pool).await? {
+        if let Some(&i) = index.get(&r.try_get::<i64, _>("parent_id")?) {
+            g.artifacts[i].children.push(r.try_get("child_digest")?);
+        }
+    }
+    for r in sqlx::query("SELECT artifact_id, digest FROM artifact_blobs").fetch_all(&db.pool).await? {
+        if let Some(&i) = index.get(&r.try_get::<i64, _>("artifact_id")?) {
+            g.artifacts[i].blobs.push(r.try_get("digest")?);
+        }
+    }
+    for r in sqlx::query("SELECT digest, size, status, last_used, kind FROM blobs ORDER BY digest")
+        .fetch_all(&db.pool)
+        .await?
+    {
+        g.blobs.push(BlobNode {
+            digest: r.try_get("digest")?,
+            size: r.try_get("size")?,
+            status: r.try_get("status")?,
+            last_used: r.try_get("last_used")?,
+            kind: r.try_get("kind")?,
+        });
+    }
+    Ok(g)
+}
+
+// ---------------------------------------------------------------- a run
+
+/// Everything a run needs (the server's state or the `gc` subcommand's).
+#[derive(Clone)]
+pub struct Env {
+    pub db: Db,
+    pub storage: Arc<dyn Storage>,
+    pub config: crate::config::GcConfig,
+}
+
+const BATCH: usize = 500;
+
+fn set_progress(ctx: &JobCtx, phase: &str, done: usize, total: usize, report: &GcReport) {
+    ctx.set_progress(json!({
+        "phase": phase, "done": done, "total": total,
+        "artifacts": report.artifacts, "blobs": report.blobs, "manifests": report.manifests,
+        "bytes": report.bytes, "uploads": report.uploads,
+    }));
+}
+
+/// Runs GC to its end (or until stopped). Errors are database/storage failures that ended
+/// the run; everything done before them is done for good (the next run resumes).
+pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport, anyhow::Error> {
+    let started = std::time::Instant::now();
+    let now = now_ms();
+    let cutoff = now - env.config.window.as_millis() as i64;
+    let upload_cutoff = now - env.config.upload_max_age.as_millis() as i64;
+    let workers = params.workers.map(|w| w.clamp(1, 256) as usize).unwrap_or(env.config.workers);
+    let mut report = GcReport { dry_run: params.dry_run, ..Default::default() };
+    let verb = if params.dry_run { "would delete" } else { "deleted" };
+    ctx.log(format!(
+        "garbage collection started: dry_run={} delete_untagged={} window={}s upload_max_age={}s workers={workers}",
+        params.dry_run,
+        params.delete_untagged,
+        env.config.window.as_secs(),
+        env.config.upload_max_age.as_secs()
+    ));
+
+    // 1. Abandoned uploads.
+    set_progress(ctx, "uploads", 0, 0, &report);
+    let uploads: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM uploads WHERE updated_at < $1 AND lease_until < $2 ORDER BY id")
+            .bind(upload_cutoff)
+            .bind(now)
+            .fetch_all(&env.db.pool)
+            .await?;
+    for id in &uploads {
+        if params.dry_run {
+            report.uploads += 1;
+            ctx.log(format!("{verb} upload session {id}"));
+            continue;
+        }
+        // The row first (re-checked): nobody can continue the session once it is gone.
+        let gone = sqlx::query("DELETE FROM uploads WHERE id = $1 AND updated_at < $2 AND lease_until < $3")
+            .bind(id)
+            .bind(upload_cutoff)
+            .bind(now_ms())
+            .execute(&env.db.pool)
+            .await?;
+        if gone.rows_affected() == 1 {
+            env.storage.delete(&format!("uploads/{id}/data")).await?;
+            report.uploads += 1;
+            ctx.log(format!("{verb} upload session {id}"));
+        }
+    }
+
+    // 2 + 3. Load the graph and mark.
+    set_progress(ctx, "mark", 0, 0, &report);
+    let graph = load_graph(&env.db).await?;
+    let plan = plan(&graph, params.delete_untagged, cutoff);
+    ctx.log(format!(
+        "marked: {} artifacts, {} blobs in the database; {} untagged artifacts and {} blobs/manifests to delete",
+        graph.artifacts.len(),
+        graph.blobs.len(),
+        plan.artifacts.len(),
+        plan.blobs.len()
+    ));
+    let names: HashMap<i64, String> = graph
+        .artifacts
+        .iter()
+        .map(|a| {
+            let repo = graph.repositories.get(&a.repository_id).cloned().unwrap_or_default();
+            (a.id, format!("{repo}@{}", a.digest))
+        })
+        .collect();
+
+    // Untagged artifacts.
+    if params.dry_run {
+        for id in &plan.artifacts {
+            ctx.log(format!("{verb} artifact {}", names.get(id).map(String::as_str).unwrap_or("?")));
+        }
+        report.artifacts = plan.artifacts.len() as u64;
+    } else {
+        for (i, root) in plan.roots.iter().enumerate() {
+            if ctx.should_stop() {
+                report.stopped = true;
+                break;
+            }
+            for d in crate::registry::meta::delete_artifact_guarded(&env.db, *root, Some(cutoff)).await? {
+                report.artifacts += 1;
+                ctx.log(format!(
+                    "{verb} artifact {}",
+                    names.get(&d.id).map(String::as_str).unwrap_or(&d.digest)
+                ));
+            }
+            set_progress(ctx, "artifacts", i + 1, plan.roots.len(), &report);
+        }
+    }
+
+    // 4. Sweep.
+    let total = plan.blobs.len();
+    let mut done = 0;
+    for chunk in plan.blobs.chunks(BATCH) {
+        if report.stopped || ctx.should_stop() {
+            report.stopped = true;
+            break;
+        }
+        if params.dry_run {
+            for &i in chunk {
+                let b = &graph.blobs[i];
+                count(&mut report, &b.kind, b.size);
+                ctx.log(format!("{verb} {} {} ({} bytes)", b.kind, b.digest, b.size));
+            }
+        } else {
+            sweep(
+                env,
+                ctx,
+                chunk.iter().map(|&i| graph.blobs[i].digest.as_str()),
+                cutoff,
+                workers,
+                &mut report,
+            )
+            .await?;
+        }
+        done += chunk.len();
+        set_progress(ctx, "sweep", done, total, &report);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    set_progress(ctx, if report.stopped { "stopped" } else { "done" }, done, total, &report);
+    ctx.log(format!(
+        "garbage collection {}: {verb} {} artifacts, {} blobs, {} manifests, {} bytes, {} upload sessions; {} errors; {} ms",
+        if report.stopped { "stopped" } else { "finished" },
+        report.artifacts,
+        report.blobs,
+        report.manifests,
+        report.bytes,
+        report.uploads,
+        report.errors,
+        report.duration_ms
+    ));
+    Ok(report)
+}
+
+fn count(report: &mut GcReport, kind: &str, size: i64) {
+    if kind == "manifest" {
+        report.manifests += 1;
+    } else {
+        report.blobs += 1;
+    }
+    report.bytes += size.max(0) as u64;
+}
+
+/// Marks one batch `deleting` (re-checking it on the locked rows), deletes the objects, then
+/// the rows.
+async fn sweep<'a>(
+    env: &Env,
+    ctx: &JobCtx,
+    digests: impl Iterator<Item = &'a str>,
+    cutoff: i64,
+    workers: usize,
+    report: &mut GcReport,
+) -> Result<(), anyhow::Error> {
+    let digests: Vec<&str> = digests.collect();
+    if digests.is_empty() {
+        return Ok(());
+    }
+    let list = (0..digests.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND (status = 'deleting' OR ( \
+         status = 'none' AND last_used < $1 \
+         AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
+         AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest))) \
+         RETURNING digest, size, kind"
+    );
+    let mut q = sqlx::query(&sql).bind(cutoff);
+    for d in &digests {
+        q = q.bind(*d);
+    }
+    let marked = q.fetch_all(&env.db.pool).await?;
+    let marked: Vec<(String, i64, String)> = marked
+        .iter()
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get("digest")?, r.try_get("size")?, r.try_get("kind")?)))
+        .collect::<Result<_, _>>()?;
+    if marked.len() < digests.len() {
+        ctx.log(format!("{} blobs were used again since the mark and stay", digests.len() - marked.len()));
+    }
+    let results: Vec<_> = futures::stream::iter(marked.into_iter().map(|(digest, size, kind)| {
+        let storage = env.storage.clone();
+        async move {
+            let key = match digest.parse::<crate::registry::digest::Digest>() {
+                Ok(d) => d.blob_key(),
+                Err(e) => {
+                    return (digest, size, kind, Err(anyhow::anyhow!("bad digest in the database: {e}")))
+                }
+            };
+            let r = storage.delete(&key).await.map_err(anyhow::Error::from);
+            (digest, size, kind, r)
+        }
+    }))
+    .buffer_unordered(workers)
+    .collect()
+    .await;
+    let mut gone = vec![];
+    for (digest, size, kind, r) in results {
+        match r {
+            Ok(()) => {
+                count(report, &kind, size);
+                ctx.log(format!("deleted {kind} {digest} ({size} bytes)"));
+                gone.push(digest);
+            }
+            Err(e) => {
+                report.errors += 1;
+                ctx.log(format!("could not delete {kind} {digest}: {e} (kept; the next run retries)"));
+            }
+        }
+    }
+    if !gone.is_empty() {
+        let list = (0..gone.len()).map(|i| format!("${}", i + 1)).collect::<Vec<_>>().join(", ");
+        let mut tx = env.db.pool.begin().await?;
+        for table in ["repository_blobs", "blobs"] {
+            let extra = if table == "blobs" { " AND status = 'deleting'" } else { "" };
+            let sql = format!("DELETE FROM {table} WHERE digest IN ({list}){extra}");
+            let mut q = sqlx::query(&sql);
+            for d in &gone {
+                q = q.bind(d);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Runs a claimed GC job.
+pub async fn run_job(state: &crate::state::AppState, ctx: JobCtx) -> Outcome {
+    let env = Env { db: state.db.clone(), storage: state.storage.clone(), config: state.config.gc.clone() };
+    run_with(&env, ctx).await
+}
+
+/// Runs a GC job in `ctx` (claimed, or inline from `berth gc`) and turns the result into the
+/// job's outcome.
+pub async fn run_with(env: &Env, ctx: JobCtx) -> Outcome {
+    let params: GcParams = match serde_json::from_str(&ctx.parameters) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome {
+                status: "error",
+                result: json!(null),
+                error: format!("bad job parameters: {e}"),
+            }
+        }
+    };
+    match run(env, &params, &ctx).await {
+        Ok(report) => Outcome {
+            status: if report.stopped { "stopped" } else { "success" },
+            result: serde_json::to_value(&report).unwrap_or_default(),
+            error: String::new(),
+        },
+        Err(e) => {
+            ctx.log(format!("garbage collection failed: {e:#}"));
+            Outcome { status: "error", result: ctx.progress(), error: format!("{e:#}") }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- storage usage
+
+/// Bytes each project uses: the distinct blobs and manifests its artifacts reference (a blob
+/// shared by two repositories of a project counts once there, and once in every other project
+/// that uses it — Harbor's rule).
+pub async fn project_usage(db: &Db, project_id: Option<i64>) -> Result<HashMap<i64, i64>, sqlx::Error> {
+    let filter = if project_id.is_some() { "WHERE r.project_id = $1" } else { "" };
+    let sql = format!(
+        "SELECT u.project_id AS project_id, CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes FROM ( \
+         SELECT DISTINCT r.project_id AS project_id, x.digest AS digest FROM ( \
+           SELECT a.repository_id AS repository_id, ab.digest AS digest FROM artifact_blobs ab \
+             JOIN artifacts a ON a.id = ab.artifact_id \
+           UNION ALL SELECT a.repository_id AS repository_id, a.digest AS digest FROM artifacts a) x \
+         JOIN repositories r ON r.id = x.repository_id {filter}) u \
+         JOIN blobs b ON b.digest = u.digest GROUP BY u.project_id"
+    );
+    let mut q = sqlx::query(&sql);
+    if let Some(p) = project_id {
+        q = q.bind(p);
+    }
+    let mut out = HashMap::new();
+    for r in q.fetch_all(&db.pool).await? {
+        out.insert(r.try_get("project_id")?, r.try_get("bytes")?);
+    }
+    Ok(out)
+}
+
+/// Bytes in storage by GC status: (in use or awaiting GC, being deleted).
+pub async fn total_usage(db: &Db) -> Result<(i64, i64), sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'none' THEN size ELSE 0 END), 0) AS BIGINT) AS live, \
+         CAST(COALESCE(SUM(CASE WHEN status = 'deleting' THEN size ELSE 0 END), 0) AS BIGINT) AS deleting FROM blobs",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((r.try_get("live")?, r.try_get("deleting")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(id: i64, repo: i64, digest: &str, tagged: bool) -> ArtifactNode {
+        ArtifactNode {
+            id,
+            repository_id: repo,
+            digest: digest.into(),
+            subject: None,
+            tagged,
+            pushed_at: 0,
+            children: vec![],
+            blobs: vec![],
+        }
+    }
+
+    fn blob(digest: &str, size: i64, last_used: i64) -> BlobNode {
+        BlobNode { digest: digest.into(), size, status: "none".into(), last_used, kind: "blob".into() }
+    }
+
+    fn swept(g: &Graph, p: &Plan) -> Vec<String> {
+        let mut v: Vec<String> = p.blobs.iter().map(|&i| g.blobs[i].digest.clone()).collect();
+        v.sort();
+        v
+    }
+
+    const CUTOFF: i64 = 1_000;
+
+    /// Layers shared across repositories and projects survive while any artifact uses them.
+    #[test]
+    fn shared_layers() {
+        let mut a = art(1, 1, "m1", true);
+        a.blobs = vec!["cfg1".into(), "base".into(), "l1".into()];
+        let mut b = art(2, 2, "m2", true);
+        b.blobs = vec!["cfg2".into(), "base".into()];
+        let g = Graph {
+            artifacts: vec![a, b],
+            blobs: ["m1", "m2", "cfg1", "cfg2", "base", "l1", "orphan"]
+                .iter()
+                .map(|d| blob(d, 10, 0))
+                .collect(),
+            ..Default::default()
+        };
+        let p = plan(&g, false, CUTOFF);
+        assert_eq!(swept(&g, &p), vec!["orphan"]);
+        // Without artifact 1, its own layer, config and manifest go; the shared base stays.
+        let g2 =
+            Graph { artifacts: vec![g.artifacts[1].clone()], blobs: g.blobs.clone(), ..Default::default() };
+        assert_eq!(swept(&g2, &plan(&g2, false, CUTOFF)), vec!["cfg1", "l1", "m1", "orphan"]);
+    }
+
+    /// The window protects recently used blobs (uploads whose manifest is not pushed yet).
+    #[test]
+    fn window() {
+        let g = Graph {
+            blobs: vec![blob("old", 1, CUTOFF - 1), blob("new", 1, CUTOFF), blob("newer", 1, CUTOFF + 5)],
+            ..Default::default()
+        };
+        assert_eq!(swept(&g, &plan(&g, false, CUTOFF)), vec!["old"]);
+    }
+
+    /// Blobs left `deleting` by an interrupted run are always finished.
+    #[test]
+    fn resumes_deleting() {
+        let mut b = blob("half", 1, CUTOFF + 100);
+        b.status = "deleting".into();
+        let g = Graph { blobs: vec![b], ..Default::default() };
+        assert_eq!(swept(&g, &plan(&g, false, CUTOFF)), vec!["half"]);
+    }
+
+    /// An index keeps its children; untagged children are not roots; deleting the untagged
+    /// index frees children no other index lists, but not tagged ones.
+    #[test]
+    fn indexes() {
+        let mut idx = art(1, 1, "idx", false);
+        idx.children = vec!["amd64".into(), "arm64".into(), "tagged".into()];
+        let mut other = art(5, 1, "idx2", true);
+        other.children = vec!["arm64".into()];
+        let mut amd = art(2, 1, "amd64", false);
+        amd.blobs = vec!["l-amd".into()];
+        let mut arm = art(3, 1, "arm64", false);
+        arm.blobs = vec!["l-arm".into()];
+        let tagged = art(4, 1, "tagged", true);
+        let g = Graph {
+            artifacts: vec![idx, amd, arm, tagged, other],
+            blobs: ["idx", "idx2", "amd64", "arm64", "tagged", "l-amd", "l-arm"]
+                .iter()
+                .map(|d| blob(d, 1, 0))
+                .collect(),
+            ..Default::default()
+        };
+        // Without the option nothing referenced goes.
+        assert_eq!(swept(&g, &plan(&g, false, CUTOFF)), Vec::<String>::new());
+        let p = plan(&g, true, CUTOFF);
+        assert_eq!(p.roots, vec![1]);
+        let mut arts = p.artifacts.clone();
+        arts.sort();
+        assert_eq!(arts, vec![1, 2], "arm64 is listed by idx2 and `tagged` has a tag");
+        assert_eq!(swept(&g, &p), vec!["amd64", "idx", "l-amd"]);
+    }
+
+    /// Signatures and SBOMs go with their subject; an accessory of a tagged subject stays; an
+    /// accessory whose subject is not there (pushed first) is not collected.
+    #[test]
+    fn referrers() {
+        let subject = art(1, 1, "img", false);
+        let mut sig = art(2, 1, "sig", false);
+        sig.subject = Some("img".into());
+        let mut sig_of_sig = art(3, 1, "sigsig", false);
+        sig_of_sig.subject = Some("sig".into());
+        let kept = art(4, 1, "kept", true);
+        let mut kept_sig = art(5, 1, "keptsig", false);
+        kept_sig.subject = Some("kept".into());
+        let mut early = art(6, 1, "early", false);
+        early.subject = Some("not-yet-pushed".into());
+        // The same digest in another repository is a different artifact.
+        let other_repo = art(7, 2, "img", true);
+        let g = Graph {
+            artifacts: vec![subject, sig, sig_of_sig, kept, kept_sig, early, other_repo],
+            blobs: ["img", "sig", "sigsig", "kept", "keptsig", "early"]
+                .iter()
+                .map(|d| blob(d, 1, 0))
+                .collect(),
+            ..Default::default()
+        };
+        let p = plan(&g, true, CUTOFF);
+        assert_eq!(p.roots, vec![1]);
+        let mut arts = p.artifacts.clone();
+        arts.sort();
+        assert_eq!(arts, vec![1, 2, 3]);
+        // "img" is still referenced by repository 2's artifact.
+        assert_eq!(swept(&g, &p), vec!["sig", "sigsig"]);
+    }
+
+    /// Untagged artifacts inside the window are not roots (an index's children pushed just
+    /// before the index).
+    #[test]
+    fn untagged_window() {
+        let mut young = art(1, 1, "young", false);
+        young.pushed_at = CUTOFF + 1;
+        let old = art(2, 1, "old", false);
+        let g = Graph { artifacts: vec![young, old], ..Default::default() };
+        assert_eq!(plan(&g, true, CUTOFF).roots, vec![2]);
+    }
+}

@@ -1,0 +1,606 @@
+//! Background jobs: a queue in the database, safe with N replicas.
+//!
+//! - **Claiming** takes the oldest due `pending` row and makes it `running` in one statement
+//!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single-writer lock on SQLite), so two replicas
+//!   never run the same job.
+//! - **Liveness**: the replica running a job writes `heartbeat` (and the job's progress) every
+//!   few seconds. A running job whose heartbeat is older than `STALE_MS` belonged to a replica
+//!   that died; any replica puts it back to `pending` and it runs again (jobs are idempotent and
+//!   resumable; after `MAX_ATTEMPTS` it ends in `error`). A replica that finds its job taken
+//!   back (heartbeat update matches no row) stops working on it.
+//! - **Exclusivity**: `unique_key` with a partial unique index allows at most one pending or
+//!   running job per key cluster-wide (one GC at a time).
+//! - **Stopping**: a stop request on a pending job ends it at once; on a running one it sets
+//!   `stop_requested`, which the runner sees at its next heartbeat.
+//! - **Schedules** (cron, 6 fields with seconds as in Harbor, or 5): every replica checks due
+//!   schedules; moving `next_run` forward is a compare-and-set, so one replica fires each time.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::{now_ms, Db, DbKind};
+
+/// A running job whose heartbeat is older than this is taken back.
+pub const STALE_MS: i64 = 30_000;
+const HEARTBEAT: Duration = Duration::from_secs(3);
+/// Runs of a job (claims) before it is given up.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub job_kind: String,
+    pub parameters: String,
+    pub status: String,
+    pub attempts: i64,
+    pub worker: String,
+    pub heartbeat: i64,
+    pub stop_requested: bool,
+    pub progress: String,
+    pub result: String,
+    pub error: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, kind, job_kind, parameters, status, attempts, worker, heartbeat, stop_requested, \
+    progress, result, error, created_by, created_at, started_at, finished_at, updated_at";
+
+fn job(r: &AnyRow) -> Result<Job, sqlx::Error> {
+    Ok(Job {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        job_kind: r.try_get("job_kind")?,
+        parameters: r.try_get("parameters")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        worker: r.try_get("worker")?,
+        heartbeat: r.try_get("heartbeat")?,
+        stop_requested: r.try_get::<i64, _>("stop_requested")? != 0,
+        progress: r.try_get("progress")?,
+        result: r.try_get("result")?,
+        error: r.try_get("error")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
+}
+
+/// A new job. `None` when a job with the same `unique_key` is already pending or running.
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub job_kind: &'a str,
+    pub parameters: &'a Value,
+    pub unique_key: Option<&'a str>,
+    pub created_by: &'a str,
+}
+
+/// Queues a job; `Ok(None)` when one with the same unique key is active.
+pub async fn enqueue(db: &Db, new: &NewJob<'_>) -> Result<Option<i64>, sqlx::Error> {
+    insert(db, new, "pending", "").await
+}
+
+/// Records a job that starts running right away in this process (`berth gc`).
+pub async fn start_inline(db: &Db, new: &NewJob<'_>, worker: &str) -> Result<Option<i64>, sqlx::Error> {
+    insert(db, new, "running", worker).await
+}
+
+async fn insert(db: &Db, new: &NewJob<'_>, status: &str, worker: &str) -> Result<Option<i64>, sqlx::Error> {
+    let now = now_ms();
+    let running = status == "running";
+    let r = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, job_kind, parameters, status, unique_key, attempts, run_at, worker, heartbeat, \
+         created_by, created_at, started_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $7, $9, $7) RETURNING id",
+    )
+    .bind(new.kind)
+    .bind(new.job_kind)
+    .bind(new.parameters.to_string())
+    .bind(status)
+    .bind(new.unique_key)
+    .bind(if running { 1i64 } else { 0 })
+    .bind(now)
+    .bind(worker)
+    .bind(if running { now } else { 0 })
+    .bind(new.created_by)
+    .fetch_one(&db.pool)
+    .await;
+    match r {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes back jobs of dead replicas and gives up on jobs that failed too often.
+pub async fn requeue_stale(db: &Db) -> Result<u64, sqlx::Error> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE jobs SET status = 'pending', worker = '', updated_at = $1 \
+         WHERE status = 'running' AND heartbeat < $2",
+    )
+    .bind(now)
+    .bind(now - STALE_MS)
+    .execute(&db.pool)
+    .await?;
+    if r.rows_affected() > 0 {
+        tracing::warn!(jobs = r.rows_affected(), "took back jobs whose replica stopped answering");
+    }
+    sqlx::query(
+        "UPDATE jobs SET status = 'error', error = 'gave up after repeated attempts', finished_at = $1, \
+         updated_at = $1 WHERE status = 'pending' AND attempts >= $2",
+    )
+    .bind(now)
+    .bind(MAX_ATTEMPTS)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Claims the oldest due pending job for `worker`.
+pub async fn claim(db: &Db, worker: &str) -> Result<Option<Job>, sqlx::Error> {
+    let now = now_ms();
+    let lock = if db.kind == DbKind::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE jobs SET status = 'running', worker = $1, heartbeat = $2, attempts = attempts + 1, \
+         started_at = CASE WHEN started_at = 0 THEN $2 ELSE started_at END, updated_at = $2 \
+         WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2 \
+         ORDER BY id LIMIT 1{lock}) RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql).bind(worker).bind(now).fetch_optional(&db.pool).await?;
+    row.as_ref().map(job).transpose()
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(job).transpose()
+}
+
+/// Jobs of a kind, newest first, and their total.
+pub async fn list(db: &Db, kind: &str, offset: i64, limit: i64) -> Result<(Vec<Job>, i64), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE kind = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(kind)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = $1")
+        .bind(kind)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((rows.iter().map(job).collect::<Result<_, _>>()?, total))
+}
+
+/// What a stop request did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// The job had not started: it is stopped.
+    Stopped,
+    /// The job is running: it stops at its next heartbeat.
+    Stopping,
+    /// The job is already over.
+    NotRunning,
+    NotFound,
+}
+
+pub async fn request_stop(db: &Db, id: i64) -> Result<StopOutcome, sqlx::Error> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE jobs SET status = 'stopped', finished_at = $2, updated_at = $2 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    if r.rows_affected() == 1 {
+        return Ok(StopOutcome::Stopped);
+    }
+    let r = sqlx::query(
+        "UPDATE jobs SET stop_requested = 1, updated_at = $2 WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    if r.rows_affected() == 1 {
+        return Ok(StopOutcome::Stopping);
+    }
+    Ok(if get(db, id).await?.is_some() { StopOutcome::NotRunning } else { StopOutcome::NotFound })
+}
+
+/// Appends lines to a job's log.
+pub async fn append_log(db: &Db, id: i64, text: &str) -> Result<(), sqlx::Error> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO job_logs (job_id, seq, text) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2 FROM job_logs WHERE job_id = $1",
+    )
+    .bind(id)
+    .bind(text)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// A job's whole log.
+pub async fn log_text(db: &Db, id: i64) -> Result<String, sqlx::Error> {
+    let chunks: Vec<String> = sqlx::query_scalar("SELECT text FROM job_logs WHERE job_id = $1 ORDER BY seq")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(chunks.concat())
+}
+
+/// Ends a job this worker runs. False when the job was taken back meanwhile.
+pub async fn finish(
+    db: &Db,
+    id: i64,
+    worker: &str,
+    status: &str,
+    result: &Value,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE jobs SET status = $3, result = $4, error = $5, finished_at = $6, updated_at = $6, heartbeat = $6 \
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(status)
+    .bind(result.to_string())
+    .bind(error)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// What a running job shares with its heartbeat: progress out, a stop flag in, and a log
+/// buffer written with each beat.
+#[derive(Debug, Clone)]
+pub struct JobCtx {
+    pub id: i64,
+    pub worker: String,
+    pub job_kind: String,
+    pub parameters: String,
+    stop: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+    progress: Arc<Mutex<Value>>,
+    log: Arc<Mutex<String>>,
+}
+
+impl JobCtx {
+    pub fn new(id: i64, worker: &str, job_kind: &str, parameters: &str) -> JobCtx {
+        JobCtx {
+            id,
+            worker: worker.to_string(),
+            job_kind: job_kind.to_string(),
+            parameters: parameters.to_string(),
+            stop: Default::default(),
+            lost: Default::default(),
+            progress: Arc::new(Mutex::new(Value::Object(Default::default()))),
+            log: Default::default(),
+        }
+    }
+
+    /// True once a stop was requested or the job was taken back: the job should end.
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.lost.load(Ordering::Relaxed)
+    }
+
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    pub fn set_progress(&self, v: Value) {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    pub fn progress(&self) -> Value {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds a line to the log (with a UTC time stamp).
+    pub fn log(&self, line: impl AsRef<str>) {
+        let ts = crate::db::rfc3339(now_ms());
+        let mut l = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        l.push_str(&ts);
+        l.push(' ');
+        l.push_str(line.as_ref());
+        l.push('\n');
+    }
+
+    /// Writes buffered log lines.
+    pub async fn flush_log(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let text = std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Err(e) = append_log(db, self.id, &text).await {
+            // Keep the lines for the next attempt.
+            let mut l = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            l.insert_str(0, &text);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// One heartbeat: progress and log out, stop request in.
+    pub async fn beat(&self, db: &Db) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        let stop: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET heartbeat = $3, progress = $4, updated_at = $3 \
+             WHERE id = $1 AND worker = $2 AND status = 'running' RETURNING stop_requested",
+        )
+        .bind(self.id)
+        .bind(&self.worker)
+        .bind(now)
+        .bind(self.progress().to_string())
+        .fetch_optional(&db.pool)
+        .await?;
+        match stop {
+            None => {
+                if !self.lost.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(job = self.id, "job was taken back by another replica; abandoning it");
+                }
+            }
+            Some(s) if s != 0 => self.stop.store(true, Ordering::Relaxed),
+            Some(_) => {}
+        }
+        self.flush_log(db).await
+    }
+
+    /// Beats every few seconds until the returned handle is dropped or aborted.
+    pub fn spawn_heartbeat(&self, db: Db) -> tokio::task::JoinHandle<()> {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = ctx.beat(&db).await {
+                    tracing::warn!(job = ctx.id, error = %e, "job heartbeat failed; will retry");
+                }
+            }
+        })
+    }
+}
+
+/// The end of a job run.
+pub struct Outcome {
+    pub status: &'static str,
+    pub result: Value,
+    pub error: String,
+}
+
+/// Runs a claimed (or inline) job to its end: heartbeat while it runs, then the final status,
+/// progress and log.
+pub async fn run_claimed<F, Fut>(db: &Db, ctx: JobCtx, work: F) -> Outcome
+where
+    F: FnOnce(JobCtx) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let hb = ctx.spawn_heartbeat(db.clone());
+    let outcome = work(ctx.clone()).await;
+    hb.abort();
+    if ctx.lost() {
+        return outcome;
+    }
+    // Final progress and log, then the status (a few retries: the database may blink).
+    for attempt in 0..5u32 {
+        let done = async {
+            ctx.beat(db).await?;
+            finish(db, ctx.id, &ctx.worker, outcome.status, &outcome.result, &outcome.error).await
+        }
+        .await;
+        match done {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(job = ctx.id, error = %e, attempt, "could not record the end of a job");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+            }
+        }
+    }
+    outcome
+}
+
+// ---------------------------------------------------------------- schedules
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    pub kind: String,
+    pub cron: String,
+    pub parameters: String,
+    pub next_run: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Parses a cron expression: 6 fields (seconds first, Harbor's form) or 5.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(format!("cron {expr:?}: expected 5 or 6 fields, found {fields}"));
+    }
+    croner::Cron::new(expr).with_seconds_optional().parse().map_err(|e| format!("cron {expr:?}: {e}"))
+}
+
+/// The first time strictly after `after_ms` that `expr` matches.
+pub fn next_run(expr: &str, after_ms: i64) -> Result<i64, String> {
+    let cron = parse_cron(expr)?;
+    let after = chrono::DateTime::from_timestamp_millis(after_ms).ok_or("time out of range")?;
+    let next = cron.find_next_occurrence(&after, false).map_err(|e| format!("cron {expr:?}: {e}"))?;
+    Ok(next.timestamp_millis())
+}
+
+pub async fn get_schedule(db: &Db, kind: &str) -> Result<Option<Schedule>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT kind, cron, parameters, next_run, created_at, updated_at FROM schedules WHERE kind = $1",
+    )
+    .bind(kind)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(Schedule {
+            kind: r.try_get("kind")?,
+            cron: r.try_get("cron")?,
+            parameters: r.try_get("parameters")?,
+            next_run: r.try_get("next_run")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Sets (`Some`) or removes (`None`) the schedule of a kind. The cron must have been validated.
+pub async fn set_schedule(db: &Db, kind: &str, cron: Option<(&str, &Value)>) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    match cron {
+        None => {
+            sqlx::query("DELETE FROM schedules WHERE kind = $1").bind(kind).execute(&db.pool).await?;
+        }
+        Some((expr, params)) => {
+            let next = next_run(expr, now).map_err(sqlx::Error::Protocol)?;
+            sqlx::query(
+                "INSERT INTO schedules (kind, cron, parameters, next_run, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (kind) DO UPDATE SET cron = excluded.cron, \
+                 parameters = excluded.parameters, next_run = excluded.next_run, updated_at = excluded.updated_at",
+            )
+            .bind(kind)
+            .bind(expr)
+            .bind(params.to_string())
+            .bind(next)
+            .bind(now)
+            .execute(&db.pool)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Fires due schedules: each firing is claimed by moving `next_run` forward with a
+/// compare-and-set, so exactly one replica enqueues it. Returns the jobs queued.
+pub async fn fire_due(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
+    let now = now_ms();
+    let due = sqlx::query("SELECT kind, cron, parameters, next_run FROM schedules WHERE next_run <= $1")
+        .bind(now)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut queued = vec![];
+    for r in due {
+        let kind: String = r.try_get("kind")?;
+        let expr: String = r.try_get("cron")?;
+        let params: String = r.try_get("parameters")?;
+        let old: i64 = r.try_get("next_run")?;
+        let Ok(next) = next_run(&expr, now) else {
+            tracing::warn!(kind, cron = expr, "invalid schedule; ignored");
+            continue;
+        };
+        let won = sqlx::query("UPDATE schedules SET next_run = $3 WHERE kind = $1 AND next_run = $2")
+            .bind(&kind)
+            .bind(old)
+            .bind(next)
+            .execute(&db.pool)
+            .await?;
+        if won.rows_affected() != 1 {
+            continue;
+        }
+        let params: Value = serde_json::from_str(&params).unwrap_or(Value::Null);
+        let job = NewJob {
+            kind: &kind,
+            job_kind: "SCHEDULE",
+            parameters: &params,
+            unique_key: Some(&kind),
+            created_by: "scheduler",
+        };
+        match enqueue(db, &job).await? {
+            Some(id) => {
+                tracing::info!(kind, job = id, "scheduled job queued");
+                queued.push(id);
+            }
+            None => tracing::info!(kind, "scheduled job skipped: one is already pending or running"),
+        }
+    }
+    Ok(queued)
+}
+
+// ---------------------------------------------------------------- the runner
+
+/// A name for this process in `jobs.worker`.
+pub fn worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &id[..8])
+}
+
+/// Each replica runs this loop: fire due schedules, take back jobs of dead replicas, claim
+/// and run jobs one at a time. `wake` cuts the wait short when this replica queued a job.
+pub async fn run_loop(state: crate::state::AppState, wake: Arc<tokio::sync::Notify>) {
+    let worker = worker_name();
+    tracing::info!(worker, "job runner started");
+    loop {
+        if let Err(e) = tick(&state, &worker).await {
+            tracing::warn!(error = %e, "job runner: database unavailable; will retry");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = wake.notified() => {}
+        }
+    }
+}
+
+/// One pass of the runner (tests call it to run queued jobs now).
+pub async fn tick(state: &crate::state::AppState, worker: &str) -> Result<(), sqlx::Error> {
+    fire_due(&state.db).await?;
+    requeue_stale(&state.db).await?;
+    while let Some(job) = claim(&state.db, worker).await? {
+        tracing::info!(job = job.id, kind = job.kind, attempt = job.attempts, "job started");
+        let ctx = JobCtx::new(job.id, worker, &job.job_kind, &job.parameters);
+        let outcome = match job.kind.as_str() {
+            "gc" => {
+                let state = state.clone();
+                run_claimed(
+                    &state.db.clone(),
+                    ctx,
+                    |ctx| async move { crate::gc::run_job(&state, ctx).await },
+                )
+                .await
+            }
+            other => {
+                let other = other.to_string();
+                run_claimed(&state.db, ctx, |_| async move {
+                    Outcome {
+                        status: "error",
+                        result: Value::Null,
+                        error: format!("unknown job kind {other:?}"),
+                    }
+                })
+                .await
+            }
+        };
+        tracing::info!(job = job.id, status = outcome.status, "job ended");
+    }
+    Ok(())
+}

@@ -1,0 +1,576 @@
+//! Deletion and garbage collection through the real router: logical deletes, GC runs (dry and
+//! real) through `/api/v2.0/system/gc`, the status protocol against racing pushes, abandoned
+//! uploads, schedules firing once across replicas, the job queue taking back a dead replica's
+//! job, and storage usage. GC runs on SQLite and PostgreSQL with filesystem storage and on
+//! PostgreSQL with S3 (Garage).
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::oci::{admin, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
+use common::{basic, DbChoice, TestApp};
+use serde_json::{json, Value};
+
+/// A window of 0: everything unreferenced is collectable at once.
+const NOW: &str = "[gc]\nwindow = \"0s\"\n";
+
+macro_rules! gc_backends {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($app: TestApp) $body
+            #[tokio::test]
+            async fn sqlite_fs() {
+                run(TestApp::builder(DbChoice::Sqlite).toml(NOW).build().await).await
+            }
+            #[tokio::test]
+            async fn postgres_fs() {
+                run(TestApp::builder(DbChoice::Postgres).toml(NOW).build().await).await
+            }
+            #[tokio::test]
+            async fn postgres_s3() {
+                run(TestApp::builder(DbChoice::Postgres).toml(NOW).s3().build().await).await
+            }
+        }
+    };
+}
+
+macro_rules! gc_dbs {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($app: TestApp) $body
+            #[tokio::test]
+            async fn sqlite() {
+                run(TestApp::builder(DbChoice::Sqlite).toml(NOW).build().await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                run(TestApp::builder(DbChoice::Postgres).toml(NOW).build().await).await
+            }
+        }
+    };
+}
+
+fn blob_key(digest: &str) -> String {
+    let hex = digest.trim_start_matches("sha256:");
+    format!("blobs/sha256/{}/{hex}/data", &hex[..2])
+}
+
+async fn stored(app: &TestApp, digest: &str) -> bool {
+    app.state.storage.stat(&blob_key(digest)).await.unwrap().is_some()
+}
+
+async fn api(app: &TestApp, method: Method, path: &str, body: Value) -> common::Resp {
+    app.call(
+        method,
+        path,
+        &[("authorization", &admin()), ("content-type", "application/json")],
+        body.to_string(),
+    )
+    .await
+}
+
+/// Starts a GC through the API and runs it on this "replica"; returns the finished run.
+async fn gc(app: &TestApp, dry_run: bool, delete_untagged: bool) -> Value {
+    let r = api(
+        app,
+        Method::POST,
+        "/api/v2.0/system/gc/schedule",
+        json!({"schedule": {"type": "Manual"}, "parameters": {"dry_run": dry_run, "delete_untagged": delete_untagged}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let loc = r.header("location").unwrap().to_string();
+    server::jobs::tick(&app.state, "test-worker").await.unwrap();
+    let r = app.get_with(&loc, &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let run = r.json();
+    assert_eq!(run["job_status"], "Success", "{run}");
+    run
+}
+
+fn report(run: &Value) -> (u64, u64, u64, u64) {
+    let r = &run["result"];
+    (
+        r["blobs"].as_u64().unwrap(),
+        r["manifests"].as_u64().unwrap(),
+        r["bytes"].as_u64().unwrap(),
+        r["artifacts"].as_u64().unwrap(),
+    )
+}
+
+async fn pull(app: &TestApp, repo: &str, reference: &str) -> common::Resp {
+    app.get_with(&format!("/v2/{repo}/manifests/{reference}"), &[("authorization", &admin())]).await
+}
+
+async fn blob(app: &TestApp, repo: &str, digest: &str) -> common::Resp {
+    app.get_with(&format!("/v2/{repo}/blobs/{digest}"), &[("authorization", &admin())]).await
+}
+
+gc_backends!(dry_run_then_sweep_keeps_shared_layers, |app| {
+    let base = vec![7u8; 3000];
+    let only_a = vec![1u8; 1000];
+    let only_b = vec![2u8; 2000];
+    let (da, ma) = push_image(&app, "library/a", "v1", &[&base, &only_a]).await;
+    let (_, mb) = push_image(&app, "library/b", "v1", &[&base, &only_b]).await;
+    // Nothing is garbage yet.
+    assert_eq!(report(&gc(&app, false, false).await), (0, 0, 0, 0));
+
+    // Logical delete: gone from /v2 at once, bytes still there.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v2/library/a/manifests/{da}"),
+            &[("authorization", &admin())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(pull(&app, "library/a", &da).await.status, StatusCode::NOT_FOUND);
+    assert!(stored(&app, &sha256(&only_a)).await);
+
+    // A dry run reports exactly what goes and deletes nothing.
+    let dry = gc(&app, true, false).await;
+    let expected = (1, 1, (only_a.len() + ma.len()) as u64, 0);
+    assert_eq!(report(&dry), expected);
+    assert_eq!(dry["deleted"], false);
+    assert!(stored(&app, &sha256(&only_a)).await && stored(&app, &da).await);
+    let log =
+        app.get_with(&format!("/api/v2.0/system/gc/{}/log", dry["id"]), &[("authorization", &admin())]).await;
+    assert_eq!(log.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert!(log.text().contains(&format!("would delete blob {}", sha256(&only_a))), "{}", log.text());
+    assert!(log.text().contains(&format!("would delete manifest {da}")), "{}", log.text());
+
+    // The real run deletes the same.
+    let run = gc(&app, false, false).await;
+    assert_eq!(report(&run), expected);
+    assert_eq!(run["deleted"], true);
+    assert!(!stored(&app, &sha256(&only_a)).await && !stored(&app, &da).await);
+    assert_eq!(blob(&app, "library/a", &sha256(&only_a)).await.status, StatusCode::NOT_FOUND);
+    // What b uses stays, bit-identical: the shared base layer and config are still there.
+    let r = pull(&app, "library/b", "v1").await;
+    assert_eq!(r.body, mb);
+    assert_eq!(blob(&app, "library/b", &sha256(&base)).await.body, base);
+    assert_eq!(blob(&app, "library/b", &sha256(&only_b)).await.body, only_b);
+    // GC again: nothing more.
+    assert_eq!(report(&gc(&app, false, false).await), (0, 0, 0, 0));
+    // Pushing a again after GC works (the layer is uploaded anew, not "already exists").
+    assert_eq!(blob(&app, "library/a", &sha256(&only_a)).await.status, StatusCode::NOT_FOUND);
+    let (da2, ma2) = push_image(&app, "library/a", "v1", &[&base, &only_a]).await;
+    assert_eq!((da2.as_str(), ma2.as_slice()), (da.as_str(), ma.as_slice()));
+    assert_eq!(pull(&app, "library/a", "v1").await.body, ma);
+    assert_eq!(blob(&app, "library/a", &sha256(&only_a)).await.body, only_a);
+});
+
+gc_dbs!(untagged_indexes_and_referrers, |app| {
+    // An untagged image (its tag deleted), an index with two children, a signature of the index.
+    let (untagged, _) = push_image(&app, "library/u", "tmp", &[b"x"]).await;
+    let r =
+        app.call(Method::DELETE, "/v2/library/u/manifests/tmp", &[("authorization", &admin())], vec![]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let (c1, _) = push_image(&app, "library/idx", "tmp1", &[b"amd64 layer"]).await;
+    let (c2, _) = push_image(&app, "library/idx", "tmp2", &[b"arm64 layer"]).await;
+    for t in ["tmp1", "tmp2"] {
+        let r = app
+            .call(
+                Method::DELETE,
+                &format!("/v2/library/idx/manifests/{t}"),
+                &[("authorization", &admin())],
+                vec![],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": c1, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": OCI_MANIFEST, "digest": c2, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}}]});
+    let index = serde_json::to_vec(&index).unwrap();
+    let di = sha256(&index);
+    assert_eq!(put_manifest(&app, "library/idx", &di, OCI_INDEX, &index).await.status, StatusCode::CREATED);
+    let empty = push_blob(&app, "library/idx", b"{}").await;
+    let sig = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [], "subject": {"mediaType": OCI_INDEX, "digest": di, "size": index.len()}});
+    let sig = serde_json::to_vec(&sig).unwrap();
+    let ds = sha256(&sig);
+    assert_eq!(put_manifest(&app, "library/idx", &ds, OCI_MANIFEST, &sig).await.status, StatusCode::CREATED);
+    let (kept, _) = push_image(&app, "library/k", "v1", &[b"kept layer"]).await;
+
+    // Without the option, referenced artifacts stay.
+    assert_eq!(report(&gc(&app, false, false).await).3, 0);
+    // Dry run with it: the untagged image, the index, its two children and the signature.
+    let dry = gc(&app, true, true).await;
+    assert_eq!(report(&dry).3, 5, "{dry}");
+    assert_eq!(pull(&app, "library/idx", &di).await.status, StatusCode::OK);
+    let run = gc(&app, false, true).await;
+    assert_eq!(report(&run).3, 5, "{run}");
+    assert_eq!(report(&run).1, 5, "five manifests freed: {run}");
+    for (repo, d) in [
+        ("library/u", &untagged),
+        ("library/idx", &di),
+        ("library/idx", &c1),
+        ("library/idx", &c2),
+        ("library/idx", &ds),
+    ] {
+        assert_eq!(pull(&app, repo, d).await.status, StatusCode::NOT_FOUND, "{repo}@{d}");
+        assert!(!stored(&app, d).await, "{d} still stored");
+    }
+    assert_eq!(pull(&app, "library/k", "v1").await.status, StatusCode::OK);
+    assert!(stored(&app, &kept).await);
+});
+
+gc_dbs!(delete_frees_children_and_accessories, |app| {
+    let (c1, _) = push_image(&app, "library/m", "amd64", &[b"l1"]).await;
+    let (c2, _) = push_image(&app, "library/m", "tmp", &[b"l2"]).await;
+    let r =
+        app.call(Method::DELETE, "/v2/library/m/manifests/tmp", &[("authorization", &admin())], vec![]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": c1, "size": 1}, {"mediaType": OCI_MANIFEST, "digest": c2, "size": 1}]}))
+    .unwrap();
+    let di = sha256(&index);
+    assert_eq!(
+        put_manifest(&app, "library/m", "latest", OCI_INDEX, &index).await.status,
+        StatusCode::CREATED
+    );
+    let empty = push_blob(&app, "library/m", b"{}").await;
+    let sbom = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [], "subject": {"mediaType": OCI_INDEX, "digest": di, "size": index.len()}}),
+    )
+    .unwrap();
+    let dsbom = sha256(&sbom);
+    assert_eq!(
+        put_manifest(&app, "library/m", &dsbom, OCI_MANIFEST, &sbom).await.status,
+        StatusCode::CREATED
+    );
+    // Deleting the index: its SBOM goes, the untagged child is freed, the tagged one stays.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v2/library/m/manifests/{di}"),
+            &[("authorization", &admin())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(pull(&app, "library/m", &dsbom).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(pull(&app, "library/m", &c2).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(pull(&app, "library/m", "amd64").await.status, StatusCode::OK);
+    let r = app.get_with(&format!("/v2/library/m/referrers/{di}"), &[("authorization", &admin())]).await;
+    assert_eq!(r.json()["manifests"], json!([]));
+    // The tagged child is listed on its own again.
+    let r = app
+        .get_with("/api/v2.0/projects/library/repositories/m/artifacts", &[("authorization", &admin())])
+        .await;
+    let list = r.json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["digest"], json!(c1));
+    // The audit log names each deleted artifact.
+    app.state.audit.flush(&app.state.db).await.unwrap();
+    let r = app
+        .get_with("/api/v2.0/audit-logs?q=operation=delete&page_size=50", &[("authorization", &admin())])
+        .await;
+    let text = r.text();
+    for d in [&di, &dsbom, &c2] {
+        assert!(text.contains(d.as_str()), "audit lacks {d}: {text}");
+    }
+});
+
+gc_dbs!(racing_push_is_told_to_retry, |app| {
+    // A blob GC has marked (status 'deleting') is invisible and cannot be re-referenced.
+    let data = b"being collected".to_vec();
+    let d = push_blob(&app, "library/r", &data).await;
+    sqlx::query("UPDATE blobs SET status = 'deleting' WHERE digest = $1")
+        .bind(&d)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(blob(&app, "library/r", &d).await.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v2/library/r2/blobs/uploads/?mount={d}&from=library/r"),
+            &[("authorization", &admin())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "mount of a blob being deleted falls back to an upload");
+    // Uploading the same content meanwhile: 503 with Retry-After, the session survives.
+    let r =
+        app.call(Method::POST, "/v2/library/r/blobs/uploads/", &[("authorization", &admin())], vec![]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let put = format!("{loc}?digest={d}");
+    let r = app.call(Method::PUT, &put, &[("authorization", &admin())], data.clone()).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["code"], "UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("5"));
+    // A manifest referencing it is refused.
+    let config = push_blob(&app, "library/r", br#"{"os":"linux"}"#).await;
+    let m = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 14},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": data.len()}]}))
+    .unwrap();
+    let r = put_manifest(&app, "library/r", "v1", OCI_MANIFEST, &m).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    // GC finishes the deletion; the client's retry of the same upload then succeeds.
+    let run = gc(&app, false, false).await;
+    assert!(report(&run).0 >= 1, "{run}");
+    let r = app.get_with(&loc, &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "the upload session is still there");
+    // (The config, unreferenced after the refused push, was collected too: push it again.)
+    assert_eq!(push_blob(&app, "library/r", br#"{"os":"linux"}"#).await, config);
+    let r =
+        app.call(Method::PUT, &put, &[("authorization", &admin()), ("content-length", "0")], vec![]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(blob(&app, "library/r", &d).await.body, data);
+    assert_eq!(put_manifest(&app, "library/r", "v1", OCI_MANIFEST, &m).await.status, StatusCode::CREATED);
+    assert_eq!(report(&gc(&app, false, false).await).0, 0);
+    assert_eq!(blob(&app, "library/r", &d).await.body, data);
+});
+
+/// With the default window (2 h) a freshly uploaded, unreferenced blob stays; an upload session
+/// older than `upload_max_age` goes with its data.
+macro_rules! both_window {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            async fn run(app: TestApp) {
+                let d = push_blob(&app, "library/w", b"not yet in a manifest").await;
+                let r = app
+                    .call(
+                        Method::POST,
+                        "/v2/library/w/blobs/uploads/",
+                        &[("authorization", &admin())],
+                        vec![],
+                    )
+                    .await;
+                let loc = r.header("location").unwrap().to_string();
+                let id = loc.rsplit('/').next().unwrap().to_string();
+                let r = app
+                    .call(
+                        Method::PATCH,
+                        &loc,
+                        &[("authorization", &admin()), ("content-type", "application/octet-stream")],
+                        b"partial".to_vec(),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::ACCEPTED);
+                let key = format!("uploads/{id}/data");
+                assert!(app.state.storage.stat(&key).await.unwrap().is_some());
+                let run = gc(&app, false, false).await;
+                assert_eq!(report(&run), (0, 0, 0, 0), "{run}");
+                assert_eq!(run["result"]["uploads"], 0);
+                assert_eq!(blob(&app, "library/w", &d).await.status, StatusCode::OK);
+                // Abandoned: untouched for longer than upload_max_age (24 h).
+                sqlx::query("UPDATE uploads SET updated_at = updated_at - 90000000 WHERE id = $1")
+                    .bind(&id)
+                    .execute(&app.state.db.pool)
+                    .await
+                    .unwrap();
+                let run = gc(&app, false, false).await;
+                assert_eq!(run["result"]["uploads"], 1, "{run}");
+                assert!(app.state.storage.stat(&key).await.unwrap().is_none());
+                let r = app.get_with(&loc, &[("authorization", &admin())]).await;
+                assert_eq!(r.status, StatusCode::NOT_FOUND);
+                assert_eq!(blob(&app, "library/w", &d).await.status, StatusCode::OK);
+            }
+            #[tokio::test]
+            async fn sqlite() {
+                run(TestApp::new(DbChoice::Sqlite).await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                run(TestApp::new(DbChoice::Postgres).await).await
+            }
+        }
+    };
+}
+both_window!(window_protects_fresh_blobs_and_uploads_expire);
+
+gc_dbs!(api_permissions_conflicts_stop_and_schedule, |app| {
+    // Only system admins.
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/users",
+        json!({"username": "dev", "password": "Passw0rd!x", "email": "d@x.io", "realname": "d"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    for (m, p) in [
+        (Method::GET, "/api/v2.0/system/gc"),
+        (Method::GET, "/api/v2.0/system/gc/schedule"),
+        (Method::POST, "/api/v2.0/system/gc/schedule"),
+    ] {
+        let r = app
+            .call(
+                m.clone(),
+                p,
+                &[("authorization", &basic("dev", "Passw0rd!x")), ("content-type", "application/json")],
+                r#"{"schedule":{"type":"Manual"}}"#,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{m} {p}");
+        let r = app
+            .call(m.clone(), p, &[("content-type", "application/json")], r#"{"schedule":{"type":"Manual"}}"#)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{m} {p}");
+    }
+    // One pending run at a time; stopping a pending run ends it.
+    let body = json!({"schedule": {"type": "Manual"}, "parameters": {"dry_run": true}});
+    let r = api(&app, Method::POST, "/api/v2.0/system/gc/schedule", body.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let loc = r.header("location").unwrap().to_string();
+    let r = api(&app, Method::POST, "/api/v2.0/system/gc/schedule", body.clone()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(api(&app, Method::PUT, &loc, json!({})).await.status, StatusCode::OK);
+    let r = app.get_with(&loc, &[("authorization", &admin())]).await;
+    assert_eq!(r.json()["job_status"], "Stopped");
+    assert_eq!(api(&app, Method::PUT, &loc, json!({})).await.status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.get_with("/api/v2.0/system/gc/999999", &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_with("/api/v2.0/system/gc/abc", &[("authorization", &admin())]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // Bad input is a 400.
+    for bad in [
+        json!({"schedule": {"type": "Custom", "cron": "not a cron"}}),
+        json!({"schedule": {"type": "Custom", "cron": "0 0 0 * * * * *"}}),
+        json!({"schedule": {"type": "Sometimes"}}),
+        json!({"schedule": {"type": "Manual"}, "parameters": {"workers": 0}}),
+        json!({"parameters": {}}),
+    ] {
+        let r = api(&app, Method::POST, "/api/v2.0/system/gc/schedule", bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+    }
+    // Schedules.
+    let r = app.get_with("/api/v2.0/system/gc/schedule", &[("authorization", &admin())]).await;
+    assert_eq!(r.json()["schedule"]["type"], "None");
+    let r = api(
+        &app,
+        Method::PUT,
+        "/api/v2.0/system/gc/schedule",
+        json!({"schedule": {"type": "Daily"}, "parameters": {"delete_untagged": true}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = app.get_with("/api/v2.0/system/gc/schedule", &[("authorization", &admin())]).await.json();
+    assert_eq!(s["schedule"]["type"], "Daily");
+    assert_eq!(s["schedule"]["cron"], "0 0 0 * * *");
+    assert!(s["schedule"]["next_scheduled_time"].as_str().unwrap().ends_with("T00:00:00.000Z"), "{s}");
+    assert!(s["job_parameters"].as_str().unwrap().contains("\"delete_untagged\":true"));
+    // Every second, then two replicas race to fire it: exactly one run is queued.
+    let r = api(
+        &app,
+        Method::PUT,
+        "/api/v2.0/system/gc/schedule",
+        json!({"schedule": {"type": "Custom", "cron": "* * * * * *"}, "parameters": {"dry_run": true}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let other = app.sibling().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (a, b) = tokio::join!(server::jobs::fire_due(&app.state.db), server::jobs::fire_due(&other.state.db));
+    assert_eq!(a.unwrap().len() + b.unwrap().len(), 1);
+    server::jobs::tick(&other.state, "replica-2").await.unwrap();
+    let list = app.get_with("/api/v2.0/system/gc", &[("authorization", &admin())]).await;
+    assert_eq!(list.header("x-total-count"), Some("2"));
+    let runs = list.json();
+    assert_eq!(runs[0]["job_kind"], "SCHEDULE");
+    assert_eq!(runs[0]["job_status"], "Success");
+    let r =
+        api(&app, Method::PUT, "/api/v2.0/system/gc/schedule", json!({"schedule": {"type": "None"}})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        app.get_with("/api/v2.0/system/gc/schedule", &[("authorization", &admin())]).await.json()["schedule"]
+            ["type"],
+        "None"
+    );
+    // Administrative changes are audited.
+    app.state.audit.flush(&app.state.db).await.unwrap();
+    let text = app
+        .get_with("/api/v2.0/audit-logs?q=resource_type=gc_schedule", &[("authorization", &admin())])
+        .await
+        .text();
+    assert!(text.contains("0 0 0 * * *"), "{text}");
+});
+
+gc_dbs!(job_of_a_dead_replica_is_taken_back, |app| {
+    use server::jobs;
+    let params = json!({"dry_run": true});
+    let new = jobs::NewJob {
+        kind: "gc",
+        job_kind: "MANUAL",
+        parameters: &params,
+        unique_key: Some("gc"),
+        created_by: "t",
+    };
+    let id = jobs::enqueue(&app.state.db, &new).await.unwrap().unwrap();
+    let job = jobs::claim(&app.state.db, "replica-a").await.unwrap().unwrap();
+    assert_eq!((job.id, job.status.as_str(), job.attempts), (id, "running", 1));
+    assert!(jobs::claim(&app.state.db, "replica-b").await.unwrap().is_none(), "claimed once");
+    // replica-a dies: its heartbeat stops.
+    sqlx::query("UPDATE jobs SET heartbeat = heartbeat - 60000 WHERE id = $1")
+        .bind(id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs::requeue_stale(&app.state.db).await.unwrap(), 1);
+    let again = jobs::claim(&app.state.db, "replica-b").await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (id, 2));
+    // If replica-a comes back, it learns the job is no longer its own.
+    let ctx_a = jobs::JobCtx::new(id, "replica-a", "MANUAL", &job.parameters);
+    ctx_a.beat(&app.state.db).await.unwrap();
+    assert!(ctx_a.should_stop() && ctx_a.lost());
+    assert!(!jobs::finish(&app.state.db, id, "replica-a", "success", &json!({}), "").await.unwrap());
+    let ctx_b = jobs::JobCtx::new(id, "replica-b", "MANUAL", &again.parameters);
+    let env = server::gc::Env {
+        db: app.state.db.clone(),
+        storage: app.state.storage.clone(),
+        config: app.config.gc.clone(),
+    };
+    let out =
+        jobs::run_claimed(&app.state.db, ctx_b, |ctx| async move { server::gc::run_with(&env, ctx).await })
+            .await;
+    assert_eq!(out.status, "success");
+    assert_eq!(jobs::get(&app.state.db, id).await.unwrap().unwrap().status, "success");
+});
+
+gc_dbs!(storage_usage_counts_shared_blobs_once_per_project, |app| {
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/projects",
+        json!({"project_name": "other", "metadata": {"public": "false"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let shared = vec![9u8; 5000];
+    let (_, m1) = push_image(&app, "library/one", "v1", &[&shared]).await;
+    let (_, m2) = push_image(&app, "library/two", "v1", &[&shared]).await;
+    let (_, m3) = push_image(&app, "other/three", "v1", &[&shared]).await;
+    let config_len =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.len();
+    let used = |p: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .get_with(&format!("/api/v2.0/projects/{p}/summary"), &[("authorization", &admin())])
+                .await;
+            r.json()["quota"]["used"]["storage"].as_u64().unwrap() as usize
+        }
+    };
+    // library: the shared layer and config once, plus two manifests (identical bodies: once).
+    assert_eq!(m1, m2);
+    assert_eq!(used("library").await, shared.len() + config_len + m1.len());
+    assert_eq!(used("other").await, shared.len() + config_len + m3.len());
+});
