@@ -18,7 +18,7 @@ if [ ! -d node_modules/@playwright/test ]; then
 fi
 
 ( cd "$work" && BERTH_LISTEN=127.0.0.1:$port BERTH_EXTERNAL_URL=http://127.0.0.1:$port \
-    BERTH_PORTAL__SITE_ROOT="$site" BERTH_LOG__LEVEL=warn exec "$bin" >"$work/berth.log" 2>&1 ) &
+    BERTH_PORTAL__SITE_ROOT="$site" BERTH_LOG__LEVEL=warn BERTH_GC__WINDOW=0s exec "$bin" >"$work/berth.log" 2>&1 ) &
 echo $! >"$work/berth.pid"
 for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$port/api/v2.0/ping" >/dev/null 2>&1 && break

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::PortalError;
-use crate::model::{ProjectPage, UserView};
+use crate::model::{GcOverview, ProjectPage, UserView};
 
 #[async_trait::async_trait]
 pub trait PortalBackend: Send + Sync + 'static {
@@ -21,6 +21,15 @@ pub trait PortalBackend: Send + Sync + 'static {
         page: u64,
         page_size: u64,
     ) -> Result<ProjectPage, PortalError>;
+    /// GC runs (newest first), the schedule and storage usage (system admins).
+    async fn gc_overview(&self) -> Result<GcOverview, PortalError>;
+    /// Queues a manual GC run (system admins); `Invalid` while one is pending or running.
+    async fn gc_start(&self, dry_run: bool, delete_untagged: bool) -> Result<i64, PortalError>;
+    /// Stops a pending or running GC (system admins).
+    async fn gc_stop(&self, id: i64) -> Result<(), PortalError>;
+    /// Sets the GC schedule: `None`, `Hourly`, `Daily`, `Weekly` or `Custom` with `cron`.
+    async fn gc_schedule(&self, kind: String, cron: String, delete_untagged: bool)
+        -> Result<(), PortalError>;
 }
 
 pub fn backend() -> Result<Arc<dyn PortalBackend>, PortalError> {

@@ -57,6 +57,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=|| view! { <Redirect path="/harbor/projects" /> } />
                 <Route path=path!("/account/sign-in") view=pages::sign_in::SignIn ssr=SsrMode::Async />
                 <Route path=path!("/harbor/projects") view=pages::projects::Projects ssr=SsrMode::Async />
+                <Route
+                    path=path!("/harbor/clearing-job/gc")
+                    view=pages::gc::GarbageCollection
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

@@ -29,6 +29,65 @@ pub struct ProjectPage {
     pub page_size: u64,
 }
 
+/// One garbage collection run, as the Administration page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRunView {
+    pub id: i64,
+    /// `MANUAL`, `SCHEDULE` or `CLI`.
+    pub job_kind: String,
+    /// `Pending`, `Running`, `Success`, `Error` or `Stopped`.
+    pub status: String,
+    pub dry_run: bool,
+    pub delete_untagged: bool,
+    pub created_by: String,
+    /// Unix milliseconds (0: not yet).
+    pub created_at: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    /// `uploads`, `mark`, `artifacts`, `sweep`, `done` or `stopped`.
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    pub blobs: u64,
+    pub manifests: u64,
+    pub artifacts: u64,
+    pub uploads: u64,
+    pub bytes: u64,
+    pub error: String,
+}
+
+impl GcRunView {
+    pub fn active(&self) -> bool {
+        self.status == "Pending" || self.status == "Running"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcScheduleView {
+    /// `Hourly`, `Daily`, `Weekly` or `Custom`.
+    pub kind: String,
+    pub cron: String,
+    pub next_run: i64,
+    pub delete_untagged: bool,
+}
+
+/// Bytes a project's artifacts use (each blob once per project).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageView {
+    pub project: String,
+    pub bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcOverview {
+    pub runs: Vec<GcRunView>,
+    pub schedule: Option<GcScheduleView>,
+    /// Bytes of every stored blob and manifest (referenced or awaiting GC).
+    pub total_bytes: i64,
+    /// Projects by bytes used, largest first.
+    pub projects: Vec<UsageView>,
+}
+
 /// Only same-site absolute paths may be redirect targets after login (no open redirects).
 pub fn safe_redirect(target: &str) -> String {
     let ok = target.starts_with('/')

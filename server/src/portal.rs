@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use app::backend::PortalBackend;
 use app::error::PortalError;
-use app::model::{ProjectPage, ProjectView, UserView};
+use app::model::{GcOverview, GcRunView, GcScheduleView, ProjectPage, ProjectView, UsageView, UserView};
 use axum::extract::{Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
@@ -66,6 +66,55 @@ impl Backend {
     async fn user(&self) -> Result<Option<User>, PortalError> {
         let s = session().await?;
         auth::session_user(&self.state, &s).await.map_err(portal_error)
+    }
+
+    /// The signed-in system admin, or the error the page shows.
+    async fn admin(&self) -> Result<User, PortalError> {
+        let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
+        if !user.sysadmin {
+            return Err(PortalError::Forbidden);
+        }
+        Ok(user)
+    }
+
+    /// An audit row for an action of `user` in the portal.
+    fn audit(&self, user: &User, operation: &str, resource_type: &str, resource: String, detail: String) {
+        let ctx = leptos::prelude::use_context::<axum::http::request::Parts>()
+            .map(|p| crate::client::ClientCtx::from_parts(&self.state.config, &p));
+        let mut e =
+            crate::audit::Event::new(&user.username, operation, resource_type, resource).detail(detail);
+        if let Some(ctx) = ctx {
+            e = e.ip(&ctx.ip);
+        }
+        self.state.audit.record(e);
+    }
+}
+
+fn gc_run_view(j: &crate::jobs::Job) -> GcRunView {
+    let h = crate::api::gc::history(j);
+    let params: serde_json::Value = serde_json::from_str(&j.parameters).unwrap_or_default();
+    // A finished run's numbers are in its result; a live one's in its progress.
+    let n = if h.result.is_object() && h.result.get("bytes").is_some() { &h.result } else { &h.progress };
+    let u = |k: &str| n.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    GcRunView {
+        id: j.id,
+        job_kind: j.job_kind.clone(),
+        status: h.job_status.clone(),
+        dry_run: params["dry_run"].as_bool().unwrap_or(false),
+        delete_untagged: params["delete_untagged"].as_bool().unwrap_or(false),
+        created_by: j.created_by.clone(),
+        created_at: j.created_at,
+        started_at: j.started_at,
+        finished_at: j.finished_at,
+        phase: h.progress.get("phase").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+        done: h.progress.get("done").and_then(|v| v.as_u64()).unwrap_or(0),
+        total: h.progress.get("total").and_then(|v| v.as_u64()).unwrap_or(0),
+        blobs: u("blobs"),
+        manifests: u("manifests"),
+        artifacts: u("artifacts"),
+        uploads: u("uploads"),
+        bytes: u("bytes"),
+        error: j.error.clone(),
     }
 }
 
@@ -127,6 +176,87 @@ impl PortalBackend for Backend {
             page,
             page_size,
         })
+    }
+
+    async fn gc_overview(&self) -> Result<GcOverview, PortalError> {
+        self.admin().await?;
+        let db = &self.state.db;
+        let err = |e: sqlx::Error| portal_error(e.into());
+        let (jobs, _) = crate::jobs::list(db, "gc", 0, 20).await.map_err(err)?;
+        let schedule = crate::jobs::get_schedule(db, "gc").await.map_err(err)?.map(|s| GcScheduleView {
+            kind: crate::api::gc::schedule_kind(&s.cron).to_string(),
+            delete_untagged: s.parameters.contains("\"delete_untagged\":true"),
+            cron: s.cron,
+            next_run: s.next_run,
+        });
+        let (live, deleting) = crate::gc::total_usage(db).await.map_err(err)?;
+        let usage = crate::gc::project_usage(db, None).await.map_err(err)?;
+        let names: std::collections::HashMap<i64, String> =
+            sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM projects")
+                .fetch_all(&db.pool)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .collect();
+        let mut projects: Vec<UsageView> = usage
+            .into_iter()
+            .map(|(id, bytes)| UsageView {
+                project: names.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+                bytes,
+            })
+            .collect();
+        projects.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.project.cmp(&b.project)));
+        projects.truncate(20);
+        Ok(GcOverview {
+            runs: jobs.iter().map(gc_run_view).collect(),
+            schedule,
+            total_bytes: live + deleting,
+            projects,
+        })
+    }
+
+    async fn gc_start(&self, dry_run: bool, delete_untagged: bool) -> Result<i64, PortalError> {
+        let user = self.admin().await?;
+        let params = crate::gc::GcParams { dry_run, delete_untagged, workers: None };
+        let id =
+            crate::api::gc::start_run(&self.state, &user.username, &params).await.map_err(portal_error)?;
+        let detail = serde_json::to_string(&params).unwrap_or_default();
+        self.audit(&user, "create", "gc", format!("gc/{id}"), detail);
+        Ok(id)
+    }
+
+    async fn gc_stop(&self, id: i64) -> Result<(), PortalError> {
+        let user = self.admin().await?;
+        use crate::jobs::StopOutcome;
+        let job = crate::jobs::get(&self.state.db, id).await.map_err(|e| portal_error(e.into()))?;
+        if job.as_ref().is_none_or(|j| j.kind != "gc") {
+            return Err(PortalError::Invalid(format!("garbage collection {id} not found")));
+        }
+        match crate::jobs::request_stop(&self.state.db, id).await.map_err(|e| portal_error(e.into()))? {
+            StopOutcome::Stopped | StopOutcome::Stopping => {
+                self.audit(&user, "stop", "gc", format!("gc/{id}"), String::new());
+                Ok(())
+            }
+            _ => Err(PortalError::Invalid(format!("garbage collection {id} is not running"))),
+        }
+    }
+
+    async fn gc_schedule(
+        &self,
+        kind: String,
+        cron: String,
+        delete_untagged: bool,
+    ) -> Result<(), PortalError> {
+        let user = self.admin().await?;
+        if kind == "Manual" {
+            return Err(PortalError::Invalid("use Run garbage collection to run now".into()));
+        }
+        let schedule = crate::api::gc::ScheduleObj { kind, cron, next_scheduled_time: None };
+        let params = crate::gc::GcParams { dry_run: false, delete_untagged, workers: None };
+        let set =
+            crate::api::gc::apply_schedule(&self.state, &schedule, &params).await.map_err(portal_error)?;
+        self.audit(&user, "update", "gc_schedule", "gc".into(), set.unwrap_or_else(|| "none".into()));
+        Ok(())
     }
 }
 

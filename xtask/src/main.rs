@@ -18,8 +18,14 @@ fn main() -> Result<()> {
     }
 }
 
+/// The workspace root. `cargo run` sets `CARGO_MANIFEST_DIR` at run time; that one wins over
+/// the compile-time value, which is stale when a shared target directory holds an xtask built
+/// in another clone (cargo does not rebuild a package that only moved).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    Path::new(&dir).parent().expect("workspace root").to_path_buf()
 }
 
 fn target_dir(root: &Path) -> PathBuf {

@@ -9,6 +9,34 @@ pub fn datetime(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
 }
 
+/// Bytes in binary units with one decimal (`1.5 GiB`), exact below 1 KiB.
+pub fn bytes(n: i64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n.max(0) as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{} B", n.max(0))
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A duration in milliseconds as `1h 2m`, `3m 4s`, `5.6s`.
+pub fn duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    if s >= 3600 {
+        format!("{}h {}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", ms.max(0) as f64 / 1000.0)
+    }
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -30,5 +58,16 @@ mod tests {
         assert_eq!(super::datetime(0), "1970-01-01 00:00 UTC");
         assert_eq!(super::datetime(1_714_564_800_123), "2024-05-01 12:00 UTC");
         assert_eq!(super::datetime(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn formats_sizes_and_durations() {
+        assert_eq!(super::bytes(0), "0 B");
+        assert_eq!(super::bytes(1023), "1023 B");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
+        assert_eq!(super::bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(super::duration(5_600), "5.6s");
+        assert_eq!(super::duration(184_000), "3m 4s");
+        assert_eq!(super::duration(3_720_000), "1h 2m");
     }
 }

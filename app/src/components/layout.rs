@@ -29,6 +29,10 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
         <div class="frame">
             <nav class="sidenav" aria-label="Main">
                 <A href="/harbor/projects">"Projects"</A>
+                {user.sysadmin.then(|| view! {
+                    <p class="nav-section">"Administration"</p>
+                    <A href="/harbor/clearing-job/gc">"Garbage Collection"</A>
+                })}
             </nav>
             <main id="main" class="content">{children()}</main>
         </div>

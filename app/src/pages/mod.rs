@@ -1,3 +1,4 @@
+pub mod gc;
 pub mod not_found;
 pub mod projects;
 pub mod sign_in;

@@ -2,4 +2,5 @@
 //! hashes) so the CSRF guard in `server` can recognise them.
 
 pub mod auth;
+pub mod gc;
 pub mod projects;

@@ -69,7 +69,7 @@ fn status_name(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
-fn history(j: &Job) -> GcHistory {
+pub fn history(j: &Job) -> GcHistory {
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     GcHistory {
         id: j.id,
@@ -195,12 +195,7 @@ pub async fn get_schedule(State(state): State<AppState>, caller: Caller) -> Resu
     Ok(Json(match jobs::get_schedule(&state.db, "gc").await? {
         None => json!({ "schedule": { "type": "None" } }),
         Some(s) => {
-            let kind = match s.cron.as_str() {
-                "0 0 * * * *" => "Hourly",
-                "0 0 0 * * *" => "Daily",
-                "0 0 0 * * 0" => "Weekly",
-                _ => "Custom",
-            };
+            let kind = schedule_kind(&s.cron);
             json!({
                 "schedule": { "type": kind, "cron": s.cron, "next_scheduled_time": rfc3339(s.next_run) },
                 "job_parameters": s.parameters,
@@ -220,6 +215,24 @@ fn check_params(p: &GcParams) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Queues a manual run (the portal and the API): `Conflict` while one is pending or running.
+pub async fn start_run(state: &AppState, by: &str, params: &GcParams) -> Result<i64, ApiError> {
+    check_params(params)?;
+    let params = serde_json::to_value(params).unwrap_or_default();
+    let new = NewJob {
+        kind: "gc",
+        job_kind: "MANUAL",
+        parameters: &params,
+        unique_key: Some("gc"),
+        created_by: by,
+    };
+    let id = jobs::enqueue(&state.db, &new)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("a garbage collection is already pending or running".into()))?;
+    state.jobs_wake.notify_one();
+    Ok(id)
+}
+
 /// `POST /api/v2.0/system/gc/schedule`: type `Manual` starts a run now (201, `Location` of
 /// the run; 409 while one is pending or running); other types set the schedule.
 #[utoipa::path(post, path = "/system/gc/schedule", tag = "gc", request_body = ScheduleReq,
@@ -232,33 +245,18 @@ pub async fn create_schedule(
     caller.require_sysadmin()?;
     let schedule = req.schedule.clone().ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
     let params = req.parameters.clone().unwrap_or_default();
-    check_params(&params)?;
     let mut h = HeaderMap::new();
     if schedule.kind == "Manual" {
-        let params = serde_json::to_value(&params).unwrap_or_default();
-        let id = jobs::enqueue(
-            &state.db,
-            &NewJob {
-                kind: "gc",
-                job_kind: "MANUAL",
-                parameters: &params,
-                unique_key: Some("gc"),
-                created_by: caller.name(),
-            },
-        )
-        .await?
-        .ok_or_else(|| ApiError::Conflict("a garbage collection is already pending or running".into()))?;
-        state.jobs_wake.notify_one();
-        state.audit.record(caller.event("create", "gc", format!("gc/{id}")).detail(params.to_string()));
+        let id = start_run(&state, caller.name(), &params).await?;
+        let detail = serde_json::to_string(&params).unwrap_or_default();
+        state.audit.record(caller.event("create", "gc", format!("gc/{id}")).detail(detail));
         if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/system/gc/{id}")) {
             h.insert(header::LOCATION, v);
         }
         return Ok((StatusCode::CREATED, h));
     }
     set_schedule(&state, &caller, &schedule, &params).await?;
-    if let Ok(v) = HeaderValue::from_str("/api/v2.0/system/gc/schedule") {
-        h.insert(header::LOCATION, v);
-    }
+    h.insert(header::LOCATION, HeaderValue::from_static("/api/v2.0/system/gc/schedule"));
     Ok((StatusCode::CREATED, h))
 }
 
@@ -276,7 +274,6 @@ pub async fn update_schedule(
         return Err(ApiError::BadRequest("use POST /system/gc/schedule to run now".into()));
     }
     let params = req.parameters.unwrap_or_default();
-    check_params(&params)?;
     set_schedule(&state, &caller, &schedule, &params).await?;
     Ok(StatusCode::OK)
 }
@@ -287,11 +284,31 @@ async fn set_schedule(
     schedule: &ScheduleObj,
     params: &GcParams,
 ) -> Result<(), ApiError> {
+    let cron = apply_schedule(state, schedule, params).await?;
+    let detail = cron.unwrap_or_else(|| "none".into());
+    state.audit.record(caller.event("update", "gc_schedule", "gc").detail(detail));
+    Ok(())
+}
+
+/// Sets or removes the GC schedule (the portal and the API); returns the cron set.
+pub async fn apply_schedule(
+    state: &AppState,
+    schedule: &ScheduleObj,
+    params: &GcParams,
+) -> Result<Option<String>, ApiError> {
+    check_params(params)?;
     let cron = cron_of(schedule)?;
     let params = serde_json::to_value(params).unwrap_or_default();
     jobs::set_schedule(&state.db, "gc", cron.as_deref().map(|c| (c, &params))).await?;
-    state
-        .audit
-        .record(caller.event("update", "gc_schedule", "gc").detail(cron.unwrap_or_else(|| "none".into())));
-    Ok(())
+    Ok(cron)
+}
+
+/// The schedule type Harbor's portal shows for a cron.
+pub fn schedule_kind(cron: &str) -> &'static str {
+    match cron {
+        "0 0 * * * *" => "Hourly",
+        "0 0 0 * * *" => "Daily",
+        "0 0 0 * * 0" => "Weekly",
+        _ => "Custom",
+    }
 }

@@ -1,0 +1,275 @@
+//! Administration → Garbage Collection: storage usage, run now / dry run, schedule, history
+//! with live progress (the page refreshes itself every 2 s while a run is pending or running).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use crate::components::format::{bytes, datetime, duration};
+use crate::components::layout::AppShell;
+use crate::error::PortalError;
+use crate::model::{GcOverview, GcRunView, UserView};
+use crate::server_fns::auth::{current_user, encode_component};
+use crate::server_fns::gc::{gc_status, ScheduleGc, StartGc, StopGc};
+
+pub const PATH: &str = "/harbor/clearing-job/gc";
+
+#[component]
+pub fn GarbageCollection() -> impl IntoView {
+    let user = Resource::new(|| (), |_| current_user());
+    view! {
+        <Title text="Garbage Collection · Berth" />
+        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(u)) if u.sysadmin => view! { <GcBody user=u /> }.into_any(),
+                    Ok(Some(u)) => view! {
+                        <AppShell user=u>
+                            <p class="alert alert-error" role="alert">"Only system administrators may manage garbage collection."</p>
+                        </AppShell>
+                    }.into_any(),
+                    Ok(None) | Err(PortalError::Unauthorized) => {
+                        let back = encode_component(PATH);
+                        view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
+                    }
+                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn GcBody(user: UserView) -> impl IntoView {
+    let start = ServerAction::<StartGc>::new();
+    let stop = ServerAction::<StopGc>::new();
+    let schedule = ServerAction::<ScheduleGc>::new();
+    let (tick, set_tick) = signal(0u64);
+    let overview = Resource::new(
+        move || (start.version().get(), stop.version().get(), schedule.version().get(), tick.get()),
+        |_| gc_status(),
+    );
+    // Live progress: poll while a run is pending or running (in the browser only).
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                let active = overview
+                    .get_untracked()
+                    .and_then(|r| r.ok())
+                    .map(|o| o.runs.iter().any(GcRunView::active))
+                    .unwrap_or(false);
+                if active {
+                    set_tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_secs(2),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let action_error = move || {
+        [start.value().get().and_then(|r| r.err()), stop.value().get().and_then(|r| r.err()), schedule.value().get().and_then(|r| r.err())]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|e| view! { <p class="alert alert-error" role="alert" data-testid="gc-error">{e.to_string()}</p> })
+    };
+    view! {
+        <AppShell user=user>
+            <div class="page-head">
+                <h1>"Garbage Collection"</h1>
+            </div>
+            <p class="muted">
+                "Deleting tags, artifacts and repositories is immediate but logical: the bytes stay until garbage collection. "
+                "GC runs online — pushes and pulls continue — and never deletes what was used within its protection window."
+            </p>
+            {action_error}
+            <Transition fallback=|| view! { <p class="loading" aria-busy="true">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match overview.await {
+                        Ok(o) => view! { <GcPanels overview=o start=start stop=stop schedule=schedule /> }.into_any(),
+                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </AppShell>
+    }
+}
+
+#[component]
+fn GcPanels(
+    overview: GcOverview,
+    start: ServerAction<StartGc>,
+    stop: ServerAction<StopGc>,
+    schedule: ServerAction<ScheduleGc>,
+) -> impl IntoView {
+    let busy = overview.runs.iter().any(GcRunView::active);
+    let sched = overview.schedule.clone();
+    let kind = sched.as_ref().map(|s| s.kind.clone()).unwrap_or_else(|| "None".into());
+    let cron = sched.as_ref().map(|s| s.cron.clone()).unwrap_or_default();
+    let sched_untagged = sched.as_ref().map(|s| s.delete_untagged).unwrap_or(false);
+    let next = sched.as_ref().map(|s| datetime(s.next_run));
+    view! {
+        <div class="panels">
+            <section class="card" aria-labelledby="usage-h">
+                <h2 id="usage-h">"Storage"</h2>
+                <UsageChart overview=overview.clone() />
+            </section>
+            <section class="card" aria-labelledby="run-h">
+                <h2 id="run-h">"Run now"</h2>
+                <ActionForm action=start attr:class="stack" attr:data-testid="gc-run-form">
+                    <label class="check">
+                        <input type="checkbox" name="delete_untagged" />
+                        " Delete untagged artifacts"
+                    </label>
+                    <label class="check">
+                        <input type="checkbox" name="dry_run" data-testid="gc-dry-run" />
+                        " Dry run (report what would be deleted, delete nothing)"
+                    </label>
+                    <button type="submit" class="btn btn-primary" disabled=busy data-testid="gc-run">
+                        {if busy { "A run is in progress…" } else { "Run garbage collection" }}
+                    </button>
+                </ActionForm>
+            </section>
+            <section class="card" aria-labelledby="sched-h">
+                <h2 id="sched-h">"Schedule"</h2>
+                <p class="muted" data-testid="gc-next">
+                    {match next {
+                        Some(n) => format!("{kind} ({cron}); next run {n}"),
+                        None => "Not scheduled.".to_string(),
+                    }}
+                </p>
+                <ActionForm action=schedule attr:class="stack" attr:data-testid="gc-schedule-form">
+                    <label for="gc-kind">"Repeat"</label>
+                    <select id="gc-kind" name="kind">
+                        {["None", "Hourly", "Daily", "Weekly", "Custom"].into_iter().map(|k| {
+                            view! { <option value=k selected=k == kind>{k}</option> }
+                        }).collect_view()}
+                    </select>
+                    <label for="gc-cron">"Cron (Custom; seconds first, e.g. 0 30 2 * * *)"</label>
+                    <input id="gc-cron" name="cron" type="text" value=cron spellcheck="false" />
+                    <label class="check">
+                        <input type="checkbox" name="delete_untagged" checked=sched_untagged />
+                        " Delete untagged artifacts"
+                    </label>
+                    <button type="submit" class="btn">"Save schedule"</button>
+                </ActionForm>
+            </section>
+        </div>
+        <section aria-labelledby="hist-h">
+            <h2 id="hist-h">"History"</h2>
+            <GcHistory runs=overview.runs stop=stop />
+        </section>
+    }
+}
+
+#[component]
+fn UsageChart(overview: GcOverview) -> impl IntoView {
+    let max = overview.projects.iter().map(|p| p.bytes).max().unwrap_or(0).max(1);
+    view! {
+        <p class="stat" data-testid="storage-total">
+            <span class="stat-value">{bytes(overview.total_bytes)}</span>
+            <span class="muted">" stored in total (blobs and manifests, including garbage not yet collected)"</span>
+        </p>
+        {if overview.projects.is_empty() {
+            view! { <p class="muted">"No project stores anything yet."</p> }.into_any()
+        } else {
+            view! {
+                <ul class="bars" aria-label="Storage used per project">
+                    {overview.projects.into_iter().map(|p| {
+                        let pct = (p.bytes as f64 / max as f64 * 100.0).max(1.0);
+                        view! {
+                            <li>
+                                <span class="bar-label">{p.project.clone()}</span>
+                                <span class="bar" aria-hidden="true"><span class="bar-fill" style=format!("width:{pct:.1}%")></span></span>
+                                <span class="bar-value">{bytes(p.bytes)}</span>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            }.into_any()
+        }}
+    }
+}
+
+#[component]
+fn GcHistory(runs: Vec<GcRunView>, stop: ServerAction<StopGc>) -> impl IntoView {
+    if runs.is_empty() {
+        return view! { <div class="empty-state"><p>"No garbage collection has run yet."</p></div> }
+            .into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="gc-history">
+                <thead>
+                    <tr>
+                        <th scope="col">"ID"</th>
+                        <th scope="col">"Trigger"</th>
+                        <th scope="col">"Mode"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Progress"</th>
+                        <th scope="col">"Freed"</th>
+                        <th scope="col">"Started"</th>
+                        <th scope="col">"Duration"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {runs.into_iter().map(|r| {
+                        let status_class = format!("badge badge-{}", r.status.to_lowercase());
+                        let mode = match (r.dry_run, r.delete_untagged) {
+                            (true, true) => "Dry run, untagged too",
+                            (true, false) => "Dry run",
+                            (false, true) => "Delete, untagged too",
+                            (false, false) => "Delete",
+                        };
+                        let verb = if r.dry_run { "would free " } else { "" };
+                        let freed = format!(
+                            "{verb}{} · {} blobs, {} manifests, {} artifacts",
+                            bytes(r.bytes as i64), r.blobs, r.manifests, r.artifacts
+                        );
+                        let end = if r.finished_at > 0 { r.finished_at } else { 0 };
+                        let took = (r.started_at > 0 && end > 0).then(|| duration(end - r.started_at));
+                        let id = r.id;
+                        let active = r.active();
+                        view! {
+                            <tr data-testid="gc-row" data-status=r.status.clone()>
+                                <td>{r.id}</td>
+                                <td>{format!("{} · {}", r.job_kind, r.created_by)}</td>
+                                <td>{mode}</td>
+                                <td>
+                                    <span class=status_class>{r.status.clone()}</span>
+                                    {(!r.error.is_empty()).then(|| view! { <span class="muted small">{format!(" {}", r.error)}</span> })}
+                                </td>
+                                <td>
+                                    {if active {
+                                        let label = format!("{} {}/{}", r.phase, r.done, r.total);
+                                        view! {
+                                            <progress max=r.total.max(1) value=r.done aria-label=label.clone()></progress>
+                                            <span class="small">{label}</span>
+                                        }.into_any()
+                                    } else {
+                                        view! { <span class="small">{r.phase.clone()}</span> }.into_any()
+                                    }}
+                                </td>
+                                <td data-testid="gc-freed">{freed}</td>
+                                <td>{if r.started_at > 0 { datetime(r.started_at) } else { "—".to_string() }}</td>
+                                <td>{took.unwrap_or_else(|| "—".into())}</td>
+                                <td class="actions">
+                                    <a class="btn btn-ghost" href=format!("/api/v2.0/system/gc/{id}/log") target="_blank" rel="noopener">"Log"</a>
+                                    {active.then(|| view! {
+                                        <ActionForm action=stop attr:class="inline-form">
+                                            <input type="hidden" name="id" value=id />
+                                            <button type="submit" class="btn btn-ghost">"Stop"</button>
+                                        </ActionForm>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
