@@ -161,3 +161,25 @@ fn serves_https_with_a_configured_certificate() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Pong");
 }
+
+#[test]
+fn gc_subcommand_reports_as_json_and_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth().current_dir(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = berth().current_dir(dir.path()).args(["gc", "--dry-run", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["report"]["dry_run"], true);
+    assert_eq!(v["report"]["bytes"], 0);
+    // Human output names the run and where its log is.
+    let out = berth().current_dir(dir.path()).args(["gc", "--window", "0s"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("gc 2 success: freed 0 bytes"), "{text}");
+    assert!(text.contains("/api/v2.0/system/gc/2/log"), "{text}");
+    // A bad duration is a usage error, not a crash.
+    let out = berth().current_dir(dir.path()).args(["gc", "--window", "soon"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
