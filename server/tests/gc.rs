@@ -574,3 +574,142 @@ gc_dbs!(storage_usage_counts_shared_blobs_once_per_project, |app| {
     assert_eq!(used("library").await, shared.len() + config_len + m1.len());
     assert_eq!(used("other").await, shared.len() + config_len + m3.len());
 });
+
+/// Pushes an image without asserting: false when any step is refused (the client retries).
+async fn try_push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> bool {
+    let config = format!(r#"{{"os":"linux","tag":"{tag}"}}"#).into_bytes();
+    let mut descs = vec![];
+    for b in std::iter::once(&config).chain(layers.iter()) {
+        let d = sha256(b);
+        let r = app
+            .call(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                &[("authorization", &admin())],
+                b.clone(),
+            )
+            .await;
+        if r.status != StatusCode::CREATED {
+            assert!(r.status == StatusCode::SERVICE_UNAVAILABLE, "unexpected {}: {}", r.status, r.text());
+            return false;
+        }
+        descs.push(
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": b.len()}),
+        );
+    }
+    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": descs[0]["digest"], "size": config.len()},
+        "layers": descs[1..]});
+    let r = put_manifest(app, repo, tag, OCI_MANIFEST, &serde_json::to_vec(&m).unwrap()).await;
+    if r.status != StatusCode::CREATED {
+        assert!(
+            r.status == StatusCode::BAD_REQUEST && r.text().contains("MANIFEST_BLOB_UNKNOWN")
+                || r.status == StatusCode::SERVICE_UNAVAILABLE,
+            "unexpected {}: {}",
+            r.status,
+            r.text()
+        );
+        return false;
+    }
+    true
+}
+
+gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
+    // A 150 ms window (shorter than some pushes here) and GC in a tight loop; deleted images'
+    // layers are pushed again by the next tag, often while GC is sweeping them.
+    let mut env = server::gc::Env {
+        db: app.state.db.clone(),
+        storage: app.state.storage.clone(),
+        config: app.config.gc.clone(),
+    };
+    env.config.window = std::time::Duration::from_millis(150);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gc_loop = {
+        let (env, done) = (env.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut runs = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || runs == 0 {
+                let ctx = server::jobs::JobCtx::new(0, "t", "CLI", "{}");
+                server::gc::run(&env, &server::gc::GcParams::default(), &ctx).await.expect("gc run");
+                runs += 1;
+                tokio::task::yield_now().await;
+            }
+            runs
+        })
+    };
+    let base = vec![42u8; 4096];
+    let mut pushers = vec![];
+    for p in 0..4 {
+        let app = app.sibling().await;
+        let base = base.clone();
+        pushers.push(tokio::spawn(async move {
+            let (mut ok, mut retries) = (0, 0);
+            for i in 0..8 {
+                let layers = vec![base.clone(), format!("layer {p}-{}", i / 2).into_bytes()];
+                let mut tries = 0;
+                while !try_push(&app, &format!("library/race{p}"), &format!("t{i}"), &layers).await {
+                    tries += 1;
+                    retries += 1;
+                    assert!(tries < 50, "push {p}-{i} never got through");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                ok += 1;
+                // Some pushes become garbage at once.
+                if i % 3 == 0 {
+                    let r = app
+                        .call(
+                            Method::DELETE,
+                            &format!("/v2/library/race{p}/manifests/t{i}"),
+                            &[("authorization", &admin())],
+                            vec![],
+                        )
+                        .await;
+                    assert_eq!(r.status, StatusCode::ACCEPTED);
+                }
+            }
+            (ok, retries)
+        }));
+    }
+    let mut retries = 0;
+    for p in pushers {
+        retries += p.await.unwrap().1;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = gc_loop.await.unwrap();
+    eprintln!("{runs} GC runs, {retries} push retries");
+    assert!(runs > 5, "GC ran only {runs} times");
+    // Every surviving tag pulls completely: manifest, config and layers, from storage.
+    for p in 0..4 {
+        for i in (0..8).filter(|i| i % 3 != 0) {
+            let r = pull(&app, &format!("library/race{p}"), &format!("t{i}")).await;
+            assert_eq!(r.status, StatusCode::OK, "race{p}:t{i}");
+            let m = r.json();
+            for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+                let d = d["digest"].as_str().unwrap();
+                let b = blob(&app, &format!("library/race{p}"), d).await;
+                assert_eq!(b.status, StatusCode::OK, "race{p}:t{i} {d}");
+                assert_eq!(sha256(&b.body), d);
+            }
+        }
+    }
+    // And the database references nothing that is gone or going.
+    let dangling: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM artifact_blobs ab LEFT JOIN blobs b ON b.digest = ab.digest WHERE b.digest IS NULL OR b.status <> 'none'",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(dangling, 0);
+    // A final run with nothing racing (window 0) leaves only referenced blobs.
+    env.config.window = std::time::Duration::ZERO;
+    let ctx = server::jobs::JobCtx::new(0, "t", "CLI", "{}");
+    server::gc::run(&env, &server::gc::GcParams::default(), &ctx).await.unwrap();
+    let unreferenced: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = b.digest) \
+         AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = b.digest)",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(unreferenced, 0);
+});
