@@ -1,14 +1,18 @@
 -- Garbage collection and background jobs.
 --
--- Every blob row carries a GC status and the last time a reference to it was created. GC marks
--- a blob 'deleting' only in one statement that re-checks "unreferenced and unused since the
--- window"; every operation that creates a reference (upload completion, mount, manifest push)
--- first sets last_used on the row, and only while it is 'none'. So a push racing with GC either
--- keeps its blobs or is refused and retries; a 'deleting' row never becomes 'none' again.
+-- Every blob row carries a GC status: 'pending' (reserved: its content is being written),
+-- 'none' (content stored) or 'deleting' (GC is removing it; never changes back), the last time a
+-- reference to it was created, and a generation drawn at random when the row is created. GC
+-- marks a blob 'deleting' only in one statement that re-checks "unreferenced and unused since the
+-- window". Every operation that creates a reference first marks the row used, and only while it
+-- is not 'deleting'; writers of content reserve the row first and confirm it afterwards with
+-- the generation they reserved, so a row GC swept (and maybe someone re-created) meanwhile is
+-- never confirmed. A push racing GC either keeps its blobs or is refused and retries.
 ALTER TABLE blobs ADD COLUMN status TEXT NOT NULL DEFAULT 'none';
 ALTER TABLE blobs ADD COLUMN last_used BIGINT NOT NULL DEFAULT 0;
 -- 'manifest' for manifests (reported separately by GC), 'blob' for layers and configs.
 ALTER TABLE blobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'blob';
+ALTER TABLE blobs ADD COLUMN gen BIGINT NOT NULL DEFAULT 0;
 UPDATE blobs SET last_used = created_at;
 CREATE INDEX artifacts_digest ON artifacts (digest);
 UPDATE blobs SET kind = 'manifest' WHERE EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest);

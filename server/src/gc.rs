@@ -17,6 +17,8 @@
 //!    objects are deleted from storage (`gc.workers` at a time) and then their rows. A blob in
 //!    `deleting` is invisible to `/v2` and can never become `none` again, so a push racing
 //!    with GC either keeps its blobs (it marked them used first) or is refused and retries.
+//!    Reservations (`pending`) older than the window are abandoned uploads and go the same way;
+//!    a writer whose reservation was swept finds its generation gone and is refused.
 //!    A run that dies mid-sweep leaves `deleting` rows the next run finishes.
 //!
 //! A dry run does 1–3 and reports exactly what 2–4 would delete, deleting nothing.
@@ -86,7 +88,7 @@ pub struct ArtifactNode {
 pub struct BlobNode {
     pub digest: String,
     pub size: i64,
-    /// `none` or `deleting`.
+    /// `pending` (reserved, content being written), `none` or `deleting`.
     pub status: String,
     pub last_used: i64,
     /// `blob` or `manifest`.
@@ -176,7 +178,7 @@ pub fn plan(g: &Graph, delete_untagged: bool, cutoff: i64) -> Plan {
         .enumerate()
         .filter(|(_, b)| {
             b.status == "deleting"
-                || (b.status == "none" && b.last_used < cutoff && !referenced.contains(b.digest.as_str()))
+                || (b.status != "deleting" && b.last_used < cutoff && !referenced.contains(b.digest.as_str()))
         })
         .map(|(i, _)| i)
         .collect();
@@ -303,6 +305,13 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
         }
     }
 
+    if ctx.should_stop() {
+        report.stopped = true;
+        ctx.log("garbage collection stopped before the mark phase (stop requested)");
+        set_progress(ctx, "stopped", 0, 0, &report);
+        return Ok(report);
+    }
+
     // 2 + 3. Load the graph and mark.
     set_progress(ctx, "mark", 0, 0, &report);
     let graph = load_graph(&env.db).await?;
@@ -416,7 +425,7 @@ async fn sweep<'a>(
     let list = (0..digests.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND (status = 'deleting' OR ( \
-         status = 'none' AND last_used < $1 \
+         last_used < $1 \
          AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest))) \
          RETURNING digest, size, kind"

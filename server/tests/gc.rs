@@ -248,6 +248,28 @@ gc_dbs!(delete_frees_children_and_accessories, |app| {
         put_manifest(&app, "library/m", &dsbom, OCI_MANIFEST, &sbom).await.status,
         StatusCode::CREATED
     );
+    // A child of the index cannot be deleted on its own (Harbor: 412), on either surface.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v2/library/m/manifests/{c2}"),
+            &[("authorization", &admin())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["code"], "DENIED");
+    assert!(r.text().contains(&di), "{}", r.text());
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v2.0/projects/library/repositories/m/artifacts/{c1}"),
+            &[("authorization", &admin())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.text());
+    assert_eq!(pull(&app, "library/m", "latest").await.status, StatusCode::OK);
     // Deleting the index: its SBOM goes, the untagged child is freed, the tagged one stays.
     let r = app
         .call(
@@ -270,6 +292,16 @@ gc_dbs!(delete_frees_children_and_accessories, |app| {
     let list = r.json();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["digest"], json!(c1));
+    // Now that no index lists it, the tagged child can be deleted.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v2/library/m/manifests/{c1}"),
+            &[("authorization", &admin())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
     // The audit log names each deleted artifact.
     app.state.audit.flush(&app.state.db).await.unwrap();
     let r = app
@@ -682,7 +714,7 @@ gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
     for p in 0..4 {
         for i in (0..8).filter(|i| i % 3 != 0) {
             let r = pull(&app, &format!("library/race{p}"), &format!("t{i}")).await;
-            assert_eq!(r.status, StatusCode::OK, "race{p}:t{i}");
+            assert_eq!(r.status, StatusCode::OK, "race{p}:t{i}: {}", r.text());
             let m = r.json();
             for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
                 let d = d["digest"].as_str().unwrap();
@@ -712,4 +744,48 @@ gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
     .await
     .unwrap();
     assert_eq!(unreferenced, 0);
+});
+
+gc_dbs!(stopping_a_running_gc, |app| {
+    use server::jobs;
+    for i in 0..3 {
+        let (d, _) =
+            push_image(&app, "library/s", &format!("t{i}"), &[format!("layer {i}").as_bytes()]).await;
+        let r = app
+            .call(
+                Method::DELETE,
+                &format!("/v2/library/s/manifests/{d}"),
+                &[("authorization", &admin())],
+                vec![],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let r = api(&app, Method::POST, "/api/v2.0/system/gc/schedule", json!({"schedule": {"type": "Manual"}}))
+        .await;
+    let loc = r.header("location").unwrap().to_string();
+    let job = jobs::claim(&app.state.db, "w").await.unwrap().unwrap();
+    // Stop while it runs: the request is recorded and reaches the runner with its next beat.
+    assert_eq!(api(&app, Method::PUT, &loc, json!({})).await.status, StatusCode::OK);
+    let ctx = jobs::JobCtx::new(job.id, "w", "MANUAL", &job.parameters);
+    ctx.beat(&app.state.db).await.unwrap();
+    assert!(ctx.should_stop() && !ctx.lost());
+    let env = server::gc::Env {
+        db: app.state.db.clone(),
+        storage: app.state.storage.clone(),
+        config: app.config.gc.clone(),
+    };
+    let out =
+        jobs::run_claimed(&app.state.db, ctx, |ctx| async move { server::gc::run_with(&env, ctx).await })
+            .await;
+    assert_eq!(out.status, "stopped");
+    let run = app.get_with(&loc, &[("authorization", &admin())]).await.json();
+    assert_eq!(run["job_status"], "Stopped");
+    assert_eq!(run["result"]["stopped"], true);
+    assert_eq!(run["result"]["bytes"], 0, "stopped before the sweep: {run}");
+    let log = app.get_with(&format!("{loc}/log"), &[("authorization", &admin())]).await.text();
+    assert!(log.contains("garbage collection stopped"), "{log}");
+    // The next run finishes the job.
+    let run = gc(&app, false, false).await;
+    assert_eq!(report(&run).1, 3, "{run}");
 });

@@ -503,7 +503,22 @@ async fn copy_manifest(
         }
         blob_sizes += b.size;
     }
-    meta::put_manifest(&state.db, project_id, dst, digest, body.len() as u64, &parsed, blob_sizes, tag)
+    // The manifest's bytes are already stored (it is the source's): reserving marks them used.
+    let gen = meta::reserve_blob(&state.db, digest, body.len() as u64, "manifest").await?;
+    if state
+        .storage
+        .stat(&digest.blob_key())
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
+        .is_none()
+    {
+        state
+            .storage
+            .put(&digest.blob_key(), body.clone())
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    }
+    meta::put_manifest(&state.db, project_id, dst, digest, body.len() as u64, &parsed, blob_sizes, tag, gen)
         .await?;
     Ok(())
 }

@@ -144,6 +144,9 @@ impl From<super::meta::MetaError> for OciError {
             )
             .header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5")),
             MetaError::Missing(what) => OciError::new(Code::ManifestBlobUnknown, format!("{what} unknown")),
+            e @ MetaError::Referenced(_) => {
+                OciError::new(Code::Denied, e.to_string()).status(axum::http::StatusCode::PRECONDITION_FAILED)
+            }
         }
     }
 }

@@ -57,46 +57,70 @@ pub enum MetaError {
     /// A referenced blob or manifest is not (or no longer) there.
     #[error("{0} unknown")]
     Missing(String),
+    /// The artifact is a child of an index in its repository (Harbor refuses too: deleting it
+    /// would break the index).
+    #[error("the artifact is referenced by an index ({0}); delete the index instead")]
+    Referenced(String),
 }
 
-/// Creates the blob row or marks it used now — only while GC is not deleting it. This is the
-/// synchronisation point with GC (see migrations/*/0005_gc.sql): GC marks a row only when
-/// `last_used` is older than its window, in one statement that re-checks it.
+/// Reserves the blob row before content is written: creates it as `pending` (or marks an
+/// existing row used now), unless GC is deleting it. Returns the row's generation, which the
+/// writer presents again when it confirms (`confirm_in`). This is the synchronisation point
+/// with GC (see migrations/*/0005_gc.sql): GC marks a row only when `last_used` is older than
+/// its window, in one statement that re-checks it.
 async fn reserve_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
     digest: &str,
     size: u64,
     kind: &str,
     now: i64,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "INSERT INTO blobs (digest, size, created_at, last_used, kind, status) VALUES ($1, $2, $3, $3, $4, 'none') \
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO blobs (digest, size, created_at, last_used, kind, status, gen) \
+         VALUES ($1, $2, $3, $3, $4, 'pending', $5) \
          ON CONFLICT (digest) DO UPDATE SET last_used = excluded.last_used, \
          kind = CASE WHEN excluded.kind = 'manifest' THEN 'manifest' ELSE blobs.kind END \
-         WHERE blobs.status = 'none'",
+         WHERE blobs.status <> 'deleting' RETURNING gen",
     )
     .bind(digest)
     .bind(size as i64)
     .bind(now)
     .bind(kind)
-    .execute(ex)
+    .bind(rand::random::<i64>() & i64::MAX)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Reserves a blob row before its content is written to storage (upload completion, manifest
+/// push): from here GC leaves it alone for at least its window. Returns the generation to
+/// confirm with; `Collecting` when GC is deleting that content right now.
+pub async fn reserve_blob(db: &Db, digest: &Digest, size: u64, kind: &str) -> Result<i64, MetaError> {
+    let d = digest.to_string();
+    reserve_in(&db.pool, &d, size, kind, now_ms()).await?.ok_or(MetaError::Collecting(d))
+}
+
+/// Confirms a reservation once the content is stored: the row must still be the one reserved
+/// (same generation, not being deleted). False when GC swept it meanwhile (the window was
+/// exceeded): the content may be gone, so the writer must not reference it.
+async fn confirm_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    digest: &str,
+    gen: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE blobs SET status = 'none', last_used = $3 WHERE digest = $1 AND gen = $2 AND status <> 'deleting'",
+    )
+    .bind(digest)
+    .bind(gen)
+    .bind(now)
+    .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected() == 1)
 }
 
-/// Reserves a blob row before its content is written to storage (upload completion, manifest
-/// push): from here GC leaves it alone for at least its window. `Collecting` when GC is
-/// deleting that content right now.
-pub async fn reserve_blob(db: &Db, digest: &Digest, size: u64, kind: &str) -> Result<(), MetaError> {
-    let d = digest.to_string();
-    if reserve_in(&db.pool, &d, size, kind, now_ms()).await? {
-        Ok(())
-    } else {
-        Err(MetaError::Collecting(d))
-    }
-}
-
-/// Marks a blob used now, inside `tx`; false when it is unknown or being collected.
+/// Marks a stored blob used now, inside `tx`; false when it is unknown, not yet stored or
+/// being collected.
 async fn touch_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     digest: &str,
@@ -110,16 +134,15 @@ async fn touch_blob(
     Ok(r.rows_affected() == 1)
 }
 
-/// Records a complete blob and links it to a repository (idempotent), inside `tx`.
+/// Confirms a reserved blob and links it to a repository (idempotent), inside `tx`.
 async fn insert_linked_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repo: &str,
     digest: &str,
-    size: u64,
-    kind: &str,
+    gen: i64,
     now: i64,
 ) -> Result<(), MetaError> {
-    if !reserve_in(&mut **tx, digest, size, kind, now).await? {
+    if !confirm_in(tx, digest, gen, now).await? {
         return Err(MetaError::Collecting(digest.to_string()));
     }
     sqlx::query(
@@ -134,10 +157,11 @@ async fn insert_linked_blob(
     Ok(())
 }
 
-/// Records a complete blob and links it to a repository (idempotent).
-pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, size: u64) -> Result<(), MetaError> {
+/// Confirms a blob whose content is now stored (reserved with generation `gen`) and links it
+/// to a repository.
+pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, gen: i64) -> Result<(), MetaError> {
     let mut tx = db.pool.begin().await?;
-    insert_linked_blob(&mut tx, repo, &digest.to_string(), size, "blob", now_ms()).await?;
+    insert_linked_blob(&mut tx, repo, &digest.to_string(), gen, now_ms()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -197,7 +221,8 @@ pub async fn manifest_exists(db: &Db, repo: &str, digest: &Digest) -> Result<boo
     Ok(n > 0)
 }
 
-/// Stores a manifest's metadata (and tag) in one transaction.
+/// Stores a manifest's metadata (and tag) in one transaction. The manifest's own blob row was
+/// reserved (`reserve_blob`, generation `manifest_gen`) before its bytes were written.
 #[allow(clippy::too_many_arguments)]
 pub async fn put_manifest(
     db: &Db,
@@ -208,6 +233,7 @@ pub async fn put_manifest(
     parsed: &Parsed,
     blob_sizes: u64,
     tag: Option<&str>,
+    manifest_gen: i64,
 ) -> Result<(), MetaError> {
     let now = now_ms();
     let d = digest.to_string();
@@ -245,7 +271,7 @@ pub async fn put_manifest(
             return Err(MetaError::Missing(format!("manifest {}", m.digest)));
         }
     }
-    insert_linked_blob(&mut tx, repo, &d, manifest_size, "manifest", now).await?;
+    insert_linked_blob(&mut tx, repo, &d, manifest_gen, now).await?;
     let annotations = serde_json::Value::Object(parsed.annotations.clone()).to_string();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO artifacts (repository_id, digest, media_type, artifact_type, manifest_size, size, subject, \
@@ -457,12 +483,13 @@ pub struct Deleted {
 /// stay and are listed on their own again. Returns everything deleted, the artifact first.
 ///
 /// `guard` (GC's untagged sweep) is checked on the locked row first: when it no longer holds
-/// (the artifact was tagged or referenced meanwhile) nothing is deleted.
+/// (the artifact was tagged or referenced meanwhile) nothing is deleted. Without a guard (a
+/// user's delete) a child of an index of the repository is refused (`Referenced`).
 pub async fn delete_artifact_guarded(
     db: &Db,
     artifact_id: i64,
     guard: Option<i64>,
-) -> Result<Vec<Deleted>, sqlx::Error> {
+) -> Result<Vec<Deleted>, MetaError> {
     let mut tx = db.pool.begin().await?;
     // A write first: the row lock (PostgreSQL) or the write lock (SQLite) is held from here,
     // so the checks below see every push that committed before.
@@ -486,6 +513,18 @@ pub async fn delete_artifact_guarded(
         .await?;
         if still == 0 {
             return Ok(vec![]);
+        }
+    } else {
+        let parent: Option<String> = sqlx::query_scalar(
+            "SELECT p.digest FROM artifacts a CROSS JOIN artifact_children c CROSS JOIN artifacts p \
+             WHERE a.id = $1 AND c.child_digest = a.digest AND p.id = c.parent_id \
+             AND p.repository_id = a.repository_id LIMIT 1",
+        )
+        .bind(artifact_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(parent) = parent {
+            return Err(MetaError::Referenced(parent));
         }
     }
     let mut deleted = vec![];
@@ -554,8 +593,8 @@ pub async fn delete_artifact_guarded(
     Ok(deleted)
 }
 
-/// `delete_artifact_guarded` without a guard: a user's delete.
-pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, sqlx::Error> {
+/// `delete_artifact_guarded` without a guard: a user's delete (refused for an index's child).
+pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, MetaError> {
     delete_artifact_guarded(db, artifact_id, None).await
 }
 

@@ -527,13 +527,13 @@ async fn put_manifest(
     }
     let size = body.len() as u64;
     // Reserved before the bytes are written: GC cannot be deleting this content meanwhile.
-    meta::reserve_blob(&state.db, &digest, size, "manifest").await?;
+    let gen = meta::reserve_blob(&state.db, &digest, size, "manifest").await?;
     state.storage.put(&digest.blob_key(), body).await?;
     let tag = match reference {
         Reference::Tag(t) => Some(t.as_str()),
         Reference::Digest(_) => None,
     };
-    meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, tag).await?;
+    meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, tag, gen).await?;
     tracing::info!(repository = name, %digest, tag, "manifest pushed");
     let resource = match tag {
         Some(t) => format!("{name}:{t}"),
@@ -905,10 +905,13 @@ async fn complete(
     }
     // Reserve the blob row before the content moves into place: from here GC leaves it alone;
     // when GC is deleting this very content the client is told to retry (the upload stays).
-    if let Err(e) = meta::reserve_blob(&state.db, digest, size, "blob").await {
-        let _ = meta::release_upload(&state.db, id).await;
-        return Err(e.into());
-    }
+    let gen = match meta::reserve_blob(&state.db, digest, size, "blob").await {
+        Ok(gen) => gen,
+        Err(e) => {
+            let _ = meta::release_upload(&state.db, id).await;
+            return Err(e.into());
+        }
+    };
     let key = digest.blob_key();
     let moved = async {
         if state.storage.stat(&key).await?.is_some() {
@@ -924,7 +927,12 @@ async fn complete(
         let _ = meta::release_upload(&state.db, id).await;
         return Err(e);
     }
-    meta::record_blob(&state.db, name, digest, size).await?;
+    if let Err(e) = meta::record_blob(&state.db, name, digest, gen).await {
+        // GC swept the reservation (the window was exceeded): the data may be gone with it, so
+        // this session is over; the client uploads again.
+        let _ = meta::delete_upload(&state.db, id).await;
+        return Err(e.into());
+    }
     meta::delete_upload(&state.db, id).await?;
     tracing::info!(repository = name, %digest, size, "blob pushed");
     Ok(blob_created(name, digest))
