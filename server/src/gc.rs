@@ -177,8 +177,8 @@ pub fn plan(g: &Graph, delete_untagged: bool, cutoff: i64) -> Plan {
         .iter()
         .enumerate()
         .filter(|(_, b)| {
-            b.status == "deleting"
-                || (b.status != "deleting" && b.last_used < cutoff && !referenced.contains(b.digest.as_str()))
+            // `pending` reservations older than the window are abandoned uploads.
+            b.status == "deleting" || (b.last_used < cutoff && !referenced.contains(b.digest.as_str()))
         })
         .map(|(i, _)| i)
         .collect();
@@ -692,6 +692,18 @@ mod tests {
         assert_eq!(arts, vec![1, 2, 3]);
         // "img" is still referenced by repository 2's artifact.
         assert_eq!(swept(&g, &p), vec!["sig", "sigsig"]);
+    }
+
+    /// A reservation never confirmed (an upload that died between reserving and storing) is
+    /// collected once older than the window; a fresh one is not.
+    #[test]
+    fn abandoned_reservations() {
+        let mut old = blob("old-pending", 1, CUTOFF - 1);
+        old.status = "pending".into();
+        let mut fresh = blob("fresh-pending", 1, CUTOFF + 1);
+        fresh.status = "pending".into();
+        let g = Graph { blobs: vec![old, fresh], ..Default::default() };
+        assert_eq!(swept(&g, &plan(&g, false, CUTOFF)), vec!["old-pending"]);
     }
 
     /// Untagged artifacts inside the window are not roots (an index's children pushed just
