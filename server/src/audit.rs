@@ -1,9 +1,11 @@
 //! The audit log: who pushed, pulled, deleted, logged in or changed what, when and from where.
 //!
 //! Rows are queued in memory (`AuditLog::record`, never blocking a request) and written in
-//! batches by `AuditLog::run`, so a pull costs no database write of its own. The queue is
-//! flushed on clean shutdown (`serve`) and before this replica lists the log, so a client
-//! reads its own operations; a crash can lose at most the last half second. If the database is
+//! batches by `AuditLog::run`, so a pull costs no database write of its own. Pulls are written
+//! every half second; any other event (push, delete, login, administrative change — rare and
+//! precious) wakes the writer at once, so a replica killed with `kill -9` loses at most the
+//! pulls of its last half second. The queue is also flushed on clean shutdown (`serve`) and
+//! before this replica lists the log, so a client reads its own operations. If the database is
 //! down the queue keeps up to `MAX_PENDING` rows and retries; beyond that the oldest are
 //! dropped and a warning says how many.
 
@@ -88,6 +90,8 @@ pub struct AuditLog {
     /// Serializes flushes so rows keep their order.
     flushing: tokio::sync::Mutex<()>,
     dropped: std::sync::atomic::AtomicU64,
+    /// Wakes the writer for events that should not wait for the next tick.
+    wake: tokio::sync::Notify,
 }
 
 impl AuditLog {
@@ -97,7 +101,12 @@ impl AuditLog {
             p.remove(0);
             self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let urgent = e.operation != "pull";
         p.push(e);
+        drop(p);
+        if urgent {
+            self.wake.notify_one();
+        }
     }
 
     /// True once per (account, address) per `LOGIN_EVERY`: clients fetch a token per push or
@@ -142,9 +151,14 @@ impl AuditLog {
     pub async fn run(self: std::sync::Arc<Self>, db: Db) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.wake.notified() => {}
+            }
             if let Err(e) = self.flush(&db).await {
                 tracing::warn!(error = %e, "could not write audit rows; will retry");
+                // Not once per woken event while the database is down.
+                tokio::time::sleep(FLUSH_EVERY).await;
             }
         }
     }
