@@ -124,6 +124,28 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
 }
 
+/// Whether an error means "the database cannot answer right now" — unreachable, restarting,
+/// failing over, overloaded, or (SQLite) locked beyond the busy timeout. Every surface answers
+/// these with 503 in its own error format; the pool reconnects by itself when the database is
+/// back, so no restart is needed.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            // PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient
+            // resources), 57 (operator intervention: shutdown, restart, admin termination).
+            (c.len() == 5 && (c.starts_with("08") || c.starts_with("53") || c.starts_with("57")))
+                // SQLite BUSY and LOCKED, with their extended codes.
+                || matches!(c.as_ref(), "5" | "6" | "261" | "262" | "517" | "773")
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

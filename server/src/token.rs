@@ -421,12 +421,10 @@ pub enum TokenError {
 
 impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                TokenError::Unavailable("the database is unavailable; retry later".into())
-            }
-            other => TokenError::Internal(other.into()),
+        if crate::db::is_unavailable(&e) {
+            return TokenError::Unavailable("the database is unavailable; retry later".into());
         }
+        TokenError::Internal(e.into())
     }
 }
 

@@ -153,13 +153,12 @@ impl From<super::meta::MetaError> for OciError {
 
 impl From<sqlx::Error> for OciError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                OciError::new(Code::Unavailable, "the database is unavailable; retry later")
-            }
-            other => OciError::internal(other),
+        if crate::db::is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return OciError::new(Code::Unavailable, "the database is unavailable; retry later")
+                .header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
         }
+        OciError::internal(e)
     }
 }
 
