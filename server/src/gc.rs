@@ -26,7 +26,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
@@ -442,22 +441,24 @@ async fn sweep<'a>(
     if marked.len() < digests.len() {
         ctx.log(format!("{} blobs were used again since the mark and stay", digests.len() - marked.len()));
     }
-    let results: Vec<_> = futures::stream::iter(marked.into_iter().map(|(digest, size, kind)| {
-        let storage = env.storage.clone();
-        async move {
-            let key = match digest.parse::<crate::registry::digest::Digest>() {
-                Ok(d) => d.blob_key(),
-                Err(e) => {
-                    return (digest, size, kind, Err(anyhow::anyhow!("bad digest in the database: {e}")))
-                }
-            };
-            let r = storage.delete(&key).await.map_err(anyhow::Error::from);
-            (digest, size, kind, r)
+    // Storage deletions: in bulk where the backend can (S3), else `workers` at a time.
+    let mut results = Vec::with_capacity(marked.len());
+    let mut keyed = vec![];
+    for (digest, size, kind) in marked {
+        match digest.parse::<crate::registry::digest::Digest>() {
+            Ok(d) => keyed.push((d.blob_key(), digest, size, kind)),
+            Err(e) => {
+                results.push((digest, size, kind, Err(anyhow::anyhow!("bad digest in the database: {e}"))))
+            }
         }
-    }))
-    .buffer_unordered(workers)
-    .collect()
-    .await;
+    }
+    for chunk in keyed.chunks(workers.max(1) * 64) {
+        let keys: Vec<String> = chunk.iter().map(|k| k.0.clone()).collect();
+        let outcome = env.storage.delete_many(&keys, workers).await;
+        for ((_, digest, size, kind), r) in chunk.iter().cloned().zip(outcome) {
+            results.push((digest, size, kind, r.map_err(anyhow::Error::from)));
+        }
+    }
     let mut gone = vec![];
     for (digest, size, kind, r) in results {
         match r {

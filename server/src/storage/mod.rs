@@ -59,6 +59,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn commit(&self, from: &str, to: &str) -> Result<()>;
     /// Deletes an object (absent is fine).
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Deletes many objects (GC's sweep); one result per key, in order. The default runs
+    /// `delete` `concurrency` at a time; object stores override it with bulk requests.
+    async fn delete_many(&self, keys: &[String], concurrency: usize) -> Vec<Result<()>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(concurrency.max(1)) {
+            out.extend(futures::future::join_all(chunk.iter().map(|k| self.delete(k))).await);
+        }
+        out
+    }
     /// Keys under a prefix (tests and GC).
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }

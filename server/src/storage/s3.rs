@@ -253,6 +253,10 @@ impl Storage for S3Storage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(err(e)),
         }
+        // Only uploads have part objects; final objects never do (one request fewer per blob).
+        if !key.starts_with("uploads/") {
+            return Ok(());
+        }
         for (_, _, p) in self.parts(key).await? {
             match self.store.delete(&p).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -260,6 +264,43 @@ impl Storage for S3Storage {
             }
         }
         Ok(())
+    }
+
+    /// Final objects go in bulk (`DeleteObjects`, up to 1000 keys a request); a key the bulk
+    /// request did not confirm is retried alone, so each result is the key's own.
+    async fn delete_many(&self, keys: &[String], _concurrency: usize) -> Vec<Result<()>> {
+        let mut paths = Vec::with_capacity(keys.len());
+        for k in keys {
+            match self.path(k) {
+                Ok(p) if !k.starts_with("uploads/") => paths.push(Some(p)),
+                _ => paths.push(None),
+            }
+        }
+        let bulk: Vec<Path> = paths.iter().flatten().cloned().collect();
+        let mut done = std::collections::HashSet::new();
+        if !bulk.is_empty() {
+            let input = futures::stream::iter(bulk.into_iter().map(Ok)).boxed();
+            let mut out = self.store.delete_stream(input);
+            while let Some(r) = out.next().await {
+                match r {
+                    Ok(p) => {
+                        done.insert(p);
+                    }
+                    Err(object_store::Error::NotFound { path, .. }) => {
+                        done.insert(Path::from(path));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "bulk delete: an object failed; retrying it alone"),
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(keys.len());
+        for (k, p) in keys.iter().zip(paths) {
+            match p {
+                Some(p) if done.contains(&p) => results.push(Ok(())),
+                _ => results.push(self.delete(k).await),
+            }
+        }
+        results
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {

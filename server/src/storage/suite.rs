@@ -26,6 +26,19 @@ async fn collect(s: ByteStream) -> Vec<u8> {
 }
 
 pub async fn run(s: &dyn Storage) {
+    // Bulk deletes: present and absent keys, one result each.
+    let keys: Vec<String> = (0..5).map(|i| format!("blobs/sha256/dd/d{i}/data")).collect();
+    for k in &keys[..4] {
+        s.put(k, Bytes::from_static(b"bulk")).await.unwrap();
+    }
+    let results = s.delete_many(&keys, 2).await;
+    assert_eq!(results.len(), 5);
+    for (k, r) in keys.iter().zip(results) {
+        r.unwrap_or_else(|e| panic!("{k}: {e}"));
+        assert_eq!(s.stat(k).await.unwrap(), None, "{k}");
+    }
+    assert!(s.delete_many(&[], 2).await.is_empty());
+
     // Absent objects.
     assert_eq!(s.stat("blobs/sha256/aa/x/data").await.unwrap(), None);
     assert!(matches!(s.read_all("blobs/sha256/aa/x/data").await, Err(StorageError::NotFound)));
