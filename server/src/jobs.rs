@@ -122,7 +122,19 @@ async fn insert(db: &Db, new: &NewJob<'_>, status: &str, worker: &str) -> Result
     .fetch_one(&db.pool)
     .await;
     match r {
-        Ok(id) => Ok(Some(id)),
+        Ok(id) => {
+            if running {
+                // The start is now, not when the INSERT began: it may have waited for SQLite's
+                // write lock behind the previous run's last writes.
+                let now = now_ms();
+                sqlx::query("UPDATE jobs SET started_at = $2, heartbeat = $2, updated_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&db.pool)
+                    .await?;
+            }
+            Ok(Some(id))
+        }
         Err(e) if is_unique_violation(&e) => Ok(None),
         Err(e) => Err(e),
     }
