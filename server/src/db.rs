@@ -138,7 +138,9 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => d.code().is_some_and(|c| {
             // PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient
             // resources), 57 (operator intervention: shutdown, restart, admin termination).
-            (c.len() == 5 && (c.starts_with("08") || c.starts_with("53") || c.starts_with("57")))
+            // 40: transaction rollback (deadlock, serialization failure): retryable.
+            (c.len() == 5
+                && (c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57")))
                 // SQLite BUSY and LOCKED, with their extended codes.
                 || matches!(c.as_ref(), "5" | "6" | "261" | "262" | "517" | "773")
         }),

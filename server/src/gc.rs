@@ -417,10 +417,12 @@ async fn sweep<'a>(
     workers: usize,
     report: &mut GcReport,
 ) -> Result<(), anyhow::Error> {
-    let digests: Vec<&str> = digests.collect();
+    let mut digests: Vec<&str> = digests.collect();
     if digests.is_empty() {
         return Ok(());
     }
+    // Rows are locked in digest order, as pushes lock them (no deadlock between the two).
+    digests.sort_unstable();
     let list = (0..digests.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND (status = 'deleting' OR ( \
@@ -429,11 +431,29 @@ async fn sweep<'a>(
          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest))) \
          RETURNING digest, size, kind"
     );
+    // PostgreSQL: lock the rows first, then re-check in a second statement. Under READ
+    // COMMITTED a statement that waited for a row lock re-checks only that row's own columns,
+    // while its subqueries keep the snapshot from before the wait — they would miss the
+    // artifact a concurrent push was committing. The second statement takes a new snapshot
+    // after every push holding these rows has committed; pushes arriving later wait for us and
+    // then find `deleting`. (SQLite has one writer: the single statement already waits for it.)
+    let mut tx = env.db.pool.begin().await?;
+    if env.db.kind == crate::db::DbKind::Postgres {
+        let lock_list = (0..digests.len()).map(|i| format!("${}", i + 1)).collect::<Vec<_>>().join(", ");
+        let lock =
+            format!("SELECT digest FROM blobs WHERE digest IN ({lock_list}) ORDER BY digest FOR UPDATE");
+        let mut q = sqlx::query(&lock);
+        for d in &digests {
+            q = q.bind(*d);
+        }
+        q.fetch_all(&mut *tx).await?;
+    }
     let mut q = sqlx::query(&sql).bind(cutoff);
     for d in &digests {
         q = q.bind(*d);
     }
-    let marked = q.fetch_all(&env.db.pool).await?;
+    let marked = q.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     let marked: Vec<(String, i64, String)> = marked
         .iter()
         .map(|r| Ok::<_, sqlx::Error>((r.try_get("digest")?, r.try_get("size")?, r.try_get("kind")?)))

@@ -719,7 +719,7 @@ gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
             for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
                 let d = d["digest"].as_str().unwrap();
                 let b = blob(&app, &format!("library/race{p}"), d).await;
-                assert_eq!(b.status, StatusCode::OK, "race{p}:t{i} {d}");
+                assert_eq!(b.status, StatusCode::OK, "race{p}:t{i} {d}: {}", b.text());
                 assert_eq!(sha256(&b.body), d);
             }
         }

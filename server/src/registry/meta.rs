@@ -134,6 +134,25 @@ async fn touch_blob(
     Ok(r.rows_affected() == 1)
 }
 
+/// Links a blob to a repository (idempotent), inside `tx`.
+async fn link_blob(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repo: &str,
+    digest: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository, digest) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(digest)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Confirms a reserved blob and links it to a repository (idempotent), inside `tx`.
 async fn insert_linked_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -145,15 +164,7 @@ async fn insert_linked_blob(
     if !confirm_in(tx, digest, gen, now).await? {
         return Err(MetaError::Collecting(digest.to_string()));
     }
-    sqlx::query(
-        "INSERT INTO repository_blobs (repository, digest, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (repository, digest) DO NOTHING",
-    )
-    .bind(repo)
-    .bind(digest)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    link_blob(tx, repo, digest, now).await?;
     Ok(())
 }
 
@@ -254,9 +265,23 @@ pub async fn put_manifest(
     // Everything the manifest references is marked used now, under the row locks GC's mark
     // statement takes too: either GC already marked a blob (refused: the client pushes it
     // again) or it will see it used and leave it.
-    for b in &parsed.blobs {
-        if !touch_blob(&mut tx, &b.digest.to_string(), now).await? {
-            return Err(MetaError::Missing(format!("blob {}", b.digest)));
+    // Blob rows are locked in digest order (as GC's sweep locks them), the manifest's own row
+    // among them.
+    let mut rows: Vec<String> = parsed.blobs.iter().map(|b| b.digest.to_string()).collect();
+    rows.push(d.clone());
+    rows.sort_unstable();
+    rows.dedup();
+    for digest in &rows {
+        let ok = if *digest == d {
+            confirm_in(&mut tx, digest, manifest_gen, now).await?
+        } else {
+            touch_blob(&mut tx, digest, now).await?
+        };
+        if !ok && *digest == d {
+            return Err(MetaError::Collecting(d.clone()));
+        }
+        if !ok {
+            return Err(MetaError::Missing(format!("blob {digest}")));
         }
     }
     for m in &parsed.manifests {
@@ -271,7 +296,7 @@ pub async fn put_manifest(
             return Err(MetaError::Missing(format!("manifest {}", m.digest)));
         }
     }
-    insert_linked_blob(&mut tx, repo, &d, manifest_gen, now).await?;
+    link_blob(&mut tx, repo, &d, now).await?;
     let annotations = serde_json::Value::Object(parsed.annotations.clone()).to_string();
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO artifacts (repository_id, digest, media_type, artifact_type, manifest_size, size, subject, \
