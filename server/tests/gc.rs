@@ -719,7 +719,22 @@ gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
             for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
                 let d = d["digest"].as_str().unwrap();
                 let b = blob(&app, &format!("library/race{p}"), d).await;
-                assert_eq!(b.status, StatusCode::OK, "race{p}:t{i} {d}: {}", b.text());
+                if b.status != StatusCode::OK {
+                    let row: Option<(String, i64)> =
+                        sqlx::query_as("SELECT status, last_used FROM blobs WHERE digest = $1")
+                            .bind(d)
+                            .fetch_optional(&app.state.db.pool)
+                            .await
+                            .unwrap();
+                    let links: Vec<String> =
+                        sqlx::query_scalar("SELECT repository FROM repository_blobs WHERE digest = $1")
+                            .bind(d)
+                            .fetch_all(&app.state.db.pool)
+                            .await
+                            .unwrap();
+                    let stored = stored(&app, d).await;
+                    panic!("race{p}:t{i} {d}: {} — row {row:?}, links {links:?}, stored {stored}", b.text());
+                }
                 assert_eq!(sha256(&b.body), d);
             }
         }

@@ -119,18 +119,25 @@ async fn confirm_in(
     Ok(r.rows_affected() == 1)
 }
 
-/// Marks a stored blob used now, inside `tx`; false when it is unknown, not yet stored or
-/// being collected.
+/// Marks a stored blob used now, inside `tx`, if `repo` may use it; false when it is unknown,
+/// not yet stored, being collected or not linked to `repo`. The link is checked here, inside
+/// the transaction, not only before it: GC may have swept the blob (links included) and
+/// another repository uploaded it again in between.
 async fn touch_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repo: &str,
     digest: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE blobs SET last_used = $2 WHERE digest = $1 AND status = 'none'")
-        .bind(digest)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE blobs SET last_used = $2 WHERE digest = $1 AND status = 'none' AND EXISTS ( \
+         SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $1)",
+    )
+    .bind(digest)
+    .bind(now)
+    .bind(repo)
+    .execute(&mut **tx)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -275,7 +282,7 @@ pub async fn put_manifest(
         let ok = if *digest == d {
             confirm_in(&mut tx, digest, manifest_gen, now).await?
         } else {
-            touch_blob(&mut tx, digest, now).await?
+            touch_blob(&mut tx, repo, digest, now).await?
         };
         if !ok && *digest == d {
             return Err(MetaError::Collecting(d.clone()));
