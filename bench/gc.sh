@@ -94,6 +94,14 @@ trap 'exit 130' INT TERM
 
 # One binary for the whole run, even if it is rebuilt meanwhile.
 bin_time=$(date -u -r "$BERTH_BIN" '+%Y-%m-%d %H:%M:%S UTC')
+# A binary older than the server's sources measures other code than `git rev-parse HEAD` says.
+src_newest=$(find "$repo_root/server/src" "$repo_root/migrations" "$repo_root/Cargo.lock" -type f -newer "$BERTH_BIN" 2>/dev/null | head -1)
+head_time=$(git -C "$repo_root" log -1 --format=%ct 2>/dev/null || echo 0)
+STALE=""
+if [ -n "$src_newest" ] || [ "$head_time" -gt "$(date -r "$BERTH_BIN" +%s)" ]; then
+  STALE=" — **older than the sources** (${src_newest:+${src_newest#"$repo_root"/} is newer; }HEAD committed $(date -u -d "@$head_time" '+%H:%M:%S UTC')): the numbers are those of an earlier build"
+  log "warning: $BERTH_BIN is older than the sources; rebuild it to measure the current code"
+fi
 cp "$BERTH_BIN" "$W/berth"
 RUN_BIN=$W/berth
 
@@ -358,7 +366,7 @@ garage_version=$("$(command -v garage || echo "$HOME/.cargo/bin/garage")" --vers
   echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- machine: $(nproc) vCPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 2^20 }' /proc/meminfo) RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -sr); /tmp on $(df -T /tmp | awk 'NR == 2 { print $2 }')"
-  echo "- berth: git $rev$([ "$dirty" -gt 0 ] && echo " + $dirty uncommitted server/migrations/Cargo files") ($BERTH_BIN, release, built $bin_time), SQLite, BERTH_LOG__LEVEL=warn, BERTH_GC__WINDOW=0s, BERTH_GC__WORKERS=$GC_WORKERS"
+  echo "- berth: git $rev$([ "$dirty" -gt 0 ] && echo " + $dirty uncommitted server/migrations/Cargo files") ($BERTH_BIN, release, built $bin_time$STALE), SQLite, BERTH_LOG__LEVEL=warn, BERTH_GC__WINDOW=0s, BERTH_GC__WORKERS=$GC_WORKERS"
   [[ " $GC_BACKENDS " == *" s3 "* ]] && echo "- S3: ${garage_version:-garage} single node on 127.0.0.1 (scripts/services.sh, sqlite metadata), a fresh one per size"
   echo "- data: N artifacts in library/bench-0..99, each 1 config + 9 layers of 64–512 random bytes + 1 OCI manifest, pushed through /v2 ($THREADS threads); every artifact but each ${KEEP_EVERY}th deleted by digest (DELETE /v2/…/manifests/<digest>), then \`berth gc --dry-run --json\` and \`berth gc --json\` from the server's directory and environment, server running"
   echo "- load average (1/5/15 min) at start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg); wall time of the whole run $(($(date +%s) - T_START)) s"

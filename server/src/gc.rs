@@ -424,9 +424,13 @@ async fn sweep<'a>(
     // Rows are locked in digest order, as pushes lock them (no deadlock between the two).
     digests.sort_unstable();
     let list = (0..digests.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    // SQLite: `+status`/`+last_used` keep the planner off the `blobs_gc (status, last_used)`
+    // index — with it, from ~20 digests on, it visits every collectable row per batch (the sweep
+    // became quadratic: 200 ms per batch at 1M rows instead of 2 ms by primary key).
+    let plus = if env.db.kind == crate::db::DbKind::Sqlite { "+" } else { "" };
     let sql = format!(
-        "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND (status = 'deleting' OR ( \
-         last_used < $1 \
+        "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND ({plus}status = 'deleting' OR ( \
+         {plus}last_used < $1 \
          AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest))) \
          RETURNING digest, size, kind"
