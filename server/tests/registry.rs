@@ -566,3 +566,45 @@ all_backends!(catalog_and_permissions, |app| {
         .unwrap();
     assert_eq!(n, 1);
 });
+
+// A request that died while writing (its replica was killed) holds the upload's lease until the
+// lease runs out — not longer: the writing request renews it, a dead one cannot. Then the
+// client resumes from the committed size, on any replica.
+all_backends!(upload_held_by_a_dead_request_is_resumable_once_its_lease_expires, |app| {
+    let auth = admin();
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
+    let d = sha256(&data);
+    let r =
+        app.call(Method::POST, "/v2/library/lease/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    let set_lease = |until: i64| {
+        let pool = app.state.db.pool.clone();
+        let id = id.clone();
+        async move {
+            sqlx::query("UPDATE uploads SET lease_until = $1 WHERE id = $2")
+                .bind(until)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // Held by a (dead) request: refused, the committed size is unchanged.
+    set_lease(now + 30_000).await;
+    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], data.clone()).await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{}", r.text());
+    assert_eq!(oci_code(&r), "RANGE_INVALID");
+    // Expired: another replica takes the upload over and finishes it.
+    set_lease(now - 1).await;
+    let other = app.sibling().await;
+    let r = other.call(Method::PATCH, &loc, &[("authorization", &auth)], data.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let r = other.call(Method::PUT, &format!("{loc}?digest={d}"), &[("authorization", &auth)], vec![]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        app.get_with(&format!("/v2/library/lease/blobs/{d}"), &[("authorization", &auth)]).await.body,
+        data
+    );
+});

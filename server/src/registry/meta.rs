@@ -795,8 +795,12 @@ pub async fn get_upload(db: &Db, repo: &str, id: &str) -> Result<Option<Upload>,
     .transpose()
 }
 
-/// How long one request may hold an upload. A request that dies keeps it at most this long.
-pub const LEASE_MS: i64 = 60 * 60 * 1000;
+/// How long an upload's lease lasts without renewal. The request writing the upload renews
+/// it every [`LEASE_RENEW_MS`]; a request whose replica died holds it at most this long, after
+/// which the client (or another replica) may resume the upload from its committed size.
+pub const LEASE_MS: i64 = 30 * 1000;
+/// How often the writing request renews its lease.
+pub const LEASE_RENEW_MS: u64 = 10 * 1000;
 
 /// Takes the upload for one request if nobody else holds it and its committed size is
 /// `size`: two requests never write the same upload at once, on any replica.
@@ -814,18 +818,45 @@ pub async fn lease_upload(db: &Db, id: &str, size: u64) -> Result<bool, sqlx::Er
     Ok(r.rows_affected() == 1)
 }
 
-/// Commits appended data (new size and hash state) and releases the lease.
-pub async fn commit_append(db: &Db, id: &str, size: u64, hash_state: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE uploads SET size = $2, hash_state = $3, lease_until = 0, updated_at = $4 WHERE id = $1",
+/// Extends the lease of an upload this request holds (taken at committed size `size` and not
+/// expired). False when the lease was lost: it expired (the database was unreachable for
+/// longer than [`LEASE_MS`]) and may now belong to another request.
+pub async fn renew_upload_lease(db: &Db, id: &str, size: u64) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "UPDATE uploads SET lease_until = $3, updated_at = $4 WHERE id = $1 AND size = $2 AND lease_until >= $4",
+    )
+    .bind(id)
+    .bind(size as i64)
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Commits appended data (new size and hash state) and releases the lease. False when the
+/// upload no longer is where this request's lease found it (committed size `from`, leased):
+/// the lease was lost and the appended data must not be committed.
+pub async fn commit_append(
+    db: &Db,
+    id: &str,
+    from: u64,
+    size: u64,
+    hash_state: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE uploads SET size = $2, hash_state = $3, lease_until = 0, updated_at = $4 \
+         WHERE id = $1 AND size = $5 AND lease_until > 0",
     )
     .bind(id)
     .bind(size as i64)
     .bind(hash_state.to_vec())
     .bind(now_ms())
+    .bind(from as i64)
     .execute(&db.pool)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn release_upload(db: &Db, id: &str) -> Result<(), sqlx::Error> {

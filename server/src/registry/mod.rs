@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod meta;
 pub mod path;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -804,20 +805,61 @@ async fn append(
         .ok_or_else(|| OciError::internal("stored upload hash state is corrupt"))?;
     let hasher = Arc::new(Mutex::new(hasher));
     let h = hasher.clone();
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .inspect_ok(move |chunk| h.lock().unwrap_or_else(|p| p.into_inner()).update(chunk));
+    // Renew the lease while the body streams; if it is lost (database unreachable for longer
+    // than the lease), stop writing: another request may own the upload by now.
+    let lost = Arc::new(AtomicBool::new(false));
+    let _renewal =
+        AbortOnDrop(tokio::spawn(renew_lease(state.db.clone(), id.to_string(), offset, lost.clone())));
+    let stream = body.into_data_stream().map_err(std::io::Error::other).and_then(move |chunk| {
+        let r = if lost.load(Ordering::Relaxed) {
+            Err(std::io::Error::other("the upload's lease was lost"))
+        } else {
+            h.lock().unwrap_or_else(|p| p.into_inner()).update(&chunk);
+            Ok(chunk)
+        };
+        std::future::ready(r)
+    });
     let result = state.storage.append(&upload_key(id), offset, Box::pin(stream)).await;
     match result {
         Ok(size) => {
             let saved = hasher.lock().unwrap_or_else(|p| p.into_inner()).save();
-            meta::commit_append(&state.db, id, size, &saved).await?;
+            if !meta::commit_append(&state.db, id, offset, size, &saved).await? {
+                return Err(OciError::new(
+                    Code::RangeInvalid,
+                    "the upload's lease was lost while writing (the database was unreachable); resume from the upload's status",
+                ));
+            }
             Ok((size, saved))
         }
         Err(e) => {
             let _ = meta::release_upload(&state.db, id).await;
             Err(e.into())
+        }
+    }
+}
+
+/// Aborts a background task when dropped (the request ended, or its future was dropped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn renew_lease(db: crate::db::Db, id: String, offset: u64, lost: Arc<AtomicBool>) {
+    let every = std::time::Duration::from_millis(meta::LEASE_RENEW_MS);
+    loop {
+        tokio::time::sleep(every).await;
+        match meta::renew_upload_lease(&db, &id, offset).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(upload = %id, "upload lease lost; the request stops writing");
+                lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            // Unreachable database: try again; the lease outlives two missed renewals.
+            Err(e) => tracing::warn!(upload = %id, error = %e, "could not renew an upload lease"),
         }
     }
 }
@@ -903,6 +945,13 @@ async fn complete(
     if !meta::lease_upload(&state.db, id, size).await? {
         return Err(OciError::new(Code::BlobUploadInvalid, "the upload is being written by another request"));
     }
+    // Moving a large blob into place (an S3 copy) may take longer than one lease.
+    let _renewal = AbortOnDrop(tokio::spawn(renew_lease(
+        state.db.clone(),
+        id.to_string(),
+        size,
+        Arc::new(AtomicBool::new(false)),
+    )));
     // Reserve the blob row before the content moves into place: from here GC leaves it alone;
     // when GC is deleting this very content the client is told to retry (the upload stays).
     let gen = match meta::reserve_blob(&state.db, digest, size, "blob").await {
