@@ -13,8 +13,10 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, HeaderValue, Request};
-use axum::middleware::from_fn_with_state;
+use axum::body::{Body, HttpBody};
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::middleware::{self, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use leptos::prelude::provide_context;
@@ -87,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/pkg", assets)
         .merge(portal)
         .layer(sessions)
+        .layer(middleware::from_fn(session_save_failure))
         .merge(registry)
         .with_state(state)
         .layer(
@@ -114,3 +117,16 @@ pub fn router(state: AppState) -> Router {
 
 /// How long in-flight requests may run after SIGTERM before the server stops anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// tower-sessions answers a bare, empty 500 when saving the session fails after the handler
+/// ran (Redis restarting between the load and the save). That is the session store being
+/// unavailable, not a bug: answer a retryable 503 in the REST error format instead. Handler
+/// 500s always carry an error body, so they are told apart by the empty body.
+async fn session_save_failure(req: Request<Body>, next: middleware::Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() == StatusCode::INTERNAL_SERVER_ERROR && res.body().size_hint().exact() == Some(0) {
+        tracing::warn!("the session store failed to save the session; answering 503");
+        return ApiError::Unavailable("the session store is unavailable; retry later".into()).into_response();
+    }
+    res
+}

@@ -9,7 +9,7 @@ use leptos::config::LeptosOptions;
 use tower_sessions_redis_store::fred::prelude::{
     ClientLike, Config as RedisConfig, Pool as RedisPool, ReconnectPolicy,
 };
-use tower_sessions_redis_store::fred::types::config::ConnectionConfig;
+use tower_sessions_redis_store::fred::types::config::{ConnectionConfig, PerformanceConfig};
 use tower_sessions_redis_store::RedisStore;
 
 use crate::config::Config;
@@ -101,7 +101,10 @@ async fn connect_redis(url: &str) -> anyhow::Result<RedisPool> {
     // Keep reconnecting forever (capped at 2 s between attempts): Redis restarting must not
     // need a restart of this process.
     let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
-    let pool = RedisPool::new(cfg, None, Some(conn), Some(policy), 4)
+    // A command waits at most 5 s (queued while reconnecting, then sent): a Redis outage turns
+    // into 503s instead of requests that hang for as long as it lasts.
+    let perf = PerformanceConfig { default_command_timeout: Duration::from_secs(5), ..Default::default() };
+    let pool = RedisPool::new(cfg, Some(perf), Some(conn), Some(policy), 4)
         .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
     pool.connect();
     tokio::time::timeout(Duration::from_secs(10), pool.wait_for_connect())

@@ -107,6 +107,9 @@ impl IntoResponse for ApiError {
         };
         let body = json!({ "errors": [{ "code": self.code(), "message": message }] });
         let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Unavailable(_)) {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let ApiError::TooManyRequests { retry_after, .. } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
