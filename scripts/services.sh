@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Starts and stops the servers tests need, on 127.0.0.1 only, from this project's own scripts.
-#   scripts/services.sh start postgres|redis|garage DIR   prints `export VAR=…` lines to eval
+#   scripts/services.sh start postgres|redis|garage|garage3 DIR   prints `export VAR=…` lines to eval
 #   scripts/services.sh stop DIR                   stops everything started under DIR (by PID)
+#   scripts/services.sh restart postgres|redis DIR [PAUSE]   shutdown (Redis: saving its data), PAUSE
+#                                                  seconds down (default 0), start again on the same port
+#   scripts/services.sh garage3-node stop|start DIR N   stops (SIGKILL) / starts node N (1-3) of garage3
 # Each server keeps its data, log and PID file under DIR.
+# garage3 is a 3-node Garage cluster (replication_factor 3, one zone) on 127.0.0.1: it keeps
+# serving reads and writes with one node down (quorum 2). TEST_BERTH_S3_ENDPOINT is node 1;
+# TEST_BERTH_S3_ENDPOINTS lists the S3 endpoints of nodes 1-3 (space-separated).
 set -euo pipefail
 
 free_port() {
@@ -21,6 +27,10 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+pg_options() { # DIR PORT
+  echo "-c listen_addresses=127.0.0.1 -p $2 -k $1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+}
+
 start_postgres() {
   local dir=$1/postgres bin port
   bin=$(pg_bin)
@@ -28,11 +38,23 @@ start_postgres() {
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
   as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1
-  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null
+  pg_options "$dir" "$port" >"$dir/options"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" start >/dev/null
   echo "$port" >"$dir/port"
   echo "export TEST_BERTH_POSTGRES_URL=postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# Fast shutdown (open sessions are terminated, as in a real restart), PAUSE seconds with the
+# server down, then a start with the same data directory, port and options. pg_ctl's own
+# `restart` would reuse postmaster.opts too, but starts the server without a log file.
+restart_postgres() {
+  local dir=$1/postgres pause=${2:-0} bin
+  bin=$(pg_bin)
+  [ -f "$dir/port" ] || { echo "no PostgreSQL started under $1" >&2; exit 1; }
+  [ -f "$dir/options" ] || pg_options "$dir" "$(cat "$dir/port")" >"$dir/options"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+  sleep "$pause"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" start >/dev/null
 }
 
 start_redis() {
@@ -45,7 +67,27 @@ start_redis() {
     redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
     sleep 0.1
   done
+  echo "$port" >"$dir/port"
   echo "export TEST_BERTH_REDIS_URL=redis://127.0.0.1:$port/0"
+}
+
+# Redis as a production setup runs it (with persistence): SHUTDOWN SAVE writes its data to
+# DIR/redis/dump.rdb, PAUSE seconds down, then a start on the same port that loads it back.
+restart_redis() {
+  local dir=$1/redis pause=${2:-0} port pid
+  [ -f "$dir/port" ] || { echo "no Redis started under $1" >&2; exit 1; }
+  port=$(cat "$dir/port")
+  pid=$(cat "$dir/redis.pid")
+  redis-cli -h 127.0.0.1 -p "$port" shutdown save >/dev/null 2>&1 || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  sleep "$pause"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" --appendonly no \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  for _ in $(seq 50); do
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "Redis did not come back on $port" >&2; exit 1
 }
 
 # Garage (a real S3-compatible server, from crates.io), single node, one bucket and key.
@@ -93,6 +135,123 @@ EOF
   echo "export TEST_BERTH_S3_ENDPOINT=http://127.0.0.1:$s3_port TEST_BERTH_S3_REGION=garage TEST_BERTH_S3_BUCKET=berth TEST_BERTH_S3_ACCESS_KEY=$key TEST_BERTH_S3_SECRET_KEY=$secret"
 }
 
+# Garage, 3 nodes on 127.0.0.1 with replication_factor 3 (every object on every node; reads and
+# writes need 2 of 3), one bucket and one key. Node N lives in DIR/garage3/nodeN with its own
+# run.sh (used again by `garage3-node start`).
+start_garage3() {
+  local dir=$1/garage3 bin key secret rpc_secret i d s3 rpc ids=() endpoints=() id
+  bin=$(garage_bin)
+  key="GK$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+  secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  rpc_secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  for i in 1 2 3; do
+    d=$dir/node$i
+    s3=$(free_port)
+    rpc=$(free_port)
+    mkdir -p "$d/meta" "$d/data"
+    cat >"$d/garage.toml" <<EOF
+metadata_dir = "$d/meta"
+data_dir = "$d/data"
+db_engine = "sqlite"
+replication_factor = 3
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$rpc_secret"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3"
+EOF
+    cat >"$d/run.sh" <<EOF
+#!/bin/sh
+RUST_LOG=warn "$bin" -c "$d/garage.toml" server >>"$d/garage.log" 2>&1 &
+echo \$! >"$d/garage.pid"
+EOF
+    chmod +x "$d/run.sh"
+    "$d/run.sh"
+    echo "$s3" >"$d/s3_port"
+    endpoints+=("http://127.0.0.1:$s3")
+  done
+  for i in 1 2 3; do
+    d=$dir/node$i
+    id=""
+    for _ in $(seq 100); do
+      id=$("$bin" -c "$d/garage.toml" node id -q 2>/dev/null) && [ -n "$id" ] && break
+      sleep 0.1
+    done
+    [ -n "$id" ] || { echo "garage node $i did not start:" >&2; cat "$d/garage.log" >&2; exit 1; }
+    ids+=("$id")
+  done
+  local g=("$bin" -c "$dir/node1/garage.toml")
+  for i in 1 2; do "${g[@]}" node connect "${ids[$i]}" >/dev/null; done
+  # Roles need every node known to node 1; connections settle within a second or so.
+  local ok=""
+  for _ in $(seq 100); do
+    if "${g[@]}" layout assign -z dc1 -c 1G "${ids[0]%%@*}" "${ids[1]%%@*}" "${ids[2]%%@*}" >"$dir/layout.log" 2>&1; then
+      ok=1; break
+    fi
+    sleep 0.1
+  done
+  [ -n "$ok" ] || { echo "garage layout assign failed:" >&2; cat "$dir/layout.log" >&2; exit 1; }
+  "${g[@]}" layout apply --version 1 >>"$dir/layout.log" 2>&1
+  "${g[@]}" key import -n berth --yes "$key" "$secret" >/dev/null
+  "${g[@]}" bucket create berth >/dev/null
+  "${g[@]}" bucket allow --read --write --owner berth --key "$key" >/dev/null
+  # Ready when every node answers S3 requests signed with the key (a list of the bucket).
+  for i in 1 2 3; do
+    ok=""
+    for _ in $(seq 100); do
+      if python3 - "${endpoints[$((i - 1))]}" "$key" "$secret" <<'PY' 2>/dev/null; then ok=1; break; fi
+import sys, hashlib, hmac, datetime, urllib.request
+ep, key, secret = sys.argv[1:4]
+now = datetime.datetime.now(datetime.timezone.utc)
+amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+host = ep.split("://", 1)[1]
+empty = hashlib.sha256(b"").hexdigest()
+canon = f"GET\n/berth\nlist-type=2\nhost:{host}\nx-amz-content-sha256:{empty}\nx-amz-date:{amz}\n\nhost;x-amz-content-sha256;x-amz-date\n{empty}"
+scope = f"{day}/garage/s3/aws4_request"
+sts = f"AWS4-HMAC-SHA256\n{amz}\n{scope}\n" + hashlib.sha256(canon.encode()).hexdigest()
+k = ("AWS4" + secret).encode()
+for part in (day, "garage", "s3", "aws4_request"):
+    k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+req = urllib.request.Request(f"{ep}/berth?list-type=2", headers={
+    "x-amz-date": amz, "x-amz-content-sha256": empty,
+    "Authorization": f"AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"})
+urllib.request.urlopen(req, timeout=2).read()
+PY
+      sleep 0.2
+    done
+    [ -n "$ok" ] || { echo "garage node $i does not serve the bucket:" >&2; tail -20 "$dir/node$i/garage.log" >&2; exit 1; }
+  done
+  echo "export TEST_BERTH_S3_ENDPOINT=${endpoints[0]} TEST_BERTH_S3_ENDPOINTS='${endpoints[*]}' TEST_BERTH_S3_REGION=garage TEST_BERTH_S3_BUCKET=berth TEST_BERTH_S3_ACCESS_KEY=$key TEST_BERTH_S3_SECRET_KEY=$secret"
+}
+
+garage3_node() { # stop|start DIR N
+  local d=$2/garage3/node$3
+  [ -f "$d/run.sh" ] || { echo "no garage3 node $3 under $2" >&2; exit 1; }
+  case $1 in
+    stop)
+      if [ -f "$d/garage.pid" ]; then
+        local pid
+        pid=$(cat "$d/garage.pid")
+        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$d/garage.pid"
+      fi ;;
+    start)
+      "$d/run.sh"
+      local port
+      port=$(cat "$d/s3_port")
+      for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+        sleep 0.1
+      done
+      echo "garage3 node $3 did not come back" >&2; tail -20 "$d/garage.log" >&2; exit 1 ;;
+    *) echo "usage: $0 garage3-node stop|start DIR N" >&2; exit 2 ;;
+  esac
+}
+
 stop_all() {
   local dir=$1
   if [ -f "$dir/postgres/data/postmaster.pid" ]; then
@@ -101,7 +260,7 @@ stop_all() {
   if [ -f "$dir/redis/redis.pid" ]; then
     kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
   fi
-  for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid; do
+  for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid "$dir"/garage3/node*/garage.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
 }
@@ -112,8 +271,16 @@ case "${1:-}" in
       postgres) start_postgres "$3" ;;
       redis) start_redis "$3" ;;
       garage) start_garage "$3" ;;
-      *) echo "usage: $0 start postgres|redis|garage DIR" >&2; exit 2 ;;
+      garage3) start_garage3 "$3" ;;
+      *) echo "usage: $0 start postgres|redis|garage|garage3 DIR" >&2; exit 2 ;;
     esac ;;
+  restart)
+    case "${2:-}" in
+      postgres) restart_postgres "$3" "${4:-0}" ;;
+      redis) restart_redis "$3" "${4:-0}" ;;
+      *) echo "usage: $0 restart postgres|redis DIR [PAUSE_SECONDS]" >&2; exit 2 ;;
+    esac ;;
+  garage3-node) garage3_node "${2:-}" "${3:-}" "${4:-}" ;;
   stop) stop_all "$2" ;;
-  *) echo "usage: $0 start postgres|redis DIR | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start postgres|redis|garage|garage3 DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
 esac
