@@ -50,7 +50,8 @@ pub async fn ensure_library(db: &Db) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO project_members (project_id, user_id, role, created_at, updated_at) \
          SELECT p.id, p.owner_id, 1, $1, $1 FROM projects p WHERE p.name = 'library' \
-         AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id)",
+         AND NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(now)
     .execute(&db.pool)

@@ -324,3 +324,46 @@ both_dbs!(configured_initial_password_is_used, |app| {
         app.get_with("/api/v2.0/users/current", &[("authorization", &basic("admin", "Other12345"))]).await;
     assert_eq!(r.status, StatusCode::OK);
 });
+
+/// HA: several replicas starting at the same moment on one empty PostgreSQL database all come
+/// up (migrations under an advisory lock; admin, `library` and its owner membership, and the
+/// shared keys created exactly once) and agree on the keys.
+#[tokio::test]
+async fn concurrent_first_starts_on_one_postgres_converge() {
+    let url = common::fresh_postgres_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[database]\nurl = \"{url}\"\nmax_connections = 4\n[storage]\npath = \"{}/storage\"\n[log]\nlevel = \"warn\"\n",
+        dir.path().display()
+    );
+    let config = server::config::Config::from_toml(&toml).unwrap();
+    let starts = (0..4).map(|_| server::state::AppState::build(config.clone()));
+    let states: Vec<_> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("a replica failed its first start"))
+        .collect();
+    for s in &states[1..] {
+        assert_eq!(s.secrets.session_key, states[0].secrets.session_key);
+        assert_eq!(s.secrets.encryption_key, states[0].secrets.encryption_key);
+    }
+    let pool = &states[0].db.pool;
+    let count =
+        |sql: &'static str| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap() };
+    assert_eq!(count("SELECT count(*) FROM users WHERE username = 'admin'").await, 1);
+    assert_eq!(count("SELECT count(*) FROM projects WHERE name = 'library'").await, 1);
+    let members = || {
+        count("SELECT count(*) FROM project_members m JOIN projects p ON p.id = m.project_id WHERE p.name = 'library'")
+    };
+    assert_eq!(members().await, 1);
+    // The narrow part of that race, widened: many replicas creating `library` at once.
+    for _ in 0..20 {
+        sqlx::query("DELETE FROM project_members").execute(pool).await.unwrap();
+        sqlx::query("DELETE FROM projects WHERE name = 'library'").execute(pool).await.unwrap();
+        let runs = states.iter().cycle().take(8).map(|s| server::projects::ensure_library(&s.db));
+        for r in futures::future::join_all(runs).await {
+            r.expect("ensure_library failed when racing other replicas");
+        }
+        assert_eq!(members().await, 1);
+    }
+}
