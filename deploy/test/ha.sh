@@ -193,50 +193,12 @@ step_done
 
 # ------------------------------------------------------------------------------ cluster
 
-# Renders deploy/nginx/berth.conf: only the lines marked "# @…" change.
-render_nginx() { # OUT REPLICAS(space-separated host:port) LISTEN
-  awk -v replicas="$2" -v listen="$3" -v alog="$P/nginx/access.log" -v elog="$P/nginx/error.log" \
-    -v cert="$CA" -v key="$W/ca/tls.key" '
-    /# @replica$/ { if (!done) { n = split(replicas, a, " "); for (i = 1; i <= n; i++) { l = $0; sub(/server +[^ ;]+/, "server " a[i], l); print l } done = 1 } next }
-    /# @listen$/ { sub(/listen +[^ ;]+/, "listen " listen) }
-    /# @server_name$/ { sub(/server_name +[^;]+/, "server_name 127.0.0.1") }
-    /# @access_log$/ { sub(/access_log +[^ ;]+/, "access_log " alog) }
-    /# @error_log$/ { sub(/error_log +[^ ;]+/, "error_log " elog) }
-    /# @cert$/ { sub(/ssl_certificate +[^;]+/, "ssl_certificate " cert) }
-    /# @key$/ { sub(/ssl_certificate_key +[^;]+/, "ssl_certificate_key " key) }
-    { print }' "$ROOT/deploy/nginx/berth.conf" >"$1"
-  if grep -v '^ *#' "$1" | grep -E '10\.0\.0\.1[0-9]|/etc/nginx/tls|/var/log/nginx|registry\.example\.com' >&2; then
-    fail "rendering deploy/nginx/berth.conf left example values (a marker is missing?)"
-  fi
-}
-
+# nginx from deploy/nginx/berth.conf (deploy/test/nginx.sh rewrites only its "# @…" lines).
 start_nginx() {
-  mkdir -p "$P/nginx/tmp"
-  local upstreams="" i
-  for i in 1 2 3; do upstreams+="127.0.0.1:${RPORT[$i]} "; done
-  render_nginx "$P/nginx/berth.conf" "$upstreams" "127.0.0.1:$LB_PORT"
-  {
-    cat <<EOF
-worker_processes 2;
-pid $P/nginx/nginx.pid;
-error_log $P/nginx/error.log notice;
-events { worker_connections 1024; }
-http {
-  default_type application/octet-stream;
-  client_body_temp_path $P/nginx/tmp/body;
-  proxy_temp_path $P/nginx/tmp/proxy;
-  fastcgi_temp_path $P/nginx/tmp/fastcgi;
-  uwsgi_temp_path $P/nginx/tmp/uwsgi;
-  scgi_temp_path $P/nginx/tmp/scgi;
-  include $P/nginx/berth.conf;
-}
-EOF
-  } >"$P/nginx/nginx.conf"
-  nginx -t -q -e "$P/nginx/error.log" -p "$P/nginx" -c "$P/nginx/nginx.conf" >"$P/nginx/test.log" 2>&1 \
-    || { cat "$P/nginx/test.log" >&2; fail "nginx -t refused the rendered configuration"; }
-  nginx -e "$P/nginx/error.log" -p "$P/nginx" -c "$P/nginx/nginx.conf" \
-    || fail "nginx did not start (see $P/nginx/error.log)"
-  for _ in $(seq 50); do [ -s "$P/nginx/nginx.pid" ] && break; sleep 0.1; done
+  local upstreams=() i
+  for i in 1 2 3; do upstreams+=("127.0.0.1:${RPORT[$i]}"); done
+  "$HERE/nginx.sh" start "$P/nginx" "127.0.0.1:$LB_PORT" "$CA" "$W/ca/tls.key" "${upstreams[@]}" \
+    || fail "nginx did not start with the rendered configuration"
 }
 
 # Replica I of the current phase, on RPORT[I], with deploy/berth-ha.example.toml as its config
