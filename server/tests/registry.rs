@@ -608,3 +608,68 @@ all_backends!(upload_held_by_a_dead_request_is_resumable_once_its_lease_expires,
         data
     );
 });
+
+// HA: no replica serves from a stale copy. A tag moved, an artifact deleted, a blob swept by GC
+// or a password changed through one replica is seen by the very next request to another one
+// (goharbor/harbor#22571: stale cache after GC).
+all_backends!(replicas_see_each_others_changes_at_once, |app| {
+    let other = app.sibling().await;
+    let auth = admin();
+    let (d1, _) = push_image(&app, "library/ha", "v1", &[b"layer one"]).await;
+    let (d2, _) = push_image(&app, "library/ha", "v2", &[b"layer two"]).await;
+    async fn head(a: &common::TestApp, path: String) -> common::Resp {
+        a.call(Method::HEAD, &path, &[("authorization", &admin())], vec![]).await
+    }
+    // Warm the other replica's view of v1.
+    let r = head(&other, "/v2/library/ha/manifests/v1".into()).await;
+    assert_eq!(r.header("docker-content-digest"), Some(d1.as_str()));
+    // Move v1 to v2's manifest through `app`.
+    let body = app
+        .get_with(
+            &format!("/v2/library/ha/manifests/{d2}"),
+            &[("authorization", &auth), ("accept", OCI_MANIFEST)],
+        )
+        .await
+        .body;
+    assert_eq!(put_manifest(&app, "library/ha", "v1", OCI_MANIFEST, &body).await.status, StatusCode::CREATED);
+    let r = head(&other, "/v2/library/ha/manifests/v1".into()).await;
+    assert_eq!(r.header("docker-content-digest"), Some(d2.as_str()), "the other replica serves the old tag");
+    // Delete d1 (now untagged) through `other`; `app` answers 404 at once.
+    let r = other
+        .call(Method::DELETE, &format!("/v2/library/ha/manifests/{d1}"), &[("authorization", &auth)], vec![])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(head(&app, format!("/v2/library/ha/manifests/{d1}")).await.status, StatusCode::NOT_FOUND);
+    // GC on `app` sweeps layer one; `other` no longer serves it.
+    let layer = sha256(b"layer one");
+    assert_eq!(head(&other, format!("/v2/library/ha/blobs/{layer}")).await.status, StatusCode::OK);
+    let mut env = server::gc::Env {
+        db: app.state.db.clone(),
+        storage: app.state.storage.clone(),
+        config: app.config.gc.clone(),
+    };
+    env.config.window = std::time::Duration::ZERO;
+    let ctx = server::jobs::JobCtx::new(0, "t", "CLI", "{}");
+    server::gc::run(&env, &server::gc::GcParams::default(), &ctx).await.expect("gc run");
+    assert_eq!(head(&other, format!("/v2/library/ha/blobs/{layer}")).await.status, StatusCode::NOT_FOUND);
+    // A password changed through `app` stops working on `other`, whose credential cache had it.
+    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    let old = common::basic("carol", "Carol12345");
+    assert_eq!(other.get_with("/v2/", &[("authorization", &old)]).await.status, StatusCode::OK);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'carol'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v2.0/users/{id}/password"),
+            &[("authorization", &auth), ("content-type", "application/json")],
+            r#"{"new_password":"Changed12345"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(other.get_with("/v2/", &[("authorization", &old)]).await.status, StatusCode::UNAUTHORIZED);
+    let new = common::basic("carol", "Changed12345");
+    assert_eq!(other.get_with("/v2/", &[("authorization", &new)]).await.status, StatusCode::OK);
+});
