@@ -73,6 +73,9 @@ start_replica() { # I
   mkdir -p "$d"
   (
     cd "$d"
+    # Only the variables below configure the replica (BERTH_BIN of the caller would be read as
+    # a config key and refused).
+    for v in $(compgen -e | grep '^BERTH_' || true); do unset "$v"; done
     export BERTH_LISTEN=127.0.0.1:${RPORT[$i]} BERTH_EXTERNAL_URL=$LB BERTH_TRUSTED_PROXIES='["127.0.0.1"]'
     export BERTH_DATABASE__URL=$TEST_BERTH_POSTGRES_URL BERTH_REDIS__URL=$TEST_BERTH_REDIS_URL
     export BERTH_STORAGE__KIND=filesystem BERTH_STORAGE__PATH=$W/storage BERTH_LOG__LEVEL=warn

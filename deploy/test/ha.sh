@@ -208,6 +208,9 @@ start_replica() { # I
   mkdir -p "$d"
   (
     cd "$d"
+    # Only the variables below configure the replica (BERTH_BIN of the caller would be read as
+    # a config key and refused).
+    for v in $(compgen -e | grep '^BERTH_' || true); do unset "$v"; done
     export BERTH_LISTEN=127.0.0.1:${RPORT[$i]}
     export BERTH_EXTERNAL_URL=https://127.0.0.1:$LB_PORT
     export BERTH_TRUSTED_PROXIES='["127.0.0.1"]'
