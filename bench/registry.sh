@@ -2,12 +2,12 @@
 # berth's registry against CNCF distribution 2.8 (Debian's docker-registry), side by side on
 # 127.0.0.1, both on filesystem storage under one temporary directory, both with HTTP Basic auth.
 #
-#   bench/registry.sh                 builds berth (release), runs everything (~3.5 min), prints a
+#   bench/registry.sh                 builds berth (release), runs everything (~5.5 min), prints a
 #                                     Markdown report on stdout (progress on stderr)
 #
 # Environment:
 #   SKIP_BUILD=1       use the existing binary         BERTH_BIN   default $CARGO_TARGET_DIR/release/berth
-#   CARGO_TARGET_DIR   default ~/.cache/berth/target   REPS        repetitions of push/pull (3)
+#   CARGO_TARGET_DIR   default ~/.cache/berth/target   REPS        repetitions of push/pull (5)
 #   BLOB_GETS          repetitions of the blob GET (5) WRK_DURATION  manifest load duration (10s)
 #   BCRYPT_COST        the peer's htpasswd cost (5)    KEEP=1      keep the work directory
 #   OUT=FILE           also write the report to FILE
@@ -30,7 +30,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$here/.." && pwd)
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 BLOB_GETS=${BLOB_GETS:-5}
 WRK_DURATION=${WRK_DURATION:-10s}
 WRK_THREADS=2
