@@ -19,6 +19,10 @@ pub struct ProjectView {
     pub owner_name: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    pub repo_count: i64,
+    /// Bytes of the distinct blobs and manifests the project's artifacts use (Harbor's
+    /// `quota.used.storage`).
+    pub storage_bytes: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

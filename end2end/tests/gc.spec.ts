@@ -1,43 +1,8 @@
-import { test, expect, Page, APIRequestContext } from "@playwright/test";
-import { createHash } from "crypto";
+import { test, expect, Page } from "@playwright/test";
+import { AUTH, hydrated, pushImage } from "./helpers";
 
 // The server under test runs with gc.window = 0s (end2end/run.sh), so garbage is collectable
 // as soon as it is unreferenced.
-const AUTH = "Basic " + Buffer.from("admin:Harbor12345").toString("base64");
-const sha256 = (b: Buffer) => "sha256:" + createHash("sha256").update(b).digest("hex");
-
-async function hydrated(page: Page) {
-  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 });
-}
-
-async function pushBlob(request: APIRequestContext, repo: string, data: Buffer): Promise<string> {
-  const d = sha256(data);
-  const r = await request.post(`/v2/${repo}/blobs/uploads/?digest=${d}`, {
-    headers: { authorization: AUTH, "content-type": "application/octet-stream" },
-    data,
-  });
-  expect(r.status()).toBe(201);
-  return d;
-}
-
-/** Pushes an image (config + one random layer) under `tag`; returns its manifest digest. */
-async function pushImage(request: APIRequestContext, repo: string, tag: string): Promise<string> {
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
-  const layer = Buffer.from(Array.from({ length: 50_000 }, () => Math.floor(Math.random() * 256)));
-  const cd = await pushBlob(request, repo, config);
-  const ld = await pushBlob(request, repo, layer);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: cd, size: config.length },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: ld, size: layer.length }],
-  }));
-  const r = await request.put(`/v2/${repo}/manifests/${tag}`, {
-    headers: { authorization: AUTH, "content-type": "application/vnd.oci.image.manifest.v1+json" },
-    data: manifest,
-  });
-  expect(r.status()).toBe(201);
-  return sha256(manifest);
-}
 
 async function signIn(page: Page) {
   await page.goto("/harbor/clearing-job/gc");

@@ -161,21 +161,26 @@ impl PortalBackend for Backend {
         let who = crate::rbac::Principal::User(user);
         let (items, total) =
             projects::list_visible(&self.state.db, Some(&who), &q).await.map_err(portal_error)?;
-        Ok(ProjectPage {
-            items: items
-                .into_iter()
-                .map(|p| ProjectView {
-                    id: p.id,
-                    name: p.name,
-                    public: p.public,
-                    owner_name: p.owner_name,
-                    created_at: p.created_at,
-                })
-                .collect(),
-            total,
-            page,
-            page_size,
-        })
+        // Storage per listed project only (one indexed query each), not for every project.
+        let mut views = Vec::with_capacity(items.len());
+        for p in items {
+            let storage_bytes = crate::gc::project_usage(&self.state.db, Some(p.id))
+                .await
+                .map_err(|e| portal_error(e.into()))?
+                .get(&p.id)
+                .copied()
+                .unwrap_or(0);
+            views.push(ProjectView {
+                id: p.id,
+                name: p.name,
+                public: p.public,
+                owner_name: p.owner_name,
+                created_at: p.created_at,
+                repo_count: p.repo_count,
+                storage_bytes,
+            });
+        }
+        Ok(ProjectPage { items: views, total, page, page_size })
     }
 
     async fn gc_overview(&self) -> Result<GcOverview, PortalError> {

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::components::{Form, Redirect};
 use leptos_router::hooks::use_query_map;
 
-use crate::components::format::datetime;
+use crate::components::format::{bytes, datetime};
 use crate::components::layout::AppShell;
 use crate::error::PortalError;
 use crate::model::{ProjectPage, UserView};
@@ -25,7 +25,13 @@ pub fn Projects() -> impl IntoView {
                 match user.await {
                     Ok(Some(u)) => view! { <ProjectsBody user=u name=name() projects=projects /> }.into_any(),
                     Ok(None) | Err(PortalError::Unauthorized) => {
-                        let back = encode_component("/harbor/projects");
+                        // Back to this very listing (search and page included) after signing in.
+                        let (n, p) = (name(), page());
+                        let mut here = String::from("/harbor/projects");
+                        if !n.is_empty() || p > 1 {
+                            here.push_str(&format!("?name={}&page={p}", encode_component(&n)));
+                        }
+                        let back = encode_component(&here);
                         view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
                     }
                     Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -86,6 +92,8 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                         <th scope="col">"Project name"</th>
                         <th scope="col">"Access level"</th>
                         <th scope="col">"Owner"</th>
+                        <th scope="col" class="num">"Repositories"</th>
+                        <th scope="col" class="num">"Storage"</th>
                         <th scope="col">"Creation time"</th>
                     </tr>
                 </thead>
@@ -101,6 +109,8 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                                 }}
                             </td>
                             <td>{p.owner_name.clone()}</td>
+                            <td class="num" data-testid="repo-count">{p.repo_count}</td>
+                            <td class="num" data-testid="storage">{bytes(p.storage_bytes)}</td>
                             <td>{datetime(p.created_at)}</td>
                         </tr>
                     }).collect_view()}
