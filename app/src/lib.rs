@@ -9,6 +9,7 @@
 
 pub mod components;
 pub mod error;
+pub mod i18n;
 pub mod model;
 pub mod pages;
 pub mod server_fns;
@@ -23,9 +24,22 @@ use leptos_router::{path, SsrMode};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The language of this response, from the `berth-lang` cookie (see `i18n`).
+    #[cfg(feature = "ssr")]
+    let lang = use_context::<http::request::Parts>()
+        .and_then(|p| {
+            p.headers
+                .get(http::header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .map(i18n::Lang::from_cookie_header)
+        })
+        .unwrap_or_default();
+    #[cfg(not(feature = "ssr"))]
+    let lang = i18n::Lang::default();
+    provide_context(lang);
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.tag()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -44,6 +58,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Hydrating: the server wrote the page's language into <html lang>.
+    #[cfg(feature = "hydrate")]
+    {
+        let tag = document().document_element().and_then(|e| e.get_attribute("lang")).unwrap_or_default();
+        provide_context(i18n::Lang::from_tag(&tag).unwrap_or_default());
+    }
     // Marks the document once the wasm has hydrated it (end-to-end tests wait for this).
     Effect::new(move |_| {
         if let Some(body) = document().body() {

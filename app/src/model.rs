@@ -92,13 +92,17 @@ pub struct GcOverview {
     pub projects: Vec<UsageView>,
 }
 
-/// Only same-site absolute paths may be redirect targets after login (no open redirects).
-pub fn safe_redirect(target: &str) -> String {
-    let ok = target.starts_with('/')
+/// A path on this site (`/…`), never another origin (`//host`, `\`, control characters).
+pub fn is_local_path(target: &str) -> bool {
+    target.starts_with('/')
         && !target.starts_with("//")
         && !target.contains('\\')
         && !target.chars().any(|c| c.is_control())
-        && !target.starts_with("/account/sign-in");
+}
+
+/// Only same-site absolute paths may be redirect targets after login (no open redirects).
+pub fn safe_redirect(target: &str) -> String {
+    let ok = is_local_path(target) && !target.starts_with("/account/sign-in");
     if ok {
         target.to_string()
     } else {

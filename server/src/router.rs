@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .layer(sessions)
         .layer(middleware::from_fn(session_save_failure))
         .merge(registry)
+        .route("/language", get(switch_language))
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -127,6 +128,31 @@ async fn session_save_failure(req: Request<Body>, next: middleware::Next) -> Res
     if res.status() == StatusCode::INTERNAL_SERVER_ERROR && res.body().size_hint().exact() == Some(0) {
         tracing::warn!("the session store failed to save the session; answering 503");
         return ApiError::Unavailable("the session store is unavailable; retry later".into()).into_response();
+    }
+    res
+}
+
+#[derive(serde::Deserialize)]
+struct LanguageQuery {
+    lang: String,
+    #[serde(default)]
+    redirect: String,
+}
+
+/// `GET /language?lang=zh-CN&redirect=/harbor/projects`: remembers the portal language in the
+/// `berth-lang` cookie (a year) and goes back to the page (same-site paths only). A preference,
+/// not an authenticated action: no session needed, nothing to protect with CSRF.
+async fn switch_language(axum::extract::Query(q): axum::extract::Query<LanguageQuery>) -> Response {
+    let Some(lang) = app::i18n::Lang::from_tag(&q.lang) else {
+        return ApiError::BadRequest(format!("unknown language {:?}; use en-US or zh-CN", q.lang))
+            .into_response();
+    };
+    let target =
+        if app::model::is_local_path(&q.redirect) { q.redirect.as_str() } else { "/harbor/projects" };
+    let cookie = format!("{}={}; Path=/; Max-Age=31536000; SameSite=Lax", app::i18n::COOKIE, lang.tag());
+    let mut res = axum::response::Redirect::to(target).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
 }

@@ -136,3 +136,28 @@ both_dbs!(unknown_pages_are_404, |app| {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text().contains("Page not found"));
 });
+
+both_dbs!(language_switch_sets_a_cookie_and_the_server_renders_in_it, |app| {
+    let r = app
+        .get("/language?lang=zh-CN&redirect=%2Faccount%2Fsign-in%3Fredirect_url%3D%252Fharbor%252Fprojects")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/account/sign-in?redirect_url=%2Fharbor%2Fprojects"));
+    let cookie = r.header("set-cookie").expect("a cookie").to_string();
+    assert!(cookie.starts_with("berth-lang=zh-CN;") && cookie.contains("Max-Age=31536000"), "{cookie}");
+    // Only same-site paths: anything else goes to the projects page.
+    let r = app.get("/language?lang=en-us&redirect=%2F%2Fevil.example").await;
+    assert_eq!(r.header("location"), Some("/harbor/projects"));
+    let r = app.get("/language?lang=klingon").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["errors"][0]["code"], "BAD_REQUEST");
+    // The server-rendered page in Chinese, <html lang> telling the hydrating client.
+    let r =
+        app.get_with("/account/sign-in", &[("accept", "text/html"), ("cookie", "berth-lang=zh-CN")]).await;
+    let html = r.text();
+    assert!(html.contains(r#"<html lang="zh-CN""#), "{html}");
+    assert!(html.contains("用户名") && html.contains("登录") && !html.contains(">Username<"), "{html}");
+    let r = app.get_with("/account/sign-in", &[("accept", "text/html")]).await;
+    let html = r.text();
+    assert!(html.contains(r#"<html lang="en-US""#) && html.contains(">Username<"), "{html}");
+});

@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
+use leptos_router::hooks::use_location;
 
+use crate::i18n::{lang, switch_href, t, Lang};
 use crate::model::UserView;
 use crate::server_fns::auth::Logout;
 
@@ -10,31 +12,64 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     let initial = user.username.chars().next().unwrap_or('?').to_uppercase().to_string();
     view! {
-        <a class="skip-link" href="#main">"Skip to content"</a>
+        <a class="skip-link" href="#main">{t("Skip to content")}</a>
         <header class="topbar">
-            <a class="brand" href="/harbor/projects" aria-label="Berth home">
+            <a class="brand" href="/harbor/projects" aria-label=t("Berth home")>
                 <span class="brand-mark" aria-hidden="true">"⚓"</span>
                 <span class="brand-name">"Berth"</span>
             </a>
             <div class="topbar-spacer"></div>
+            <LangSwitch />
             <div class="user-menu">
                 <span class="avatar" aria-hidden="true">{initial}</span>
                 <span class="user-name" data-testid="current-user">{user.username.clone()}</span>
-                {user.sysadmin.then(|| view! { <span class="badge badge-admin">"Admin"</span> })}
+                {user.sysadmin.then(|| view! { <span class="badge badge-admin">{t("Admin")}</span> })}
                 <ActionForm action=logout attr:class="inline-form">
-                    <button type="submit" class="btn btn-ghost">"Log out"</button>
+                    <button type="submit" class="btn btn-ghost">{t("Log out")}</button>
                 </ActionForm>
             </div>
         </header>
         <div class="frame">
-            <nav class="sidenav" aria-label="Main">
-                <A href="/harbor/projects">"Projects"</A>
+            <nav class="sidenav" aria-label=t("Main")>
+                <A href="/harbor/projects">{t("Projects")}</A>
                 {user.sysadmin.then(|| view! {
-                    <p class="nav-section">"Administration"</p>
-                    <A href="/harbor/clearing-job/gc">"Garbage Collection"</A>
+                    <p class="nav-section">{t("Administration")}</p>
+                    <A href="/harbor/clearing-job/gc">{t("Garbage Collection")}</A>
                 })}
             </nav>
             <main id="main" class="content">{children()}</main>
         </div>
+    }
+}
+
+/// Links to the other languages; each sets the `berth-lang` cookie on the server and comes back
+/// to this page (a full load, so the server renders it in the new language).
+#[component]
+pub fn LangSwitch() -> impl IntoView {
+    let location = use_location();
+    let current = lang();
+    let here = move || {
+        let search = location.search.get();
+        let search = search.trim_start_matches('?');
+        let path = location.pathname.get();
+        if search.is_empty() {
+            path
+        } else {
+            format!("{path}?{search}")
+        }
+    };
+    view! {
+        <nav class="lang-switch" aria-label=t("Language")>
+            {Lang::ALL.into_iter().map(|l| {
+                if l == current {
+                    view! { <span class="lang-current" lang=l.tag() aria-current="true">{l.native_name()}</span> }.into_any()
+                } else {
+                    view! {
+                        <a href=move || switch_href(l, &here()) rel="external" lang=l.tag() hreflang=l.tag()
+                           data-testid=format!("lang-{}", l.tag())>{l.native_name()}</a>
+                    }.into_any()
+                }
+            }).collect_view()}
+        </nav>
     }
 }

@@ -8,6 +8,7 @@ use leptos_router::components::Redirect;
 use crate::components::format::{bytes, datetime, duration};
 use crate::components::layout::AppShell;
 use crate::error::PortalError;
+use crate::i18n::{fill, t, tv};
 use crate::model::{GcOverview, GcRunView, UserView};
 use crate::server_fns::auth::{current_user, encode_component};
 use crate::server_fns::gc::{gc_status, ScheduleGc, StartGc, StopGc};
@@ -18,14 +19,14 @@ pub const PATH: &str = "/harbor/clearing-job/gc";
 pub fn GarbageCollection() -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
     view! {
-        <Title text="Garbage Collection · Berth" />
-        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">"Loading…"</p> }>
+        <Title text=t("Garbage Collection · Berth") />
+        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(u)) if u.sysadmin => view! { <GcBody user=u /> }.into_any(),
                     Ok(Some(u)) => view! {
                         <AppShell user=u>
-                            <p class="alert alert-error" role="alert">"Only system administrators may manage garbage collection."</p>
+                            <p class="alert alert-error" role="alert">{t("Only system administrators may manage garbage collection.")}</p>
                         </AppShell>
                     }.into_any(),
                     Ok(None) | Err(PortalError::Unauthorized) => {
@@ -77,14 +78,14 @@ fn GcBody(user: UserView) -> impl IntoView {
     view! {
         <AppShell user=user>
             <div class="page-head">
-                <h1>"Garbage Collection"</h1>
+                <h1>{t("Garbage Collection")}</h1>
             </div>
             <p class="muted">
-                "Deleting tags, artifacts and repositories is immediate but logical: the bytes stay until garbage collection. "
-                "GC runs online — pushes and pulls continue — and never deletes what was used within its protection window."
+                {t("Deleting tags, artifacts and repositories is immediate but logical: the bytes stay until garbage collection. ")}
+                {t("GC runs online — pushes and pulls continue — and never deletes what was used within its protection window.")}
             </p>
             {action_error}
-            <Transition fallback=|| view! { <p class="loading" aria-busy="true">"Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
                 {move || Suspend::new(async move {
                     match overview.await {
                         Ok(o) => view! { <GcPanels overview=o start=start stop=stop schedule=schedule /> }.into_any(),
@@ -112,52 +113,52 @@ fn GcPanels(
     view! {
         <div class="panels">
             <section class="card" aria-labelledby="usage-h">
-                <h2 id="usage-h">"Storage"</h2>
+                <h2 id="usage-h">{t("Storage")}</h2>
                 <UsageChart overview=overview.clone() />
             </section>
             <section class="card" aria-labelledby="run-h">
-                <h2 id="run-h">"Run now"</h2>
+                <h2 id="run-h">{t("Run now")}</h2>
                 <ActionForm action=start attr:class="stack" attr:data-testid="gc-run-form">
                     <label class="check">
                         <input type="checkbox" name="delete_untagged" />
-                        " Delete untagged artifacts"
+                        {t(" Delete untagged artifacts")}
                     </label>
                     <label class="check">
                         <input type="checkbox" name="dry_run" data-testid="gc-dry-run" />
-                        " Dry run (report what would be deleted, delete nothing)"
+                        {t(" Dry run (report what would be deleted, delete nothing)")}
                     </label>
                     <button type="submit" class="btn btn-primary" disabled=busy data-testid="gc-run">
-                        {if busy { "A run is in progress…" } else { "Run garbage collection" }}
+                        {if busy { t("A run is in progress…") } else { t("Run garbage collection") }}
                     </button>
                 </ActionForm>
             </section>
             <section class="card" aria-labelledby="sched-h">
-                <h2 id="sched-h">"Schedule"</h2>
+                <h2 id="sched-h">{t("Schedule")}</h2>
                 <p class="muted" data-testid="gc-next">
                     {match next {
-                        Some(n) => format!("{kind} ({cron}); next run {n}"),
-                        None => "Not scheduled.".to_string(),
+                        Some(n) => fill(t("{} ({}); next run {}"), &[&tv(&kind), &cron, &n]),
+                        None => t("Not scheduled.").to_string(),
                     }}
                 </p>
                 <ActionForm action=schedule attr:class="stack" attr:data-testid="gc-schedule-form">
-                    <label for="gc-kind">"Repeat"</label>
+                    <label for="gc-kind">{t("Repeat")}</label>
                     <select id="gc-kind" name="kind">
                         {["None", "Hourly", "Daily", "Weekly", "Custom"].into_iter().map(|k| {
-                            view! { <option value=k selected=k == kind>{k}</option> }
+                            view! { <option value=k selected=k == kind>{tv(k)}</option> }
                         }).collect_view()}
                     </select>
-                    <label for="gc-cron">"Cron (Custom; seconds first, e.g. 0 30 2 * * *)"</label>
+                    <label for="gc-cron">{t("Cron (Custom; seconds first, e.g. 0 30 2 * * *)")}</label>
                     <input id="gc-cron" name="cron" type="text" value=cron spellcheck="false" />
                     <label class="check">
                         <input type="checkbox" name="delete_untagged" checked=sched_untagged />
-                        " Delete untagged artifacts"
+                        {t(" Delete untagged artifacts")}
                     </label>
-                    <button type="submit" class="btn">"Save schedule"</button>
+                    <button type="submit" class="btn">{t("Save schedule")}</button>
                 </ActionForm>
             </section>
         </div>
         <section aria-labelledby="hist-h">
-            <h2 id="hist-h">"History"</h2>
+            <h2 id="hist-h">{t("History")}</h2>
             <GcHistory runs=overview.runs stop=stop />
         </section>
     }
@@ -169,13 +170,13 @@ fn UsageChart(overview: GcOverview) -> impl IntoView {
     view! {
         <p class="stat" data-testid="storage-total">
             <span class="stat-value">{bytes(overview.total_bytes)}</span>
-            <span class="muted">" stored in total (blobs and manifests, including garbage not yet collected)"</span>
+            <span class="muted">{t(" stored in total (blobs and manifests, including garbage not yet collected)")}</span>
         </p>
         {if overview.projects.is_empty() {
-            view! { <p class="muted">"No project stores anything yet."</p> }.into_any()
+            view! { <p class="muted">{t("No project stores anything yet.")}</p> }.into_any()
         } else {
             view! {
-                <ul class="bars" aria-label="Storage used per project">
+                <ul class="bars" aria-label=t("Storage used per project")>
                     {overview.projects.into_iter().map(|p| {
                         let pct = (p.bytes as f64 / max as f64 * 100.0).max(1.0);
                         view! {
@@ -195,7 +196,7 @@ fn UsageChart(overview: GcOverview) -> impl IntoView {
 #[component]
 fn GcHistory(runs: Vec<GcRunView>, stop: ServerAction<StopGc>) -> impl IntoView {
     if runs.is_empty() {
-        return view! { <div class="empty-state"><p>"No garbage collection has run yet."</p></div> }
+        return view! { <div class="empty-state"><p>{t("No garbage collection has run yet.")}</p></div> }
             .into_any();
     }
     view! {
@@ -203,31 +204,32 @@ fn GcHistory(runs: Vec<GcRunView>, stop: ServerAction<StopGc>) -> impl IntoView 
             <table class="table" data-testid="gc-history">
                 <thead>
                     <tr>
-                        <th scope="col">"ID"</th>
-                        <th scope="col">"Trigger"</th>
-                        <th scope="col">"Mode"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col">"Progress"</th>
-                        <th scope="col">"Freed"</th>
-                        <th scope="col">"Started"</th>
-                        <th scope="col">"Duration"</th>
-                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                        <th scope="col">{t("ID")}</th>
+                        <th scope="col">{t("Trigger")}</th>
+                        <th scope="col">{t("Mode")}</th>
+                        <th scope="col">{t("Status")}</th>
+                        <th scope="col">{t("Progress")}</th>
+                        <th scope="col">{t("Freed")}</th>
+                        <th scope="col">{t("Started")}</th>
+                        <th scope="col">{t("Duration")}</th>
+                        <th scope="col"><span class="visually-hidden">{t("Actions")}</span></th>
                     </tr>
                 </thead>
                 <tbody>
                     {runs.into_iter().map(|r| {
                         let status_class = format!("badge badge-{}", r.status.to_lowercase());
                         let mode = match (r.dry_run, r.delete_untagged) {
-                            (true, true) => "Dry run, untagged too",
-                            (true, false) => "Dry run",
-                            (false, true) => "Delete, untagged too",
-                            (false, false) => "Delete",
+                            (true, true) => t("Dry run, untagged too"),
+                            (true, false) => t("Dry run"),
+                            (false, true) => t("Delete, untagged too"),
+                            (false, false) => t("Delete"),
                         };
-                        let verb = if r.dry_run { "would free " } else { "" };
-                        let freed = format!(
-                            "{verb}{} · {} blobs, {} manifests, {} artifacts",
-                            bytes(r.bytes as i64), r.blobs, r.manifests, r.artifacts
-                        );
+                        let freed_text = if r.dry_run {
+                            t("would free {} · {} blobs, {} manifests, {} artifacts")
+                        } else {
+                            t("{} · {} blobs, {} manifests, {} artifacts")
+                        };
+                        let freed = fill(freed_text, &[&bytes(r.bytes as i64), &r.blobs, &r.manifests, &r.artifacts]);
                         let end = if r.finished_at > 0 { r.finished_at } else { 0 };
                         let took = (r.started_at > 0 && end > 0).then(|| duration(end - r.started_at));
                         let id = r.id;
@@ -235,32 +237,32 @@ fn GcHistory(runs: Vec<GcRunView>, stop: ServerAction<StopGc>) -> impl IntoView 
                         view! {
                             <tr data-testid="gc-row" data-status=r.status.clone()>
                                 <td>{r.id}</td>
-                                <td>{format!("{} · {}", r.job_kind, r.created_by)}</td>
+                                <td>{format!("{} · {}", tv(&r.job_kind), r.created_by)}</td>
                                 <td>{mode}</td>
                                 <td>
-                                    <span class=status_class>{r.status.clone()}</span>
+                                    <span class=status_class>{tv(&r.status)}</span>
                                     {(!r.error.is_empty()).then(|| view! { <span class="muted small">{format!(" {}", r.error)}</span> })}
                                 </td>
                                 <td>
                                     {if active {
-                                        let label = format!("{} {}/{}", r.phase, r.done, r.total);
+                                        let label = format!("{} {}/{}", tv(&r.phase), r.done, r.total);
                                         view! {
                                             <progress max=r.total.max(1) value=r.done aria-label=label.clone()></progress>
                                             <span class="small">{label}</span>
                                         }.into_any()
                                     } else {
-                                        view! { <span class="small">{r.phase.clone()}</span> }.into_any()
+                                        view! { <span class="small">{tv(&r.phase)}</span> }.into_any()
                                     }}
                                 </td>
                                 <td data-testid="gc-freed">{freed}</td>
                                 <td>{if r.started_at > 0 { datetime(r.started_at) } else { "—".to_string() }}</td>
                                 <td>{took.unwrap_or_else(|| "—".into())}</td>
                                 <td class="actions">
-                                    <a class="btn btn-ghost" href=format!("/api/v2.0/system/gc/{id}/log") target="_blank" rel="noopener">"Log"</a>
+                                    <a class="btn btn-ghost" href=format!("/api/v2.0/system/gc/{id}/log") target="_blank" rel="noopener">{t("Log")}</a>
                                     {active.then(|| view! {
                                         <ActionForm action=stop attr:class="inline-form">
                                             <input type="hidden" name="id" value=id />
-                                            <button type="submit" class="btn btn-ghost">"Stop"</button>
+                                            <button type="submit" class="btn btn-ghost">{t("Stop")}</button>
                                         </ActionForm>
                                     })}
                                 </td>

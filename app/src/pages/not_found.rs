@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use crate::i18n::t;
+
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -11,9 +13,9 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <main class="centered">
             <div class="card narrow">
-                <h1>"Page not found"</h1>
-                <p class="muted">"The page you asked for does not exist."</p>
-                <a class="btn btn-primary" href="/harbor/projects">"Go to projects"</a>
+                <h1>{t("Page not found")}</h1>
+                <p class="muted">{t("The page you asked for does not exist.")}</p>
+                <a class="btn btn-primary" href="/harbor/projects">{t("Go to projects")}</a>
             </div>
         </main>
     }

@@ -6,6 +6,7 @@ use leptos_router::hooks::use_query_map;
 use crate::components::format::{bytes, datetime};
 use crate::components::layout::AppShell;
 use crate::error::PortalError;
+use crate::i18n::{fill, t};
 use crate::model::{ProjectPage, UserView};
 use crate::server_fns::auth::{current_user, encode_component};
 use crate::server_fns::projects::list_projects;
@@ -19,8 +20,8 @@ pub fn Projects() -> impl IntoView {
     let projects = Resource::new(move || (name(), page()), |(n, p)| list_projects(n, p));
 
     view! {
-        <Title text="Projects · Berth" />
-        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">"Loading…"</p> }>
+        <Title text=t("Projects · Berth") />
+        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(u)) => view! { <ProjectsBody user=u name=name() projects=projects /> }.into_any(),
@@ -51,14 +52,14 @@ fn ProjectsBody(
     view! {
         <AppShell user=user>
             <div class="page-head">
-                <h1>"Projects"</h1>
+                <h1>{t("Projects")}</h1>
             </div>
             <Form method="GET" action="/harbor/projects" attr:class="toolbar" attr:role="search">
-                <label class="visually-hidden" for="project-search">"Filter projects by name"</label>
-                <input id="project-search" type="search" name="name" placeholder="Filter by name" value=search_value />
-                <button type="submit" class="btn">"Search"</button>
+                <label class="visually-hidden" for="project-search">{t("Filter projects by name")}</label>
+                <input id="project-search" type="search" name="name" placeholder=t("Filter by name") value=search_value />
+                <button type="submit" class="btn">{t("Search")}</button>
             </Form>
-            <Suspense fallback=|| view! { <p class="loading" aria-busy="true">"Loading projects…"</p> }>
+            <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
                 {move || { let name = name.clone(); Suspend::new(async move {
                     match projects.await {
                         Ok(p) => view! { <ProjectTable page=p name=name.clone() /> }.into_any(),
@@ -75,7 +76,7 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
     if page.items.is_empty() {
         return view! {
             <div class="empty-state">
-                <p>"No projects match."</p>
+                <p>{t("No projects match.")}</p>
             </div>
         }
         .into_any();
@@ -89,12 +90,12 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
             <table class="table" data-testid="project-table">
                 <thead>
                     <tr>
-                        <th scope="col">"Project name"</th>
-                        <th scope="col">"Access level"</th>
-                        <th scope="col">"Owner"</th>
-                        <th scope="col" class="num">"Repositories"</th>
-                        <th scope="col" class="num">"Storage"</th>
-                        <th scope="col">"Creation time"</th>
+                        <th scope="col">{t("Project name")}</th>
+                        <th scope="col">{t("Access level")}</th>
+                        <th scope="col">{t("Owner")}</th>
+                        <th scope="col" class="num">{t("Repositories")}</th>
+                        <th scope="col" class="num">{t("Storage")}</th>
+                        <th scope="col">{t("Creation time")}</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -103,9 +104,9 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                             <td class="strong">{p.name.clone()}</td>
                             <td>
                                 {if p.public {
-                                    view! { <span class="badge badge-public">"Public"</span> }.into_any()
+                                    view! { <span class="badge badge-public">{t("Public")}</span> }.into_any()
                                 } else {
-                                    view! { <span class="badge badge-private">"Private"</span> }.into_any()
+                                    view! { <span class="badge badge-private">{t("Private")}</span> }.into_any()
                                 }}
                             </td>
                             <td>{p.owner_name.clone()}</td>
@@ -117,11 +118,11 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        <nav class="pager" aria-label="Pagination">
-            <span class="muted">{format!("{} project(s)", page.total)}</span>
-            {(current > 1).then(|| view! { <a class="btn btn-ghost" href=link(current - 1)>"‹ Previous"</a> })}
-            <span>{format!("Page {current} of {pages}")}</span>
-            {(current < pages).then(|| view! { <a class="btn btn-ghost" href=link(current + 1)>"Next ›"</a> })}
+        <nav class="pager" aria-label=t("Pagination")>
+            <span class="muted">{fill(t("{} project(s)"), &[&page.total])}</span>
+            {(current > 1).then(|| view! { <a class="btn btn-ghost" href=link(current - 1)>{t("‹ Previous")}</a> })}
+            <span>{fill(t("Page {} of {}"), &[&current, &pages])}</span>
+            {(current < pages).then(|| view! { <a class="btn btn-ghost" href=link(current + 1)>{t("Next ›")}</a> })}
         </nav>
     }
     .into_any()

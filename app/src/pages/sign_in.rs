@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::layout::LangSwitch;
 use crate::error::PortalError;
+use crate::i18n::t;
 use crate::server_fns::auth::Login;
 
 #[component]
@@ -19,8 +21,8 @@ pub fn SignIn() -> impl IntoView {
                 let s = q.get("retry").and_then(|s| s.parse().ok()).unwrap_or(0);
                 Some(PortalError::Locked(s).to_string())
             }
-            Some("expired") => Some("Your session has expired. Please sign in again.".to_string()),
-            Some(_) => Some("Sign-in failed.".to_string()),
+            Some("expired") => Some(t("Your session has expired. Please sign in again.").to_string()),
+            Some(_) => Some(t("Sign-in failed.").to_string()),
             None => None,
         }
     };
@@ -30,25 +32,26 @@ pub fn SignIn() -> impl IntoView {
         None => url_error(),
     };
     view! {
-        <Title text="Sign in · Berth" />
+        <Title text=t("Sign in · Berth") />
         <main class="signin">
             <section class="signin-card" aria-labelledby="signin-title">
                 <div class="signin-brand">
                     <span class="brand-mark" aria-hidden="true">"⚓"</span>
                     <h1 id="signin-title">"Berth"</h1>
                 </div>
-                <p class="muted">"Enterprise container registry"</p>
+                <p class="muted">{t("Enterprise container registry")}</p>
                 <ActionForm action=login attr:class="form" attr:data-testid="login-form">
-                    <label for="username">"Username"</label>
+                    <label for="username">{t("Username")}</label>
                     <input id="username" name="username" type="text" autocomplete="username" required autofocus />
-                    <label for="password">"Password"</label>
+                    <label for="password">{t("Password")}</label>
                     <input id="password" name="password" type="password" autocomplete="current-password" required />
                     <input type="hidden" name="redirect_url" prop:value=redirect_url />
                     <button type="submit" class="btn btn-primary btn-block" disabled=move || login.pending().get()>
-                        {move || if login.pending().get() { "Signing in…" } else { "Log in" }}
+                        {move || if login.pending().get() { t("Signing in…") } else { t("Log in") }}
                     </button>
                 </ActionForm>
                 {move || error().map(|e| view! { <p class="alert alert-error" role="alert">{e}</p> })}
+                <LangSwitch />
             </section>
         </main>
     }

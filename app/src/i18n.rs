@@ -1,0 +1,283 @@
+//! English and Simplified Chinese.
+//!
+//! The language comes from the `berth-lang` cookie (set by `GET /language?lang=…&redirect=…`,
+//! which the switch in the top bar and on the sign-in page links to). On the server `shell`
+//! reads the cookie, provides the [`Lang`] as context and writes it into `<html lang>`; the
+//! hydrating client reads it back from `<html lang>`, so both render the same text.
+//!
+//! Texts are keyed by their English wording: `t("Projects")`. Every key used in the crate must
+//! have a Chinese entry in [`ZH_CN`] — a unit test reads the sources and fails on any missing
+//! one, so a page is never half translated. `{}` in a text is filled by [`fill`].
+
+use leptos::prelude::*;
+
+/// The cookie that keeps the chosen language.
+pub const COOKIE: &str = "berth-lang";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    ZhCn,
+}
+
+impl Lang {
+    /// Accepts Harbor's and BCP 47 spellings (`en-us`, `en-US`, `en`, `zh-cn`, `zh-CN`, `zh`).
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        match tag.trim().to_ascii_lowercase().as_str() {
+            "en" | "en-us" => Some(Lang::En),
+            "zh" | "zh-cn" | "zh-hans" | "zh-hans-cn" => Some(Lang::ZhCn),
+            _ => None,
+        }
+    }
+
+    /// The BCP 47 tag, as written in `<html lang>` and in the cookie.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en-US",
+            Lang::ZhCn => "zh-CN",
+        }
+    }
+
+    /// The language's own name, as the switch shows it.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::ZhCn => "简体中文",
+        }
+    }
+
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::ZhCn];
+
+    /// The language a `Cookie` header asks for (English when none or unknown).
+    pub fn from_cookie_header(header: &str) -> Lang {
+        header
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == COOKIE)
+            .and_then(|(_, v)| Lang::from_tag(v))
+            .unwrap_or_default()
+    }
+}
+
+/// The language of the page being rendered.
+pub fn lang() -> Lang {
+    use_context::<Lang>().unwrap_or_default()
+}
+
+/// `key` in the page's language.
+pub fn t(key: &'static str) -> &'static str {
+    translate(lang(), key)
+}
+
+/// A value computed at run time (a status, a trigger) in the page's language; unknown values
+/// are shown as they are.
+pub fn tv(value: &str) -> String {
+    match lang() {
+        Lang::En => value.to_string(),
+        Lang::ZhCn => {
+            ZH_CN.iter().find(|(en, _)| *en == value).map(|(_, zh)| *zh).unwrap_or(value).to_string()
+        }
+    }
+}
+
+pub fn translate(lang: Lang, key: &'static str) -> &'static str {
+    match lang {
+        Lang::En => key,
+        Lang::ZhCn => ZH_CN.iter().find(|(en, _)| *en == key).map(|(_, zh)| *zh).unwrap_or(key),
+    }
+}
+
+/// Replaces each `{}` in `text`, in order, with the next argument.
+pub fn fill(text: &str, args: &[&dyn std::fmt::Display]) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    for a in args {
+        match rest.split_once("{}") {
+            Some((before, after)) => {
+                out.push_str(before);
+                out.push_str(&a.to_string());
+                rest = after;
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `GET /language?lang=<tag>&redirect=<path>`: the link that switches to `lang` and comes back
+/// to `here` (path and query of the current page).
+pub fn switch_href(lang: Lang, here: &str) -> String {
+    format!("/language?lang={}&redirect={}", lang.tag(), crate::server_fns::auth::encode_component(here))
+}
+
+/// (English, 简体中文).
+pub const ZH_CN: &[(&str, &str)] = &[
+    // frame
+    ("Skip to content", "跳到正文"),
+    ("Berth home", "Berth 首页"),
+    ("Admin", "管理员"),
+    ("Log out", "注销"),
+    ("Main", "主导航"),
+    ("Projects", "项目"),
+    ("Administration", "系统管理"),
+    ("Garbage Collection", "垃圾清理"),
+    ("Language", "语言"),
+    ("Loading…", "加载中…"),
+    // sign in
+    ("Sign in · Berth", "登录 · Berth"),
+    ("Enterprise container registry", "企业级容器镜像仓库"),
+    ("Username", "用户名"),
+    ("Password", "密码"),
+    ("Log in", "登录"),
+    ("Signing in…", "正在登录…"),
+    ("Your session has expired. Please sign in again.", "会话已过期，请重新登录。"),
+    ("Sign-in failed.", "登录失败。"),
+    // not found
+    ("Page not found", "页面不存在"),
+    ("The page you asked for does not exist.", "您访问的页面不存在。"),
+    ("Go to projects", "前往项目"),
+    // projects
+    ("Projects · Berth", "项目 · Berth"),
+    ("Filter projects by name", "按名称过滤项目"),
+    ("Filter by name", "按名称过滤"),
+    ("Search", "搜索"),
+    ("No projects match.", "没有匹配的项目。"),
+    ("Project name", "项目名称"),
+    ("Access level", "访问级别"),
+    ("Owner", "所有者"),
+    ("Repositories", "镜像仓库数"),
+    ("Storage", "存储"),
+    ("Creation time", "创建时间"),
+    ("Public", "公开"),
+    ("Private", "私有"),
+    ("{} project(s)", "共 {} 个项目"),
+    ("Page {} of {}", "第 {} 页，共 {} 页"),
+    ("‹ Previous", "‹ 上一页"),
+    ("Next ›", "下一页 ›"),
+    ("Pagination", "分页"),
+    // garbage collection
+    ("Garbage Collection · Berth", "垃圾清理 · Berth"),
+    (
+        "Deleting tags, artifacts and repositories is immediate but logical: the bytes stay until garbage collection. ",
+        "删除标签、制品和镜像仓库会立即生效，但只是逻辑删除：数据在垃圾清理之前仍占用存储。",
+    ),
+    (
+        "GC runs online — pushes and pulls continue — and never deletes what was used within its protection window.",
+        "垃圾清理在线运行（推送和拉取不受影响），并且不会删除保护窗口内用到的任何数据。",
+    ),
+    ("Only system administrators may manage garbage collection.", "只有系统管理员可以管理垃圾清理。"),
+    ("Run now", "立即运行"),
+    (" Delete untagged artifacts", " 删除未打标签的制品"),
+    (" Dry run (report what would be deleted, delete nothing)", " 模拟运行（只报告将被删除的内容，不删除）"),
+    ("A run is in progress…", "正在运行…"),
+    ("Run garbage collection", "运行垃圾清理"),
+    ("Schedule", "定时任务"),
+    ("{} ({}); next run {}", "{}（{}）；下次运行 {}"),
+    ("Not scheduled.", "未设置定时任务。"),
+    ("Repeat", "周期"),
+    ("None", "无"),
+    ("Hourly", "每小时"),
+    ("Daily", "每天"),
+    ("Weekly", "每周"),
+    ("Custom", "自定义"),
+    ("Cron (Custom; seconds first, e.g. 0 30 2 * * *)", "Cron 表达式（自定义；第一位是秒，例如 0 30 2 * * *）"),
+    ("Save schedule", "保存定时任务"),
+    ("History", "历史记录"),
+    (
+        " stored in total (blobs and manifests, including garbage not yet collected)",
+        " 总存储（数据块和清单，含尚未清理的垃圾）",
+    ),
+    ("No project stores anything yet.", "还没有项目存储任何数据。"),
+    ("Storage used per project", "各项目使用的存储"),
+    ("No garbage collection has run yet.", "还没有运行过垃圾清理。"),
+    ("ID", "ID"),
+    ("Trigger", "触发方式"),
+    ("Mode", "模式"),
+    ("Status", "状态"),
+    ("Progress", "进度"),
+    ("Freed", "释放"),
+    ("Started", "开始时间"),
+    ("Duration", "耗时"),
+    ("Actions", "操作"),
+    ("Dry run, untagged too", "模拟运行，含未打标签的制品"),
+    ("Dry run", "模拟运行"),
+    ("Delete, untagged too", "删除，含未打标签的制品"),
+    ("Delete", "删除"),
+    ("would free {} · {} blobs, {} manifests, {} artifacts", "将释放 {} · {} 个数据块、{} 个清单、{} 个制品"),
+    ("{} · {} blobs, {} manifests, {} artifacts", "{} · {} 个数据块、{} 个清单、{} 个制品"),
+    ("Log", "日志"),
+    ("Stop", "停止"),
+    ("Manual", "手动"),
+    ("Pending", "等待中"),
+    ("Running", "运行中"),
+    ("Success", "成功"),
+    ("Error", "失败"),
+    ("Stopped", "已停止"),
+    // job triggers (`jobs.job_kind`) and GC phases, shown as they come from the server
+    ("MANUAL", "手动"),
+    ("SCHEDULE", "定时"),
+    ("CLI", "命令行"),
+    ("uploads", "清理上传"),
+    ("mark", "标记"),
+    ("artifacts", "删除制品"),
+    ("sweep", "清除"),
+    ("done", "完成"),
+    ("stopped", "已停止"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `t("…")` in the crate's sources has a Chinese text, and no key is listed twice.
+    #[test]
+    fn every_text_is_translated() {
+        let sources = [
+            include_str!("components/layout.rs"),
+            include_str!("pages/sign_in.rs"),
+            include_str!("pages/not_found.rs"),
+            include_str!("pages/projects.rs"),
+            include_str!("pages/gc.rs"),
+            include_str!("lib.rs"),
+        ];
+        let mut missing = vec![];
+        let mut used = 0;
+        for src in sources {
+            let mut rest = src;
+            while let Some(i) = rest.find("t(\"") {
+                // `t(` preceded by an identifier character is another function (`fmt(`…).
+                let before = rest[..i].chars().last();
+                rest = &rest[i + 3..];
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let end = rest.find("\")").expect("t(\"… without a closing quote");
+                let key = &rest[..end];
+                used += 1;
+                if !ZH_CN.iter().any(|(en, _)| *en == key) {
+                    missing.push(key.to_string());
+                }
+            }
+        }
+        assert!(used > 50, "the scan found only {used} texts: is it still reading the right files?");
+        assert!(missing.is_empty(), "texts without a Chinese translation: {missing:#?}");
+        let mut keys: Vec<_> = ZH_CN.iter().map(|(en, _)| *en).collect();
+        keys.sort_unstable();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a key is listed twice");
+    }
+
+    #[test]
+    fn fill_and_tags() {
+        assert_eq!(fill("Page {} of {}", &[&2, &7]), "Page 2 of 7");
+        assert_eq!(fill(translate(Lang::ZhCn, "Page {} of {}"), &[&2, &7]), "第 2 页，共 7 页");
+        assert_eq!(Lang::from_cookie_header("sid=x; berth-lang=zh-CN"), Lang::ZhCn);
+        assert_eq!(Lang::from_cookie_header("berth-lang=xx"), Lang::En);
+        assert_eq!(Lang::from_tag("en-us"), Some(Lang::En));
+        assert_eq!(translate(Lang::En, "Projects"), "Projects");
+        assert_eq!(translate(Lang::ZhCn, "Projects"), "项目");
+    }
+}
