@@ -34,6 +34,21 @@ impl PortalError {
     }
 }
 
+impl PortalError {
+    /// The message in the page's language. Messages the server wrote itself (`Invalid`,
+    /// `Server`: validation and service errors) are shown as they came.
+    pub fn localized(&self) -> String {
+        use crate::i18n::{fill, t};
+        match self {
+            PortalError::Unauthorized => t("please sign in").to_string(),
+            PortalError::InvalidCredentials => t("invalid username or password").to_string(),
+            PortalError::Locked(s) => fill(t("too many failed logins; try again in {} seconds"), &[s]),
+            PortalError::Forbidden => t("permission denied").to_string(),
+            PortalError::Invalid(m) | PortalError::Server(m) => m.clone(),
+        }
+    }
+}
+
 impl FromServerFnError for PortalError {
     type Encoder = JsonEncoding;
 

@@ -134,6 +134,10 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("Signing in…", "正在登录…"),
     ("Your session has expired. Please sign in again.", "会话已过期，请重新登录。"),
     ("Sign-in failed.", "登录失败。"),
+    ("please sign in", "请先登录"),
+    ("invalid username or password", "用户名或密码错误"),
+    ("too many failed logins; try again in {} seconds", "登录失败次数过多，请在 {} 秒后重试"),
+    ("permission denied", "权限不足"),
     // not found
     ("Page not found", "页面不存在"),
     ("The page you asked for does not exist.", "您访问的页面不存在。"),
@@ -241,6 +245,7 @@ mod tests {
             include_str!("pages/projects.rs"),
             include_str!("pages/gc.rs"),
             include_str!("lib.rs"),
+            include_str!("error.rs"),
         ];
         let mut missing = vec![];
         let mut used = 0;

@@ -13,7 +13,11 @@ test("switching to 简体中文 translates every page, survives sign-in and swit
   await hydrated(page);
   await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
   await page.screenshot({ path: "test-results/screenshots/sign-in-zh-CN.png" });
+  // The server's known errors in Chinese too.
   await page.getByLabel("用户名").fill("admin");
+  await page.getByLabel("密码").fill("wrong-password");
+  await page.getByRole("button", { name: "登录" }).click();
+  await expect(page.getByRole("alert")).toHaveText("用户名或密码错误");
   await page.getByLabel("密码").fill("Harbor12345");
   await page.getByRole("button", { name: "登录" }).click();
   await expect(page).toHaveURL(/\/harbor\/projects$/);

@@ -33,7 +33,7 @@ pub fn GarbageCollection() -> impl IntoView {
                         let back = encode_component(PATH);
                         view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
                     }
-                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
                 }
             })}
         </Suspense>
@@ -73,7 +73,7 @@ fn GcBody(user: UserView) -> impl IntoView {
             .into_iter()
             .flatten()
             .next()
-            .map(|e| view! { <p class="alert alert-error" role="alert" data-testid="gc-error">{e.to_string()}</p> })
+            .map(|e| view! { <p class="alert alert-error" role="alert" data-testid="gc-error">{e.localized()}</p> })
     };
     view! {
         <AppShell user=user>
@@ -89,7 +89,7 @@ fn GcBody(user: UserView) -> impl IntoView {
                 {move || Suspend::new(async move {
                     match overview.await {
                         Ok(o) => view! { <GcPanels overview=o start=start stop=stop schedule=schedule /> }.into_any(),
-                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
                     }
                 })}
             </Transition>

@@ -35,7 +35,7 @@ pub fn Projects() -> impl IntoView {
                         let back = encode_component(&here);
                         view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
                     }
-                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
                 }
             })}
         </Suspense>
@@ -63,7 +63,7 @@ fn ProjectsBody(
                 {move || { let name = name.clone(); Suspend::new(async move {
                     match projects.await {
                         Ok(p) => view! { <ProjectTable page=p name=name.clone() /> }.into_any(),
-                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
                     }
                 })}}
             </Suspense>

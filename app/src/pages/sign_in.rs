@@ -16,10 +16,10 @@ pub fn SignIn() -> impl IntoView {
     let url_error = move || {
         let q = query.read();
         match q.get("error").as_deref() {
-            Some("credentials") => Some(PortalError::InvalidCredentials.to_string()),
+            Some("credentials") => Some(PortalError::InvalidCredentials.localized()),
             Some("locked") => {
                 let s = q.get("retry").and_then(|s| s.parse().ok()).unwrap_or(0);
-                Some(PortalError::Locked(s).to_string())
+                Some(PortalError::Locked(s).localized())
             }
             Some("expired") => Some(t("Your session has expired. Please sign in again.").to_string()),
             Some(_) => Some(t("Sign-in failed.").to_string()),
@@ -27,7 +27,7 @@ pub fn SignIn() -> impl IntoView {
         }
     };
     let error = move || match login.value().get() {
-        Some(Err(e)) => Some(e.to_string()),
+        Some(Err(e)) => Some(e.localized()),
         Some(Ok(())) => None,
         None => url_error(),
     };
