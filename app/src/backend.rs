@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::PortalError;
-use crate::model::{GcOverview, ProjectPage, UserView};
+use crate::model::{ArtifactPage, GcOverview, ProjectPage, RepoPage, UserView};
 
 #[async_trait::async_trait]
 pub trait PortalBackend: Send + Sync + 'static {
@@ -21,6 +21,22 @@ pub trait PortalBackend: Send + Sync + 'static {
         page: u64,
         page_size: u64,
     ) -> Result<ProjectPage, PortalError>;
+    /// Repositories of a project whose name contains `name` (newest update first), if the user
+    /// may list them.
+    async fn list_repositories(
+        &self,
+        project: String,
+        name: String,
+        page: u64,
+        page_size: u64,
+    ) -> Result<RepoPage, PortalError>;
+    /// Artifacts of a repository (newest push first) with their tags, if the user may list them.
+    async fn list_artifacts(
+        &self,
+        repository: String,
+        page: u64,
+        page_size: u64,
+    ) -> Result<ArtifactPage, PortalError>;
     /// GC runs (newest first), the schedule and storage usage (system admins).
     async fn gc_overview(&self) -> Result<GcOverview, PortalError>;
     /// Queues a manual GC run (system admins); `Invalid` while one is pending or running.

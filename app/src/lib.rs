@@ -78,6 +78,16 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/account/sign-in") view=pages::sign_in::SignIn ssr=SsrMode::Async />
                 <Route path=path!("/harbor/projects") view=pages::projects::Projects ssr=SsrMode::Async />
                 <Route
+                    path=path!("/harbor/projects/:project/repositories")
+                    view=pages::repositories::ProjectRepositories
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/harbor/projects/:project/repositories/*repo")
+                    view=pages::repositories::RepositoryArtifacts
+                    ssr=SsrMode::Async
+                />
+                <Route
                     path=path!("/harbor/clearing-job/gc")
                     view=pages::gc::GarbageCollection
                     ssr=SsrMode::Async

@@ -25,6 +25,52 @@ pub struct ProjectView {
     pub storage_bytes: i64,
 }
 
+/// A repository in a project's repository list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoView {
+    /// Full name, project included (`library/app`).
+    pub name: String,
+    pub artifact_count: i64,
+    pub pull_count: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoPage {
+    pub project: String,
+    pub public: bool,
+    pub items: Vec<RepoView>,
+    pub total: i64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+/// An artifact in a repository's artifact list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactView {
+    pub digest: String,
+    /// `IMAGE`, `INDEX`, `CHART`, `SIGNATURE`, `SBOM` or `ARTIFACT` (Harbor's `type`).
+    pub kind: String,
+    pub media_type: String,
+    pub tags: Vec<String>,
+    pub size: i64,
+    /// Unix milliseconds; `pulled_at` 0 when never pulled.
+    pub pushed_at: i64,
+    pub pulled_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactPage {
+    pub repository: String,
+    /// `host[:port]` clients pull from (from `external_url`).
+    pub registry: String,
+    pub items: Vec<ArtifactView>,
+    pub total: i64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectPage {
     pub items: Vec<ProjectView>,

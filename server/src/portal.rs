@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 use app::backend::PortalBackend;
 use app::error::PortalError;
-use app::model::{GcOverview, GcRunView, GcScheduleView, ProjectPage, ProjectView, UsageView, UserView};
+use app::model::{
+    ArtifactPage, ArtifactView, GcOverview, GcRunView, GcScheduleView, ProjectPage, ProjectView, RepoPage,
+    RepoView, UsageView, UserView,
+};
 use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
@@ -66,6 +69,25 @@ impl Backend {
     async fn user(&self) -> Result<Option<User>, PortalError> {
         let s = session().await?;
         auth::session_user(&self.state, &s).await.map_err(portal_error)
+    }
+
+    /// `user` may list `res` in project `p` (the same RBAC as the REST API).
+    async fn require(
+        &self,
+        user: User,
+        p: &projects::Project,
+        res: crate::rbac::Resource,
+    ) -> Result<(), PortalError> {
+        let access = crate::rbac::ProjectAccess { id: p.id, public: p.public };
+        let who = crate::rbac::Principal::User(user);
+        let ok = crate::rbac::allowed(&self.state.db, Some(&who), access, res, crate::rbac::Act::List)
+            .await
+            .map_err(|e| portal_error(e.into()))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(PortalError::Forbidden)
+        }
     }
 
     /// The signed-in system admin, or the error the page shows.
@@ -183,6 +205,115 @@ impl PortalBackend for Backend {
         Ok(ProjectPage { items: views, total, page, page_size })
     }
 
+    async fn list_repositories(
+        &self,
+        project: String,
+        name: String,
+        page: u64,
+        page_size: u64,
+    ) -> Result<RepoPage, PortalError> {
+        let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
+        let db = &self.state.db;
+        let err = |e: sqlx::Error| portal_error(e.into());
+        let p = projects::get_by_name(db, &project)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| PortalError::Invalid(format!("project {project} not found")))?;
+        self.require(user, &p, crate::rbac::Resource::Repository).await?;
+        let mut sql = crate::api::query::Sql::starting_at(1);
+        sql.push("r.project_id = ?", crate::api::query::Bind::I(p.id));
+        if !name.is_empty() {
+            sql.push(
+                "lower(r.name) LIKE ? ESCAPE '\\'",
+                crate::api::query::Bind::S(format!("%{}%", projects::escape_like(&name.to_lowercase()))),
+            );
+        }
+        let (rows, total) = crate::artifacts::list_repositories(
+            db,
+            &sql,
+            " ORDER BY r.updated_at DESC, r.id DESC",
+            page,
+            page_size,
+        )
+        .await
+        .map_err(err)?;
+        Ok(RepoPage {
+            project: p.name,
+            public: p.public,
+            items: rows
+                .into_iter()
+                .map(|r| RepoView {
+                    name: r.name,
+                    artifact_count: r.artifact_count,
+                    pull_count: r.pull_count,
+                    updated_at: r.updated_at,
+                })
+                .collect(),
+            total,
+            page,
+            page_size,
+        })
+    }
+
+    async fn list_artifacts(
+        &self,
+        repository: String,
+        page: u64,
+        page_size: u64,
+    ) -> Result<ArtifactPage, PortalError> {
+        let user = self.user().await?.ok_or(PortalError::Unauthorized)?;
+        let db = &self.state.db;
+        let err = |e: sqlx::Error| portal_error(e.into());
+        let not_found = || PortalError::Invalid(format!("repository {repository} not found"));
+        let repo = crate::artifacts::get_repository(db, &repository, false)
+            .await
+            .map_err(err)?
+            .ok_or_else(not_found)?;
+        let p = projects::get(db, repo.project_id).await.map_err(err)?.ok_or_else(not_found)?;
+        self.require(user, &p, crate::rbac::Resource::Artifact).await?;
+        let q = crate::api::query::Query::default();
+        let (rows, total) = crate::artifacts::list_artifacts(db, repo.id, &q, None, page, page_size)
+            .await
+            .map_err(portal_error)?;
+        let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+        let mut tags = crate::artifacts::tags_of(db, &ids).await.map_err(err)?;
+        let registry = url::Url::parse(&self.state.config.external_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(port) => format!("{h}:{port}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_default();
+        Ok(ArtifactPage {
+            repository: repo.name,
+            registry,
+            items: rows
+                .into_iter()
+                .map(|a| {
+                    let index = a.media_type.contains("index") || a.media_type.contains("manifest.list");
+                    ArtifactView {
+                        kind: if index {
+                            "INDEX".into()
+                        } else {
+                            crate::artifacts::kind(&a.media_type, &a.artifact_type).into()
+                        },
+                        tags: tags.remove(&a.id).unwrap_or_default().into_iter().map(|t| t.name).collect(),
+                        digest: a.digest,
+                        media_type: a.media_type,
+                        size: a.size,
+                        pushed_at: a.pushed_at,
+                        pulled_at: a.pulled_at,
+                    }
+                })
+                .collect(),
+            total,
+            page,
+            page_size,
+        })
+    }
+
     async fn gc_overview(&self) -> Result<GcOverview, PortalError> {
         self.admin().await?;
         let db = &self.state.db;
@@ -290,4 +421,30 @@ pub async fn same_origin_guard(State(state): State<AppState>, req: Request, next
     } else {
         ApiError::Forbidden("cross-site request refused".into()).into_response()
     }
+}
+
+/// Leptos answers every server-function error with a 500. The client reads the error from the
+/// body whatever the status, but a 500 says "server bug" to load balancers, logs and monitoring:
+/// a wrong password or a bad cron expression is the caller's error. So the status follows the
+/// error: 401 (sign in / bad credentials), 429 (locked), 403, 400; only `Server` stays a 500.
+pub async fn server_fn_status(req: Request, next: Next) -> Response {
+    let is_fn = req.uri().path().starts_with("/portal/fn/");
+    let res = next.run(req).await;
+    if !is_fn || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "error body too large").into_response();
+    };
+    if let Ok(e) = serde_json::from_slice::<PortalError>(&bytes) {
+        parts.status = match e {
+            PortalError::Unauthorized | PortalError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            PortalError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+            PortalError::Forbidden => StatusCode::FORBIDDEN,
+            PortalError::Invalid(_) => StatusCode::BAD_REQUEST,
+            PortalError::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }

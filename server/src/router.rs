@@ -52,7 +52,8 @@ pub fn router(state: AppState) -> Router {
             move || app::shell(o.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
-        .layer(from_fn_with_state(state.clone(), portal::same_origin_guard));
+        .layer(from_fn_with_state(state.clone(), portal::same_origin_guard))
+        .layer(middleware::from_fn(portal::server_fn_status));
 
     let pkg_dir = std::path::Path::new(&*leptos_options.site_root).join("pkg");
     let assets = ServiceBuilder::new()

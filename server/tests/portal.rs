@@ -161,3 +161,20 @@ both_dbs!(language_switch_sets_a_cookie_and_the_server_renders_in_it, |app| {
     let html = r.text();
     assert!(html.contains(r#"<html lang="en-US""#) && html.contains(">Username<"), "{html}");
 });
+
+// Server-function errors carry the status of what went wrong (Leptos answers 500 for all).
+both_dbs!(server_function_errors_are_4xx_not_500, |app| {
+    const FETCH: [(&str, &str); 2] =
+        [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")];
+    let r = app
+        .call(Method::POST, "/portal/fn/login", &FETCH, "username=admin&password=wrong&redirect_url=")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    assert!(r.text().contains("InvalidCredentials"), "{}", r.text());
+    // No session: the data functions say "sign in".
+    let r =
+        app.call(Method::POST, "/portal/fn/list_artifacts", &FETCH, "repository=library%2Fnone&page=1").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    let r = app.call(Method::POST, "/portal/fn/gc_status", &FETCH, "").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+});

@@ -1,4 +1,5 @@
 pub mod gc;
 pub mod not_found;
 pub mod projects;
+pub mod repositories;
 pub mod sign_in;

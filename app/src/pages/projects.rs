@@ -101,7 +101,7 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                 <tbody>
                     {page.items.into_iter().map(|p| view! {
                         <tr>
-                            <td class="strong">{p.name.clone()}</td>
+                            <td class="strong"><a href=format!("/harbor/projects/{}/repositories", p.name)>{p.name.clone()}</a></td>
                             <td>
                                 {if p.public {
                                     view! { <span class="badge badge-public">{t("Public")}</span> }.into_any()

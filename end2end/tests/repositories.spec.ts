@@ -1,0 +1,59 @@
+import { test, expect } from "@playwright/test";
+import { execFileSync } from "child_process";
+import { mkdtempSync, readFileSync, rmSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import { AUTH, hydrated, pushImage } from "./helpers";
+
+test("a pushed image appears under its project with its tags, and the pull command shown pulls it", async ({ page, request }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  const digest = await pushImage(request, "library/e2e-web", "v1");
+  const manifest = await (await request.get(`/v2/library/e2e-web/manifests/${digest}`, {
+    headers: { authorization: AUTH, accept: "application/vnd.oci.image.manifest.v1+json" },
+  })).body();
+  const second = await request.put("/v2/library/e2e-web/manifests/v2", {
+    headers: { authorization: AUTH, "content-type": "application/vnd.oci.image.manifest.v1+json" },
+    data: manifest,
+  });
+  expect(second.status()).toBe(201);
+
+  await page.goto("/harbor/projects");
+  await hydrated(page);
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill("Harbor12345");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("link", { name: "library", exact: true }).click();
+  await expect(page).toHaveURL(/\/harbor\/projects\/library\/repositories$/);
+  const repoRow = page.getByTestId("repo-table").getByRole("row", { name: /library\/e2e-web/ });
+  await expect(repoRow.getByTestId("artifact-count")).toHaveText("1");
+  await repoRow.getByRole("link", { name: "library/e2e-web" }).click();
+  await expect(page).toHaveURL(/\/harbor\/projects\/library\/repositories\/e2e-web$/);
+  await expect(page.getByRole("heading", { name: "library/e2e-web" })).toBeVisible();
+
+  const row = page.locator(`[data-testid="artifact-row"][data-digest="${digest}"]`);
+  await expect(row).toContainText("v1");
+  await expect(row).toContainText("v2");
+  await expect(row).toContainText("IMAGE");
+  await expect(row).toContainText(digest.slice(0, 19));
+  const command = await row.getByTestId("pull-command").inputValue();
+  const host = new URL(page.url()).host;
+  // The newest tag (tags are listed newest first).
+  expect(command).toBe(`docker pull ${host}/library/e2e-web:v2`);
+  await row.getByRole("button", { name: "Copy" }).click();
+  await expect(row.getByRole("button", { name: "Copied" })).toBeVisible();
+
+  // The command pulls: the same reference through skopeo, the manifest digest as pushed.
+  const dir = mkdtempSync(join(tmpdir(), "berth-e2e-pull-"));
+  try {
+    const ref = "docker://" + command.replace(/^docker pull /, "");
+    execFileSync("skopeo", ["copy", "--src-tls-verify=false", "--src-creds", "admin:Harbor12345",
+      "--preserve-digests", ref, `oci:${dir}:pulled`], { stdio: "pipe", timeout: 60_000 });
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
+    expect(index.manifests[0].digest).toBe(digest);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await page.screenshot({ path: "test-results/screenshots/artifacts.png", fullPage: true });
+  expect(errors).toEqual([]);
+});
