@@ -512,6 +512,19 @@ impl Config {
         self.external_url.trim_end_matches('/')
     }
 
+    /// `host[:port]` of `external_url`: what `docker pull` and `docker login` take.
+    pub fn registry_host(&self) -> String {
+        url::Url::parse(&self.external_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_default()
+    }
+
     /// Directory of the portal's static files.
     pub fn site_root(&self) -> PathBuf {
         if let Some(p) = &self.portal.site_root {

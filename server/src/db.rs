@@ -124,6 +124,11 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
 }
 
+/// `$first, $first+1, …` — `n` numbered placeholders for an `IN (…)` list.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Whether an error means "the database cannot answer right now" — unreachable, restarting,
 /// failing over, overloaded, or (SQLite) locked beyond the busy timeout. Every surface answers
 /// these with 503 in its own error format; the pool reconnects by itself when the database is
@@ -151,6 +156,12 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_placeholders() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(placeholders(1, 0), "");
+    }
 
     #[test]
     fn sqlite_paths() {

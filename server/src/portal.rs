@@ -183,25 +183,22 @@ impl PortalBackend for Backend {
         let who = crate::rbac::Principal::User(user);
         let (items, total) =
             projects::list_visible(&self.state.db, Some(&who), &q).await.map_err(portal_error)?;
-        // Storage per listed project only (one indexed query each), not for every project.
-        let mut views = Vec::with_capacity(items.len());
-        for p in items {
-            let storage_bytes = crate::gc::project_usage(&self.state.db, Some(p.id))
-                .await
-                .map_err(|e| portal_error(e.into()))?
-                .get(&p.id)
-                .copied()
-                .unwrap_or(0);
-            views.push(ProjectView {
+        // Storage of the listed projects only, in one query.
+        let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
+        let usage =
+            crate::gc::project_usage(&self.state.db, Some(&ids)).await.map_err(|e| portal_error(e.into()))?;
+        let views = items
+            .into_iter()
+            .map(|p| ProjectView {
+                storage_bytes: usage.get(&p.id).copied().unwrap_or(0),
                 id: p.id,
                 name: p.name,
                 public: p.public,
                 owner_name: p.owner_name,
                 created_at: p.created_at,
                 repo_count: p.repo_count,
-                storage_bytes,
-            });
-        }
+            })
+            .collect();
         Ok(ProjectPage { items: views, total, page, page_size })
     }
 
@@ -277,18 +274,9 @@ impl PortalBackend for Backend {
             .map_err(portal_error)?;
         let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
         let mut tags = crate::artifacts::tags_of(db, &ids).await.map_err(err)?;
-        let registry = url::Url::parse(&self.state.config.external_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(port) => format!("{h}:{port}"),
-                    None => h.to_string(),
-                })
-            })
-            .unwrap_or_default();
         Ok(ArtifactPage {
             repository: repo.name,
-            registry,
+            registry: self.state.config.registry_host(),
             items: rows
                 .into_iter()
                 .map(|a| {

@@ -80,18 +80,9 @@ pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, Ap
     });
     // Anonymous callers (and failed credentials) see only what the sign-in page needs.
     if matches!(caller, Ok(Caller { principal: Some(_), .. })) {
-        let host = url::Url::parse(&c.external_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                })
-            })
-            .unwrap_or_default();
         let extra = json!({
             "external_url": c.external_base(),
-            "registry_url": host,
+            "registry_url": c.registry_host(),
             "project_creation_restriction": settings.project_creation_restriction,
             "has_ca_root": false,
             "read_only": false,

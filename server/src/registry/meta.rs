@@ -279,15 +279,11 @@ pub async fn put_manifest(
     rows.sort_unstable();
     rows.dedup();
     for digest in &rows {
-        let ok = if *digest == d {
-            confirm_in(&mut tx, digest, manifest_gen, now).await?
-        } else {
-            touch_blob(&mut tx, repo, digest, now).await?
-        };
-        if !ok && *digest == d {
-            return Err(MetaError::Collecting(d.clone()));
-        }
-        if !ok {
+        if *digest == d {
+            if !confirm_in(&mut tx, digest, manifest_gen, now).await? {
+                return Err(MetaError::Collecting(d.clone()));
+            }
+        } else if !touch_blob(&mut tx, repo, digest, now).await? {
             return Err(MetaError::Missing(format!("blob {digest}")));
         }
     }
@@ -805,27 +801,23 @@ pub const LEASE_RENEW_MS: u64 = 10 * 1000;
 /// Takes the upload for one request if nobody else holds it and its committed size is
 /// `size`: two requests never write the same upload at once, on any replica.
 pub async fn lease_upload(db: &Db, id: &str, size: u64) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
-    let r = sqlx::query(
-        "UPDATE uploads SET lease_until = $3, updated_at = $4 WHERE id = $1 AND size = $2 AND lease_until < $4",
-    )
-    .bind(id)
-    .bind(size as i64)
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .execute(&db.pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    set_lease(db, id, size, "lease_until < $4").await
 }
 
 /// Extends the lease of an upload this request holds (taken at committed size `size` and not
 /// expired). False when the lease was lost: it expired (the database was unreachable for
 /// longer than [`LEASE_MS`]) and may now belong to another request.
 pub async fn renew_upload_lease(db: &Db, id: &str, size: u64) -> Result<bool, sqlx::Error> {
+    set_lease(db, id, size, "lease_until >= $4").await
+}
+
+/// Sets the lease of upload `id` at committed size `size` to [`LEASE_MS`] from now when
+/// `held` (a condition on `lease_until` against `$4`, now) is true.
+async fn set_lease(db: &Db, id: &str, size: u64, held: &str) -> Result<bool, sqlx::Error> {
     let now = now_ms();
-    let r = sqlx::query(
-        "UPDATE uploads SET lease_until = $3, updated_at = $4 WHERE id = $1 AND size = $2 AND lease_until >= $4",
-    )
+    let r = sqlx::query(&format!(
+        "UPDATE uploads SET lease_until = $3, updated_at = $4 WHERE id = $1 AND size = $2 AND {held}"
+    ))
     .bind(id)
     .bind(size as i64)
     .bind(now + LEASE_MS)

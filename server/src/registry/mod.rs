@@ -807,9 +807,8 @@ async fn append(
     let h = hasher.clone();
     // Renew the lease while the body streams; if it is lost (database unreachable for longer
     // than the lease), stop writing: another request may own the upload by now.
-    let lost = Arc::new(AtomicBool::new(false));
-    let _renewal =
-        AbortOnDrop(tokio::spawn(renew_lease(state.db.clone(), id.to_string(), offset, lost.clone())));
+    let renewal = LeaseRenewal::start(state, id, offset);
+    let lost = renewal.lost.clone();
     let stream = body.into_data_stream().map_err(std::io::Error::other).and_then(move |chunk| {
         let r = if lost.load(Ordering::Relaxed) {
             Err(std::io::Error::other("the upload's lease was lost"))
@@ -824,13 +823,12 @@ async fn append(
         Ok(size) => {
             let saved = hasher.lock().unwrap_or_else(|p| p.into_inner()).save();
             if !meta::commit_append(&state.db, id, offset, size, &saved).await? {
-                return Err(OciError::new(
-                    Code::RangeInvalid,
-                    "the upload's lease was lost while writing (the database was unreachable); resume from the upload's status",
-                ));
+                return Err(lease_lost());
             }
             Ok((size, saved))
         }
+        // A lost lease may belong to another request by now: not ours to release.
+        Err(_) if renewal.is_lost() => Err(lease_lost()),
         Err(e) => {
             let _ = meta::release_upload(&state.db, id).await;
             Err(e.into())
@@ -838,29 +836,52 @@ async fn append(
     }
 }
 
-/// Aborts a background task when dropped (the request ended, or its future was dropped).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+fn lease_lost() -> OciError {
+    OciError::new(
+        Code::RangeInvalid,
+        "the upload's lease was lost while writing (the database was unreachable); resume from the upload's status",
+    )
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Renews an upload's lease every [`meta::LEASE_RENEW_MS`] while a request holds it, until
+/// dropped (the request ended, or its future was dropped). `lost` turns true, and renewing
+/// stops, when the lease expired meanwhile and may belong to another request.
+struct LeaseRenewal {
+    task: tokio::task::JoinHandle<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl LeaseRenewal {
+    fn start(state: &AppState, id: &str, size: u64) -> LeaseRenewal {
+        let (db, id, lost) = (state.db.clone(), id.to_string(), Arc::new(AtomicBool::new(false)));
+        let flag = lost.clone();
+        let task = tokio::spawn(async move {
+            let every = std::time::Duration::from_millis(meta::LEASE_RENEW_MS);
+            loop {
+                tokio::time::sleep(every).await;
+                match meta::renew_upload_lease(&db, &id, size).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(upload = %id, "upload lease lost; the request stops writing");
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    // Unreachable database: try again; the lease outlives two missed renewals.
+                    Err(e) => tracing::warn!(upload = %id, error = %e, "could not renew an upload lease"),
+                }
+            }
+        });
+        LeaseRenewal { task, lost }
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
     }
 }
 
-async fn renew_lease(db: crate::db::Db, id: String, offset: u64, lost: Arc<AtomicBool>) {
-    let every = std::time::Duration::from_millis(meta::LEASE_RENEW_MS);
-    loop {
-        tokio::time::sleep(every).await;
-        match meta::renew_upload_lease(&db, &id, offset).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(upload = %id, "upload lease lost; the request stops writing");
-                lost.store(true, Ordering::Relaxed);
-                return;
-            }
-            // Unreachable database: try again; the lease outlives two missed renewals.
-            Err(e) => tracing::warn!(upload = %id, error = %e, "could not renew an upload lease"),
-        }
+impl Drop for LeaseRenewal {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -946,12 +967,7 @@ async fn complete(
         return Err(OciError::new(Code::BlobUploadInvalid, "the upload is being written by another request"));
     }
     // Moving a large blob into place (an S3 copy) may take longer than one lease.
-    let _renewal = AbortOnDrop(tokio::spawn(renew_lease(
-        state.db.clone(),
-        id.to_string(),
-        size,
-        Arc::new(AtomicBool::new(false)),
-    )));
+    let _renewal = LeaseRenewal::start(state, id, size);
     // Reserve the blob row before the content moves into place: from here GC leaves it alone;
     // when GC is deleting this very content the client is told to retry (the upload stays).
     let gen = match meta::reserve_blob(&state.db, digest, size, "blob").await {
