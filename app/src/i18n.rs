@@ -74,18 +74,21 @@ pub fn t(key: &'static str) -> &'static str {
 /// are shown as they are.
 pub fn tv(value: &str) -> String {
     match lang() {
-        Lang::En => value.to_string(),
-        Lang::ZhCn => {
-            ZH_CN.iter().find(|(en, _)| *en == value).map(|(_, zh)| *zh).unwrap_or(value).to_string()
-        }
+        Lang::En => value,
+        Lang::ZhCn => zh_cn(value).unwrap_or(value),
     }
+    .to_string()
 }
 
 pub fn translate(lang: Lang, key: &'static str) -> &'static str {
     match lang {
         Lang::En => key,
-        Lang::ZhCn => ZH_CN.iter().find(|(en, _)| *en == key).map(|(_, zh)| *zh).unwrap_or(key),
+        Lang::ZhCn => zh_cn(key).unwrap_or(key),
     }
+}
+
+fn zh_cn(en: &str) -> Option<&'static str> {
+    ZH_CN.iter().find(|(k, _)| *k == en).map(|(_, zh)| *zh)
 }
 
 /// Replaces each `{}` in `text`, in order, with the next argument.
@@ -266,6 +269,7 @@ mod tests {
     fn every_text_is_translated() {
         let sources = [
             include_str!("components/layout.rs"),
+            include_str!("components/page.rs"),
             include_str!("pages/sign_in.rs"),
             include_str!("pages/not_found.rs"),
             include_str!("pages/projects.rs"),

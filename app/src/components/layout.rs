@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
-use leptos_router::hooks::use_location;
 
+use crate::components::page::current_path;
 use crate::i18n::{lang, switch_href, t, Lang};
 use crate::model::UserView;
 use crate::server_fns::auth::Logout;
@@ -46,18 +46,8 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
 /// to this page (a full load, so the server renders it in the new language).
 #[component]
 pub fn LangSwitch() -> impl IntoView {
-    let location = use_location();
     let current = lang();
-    let here = move || {
-        let search = location.search.get();
-        let search = search.trim_start_matches('?');
-        let path = location.pathname.get();
-        if search.is_empty() {
-            path
-        } else {
-            format!("{path}?{search}")
-        }
-    };
+    let here = current_path();
     view! {
         <nav class="lang-switch" aria-label=t("Language")>
             {Lang::ALL.into_iter().map(|l| {

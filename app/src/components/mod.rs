@@ -1,2 +1,3 @@
 pub mod format;
 pub mod layout;
+pub mod page;

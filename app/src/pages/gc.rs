@@ -3,14 +3,13 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Redirect;
 
 use crate::components::format::{bytes, datetime, duration};
 use crate::components::layout::AppShell;
-use crate::error::PortalError;
+use crate::components::page::{signed_in, ErrorAlert};
 use crate::i18n::{fill, t, tv};
 use crate::model::{GcOverview, GcRunView, UserView};
-use crate::server_fns::auth::{current_user, encode_component};
+use crate::server_fns::auth::current_user;
 use crate::server_fns::gc::{gc_status, ScheduleGc, StartGc, StopGc};
 
 pub const PATH: &str = "/harbor/clearing-job/gc";
@@ -22,19 +21,17 @@ pub fn GarbageCollection() -> impl IntoView {
         <Title text=t("Garbage Collection · Berth") />
         <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(u)) if u.sysadmin => view! { <GcBody user=u /> }.into_any(),
-                    Ok(Some(u)) => view! {
-                        <AppShell user=u>
-                            <p class="alert alert-error" role="alert">{t("Only system administrators may manage garbage collection.")}</p>
-                        </AppShell>
-                    }.into_any(),
-                    Ok(None) | Err(PortalError::Unauthorized) => {
-                        let back = encode_component(PATH);
-                        view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
+                signed_in(user.await, PATH, |u| {
+                    if u.sysadmin {
+                        view! { <GcBody user=u /> }.into_any()
+                    } else {
+                        view! {
+                            <AppShell user=u>
+                                <p class="alert alert-error" role="alert">{t("Only system administrators may manage garbage collection.")}</p>
+                            </AppShell>
+                        }.into_any()
                     }
-                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
-                }
+                })
             })}
         </Suspense>
     }
@@ -89,7 +86,7 @@ fn GcBody(user: UserView) -> impl IntoView {
                 {move || Suspend::new(async move {
                     match overview.await {
                         Ok(o) => view! { <GcPanels overview=o start=start stop=stop schedule=schedule /> }.into_any(),
-                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
+                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}
             </Transition>

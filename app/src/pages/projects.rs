@@ -1,12 +1,13 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{Form, Redirect};
+use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::format::{bytes, datetime};
 use crate::components::layout::AppShell;
+use crate::components::page::{page_param, pager, signed_in, ErrorAlert};
 use crate::error::PortalError;
-use crate::i18n::{fill, t};
+use crate::i18n::t;
 use crate::model::{ProjectPage, UserView};
 use crate::server_fns::auth::{current_user, encode_component};
 use crate::server_fns::projects::list_projects;
@@ -15,7 +16,7 @@ use crate::server_fns::projects::list_projects;
 pub fn Projects() -> impl IntoView {
     let query = use_query_map();
     let name = move || query.read().get("name").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let page = page_param();
     let user = Resource::new(|| (), |_| current_user());
     let projects = Resource::new(move || (name(), page()), |(n, p)| list_projects(n, p));
 
@@ -23,20 +24,13 @@ pub fn Projects() -> impl IntoView {
         <Title text=t("Projects · Berth") />
         <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(u)) => view! { <ProjectsBody user=u name=name() projects=projects /> }.into_any(),
-                    Ok(None) | Err(PortalError::Unauthorized) => {
-                        // Back to this very listing (search and page included) after signing in.
-                        let (n, p) = (name(), page());
-                        let mut here = String::from("/harbor/projects");
-                        if !n.is_empty() || p > 1 {
-                            here.push_str(&format!("?name={}&page={p}", encode_component(&n)));
-                        }
-                        let back = encode_component(&here);
-                        view! { <Redirect path=format!("/account/sign-in?redirect_url={back}") /> }.into_any()
-                    }
-                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
+                // Back to this very listing (search and page included) after signing in.
+                let (n, p) = (name(), page());
+                let mut here = String::from("/harbor/projects");
+                if !n.is_empty() || p > 1 {
+                    here.push_str(&format!("?name={}&page={p}", encode_component(&n)));
                 }
+                signed_in(user.await, &here, |u| view! { <ProjectsBody user=u name=n projects=projects /> })
             })}
         </Suspense>
     }
@@ -63,7 +57,7 @@ fn ProjectsBody(
                 {move || { let name = name.clone(); Suspend::new(async move {
                     match projects.await {
                         Ok(p) => view! { <ProjectTable page=p name=name.clone() /> }.into_any(),
-                        Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
+                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}}
             </Suspense>
@@ -81,8 +75,6 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
         }
         .into_any();
     }
-    let pages = ((page.total as u64).div_ceil(page.page_size)).max(1);
-    let current = page.page;
     let filter = if name.is_empty() { String::new() } else { format!("name={}&", encode_component(&name)) };
     let link = move |p: u64| format!("?{filter}page={p}");
     view! {
@@ -118,12 +110,7 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        <nav class="pager" aria-label=t("Pagination")>
-            <span class="muted">{fill(t("{} project(s)"), &[&page.total])}</span>
-            {(current > 1).then(|| view! { <a class="btn btn-ghost" href=link(current - 1)>{t("‹ Previous")}</a> })}
-            <span>{fill(t("Page {} of {}"), &[&current, &pages])}</span>
-            {(current < pages).then(|| view! { <a class="btn btn-ghost" href=link(current + 1)>{t("Next ›")}</a> })}
-        </nav>
+        {pager(page.total, page.page, page.page_size, t("{} project(s)"), link)}
     }
     .into_any()
 }

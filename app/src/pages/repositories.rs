@@ -3,58 +3,16 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{Form, Redirect};
-use leptos_router::hooks::{use_location, use_params_map, use_query_map};
+use leptos_router::components::Form;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::components::format::{bytes, datetime};
 use crate::components::layout::AppShell;
-use crate::error::PortalError;
-use crate::i18n::{fill, t, tv};
-use crate::model::{ArtifactPage, RepoPage, UserView};
+use crate::components::page::{current_path, page_param, pager, signed_in, ErrorAlert};
+use crate::i18n::{t, tv};
+use crate::model::{ArtifactPage, RepoPage};
 use crate::server_fns::auth::{current_user, encode_component};
 use crate::server_fns::projects::{list_artifacts, list_repositories};
-
-/// The page under the sign-in requirement: the user, or a redirect back here after signing in.
-fn signed_in<F, V>(user: Result<Option<UserView>, PortalError>, here: String, body: F) -> AnyView
-where
-    F: FnOnce(UserView) -> V,
-    V: IntoView + 'static,
-{
-    match user {
-        Ok(Some(u)) => body(u).into_any(),
-        Ok(None) | Err(PortalError::Unauthorized) => {
-            view! { <Redirect path=format!("/account/sign-in?redirect_url={}", encode_component(&here)) /> }
-                .into_any()
-        }
-        Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
-    }
-}
-
-fn here() -> impl Fn() -> String + Copy {
-    let location = use_location();
-    move || {
-        let search = location.search.get_untracked();
-        let search = search.trim_start_matches('?').to_string();
-        let path = location.pathname.get_untracked();
-        if search.is_empty() {
-            path
-        } else {
-            format!("{path}?{search}")
-        }
-    }
-}
-
-fn pager(total: i64, page: u64, page_size: u64, link: impl Fn(u64) -> String) -> impl IntoView {
-    let pages = (total as u64).div_ceil(page_size).max(1);
-    view! {
-        <nav class="pager" aria-label=t("Pagination")>
-            <span class="muted">{fill(t("{} item(s)"), &[&total])}</span>
-            {(page > 1).then(|| view! { <a class="btn btn-ghost" href=link(page - 1)>{t("‹ Previous")}</a> })}
-            <span>{fill(t("Page {} of {}"), &[&page, &pages])}</span>
-            {(page < pages).then(|| view! { <a class="btn btn-ghost" href=link(page + 1)>{t("Next ›")}</a> })}
-        </nav>
-    }
-}
 
 #[component]
 pub fn ProjectRepositories() -> impl IntoView {
@@ -62,16 +20,15 @@ pub fn ProjectRepositories() -> impl IntoView {
     let query = use_query_map();
     let project = move || params.read().get("project").unwrap_or_default();
     let name = move || query.read().get("name").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let page = page_param();
     let user = Resource::new(|| (), |_| current_user());
     let repos = Resource::new(move || (project(), name(), page()), |(p, n, pg)| list_repositories(p, n, pg));
-    let here = here();
+    let here = current_path();
     view! {
         <Title text=t("Repositories · Berth") />
         <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
-                let u = user.await;
-                signed_in(u, here(), |u| view! {
+                signed_in(user.await, &here(), |u| view! {
                     <AppShell user=u>
                         <nav class="crumbs" aria-label=t("Breadcrumb")>
                             <a href="/harbor/projects">{t("Projects")}</a>
@@ -88,7 +45,7 @@ pub fn ProjectRepositories() -> impl IntoView {
                             {move || Suspend::new(async move {
                                 match repos.await {
                                     Ok(p) => view! { <RepoTable page=p name=name() /> }.into_any(),
-                                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
+                                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                                 }
                             })}
                         </Suspense>
@@ -135,7 +92,7 @@ fn RepoTable(page: RepoPage, name: String) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        {pager(page.total, page.page, page.page_size, move |p| format!("?{filter}page={p}"))}
+        {pager(page.total, page.page, page.page_size, t("{} item(s)"), move |p| format!("?{filter}page={p}"))}
     }
     .into_any()
 }
@@ -143,19 +100,17 @@ fn RepoTable(page: RepoPage, name: String) -> impl IntoView {
 #[component]
 pub fn RepositoryArtifacts() -> impl IntoView {
     let params = use_params_map();
-    let query = use_query_map();
     let project = move || params.read().get("project").unwrap_or_default();
     let repo = move || format!("{}/{}", project(), params.read().get("repo").unwrap_or_default());
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let page = page_param();
     let user = Resource::new(|| (), |_| current_user());
     let artifacts = Resource::new(move || (repo(), page()), |(r, pg)| list_artifacts(r, pg));
-    let here = here();
+    let here = current_path();
     view! {
         <Title text=t("Artifacts · Berth") />
         <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
-                let u = user.await;
-                signed_in(u, here(), |u| view! {
+                signed_in(user.await, &here(), |u| view! {
                     <AppShell user=u>
                         <nav class="crumbs" aria-label=t("Breadcrumb")>
                             <a href="/harbor/projects">{t("Projects")}</a>
@@ -169,7 +124,7 @@ pub fn RepositoryArtifacts() -> impl IntoView {
                             {move || Suspend::new(async move {
                                 match artifacts.await {
                                     Ok(p) => view! { <ArtifactTable page=p /> }.into_any(),
-                                    Err(e) => view! { <p class="alert alert-error" role="alert">{e.localized()}</p> }.into_any(),
+                                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                                 }
                             })}
                         </Suspense>
@@ -230,7 +185,7 @@ fn ArtifactTable(page: ArtifactPage) -> impl IntoView {
                 </tbody>
             </table>
         </div>
-        {pager(page.total, page.page, page.page_size, |p| format!("?page={p}"))}
+        {pager(page.total, page.page, page.page_size, t("{} item(s)"), |p| format!("?page={p}"))}
     }
     .into_any()
 }
