@@ -1,5 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { AUTH, hydrated, pushImage } from "./helpers";
+import { AUTH, hydrated, logIn, pushImage } from "./helpers";
 
 // The server under test runs with gc.window = 0s (end2end/run.sh), so garbage is collectable
 // as soon as it is unreferenced.
@@ -8,9 +8,7 @@ async function signIn(page: Page) {
   await page.goto("/harbor/clearing-job/gc");
   await expect(page).toHaveURL(/\/account\/sign-in\?redirect_url=/);
   await hydrated(page);
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill("Harbor12345");
-  await page.getByRole("button", { name: "Log in" }).click();
+  await logIn(page);
   await expect(page).toHaveURL(/\/harbor\/clearing-job\/gc$/);
   await hydrated(page);
 }
@@ -69,9 +67,7 @@ test("a non-admin is told GC is for administrators", async ({ page, request }) =
   expect([201, 409]).toContain(r.status());
   await page.goto("/account/sign-in?redirect_url=/harbor/clearing-job/gc");
   await hydrated(page);
-  await page.getByLabel("Username").fill("gcdev");
-  await page.getByLabel("Password").fill("Passw0rd!x");
-  await page.getByRole("button", { name: "Log in" }).click();
+  await logIn(page, "gcdev", "Passw0rd!x");
   await expect(page.getByRole("alert")).toContainText("Only system administrators");
   await expect(page.getByRole("link", { name: "Garbage Collection" })).toHaveCount(0);
 });

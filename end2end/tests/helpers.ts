@@ -4,6 +4,31 @@ import { createHash } from "crypto";
 export const AUTH = "Basic " + Buffer.from("admin:Harbor12345").toString("base64");
 export const sha256 = (b: Buffer) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+/** Fills and submits the sign-in form the page shows. */
+export async function logIn(page: Page, username = "admin", password = "Harbor12345") {
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+}
+
+/** The bytes of an OCI image manifest, by tag or digest. */
+export async function getManifest(request: APIRequestContext, repo: string, reference: string): Promise<Buffer> {
+  const r = await request.get(`/v2/${repo}/manifests/${reference}`, { headers: { authorization: AUTH, accept: OCI_MANIFEST } });
+  expect(r.status()).toBe(200);
+  return await r.body();
+}
+
+/** Pushes OCI image manifest bytes under `reference`; expects 201. */
+export async function putManifest(request: APIRequestContext, repo: string, reference: string, manifest: Buffer) {
+  const r = await request.put(`/v2/${repo}/manifests/${reference}`, {
+    headers: { authorization: AUTH, "content-type": OCI_MANIFEST },
+    data: manifest,
+  });
+  expect(r.status()).toBe(201);
+}
+
 export async function hydrated(page: Page) {
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 });
 }
@@ -26,15 +51,11 @@ export async function pushImageSized(request: APIRequestContext, repo: string, t
   const cd = await pushBlob(request, repo, config);
   const ld = await pushBlob(request, repo, layer);
   const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
     config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: cd, size: config.length },
     layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: ld, size: layer.length }],
   }));
-  const r = await request.put(`/v2/${repo}/manifests/${tag}`, {
-    headers: { authorization: AUTH, "content-type": "application/vnd.oci.image.manifest.v1+json" },
-    data: manifest,
-  });
-  expect(r.status()).toBe(201);
+  await putManifest(request, repo, tag, manifest);
   return { digest: sha256(manifest), size: config.length + layer.length + manifest.length };
 }
 

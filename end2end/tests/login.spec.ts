@@ -1,8 +1,5 @@
-import { test, expect, Page } from "@playwright/test";
-
-async function hydrated(page: Page) {
-  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 });
-}
+import { test, expect } from "@playwright/test";
+import { hydrated, logIn } from "./helpers";
 
 test("admin signs in (hydrated app) and sees the library project", async ({ page }) => {
   const errors: string[] = [];
@@ -10,9 +7,7 @@ test("admin signs in (hydrated app) and sees the library project", async ({ page
   await page.goto("/harbor/projects");
   await expect(page).toHaveURL(/\/account\/sign-in\?redirect_url=\/harbor\/projects$/);
   await hydrated(page);
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill("Harbor12345");
-  await page.getByRole("button", { name: "Log in" }).click();
+  await logIn(page);
   await expect(page).toHaveURL(/\/harbor\/projects$/);
   await expect(page.getByTestId("project-table")).toContainText("library");
   await expect(page.getByTestId("project-table")).toContainText("Public");
@@ -33,9 +28,7 @@ test("admin signs in (hydrated app) and sees the library project", async ({ page
 test("a wrong password shows the server's message without leaving the page", async ({ page }) => {
   await page.goto("/account/sign-in");
   await hydrated(page);
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill("wrong-password");
-  await page.getByRole("button", { name: "Log in" }).click();
+  await logIn(page, "admin", "wrong-password");
   await expect(page.getByRole("alert")).toContainText("invalid username or password");
   await expect(page).toHaveURL(/\/account\/sign-in/);
 });
@@ -46,9 +39,7 @@ test.describe("without JavaScript", () => {
   test("the server-rendered pages still sign in and list projects", async ({ page }) => {
     await page.goto("/harbor/projects");
     await expect(page).toHaveURL(/\/account\/sign-in/);
-    await page.getByLabel("Username").fill("admin");
-    await page.getByLabel("Password").fill("Harbor12345");
-    await page.getByRole("button", { name: "Log in" }).click();
+    await logIn(page);
     await expect(page).toHaveURL(/\/harbor\/projects$/);
     await expect(page.getByTestId("project-table")).toContainText("library");
   });

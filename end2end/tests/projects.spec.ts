@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { AUTH, formatBytes, hydrated, pushImageSized } from "./helpers";
+import { AUTH, formatBytes, getManifest, hydrated, logIn, pushImageSized, putManifest } from "./helpers";
 
 test("the project list shows each project's repository count and storage used", async ({ page, request }) => {
   const r = await request.post("/api/v2.0/projects", {
@@ -9,27 +9,19 @@ test("the project list shows each project's repository count and storage used", 
   expect(r.status()).toBe(201);
   const { size } = await pushImageSized(request, "e2e-usage/app", "v1");
   // The same image under a second tag and in a second repository: stored once, counted once.
-  const again = await request.get("/v2/e2e-usage/app/manifests/v1", {
-    headers: { authorization: AUTH, accept: "application/vnd.oci.image.manifest.v1+json" },
-  });
-  const manifest = await again.body();
-  for (const blob of JSON.parse(manifest.toString()).layers.concat([JSON.parse(manifest.toString()).config])) {
+  const manifest = await getManifest(request, "e2e-usage/app", "v1");
+  const parsed = JSON.parse(manifest.toString());
+  for (const blob of parsed.layers.concat([parsed.config])) {
     const m = await request.post(`/v2/e2e-usage/tools/blobs/uploads/?mount=${blob.digest}&from=e2e-usage/app`, {
       headers: { authorization: AUTH },
     });
     expect(m.status()).toBe(201);
   }
-  const put = await request.put("/v2/e2e-usage/tools/manifests/v1", {
-    headers: { authorization: AUTH, "content-type": "application/vnd.oci.image.manifest.v1+json" },
-    data: manifest,
-  });
-  expect(put.status()).toBe(201);
+  await putManifest(request, "e2e-usage/tools", "v1", manifest);
 
   await page.goto("/harbor/projects?name=e2e-usage");
   await hydrated(page);
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill("Harbor12345");
-  await page.getByRole("button", { name: "Log in" }).click();
+  await logIn(page);
   await expect(page).toHaveURL(/\/harbor\/projects\?name=e2e-usage&page=1$/);
   const row = page.getByTestId("project-table").getByRole("row", { name: /e2e-usage/ });
   await expect(row.getByTestId("repo-count")).toHaveText("2");

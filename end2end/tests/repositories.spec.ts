@@ -3,26 +3,17 @@ import { execFileSync } from "child_process";
 import { mkdtempSync, readFileSync, rmSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
-import { AUTH, hydrated, pushImage } from "./helpers";
+import { getManifest, hydrated, logIn, pushImage, putManifest } from "./helpers";
 
 test("a pushed image appears under its project with its tags, and the pull command shown pulls it", async ({ page, request }) => {
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   const digest = await pushImage(request, "library/e2e-web", "v1");
-  const manifest = await (await request.get(`/v2/library/e2e-web/manifests/${digest}`, {
-    headers: { authorization: AUTH, accept: "application/vnd.oci.image.manifest.v1+json" },
-  })).body();
-  const second = await request.put("/v2/library/e2e-web/manifests/v2", {
-    headers: { authorization: AUTH, "content-type": "application/vnd.oci.image.manifest.v1+json" },
-    data: manifest,
-  });
-  expect(second.status()).toBe(201);
+  await putManifest(request, "library/e2e-web", "v2", await getManifest(request, "library/e2e-web", digest));
 
   await page.goto("/harbor/projects");
   await hydrated(page);
-  await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill("Harbor12345");
-  await page.getByRole("button", { name: "Log in" }).click();
+  await logIn(page);
   await page.getByRole("link", { name: "library", exact: true }).click();
   await expect(page).toHaveURL(/\/harbor\/projects\/library\/repositories$/);
   const repoRow = page.getByTestId("repo-table").getByRole("row", { name: /library\/e2e-web/ });
