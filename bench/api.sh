@@ -27,6 +27,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh" # log, die, alive, stop_berth
 repo_root=$(cd "$here/.." && pwd)
 DB=${DB:-both}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}
@@ -38,9 +39,6 @@ export PYTHONDONTWRITEBYTECODE=1
 RUSER="admin"
 RPASS=Harbor12345
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 case "$DB" in
   sqlite) DBS=(sqlite) ;;
@@ -126,17 +124,6 @@ start_berth() {
     sleep 0.1
   done
   die "berth ($name) did not answer Pong in 60 s (slow migrations on a seeded database? berth-$name.log)"
-}
-
-stop_berth() {
-  local i
-  if alive "$BERTH_PID"; then
-    kill -TERM "$BERTH_PID"
-    for ((i = 0; i < 200; i++)); do alive "$BERTH_PID" || break; sleep 0.1; done
-    alive "$BERTH_PID" && kill -KILL "$BERTH_PID" 2>/dev/null
-    wait "$BERTH_PID" 2>/dev/null || true
-  fi
-  BERTH_PID=""
 }
 
 # ------------------------------------------------------------------ one database

@@ -41,6 +41,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh" # log, die, alive, stop_berth
 repo_root=$(cd "$here/.." && pwd)
 GC_SIZES=${GC_SIZES:-1000 3000 10000}
 GC_BACKENDS=${GC_BACKENDS:-fs s3}
@@ -53,9 +54,6 @@ BERTH_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
 export PYTHONDONTWRITEBYTECODE=1
 SEED="python3 $here/gc_seed.py"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 for b in $GC_BACKENDS; do
   case "$b" in fs | s3) ;; *) die "GC_BACKENDS: fs and/or s3 (got $b)" ;; esac
@@ -145,17 +143,6 @@ start_berth() {
     sleep 0.1
   done
   die "berth did not answer Pong in 60 s"
-}
-
-stop_berth() {
-  local i
-  if alive "$BERTH_PID"; then
-    kill -TERM "$BERTH_PID"
-    for ((i = 0; i < 200; i++)); do alive "$BERTH_PID" || break; sleep 0.1; done
-    alive "$BERTH_PID" && kill -KILL "$BERTH_PID" 2>/dev/null
-    wait "$BERTH_PID" 2>/dev/null || true
-  fi
-  BERTH_PID=""
 }
 
 GARAGE_PID=""

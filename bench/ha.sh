@@ -16,12 +16,14 @@
 #   2. manifest GET rate by tag: wrk -t2 -c32 with Basic auth through nginx (TLS), after a 2 s
 #      warm-up: requests/s and p99.
 #   3. (3 replicas) kill -9 of one replica while 6 clients download the blob (rate-limited to
-#      ~4 s per download, so they are in flight) and 4 threads loop over manifest GETs: which
+#      ~4 s per download, so they are in flight) and 4 threads loop over a manifest GET, a REST
+#      call and a token request (deploy/test/ha_tool.py probe, as in the HA test): which
 #      requests failed, and the time from the kill to the first complete retry of a download cut
 #      by it (each client retries at once).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh" # log, die, alive, stop_berth
 ROOT=$(cd "$here/.." && pwd)
 . "$ROOT/scripts/lib.sh" # ensure_apt, CARGO_TARGET_DIR
 BERTH_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
@@ -32,8 +34,6 @@ ADMIN_USER=admin
 ADMIN_PASS=Harbor12345
 M=(python3 "$here/ha_measure.py")
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 now() { date +%s.%N; }
 
@@ -142,12 +142,14 @@ measure() { # N (replicas in the upstream)
 measure 1
 measure 3
 
-log "kill -9 of r2 while 6 downloads and 4 manifest loops run through nginx (3 replicas)"
+log "kill -9 of r2 while 6 downloads and 4 probe loops (manifest, REST, token) run through nginx (3 replicas)"
 d=$W/nginx-kill
 "$ROOT/deploy/test/nginx.sh" start "$d" "127.0.0.1:$LB_PORT" "$CA" "$W/tls.key" \
   "127.0.0.1:${RPORT[1]}" "127.0.0.1:${RPORT[2]}" "127.0.0.1:${RPORT[3]}"
 rm -f "$W/stop" "$W/killed_at"
-"${M[@]}" probe "$LB" "$CA" "$ADMIN_USER" "$ADMIN_PASS" "$MANIFEST_PATH" "$W/stop" "$W/probe.jsonl" --threads 4 &
+# The HA test's probe: 4 threads over a manifest GET, a REST call and a token request.
+python3 "$ROOT/deploy/test/ha_tool.py" probe --base "$LB" --cacert "$CA" --creds "$ADMIN_USER:$ADMIN_PASS" \
+  --repo library/ha-bench --tag v1 --out "$W/probe.jsonl" --stop "$W/stop" --threads 4 &
 probe_pid=$!
 # ~4 s per download: all six are in flight when r2 dies 1.5 s in.
 "${M[@]}" retry "$LB" "$CA" "$ADMIN_USER" "$ADMIN_PASS" "$BLOB_PATH" "$W/killed_at" "$W/retry.json" \

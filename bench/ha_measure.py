@@ -13,12 +13,9 @@
       time (epoch seconds) from KILLED_AT_FILE and writes per client: attempts, the failure
       times and the time from the kill to the first complete retry.
 
-  probe BASE CACERT USER PASSWORD PATH STOP_FILE OUT.jsonl [--threads N]
-      N threads loop over GET PATH (a manifest) until STOP_FILE exists; one JSON line per request
-      {t0, t1, status} (status 0: connection error). A failed request is retried after 50 ms.
-
   kill-report PROBE.jsonl RETRY.json KILLED_AT
-      prints what the clients saw around the kill.
+      prints what the clients saw around the kill; PROBE.jsonl is the output of
+      `deploy/test/ha_tool.py probe` (one JSON line per request: kind, t0, t1, status).
 """
 import base64
 import hashlib
@@ -140,37 +137,12 @@ def retry(base, cacert, user, password, path, killed_file, out, clients=6, limit
         json.dump({"killed_at": killed, "clients": results}, f)
 
 
-def probe(base, cacert, user, password, path, stop, out, threads=4):
-    ctx = ssl.create_default_context(cafile=cacert)
-    hdr = {"Authorization": auth(user, password), "Accept": OCI_MANIFEST}
-    lock = threading.Lock()
-    f = open(out, "w")
-
-    def loop():
-        while not os.path.exists(stop):
-            t0 = time.time()
-            try:
-                status, _, _ = request(base + path, headers=hdr, ctx=ctx, timeout=30)
-            except (OSError, urllib.error.URLError):
-                status = 0
-            with lock:
-                f.write(json.dumps({"t0": t0, "t1": time.time(), "status": status}) + "\n")
-            time.sleep(0.05 if status != 200 else 0.01)
-
-    ts = [threading.Thread(target=loop) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    f.close()
-
-
 def kill_report(probe_file, retry_file, killed):
     killed = float(killed)
     rows = [json.loads(l) for l in open(probe_file)]
     bad = [r for r in rows if r["status"] != 200]
     around = [r for r in rows if killed - 1 <= r["t0"] <= killed + 5]
-    print(f"manifest probe: {len(rows)} requests ({len(around)} in the 6 s around the kill), "
+    print(f"probe (manifest GET, REST, token): {len(rows)} requests ({len(around)} in the 6 s around the kill), "
           f"{len(bad)} not 200: {sorted(set(r['status'] for r in bad))}")
     if bad:
         last = max(r["t1"] for r in bad)
@@ -210,8 +182,6 @@ def main():
         seed(base, user, password, repo, int(nbytes), out)
     elif cmd == "retry":
         retry(*args, clients=int(opts.get("clients", 6)), limit=int(opts.get("limit", 0)))
-    elif cmd == "probe":
-        probe(*args, threads=int(opts.get("threads", 4)))
     elif cmd == "kill-report":
         kill_report(*args)
     else:

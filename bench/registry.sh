@@ -29,6 +29,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh" # log, die, alive, stop_berth
 repo_root=$(cd "$here/.." && pwd)
 REPS=${REPS:-5}
 BLOB_GETS=${BLOB_GETS:-5}
@@ -45,9 +46,6 @@ RPASS=Harbor12345
 AUTH_B64=$(printf '%s:%s' "$RUSER" "$RPASS" | base64)
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 # ------------------------------------------------------------------ tools
 
@@ -125,17 +123,6 @@ start_berth() {
     sleep 0.1
   done
   die "berth did not answer Pong in 30 s"
-}
-
-stop_berth() {
-  local i
-  if alive "$BERTH_PID"; then
-    kill -TERM "$BERTH_PID"
-    for ((i = 0; i < 200; i++)); do alive "$BERTH_PID" || break; sleep 0.1; done
-    alive "$BERTH_PID" && kill -KILL "$BERTH_PID" 2>/dev/null
-    wait "$BERTH_PID" 2>/dev/null || true
-  fi
-  BERTH_PID=""
 }
 
 # The peer is end2end/registry/distribution.sh, as quiet as berth (warn, no access log) and with
