@@ -4,10 +4,15 @@
 use std::sync::Arc;
 
 use crate::error::PortalError;
-use crate::model::{ArtifactPage, GcOverview, ProjectPage, RepoPage, UserView};
+use crate::model::{ApiReply, ArtifactPage, GcOverview, ProjectPage, RepoPage, UserView};
 
 #[async_trait::async_trait]
 pub trait PortalBackend: Send + Sync + 'static {
+    /// Runs one REST API call (`method`, a path under `/api/v2.0`, a JSON body) in-process as
+    /// the session's user: the same handler, RBAC checks, validation and audit rows as a
+    /// script calling the API. 4xx/5xx answers come back as errors carrying the API's message.
+    async fn rest(&self, method: String, path: String, body: Option<String>)
+        -> Result<ApiReply, PortalError>;
     /// The signed-in user of the current request's session, if any.
     async fn current_user(&self) -> Result<Option<UserView>, PortalError>;
     /// Checks credentials (with lockout) and starts a session.

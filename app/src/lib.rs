@@ -5,13 +5,14 @@
 //! the database: server functions call the `PortalBackend` trait (see `backend`), which `server`
 //! implements on top of the same service functions the REST API uses.
 
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 
 pub mod components;
 pub mod error;
 pub mod i18n;
 pub mod model;
 pub mod pages;
+pub mod rest;
 pub mod server_fns;
 
 #[cfg(feature = "ssr")]
@@ -77,6 +78,16 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=|| view! { <Redirect path="/harbor/projects" /> } />
                 <Route path=path!("/account/sign-in") view=pages::sign_in::SignIn ssr=SsrMode::Async />
                 <Route path=path!("/harbor/projects") view=pages::projects::Projects ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project") view=pages::project::ProjectSummary ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project/summary") view=pages::project::ProjectSummary ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project/members") view=pages::project::ProjectMembers ssr=SsrMode::Async />
+                <Route
+                    path=path!("/harbor/projects/:project/robot-account")
+                    view=pages::project::ProjectRobots
+                    ssr=SsrMode::Async
+                />
+                <Route path=path!("/harbor/projects/:project/logs") view=pages::project::ProjectLogs ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project/configs") view=pages::project::ProjectConfig ssr=SsrMode::Async />
                 <Route
                     path=path!("/harbor/projects/:project/repositories")
                     view=pages::repositories::ProjectRepositories
@@ -84,9 +95,14 @@ pub fn App() -> impl IntoView {
                 />
                 <Route
                     path=path!("/harbor/projects/:project/repositories/*repo")
-                    view=pages::repositories::RepositoryArtifacts
+                    view=pages::repositories::RepositoryRoute
                     ssr=SsrMode::Async
                 />
+                <Route path=path!("/account/sign-up") view=pages::account::SignUp ssr=SsrMode::Async />
+                <Route path=path!("/harbor/account") view=pages::account::Account ssr=SsrMode::Async />
+                <Route path=path!("/harbor/users") view=pages::admin::Users ssr=SsrMode::Async />
+                <Route path=path!("/harbor/logs") view=pages::admin::AuditLogs ssr=SsrMode::Async />
+                <Route path=path!("/harbor/configs") view=pages::admin::Configuration ssr=SsrMode::Async />
                 <Route
                     path=path!("/harbor/clearing-job/gc")
                     view=pages::gc::GarbageCollection

@@ -2,6 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A REST API answer relayed to the portal (see `server_fns::api`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiReply {
+    pub status: u16,
+    /// `X-Total-Count`, for lists.
+    pub total: Option<i64>,
+    /// The JSON body (empty for most writes).
+    pub body: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
     pub id: i64,
@@ -23,6 +33,8 @@ pub struct ProjectView {
     /// Bytes of the distinct blobs and manifests the project's artifacts use (Harbor's
     /// `quota.used.storage`).
     pub storage_bytes: i64,
+    /// The current user's role in the project (Harbor's role id; 0: not a member).
+    pub role_id: i64,
 }
 
 /// A repository in a project's repository list.

@@ -75,3 +75,39 @@ export function formatBytes(n: number): string {
   }
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
+
+/** A REST call as admin (Basic auth); expects `status`. */
+export async function rest(request: APIRequestContext, method: string, path: string, data?: unknown, status?: number) {
+  const r = await request.fetch(`/api/v2.0${path}`, {
+    method,
+    headers: { authorization: AUTH, "content-type": "application/json", "x-is-resource-name": "true" },
+    data: data === undefined ? undefined : JSON.stringify(data),
+  });
+  if (status !== undefined) expect(r.status(), `${method} ${path}: ${await r.text()}`).toBe(status);
+  return r;
+}
+
+/** Creates a user (admin REST call) with a valid password. */
+export async function createUser(request: APIRequestContext, username: string, password = "Passw0rd1") {
+  await rest(request, "POST", "/users", { username, password, email: `${username}@example.com`, realname: username }, 201);
+}
+
+/** Creates a project and adds `members` with their role ids (1 admin, 2 developer, 3 guest, 4 maintainer). */
+export async function createProject(request: APIRequestContext, name: string, members: [string, number][] = [], isPublic = false) {
+  await rest(request, "POST", "/projects", { project_name: name, metadata: { public: String(isPublic) } }, 201);
+  for (const [username, role_id] of members) {
+    await rest(request, "POST", `/projects/${name}/members`, { role_id, member_user: { username } }, 201);
+  }
+}
+
+/** Signs out (top bar) and in again as someone else. */
+export async function switchUser(page: Page, username: string, password: string) {
+  await page.getByRole("button", { name: "Log out" }).click();
+  await expect(page).toHaveURL(/\/account\/sign-in/);
+  await logIn(page, username, password);
+}
+
+/** A screenshot of the whole page into test-results/screenshots/<name>.png. */
+export async function shot(page: Page, name: string) {
+  await page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
+}

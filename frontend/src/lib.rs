@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The browser entry point: hydrates the server-rendered page with the `app` components.
 
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use app::backend::PortalBackend;
 use app::error::PortalError;
 use app::model::{
-    ArtifactPage, ArtifactView, GcOverview, GcRunView, GcScheduleView, ProjectPage, ProjectView, RepoPage,
-    RepoView, UsageView, UserView,
+    ApiReply, ArtifactPage, ArtifactView, GcOverview, GcRunView, GcScheduleView, ProjectPage, ProjectView,
+    RepoPage, RepoView, UsageView, UserView,
 };
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -29,12 +29,29 @@ use crate::state::AppState;
 
 pub struct Backend {
     state: AppState,
+    /// The REST API (`/api/v2.0` routes) the portal's reads and writes go through.
+    api: axum::Router,
 }
 
 impl Backend {
     pub fn shared(state: AppState) -> Arc<dyn PortalBackend> {
-        Arc::new(Backend { state })
+        let api = crate::api::v2_routes().with_state(state.clone());
+        Arc::new(Backend { state, api })
     }
+}
+
+/// Headers of the browser's request the REST handlers may look at (client address and
+/// external URL behind a trusted proxy, user agent). Never `Authorization` or `Cookie`: the
+/// caller is the session, passed along as it is.
+const FORWARDED: [header::HeaderName; 2] = [header::HOST, header::USER_AGENT];
+const FORWARDED_X: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// A REST error body's message (`{"errors":[{"code","message"}]}`).
+fn rest_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
 }
 
 fn user_view(u: &User) -> UserView {
@@ -142,6 +159,81 @@ fn gc_run_view(j: &crate::jobs::Job) -> GcRunView {
 
 #[async_trait::async_trait]
 impl PortalBackend for Backend {
+    async fn rest(
+        &self,
+        method: String,
+        path: String,
+        body: Option<String>,
+    ) -> Result<ApiReply, PortalError> {
+        use tower::ServiceExt;
+        let method = match method.as_str() {
+            "GET" => Method::GET,
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            other => return Err(PortalError::Invalid(format!("method {other} is not allowed"))),
+        };
+        if !path.starts_with('/') || path.starts_with("//") {
+            return Err(PortalError::Invalid(format!("invalid API path {path:?}")));
+        }
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("x-is-resource-name", "true")
+            .body(match body {
+                Some(b) => axum::body::Body::from(b),
+                None => axum::body::Body::empty(),
+            })
+            .map_err(|e| PortalError::Invalid(format!("invalid API path {path:?}: {e}")))?;
+        if axum::body::HttpBody::size_hint(req.body()).exact() != Some(0) {
+            req.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        }
+        if let Some(parts) = leptos::prelude::use_context::<axum::http::request::Parts>() {
+            for name in FORWARDED {
+                if let Some(v) = parts.headers.get(&name) {
+                    req.headers_mut().insert(name, v.clone());
+                }
+            }
+            for name in FORWARDED_X {
+                if let Some(v) = parts.headers.get(name) {
+                    req.headers_mut().insert(name, v.clone());
+                }
+            }
+            if let Some(ci) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+                req.extensions_mut().insert(*ci);
+            }
+        }
+        req.extensions_mut().insert(session().await?);
+        req.extensions_mut().insert(crate::auth::PortalCall);
+        let res = self.api.clone().oneshot(req).await.unwrap_or_else(|e| match e {});
+        let status = res.status();
+        let total = res
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        let bytes = axum::body::to_bytes(res.into_body(), 32 << 20)
+            .await
+            .map_err(|e| PortalError::Server(format!("reading the API's answer: {e}")))?;
+        if status.is_success() {
+            return Ok(ApiReply {
+                status: status.as_u16(),
+                total,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        let message = rest_message(&bytes);
+        Err(match status {
+            StatusCode::UNAUTHORIZED => PortalError::Unauthorized,
+            StatusCode::FORBIDDEN => PortalError::Forbidden,
+            StatusCode::TOO_MANY_REQUESTS => PortalError::Locked(60),
+            s if s.is_client_error() => PortalError::Invalid(message),
+            _ => PortalError::Server(message),
+        })
+    }
+
     async fn current_user(&self) -> Result<Option<UserView>, PortalError> {
         Ok(self.user().await?.as_ref().map(user_view))
     }
@@ -180,17 +272,21 @@ impl PortalBackend for Backend {
             .resolve()
             .map_err(portal_error)?;
         let q = ListQuery { name: Some(name), page, page_size, ..Default::default() };
+        let user_id = user.id;
         let who = crate::rbac::Principal::User(user);
         let (items, total) =
             projects::list_visible(&self.state.db, Some(&who), &q).await.map_err(portal_error)?;
-        // Storage of the listed projects only, in one query.
+        // Storage of the listed projects only, in one query; the user's roles in another.
         let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
         let usage =
             crate::gc::project_usage(&self.state.db, Some(&ids)).await.map_err(|e| portal_error(e.into()))?;
+        let roles =
+            projects::roles_of(&self.state.db, user_id, &ids).await.map_err(|e| portal_error(e.into()))?;
         let views = items
             .into_iter()
             .map(|p| ProjectView {
                 storage_bytes: usage.get(&p.id).copied().unwrap_or(0),
+                role_id: roles.get(&p.id).map(|r| r.id()).unwrap_or(0),
                 id: p.id,
                 name: p.name,
                 public: p.public,

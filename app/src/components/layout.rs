@@ -22,7 +22,7 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
             <LangSwitch />
             <div class="user-menu">
                 <span class="avatar" aria-hidden="true">{initial}</span>
-                <span class="user-name" data-testid="current-user">{user.username.clone()}</span>
+                <a class="user-name" href="/harbor/account" data-testid="current-user" title=t("Account")>{user.username.clone()}</a>
                 {user.sysadmin.then(|| view! { <span class="badge badge-admin">{t("Admin")}</span> })}
                 <ActionForm action=logout attr:class="inline-form">
                     <button type="submit" class="btn btn-ghost">{t("Log out")}</button>
@@ -34,7 +34,10 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
                 <A href="/harbor/projects">{t("Projects")}</A>
                 {user.sysadmin.then(|| view! {
                     <p class="nav-section">{t("Administration")}</p>
+                    <A href="/harbor/users">{t("Users")}</A>
+                    <A href="/harbor/logs">{t("Audit log")}</A>
                     <A href="/harbor/clearing-job/gc">{t("Garbage Collection")}</A>
+                    <A href="/harbor/configs">{t("Configuration")}</A>
                 })}
             </nav>
             <main id="main" class="content">{children()}</main>

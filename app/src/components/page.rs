@@ -48,6 +48,124 @@ pub fn ErrorAlert(error: PortalError) -> impl IntoView {
     view! { <p class="alert alert-error" role="alert">{error.localized()}</p> }
 }
 
+/// The "Loading…" placeholder of every `Suspense`.
+pub fn loading() -> impl IntoView {
+    view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }
+}
+
+/// A page for signed-in users: loads the session's user, sends anyone else to sign in (and
+/// back here afterwards), then renders `body`.
+#[component]
+pub fn Signed<F, V>(body: F) -> impl IntoView
+where
+    F: Fn(UserView) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let user = Resource::new(|| (), |_| crate::server_fns::auth::current_user());
+    let here = current_path();
+    view! {
+        <Suspense fallback=loading>
+            {move || {
+                let body = body.clone();
+                Suspend::new(async move { signed_in(user.await, &here(), body) })
+            }}
+        </Suspense>
+    }
+}
+
+/// The outcome of the latest write on a page: nothing, a success note, or the server's
+/// message. An expired session goes to sign in and comes back here.
+#[component]
+pub fn Outcome(#[prop(into)] result: Signal<Option<Result<String, PortalError>>>) -> impl IntoView {
+    let here = current_path();
+    move || {
+        match result.get() {
+        None => ().into_any(),
+        Some(Ok(note)) if note.is_empty() => ().into_any(),
+        Some(Ok(note)) => view! { <p class="alert alert-ok" role="status" data-testid="outcome">{note}</p> }.into_any(),
+        Some(Err(PortalError::Unauthorized)) => view! {
+            <Redirect path=format!("/account/sign-in?error=expired&redirect_url={}", encode_component(&here())) />
+        }
+        .into_any(),
+        Some(Err(e)) => view! { <p class="alert alert-error" role="alert" data-testid="outcome-error">{e.localized()}</p> }.into_any(),
+    }
+    }
+}
+
+/// A button that asks before it acts: the first press shows the question with Confirm and
+/// Cancel (keyboard focus moves to Cancel), Confirm runs `on_confirm`.
+#[component]
+pub fn Confirm(
+    /// The button's text (`Delete`).
+    label: &'static str,
+    /// The question (`Delete tag v1?`).
+    question: String,
+    on_confirm: Callback<()>,
+    #[prop(optional)] testid: &'static str,
+) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let cancel_ref = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if open.get() {
+            if let Some(b) = cancel_ref.get() {
+                let _ = b.focus();
+            }
+        }
+    });
+    view! {
+        <span class="confirm">
+            <Show
+                when=move || open.get()
+                fallback=move || view! {
+                    <button type="button" class="btn btn-danger-ghost" data-testid=testid on:click=move |_| open.set(true)>{label}</button>
+                }
+            >
+                <span class="confirm-box" role="alertdialog" aria-label=question.clone()>
+                    <span>{question.clone()}</span>
+                    <button type="button" class="btn btn-danger" data-testid="confirm-yes" on:click=move |_| { open.set(false); on_confirm.run(()); }>{t("Confirm")}</button>
+                    <button type="button" class="btn" node_ref=cancel_ref on:click=move |_| open.set(false)>{t("Cancel")}</button>
+                </span>
+            </Show>
+        </span>
+    }
+}
+
+/// A read-only text and a button that copies it to the clipboard (the text stays selectable
+/// without JavaScript).
+#[component]
+pub fn CopyField(
+    value: String,
+    label: &'static str,
+    #[prop(optional)] testid: &'static str,
+) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let text = value.clone();
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            if let Some(w) = web_sys::window() {
+                let _ = w.navigator().clipboard().write_text(&text);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+        copied.set(true);
+    };
+    view! {
+        <span class="copy-field">
+            <input type="text" readonly value=value.clone() aria-label=label data-testid=testid />
+            <button type="button" class="btn btn-ghost" on:click=copy>
+                {move || if copied.get() { t("Copied") } else { t("Copy") }}
+            </button>
+        </span>
+    }
+}
+
+/// A form field's current text (for `on:input`).
+pub fn input_value(ev: &leptos::ev::Event) -> String {
+    event_target_value(ev)
+}
+
 /// "N item(s)", previous / next links and "page X of Y" under a list. `count` is the text with
 /// `{}` for the total; `link` makes the URL of a page.
 pub fn pager(

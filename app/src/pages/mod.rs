@@ -1,5 +1,9 @@
+pub mod account;
+pub mod admin;
+pub mod artifact;
 pub mod gc;
 pub mod not_found;
+pub mod project;
 pub mod projects;
 pub mod repositories;
 pub mod sign_in;

@@ -3,12 +3,16 @@ use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::format::{bytes, datetime};
+use leptos_router::hooks::use_navigate;
+
+use crate::components::format::{bytes, Time};
 use crate::components::layout::AppShell;
-use crate::components::page::{page_param, pager, signed_in, ErrorAlert};
+use crate::components::page::{page_param, pager, signed_in, Confirm, ErrorAlert, Outcome};
 use crate::error::PortalError;
-use crate::i18n::t;
+use crate::i18n::{fill, t};
 use crate::model::{ProjectPage, UserView};
+use crate::pages::project::{perform, OutcomeSignal, Reload};
+use crate::server_fns::api::{self, seg};
 use crate::server_fns::auth::{current_user, encode_component};
 use crate::server_fns::projects::list_projects;
 
@@ -18,7 +22,9 @@ pub fn Projects() -> impl IntoView {
     let name = move || query.read().get("name").unwrap_or_default();
     let page = page_param();
     let user = Resource::new(|| (), |_| current_user());
-    let projects = Resource::new(move || (name(), page()), |(n, p)| list_projects(n, p));
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    let reload: Reload = RwSignal::new(0);
+    let projects = Resource::new(move || (name(), page(), reload.get()), |(n, p, _)| list_projects(n, p));
 
     view! {
         <Title text=t("Projects · Berth") />
@@ -30,7 +36,7 @@ pub fn Projects() -> impl IntoView {
                 if !n.is_empty() || p > 1 {
                     here.push_str(&format!("?name={}&page={p}", encode_component(&n)));
                 }
-                signed_in(user.await, &here, |u| view! { <ProjectsBody user=u name=n projects=projects /> })
+                signed_in(user.await, &here, |u| view! { <ProjectsBody user=u name=n projects=projects outcome reload /> })
             })}
         </Suspense>
     }
@@ -41,32 +47,74 @@ fn ProjectsBody(
     user: UserView,
     name: String,
     projects: Resource<Result<ProjectPage, PortalError>>,
+    outcome: OutcomeSignal,
+    reload: Reload,
 ) -> impl IntoView {
     let search_value = name.clone();
+    let show_form = RwSignal::new(false);
+    let (p_name, p_public) = (RwSignal::new(String::new()), RwSignal::new(false));
+    let navigate = use_navigate();
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let name = p_name.get_untracked().trim().to_string();
+        let body = serde_json::json!({ "project_name": name, "metadata": { "public": p_public.get_untracked().to_string() } });
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            match api::send("POST", "/projects".into(), Some(body)).await {
+                Ok(_) => navigate(&format!("/harbor/projects/{name}/summary"), Default::default()),
+                Err(e) => outcome.set(Some(Err(e))),
+            }
+        });
+    };
+    let sysadmin = user.sysadmin;
     view! {
         <AppShell user=user>
             <div class="page-head">
                 <h1>{t("Projects")}</h1>
+                <button type="button" class="btn btn-primary" on:click=move |_| show_form.update(|s| *s = !*s)
+                    aria-expanded=move || show_form.get().to_string() data-testid="project-new">{t("New project")}</button>
             </div>
+            <Show when=move || show_form.get()>
+                <form class="card form-card" on:submit=create.clone() data-testid="project-form">
+                    <h2>{t("New project")}</h2>
+                    <label for="np-name">{t("Project name")}</label>
+                    <input id="np-name" type="text" required maxlength="255" autocomplete="off"
+                        pattern="[a-z0-9]([a-z0-9._\\-]*[a-z0-9])?" title=t("Lower-case letters, digits and . _ -, starting and ending with a letter or digit.")
+                        bind:value=p_name data-testid="project-name" />
+                    <p class="muted small">{t("Lower-case letters, digits and . _ -, starting and ending with a letter or digit.")}</p>
+                    <label class="check"><input type="checkbox" bind:checked=p_public data-testid="project-public" />{t(" Public: anyone may pull images from this project, without logging in")}</label>
+                    <div class="actions">
+                        <button type="submit" class="btn btn-primary" data-testid="project-create">{t("Create")}</button>
+                        <button type="button" class="btn" on:click=move |_| show_form.set(false)>{t("Cancel")}</button>
+                    </div>
+                </form>
+            </Show>
+            <Outcome result=outcome />
             <Form method="GET" action="/harbor/projects" attr:class="toolbar" attr:role="search">
                 <label class="visually-hidden" for="project-search">{t("Filter projects by name")}</label>
                 <input id="project-search" type="search" name="name" placeholder=t("Filter by name") value=search_value />
                 <button type="submit" class="btn">{t("Search")}</button>
             </Form>
-            <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
+            <Transition fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
                 {move || { let name = name.clone(); Suspend::new(async move {
                     match projects.await {
-                        Ok(p) => view! { <ProjectTable page=p name=name.clone() /> }.into_any(),
+                        Ok(p) => view! { <ProjectTable page=p name=name.clone() sysadmin outcome reload /> }.into_any(),
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}}
-            </Suspense>
+            </Transition>
         </AppShell>
     }
 }
 
 #[component]
-fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
+fn ProjectTable(
+    page: ProjectPage,
+    name: String,
+    sysadmin: bool,
+    outcome: OutcomeSignal,
+    reload: Reload,
+) -> impl IntoView {
     if page.items.is_empty() {
         return view! {
             <div class="empty-state">
@@ -88,11 +136,19 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                         <th scope="col" class="num">{t("Repositories")}</th>
                         <th scope="col" class="num">{t("Storage")}</th>
                         <th scope="col">{t("Creation time")}</th>
+                        <th scope="col">{t("Actions")}</th>
                     </tr>
                 </thead>
                 <tbody>
-                    {page.items.into_iter().map(|p| view! {
-                        <tr>
+                    {page.items.into_iter().map(|p| {
+                        let pname = p.name.clone();
+                        let remove = Callback::new(move |_| {
+                            perform(outcome, reload, fill(t("Deleted project {}."), &[&pname]), api::send("DELETE", format!("/projects/{}", seg(&pname)), None));
+                        });
+                        // Project admins and system admins may delete a project, once it is empty.
+                        let deletable = (sysadmin || p.role_id == 1) && p.repo_count == 0;
+                        view! {
+                        <tr data-testid="project-row" data-name=p.name.clone()>
                             <td class="strong"><a href=format!("/harbor/projects/{}/repositories", p.name)>{p.name.clone()}</a></td>
                             <td>
                                 {if p.public {
@@ -104,9 +160,14 @@ fn ProjectTable(page: ProjectPage, name: String) -> impl IntoView {
                             <td>{p.owner_name.clone()}</td>
                             <td class="num" data-testid="repo-count">{p.repo_count}</td>
                             <td class="num" data-testid="storage">{bytes(p.storage_bytes)}</td>
-                            <td>{datetime(p.created_at)}</td>
+                            <td><Time ms=p.created_at /></td>
+                            <td>
+                                {deletable.then(|| view! {
+                                    <Confirm label=t("Delete") question=fill(t("Delete project {}?"), &[&p.name]) on_confirm=remove testid="project-delete" />
+                                })}
+                            </td>
                         </tr>
-                    }).collect_view()}
+                    }}).collect_view()}
                 </tbody>
             </table>
         </div>

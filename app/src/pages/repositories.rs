@@ -6,58 +6,69 @@ use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::components::format::{bytes, datetime};
-use crate::components::layout::AppShell;
-use crate::components::page::{current_path, page_param, pager, signed_in, ErrorAlert};
-use crate::i18n::{t, tv};
+use crate::components::format::{bytes, Time};
+use crate::components::page::{loading, page_param, pager, Confirm, CopyField, ErrorAlert, Outcome};
+use crate::error::PortalError;
+use crate::i18n::{fill, t, tv};
 use crate::model::{ArtifactPage, RepoPage};
-use crate::server_fns::auth::{current_user, encode_component};
+use crate::pages::project::{perform, project_param, OutcomeSignal, ProjectCtx, ProjectFrame, Reload};
+use crate::server_fns::api::{self, repo_path, seg};
+use crate::server_fns::auth::encode_component;
 use crate::server_fns::projects::{list_artifacts, list_repositories};
 
 #[component]
 pub fn ProjectRepositories() -> impl IntoView {
-    let params = use_params_map();
     let query = use_query_map();
-    let project = move || params.read().get("project").unwrap_or_default();
     let name = move || query.read().get("name").unwrap_or_default();
     let page = page_param();
-    let user = Resource::new(|| (), |_| current_user());
-    let repos = Resource::new(move || (project(), name(), page()), |(p, n, pg)| list_repositories(p, n, pg));
-    let here = current_path();
+    let project = project_param();
+    let reload: Reload = RwSignal::new(0);
+    let repos = Resource::new(
+        move || (project(), name(), page(), reload.get()),
+        |(p, n, pg, _)| list_repositories(p, n, pg),
+    );
     view! {
         <Title text=t("Repositories · Berth") />
-        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
-            {move || Suspend::new(async move {
-                signed_in(user.await, &here(), |u| view! {
-                    <AppShell user=u>
-                        <nav class="crumbs" aria-label=t("Breadcrumb")>
-                            <a href="/harbor/projects">{t("Projects")}</a>
-                            " / "
-                            <span>{project()}</span>
-                        </nav>
-                        <div class="page-head"><h1>{project()}</h1></div>
-                        <Form method="GET" action="" attr:class="toolbar" attr:role="search">
-                            <label class="visually-hidden" for="repo-search">{t("Filter repositories by name")}</label>
-                            <input id="repo-search" type="search" name="name" placeholder=t("Filter by name") value=name() />
-                            <button type="submit" class="btn">{t("Search")}</button>
-                        </Form>
-                        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
-                            {move || Suspend::new(async move {
-                                match repos.await {
-                                    Ok(p) => view! { <RepoTable page=p name=name() /> }.into_any(),
-                                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
-                                }
-                            })}
-                        </Suspense>
-                    </AppShell>
-                })
-            })}
-        </Suspense>
+        <ProjectFrame tab="repositories" body=move |ctx: ProjectCtx| view! { <RepositoriesBody ctx repos reload /> } />
     }
 }
 
 #[component]
-fn RepoTable(page: RepoPage, name: String) -> impl IntoView {
+fn RepositoriesBody(
+    ctx: ProjectCtx,
+    repos: Resource<Result<RepoPage, PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
+    let query = use_query_map();
+    let name = move || query.read().get("name").unwrap_or_default();
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    let can_delete = ctx.can("repository", "delete");
+    view! {
+        <Form method="GET" action="" attr:class="toolbar" attr:role="search">
+            <label class="visually-hidden" for="repo-search">{t("Filter repositories by name")}</label>
+            <input id="repo-search" type="search" name="name" placeholder=t("Filter by name") value=name() />
+            <button type="submit" class="btn">{t("Search")}</button>
+        </Form>
+        <Outcome result=outcome />
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match repos.await {
+                    Ok(p) => view! { <RepoTable page=p name=name() can_delete outcome reload /> }.into_any(),
+                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn RepoTable(
+    page: RepoPage,
+    name: String,
+    can_delete: bool,
+    outcome: OutcomeSignal,
+    reload: Reload,
+) -> impl IntoView {
     if page.items.is_empty() {
         return view! {
             <div class="empty-state"><p>{t("No repositories yet. Push an image to create one.")}</p></div>
@@ -75,17 +86,25 @@ fn RepoTable(page: RepoPage, name: String) -> impl IntoView {
                         <th scope="col" class="num">{t("Artifacts")}</th>
                         <th scope="col" class="num">{t("Pulls")}</th>
                         <th scope="col">{t("Last modified")}</th>
+                        {can_delete.then(|| view! { <th scope="col">{t("Actions")}</th> })}
                     </tr>
                 </thead>
                 <tbody>
                     {page.items.into_iter().map(|r| {
                         let href = format!("/harbor/projects/{}/repositories/{}", project, r.name.strip_prefix(&format!("{project}/")).unwrap_or(&r.name));
+                        let full = r.name.clone();
+                        let remove = Callback::new(move |_| {
+                            perform(outcome, reload, fill(t("Deleted {}."), &[&full]), api::send("DELETE", repo_path(&full), None));
+                        });
                         view! {
-                            <tr>
+                            <tr data-testid="repo-row" data-name=r.name.clone()>
                                 <td class="strong"><a href=href>{r.name.clone()}</a></td>
                                 <td class="num" data-testid="artifact-count">{r.artifact_count}</td>
                                 <td class="num" data-testid="pull-count">{r.pull_count}</td>
-                                <td>{datetime(r.updated_at)}</td>
+                                <td><Time ms=r.updated_at /></td>
+                                {can_delete.then(|| view! {
+                                    <td><Confirm label=t("Delete") question=fill(t("Delete repository {} and all its artifacts?"), &[&r.name]) on_confirm=remove testid="repo-delete" /></td>
+                                })}
                             </tr>
                         }
                     }).collect_view()}
@@ -97,51 +116,104 @@ fn RepoTable(page: RepoPage, name: String) -> impl IntoView {
     .into_any()
 }
 
+/// `/harbor/projects/:project/repositories/*repo`: the repository's artifacts, or one
+/// artifact when the path ends in `/artifacts/<digest>` (a digest has a `:`, which no
+/// repository name can).
 #[component]
-pub fn RepositoryArtifacts() -> impl IntoView {
+pub fn RepositoryRoute() -> impl IntoView {
     let params = use_params_map();
-    let project = move || params.read().get("project").unwrap_or_default();
-    let repo = move || format!("{}/{}", project(), params.read().get("repo").unwrap_or_default());
+    let rest = move || params.read().get("repo").unwrap_or_default();
+    let project = project_param();
     let page = page_param();
-    let user = Resource::new(|| (), |_| current_user());
-    let artifacts = Resource::new(move || (repo(), page()), |(r, pg)| list_artifacts(r, pg));
-    let here = current_path();
-    view! {
-        <Title text=t("Artifacts · Berth") />
-        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
-            {move || Suspend::new(async move {
-                signed_in(user.await, &here(), |u| view! {
-                    <AppShell user=u>
-                        <nav class="crumbs" aria-label=t("Breadcrumb")>
-                            <a href="/harbor/projects">{t("Projects")}</a>
-                            " / "
-                            <a href=format!("/harbor/projects/{}/repositories", project())>{project()}</a>
-                            " / "
-                            <span>{repo()}</span>
-                        </nav>
-                        <div class="page-head"><h1>{repo()}</h1></div>
-                        <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
-                            {move || Suspend::new(async move {
-                                match artifacts.await {
-                                    Ok(p) => view! { <ArtifactTable page=p /> }.into_any(),
-                                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
-                                }
-                            })}
-                        </Suspense>
-                    </AppShell>
-                })
-            })}
-        </Suspense>
+    move || {
+        let r = rest();
+        let full = format!("{}/{}", project(), r);
+        // Resources are created here, before any `Suspend` (see `ProjectFrame`).
+        match r.rsplit_once("/artifacts/") {
+            Some((repo, digest)) if digest.contains(':') => {
+                let (repo, digest) = (repo.to_string(), digest.to_string());
+                let detail =
+                    crate::pages::artifact::detail_resource(format!("{}/{repo}", project()), digest.clone());
+                view! {
+                    <Title text=t("Artifact · Berth") />
+                    <ProjectFrame tab="repositories" body=move |ctx: ProjectCtx| {
+                        view! { <crate::pages::artifact::ArtifactDetail ctx repo=repo.clone() digest=digest.clone() detail /> }
+                    } />
+                }
+                .into_any()
+            }
+            _ => {
+                let reload: Reload = RwSignal::new(0);
+                let artifacts = Resource::new(
+                    move || (full.clone(), page(), reload.get()),
+                    |(r, pg, _)| list_artifacts(r, pg),
+                );
+                view! {
+                    <Title text=t("Artifacts · Berth") />
+                    <ProjectFrame tab="repositories" body=move |ctx: ProjectCtx| view! { <ArtifactsBody ctx repo=r.clone() artifacts reload /> } />
+                }
+                .into_any()
+            }
+        }
     }
 }
 
 #[component]
-fn ArtifactTable(page: ArtifactPage) -> impl IntoView {
+fn ArtifactsBody(
+    ctx: ProjectCtx,
+    repo: String,
+    artifacts: Resource<Result<ArtifactPage, PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
+    let project = ctx.name();
+    let full = format!("{project}/{repo}");
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    let perms = ArtifactPerms {
+        add_tag: ctx.can("tag", "create"),
+        delete_tag: ctx.can("tag", "delete"),
+        delete: ctx.can("artifact", "delete"),
+    };
+    view! {
+        <nav class="crumbs" aria-label=t("Repository")>
+            <a href=format!("/harbor/projects/{project}/repositories")>{t("Repositories")}</a>
+            " / "
+            <span>{full.clone()}</span>
+        </nav>
+        <h2 class="repo-title">{full.clone()}</h2>
+        <Outcome result=outcome />
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match artifacts.await {
+                    Ok(p) => view! { <ArtifactTable page=p perms outcome reload /> }.into_any(),
+                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// The writes the user may make on a repository's artifacts.
+#[derive(Clone, Copy, Debug)]
+struct ArtifactPerms {
+    add_tag: bool,
+    delete_tag: bool,
+    delete: bool,
+}
+
+#[component]
+fn ArtifactTable(
+    page: ArtifactPage,
+    perms: ArtifactPerms,
+    outcome: OutcomeSignal,
+    reload: Reload,
+) -> impl IntoView {
     if page.items.is_empty() {
         return view! { <div class="empty-state"><p>{t("No artifacts in this repository.")}</p></div> }
             .into_any();
     }
     let base = format!("{}/{}", page.registry, page.repository);
+    let repository = page.repository.clone();
+    let any_action = perms.add_tag || perms.delete;
     view! {
         <div class="table-wrap">
             <table class="table" data-testid="artifact-table">
@@ -154,10 +226,15 @@ fn ArtifactTable(page: ArtifactPage) -> impl IntoView {
                         <th scope="col">{t("Push time")}</th>
                         <th scope="col">{t("Pull time")}</th>
                         <th scope="col">{t("Pull command")}</th>
+                        {any_action.then(|| view! { <th scope="col">{t("Actions")}</th> })}
                     </tr>
                 </thead>
                 <tbody>
                     {page.items.into_iter().map(|a| {
+                        let repo = repository.clone();
+                        let art_path = format!("{}/artifacts/{}", repo_path(&repo), a.digest);
+                        let detail = format!("/harbor/projects/{}/repositories/{}/artifacts/{}",
+                            repo.split_once('/').map(|x| x.0).unwrap_or(""), repo.split_once('/').map(|x| x.1).unwrap_or(""), a.digest);
                         let short = a.digest.split(':').nth(1).map(|h| format!("sha256:{}", &h[..h.len().min(12)])).unwrap_or_else(|| a.digest.clone());
                         // By tag when there is one, by digest otherwise.
                         let command = match a.tags.first() {
@@ -166,19 +243,33 @@ fn ArtifactTable(page: ArtifactPage) -> impl IntoView {
                         };
                         view! {
                             <tr data-testid="artifact-row" data-digest=a.digest.clone()>
-                                <td><code title=a.digest.clone()>{short}</code></td>
+                                <td><a href=detail data-testid="artifact-link"><code title=a.digest.clone()>{short}</code></a></td>
                                 <td>
                                     {if a.tags.is_empty() {
                                         view! { <span class="muted">"—"</span> }.into_any()
                                     } else {
-                                        a.tags.iter().map(|tg| view! { <span class="badge badge-tag">{tg.clone()}</span> " " }).collect_view().into_any()
+                                        a.tags.iter().map(|tg| {
+                                            let tag = tg.clone();
+                                            let path = format!("{art_path}/tags/{}", seg(&tag));
+                                            let note = fill(t("Removed tag {}."), &[&tag]);
+                                            let remove = Callback::new(move |_| perform(outcome, reload, note.clone(), api::send("DELETE", path.clone(), None)));
+                                            view! {
+                                                <span class="badge badge-tag" data-testid="tag">{tg.clone()}
+                                                    {perms.delete_tag.then(|| view! {
+                                                        <Confirm label="×" question=fill(t("Remove tag {}?"), &[&tag]) on_confirm=remove testid="tag-remove" />
+                                                    })}
+                                                </span>
+                                                " "
+                                            }
+                                        }).collect_view().into_any()
                                     }}
                                 </td>
                                 <td>{tv(&a.kind)}</td>
                                 <td class="num">{bytes(a.size)}</td>
-                                <td>{datetime(a.pushed_at)}</td>
-                                <td>{if a.pulled_at > 0 { datetime(a.pulled_at) } else { "—".to_string() }}</td>
-                                <td><CopyField value=command /></td>
+                                <td><Time ms=a.pushed_at /></td>
+                                <td><Time ms=a.pulled_at /></td>
+                                <td><CopyField value=command label=t("Pull command") testid="pull-command" /></td>
+                                {any_action.then(|| view! { <td class="actions"><ArtifactActions path=art_path.clone() digest=a.digest.clone() perms outcome reload /></td> })}
                             </tr>
                         }
                     }).collect_view()}
@@ -190,29 +281,49 @@ fn ArtifactTable(page: ArtifactPage) -> impl IntoView {
     .into_any()
 }
 
-/// A read-only text and a button that copies it to the clipboard (the text stays selectable
-/// without JavaScript).
+/// Add a tag (a small form that opens in place) and delete the artifact (with confirmation).
 #[component]
-fn CopyField(value: String) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    let text = value.clone();
-    let copy = move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            if let Some(w) = web_sys::window() {
-                let _ = w.navigator().clipboard().write_text(&text);
-            }
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = &text;
-        copied.set(true);
+fn ArtifactActions(
+    path: String,
+    digest: String,
+    perms: ArtifactPerms,
+    outcome: OutcomeSignal,
+    reload: Reload,
+) -> impl IntoView {
+    let adding = RwSignal::new(false);
+    let tag = RwSignal::new(String::new());
+    let tag_path = format!("{path}/tags");
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let name = tag.get_untracked().trim().to_string();
+        adding.set(false);
+        tag.set(String::new());
+        perform(
+            outcome,
+            reload,
+            fill(t("Added tag {}."), &[&name]),
+            api::send("POST", tag_path.clone(), Some(serde_json::json!({ "name": name }))),
+        );
     };
+    let short = digest.chars().take(19).collect::<String>();
+    let remove = Callback::new(move |_| {
+        perform(outcome, reload, fill(t("Deleted {}."), &[&digest]), api::send("DELETE", path.clone(), None));
+    });
     view! {
-        <span class="copy-field">
-            <input type="text" readonly value=value.clone() aria-label=t("Pull command") data-testid="pull-command" />
-            <button type="button" class="btn btn-ghost" on:click=copy>
-                {move || if copied.get() { t("Copied") } else { t("Copy") }}
-            </button>
-        </span>
+        {perms.add_tag.then(|| view! {
+            <Show when=move || adding.get() fallback=move || view! {
+                <button type="button" class="btn btn-ghost" on:click=move |_| adding.set(true) data-testid="tag-add">{t("Add tag")}</button>
+            }>
+                <form class="inline-form tag-form" on:submit=add.clone()>
+                    <label class="visually-hidden" for="new-tag">{t("New tag")}</label>
+                    <input id="new-tag" type="text" required autofocus pattern="[A-Za-z0-9_][A-Za-z0-9._-]{0,127}" placeholder=t("New tag") bind:value=tag data-testid="tag-input" />
+                    <button type="submit" class="btn btn-primary" data-testid="tag-save">{t("Add")}</button>
+                    <button type="button" class="btn" on:click=move |_| adding.set(false)>{t("Cancel")}</button>
+                </form>
+            </Show>
+        })}
+        {perms.delete.then(|| view! {
+            <Confirm label=t("Delete") question=fill(t("Delete artifact {}? Its tags, signatures and SBOMs go with it."), &[&short]) on_confirm=remove testid="artifact-delete" />
+        })}
     }
 }

@@ -10,6 +10,10 @@ use crate::server_fns::auth::Login;
 #[component]
 pub fn SignIn() -> impl IntoView {
     let login = ServerAction::<Login>::new();
+    let info = Resource::new(
+        || (),
+        |_| crate::server_fns::api::get::<crate::rest::SystemInfo>("/systeminfo".into()),
+    );
     let query = use_query_map();
     let redirect_url = move || query.read().get("redirect_url").unwrap_or_default();
     // Error after a plain (non-JavaScript) form post: carried in the URL.
@@ -51,6 +55,16 @@ pub fn SignIn() -> impl IntoView {
                     </button>
                 </ActionForm>
                 {move || error().map(|e| view! { <p class="alert alert-error" role="alert">{e}</p> })}
+                {move || query.read().get("registered").map(|_| view! {
+                    <p class="alert alert-ok" role="status">{t("Your account was created. Sign in with it.")}</p>
+                })}
+                <Suspense>
+                    {move || Suspend::new(async move {
+                        info.await.ok().filter(|i| i.self_registration).map(|_| view! {
+                            <p class="muted signup-link">{t("No account yet?")} " " <a href="/account/sign-up" data-testid="signup-link">{t("Sign up")}</a></p>
+                        })
+                    })}
+                </Suspense>
                 <LangSwitch />
             </section>
         </main>

@@ -83,6 +83,10 @@ pub fn v2_routes() -> Router<AppState> {
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories",
             get(repositories::accessories),
         )
+        .route(
+            "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}",
+            get(repositories::addition),
+        )
         .route("/robots", get(robots::list).post(robots::create))
         .route(
             "/robots/{robot_id}",

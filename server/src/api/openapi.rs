@@ -46,7 +46,7 @@ impl Modify for Security {
         repositories::list_all, repositories::list_in_project, repositories::get, repositories::update,
         repositories::delete, repositories::list_artifacts, repositories::copy, repositories::get_artifact,
         repositories::delete_artifact, repositories::list_tags, repositories::create_tag,
-        repositories::delete_tag, repositories::accessories,
+        repositories::delete_tag, repositories::accessories, repositories::addition,
         robots::list, robots::create, robots::get, robots::update, robots::refresh, robots::delete,
         audit::list, configurations::get, configurations::put, search::search, search::statistics,
         gc::list, gc::get, gc::stop, gc::log, gc::get_schedule, gc::create_schedule, gc::update_schedule,

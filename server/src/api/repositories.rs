@@ -691,3 +691,57 @@ pub async fn accessories(
     h.insert("x-total-count", HeaderValue::from(items.len() as u64));
     Ok((h, Json(items)))
 }
+
+/// `GET …/artifacts/{reference}/additions/{addition}`: `manifest` (the raw manifest, as
+/// pushed), `config` (an image's config JSON) and `build_history` (the config's `history`, as
+/// Harbor answers it). Reading these is not a pull: no pull count, no audit row.
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}", tag = "artifact",
+    params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path),
+        ("addition" = String, Path, description = "manifest, config or build_history")),
+    responses((status = 200, body = Object), (status = 404)))]
+pub async fn addition(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, repo, reference, addition)): AppPath<(String, String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, _, a) =
+        locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Artifact, Act::Read))
+            .await?;
+    let digest: Digest = a
+        .digest
+        .parse()
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored digest {}: {e}", a.digest)))?;
+    let manifest_bytes = state.storage.read_all(&digest.blob_key()).await.map_err(ApiError::internal)?;
+    let json_response = |body: bytes::Bytes, media_type: &str| {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(media_type) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        (h, body)
+    };
+    if addition == "manifest" {
+        return Ok(json_response(manifest_bytes, &a.media_type));
+    }
+    if addition != "config" && addition != "build_history" {
+        return Err(ApiError::NotFound(format!(
+            "addition {addition:?} not found; this server has manifest, config and build_history"
+        )));
+    }
+    let m: Value = serde_json::from_slice(&manifest_bytes).unwrap_or_default();
+    let config = m["config"]["digest"].as_str().and_then(|d| d.parse::<Digest>().ok());
+    let config_size = m["config"]["size"].as_u64().unwrap_or(u64::MAX);
+    let Some(config) = config.filter(|_| config_size <= manifest::MAX_MANIFEST_SIZE as u64) else {
+        return Err(ApiError::NotFound(format!("{} has no image config", a.digest)));
+    };
+    let bytes = state.storage.read_all(&config.blob_key()).await.map_err(ApiError::internal)?;
+    if addition == "config" {
+        return Ok(json_response(bytes, "application/json"));
+    }
+    let c: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let history = match c.get("history") {
+        Some(h @ Value::Array(_)) => h.clone(),
+        _ => Value::Array(vec![]),
+    };
+    Ok(json_response(history.to_string().into(), "application/json"))
+}

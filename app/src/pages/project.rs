@@ -1,0 +1,809 @@
+//! A project's pages under `/harbor/projects/:project/…`, each a tab of [`ProjectFrame`]:
+//! summary, repositories (`pages::repositories`), members, robot accounts, logs and
+//! configuration. What the user may do comes from `/users/current/permissions` for the
+//! project: buttons for writes the user may not make are not shown (and the API refuses them
+//! anyway).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+
+use crate::components::format::{bytes, time_str};
+use crate::components::layout::AppShell;
+use crate::components::page::{loading, page_param, pager, Confirm, CopyField, ErrorAlert, Outcome};
+use crate::error::PortalError;
+use crate::i18n::{fill, t, tv};
+use crate::model::UserView;
+use crate::rest::{self, AuditLog, Member, Perms, Robot, RobotCreated, ROLES};
+use crate::server_fns::api::{self, seg, Listing};
+use crate::server_fns::auth::encode_component;
+
+/// Page size of the project's lists.
+const PAGE_SIZE: u64 = 15;
+
+/// The project a tab shows, and what the signed-in user may do in it.
+#[derive(Clone, Debug)]
+pub struct ProjectCtx {
+    pub project: rest::Project,
+    pub perms: Perms,
+    pub user: UserView,
+}
+
+impl ProjectCtx {
+    pub fn can(&self, resource: &str, action: &str) -> bool {
+        self.perms.can(resource, action)
+    }
+    pub fn name(&self) -> String {
+        self.project.name.clone()
+    }
+}
+
+async fn load_project(name: String) -> Result<(rest::Project, Perms), PortalError> {
+    let p: rest::Project = api::get(format!("/projects/{}", seg(&name))).await?;
+    let perms: Vec<rest::Permission> =
+        api::get(format!("/users/current/permissions?scope=/project/{}&relative=true", p.project_id)).await?;
+    Ok((p, Perms(perms)))
+}
+
+/// Bumps a counter that list resources depend on, so they load again after a write.
+pub type Reload = RwSignal<u32>;
+/// The latest write's outcome (see `Outcome`).
+pub type OutcomeSignal = RwSignal<Option<Result<String, PortalError>>>;
+
+/// Runs a write in the browser; then shows `note` (or the error) and reloads.
+pub fn perform(
+    outcome: OutcomeSignal,
+    reload: Reload,
+    note: String,
+    call: impl std::future::Future<Output = Result<serde_json::Value, PortalError>> + 'static,
+) {
+    leptos::task::spawn_local(async move {
+        let r = call.await;
+        outcome.set(Some(r.map(|_| note)));
+        reload.update(|v| *v += 1);
+    });
+}
+
+pub const TABS: [(&str, &str); 6] = [
+    ("summary", "Summary"),
+    ("repositories", "Repositories"),
+    ("members", "Members"),
+    ("robot-account", "Robot Accounts"),
+    ("logs", "Logs"),
+    ("configs", "Configuration"),
+];
+
+/// The `:project` route parameter.
+pub fn project_param() -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    let params = use_params_map();
+    move || params.read().get("project").unwrap_or_default()
+}
+
+/// Header, breadcrumb and tabs of a project page; `body` renders the tab.
+///
+/// Hydration needs every resource created before the first `.await` of a `Suspend` (in the
+/// page component), and one `Suspend` awaiting them: nested `Suspense`s whose resources are
+/// created inside another `Suspend` hydrate in a nondeterministic order (Leptos panics with
+/// "unreachable" in `tachys::hydration`). So tab pages create their resources up front and
+/// hand them to `body`.
+#[component]
+pub fn ProjectFrame<F, V>(tab: &'static str, body: F) -> impl IntoView
+where
+    F: Fn(ProjectCtx) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let name = project_param();
+    let user = Resource::new(|| (), |_| crate::server_fns::auth::current_user());
+    let data = Resource::new(name, load_project);
+    let here = crate::components::page::current_path();
+    view! {
+        <Suspense fallback=loading>
+            {move || {
+                let body = body.clone();
+                Suspend::new(async move {
+                    let user = user.await;
+                    let data = data.await;
+                    crate::components::page::signed_in(user, &here(), move |user| {
+                        let inner = match data {
+                            Ok((project, perms)) => {
+                                let ctx = ProjectCtx { project, perms, user: user.clone() };
+                                view! { <ProjectHead ctx=ctx.clone() tab=tab /> {body(ctx)} }.into_any()
+                            }
+                            Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                        };
+                        view! { <AppShell user=user>{inner}</AppShell> }
+                    })
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProjectHead(ctx: ProjectCtx, tab: &'static str) -> impl IntoView {
+    let p = ctx.project.clone();
+    let visible = move |id: &str| match id {
+        "members" => ctx.can("member", "list"),
+        "robot-account" => ctx.can("robot", "list"),
+        "logs" => ctx.can("log", "list"),
+        _ => true,
+    };
+    view! {
+        <nav class="crumbs" aria-label=t("Breadcrumb")>
+            <a href="/harbor/projects">{t("Projects")}</a>
+            " / "
+            <span>{p.name.clone()}</span>
+        </nav>
+        <div class="page-head">
+            <h1>
+                {p.name.clone()} " "
+                {if p.public() {
+                    view! { <span class="badge badge-public">{t("Public")}</span> }.into_any()
+                } else {
+                    view! { <span class="badge badge-private">{t("Private")}</span> }.into_any()
+                }}
+            </h1>
+        </div>
+        <nav class="tabs" aria-label=t("Project")>
+            {TABS.into_iter().filter(|(id, _)| visible(id)).map(|(id, label)| {
+                let href = format!("/harbor/projects/{}/{id}", p.name);
+                view! {
+                    <a href=href aria-current=(id == tab).then_some("page") data-testid=format!("tab-{id}")>{t(label)}</a>
+                }
+            }).collect_view()}
+        </nav>
+    }
+}
+
+// ---------------------------------------------------------------- summary
+
+#[component]
+pub fn ProjectSummary() -> impl IntoView {
+    let name = project_param();
+    let summary =
+        Resource::new(name, |n| api::get::<rest::ProjectSummary>(format!("/projects/{}/summary", seg(&n))));
+    view! {
+        <Title text=t("Project · Berth") />
+        <ProjectFrame tab="summary" body=move |ctx: ProjectCtx| view! { <SummaryBody ctx summary /> } />
+    }
+}
+
+#[component]
+fn SummaryBody(
+    ctx: ProjectCtx,
+    summary: Resource<Result<rest::ProjectSummary, PortalError>>,
+) -> impl IntoView {
+    let show_members = ctx.can("member", "list");
+    let p = ctx.project.clone();
+    view! {
+        <Suspense fallback=loading>
+            {move || {
+                let p = p.clone();
+                Suspend::new(async move {
+                    match summary.await {
+                        Ok(s) => view! {
+                            <div class="panels" data-testid="summary">
+                                <section class="card">
+                                    <h2>{t("Repositories")}</h2>
+                                    <p><span class="stat-value" data-testid="summary-repos">{s.repo_count}</span></p>
+                                </section>
+                                <section class="card">
+                                    <h2>{t("Storage")}</h2>
+                                    <p><span class="stat-value" data-testid="summary-storage">{bytes(s.storage())}</span></p>
+                                </section>
+                                <section class="card">
+                                    <h2>{t("Project")}</h2>
+                                    <dl class="facts">
+                                        <dt>{t("Access level")}</dt>
+                                        <dd>{if p.public() { t("Public") } else { t("Private") }}</dd>
+                                        <dt>{t("Owner")}</dt>
+                                        <dd>{p.owner_name.clone()}</dd>
+                                        <dt>{t("Creation time")}</dt>
+                                        <dd>{time_str(&p.creation_time)}</dd>
+                                    </dl>
+                                </section>
+                                {show_members.then(|| view! {
+                                    <section class="card">
+                                        <h2>{t("Members")}</h2>
+                                        <dl class="facts" data-testid="summary-members">
+                                            <dt>{t("Project Admin")}</dt><dd>{s.project_admin_count}</dd>
+                                            <dt>{t("Maintainer")}</dt><dd>{s.maintainer_count}</dd>
+                                            <dt>{t("Developer")}</dt><dd>{s.developer_count}</dd>
+                                            <dt>{t("Guest")}</dt><dd>{s.guest_count}</dd>
+                                            <dt>{t("Limited Guest")}</dt><dd>{s.limited_guest_count}</dd>
+                                        </dl>
+                                    </section>
+                                })}
+                            </div>
+                        }.into_any(),
+                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+// ---------------------------------------------------------------- members
+
+#[component]
+pub fn ProjectMembers() -> impl IntoView {
+    let name = project_param();
+    let page = page_param();
+    let reload: Reload = RwSignal::new(0);
+    let members = Resource::new(
+        move || (name(), reload.get(), page()),
+        |(n, _, pg)| {
+            api::list::<Member>(format!("/projects/{}/members?page={pg}&page_size={PAGE_SIZE}", seg(&n)))
+        },
+    );
+    view! {
+        <Title text=t("Members · Berth") />
+        <ProjectFrame tab="members" body=move |ctx: ProjectCtx| view! { <MembersBody ctx members reload /> } />
+    }
+}
+
+fn role_options(selected: i64) -> impl IntoView {
+    ROLES.into_iter().map(move |(id, name)| view! { <option value=id.to_string() selected=id == selected>{t(name)}</option> }).collect_view()
+}
+
+#[component]
+fn MembersBody(
+    ctx: ProjectCtx,
+    members: Resource<Result<Listing<Member>, PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
+    let name = ctx.name();
+    let page = page_param();
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    let new_user = RwSignal::new(String::new());
+    let new_role = RwSignal::new("2".to_string());
+    let add_name = name.clone();
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let username = new_user.get_untracked().trim().to_string();
+        let role: i64 = new_role.get_untracked().parse().unwrap_or(2);
+        let body = serde_json::json!({ "role_id": role, "member_user": { "username": username } });
+        let note = fill(t("Added {} as {}."), &[&username, &t(rest::role_name(role))]);
+        new_user.set(String::new());
+        perform(
+            outcome,
+            reload,
+            note,
+            api::send("POST", format!("/projects/{}/members", seg(&add_name)), Some(body)),
+        );
+    };
+    let (can_add, can_update, can_delete) =
+        (ctx.can("member", "create"), ctx.can("member", "update"), ctx.can("member", "delete"));
+    let me = ctx.user.username.clone();
+    view! {
+        {can_add.then(|| view! {
+            <form class="toolbar toolbar-wide" on:submit=add data-testid="member-add">
+                <label class="visually-hidden" for="member-name">{t("Username")}</label>
+                <input id="member-name" type="text" required placeholder=t("Username") bind:value=new_user />
+                <label class="visually-hidden" for="member-role">{t("Role")}</label>
+                <select id="member-role" bind:value=new_role>{role_options(2)}</select>
+                <button type="submit" class="btn btn-primary">{t("Add member")}</button>
+            </form>
+        })}
+        <Outcome result=outcome />
+        <Transition fallback=loading>
+            {move || {
+                let name = name.clone();
+                let me = me.clone();
+                Suspend::new(async move {
+                    match members.await {
+                        Ok(Listing { items, total }) if !items.is_empty() => view! {
+                            <div class="table-wrap">
+                                <table class="table" data-testid="member-table">
+                                    <thead><tr>
+                                        <th scope="col">{t("Name")}</th>
+                                        <th scope="col">{t("Type")}</th>
+                                        <th scope="col">{t("Role")}</th>
+                                        <th scope="col">{t("Actions")}</th>
+                                    </tr></thead>
+                                    <tbody>
+                                        {items.into_iter().map(|m| {
+                                            let path = format!("/projects/{}/members/{}", seg(&name), m.id);
+                                            let del_path = path.clone();
+                                            let who = m.entity_name.clone();
+                                            let who2 = who.clone();
+                                            let own = m.entity_name == me;
+                                            let change = move |ev: leptos::ev::Event| {
+                                                let role: i64 = event_target_value(&ev).parse().unwrap_or(0);
+                                                let note = fill(t("{} is now {}."), &[&who, &t(rest::role_name(role))]);
+                                                perform(outcome, reload, note, api::send("PUT", path.clone(), Some(serde_json::json!({ "role_id": role }))));
+                                            };
+                                            let remove = Callback::new(move |_| {
+                                                perform(outcome, reload, fill(t("Removed {}."), &[&who2]), api::send("DELETE", del_path.clone(), None));
+                                            });
+                                            view! {
+                                                <tr data-testid="member-row" data-name=m.entity_name.clone()>
+                                                    <td class="strong">{m.entity_name.clone()}</td>
+                                                    <td>{t("User")}</td>
+                                                    <td>
+                                                        {if can_update && !own {
+                                                            view! {
+                                                                <select aria-label=fill(t("Role of {}"), &[&m.entity_name]) on:change=change data-testid="member-role">
+                                                                    {role_options(m.role_id)}
+                                                                </select>
+                                                            }.into_any()
+                                                        } else {
+                                                            view! { <span data-testid="member-role-text">{t(rest::role_name(m.role_id))}</span> }.into_any()
+                                                        }}
+                                                    </td>
+                                                    <td>
+                                                        {(can_delete && !own).then(|| view! {
+                                                            <Confirm label=t("Remove") question=fill(t("Remove {} from the project?"), &[&m.entity_name]) on_confirm=remove testid="member-remove" />
+                                                        })}
+                                                    </td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                            {pager(total, page(), PAGE_SIZE, t("{} item(s)"), |p| format!("?page={p}"))}
+                        }.into_any(),
+                        Ok(_) => view! { <div class="empty-state"><p>{t("No members.")}</p></div> }.into_any(),
+                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
+// ---------------------------------------------------------------- robot accounts
+
+#[component]
+pub fn ProjectRobots() -> impl IntoView {
+    let name = project_param();
+    let page = page_param();
+    let reload: Reload = RwSignal::new(0);
+    let robots = Resource::new(
+        move || (name(), reload.get(), page()),
+        |(n, _, pg)| async move {
+            let p: rest::Project = api::get(format!("/projects/{}", seg(&n))).await?;
+            let q = encode_component(&format!("Level=project,ProjectID={}", p.project_id));
+            api::list::<Robot>(format!("/robots?q={q}&page={pg}&page_size={PAGE_SIZE}")).await
+        },
+    );
+    view! {
+        <Title text=t("Robot Accounts · Berth") />
+        <ProjectFrame tab="robot-account" body=move |ctx: ProjectCtx| view! { <RobotsBody ctx robots reload /> } />
+    }
+}
+
+/// The rights a project robot can be given here: (resource, action, label).
+pub const ROBOT_RIGHTS: [(&str, &str, &str); 8] = [
+    ("repository", "pull", "Pull artifacts"),
+    ("repository", "push", "Push artifacts"),
+    ("artifact", "delete", "Delete artifacts"),
+    ("tag", "create", "Create tags"),
+    ("tag", "delete", "Delete tags"),
+    ("repository", "list", "List repositories"),
+    ("artifact", "list", "List artifacts"),
+    ("artifact", "read", "Read artifacts"),
+];
+
+fn rights_summary(r: &Robot) -> String {
+    r.permissions
+        .iter()
+        .flat_map(|p| p.access.iter())
+        .map(|a| {
+            ROBOT_RIGHTS
+                .iter()
+                .find(|(res, act, _)| *res == a.resource && *act == a.action)
+                .map(|(_, _, label)| t(label).to_string())
+                .unwrap_or_else(|| format!("{} {}", a.action, a.resource))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[component]
+fn RobotsBody(
+    ctx: ProjectCtx,
+    robots: Resource<Result<Listing<Robot>, PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
+    let name = ctx.name();
+    let page = page_param();
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    // The secret of a robot just created or refreshed: shown this once.
+    let secret = RwSignal::new(None::<(String, String)>);
+    let show_form = RwSignal::new(false);
+    let r_name = RwSignal::new(String::new());
+    let r_desc = RwSignal::new(String::new());
+    let r_days = RwSignal::new("30".to_string());
+    let rights: Vec<RwSignal<bool>> =
+        ROBOT_RIGHTS.iter().map(|(_, a, _)| RwSignal::new(*a == "pull")).collect();
+    let rights_for_submit = rights.clone();
+    let project_name = name.clone();
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let access: Vec<serde_json::Value> = ROBOT_RIGHTS
+            .iter()
+            .zip(&rights_for_submit)
+            .filter(|(_, on)| on.get_untracked())
+            .map(|((res, act, _), _)| serde_json::json!({ "resource": res, "action": act }))
+            .collect();
+        let duration: i64 = r_days.get_untracked().trim().parse().unwrap_or(-2);
+        let body = serde_json::json!({
+            "name": r_name.get_untracked().trim(),
+            "description": r_desc.get_untracked(),
+            "duration": duration,
+            "level": "project",
+            "permissions": [{ "kind": "project", "namespace": project_name.clone(), "access": access }],
+        });
+        leptos::task::spawn_local(async move {
+            match api::send("POST", "/robots".into(), Some(body)).await {
+                Ok(v) => {
+                    let c: RobotCreated = serde_json::from_value(v).unwrap_or_default();
+                    secret.set(Some((c.name.clone(), c.secret)));
+                    outcome.set(Some(Ok(fill(t("Created robot account {}."), &[&c.name]))));
+                    show_form.set(false);
+                    r_name.set(String::new());
+                    r_desc.set(String::new());
+                }
+                Err(e) => outcome.set(Some(Err(e))),
+            }
+            reload.update(|v| *v += 1);
+        });
+    };
+    let (can_create, can_update, can_delete) =
+        (ctx.can("robot", "create"), ctx.can("robot", "update"), ctx.can("robot", "delete"));
+    view! {
+        {can_create.then(|| view! {
+            <div class="toolbar">
+                <button type="button" class="btn btn-primary" on:click=move |_| show_form.update(|s| *s = !*s)
+                    aria-expanded=move || show_form.get().to_string() data-testid="robot-new">{t("New robot account")}</button>
+            </div>
+            <Show when=move || show_form.get()>
+                <form class="card form-card" on:submit=create.clone() data-testid="robot-form">
+                    <h2>{t("New robot account")}</h2>
+                    <label for="robot-name">{t("Name")}</label>
+                    <input id="robot-name" type="text" required bind:value=r_name data-testid="robot-name" />
+                    <label for="robot-desc">{t("Description")}</label>
+                    <input id="robot-desc" type="text" bind:value=r_desc />
+                    <label for="robot-days">{t("Expires after (days; -1 never)")}</label>
+                    <input id="robot-days" type="number" min="-1" required bind:value=r_days />
+                    <fieldset class="rights">
+                        <legend>{t("Permissions")}</legend>
+                        {ROBOT_RIGHTS.iter().zip(rights.clone()).map(|((res, act, label), on)| view! {
+                            <label class="check"><input type="checkbox" bind:checked=on data-testid=format!("right-{res}-{act}") />{t(label)}</label>
+                        }).collect_view()}
+                    </fieldset>
+                    <div class="actions">
+                        <button type="submit" class="btn btn-primary" data-testid="robot-create">{t("Create")}</button>
+                        <button type="button" class="btn" on:click=move |_| show_form.set(false)>{t("Cancel")}</button>
+                    </div>
+                </form>
+            </Show>
+        })}
+        <Outcome result=outcome />
+        {move || secret.get().map(|(n, s)| view! {
+            <section class="card secret-card" role="status" data-testid="robot-secret">
+                <h2>{fill(t("Secret of {}"), &[&n])}</h2>
+                <p class="muted">{t("Copy it now: it is shown only once. Log in with the robot's name and this secret.")}</p>
+                <CopyField value=n.clone() label=t("Name") testid="robot-secret-name" />
+                " "
+                <CopyField value=s label=t("Secret") testid="robot-secret-value" />
+                <div><button type="button" class="btn" on:click=move |_| secret.set(None)>{t("Done")}</button></div>
+            </section>
+        })}
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match robots.await {
+                    Ok(Listing { items, total }) if !items.is_empty() => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="robot-table">
+                                <thead><tr>
+                                    <th scope="col">{t("Name")}</th>
+                                    <th scope="col">{t("Status")}</th>
+                                    <th scope="col">{t("Permissions")}</th>
+                                    <th scope="col">{t("Creation time")}</th>
+                                    <th scope="col">{t("Expires")}</th>
+                                    <th scope="col">{t("Description")}</th>
+                                    <th scope="col">{t("Actions")}</th>
+                                </tr></thead>
+                                <tbody>
+                                    {items.into_iter().map(|r| {
+                                        let id = r.id;
+                                        let (n1, n2, n3) = (r.name.clone(), r.name.clone(), r.name.clone());
+                                        let disabled = r.disable;
+                                        let refresh = move |_| {
+                                            let n = n1.clone();
+                                            leptos::task::spawn_local(async move {
+                                                match api::send("PATCH", format!("/robots/{id}"), Some(serde_json::json!({}))).await {
+                                                    Ok(v) => {
+                                                        let s = v["secret"].as_str().unwrap_or_default().to_string();
+                                                        secret.set(Some((n.clone(), s)));
+                                                        outcome.set(Some(Ok(fill(t("New secret for {}."), &[&n]))));
+                                                    }
+                                                    Err(e) => outcome.set(Some(Err(e))),
+                                                }
+                                            });
+                                        };
+                                        let toggle = move |_| {
+                                            let note = if disabled { fill(t("Enabled {}."), &[&n2]) } else { fill(t("Disabled {}."), &[&n2]) };
+                                            perform(outcome, reload, note, api::send("PUT", format!("/robots/{id}"), Some(serde_json::json!({ "disable": !disabled }))));
+                                        };
+                                        let remove = Callback::new(move |_| {
+                                            perform(outcome, reload, fill(t("Deleted {}."), &[&n3]), api::send("DELETE", format!("/robots/{id}"), None));
+                                        });
+                                        let expires = if r.expires_at < 0 { t("Never").to_string() } else { String::new() };
+                                        view! {
+                                            <tr data-testid="robot-row" data-name=r.name.clone()>
+                                                <td class="strong">{r.name.clone()}</td>
+                                                <td>
+                                                    {if r.disable {
+                                                        view! { <span class="badge badge-stopped" data-testid="robot-status">{t("Disabled")}</span> }.into_any()
+                                                    } else {
+                                                        view! { <span class="badge badge-success" data-testid="robot-status">{t("Enabled")}</span> }.into_any()
+                                                    }}
+                                                </td>
+                                                <td class="wrap">{rights_summary(&r)}</td>
+                                                <td>{time_str(&r.creation_time)}</td>
+                                                <td>
+                                                    {if r.expires_at < 0 {
+                                                        view! { <span>{expires}</span> }.into_any()
+                                                    } else {
+                                                        view! { <crate::components::format::Time ms=r.expires_at * 1000 /> }.into_any()
+                                                    }}
+                                                </td>
+                                                <td>{r.description.clone()}</td>
+                                                <td class="actions">
+                                                    {can_update.then(|| view! {
+                                                        <button type="button" class="btn btn-ghost" on:click=refresh data-testid="robot-refresh">{t("Refresh secret")}</button>
+                                                        <button type="button" class="btn btn-ghost" on:click=toggle data-testid="robot-toggle">
+                                                            {if disabled { t("Enable") } else { t("Disable") }}
+                                                        </button>
+                                                    })}
+                                                    {can_delete.then(|| view! {
+                                                        <Confirm label=t("Delete") question=fill(t("Delete robot account {}?"), &[&r.name]) on_confirm=remove testid="robot-delete" />
+                                                    })}
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                        {pager(total, page(), PAGE_SIZE, t("{} item(s)"), |p| format!("?page={p}"))}
+                    }.into_any(),
+                    Ok(_) => view! { <div class="empty-state"><p>{t("No robot accounts.")}</p></div> }.into_any(),
+                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+// ---------------------------------------------------------------- logs
+
+#[component]
+pub fn ProjectLogs() -> impl IntoView {
+    let name = project_param();
+    let logs = audit_resource(move || format!("/projects/{}/logs", seg(&name())));
+    view! {
+        <Title text=t("Logs · Berth") />
+        <ProjectFrame tab="logs" body=move |_| view! { <AuditLogView logs /> } />
+    }
+}
+
+/// The audit rows at `base()` (`/audit-logs` or a project's `/logs`) for the filters and page
+/// in the page's query.
+pub fn audit_resource(
+    base: impl Fn() -> String + Send + Sync + 'static,
+) -> Resource<Result<Listing<AuditLog>, PortalError>> {
+    let query = use_query_map();
+    let page = page_param();
+    Resource::new(
+        move || (base(), FILTERS.map(|k| query.read().get(k).unwrap_or_default()), page()),
+        |(base, [user, op, rtype, res, from, to], pg)| {
+            let mut q = Vec::new();
+            if !user.is_empty() {
+                q.push(format!("username={user}"));
+            }
+            if !op.is_empty() {
+                q.push(format!("operation={op}"));
+            }
+            if !rtype.is_empty() {
+                q.push(format!("resource_type={rtype}"));
+            }
+            if !res.is_empty() {
+                q.push(format!("resource=~{res}"));
+            }
+            let (from, to) = (api_time(&from), api_time(&to));
+            if from.is_some() || to.is_some() {
+                q.push(format!("op_time=[{}~{}]", from.unwrap_or_default(), to.unwrap_or_default()));
+            }
+            api::list::<AuditLog>(format!(
+                "{base}?page={pg}&page_size={PAGE_SIZE}&q={}",
+                encode_component(&q.join(","))
+            ))
+        },
+    )
+}
+
+/// The audit log filters, kept in the page's query.
+const FILTERS: [&str; 6] = ["username", "operation", "resource_type", "resource", "from", "to"];
+
+/// Operations an audit row may have, for the filter.
+pub const OPERATIONS: [&str; 7] = ["create", "update", "delete", "push", "pull", "login", "stop"];
+/// Resource types an audit row may have, for the filter.
+pub const RESOURCE_TYPES: [&str; 10] = [
+    "project",
+    "repository",
+    "artifact",
+    "tag",
+    "member",
+    "robot",
+    "user",
+    "configuration",
+    "gc",
+    "gc_schedule",
+];
+
+/// `<input type="datetime-local">` (`2026-11-22T14:05`) as the API's time (`2026-11-22 14:05:00`),
+/// read as UTC.
+fn api_time(local: &str) -> Option<String> {
+    let (d, h) = local.split_once('T')?;
+    Some(format!("{d} {}:00", h.get(..5)?))
+}
+
+/// An audit log with its filters in the page's query (`username`, `operation`,
+/// `resource_type`, `resource`, `from`, `to`), so a filtered view can be linked to and works
+/// without JavaScript.
+#[component]
+pub fn AuditLogView(logs: Resource<Result<Listing<AuditLog>, PortalError>>) -> impl IntoView {
+    let query = use_query_map();
+    let page = page_param();
+    let get = move |k: &str| query.read().get(k).unwrap_or_default();
+    let filters = move || FILTERS.map(get);
+    let keep = move || {
+        let f = filters();
+        FILTERS
+            .iter()
+            .zip(f)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}&", encode_component(&v)))
+            .collect::<String>()
+    };
+    view! {
+        <Form method="GET" action="" attr:class="filters" attr:role="search" attr:data-testid="log-filters">
+            <label>{t("User")}<input type="text" name="username" value=get("username") /></label>
+            <label>{t("Operation")}
+                <select name="operation">
+                    <option value="">{t("All")}</option>
+                    {OPERATIONS.map(|o| view! { <option value=o selected=get("operation") == o>{tv(o)}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>{t("Resource type")}
+                <select name="resource_type">
+                    <option value="">{t("All")}</option>
+                    {RESOURCE_TYPES.map(|o| view! { <option value=o selected=get("resource_type") == o>{tv(o)}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>{t("Resource")}<input type="text" name="resource" value=get("resource") /></label>
+            <label>{t("From (UTC)")}<input type="datetime-local" name="from" value=get("from") /></label>
+            <label>{t("To (UTC)")}<input type="datetime-local" name="to" value=get("to") /></label>
+            <button type="submit" class="btn">{t("Search")}</button>
+        </Form>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match logs.await {
+                    Ok(Listing { items, total }) if !items.is_empty() => {
+                        let keep = keep();
+                        view! {
+                            <div class="table-wrap">
+                                <table class="table" data-testid="log-table">
+                                    <thead><tr>
+                                        <th scope="col">{t("User")}</th>
+                                        <th scope="col">{t("Resource")}</th>
+                                        <th scope="col">{t("Resource type")}</th>
+                                        <th scope="col">{t("Operation")}</th>
+                                        <th scope="col">{t("Result")}</th>
+                                        <th scope="col">{t("Time")}</th>
+                                        <th scope="col">{t("Client address")}</th>
+                                    </tr></thead>
+                                    <tbody>
+                                        {items.into_iter().map(|l| view! {
+                                            <tr data-testid="log-row" data-operation=l.operation.clone() data-resource=l.resource.clone()>
+                                                <td>{l.username.clone()}</td>
+                                                <td class="wrap" title=l.detail.clone()>{l.resource.clone()}</td>
+                                                <td>{tv(&l.resource_type)}</td>
+                                                <td>{tv(&l.operation)}</td>
+                                                <td>{if l.success { t("Succeeded") } else { t("Failed") }}</td>
+                                                <td>{time_str(&l.op_time)}</td>
+                                                <td>{l.client_ip.clone()}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                            {pager(total, page(), PAGE_SIZE, t("{} item(s)"), move |p| format!("?{keep}page={p}"))}
+                        }.into_any()
+                    }
+                    Ok(_) => view! { <div class="empty-state"><p>{t("No log entries match.")}</p></div> }.into_any(),
+                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+// ---------------------------------------------------------------- configuration
+
+#[component]
+pub fn ProjectConfig() -> impl IntoView {
+    view! {
+        <Title text=t("Configuration · Berth") />
+        <ProjectFrame tab="configs" body=|ctx: ProjectCtx| view! { <ConfigBody ctx /> } />
+    }
+}
+
+#[component]
+fn ConfigBody(ctx: ProjectCtx) -> impl IntoView {
+    let name = ctx.name();
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    let reload: Reload = RwSignal::new(0);
+    let public = RwSignal::new(ctx.project.public());
+    let can_edit = ctx.can("metadata", "update");
+    let can_delete = ctx.can("project", "delete");
+    let save_name = name.clone();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let v = if public.get_untracked() { "true" } else { "false" };
+        perform(
+            outcome,
+            reload,
+            t("Saved.").to_string(),
+            api::send(
+                "PUT",
+                format!("/projects/{}/metadatas/public", seg(&save_name)),
+                Some(serde_json::json!({ "public": v })),
+            ),
+        );
+    };
+    let navigate = use_navigate();
+    let del_name = name.clone();
+    let delete = Callback::new(move |_| {
+        let path = format!("/projects/{}", seg(&del_name));
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            match api::send("DELETE", path, None).await {
+                Ok(_) => navigate("/harbor/projects", Default::default()),
+                Err(e) => outcome.set(Some(Err(e))),
+            }
+        });
+    });
+    let repos = ctx.project.repo_count;
+    view! {
+        <Outcome result=outcome />
+        <form class="card form-card" on:submit=save data-testid="project-config">
+            <h2>{t("Project registry")}</h2>
+            <label class="check">
+                <input type="checkbox" bind:checked=public disabled=!can_edit data-testid="config-public" />
+                {t(" Public: anyone may pull images from this project, without logging in")}
+            </label>
+            {can_edit.then(|| view! { <div><button type="submit" class="btn btn-primary" data-testid="config-save">{t("Save")}</button></div> })}
+        </form>
+        {can_delete.then(|| view! {
+            <section class="card form-card danger-zone" data-testid="project-delete">
+                <h2>{t("Delete project")}</h2>
+                {if repos > 0 {
+                    view! { <p class="muted">{fill(t("The project still has {} repositories; delete them first."), &[&repos])}</p> }.into_any()
+                } else {
+                    view! {
+                        <p class="muted">{t("The project is empty and can be deleted.")}</p>
+                        <Confirm label=t("Delete project") question=fill(t("Delete project {}?"), &[&name]) on_confirm=delete testid="project-delete-button" />
+                    }.into_any()
+                }}
+            </section>
+        })}
+    }
+}
