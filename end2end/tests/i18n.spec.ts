@@ -45,3 +45,58 @@ test("switching to 简体中文 translates every page, survives sign-in and swit
   await expect(page.locator("html")).toHaveAttribute("lang", "en-US");
   expect(errors).toEqual([]);
 });
+
+test.describe("in the browser's locale", () => {
+  test.use({ locale: "zh-CN", timezoneId: "Asia/Shanghai" });
+
+  test("project pages in 简体中文 have no English left, and times are local", async ({ page, request }) => {
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto("/language?lang=zh-CN&redirect=/harbor/projects/library/members");
+    await hydrated(page);
+    await page.getByLabel("用户名").fill("admin");
+    await page.getByLabel("密码").fill("Harbor12345");
+    await page.getByRole("button", { name: "登录" }).click();
+    await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
+    await expect(page.getByRole("navigation", { name: "项目" })).toContainText("机器人账户");
+    for (const tab of ["summary", "members", "robot-account", "logs", "configs"]) {
+      await page.getByTestId(`tab-${tab}`).click();
+      await expect(page).toHaveURL(new RegExp(`/${tab}$`));
+      await expect(page.locator("main .loading")).toHaveCount(0);
+      const text = await page.locator("main").innerText();
+      for (const english of ["Summary", "Members", "Robot", "Logs", "Configuration", "Role", "Name", "Actions", "Public", "Delete", "Operation", "Resource", "Save"]) {
+        expect(text, `"${english}" on the Chinese ${tab} page`).not.toContain(english);
+      }
+      await page.screenshot({ path: `test-results/screenshots/project-${tab}-zh-CN.png`, fullPage: true });
+    }
+    // The project was created at start-up: shown in Beijing time, in Chinese date format.
+    await page.getByTestId("tab-summary").click();
+    const created = page.locator("main time").first();
+    await expect(created).toContainText("年");
+    const iso = await created.getAttribute("datetime");
+    const local = new Date(iso!).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", dateStyle: "medium", timeStyle: "short" });
+    await expect(created).toHaveText(local);
+    // The exact UTC time stays available as the tooltip.
+    expect(await created.getAttribute("title")).toMatch(/ UTC$/);
+    void request;
+    expect(errors).toEqual([]);
+  });
+});
+
+test("project and administration pages work at phone width", async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.goto("/harbor/projects/library/members");
+  await hydrated(page);
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill("Harbor12345");
+  await page.getByRole("button", { name: "Log in" }).click();
+  for (const path of ["/harbor/projects/library/members", "/harbor/projects/library/logs", "/harbor/users", "/harbor/logs", "/harbor/configs", "/harbor/account"]) {
+    await page.goto(path);
+    await hydrated(page);
+    await expect(page.locator("main .loading")).toHaveCount(0);
+    // Nothing wider than the screen but tables, which scroll inside their frame.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(overflow, `${path} is wider than the phone`).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: `test-results/screenshots/phone${path.replaceAll("/", "-")}.png`, fullPage: true });
+  }
+});

@@ -74,21 +74,24 @@ where
 }
 
 /// The outcome of the latest write on a page: nothing, a success note, or the server's
-/// message. An expired session goes to sign in and comes back here.
+/// message. An expired session goes to sign in (once) and comes back to this page afterwards.
 #[component]
 pub fn Outcome(#[prop(into)] result: Signal<Option<Result<String, PortalError>>>) -> impl IntoView {
     let here = current_path();
-    move || {
-        match result.get() {
-        None => ().into_any(),
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        if let Some(Err(PortalError::Unauthorized)) = result.get() {
+            let back = untrack(here);
+            navigate(&format!("/account/sign-in?error=expired&redirect_url={}", encode_component(&back)), Default::default());
+        }
+    });
+    move || match result.get() {
+        None | Some(Err(PortalError::Unauthorized)) => ().into_any(),
         Some(Ok(note)) if note.is_empty() => ().into_any(),
         Some(Ok(note)) => view! { <p class="alert alert-ok" role="status" data-testid="outcome">{note}</p> }.into_any(),
-        Some(Err(PortalError::Unauthorized)) => view! {
-            <Redirect path=format!("/account/sign-in?error=expired&redirect_url={}", encode_component(&here())) />
+        Some(Err(e)) => {
+            view! { <p class="alert alert-error" role="alert" data-testid="outcome-error">{e.localized()}</p> }.into_any()
         }
-        .into_any(),
-        Some(Err(e)) => view! { <p class="alert alert-error" role="alert" data-testid="outcome-error">{e.localized()}</p> }.into_any(),
-    }
     }
 }
 

@@ -99,11 +99,11 @@ fn ProfileForm(u: User, outcome: OutcomeSignal, reload: Reload) -> impl IntoView
             <label for="p-user">{t("Username")}</label>
             <input id="p-user" type="text" readonly value=u.username.clone() />
             <label for="p-email">{t("Email")}</label>
-            <input id="p-email" type="email" required bind:value=email />
+            <input id="p-email" type="email" required value=u.email.clone() bind:value=email />
             <label for="p-real">{t("Full name")}</label>
-            <input id="p-real" type="text" bind:value=real data-testid="profile-realname" />
+            <input id="p-real" type="text" value=u.realname.clone() bind:value=real data-testid="profile-realname" />
             <label for="p-comment">{t("Comment")}</label>
-            <input id="p-comment" type="text" bind:value=comment />
+            <input id="p-comment" type="text" value=u.comment.clone() bind:value=comment />
             <div><button type="submit" class="btn btn-primary" data-testid="profile-save">{t("Save")}</button></div>
         </form>
     }

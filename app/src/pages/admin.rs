@@ -280,17 +280,17 @@ fn ConfigForms(c: Configurations, i: SystemInfo, outcome: OutcomeSignal, reload:
                 <h2>{t("Authentication")}</h2>
                 <label for="auth-mode">{t("Authentication mode")}</label>
                 <input id="auth-mode" type="text" readonly value=if c.auth_mode.value == "db_auth" { t("Database").to_string() } else { c.auth_mode.value.clone() } />
-                <label class="check"><input type="checkbox" bind:checked=self_reg data-testid="config-self-registration" />{t(" Allow self-registration")}</label>
+                <label class="check"><input type="checkbox" checked=c.self_registration.value bind:checked=self_reg data-testid="config-self-registration" />{t(" Allow self-registration")}</label>
                 <h2>{t("System settings")}</h2>
                 <label for="creation">{t("Project creation")}</label>
                 <select id="creation" bind:value=restriction data-testid="config-creation">
-                    <option value="everyone">{t("Everyone")}</option>
-                    <option value="adminonly">{t("Administrators only")}</option>
+                    <option value="everyone" selected=c.project_creation_restriction.value == "everyone">{t("Everyone")}</option>
+                    <option value="adminonly" selected=c.project_creation_restriction.value == "adminonly">{t("Administrators only")}</option>
                 </select>
                 <label for="token-exp">{t("Token expiration (minutes)")}</label>
-                <input id="token-exp" type="number" min="1" max="10080" required bind:value=token data-testid="config-token" />
+                <input id="token-exp" type="number" min="1" max="10080" required value=c.token_expiration.value.to_string() bind:value=token data-testid="config-token" />
                 <label for="robot-exp">{t("Robot account expiration (days; -1 never)")}</label>
-                <input id="robot-exp" type="number" min="-1" required bind:value=robot />
+                <input id="robot-exp" type="number" min="-1" required value=c.robot_token_duration.value.to_string() bind:value=robot />
                 <div><button type="submit" class="btn btn-primary" data-testid="config-save">{t("Save")}</button></div>
             </form>
             <section class="card" aria-labelledby="sysinfo-h" data-testid="system-info">

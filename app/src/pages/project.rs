@@ -469,11 +469,11 @@ fn RobotsBody(
                     <label for="robot-desc">{t("Description")}</label>
                     <input id="robot-desc" type="text" bind:value=r_desc />
                     <label for="robot-days">{t("Expires after (days; -1 never)")}</label>
-                    <input id="robot-days" type="number" min="-1" required bind:value=r_days />
+                    <input id="robot-days" type="number" min="-1" required value="30" bind:value=r_days />
                     <fieldset class="rights">
                         <legend>{t("Permissions")}</legend>
                         {ROBOT_RIGHTS.iter().zip(rights.clone()).map(|((res, act, label), on)| view! {
-                            <label class="check"><input type="checkbox" bind:checked=on data-testid=format!("right-{res}-{act}") />{t(label)}</label>
+                            <label class="check"><input type="checkbox" checked=*act == "pull" bind:checked=on data-testid=format!("right-{res}-{act}") />{t(label)}</label>
                         }).collect_view()}
                     </fieldset>
                     <div class="actions">
@@ -787,7 +787,7 @@ fn ConfigBody(ctx: ProjectCtx) -> impl IntoView {
         <form class="card form-card" on:submit=save data-testid="project-config">
             <h2>{t("Project registry")}</h2>
             <label class="check">
-                <input type="checkbox" bind:checked=public disabled=!can_edit data-testid="config-public" />
+                <input type="checkbox" checked=ctx.project.public() bind:checked=public disabled=!can_edit data-testid="config-public" />
                 {t(" Public: anyone may pull images from this project, without logging in")}
             </label>
             {can_edit.then(|| view! { <div><button type="submit" class="btn btn-primary" data-testid="config-save">{t("Save")}</button></div> })}
