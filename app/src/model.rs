@@ -66,6 +66,8 @@ pub struct ArtifactView {
     pub kind: String,
     pub media_type: String,
     pub tags: Vec<String>,
+    /// An index's platforms (`linux/amd64`, `linux/arm64/v8`); empty for other artifacts.
+    pub platforms: Vec<String>,
     pub size: i64,
     /// Unix milliseconds; `pulled_at` 0 when never pulled.
     pub pushed_at: i64,

@@ -370,6 +370,26 @@ impl PortalBackend for Backend {
             .map_err(portal_error)?;
         let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
         let mut tags = crate::artifacts::tags_of(db, &ids).await.map_err(err)?;
+        let mut platforms = std::collections::HashMap::new();
+        for a in
+            rows.iter().filter(|a| a.media_type.contains("index") || a.media_type.contains("manifest.list"))
+        {
+            let list: Vec<String> = crate::artifacts::references(db, a)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .filter_map(|(_, p, _)| {
+                    let p: serde_json::Value = serde_json::from_str(&p).ok()?;
+                    let parts: Vec<&str> =
+                        ["os", "architecture", "variant"].iter().filter_map(|k| p[*k].as_str()).collect();
+                    (!parts.is_empty()).then(|| parts.join("/"))
+                })
+                .collect();
+            let mut list = list;
+            list.sort();
+            list.dedup();
+            platforms.insert(a.id, list);
+        }
         Ok(ArtifactPage {
             repository: repo.name,
             registry: self.state.config.registry_host(),
@@ -384,6 +404,7 @@ impl PortalBackend for Backend {
                             crate::artifacts::kind(&a.media_type, &a.artifact_type).into()
                         },
                         tags: tags.remove(&a.id).unwrap_or_default().into_iter().map(|t| t.name).collect(),
+                        platforms: platforms.remove(&a.id).unwrap_or_default(),
                         digest: a.digest,
                         media_type: a.media_type,
                         size: a.size,

@@ -82,16 +82,21 @@ pub fn Outcome(#[prop(into)] result: Signal<Option<Result<String, PortalError>>>
     Effect::new(move |_| {
         if let Some(Err(PortalError::Unauthorized)) = result.get() {
             let back = untrack(here);
-            navigate(&format!("/account/sign-in?error=expired&redirect_url={}", encode_component(&back)), Default::default());
+            navigate(
+                &format!("/account/sign-in?error=expired&redirect_url={}", encode_component(&back)),
+                Default::default(),
+            );
         }
     });
-    move || match result.get() {
+    move || {
+        match result.get() {
         None | Some(Err(PortalError::Unauthorized)) => ().into_any(),
         Some(Ok(note)) if note.is_empty() => ().into_any(),
         Some(Ok(note)) => view! { <p class="alert alert-ok" role="status" data-testid="outcome">{note}</p> }.into_any(),
         Some(Err(e)) => {
             view! { <p class="alert alert-error" role="alert" data-testid="outcome-error">{e.localized()}</p> }.into_any()
         }
+    }
     }
 }
 

@@ -20,17 +20,18 @@ pub const PASSWORD_RULE: &str =
 
 #[component]
 pub fn Account() -> impl IntoView {
+    // Resources before any `Suspend` (see `pages::project::ProjectFrame`).
+    let reload: Reload = RwSignal::new(0);
+    let profile = Resource::new(move || reload.get(), |_| api::get::<User>("/users/current".into()));
     view! {
         <Title text=t("Account · Berth") />
-        <Signed body=|u: UserView| view! { <AppShell user=u.clone()><AccountBody me=u /></AppShell> } />
+        <Signed body=move |u: UserView| view! { <AppShell user=u.clone()><AccountBody me=u profile reload /></AppShell> } />
     }
 }
 
 #[component]
-fn AccountBody(me: UserView) -> impl IntoView {
+fn AccountBody(me: UserView, profile: Resource<Result<User, PortalError>>, reload: Reload) -> impl IntoView {
     let outcome: OutcomeSignal = RwSignal::new(None);
-    let reload: Reload = RwSignal::new(0);
-    let profile = Resource::new(move || reload.get(), |_| api::get::<User>("/users/current".into()));
     let id = me.id;
     let (old, new, again) =
         (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 use crate::components::format::time_str;
 use crate::components::layout::AppShell;
 use crate::components::page::{loading, page_param, pager, Confirm, ErrorAlert, Outcome, Signed};
+use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::model::UserView;
 use crate::pages::project::{audit_resource, perform, AuditLogView, OutcomeSignal, Reload};
@@ -44,18 +45,10 @@ where
 
 #[component]
 pub fn Users() -> impl IntoView {
-    view! {
-        <Title text=t("Users · Berth") />
-        <AdminOnly body=|u: UserView| view! { <UsersBody me=u /> } />
-    }
-}
-
-#[component]
-fn UsersBody(me: UserView) -> impl IntoView {
+    // Resources before any `Suspend` (see `pages::project::ProjectFrame`).
     let query = use_query_map();
     let name = move || query.read().get("name").unwrap_or_default();
     let page = page_param();
-    let outcome: OutcomeSignal = RwSignal::new(None);
     let reload: Reload = RwSignal::new(0);
     let users = Resource::new(
         move || (name(), page(), reload.get()),
@@ -68,6 +61,22 @@ fn UsersBody(me: UserView) -> impl IntoView {
             api::list::<User>(format!("/users?page={pg}&page_size={PAGE_SIZE}{q}"))
         },
     );
+    view! {
+        <Title text=t("Users · Berth") />
+        <AdminOnly body=move |u: UserView| view! { <UsersBody me=u users reload /> } />
+    }
+}
+
+#[component]
+fn UsersBody(
+    me: UserView,
+    users: Resource<Result<Listing<User>, PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
+    let query = use_query_map();
+    let name = move || query.read().get("name").unwrap_or_default();
+    let page = page_param();
+    let outcome: OutcomeSignal = RwSignal::new(None);
     let show_form = RwSignal::new(false);
     let (u_name, u_email, u_real, u_pw, u_admin) = (
         RwSignal::new(String::new()),
@@ -215,24 +224,27 @@ pub fn AuditLogs() -> impl IntoView {
 
 #[component]
 pub fn Configuration() -> impl IntoView {
-    view! {
-        <Title text=t("Configuration · Berth") />
-        <AdminOnly body=|_| view! { <ConfigBody /> } />
-    }
-}
-
-#[component]
-fn ConfigBody() -> impl IntoView {
-    let outcome: OutcomeSignal = RwSignal::new(None);
     let reload: Reload = RwSignal::new(0);
     let data = Resource::new(
         move || reload.get(),
         |_| async move {
             let c: Configurations = api::get("/configurations".into()).await?;
             let i: SystemInfo = api::get("/systeminfo".into()).await?;
-            Ok::<_, crate::error::PortalError>((c, i))
+            Ok::<_, PortalError>((c, i))
         },
     );
+    view! {
+        <Title text=t("Configuration · Berth") />
+        <AdminOnly body=move |_| view! { <ConfigBody data reload /> } />
+    }
+}
+
+#[component]
+fn ConfigBody(
+    data: Resource<Result<(Configurations, SystemInfo), PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
+    let outcome: OutcomeSignal = RwSignal::new(None);
     view! {
         <div class="page-head"><h1>{t("Configuration")}</h1></div>
         <Outcome result=outcome />

@@ -122,6 +122,7 @@ fn DetailBody(d: Detail, full: String, link_base: String) -> impl IntoView {
     let has_config = !config.is_null();
     view! {
         <h2 class="repo-title" data-testid="artifact-digest">{a.digest.clone()}</h2>
+        <CopyField value=a.digest.clone() label=t("Digest") testid="digest-copy" />
         <div class="panels">
             <section class="card" aria-labelledby="facts-h">
                 <h2 id="facts-h">{t("Overview")}</h2>

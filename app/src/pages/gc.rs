@@ -17,13 +17,22 @@ pub const PATH: &str = "/harbor/clearing-job/gc";
 #[component]
 pub fn GarbageCollection() -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
+    // Actions and resources before any `Suspend` (see `pages::project::ProjectFrame`).
+    let start = ServerAction::<StartGc>::new();
+    let stop = ServerAction::<StopGc>::new();
+    let schedule = ServerAction::<ScheduleGc>::new();
+    let tick = RwSignal::new(0u64);
+    let overview = Resource::new(
+        move || (start.version().get(), stop.version().get(), schedule.version().get(), tick.get()),
+        |_| gc_status(),
+    );
     view! {
         <Title text=t("Garbage Collection · Berth") />
         <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
-                signed_in(user.await, PATH, |u| {
+                signed_in(user.await, PATH, move |u| {
                     if u.sysadmin {
-                        view! { <GcBody user=u /> }.into_any()
+                        view! { <GcBody user=u start stop schedule tick overview /> }.into_any()
                     } else {
                         view! {
                             <AppShell user=u>
@@ -38,15 +47,14 @@ pub fn GarbageCollection() -> impl IntoView {
 }
 
 #[component]
-fn GcBody(user: UserView) -> impl IntoView {
-    let start = ServerAction::<StartGc>::new();
-    let stop = ServerAction::<StopGc>::new();
-    let schedule = ServerAction::<ScheduleGc>::new();
-    let (tick, set_tick) = signal(0u64);
-    let overview = Resource::new(
-        move || (start.version().get(), stop.version().get(), schedule.version().get(), tick.get()),
-        |_| gc_status(),
-    );
+fn GcBody(
+    user: UserView,
+    start: ServerAction<StartGc>,
+    stop: ServerAction<StopGc>,
+    schedule: ServerAction<ScheduleGc>,
+    tick: RwSignal<u64>,
+    overview: Resource<Result<GcOverview, crate::error::PortalError>>,
+) -> impl IntoView {
     // Live progress: poll while a run is pending or running (in the browser only).
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
@@ -57,7 +65,7 @@ fn GcBody(user: UserView) -> impl IntoView {
                     .map(|o| o.runs.iter().any(GcRunView::active))
                     .unwrap_or(false);
                 if active {
-                    set_tick.update(|t| *t += 1);
+                    tick.update(|t| *t += 1);
                 }
             },
             std::time::Duration::from_secs(2),

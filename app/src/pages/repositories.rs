@@ -264,7 +264,12 @@ fn ArtifactTable(
                                         }).collect_view().into_any()
                                     }}
                                 </td>
-                                <td>{tv(&a.kind)}</td>
+                                <td>
+                                    {tv(&a.kind)}
+                                    {(!a.platforms.is_empty()).then(|| view! {
+                                        <br /><span class="muted small" data-testid="platforms">{a.platforms.join(", ")}</span>
+                                    })}
+                                </td>
                                 <td class="num">{bytes(a.size)}</td>
                                 <td><Time ms=a.pushed_at /></td>
                                 <td><Time ms=a.pulled_at /></td>
