@@ -1,9 +1,11 @@
 import { test, expect } from "@playwright/test";
-import { hydrated, logIn, shot, switchUser } from "./helpers";
+import { createUser, hydrated, logIn, rest, shot, switchUser } from "./helpers";
 
-test("admin creates a developer and a project, adds the developer, and the audit log shows it all", async ({ page }) => {
+test("admin creates a developer and a project, adds the developer, and the audit log shows it all", async ({ page, request }) => {
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  await createUser(request, "e2e-temp");
+  await rest(request, "POST", "/projects", { project_name: "e2e-empty" }, 201);
   await page.goto("/harbor/users");
   await hydrated(page);
   await logIn(page);
@@ -26,10 +28,29 @@ test("admin creates a developer and a project, adds the developer, and the audit
   await expect(devRow).toContainText("dev@example.com");
   await expect(devRow.getByTestId("user-admin")).toHaveText("No");
   await shot(page, "users");
+  // Make a user an administrator, take it back, delete the user (after confirming).
+  const temp = page.locator('[data-testid="user-row"][data-name="e2e-temp"]');
+  await temp.getByTestId("user-toggle-admin").click();
+  await expect(page.getByTestId("outcome")).toHaveText("e2e-temp is now an administrator.");
+  await expect(temp.getByTestId("user-admin")).toHaveText("Yes");
+  await temp.getByTestId("user-toggle-admin").click();
+  await expect(temp.getByTestId("user-admin")).toHaveText("No");
+  await temp.getByTestId("user-delete").click();
+  await expect(page.getByRole("alertdialog")).toContainText("Delete user e2e-temp?");
+  await page.getByTestId("confirm-yes").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Deleted user e2e-temp.");
+  await expect(temp).toHaveCount(0);
+  // No delete button on one's own row.
+  await expect(page.locator('[data-testid="user-row"][data-name="admin"]').getByTestId("user-delete")).toHaveCount(0);
 
-  // Projects: a bad name is refused by the browser's own validation, a good one is created.
+  // Projects: an empty project is deleted after confirming.
   await page.goto("/harbor/projects");
   await hydrated(page);
+  await page.locator('[data-testid="project-row"][data-name="e2e-empty"]').getByTestId("project-delete").click();
+  await page.getByTestId("confirm-yes").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Deleted project e2e-empty.");
+  await expect(page.locator('[data-testid="project-row"][data-name="e2e-empty"]')).toHaveCount(0);
+  // A bad name is refused by the browser's own validation, a good one is created.
   await page.getByTestId("project-new").click();
   await page.getByTestId("project-name").fill("E2E Bad");
   await page.getByTestId("project-create").click();
@@ -71,6 +92,16 @@ test("admin creates a developer and a project, adds the developer, and the audit
   await add.getByRole("button", { name: "Add member" }).click();
   await expect(page.getByTestId("outcome-error")).toContainText("not found");
   await shot(page, "project-members");
+  // Remove a member (asked first).
+  await rest(request, "POST", "/users", { username: "e2e-leaver", password: "Passw0rd1", email: "l@example.com" }, 201);
+  await add.getByLabel("Username").fill("e2e-leaver");
+  await add.getByRole("button", { name: "Add member" }).click();
+  const leaver = page.locator('[data-testid="member-row"][data-name="e2e-leaver"]');
+  await expect(leaver).toHaveCount(1);
+  await leaver.getByTestId("member-remove").click();
+  await page.getByTestId("confirm-yes").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Removed e2e-leaver.");
+  await expect(leaver).toHaveCount(0);
 
   // Configuration: make the project private again.
   await page.getByTestId("tab-configs").click();

@@ -43,7 +43,8 @@ async fn openapi_document_matches_the_snapshot_and_the_router() {
                 .replace("{user_id}", "999")
                 .replace("{robot_id}", "999")
                 .replace("{mid}", "999")
-                .replace("{gc_id}", "999");
+                .replace("{gc_id}", "999")
+                .replace("{addition}", "manifest");
             assert!(!concrete.contains('{'), "unhandled parameter in {path}");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app
