@@ -121,6 +121,7 @@ test("admin creates a developer and a project, adds the developer, and the audit
   // Filters combine and travel in the URL.
   await page.getByTestId("log-filters").getByLabel("Operation").selectOption("create");
   await page.getByTestId("log-filters").getByLabel("Resource type").selectOption("project");
+  await page.getByTestId("log-filters").getByLabel("Resource", { exact: true }).fill("team");
   await page.getByTestId("log-filters").getByRole("button", { name: "Search" }).click();
   await expect(page).toHaveURL(/operation=create/);
   await expect(page.getByTestId("log-row")).toHaveCount(1);

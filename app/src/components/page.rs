@@ -194,6 +194,26 @@ pub fn pager(
     }
 }
 
+/// One page of a list: the table `table` makes of the items with the pager under it, the
+/// `empty` text when there are none, or the error.
+pub fn listing<T: 'static, V: IntoView + 'static>(
+    result: Result<crate::server_fns::api::Listing<T>, PortalError>,
+    page: u64,
+    page_size: u64,
+    empty: &'static str,
+    link: impl Fn(u64) -> String + 'static,
+    table: impl FnOnce(Vec<T>) -> V,
+) -> AnyView {
+    match result {
+        Ok(l) if !l.items.is_empty() => {
+            let total = l.total;
+            view! { {table(l.items)} {pager(total, page, page_size, t("{} item(s)"), link)} }.into_any()
+        }
+        Ok(_) => view! { <div class="empty-state"><p>{empty}</p></div> }.into_any(),
+        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+    }
+}
+
 /// The `page` query parameter (1 when absent or not a number).
 pub fn page_param() -> impl Fn() -> u64 + Copy {
     let query = use_query_map();

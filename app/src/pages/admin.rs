@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::format::time_str;
 use crate::components::layout::AppShell;
-use crate::components::page::{loading, page_param, pager, Confirm, ErrorAlert, Outcome, Signed};
+use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::model::UserView;
@@ -146,10 +146,8 @@ fn UsersBody(
             {move || {
                 let me = me.clone();
                 Suspend::new(async move {
-                    match users.await {
-                        Ok(Listing { items, total }) if !items.is_empty() => {
-                            let keep = if name().is_empty() { String::new() } else { format!("name={}&", encode_component(&name())) };
-                            view! {
+                    let keep = if name().is_empty() { String::new() } else { format!("name={}&", encode_component(&name())) };
+                    listing(users.await, page(), PAGE_SIZE, t("No users match."), move |p| format!("?{keep}page={p}"), move |items| view! {
                                 <div class="table-wrap">
                                     <table class="table" data-testid="user-table">
                                         <thead><tr>
@@ -194,12 +192,7 @@ fn UsersBody(
                                         </tbody>
                                     </table>
                                 </div>
-                                {pager(total, page(), PAGE_SIZE, t("{} item(s)"), move |p| format!("?{keep}page={p}"))}
-                            }.into_any()
-                        }
-                        Ok(_) => view! { <div class="empty-state"><p>{t("No users match.")}</p></div> }.into_any(),
-                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
-                    }
+                        })
                 })
             }}
         </Transition>

@@ -11,7 +11,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::components::format::{bytes, time_str};
 use crate::components::layout::AppShell;
-use crate::components::page::{loading, page_param, pager, Confirm, CopyField, ErrorAlert, Outcome};
+use crate::components::page::{listing, loading, page_param, Confirm, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::model::UserView;
@@ -293,8 +293,7 @@ fn MembersBody(
                 let name = name.clone();
                 let me = me.clone();
                 Suspend::new(async move {
-                    match members.await {
-                        Ok(Listing { items, total }) if !items.is_empty() => view! {
+                    listing(members.await, page(), PAGE_SIZE, t("No members."), |p| format!("?page={p}"), move |items| view! {
                             <div class="table-wrap">
                                 <table class="table" data-testid="member-table">
                                     <thead><tr>
@@ -344,11 +343,7 @@ fn MembersBody(
                                     </tbody>
                                 </table>
                             </div>
-                            {pager(total, page(), PAGE_SIZE, t("{} item(s)"), |p| format!("?page={p}"))}
-                        }.into_any(),
-                        Ok(_) => view! { <div class="empty-state"><p>{t("No members.")}</p></div> }.into_any(),
-                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
-                    }
+                        })
                 })
             }}
         </Transition>
@@ -496,8 +491,7 @@ fn RobotsBody(
         })}
         <Transition fallback=loading>
             {move || Suspend::new(async move {
-                match robots.await {
-                    Ok(Listing { items, total }) if !items.is_empty() => view! {
+                listing(robots.await, page(), PAGE_SIZE, t("No robot accounts."), |p| format!("?page={p}"), move |items| view! {
                         <div class="table-wrap">
                             <table class="table" data-testid="robot-table">
                                 <thead><tr>
@@ -572,11 +566,7 @@ fn RobotsBody(
                                 </tbody>
                             </table>
                         </div>
-                        {pager(total, page(), PAGE_SIZE, t("{} item(s)"), |p| format!("?page={p}"))}
-                    }.into_any(),
-                    Ok(_) => view! { <div class="empty-state"><p>{t("No robot accounts.")}</p></div> }.into_any(),
-                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
-                }
+                    })
             })}
         </Transition>
     }
@@ -695,10 +685,8 @@ pub fn AuditLogView(logs: Resource<Result<Listing<AuditLog>, PortalError>>) -> i
         </Form>
         <Transition fallback=loading>
             {move || Suspend::new(async move {
-                match logs.await {
-                    Ok(Listing { items, total }) if !items.is_empty() => {
-                        let keep = keep();
-                        view! {
+                let keep = keep();
+                listing(logs.await, page(), PAGE_SIZE, t("No log entries match."), move |p| format!("?{keep}page={p}"), move |items| view! {
                             <div class="table-wrap">
                                 <table class="table" data-testid="log-table">
                                     <thead><tr>
@@ -725,12 +713,7 @@ pub fn AuditLogView(logs: Resource<Result<Listing<AuditLog>, PortalError>>) -> i
                                     </tbody>
                                 </table>
                             </div>
-                            {pager(total, page(), PAGE_SIZE, t("{} item(s)"), move |p| format!("?{keep}page={p}"))}
-                        }.into_any()
-                    }
-                    Ok(_) => view! { <div class="empty-state"><p>{t("No log entries match.")}</p></div> }.into_any(),
-                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
-                }
+                    })
             })}
         </Transition>
     }
