@@ -19,7 +19,8 @@
 #
 # For each database: a fresh berth (release binary, its own work directory, BERTH_LOG__LEVEL=warn)
 # creates the schema and stops; bench/api_seed.py fills the database directly (timed); berth
-# starts again and bench/api_measure.py times each endpoint with Basic auth as admin over one
+# starts again and bench/api_measure.py times each endpoint with Basic auth as admin (portal pages:
+# the session cookie of a portal sign-in) over one
 # keep-alive connection: p50/p99 of REQUESTS sequential requests after a checked first request
 # and WARMUP untimed ones. Endpoints that do not answer 200 with a full JSON page are reported
 # as MISSING/ERROR (the run goes on). Postgres comes from scripts/services.sh in the work
@@ -226,7 +227,7 @@ compilers() { awk -F'\t' -v d="$1" '$1 == d && $3 == "compilers_seen" { print $4
     fi
   done
   echo "- data set: project \`big\` with $REPOS repositories, $ARTIFACTS artifacts (1 tag each) in \`big/repo-00000\`, $PROJECTS more projects (5 repositories each), $AUDIT_ROWS audit rows over 90 days (bench/api_seed.py)"
-  echo "- method: python http.client, 1 keep-alive connection, Basic auth as admin, a checked first request, $WARMUP untimed, then $REQUESTS timed sequential requests (at most ${MAX_SECONDS} s) per endpoint; time from sending the request to having read the body; nearest-rank percentiles"
+  echo "- method: python http.client, 1 keep-alive connection, Basic auth as admin (portal pages: session cookie of one form sign-in), a checked first request, $WARMUP untimed, then $REQUESTS timed sequential requests (at most ${MAX_SECONDS} s) per endpoint; time from sending the request to having read the body; nearest-rank percentiles"
   echo "- load average (1/5/15 min) at start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg); wall time $(($(date +%s) - T_START)) s"
   echo "- command: \`$cmd\`"
 } >"$W/header.md"

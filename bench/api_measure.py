@@ -47,6 +47,16 @@ ENDPOINTS = [
     ("audit_deep", "audit log (1M), page 1000", "/api/v2.0/audit-logs?page=1000&page_size=15", "page"),
     ("audit_pull", "audit log (1M), `q=operation=pull`, page 1",
      "/api/v2.0/audit-logs?q=operation%3Dpull&page=1&page_size=15", "page"),
+    # Portal pages, server-rendered (SsrMode::Async: the whole HTML once every resource has
+    # resolved), with the session cookie of a portal sign-in instead of Basic auth. The
+    # expectation "html:MARKER" wants a 200 text/html answer containing MARKER and a full page
+    # of PAGE_SIZE table rows after it.
+    ("portal_projects", "portal: projects page", "/harbor/projects", "html:project-table"),
+    ("portal_repos", "portal: repositories of `big` (10k)", "/harbor/projects/big/repositories",
+     "html:repo-table"),
+    ("portal_artifacts", "portal: artifacts of `big/repo-00000` (100k)",
+     "/harbor/projects/big/repositories/repo-00000", "html:artifact-table"),
+    ("portal_logs", "portal: audit log (1M)", "/harbor/logs", "html:log-table"),
 ]
 PAGE_SIZE = 15
 COMPILERS = {"rustc", "cargo", "cc1", "cc1plus", "ld", "ld.lld", "mold"}
@@ -86,6 +96,22 @@ class Client:
         self.conn = None
         self.reconnects = 0
 
+    def sign_in(self, user, password):
+        """Signs in the way the portal's JavaScript-free form does and keeps the session cookie
+        (then used instead of Basic auth)."""
+        from urllib.parse import urlencode
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        body = urlencode({"username": user, "password": password, "redirect_url": "/harbor/projects"})
+        conn.request("POST", "/portal/fn/login", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin"})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        cookies = [c.split(";", 1)[0] for c in r.headers.get_all("Set-Cookie") or []]
+        if r.status not in (200, 302, 303) or not cookies:
+            raise RuntimeError(f"portal sign-in: HTTP {r.status}, cookies {cookies}")
+        self.headers = {"Cookie": "; ".join(cookies), "Accept": "text/html"}
+
     def get(self, path):
         """(status, headers, body bytes, seconds)"""
         for attempt in (0, 1):
@@ -118,6 +144,18 @@ def check(status, headers, body, expect):
         return "missing (404)"
     if status != 200:
         return f"HTTP {status}: {body[:200].decode(errors='replace')}"
+    if expect.startswith("html:"):
+        marker = expect[5:]
+        if not (headers.get("Content-Type") or "").startswith("text/html"):
+            return f"expected text/html, got {headers.get('Content-Type')}"
+        text = body.decode(errors="replace")
+        at = text.find(f'data-testid="{marker}"')
+        if at < 0:
+            return f"no {marker} in the page: {text[:300]!r}"
+        rows = text[at:].count("<tr") - 1  # less the header row
+        if rows < PAGE_SIZE:
+            return f"expected {PAGE_SIZE} rows in {marker}, found {rows}"
+        return None
     try:
         doc = json.loads(body)
     except ValueError:
@@ -133,7 +171,8 @@ def check(status, headers, body, expect):
 
 
 def measure(a):
-    c = Client(a.base, a.user, a.password)
+    api = Client(a.base, a.user, a.password)
+    portal = Client(a.base, a.user, a.password)
     os.makedirs(f"{a.workdir}/samples", exist_ok=True)
     raw = open(f"{a.workdir}/raw.tsv", "a")
 
@@ -145,6 +184,15 @@ def measure(a):
     for key, label, path, expect in ENDPOINTS:
         if only and key not in only:
             continue
+        if expect.startswith("html:"):
+            if "Cookie" not in portal.headers:
+                try:
+                    portal.sign_in(a.user, a.password)
+                except Exception as e:  # noqa: BLE001 - reported, not fatal
+                    rec(key, "status", f"portal sign-in failed: {e}")
+                    print(f"  {a.db} {key}: portal sign-in failed: {e}", file=sys.stderr)
+                    continue
+        c = portal if expect.startswith("html:") else api
         try:
             status, headers, body, dt = c.get(path)
         except Exception as e:  # noqa: BLE001 - reported, not fatal
@@ -183,7 +231,7 @@ def measure(a):
         s = sorted(samples)
         print(f"  {a.db} {key}: n={len(s)} p50={pct(s, 50):.2f} ms p99={pct(s, 99):.2f} ms max={s[-1]:.2f} ms"
               + (f" ({bad} non-200)" if bad else ""), file=sys.stderr)
-    rec("-", "reconnects", c.reconnects)
+    rec("-", "reconnects", api.reconnects + portal.reconnects)
     raw.close()
 
 
@@ -222,7 +270,7 @@ def report(a):
             if m is None:
                 continue
             status = m.get("status", "not run")
-            q = path.split("/api/v2.0", 1)[1]
+            q = path.split("/api/v2.0", 1)[-1]
             name = f"{label}<br>`{q}`"
             if status != "ok":
                 problems.append(f"- {db}: `GET {path}`: {status}")

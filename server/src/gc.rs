@@ -548,36 +548,6 @@ pub async fn run_with(env: &Env, ctx: JobCtx) -> Outcome {
 
 // ---------------------------------------------------------------- storage usage
 
-/// Bytes each project uses: the distinct blobs and manifests its artifacts reference (a blob
-/// shared by two repositories of a project counts once there, and once in every other project
-/// that uses it — Harbor's rule).
-/// `projects`: only these (one query for a page of projects), or every project.
-pub async fn project_usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64>, sqlx::Error> {
-    let filter = match projects {
-        Some([]) => return Ok(HashMap::new()),
-        Some(ids) => format!("WHERE r.project_id IN ({})", crate::db::placeholders(1, ids.len())),
-        None => String::new(),
-    };
-    let sql = format!(
-        "SELECT u.project_id AS project_id, CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes FROM ( \
-         SELECT DISTINCT r.project_id AS project_id, x.digest AS digest FROM ( \
-           SELECT a.repository_id AS repository_id, ab.digest AS digest FROM artifact_blobs ab \
-             JOIN artifacts a ON a.id = ab.artifact_id \
-           UNION ALL SELECT a.repository_id AS repository_id, a.digest AS digest FROM artifacts a) x \
-         JOIN repositories r ON r.id = x.repository_id {filter}) u \
-         JOIN blobs b ON b.digest = u.digest GROUP BY u.project_id"
-    );
-    let mut q = sqlx::query(&sql);
-    for id in projects.unwrap_or_default() {
-        q = q.bind(*id);
-    }
-    let mut out = HashMap::new();
-    for r in q.fetch_all(&db.pool).await? {
-        out.insert(r.try_get("project_id")?, r.try_get("bytes")?);
-    }
-    Ok(out)
-}
-
 /// Bytes in storage by GC status: (in use or awaiting GC, being deleted).
 pub async fn total_usage(db: &Db) -> Result<(i64, i64), sqlx::Error> {
     let r = sqlx::query(

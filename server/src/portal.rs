@@ -279,7 +279,7 @@ impl PortalBackend for Backend {
         // Storage of the listed projects only, in one query; the user's roles in another.
         let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
         let usage =
-            crate::gc::project_usage(&self.state.db, Some(&ids)).await.map_err(|e| portal_error(e.into()))?;
+            crate::usage::usage(&self.state.db, Some(&ids)).await.map_err(|e| portal_error(e.into()))?;
         let roles =
             projects::roles_of(&self.state.db, user_id, &ids).await.map_err(|e| portal_error(e.into()))?;
         let views = items
@@ -431,7 +431,7 @@ impl PortalBackend for Backend {
             next_run: s.next_run,
         });
         let (live, deleting) = crate::gc::total_usage(db).await.map_err(err)?;
-        let usage = crate::gc::project_usage(db, None).await.map_err(err)?;
+        let usage = crate::usage::usage(db, None).await.map_err(err)?;
         let names: std::collections::HashMap<i64, String> =
             sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM projects")
                 .fetch_all(&db.pool)
@@ -441,6 +441,7 @@ impl PortalBackend for Backend {
                 .collect();
         let mut projects: Vec<UsageView> = usage
             .into_iter()
+            .filter(|(_, bytes)| *bytes > 0)
             .map(|(id, bytes)| UsageView {
                 project: names.get(&id).cloned().unwrap_or_else(|| id.to_string()),
                 bytes,

@@ -262,6 +262,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         .bind(format!("{}/%", escape_like(&project.name)))
         .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM project_usage WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(project)

@@ -509,7 +509,7 @@ pub async fn summary(
     )
     .await?;
     let m = |r: Role| if show { n(r) } else { 0 };
-    let used = crate::gc::project_usage(&state.db, Some(&[p.id])).await?.get(&p.id).copied().unwrap_or(0);
+    let used = crate::usage::usage(&state.db, Some(&[p.id])).await?.get(&p.id).copied().unwrap_or(0);
     Ok(Json(ProjectSummary {
         quota: serde_json::json!({ "hard": { "storage": -1 }, "used": { "storage": used } }),
         repo_count: p.repo_count,

@@ -384,6 +384,9 @@ pub async fn put_manifest(
         .execute(&mut *tx)
         .await?;
     }
+    if inserted.is_some() {
+        crate::usage::changed(&mut tx, repo_id).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -556,6 +559,7 @@ pub async fn delete_artifact_guarded(
         }
     }
     let mut deleted = vec![];
+    let mut usage_repo = None;
     let mut work = vec![artifact_id];
     while let Some(id) = work.pop() {
         let row = sqlx::query("SELECT repository_id, digest FROM artifacts WHERE id = $1")
@@ -564,6 +568,7 @@ pub async fn delete_artifact_guarded(
             .await?;
         let Some(row) = row else { continue };
         let repo_id: i64 = row.try_get("repository_id")?;
+        usage_repo = Some(repo_id);
         let digest: String = row.try_get("digest")?;
         let accessories: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND subject = $2")
@@ -617,6 +622,9 @@ pub async fn delete_artifact_guarded(
             }
         }
     }
+    if let Some(repo_id) = usage_repo {
+        crate::usage::changed(&mut tx, repo_id).await?;
+    }
     tx.commit().await?;
     Ok(deleted)
 }
@@ -635,11 +643,11 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error>
         .bind(repo)
         .execute(&mut *tx)
         .await?;
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+    let row: Option<(i64, i64)> = sqlx::query_as("SELECT id, project_id FROM repositories WHERE name = $1")
         .bind(repo)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some(id) = id else { return Ok(false) };
+    let Some((id, project_id)) = row else { return Ok(false) };
     for sql in [
         "DELETE FROM tags WHERE repository_id = $1",
         "DELETE FROM artifact_blobs WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
@@ -651,6 +659,7 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error>
     }
     sqlx::query("DELETE FROM repository_blobs WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
+    crate::usage::changed_project(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(true)
 }
