@@ -50,7 +50,7 @@ OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 # ------------------------------------------------------------------ tools
 
 missing=()
-for p in skopeo:skopeo wrk:wrk docker-registry:docker-registry htpasswd:apache2-utils curl:curl python3:python3; do
+for p in skopeo:skopeo wrk:wrk docker-registry:docker-registry htpasswd:apache2-utils curl:curl python3:python3 nginx:nginx; do
   command -v "${p%%:*}" >/dev/null || missing+=("${p#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -66,10 +66,12 @@ fi
 W=$(mktemp -d /tmp/berth-bench.XXXXXX)
 BERTH_PID=""
 SAMPLER_PID=""
+STATIC_PID=""
 cleanup() {
   local rc=$?
   set +e
   alive "$SAMPLER_PID" && kill "$SAMPLER_PID" 2>/dev/null
+  alive "$STATIC_PID" && { kill "$STATIC_PID" 2>/dev/null; wait "$STATIC_PID" 2>/dev/null; }
   stop_berth
   [ -d "$W/peer" ] && "$here/../end2end/registry/distribution.sh" stop "$W/peer"
   [ -d "$W/peer-noauth" ] && "$here/../end2end/registry/distribution.sh" stop "$W/peer-noauth"
@@ -91,6 +93,8 @@ PEER_PORT=$(free_port)
 while [ "$PEER_PORT" = "$BERTH_PORT" ]; do PEER_PORT=$(free_port); done
 PEER_NOAUTH_PORT=$(free_port)
 while [ "$PEER_NOAUTH_PORT" = "$BERTH_PORT" ] || [ "$PEER_NOAUTH_PORT" = "$PEER_PORT" ]; do PEER_NOAUTH_PORT=$(free_port); done
+STATIC_PORT=$(free_port)
+while [[ " $BERTH_PORT $PEER_PORT $PEER_NOAUTH_PORT " == *" $STATIC_PORT "* ]]; do STATIC_PORT=$(free_port); done
 mkdir -p "$W/berth" "$W/peer" "$W/img" "$W/pull" "$W/cache"
 : >"$W/raw.tsv"
 
@@ -134,7 +138,65 @@ start_peer() {
 stop_peer() { "$DIST" stop "$W/peer"; }
 
 pid_of() { if [ "$1" = berth ]; then echo "$BERTH_PID"; else cat "$W/peer/registry.pid"; fi; }
-port_of() { if [ "$1" = berth ]; then echo "$BERTH_PORT"; else echo "$PEER_PORT"; fi; }
+port_of() {
+  case $1 in berth) echo "$BERTH_PORT" ;; peer) echo "$PEER_PORT" ;; static) echo "$STATIC_PORT" ;; esac
+}
+
+# The client's ceiling for pulls: nginx serving the generated images as static files (sendfile,
+# no auth, one worker) at the /v2 paths skopeo asks for — the least work any server can do. A
+# registry pulling as fast as this is limited by the client, not by itself.
+start_static() {
+  local d img name f
+  d=$W/static
+  mkdir -p "$d/www"
+  for img in "$W"/img/big-*/; do
+    img=${img%/}
+    name=$(basename "$img")
+    [ "$name" = big-rss ] && continue
+    mkdir -p "$d/www/v2/library/$name/manifests" "$d/www/v2/library/$name/blobs"
+    for f in "$img"/blobs/sha256/*; do ln "$f" "$d/www/v2/library/$name/blobs/sha256:$(basename "$f")"; done
+    cp "$img/blobs/sha256/$(json_field "$img.json" digest | cut -d: -f2)" "$d/www/v2/library/$name/manifests/v1"
+  done
+  # As root, nginx's workers would run as nobody, who cannot enter the mktemp -d (0700) directory.
+  local user=""
+  [ "$(id -u)" = 0 ] && user="user root;"
+  mkdir -p "$d/tmp"
+  cat >"$d/nginx.conf" <<NGINX
+daemon off;
+$user
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  sendfile on;
+  tcp_nopush on;
+  types { }
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$STATIC_PORT;
+    root $d/www;
+    location = /v2/ { default_type application/json; return 200 '{}'; }
+    location ~ /manifests/ { default_type $OCI_MANIFEST; }
+  }
+}
+NGINX
+  nginx -e "$d/error.log" -c "$d/nginx.conf" -p "$d" >"$d/stderr.log" 2>&1 &
+  STATIC_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$STATIC_PORT/v2/")" = 200 ] && return 0
+    alive "$STATIC_PID" || { cat "$d/stderr.log" "$d/error.log" >&2; die "nginx exited at start"; }
+    sleep 0.1
+  done
+  die "nginx did not answer in 10 s"
+}
 
 # utime and stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
@@ -218,14 +280,16 @@ push() {
 pull() {
   local reg=$1 kind=$2 rep=$3
   local img=$W/img/$kind-$rep name=library/$kind-$rep pid port cache dest t0 t1 u0 s0 u1 s1 bytes
-  pid=$(pid_of "$reg")
+  local creds=(--src-creds "$RUSER:$RPASS")
+  pid=$STATIC_PID
+  if [ "$reg" = static ]; then creds=(); else pid=$(pid_of "$reg"); fi
   port=$(port_of "$reg")
   cache=$W/cache/pull-$reg-$kind-$rep
   dest=$W/pull/$reg-$kind-$rep
   bytes=$(json_field "$img.json" total_bytes)
   read -r u0 s0 < <(cpu_ticks "$pid")
   t0=$(now)
-  sk "$cache" copy --preserve-digests --src-tls-verify=false --src-creds "$RUSER:$RPASS" \
+  sk "$cache" copy --preserve-digests --src-tls-verify=false "${creds[@]}" \
     "docker://127.0.0.1:$port/$name:v1" "dir:$dest" >"$cache.log" 2>&1 ||
     { cat "$cache.log" >&2; die "pull of $name from $reg"; }
   t1=$(now)
@@ -236,7 +300,7 @@ pull() {
   rm -rf "$dest"
   record "$reg" "pull_${kind}_s" "$(calc "$t1 - $t0")"
   record "$reg" "pull_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
-  [ "$kind" = big ] && record "$reg" cpu_s_per_gib_pulled "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
+  [ "$kind" = big ] && [ "$reg" != static ] && record "$reg" cpu_s_per_gib_pulled "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
   log "$reg pull $name: $(calc "round($t1 - $t0, 3)") s"
 }
 
@@ -321,6 +385,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "starting berth on 127.0.0.1:$BERTH_PORT and distribution on 127.0.0.1:$PEER_PORT"
 start_berth
 start_peer
+start_static
 for reg in berth peer; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -u "$RUSER:$RPASS" "http://127.0.0.1:$(port_of $reg)/v2/")
   [ "$code" = 200 ] || die "$reg: authenticated GET /v2/ answered $code"
@@ -335,6 +400,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     push "$reg" small "$rep"
     pull "$reg" small "$rep"
   done
+  pull static big "$rep"
 done
 
 for ((i = 1; i <= BLOB_GETS; i++)); do
