@@ -238,6 +238,7 @@ push() {
   rm -f "$stop"
   sample_rss "$pid" "$stop" "$W/cache/rss-$reg-$kind-$rep-$phase" &
   SAMPLER_PID=$!
+  sync # no dirty pages of an earlier measurement are written back during this one
   read -r u0 s0 < <(cpu_ticks "$pid")
   t0=$(now)
   sk "$cache" copy --preserve-digests --dest-tls-verify=false --dest-creds "$RUSER:$RPASS" \
@@ -287,6 +288,7 @@ pull() {
   cache=$W/cache/pull-$reg-$kind-$rep
   dest=$W/pull/$reg-$kind-$rep
   bytes=$(json_field "$img.json" total_bytes)
+  sync # no dirty pages of an earlier measurement are written back during this one
   read -r u0 s0 < <(cpu_ticks "$pid")
   t0=$(now)
   sk "$cache" copy --preserve-digests --src-tls-verify=false "${creds[@]}" \
