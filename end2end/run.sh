@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -d node_modules/@playwright/test ]; then
+if [ ! -d node_modules/@playwright/test ] || [ ! -d node_modules/@axe-core/playwright ]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 fi
 

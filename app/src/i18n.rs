@@ -396,6 +396,7 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("Repository", "镜像仓库"),
     ("Removed tag {}.", "已移除标签 {}。"),
     ("Remove tag {}?", "移除标签 {}？"),
+    ("Remove tag {}", "移除标签 {}"),
     ("Added tag {}.", "已添加标签 {}。"),
     ("Add tag", "添加标签"),
     ("New tag", "新标签"),

@@ -11,8 +11,17 @@ use crate::server_fns::auth::Logout;
 pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     let initial = user.username.chars().next().unwrap_or('?').to_uppercase().to_string();
+    // Without JavaScript the browser follows `#main` and focuses it (tabindex=-1); once hydrated
+    // the router would take the click over, so the link focuses the content itself.
+    let main_ref = NodeRef::<leptos::html::Main>::new();
+    let skip = move |ev: leptos::ev::MouseEvent| {
+        if let Some(m) = main_ref.get() {
+            ev.prevent_default();
+            let _ = m.focus();
+        }
+    };
     view! {
-        <a class="skip-link" href="#main">{t("Skip to content")}</a>
+        <a class="skip-link" href="#main" on:click=skip>{t("Skip to content")}</a>
         <header class="topbar">
             <a class="brand" href="/harbor/projects" aria-label=t("Berth home")>
                 <span class="brand-mark" aria-hidden="true">"⚓"</span>
@@ -40,7 +49,7 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
                     <A href="/harbor/configs">{t("Configuration")}</A>
                 })}
             </nav>
-            <main id="main" class="content">{children()}</main>
+            <main id="main" class="content" tabindex="-1" node_ref=main_ref>{children()}</main>
         </div>
     }
 }

@@ -110,28 +110,46 @@ pub fn Confirm(
     question: String,
     on_confirm: Callback<()>,
     #[prop(optional)] testid: &'static str,
+    /// The button's accessible name when `label` is a symbol (`×`).
+    #[prop(optional, into)]
+    aria_label: Option<String>,
 ) -> impl IntoView {
     let open = RwSignal::new(false);
     let cancel_ref = NodeRef::<leptos::html::Button>::new();
-    Effect::new(move |_| {
-        if open.get() {
+    let trigger_ref = NodeRef::<leptos::html::Button>::new();
+    // Keyboard: opening moves the focus to Cancel (the safe choice); closing without confirming
+    // (Cancel or Escape) gives it back to the button that opened the question.
+    Effect::new(move |was_open: Option<bool>| {
+        let is_open = open.get();
+        if is_open {
             if let Some(b) = cancel_ref.get() {
                 let _ = b.focus();
             }
+        } else if was_open == Some(true) {
+            if let Some(b) = trigger_ref.get() {
+                let _ = b.focus();
+            }
         }
+        is_open
     });
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" {
+            ev.prevent_default();
+            open.set(false);
+        }
+    };
     view! {
         <span class="confirm">
             <Show
                 when=move || open.get()
                 fallback=move || view! {
-                    <button type="button" class="btn btn-danger-ghost" data-testid=testid on:click=move |_| open.set(true)>{label}</button>
+                    <button type="button" class="btn btn-danger-ghost" data-testid=testid aria-label=aria_label.clone() node_ref=trigger_ref on:click=move |_| open.set(true)>{label}</button>
                 }
             >
-                <span class="confirm-box" role="alertdialog" aria-label=question.clone()>
+                <span class="confirm-box" role="alertdialog" aria-label=question.clone() on:keydown=on_key>
                     <span>{question.clone()}</span>
                     <button type="button" class="btn btn-danger" data-testid="confirm-yes" on:click=move |_| { open.set(false); on_confirm.run(()); }>{t("Confirm")}</button>
-                    <button type="button" class="btn" node_ref=cancel_ref on:click=move |_| open.set(false)>{t("Cancel")}</button>
+                    <button type="button" class="btn" data-testid="confirm-cancel" node_ref=cancel_ref on:click=move |_| open.set(false)>{t("Cancel")}</button>
                 </span>
             </Show>
         </span>

@@ -256,7 +256,7 @@ fn ArtifactTable(
                                             view! {
                                                 <span class="badge badge-tag" data-testid="tag">{tg.clone()}
                                                     {perms.delete_tag.then(|| view! {
-                                                        <Confirm label="×" question=fill(t("Remove tag {}?"), &[&tag]) on_confirm=remove testid="tag-remove" />
+                                                        <Confirm label="×" question=fill(t("Remove tag {}?"), &[&tag]) aria_label=fill(t("Remove tag {}"), &[&tag]) on_confirm=remove testid="tag-remove" />
                                                     })}
                                                 </span>
                                                 " "

@@ -1,0 +1,105 @@
+import { test, expect, Page } from "@playwright/test";
+import AxeBuilder from "@axe-core/playwright";
+import { AUTH, hydrated, logIn, pushImageSized } from "./helpers";
+
+/** Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the hydrated page and adds each violation —
+ * rule, impact, the offending elements and why — to `problems`. */
+async function audit(page: Page, what: string, problems: string[]) {
+  await hydrated(page);
+  const r = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
+  for (const v of r.violations) {
+    const nodes = v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${(n.failureSummary ?? "").split("\n").slice(1, 2).join("").trim()}`);
+    problems.push(`${what}: ${v.id} (${v.impact}): ${v.help}\n    ${nodes.join("\n    ")}`);
+  }
+}
+
+test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English and 简体中文", async ({ page, request }) => {
+  const r = await request.post("/api/v2.0/projects", {
+    headers: { authorization: AUTH, "content-type": "application/json" },
+    data: { project_name: "e2e-a11y", metadata: { public: "true" } },
+  });
+  expect(r.status()).toBe(201);
+  const digest = (await pushImageSized(request, "e2e-a11y/app", "v1")).digest;
+  const problems: string[] = [];
+
+  await page.goto("/account/sign-in");
+  await audit(page, "sign-in", problems);
+  await logIn(page);
+  await expect(page).toHaveURL(/\/harbor\/projects/);
+  const pages = [
+    "/harbor/projects",
+    "/harbor/projects/e2e-a11y/summary",
+    "/harbor/projects/e2e-a11y/repositories",
+    "/harbor/projects/e2e-a11y/repositories/app",
+    `/harbor/projects/e2e-a11y/repositories/app/artifacts/${digest}`,
+    "/harbor/projects/e2e-a11y/members",
+    "/harbor/projects/e2e-a11y/robot-account",
+    "/harbor/projects/e2e-a11y/logs",
+    "/harbor/projects/e2e-a11y/configs",
+    "/harbor/users",
+    "/harbor/logs",
+    "/harbor/configs",
+    "/harbor/clearing-job/gc",
+    "/harbor/account",
+  ];
+  for (const path of pages) {
+    await page.goto(path);
+    await audit(page, path, problems);
+  }
+  // The same pages in Chinese (lang attribute, translated labels).
+  await page.goto("/language?lang=zh-CN&redirect=/harbor/projects");
+  await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
+  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/users"]) {
+    await page.goto(path);
+    await audit(page, `${path} (zh-CN)`, problems);
+  }
+  await page.goto("/language?lang=en&redirect=/harbor/projects");
+  expect(problems, problems.join("\n")).toEqual([]);
+});
+
+test("keyboard: the skip link reaches the content, and a confirmation is answered with Escape and Enter", async ({ page, request }) => {
+  const r = await request.post("/api/v2.0/projects", {
+    headers: { authorization: AUTH, "content-type": "application/json" },
+    data: { project_name: "e2e-kbd", metadata: { public: "false" } },
+  });
+  expect(r.status()).toBe(201);
+  await pushImageSized(request, "e2e-kbd/app", "v1");
+  const tagged = await pushImageSized(request, "e2e-kbd/web", "v1");
+  await page.goto("/harbor/projects/e2e-kbd/repositories");
+  await hydrated(page);
+  await logIn(page);
+  await expect(page.getByTestId("repo-table")).toContainText("e2e-kbd/app");
+  await hydrated(page);
+
+  // The first Tab lands on "Skip to content"; Enter moves the focus into the page's content.
+  await page.keyboard.press("Tab");
+  await expect(page.getByRole("link", { name: "Skip to content" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page.locator("main#main")).toBeFocused();
+
+  // Opening a confirmation focuses Cancel; Escape closes it and gives the focus back.
+  const row = page.getByTestId("repo-row").filter({ hasText: "e2e-kbd/app" });
+  const del = row.getByTestId("repo-delete");
+  await del.focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("alertdialog")).toContainText("Delete repository e2e-kbd/app");
+  await expect(page.getByTestId("confirm-cancel")).toBeFocused();
+  await page.keyboard.press("Escape");
+  await expect(page.getByRole("alertdialog")).toHaveCount(0);
+  await expect(row.getByTestId("repo-delete")).toBeFocused();
+  // Enter opens it again, Shift+Tab goes to Confirm, Enter deletes.
+  await page.keyboard.press("Enter");
+  await expect(page.getByTestId("confirm-cancel")).toBeFocused();
+  await page.keyboard.press("Shift+Tab");
+  await expect(page.getByTestId("confirm-yes")).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page.getByTestId("outcome")).toContainText("Deleted e2e-kbd/app.");
+  await expect(page.getByTestId("repo-table")).not.toContainText("e2e-kbd/app");
+  await expect(page.getByTestId("repo-table")).toContainText("e2e-kbd/web");
+
+  // A symbol-only button has a spoken name: the tag's × reads "Remove tag v1".
+  await page.goto("/harbor/projects/e2e-kbd/repositories/web");
+  await hydrated(page);
+  await expect(page.getByRole("button", { name: "Remove tag v1" })).toBeVisible();
+  expect(tagged.digest).toMatch(/^sha256:/);
+});
