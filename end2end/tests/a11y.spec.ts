@@ -25,7 +25,7 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   await page.goto("/account/sign-in");
   await audit(page, "sign-in", problems);
   await logIn(page);
-  await expect(page).toHaveURL(/\/harbor\/projects/);
+  await expect(page).toHaveURL(/\/harbor\/projects$/);
   const pages = [
     "/harbor/projects",
     "/harbor/projects/e2e-a11y/summary",

@@ -90,9 +90,14 @@ test("project and administration pages work at phone width", async ({ page }) =>
   await page.getByLabel("Username").fill("admin");
   await page.getByLabel("Password").fill("Harbor12345");
   await page.getByRole("button", { name: "Log in" }).click();
+  // Signed in and back on the page asked for, before the loop navigates anywhere.
+  await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
+  await expect(page.getByTestId("current-user")).toHaveText("admin");
   for (const path of ["/harbor/projects/library/members", "/harbor/projects/library/logs", "/harbor/users", "/harbor/logs", "/harbor/configs", "/harbor/account"]) {
     await page.goto(path);
     await hydrated(page);
+    await expect(page).toHaveURL(new RegExp(`${path}$`));
+    await expect(page.locator("main#main")).toBeVisible();
     await expect(page.locator("main .loading")).toHaveCount(0);
     // Nothing wider than the screen but tables, which scroll inside their frame.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
