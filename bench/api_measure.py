@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 TARGET_MS = 50.0
 
@@ -99,7 +99,6 @@ class Client:
     def sign_in(self, user, password):
         """Signs in the way the portal's JavaScript-free form does and keeps the session cookie
         (then used instead of Basic auth)."""
-        from urllib.parse import urlencode
         conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         body = urlencode({"username": user, "password": password, "redirect_url": "/harbor/projects"})
         conn.request("POST", "/portal/fn/login", body=body, headers={

@@ -7,6 +7,5 @@ CREATE TABLE project_usage (
     gen           BIGINT NOT NULL DEFAULT 1,
     computed_gen  BIGINT NOT NULL DEFAULT 0,
     bytes         BIGINT NOT NULL DEFAULT 0,
-    compute_ms    BIGINT NOT NULL DEFAULT 0,
-    computed_at   BIGINT NOT NULL DEFAULT 0
+    compute_ms    BIGINT NOT NULL DEFAULT 0
 );

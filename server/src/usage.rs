@@ -24,29 +24,14 @@ use std::time::Instant;
 
 use sqlx::Row;
 
-use crate::db::{now_ms, Db};
+use crate::db::Db;
 
 /// A project whose last computation took at least this long is refreshed in the background.
 pub const SLOW_MS: i64 = 50;
 
-/// Marks the usage of the project holding repository `repo_id` as changed. Call it as the last
-/// statement of the transaction that added or removed artifacts.
-pub async fn changed(tx: &mut sqlx::Transaction<'_, sqlx::Any>, repo_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO project_usage (project_id) SELECT project_id FROM repositories WHERE id = $1 \
-         ON CONFLICT (project_id) DO UPDATE SET gen = project_usage.gen + 1",
-    )
-    .bind(repo_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// [`changed`] by project id (for a transaction that deletes the repository row itself).
-pub async fn changed_project(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    project_id: i64,
-) -> Result<(), sqlx::Error> {
+/// Marks project `project_id`'s usage as changed. Call it as the last statement of the
+/// transaction that added or removed artifacts of the project.
+pub async fn changed(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project_id: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO project_usage (project_id) VALUES ($1) \
          ON CONFLICT (project_id) DO UPDATE SET gen = project_usage.gen + 1",
@@ -74,8 +59,7 @@ pub async fn usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64
             (ids.to_vec(), q.fetch_all(&db.pool).await?)
         }
         None => {
-            let ids: Vec<i64> =
-                sqlx::query_scalar("SELECT id FROM projects ORDER BY id").fetch_all(&db.pool).await?;
+            let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM projects").fetch_all(&db.pool).await?;
             let rows =
                 sqlx::query("SELECT project_id, gen, computed_gen, bytes, compute_ms FROM project_usage")
                     .fetch_all(&db.pool)
@@ -107,13 +91,18 @@ pub async fn usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64
 
 /// Recomputes one project's usage and stores it unless a write moved `gen` meanwhile.
 pub async fn refresh(db: &Db, project_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO project_usage (project_id) SELECT id FROM projects WHERE id = $1 \
          ON CONFLICT (project_id) DO NOTHING",
     )
     .bind(project_id)
     .execute(&db.pool)
-    .await?;
+    .await;
+    match row {
+        // The project was deleted while this ran (PostgreSQL checks the key at its commit).
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(0),
+        r => r?,
+    };
     let gen: Option<i64> = sqlx::query_scalar("SELECT gen FROM project_usage WHERE project_id = $1")
         .bind(project_id)
         .fetch_optional(&db.pool)
@@ -123,14 +112,13 @@ pub async fn refresh(db: &Db, project_id: i64) -> Result<i64, sqlx::Error> {
     let bytes = compute(db, project_id).await?;
     let ms = started.elapsed().as_millis() as i64;
     sqlx::query(
-        "UPDATE project_usage SET bytes = $2, computed_gen = $3, compute_ms = $4, computed_at = $5 \
+        "UPDATE project_usage SET bytes = $2, computed_gen = $3, compute_ms = $4 \
          WHERE project_id = $1 AND gen = $3",
     )
     .bind(project_id)
     .bind(bytes)
     .bind(gen)
     .bind(ms)
-    .bind(now_ms())
     .execute(&db.pool)
     .await?;
     Ok(bytes)

@@ -385,7 +385,7 @@ pub async fn put_manifest(
         .await?;
     }
     if inserted.is_some() {
-        crate::usage::changed(&mut tx, repo_id).await?;
+        crate::usage::changed(&mut tx, project_id).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -559,16 +559,19 @@ pub async fn delete_artifact_guarded(
         }
     }
     let mut deleted = vec![];
-    let mut usage_repo = None;
+    let mut project = None;
     let mut work = vec![artifact_id];
     while let Some(id) = work.pop() {
-        let row = sqlx::query("SELECT repository_id, digest FROM artifacts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT a.repository_id AS repository_id, a.digest AS digest, r.project_id AS project_id \
+             FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else { continue };
         let repo_id: i64 = row.try_get("repository_id")?;
-        usage_repo = Some(repo_id);
+        project = Some(row.try_get::<i64, _>("project_id")?);
         let digest: String = row.try_get("digest")?;
         let accessories: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND subject = $2")
@@ -622,8 +625,8 @@ pub async fn delete_artifact_guarded(
             }
         }
     }
-    if let Some(repo_id) = usage_repo {
-        crate::usage::changed(&mut tx, repo_id).await?;
+    if let Some(project_id) = project {
+        crate::usage::changed(&mut tx, project_id).await?;
     }
     tx.commit().await?;
     Ok(deleted)
@@ -659,7 +662,7 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error>
     }
     sqlx::query("DELETE FROM repository_blobs WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
-    crate::usage::changed_project(&mut tx, project_id).await?;
+    crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(true)
 }
