@@ -16,6 +16,11 @@
 #   1. skopeo push (oci: layout -> docker://) and pull (docker:// -> fresh dir:) of a 512 MiB
 #      one-layer image and of a 64 MiB three-layer image of random bytes: a new image, a new
 #      repository and a new skopeo blob-info cache for every measurement; median of REPS.
+#      The same pulls again with bench/pull (berth-pull: token/Basic auth, manifest digest checked,
+#      blobs streamed to files while SHA-NI hashes them, up to 6 at once), after one untimed pull:
+#      skopeo pulls no faster from nginx serving the files statically than from either registry, so
+#      the pull targets are judged with berth-pull, which is not the bottleneck. Both pulls also
+#      from nginx (static files, sendfile): the clients' ceilings.
 #   2. curl GET of the 512 MiB blob (speed_download), median of BLOB_GETS.
 #   3. wrk -t2 -c32 manifest GETs by tag with Basic auth, after one checked request and a 2 s
 #      warm-up: requests/s and p99 latency. For information also without credentials (berth:
@@ -41,6 +46,7 @@ SMALL_LAYERS=3
 SMALL_LAYER_BYTES=$(((64 << 20) / 3))
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}
 BERTH_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
+PULL_BIN=${PULL_BIN:-$CARGO_TARGET_DIR/release/berth-pull}
 RUSER=admin
 RPASS=Harbor12345
 AUTH_B64=$(printf '%s:%s' "$RUSER" "$RPASS" | base64)
@@ -306,6 +312,42 @@ pull() {
   log "$reg pull $name: $(calc "round($t1 - $t0, 3)") s"
 }
 
+# fastpull REG KIND REP: the same pull with bench/pull (berth-pull), a client that is not the
+# bottleneck: token or Basic auth, manifest by tag with its digest checked, blobs streamed to files
+# while hashed (SHA-NI) and verified, up to 6 at once; the layout of skopeo's dir: transport.
+fastpull() {
+  local reg=$1 kind=$2 rep=$3
+  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port dest t0 t1 u0 s0 u1 s1 bytes
+  local creds=(--creds "$RUSER:$RPASS")
+  pid=$STATIC_PID
+  if [ "$reg" = static ]; then creds=(); else pid=$(pid_of "$reg"); fi
+  port=$(port_of "$reg")
+  dest=$W/pull/fast-$reg-$kind-$rep
+  bytes=$(json_field "$img.json" total_bytes)
+  # One untimed pull first. This VM's balloon has free page reporting on: the 512 MiB the previous
+  # command wrote and deleted went back to the host, and the first process to allocate that much
+  # again pays the host's page faults (the first pull after a skopeo pull took 2-3 x as long as the
+  # next one, from either registry and from nginx). The timed pull then measures the servers.
+  "$PULL_BIN" "${creds[@]}" "http://127.0.0.1:$port" "$name" v1 "$dest" >"$W/fastpull.log" 2>&1 ||
+    { cat "$W/fastpull.log" >&2; die "berth-pull of $name from $reg"; }
+  rm -rf "$dest"
+  sync
+  read -r u0 s0 < <(cpu_ticks "$pid")
+  t0=$(now)
+  "$PULL_BIN" "${creds[@]}" "http://127.0.0.1:$port" "$name" v1 "$dest" >"$W/fastpull.log" 2>&1 ||
+    { cat "$W/fastpull.log" >&2; die "berth-pull of $name from $reg"; }
+  t1=$(now)
+  read -r u1 s1 < <(cpu_ticks "$pid")
+  [ "sha256:$(sha256sum "$dest/manifest.json" | cut -d' ' -f1)" = "$(json_field "$img.json" digest)" ] ||
+    die "$reg: pulled manifest differs"
+  [ "$(du -sb "$dest" | cut -f1)" -ge "$bytes" ] || die "$reg: pulled layout is short"
+  rm -rf "$dest"
+  record "$reg" "fastpull_${kind}_s" "$(calc "$t1 - $t0")"
+  record "$reg" "fastpull_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
+  [ "$kind" = big ] && [ "$reg" != static ] && record "$reg" cpu_s_per_gib_fastpulled "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
+  log "$reg berth-pull $name: $(calc "round($t1 - $t0, 3)") s ($(tail -1 "$W/fastpull.log"))"
+}
+
 blob_get() {
   local reg=$1 port digest size out code got speed
   port=$(port_of "$reg")
@@ -369,9 +411,10 @@ burst() {
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   log "building berth (release) in $CARGO_TARGET_DIR"
-  (cd "$repo_root" && cargo build --release -p server >&2)
+  (cd "$repo_root" && cargo build --release -p server -p berth-pull >&2)
 fi
 [ -x "$BERTH_BIN" ] || die "no berth binary at $BERTH_BIN"
+[ -x "$PULL_BIN" ] || die "no berth-pull binary at $PULL_BIN (cargo build --release -p berth-pull)"
 
 log "generating images in $W/img ($REPS × 512 MiB + $REPS × 3 × $SMALL_LAYER_BYTES bytes + 1 × 512 MiB)"
 gen() { python3 "$here/mkimage-big.py" "$W/img/$1" --layers "$2" --layer-bytes "$3" >"$W/img/$1.json"; }
@@ -401,8 +444,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
     pull "$reg" big "$rep"
     push "$reg" small "$rep"
     pull "$reg" small "$rep"
+    fastpull "$reg" big "$rep"
+    fastpull "$reg" small "$rep"
   done
   pull static big "$rep"
+  fastpull static big "$rep"
 done
 
 for ((i = 1; i <= BLOB_GETS; i++)); do

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the real-client registry tests (clients.sh: skopeo, podman, docker, oras, referrers)
 # against a freshly started berth on a free 127.0.0.1 port with its own empty data directory,
-# then stops it by PID.   end2end/registry/run-berth.sh <path to berth binary>
+# then stops it by PID.   end2end/registry/run-berth.sh <path to berth binary> [<path to berth-pull>]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
+[ -n "${2:-}" ] && export BERTH_PULL=$2
 # Short: podman refuses a runroot (WORKDIR/podman/runroot) longer than 50 characters.
 work=$(mktemp -d /tmp/bre.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
