@@ -3,11 +3,11 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
 use super::{check_key, ByteStream, Result, Storage, StorageError};
 
@@ -63,6 +63,98 @@ fn write_all_vectored(mut f: std::fs::File, bufs: &[Bytes]) -> std::io::Result<s
     Ok(f)
 }
 
+/// Bytes of one read handed from the blocking pool to the response.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// Read buffers kept for reuse once a response has sent them (at most this many, 16 MiB).
+const POOL_MAX: usize = 16;
+static POOL: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// A `READ_CHUNK` buffer that goes back to [`POOL`] when the response drops it. Allocating a
+/// fresh 1 MiB buffer per chunk costs a zeroing or page faults each time, and the freed buffers
+/// stayed in malloc's arenas (RSS grew by ~5 MiB per 512 MiB served in the benchmark).
+struct PooledBuf {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl PooledBuf {
+    fn take() -> Vec<u8> {
+        let reused = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        reused.unwrap_or_else(|| vec![0; READ_CHUNK])
+    }
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_MAX {
+            pool.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// Reads `len` (≤ `READ_CHUNK`) bytes at `pos` into a pooled buffer (`pread`: no shared file
+/// offset, no intermediate buffer). A file shorter than expected is an error, never a short body.
+fn read_chunk(
+    file: Arc<std::fs::File>,
+    pos: u64,
+    len: usize,
+) -> tokio::task::JoinHandle<std::io::Result<Bytes>> {
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut chunk = PooledBuf { buf: PooledBuf::take(), len };
+        file.read_exact_at(&mut chunk.buf[..len], pos)?;
+        Ok(Bytes::from_owner(chunk))
+    })
+}
+
+/// The bytes `start..end` of `file` as a stream of `READ_CHUNK` buffers, the next one read while
+/// the current one is being sent: one blocking-pool hop and one copy per chunk, and at most two
+/// chunks held per download. No pool thread waits on a slow client.
+fn read_stream(
+    file: Arc<std::fs::File>,
+    start: u64,
+    end: u64,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    struct State {
+        file: Arc<std::fs::File>,
+        next: u64,
+        end: u64,
+        pending: Option<tokio::task::JoinHandle<std::io::Result<Bytes>>>,
+    }
+    impl State {
+        fn start_next(&mut self) {
+            if self.next < self.end {
+                let len = (self.end - self.next).min(READ_CHUNK as u64) as usize;
+                self.pending = Some(read_chunk(self.file.clone(), self.next, len));
+                self.next += len as u64;
+            }
+        }
+    }
+    let mut state = State { file, next: start, end, pending: None };
+    state.start_next();
+    futures::stream::unfold(state, |mut st| async move {
+        let handle = st.pending.take()?;
+        let chunk = match handle.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if chunk.is_ok() {
+            st.start_next();
+        } else {
+            st.next = st.end; // an error ends the stream
+        }
+        Some((chunk, st))
+    })
+}
+
 fn temp_name(path: &Path) -> PathBuf {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("obj");
     path.with_file_name(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()))
@@ -80,15 +172,20 @@ impl Storage for FsStorage {
     }
 
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream> {
-        let mut f = tokio::fs::File::open(self.path(key)?).await.map_err(not_found)?;
-        let size = f.metadata().await?.len();
+        let path = self.path(key)?;
+        let (file, size) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let f = std::fs::File::open(path)?;
+            let size = f.metadata()?.len();
+            Ok((f, size))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(not_found)?;
         let (start, end) = range.unwrap_or((0, size));
         if start > end || end > size {
             return Err(StorageError::InvalidRange);
         }
-        f.seek(SeekFrom::Start(start)).await?;
-        let reader = f.take(end - start);
-        Ok(Box::pin(ReaderStream::with_capacity(reader, 256 * 1024)))
+        Ok(Box::pin(read_stream(Arc::new(file), start, end)))
     }
 
     async fn read_all(&self, key: &str) -> Result<Bytes> {

@@ -96,4 +96,13 @@ pub async fn run(s: &dyn Storage) {
     s.commit("uploads/big/data", "blobs/sha256/bb/big/data").await.unwrap();
     let back = collect(s.read("blobs/sha256/bb/big/data", Some((1_000_000, 2_000_001))).await.unwrap()).await;
     assert_eq!(back, big[1_000_000..2_000_001]);
+    // Whole, and twice at once (read buffers are pooled and reused in the filesystem backend).
+    let (a, b) = tokio::join!(
+        async { collect(s.read("blobs/sha256/bb/big/data", None).await.unwrap()).await },
+        async {
+            collect(s.read("blobs/sha256/bb/big/data", Some((2_097_152, 3_000_000))).await.unwrap()).await
+        },
+    );
+    assert_eq!(a, big);
+    assert_eq!(b, big[2_097_152..]);
 }
