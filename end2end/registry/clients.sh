@@ -11,7 +11,7 @@
 #   SKIP_REFERRERS=1   drop the referrers step (distribution 2.8 has no referrers API)
 #   ORAS_AUTH_BACKEND  force oras-py's auth backend (default: from the /v2/ challenge)
 #   BERTH_E2E_CACHE    where the oras venv is kept (default ~/.cache/berth)
-#   BERTH_PULL         path of bench/pull's berth-pull: the skopeo step also pulls with it
+#   PULL_CLIENT         path of bench/pull's berth-pull: the skopeo step also pulls with it
 # Output: one `==> [step]` line per step, the commands it runs (password masked), `ok` lines
 # with timings; logs under WORKDIR/logs, step times (epoch) in WORKDIR/steps.tsv.
 # Nothing is written to /var/lib/containers, ~/.docker or ~/.config/containers: see README.md.
@@ -179,10 +179,10 @@ if has_step skopeo; then
   tags=$(out skopeo_ list-tags --tls-verify=false --creds "$RUSER:$RPASS" "docker://$R/library/skopeo-oci" \
     | "$PY" -c 'import json,sys; print("v1" if "v1" in json.load(sys.stdin)["Tags"] else "no v1")')
   expect_eq "tags of library/skopeo-oci include" "$tags" "v1"
-  if [ -n "${BERTH_PULL:-}" ]; then
+  if [ -n "${PULL_CLIENT:-}" ]; then
     # bench/pull, the benchmark's pull client: the same image through the token/Basic flow,
     # every blob byte-identical to the layout's, and a wrong password refused.
-    run "$BERTH_PULL" --creds "$RUSER:$RPASS" "http://$R" library/skopeo-oci v1 "$WORKDIR/berth-pull-a"
+    run "$PULL_CLIENT" --creds "$RUSER:$RPASS" "http://$R" library/skopeo-oci v1 "$WORKDIR/berth-pull-a"
     expect_eq "berth-pull manifest digest" "sha256:$(sha256sum "$WORKDIR/berth-pull-a/manifest.json" | cut -d' ' -f1)" "$DIG_A"
     n=0
     for f in "$WORKDIR"/berth-pull-a/*; do
@@ -192,7 +192,7 @@ if has_step skopeo; then
       n=$((n + 1))
     done
     expect_eq "berth-pull blobs (config + 3 layers)" "$n" 4
-    if "$BERTH_PULL" --creds "$RUSER:wrong-$RPASS" "http://$R" library/skopeo-oci v1 "$WORKDIR/berth-pull-x" \
+    if "$PULL_CLIENT" --creds "$RUSER:wrong-$RPASS" "http://$R" library/skopeo-oci v1 "$WORKDIR/berth-pull-x" \
       >"$WORKDIR/logs/berth-pull-wrong.log" 2>&1; then
       fail "berth-pull with a wrong password succeeded"
     fi

@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
-[ -n "${2:-}" ] && export BERTH_PULL=$2
+[ -n "${2:-}" ] && export PULL_CLIENT=$2
 # Short: podman refuses a runroot (WORKDIR/podman/runroot) longer than 50 characters.
 work=$(mktemp -d /tmp/bre.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
