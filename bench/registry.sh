@@ -283,69 +283,62 @@ push() {
   log "$reg push $name: ${secs} s, ${mbps} MB/s, CPU ${cpu} s/GiB, peak RSS ${rss} MiB"
 }
 
-# pull REG KIND REP: pulls library/KIND-REP into a fresh dir: layout; checks the manifest digest.
+# pull_once CLIENT REG PORT NAME DEST LOG: one pull of NAME:v1 into the dir: layout DEST.
+#   skopeo      copy docker:// -> dir: with a new blob-info cache (LOG's directory name)
+#   berth-pull  bench/pull: token or Basic auth, manifest by tag with its digest checked, blobs
+#               streamed to files while hashed (SHA-NI) and verified, up to 6 at once
+pull_once() {
+  local client=$1 reg=$2 port=$3 name=$4 dest=$5 log=$6
+  if [ "$client" = skopeo ]; then
+    local creds=(--src-creds "$RUSER:$RPASS")
+    [ "$reg" = static ] && creds=()
+    sk "${log%.log}" copy --preserve-digests --src-tls-verify=false "${creds[@]}" \
+      "docker://127.0.0.1:$port/$name:v1" "dir:$dest" >"$log" 2>&1
+  else
+    local creds=(--creds "$RUSER:$RPASS")
+    [ "$reg" = static ] && creds=()
+    "$PULL_BIN" "${creds[@]}" "http://127.0.0.1:$port" "$name" v1 "$dest" >"$log" 2>&1
+  fi || { cat "$log" >&2; die "$client pull of $name from $reg"; }
+}
+
+# pull CLIENT REG KIND REP: pulls library/KIND-REP with CLIENT (skopeo or berth-pull) into a fresh
+# dir: layout, timed; checks the manifest digest and the size. Metrics: pull_* for skopeo,
+# fastpull_* for berth-pull (the client the pull targets are judged with).
 pull() {
-  local reg=$1 kind=$2 rep=$3
-  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port cache dest t0 t1 u0 s0 u1 s1 bytes
-  local creds=(--src-creds "$RUSER:$RPASS")
+  local client=$1 reg=$2 kind=$3 rep=$4
+  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port dest log t0 t1 u0 s0 u1 s1 bytes prefix cpu_metric
   pid=$STATIC_PID
-  if [ "$reg" = static ]; then creds=(); else pid=$(pid_of "$reg"); fi
+  [ "$reg" = static ] || pid=$(pid_of "$reg")
   port=$(port_of "$reg")
-  cache=$W/cache/pull-$reg-$kind-$rep
-  dest=$W/pull/$reg-$kind-$rep
+  dest=$W/pull/$client-$reg-$kind-$rep
+  log=$W/cache/pull-$client-$reg-$kind-$rep.log
   bytes=$(json_field "$img.json" total_bytes)
+  if [ "$client" = skopeo ]; then
+    prefix=pull cpu_metric=cpu_s_per_gib_pulled
+  else
+    prefix=fastpull cpu_metric=cpu_s_per_gib_fastpulled
+    # One untimed pull first. This VM's balloon has free page reporting on: the 512 MiB the
+    # previous command wrote and deleted went back to the host, and the first process to allocate
+    # that much again pays the host's page faults (the first pull after a skopeo pull took 2-3 x as
+    # long as the next one, from either registry and from nginx). The timed pull then measures the
+    # servers. (skopeo is client-bound either way; its pulls stay as they were measured before.)
+    pull_once "$client" "$reg" "$port" "$name" "$dest" "$log"
+    rm -rf "$dest"
+  fi
   sync # no dirty pages of an earlier measurement are written back during this one
   read -r u0 s0 < <(cpu_ticks "$pid")
   t0=$(now)
-  sk "$cache" copy --preserve-digests --src-tls-verify=false "${creds[@]}" \
-    "docker://127.0.0.1:$port/$name:v1" "dir:$dest" >"$cache.log" 2>&1 ||
-    { cat "$cache.log" >&2; die "pull of $name from $reg"; }
+  pull_once "$client" "$reg" "$port" "$name" "$dest" "$log"
   t1=$(now)
   read -r u1 s1 < <(cpu_ticks "$pid")
   [ "sha256:$(sha256sum "$dest/manifest.json" | cut -d' ' -f1)" = "$(json_field "$img.json" digest)" ] ||
     die "$reg: pulled manifest differs"
   [ "$(du -sb "$dest" | cut -f1)" -ge "$bytes" ] || die "$reg: pulled layout is short"
   rm -rf "$dest"
-  record "$reg" "pull_${kind}_s" "$(calc "$t1 - $t0")"
-  record "$reg" "pull_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
-  [ "$kind" = big ] && [ "$reg" != static ] && record "$reg" cpu_s_per_gib_pulled "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
-  log "$reg pull $name: $(calc "round($t1 - $t0, 3)") s"
-}
-
-# fastpull REG KIND REP: the same pull with bench/pull (berth-pull), a client that is not the
-# bottleneck: token or Basic auth, manifest by tag with its digest checked, blobs streamed to files
-# while hashed (SHA-NI) and verified, up to 6 at once; the layout of skopeo's dir: transport.
-fastpull() {
-  local reg=$1 kind=$2 rep=$3
-  local img=$W/img/$kind-$rep name=library/$kind-$rep pid port dest t0 t1 u0 s0 u1 s1 bytes
-  local creds=(--creds "$RUSER:$RPASS")
-  pid=$STATIC_PID
-  if [ "$reg" = static ]; then creds=(); else pid=$(pid_of "$reg"); fi
-  port=$(port_of "$reg")
-  dest=$W/pull/fast-$reg-$kind-$rep
-  bytes=$(json_field "$img.json" total_bytes)
-  # One untimed pull first. This VM's balloon has free page reporting on: the 512 MiB the previous
-  # command wrote and deleted went back to the host, and the first process to allocate that much
-  # again pays the host's page faults (the first pull after a skopeo pull took 2-3 x as long as the
-  # next one, from either registry and from nginx). The timed pull then measures the servers.
-  "$PULL_BIN" "${creds[@]}" "http://127.0.0.1:$port" "$name" v1 "$dest" >"$W/fastpull.log" 2>&1 ||
-    { cat "$W/fastpull.log" >&2; die "berth-pull of $name from $reg"; }
-  rm -rf "$dest"
-  sync
-  read -r u0 s0 < <(cpu_ticks "$pid")
-  t0=$(now)
-  "$PULL_BIN" "${creds[@]}" "http://127.0.0.1:$port" "$name" v1 "$dest" >"$W/fastpull.log" 2>&1 ||
-    { cat "$W/fastpull.log" >&2; die "berth-pull of $name from $reg"; }
-  t1=$(now)
-  read -r u1 s1 < <(cpu_ticks "$pid")
-  [ "sha256:$(sha256sum "$dest/manifest.json" | cut -d' ' -f1)" = "$(json_field "$img.json" digest)" ] ||
-    die "$reg: pulled manifest differs"
-  [ "$(du -sb "$dest" | cut -f1)" -ge "$bytes" ] || die "$reg: pulled layout is short"
-  rm -rf "$dest"
-  record "$reg" "fastpull_${kind}_s" "$(calc "$t1 - $t0")"
-  record "$reg" "fastpull_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
-  [ "$kind" = big ] && [ "$reg" != static ] && record "$reg" cpu_s_per_gib_fastpulled "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
-  log "$reg berth-pull $name: $(calc "round($t1 - $t0, 3)") s ($(tail -1 "$W/fastpull.log"))"
+  record "$reg" "${prefix}_${kind}_s" "$(calc "$t1 - $t0")"
+  record "$reg" "${prefix}_${kind}_mbps" "$(calc "$bytes / 1e6 / ($t1 - $t0)")"
+  [ "$kind" = big ] && [ "$reg" != static ] && record "$reg" "$cpu_metric" "$(calc "($u1 + $s1 - $u0 - $s0) / $TICKS / ($bytes / 2**30)")"
+  log "$reg pull $name with $client: $(calc "round($t1 - $t0, 3)") s"
 }
 
 blob_get() {
@@ -441,14 +434,14 @@ for ((rep = 1; rep <= REPS; rep++)); do
   if [ $((rep % 2)) = 1 ]; then order="berth peer"; else order="peer berth"; fi
   for reg in $order; do
     push "$reg" big "$rep"
-    pull "$reg" big "$rep"
+    pull skopeo "$reg" big "$rep"
     push "$reg" small "$rep"
-    pull "$reg" small "$rep"
-    fastpull "$reg" big "$rep"
-    fastpull "$reg" small "$rep"
+    pull skopeo "$reg" small "$rep"
+    pull berth-pull "$reg" big "$rep"
+    pull berth-pull "$reg" small "$rep"
   done
-  pull static big "$rep"
-  fastpull static big "$rep"
+  pull skopeo static big "$rep"
+  pull berth-pull static big "$rep"
 done
 
 for ((i = 1; i <= BLOB_GETS; i++)); do

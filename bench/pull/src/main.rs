@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -252,27 +252,29 @@ fn run(a: &Args) -> Result<u64> {
     let mut blobs = m.layers;
     blobs.push(config);
     let next = AtomicUsize::new(0);
-    let total = Mutex::new(body.len() as u64);
-    let errors = Mutex::new(Vec::new());
+    let total = AtomicU64::new(body.len() as u64);
+    let error = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(blobs.len()) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(d) = blobs.get(i) else { break };
                 match fetch_blob(&client, a, &auth, d, &a.dest) {
-                    Ok(n) => *total.lock().unwrap() += n,
+                    Ok(n) => {
+                        total.fetch_add(n, Ordering::Relaxed);
+                    }
                     Err(e) => {
-                        errors.lock().unwrap().push(e);
+                        error.lock().unwrap().get_or_insert(e);
                         break;
                     }
                 }
             });
         }
     });
-    if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
-        return Err(e);
+    match error.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(total.into_inner()),
     }
-    Ok(total.into_inner().unwrap())
 }
 
 fn main() {

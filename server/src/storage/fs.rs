@@ -141,15 +141,9 @@ fn read_stream(
     let mut state = State { file, next: start, end, pending: None };
     state.start_next();
     futures::stream::unfold(state, |mut st| async move {
-        let handle = st.pending.take()?;
-        let chunk = match handle.await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
-        };
+        let chunk = st.pending.take()?.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if chunk.is_ok() {
-            st.start_next();
-        } else {
-            st.next = st.end; // an error ends the stream
+            st.start_next(); // after an error nothing is pending: the stream ends
         }
         Some((chunk, st))
     })
