@@ -106,10 +106,58 @@ async fn connect_redis(url: &str) -> anyhow::Result<RedisPool> {
     let perf = PerformanceConfig { default_command_timeout: Duration::from_secs(5), ..Default::default() };
     let pool = RedisPool::new(cfg, Some(perf), Some(conn), Some(policy), 4)
         .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
-    pool.connect();
-    tokio::time::timeout(Duration::from_secs(10), pool.wait_for_connect())
-        .await
-        .map_err(|_| anyhow::anyhow!("redis.url: no connection to {url} within 10s"))?
-        .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+    let mut tasks = pool.connect_pool();
+    // Poll the clients' state rather than `wait_for_connect`: fred 10 reads the state and then
+    // subscribes to the connect notification, so a client that connects (or fails) between the
+    // two is waited for until its next reconnect. Seen once in CI: one replica of three waited
+    // its whole 10 s for a Redis the other two had just connected to.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !pool.clients().iter().all(|c| c.is_connected()) {
+        // A connection task only ends when its first connection failed (fail-fast).
+        if let Some(i) = tasks.iter().position(|t| t.is_finished()) {
+            let error = match tasks.swap_remove(i).await {
+                Ok(Ok(())) => "connection closed".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            anyhow::bail!("redis.url: no connection to {url}: {error}");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("redis.url: no connection to {url} within 10s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every start of a replica connects: the connect notification of a client that connects
+    /// while the caller is about to wait for it must not be missed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_connects_every_time() {
+        let url = std::env::var("TEST_BERTH_REDIS_URL").expect(
+            "TEST_BERTH_REDIS_URL is not set: run the README's test command (scripts/test), which starts Redis",
+        );
+        for i in 0..40 {
+            let started = std::time::Instant::now();
+            let pool = connect_redis(&url).await.unwrap_or_else(|e| panic!("attempt {i}: {e:#}"));
+            assert!(pool.clients().iter().all(|c| c.is_connected()));
+            assert!(started.elapsed() < Duration::from_secs(2), "attempt {i} took {:?}", started.elapsed());
+            pool.quit().await.unwrap();
+        }
+        // A port nobody listens on is refused at once, with the reason.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let started = std::time::Instant::now();
+        let err = connect_redis(&format!("redis://127.0.0.1:{port}/0")).await.err().unwrap().to_string();
+        assert!(
+            err.starts_with(&format!("redis.url: no connection to redis://127.0.0.1:{port}/0: ")),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
 }
