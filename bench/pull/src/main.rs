@@ -159,12 +159,17 @@ enum Hasher {
 }
 
 impl Hasher {
+    /// The hasher for digest `d` and its lowercase hex part, which names the blob's file (so a
+    /// manifest's digest can never name a path outside the destination).
     fn for_digest(d: &str) -> Result<(Hasher, &str)> {
-        match d.split_once(':') {
-            Some(("sha256", hex)) if hex.len() == 64 => Ok((Hasher::Sha256(Sha256::new()), hex)),
-            Some(("sha512", hex)) if hex.len() == 128 => Ok((Hasher::Sha512(Sha512::new()), hex)),
+        let (hasher, hex, len) = match d.split_once(':') {
+            Some(("sha256", hex)) => (Hasher::Sha256(Sha256::new()), hex, 64),
+            Some(("sha512", hex)) => (Hasher::Sha512(Sha512::new()), hex, 128),
             _ => bail!("unsupported digest {d:?}"),
-        }
+        };
+        let lower_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ensure!(hex.len() == len && lower_hex, "invalid digest {d:?}");
+        Ok((hasher, hex))
     }
     fn update(&mut self, b: &[u8]) {
         match self {
@@ -251,6 +256,9 @@ fn run(a: &Args) -> Result<u64> {
 
     let mut blobs = m.layers;
     blobs.push(config);
+    // A manifest may list one blob twice; it is one file, fetched once.
+    let mut seen = std::collections::HashSet::new();
+    blobs.retain(|d| seen.insert(d.digest.clone()));
     let next = AtomicUsize::new(0);
     let total = AtomicU64::new(body.len() as u64);
     let error = Mutex::new(None);
@@ -318,6 +326,8 @@ mod tests {
         assert!(Hasher::for_digest(&format!("sha256:{}", "0".repeat(64))).is_ok());
         assert!(Hasher::for_digest(&format!("sha512:{}", "0".repeat(128))).is_ok());
         assert!(Hasher::for_digest("sha256:abc").is_err());
+        assert!(Hasher::for_digest(&format!("sha256:../{}", "0".repeat(61))).is_err());
+        assert!(Hasher::for_digest(&format!("sha256:{}", "A".repeat(64))).is_err());
         assert!(Hasher::for_digest("md5:00").is_err());
     }
 }

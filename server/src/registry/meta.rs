@@ -558,20 +558,22 @@ pub async fn delete_artifact_guarded(
             return Err(MetaError::Referenced(parent));
         }
     }
+    // Everything deleted below (accessories, freed children) is in the artifact's repository.
+    let project_id: i64 = sqlx::query_scalar(
+        "SELECT r.project_id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE a.id = $1",
+    )
+    .bind(artifact_id)
+    .fetch_one(&mut *tx)
+    .await?;
     let mut deleted = vec![];
-    let mut project = None;
     let mut work = vec![artifact_id];
     while let Some(id) = work.pop() {
-        let row = sqlx::query(
-            "SELECT a.repository_id AS repository_id, a.digest AS digest, r.project_id AS project_id \
-             FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE a.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sqlx::query("SELECT repository_id, digest FROM artifacts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else { continue };
         let repo_id: i64 = row.try_get("repository_id")?;
-        project = Some(row.try_get::<i64, _>("project_id")?);
         let digest: String = row.try_get("digest")?;
         let accessories: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND subject = $2")
@@ -625,9 +627,7 @@ pub async fn delete_artifact_guarded(
             }
         }
     }
-    if let Some(project_id) = project {
-        crate::usage::changed(&mut tx, project_id).await?;
-    }
+    crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(deleted)
 }
