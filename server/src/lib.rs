@@ -26,3 +26,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod token;
 pub mod usage;
+
+#[cfg(test)]
+mod parser_props;

@@ -778,7 +778,7 @@ async fn upload_status(state: &AppState, who: &RegistryCaller, name: &str, id: &
 }
 
 /// `Content-Range: <start>-<end>` (also accepts a `bytes ` / `bytes=` prefix).
-fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
     let v = v.strip_prefix("bytes=").or_else(|| v.strip_prefix("bytes ")).unwrap_or(v);
     let (a, b) = v.split_once('-')?;
