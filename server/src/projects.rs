@@ -197,7 +197,7 @@ pub async fn create(db: &Db, name: &str, public: bool, owner: &User) -> Result<P
         ));
     }
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO projects (name, owner_id, public, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
          RETURNING id",
@@ -238,7 +238,7 @@ pub async fn set_public(db: &Db, id: i64, public: bool) -> Result<(), ProjectErr
 /// the blob links of repositories that never got a manifest. Content stays for GC.
 pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
     let project = get(db, id).await?.ok_or(ProjectError::NotFound)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let repos: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE project_id = $1")
         .bind(id)
         .fetch_one(&mut *tx)
