@@ -132,6 +132,10 @@ pub fn rfc3339(ms: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// Harbor's "never" (Go's zero `time.Time`): what Harbor's clients expect for a time never set
+/// (an artifact never pulled), rather than `null`.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
+
 /// Whether a database error is a unique-constraint violation (→ 409 at the call site).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)

@@ -182,6 +182,11 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Robot>, sqlx::Error> {
     Ok(Some(r))
 }
 
+/// The id of the robot with this full name (`robot$…`), if any.
+pub async fn id_by_name(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM robots WHERE name = $1").bind(name).fetch_optional(&db.pool).await
+}
+
 /// The robot with these credentials, if it is enabled and unexpired.
 pub async fn authenticate(db: &Db, name: &str, secret: &str) -> Result<Option<Robot>, sqlx::Error> {
     let row = sqlx::query(&format!(
