@@ -53,6 +53,16 @@ impl FromServerFnError for PortalError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        PortalError::Server(value.to_string())
+        match value {
+            // The caller sent arguments that do not decode: its error (a 400), not the server's.
+            // `Deserialization` is the arguments on the server (the body of a POST with a JSON
+            // or other body codec) and the response on the client.
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
+                PortalError::Invalid(value.to_string())
+            }
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(_) => PortalError::Invalid(value.to_string()),
+            _ => PortalError::Server(value.to_string()),
+        }
     }
 }

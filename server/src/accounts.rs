@@ -324,7 +324,7 @@ pub async fn set_sysadmin(db: &Db, id: i64, flag: bool) -> Result<User, UserErro
 /// owners and audit rows keep a name, and the name can be registered again.
 pub async fn delete_user(db: &Db, id: i64) -> Result<User, UserError> {
     let user = get_by_id(db, id).await?.ok_or(UserError::NotFound)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM project_members WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query(
         "UPDATE users SET deleted = 1, username = username || '#' || CAST(id AS TEXT), email = '', \
@@ -424,7 +424,7 @@ pub async fn authenticate(
 
 async fn record_failure(db: &Db, cfg: &AuthConfig, key: &str) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let failures: i64 = sqlx::query_scalar(
         "INSERT INTO login_failures (username, failures, locked_until, updated_at) VALUES ($1, 1, 0, $2) \
          ON CONFLICT (username) DO UPDATE SET failures = login_failures.failures + 1, updated_at = $2 \

@@ -159,6 +159,26 @@ pub async fn list_artifacts(
     page: u64,
     page_size: u64,
 ) -> Result<(Vec<ArtifactRow>, i64), ApiError> {
+    list_artifacts_in(db, ArtifactScope::Repository(repository_id), q, sort, page, page_size).await
+}
+
+/// Where `list_artifacts_in` looks.
+#[derive(Debug, Clone, Copy)]
+pub enum ArtifactScope {
+    Repository(i64),
+    /// Every repository of the project (Harbor's `listArtifactsOfProject`).
+    Project(i64),
+}
+
+/// `list_artifacts` of a repository or of a whole project.
+pub async fn list_artifacts_in(
+    db: &Db,
+    scope: ArtifactScope,
+    q: &Query,
+    sort: Option<&str>,
+    page: u64,
+    page_size: u64,
+) -> Result<(Vec<ArtifactRow>, i64), ApiError> {
     let mut sql = Sql::starting_at(2);
     query::to_sql(q, &ARTIFACT_KEYS, &["tags"], &mut sql)?;
     match q.get("tags") {
@@ -180,9 +200,15 @@ pub async fn list_artifacts(
         Some(_) => return Err(ApiError::BadRequest("tags takes an exact or fuzzy value".into())),
     }
     let order = query::order_by(sort, &ARTIFACT_SORT, "a.pushed_at DESC", "a.id DESC")?;
-    let filter = format!(" WHERE a.repository_id = $1 AND a.visible = 1{}", sql.and());
+    let (scope_sql, scope_id) = match scope {
+        ArtifactScope::Repository(id) => ("a.repository_id = $1", id),
+        ArtifactScope::Project(id) => {
+            ("a.repository_id IN (SELECT id FROM repositories WHERE project_id = $1)", id)
+        }
+    };
+    let filter = format!(" WHERE {scope_sql} AND a.visible = 1{}", sql.and());
     let count_sql = format!("SELECT COUNT(*) FROM artifacts a{filter}");
-    let total = query::bind_scalar(sqlx::query_scalar(&count_sql).bind(repository_id), &sql.binds)
+    let total = query::bind_scalar(sqlx::query_scalar(&count_sql).bind(scope_id), &sql.binds)
         .fetch_one(&db.pool)
         .await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
@@ -194,7 +220,7 @@ pub async fn list_artifacts(
          ON page.id = a.id{order}"
     );
     let rows =
-        query::bind_query(sqlx::query(&list_sql).bind(repository_id), &sql.binds).fetch_all(&db.pool).await?;
+        query::bind_query(sqlx::query(&list_sql).bind(scope_id), &sql.binds).fetch_all(&db.pool).await?;
     Ok((rows.iter().map(artifact_from_row).collect::<Result<_, sqlx::Error>>()?, total))
 }
 

@@ -171,7 +171,7 @@ impl AuditLog {
 }
 
 async fn insert(db: &Db, batch: &[Event]) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \

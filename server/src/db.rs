@@ -92,6 +92,19 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+    /// at the start (waiting up to `busy_timeout` for other writers). sqlx's `begin()` issues a
+    /// deferred `BEGIN`, and a deferred transaction that reads before it writes fails at once
+    /// with SQLITE_BUSY (no busy wait) when another writer — the audit writer, the pull
+    /// counter, a job heartbeat — committed in between. **Every transaction that writes starts
+    /// here**, never with `pool.begin()`. PostgreSQL waits on row locks by itself.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// A cheap round trip for health checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
@@ -118,6 +131,10 @@ pub fn rfc3339(ms: i64) -> String {
     );
     t.format(&f).unwrap_or_default()
 }
+
+/// Harbor's "never" (Go's zero `time.Time`): what Harbor's clients expect for a time never set
+/// (an artifact never pulled), rather than `null`.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
 
 /// Whether a database error is a unique-constraint violation (→ 409 at the call site).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -441,7 +441,7 @@ async fn sweep<'a>(
     // artifact a concurrent push was committing. The second statement takes a new snapshot
     // after every push holding these rows has committed; pushes arriving later wait for us and
     // then find `deleting`. (SQLite has one writer: the single statement already waits for it.)
-    let mut tx = env.db.pool.begin().await?;
+    let mut tx = env.db.begin_write().await?;
     if env.db.kind == crate::db::DbKind::Postgres {
         let lock_list = crate::db::placeholders(1, digests.len());
         let lock =
@@ -499,7 +499,7 @@ async fn sweep<'a>(
     }
     if !gone.is_empty() {
         let list = crate::db::placeholders(1, gone.len());
-        let mut tx = env.db.pool.begin().await?;
+        let mut tx = env.db.begin_write().await?;
         for table in ["repository_blobs", "blobs"] {
             let extra = if table == "blobs" { " AND status = 'deleting'" } else { "" };
             let sql = format!("DELETE FROM {table} WHERE digest IN ({list}){extra}");

@@ -179,6 +179,8 @@ pub enum ProjectError {
     Exists(String),
     #[error("project not found")]
     NotFound,
+    #[error("the metadata {0} is already set; change it with PUT")]
+    MetadataExists(String),
     #[error("the project still has {0} repositories; delete them first")]
     NotEmpty(i64),
     #[error("{0}")]
@@ -197,7 +199,7 @@ pub async fn create(db: &Db, name: &str, public: bool, owner: &User) -> Result<P
         ));
     }
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO projects (name, owner_id, public, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
          RETURNING id",
@@ -238,7 +240,7 @@ pub async fn set_public(db: &Db, id: i64, public: bool) -> Result<(), ProjectErr
 /// the blob links of repositories that never got a manifest. Content stays for GC.
 pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
     let project = get(db, id).await?.ok_or(ProjectError::NotFound)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let repos: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE project_id = $1")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -263,6 +265,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM project_usage WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM project_metadata WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(project)
@@ -435,6 +438,117 @@ pub fn escape_like(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+// ---------------------------------------------------------------- metadata
+
+/// Harbor's project metadata keys other than `public` (stored in `projects.public`).
+pub const METADATA_KEYS: [&str; 7] = [
+    "enable_content_trust",
+    "enable_content_trust_cosign",
+    "prevent_vul",
+    "severity",
+    "auto_scan",
+    "auto_sbom_generation",
+    "reuse_sys_cve_allowlist",
+];
+
+/// Harbor's validation and normalisation of one metadata value (`public` included): booleans
+/// as Go's `ParseBool` reads them, written `true`/`false`; a severity in lower case.
+pub fn normalize_metadata(key: &str, value: &str) -> Result<String, ProjectError> {
+    let invalid = || ProjectError::Invalid(format!("invalid value of {key}: {value:?}"));
+    match key {
+        "severity" => {
+            let v = value.to_ascii_lowercase();
+            match v.as_str() {
+                "none" | "low" | "medium" | "high" | "critical" => Ok(v),
+                _ => Err(invalid()),
+            }
+        }
+        "public"
+        | "enable_content_trust"
+        | "enable_content_trust_cosign"
+        | "prevent_vul"
+        | "auto_scan"
+        | "auto_sbom_generation"
+        | "reuse_sys_cve_allowlist" => match value {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok("true".into()),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok("false".into()),
+            _ => Err(invalid()),
+        },
+        _ => Err(ProjectError::Invalid(format!(
+            "invalid metadata key {key:?}; the keys are public, {}",
+            METADATA_KEYS.join(", ")
+        ))),
+    }
+}
+
+/// The stored metadata (without `public`) of each of `ids`.
+pub async fn metadata_of(
+    db: &Db,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, std::collections::BTreeMap<String, String>>, sqlx::Error> {
+    let mut out: std::collections::HashMap<i64, std::collections::BTreeMap<String, String>> =
+        Default::default();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT project_id, name, value FROM project_metadata WHERE project_id IN ({})",
+            crate::db::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&db.pool).await? {
+            out.entry(r.try_get("project_id")?).or_default().insert(r.try_get("name")?, r.try_get("value")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Sets metadata values (already normalised; `public` is not one of them), replacing existing
+/// values; with `only_new`, a key that is already set is `Exists`.
+pub async fn set_metadata(
+    db: &Db,
+    id: i64,
+    values: &[(String, String)],
+    only_new: bool,
+) -> Result<(), ProjectError> {
+    let mut tx = db.begin_write().await?;
+    for (k, v) in values {
+        let sql = if only_new {
+            "INSERT INTO project_metadata (project_id, name, value) VALUES ($1, $2, $3)"
+        } else {
+            "INSERT INTO project_metadata (project_id, name, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, name) DO UPDATE SET value = excluded.value"
+        };
+        sqlx::query(sql).bind(id).bind(k).bind(v).execute(&mut *tx).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                ProjectError::MetadataExists(k.clone())
+            } else if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
+                ProjectError::NotFound
+            } else {
+                e.into()
+            }
+        })?;
+    }
+    sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes one metadata value; whether it was set.
+pub async fn delete_metadata(db: &Db, id: i64, key: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM project_metadata WHERE project_id = $1 AND name = $2")
+        .bind(id)
+        .bind(key)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 #[cfg(test)]

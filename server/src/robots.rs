@@ -182,6 +182,11 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Robot>, sqlx::Error> {
     Ok(Some(r))
 }
 
+/// The id of the robot with this full name (`robot$…`), if any.
+pub async fn id_by_name(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM robots WHERE name = $1").bind(name).fetch_optional(&db.pool).await
+}
+
 /// The robot with these credentials, if it is enabled and unexpired.
 pub async fn authenticate(db: &Db, name: &str, secret: &str) -> Result<Option<Robot>, sqlx::Error> {
     let row = sqlx::query(&format!(
@@ -241,7 +246,7 @@ pub async fn create(db: &Db, new: NewRobot) -> Result<(Robot, String), RobotErro
     let name = full_name(new.project.as_ref().map(|p| p.1.as_str()), &new.name);
     let secret = generate_secret();
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO robots (name, description, project_id, secret_hash, secret_changed_at, disabled, \
          duration, expires_at, creator, created_at, updated_at) \
@@ -305,7 +310,7 @@ pub async fn update(db: &Db, id: i64, u: RobotUpdate) -> Result<Robot, RobotErro
         return Err(RobotError::Invalid("duration must be -1 (never expires) or a number of days".into()));
     }
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "UPDATE robots SET description = $1, disabled = $2, duration = $3, expires_at = $4, updated_at = $5 \
          WHERE id = $6",
@@ -358,7 +363,7 @@ pub async fn refresh_secret(db: &Db, id: i64, secret: Option<String>) -> Result<
 }
 
 pub async fn delete(db: &Db, id: i64) -> Result<(), RobotError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM robot_permissions WHERE robot_id = $1").bind(id).execute(&mut *tx).await?;
     let done = sqlx::query("DELETE FROM robots WHERE id = $1").bind(id).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {

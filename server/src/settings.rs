@@ -93,7 +93,7 @@ pub async fn update(
         probe.apply(k, v).map_err(UpdateError::Invalid)?;
     }
     let now = now_ms();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut keys: Vec<String> = changes.keys().cloned().collect();
     keys.sort();
     for k in &keys {

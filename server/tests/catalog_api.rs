@@ -164,6 +164,10 @@ both_dbs!(artifacts_tags_and_accessories, |app| {
     for bad in [
         "?q=color%3Dred",
         "?sort=color",
+        "?sort=,",
+        "?sort=%2C%20%2C",
+        "?sort=-",
+        "?sort=size,-size",
         "?q=push_time%3D%5Bx~%5D",
         "?page=0",
         "?page_size=500",
@@ -172,6 +176,23 @@ both_dbs!(artifacts_tags_and_accessories, |app| {
         let r = app.get_with(&format!("{base}{bad}"), &[("authorization", &admin())]).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+    // A thousand sort keys (within the URI limit): a 400, not a 500 from the database.
+    let (many, names) = (vec!["size"; 1000].join(","), vec!["name"; 1000].join(","));
+    for path in [format!("{base}?sort={many}"), format!("/api/v2.0/projects?sort={names}")] {
+        let r = app.get_with(&path, &[("authorization", &admin())]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    }
+    let r = app.get_with("/api/v2.0/repositories?sort=,", &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // Beyond the URI limit: 414 in Harbor's error format, on every REST path.
+    let huge = vec!["size"; 5000].join(",");
+    for path in
+        [format!("{base}?sort={huge}"), format!("/api/v2.0/nothing?x={huge}"), format!("/c/login?x={huge}")]
+    {
+        let r = app.get_with(&path, &[("authorization", &admin())]).await;
+        assert_eq!(r.status, StatusCode::URI_TOO_LONG, "{}", r.text());
+        assert_eq!(r.error_code(), "URI_TOO_LONG");
     }
     let paged = app.get_with(&format!("{base}?page=2&page_size=1"), &[("authorization", &admin())]).await;
     assert_eq!(digests(&paged.json()), std::slice::from_ref(&index));
@@ -544,3 +565,368 @@ both_dbs!(cookie_writes_need_the_csrf_token, |app| {
     let r = app.get_with("/api/v2.0/repositories", &[("cookie", &cookie)]).await;
     assert_eq!(r.status, StatusCode::OK);
 });
+
+// An index whose children share a child index, many times over at every level: a copy copies
+// each manifest once (4^8 = 65 536 paths to the leaf; one copy each would take hours).
+both_dbs!(copy_of_nested_indexes_copies_each_child_once, |app| {
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "nest"})).await;
+    let mut child = image(&app, "nest/src", "leaf", b"leaf-layer", "amd64").await;
+    let mut media = OCI_MANIFEST;
+    for level in 0..8 {
+        let entry = json!({"mediaType": media, "digest": child, "size": 1});
+        let idx = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [entry.clone(), entry.clone(), entry.clone(), entry]});
+        child = manifest(&app, "nest/src", &format!("l{level}"), OCI_INDEX, &idx).await;
+        media = OCI_INDEX;
+    }
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        app.call(
+            Method::POST,
+            "/api/v2.0/projects/nest/repositories/dst/artifacts?from=nest%2Fsrc%3Al7",
+            &[("authorization", &admin())],
+            vec![],
+        ),
+    )
+    .await
+    .expect("the copy of a shared-child index tree must not explode");
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    let m = app.get_with("/v2/nest/dst/manifests/l7", &[("authorization", &admin())]).await;
+    assert_eq!(m.status, StatusCode::OK);
+    let r = app.get_with("/v2/nest/dst/manifests/leaf", &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "only the tag named in from is copied");
+    let leaf = app.get_with("/v2/nest/src/manifests/leaf", &[("authorization", &admin())]).await;
+    let leaf_digest = sha256(&leaf.body);
+    let r =
+        app.get_with(&format!("/v2/nest/dst/manifests/{leaf_digest}"), &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::OK, "the shared leaf is copied");
+});
+
+/// Every write endpoint in a loop, from several clients at once, while the product's own
+/// background writers run (audit writer, pull counter, job runner with a GC every second and
+/// its heartbeats, usage refreshes, session writes and expiry): no request may fail with a 5xx
+/// ("database is locked" on SQLite was a 503 for 1 loop in 8).
+async fn writes_never_fail_on_lock_contention(app: TestApp, workers: usize, rounds: usize) {
+    let app = std::sync::Arc::new(app);
+    let state = app.state.clone();
+    let mut background = vec![
+        tokio::spawn(state.pulls.clone().run(state.db.clone())),
+        tokio::spawn(state.audit.clone().run(state.db.clone())),
+        tokio::spawn(server::jobs::run_loop(state.clone(), state.jobs_wake.clone())),
+    ];
+    if let server::sessions::Store::Sql(store) = &state.sessions {
+        let store = store.clone();
+        background.push(tokio::spawn(async move {
+            loop {
+                let _ = store.delete_expired().await;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    let r = api(
+        &app,
+        Method::PUT,
+        "/api/v2.0/system/gc/schedule",
+        &admin(),
+        json!({"schedule": {"type": "Custom", "cron": "* * * * * *"}, "parameters": {"dry_run": true}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r =
+        api(&app, Method::POST, "/api/v2.0/users", &admin(), json!({"username": "member", "password": PW}))
+            .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    let mut tasks = vec![];
+    for w in 0..workers {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let a = admin();
+            let mut calls = 0usize;
+            for i in 0..rounds {
+                let p = format!("w{w}r{i}");
+                let expect = |r: common::Resp, want: StatusCode, what: &str| {
+                    assert_eq!(r.status, want, "worker {w} round {i}: {what}: {}", r.text());
+                    r
+                };
+                let step = |m: Method, path: String, body: Value| {
+                    let app = app.clone();
+                    let a = a.clone();
+                    async move { api(&app, m, &path, &a, body).await }
+                };
+                let proj = format!("/api/v2.0/projects/{p}");
+                expect(step(Method::POST, "/api/v2.0/projects".into(), json!({"project_name": p})).await, StatusCode::CREATED, "create project");
+                expect(step(Method::PUT, proj.clone(), json!({"metadata": {"public": "true"}})).await, StatusCode::OK, "update project");
+                let r = expect(
+                    step(Method::POST, format!("{proj}/members"), json!({"role_id": 2, "member_user": {"username": "member"}})).await,
+                    StatusCode::CREATED,
+                    "add member",
+                );
+                let mid = r.header("location").unwrap().rsplit('/').next().unwrap().to_string();
+                expect(step(Method::PUT, format!("{proj}/members/{mid}"), json!({"role_id": 3})).await, StatusCode::OK, "update member");
+                let d = image(&app, &format!("{p}/app"), "v1", format!("layer {p}").as_bytes(), "amd64").await;
+                let pulled = app.get_with(&format!("/v2/{p}/app/manifests/v1"), &[("authorization", &a)]).await;
+                expect(pulled, StatusCode::OK, "pull");
+                let art = format!("{proj}/repositories/app/artifacts/{d}");
+                expect(step(Method::POST, format!("{art}/tags"), json!({"name": "v2"})).await, StatusCode::CREATED, "create tag");
+                expect(step(Method::DELETE, format!("{art}/tags/v2"), Value::Null).await, StatusCode::OK, "delete tag");
+                let from = format!("{p}/app:v1").replace('/', "%2F").replace(':', "%3A");
+                expect(step(Method::POST, format!("{proj}/repositories/copy/artifacts?from={from}"), Value::Null).await, StatusCode::CREATED, "copy");
+                expect(step(Method::PUT, format!("{proj}/repositories/app"), json!({"description": "d"})).await, StatusCode::OK, "update repository");
+                let robot = json!({"name": format!("ci{i}"), "level": "project", "duration": -1,
+                    "permissions": [{"kind": "project", "namespace": p, "access": [{"resource": "repository", "action": "pull"}]}]});
+                let r = expect(step(Method::POST, "/api/v2.0/robots".into(), robot).await, StatusCode::CREATED, "create robot");
+                let rid = r.json()["id"].as_i64().unwrap();
+                expect(step(Method::PATCH, format!("/api/v2.0/robots/{rid}"), json!({"secret": "Ab1defghijkl"})).await, StatusCode::OK, "refresh robot");
+                expect(step(Method::DELETE, format!("/api/v2.0/robots/{rid}"), Value::Null).await, StatusCode::OK, "delete robot");
+                let _ = app.get_with(&format!("{proj}/summary"), &[("authorization", &a)]).await;
+                expect(step(Method::DELETE, format!("{proj}/members/{mid}"), Value::Null).await, StatusCode::OK, "remove member");
+                expect(step(Method::DELETE, format!("{proj}/repositories/copy/artifacts/{d}"), Value::Null).await, StatusCode::OK, "delete artifact");
+                expect(step(Method::DELETE, format!("{proj}/repositories/copy"), Value::Null).await, StatusCode::OK, "delete copy");
+                expect(step(Method::DELETE, format!("{proj}/repositories/app"), Value::Null).await, StatusCode::OK, "delete repository");
+                // The reported failure: the project's delete right after its last repository's.
+                expect(step(Method::DELETE, proj.clone(), Value::Null).await, StatusCode::OK, "delete project");
+                let u = format!("u{w}x{i}");
+                let r = expect(step(Method::POST, "/api/v2.0/users".into(), json!({"username": u, "password": PW})).await, StatusCode::CREATED, "create user");
+                let uid = r.header("location").unwrap().rsplit('/').next().unwrap().to_string();
+                expect(step(Method::PUT, format!("/api/v2.0/users/{uid}"), json!({"email": format!("{u}@x.io")})).await, StatusCode::OK, "update user");
+                expect(step(Method::PUT, format!("/api/v2.0/users/{uid}/sysadmin"), json!({"sysadmin_flag": true})).await, StatusCode::OK, "sysadmin");
+                app.login(&u, PW).await;
+                expect(step(Method::DELETE, format!("/api/v2.0/users/{uid}"), Value::Null).await, StatusCode::OK, "delete user");
+                expect(step(Method::PUT, "/api/v2.0/configurations".into(), json!({"self_registration": i % 2 == 0})).await, StatusCode::OK, "configurations");
+                calls += 27;
+            }
+            calls
+        }));
+    }
+    let mut calls = 0;
+    for t in tasks {
+        calls += t.await.expect("a worker failed");
+    }
+    for b in background {
+        b.abort();
+    }
+    assert_eq!(calls, workers * rounds * 27);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_writes_never_fail_on_lock_contention() {
+    writes_never_fail_on_lock_contention(TestApp::new(common::DbChoice::Sqlite).await, 4, 25).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writes_never_fail_on_lock_contention() {
+    writes_never_fail_on_lock_contention(TestApp::new(common::DbChoice::Postgres).await, 4, 10).await;
+}
+
+// Harbor's shapes: zero times, omitted fields, Location of a new tag, every project metadata
+// key, extra_attrs/addition_links of images, a project's artifacts, systeminfo, robots'
+// creators, unknown JSON fields ignored.
+both_dbs!(harbor_shapes, |app| {
+    const ZERO: &str = "0001-01-01T00:00:00.000Z";
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/projects",
+        &admin(),
+        json!({"project_name": "shape", "storage_limit": -1, "registry_id": null, "unknown_field": {"x": 1},
+               "metadata": {"public": "false", "auto_scan": "true", "severity": "High", "prevent_vul": "1",
+                            "reuse_sys_cve_allowlist": "false", "enable_content_trust": "false",
+                            "enable_content_trust_cosign": "true", "retention_id": "5"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let p = app.get_with("/api/v2.0/projects/shape", &[("authorization", &admin())]).await.json();
+    assert_eq!(
+        p["metadata"],
+        json!({"public": "false", "auto_scan": "true", "severity": "high", "prevent_vul": "true",
+               "reuse_sys_cve_allowlist": "false", "enable_content_trust": "false",
+               "enable_content_trust_cosign": "true"})
+    );
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/projects",
+        &admin(),
+        json!({"project_name": "bad", "metadata": {"auto_scan": "maybe"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    // PUT keeps what it is not given.
+    let r = api(
+        &app,
+        Method::PUT,
+        "/api/v2.0/projects/shape",
+        &admin(),
+        json!({"metadata": {"auto_scan": "false", "public": "true"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let p = app.get_with("/api/v2.0/projects?name=shape", &[("authorization", &admin())]).await.json();
+    assert_eq!(p[0]["metadata"]["auto_scan"], "false");
+    assert_eq!(p[0]["metadata"]["public"], "true");
+    assert_eq!(p[0]["metadata"]["severity"], "high");
+
+    // The metadatas operations.
+    let m = "/api/v2.0/projects/shape/metadatas";
+    let all = app.get_with(&format!("{m}/"), &[("authorization", &admin())]).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text());
+    assert_eq!(all.json()["severity"], "high");
+    assert_eq!(all.json()["public"], "true");
+    let r =
+        api(&app, Method::POST, &format!("{m}/"), &admin(), json!({"auto_sbom_generation": "TRUE"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for (body, want) in [
+        (json!({"auto_sbom_generation": "true"}), StatusCode::CONFLICT),
+        (json!({"public": "true"}), StatusCode::CONFLICT),
+        (json!({"auto_scan": "true", "severity": "low"}), StatusCode::BAD_REQUEST),
+        (json!({"bogus": "x"}), StatusCode::BAD_REQUEST),
+        (json!({"severity": "extreme"}), StatusCode::BAD_REQUEST),
+    ] {
+        let r = api(&app, Method::POST, m, &admin(), body.clone()).await;
+        assert_eq!(r.status, want, "{body}: {}", r.text());
+    }
+    let one = app.get_with(&format!("{m}/auto_sbom_generation"), &[("authorization", &admin())]).await;
+    assert_eq!(one.json(), json!({"auto_sbom_generation": "true"}));
+    let r = api(&app, Method::PUT, &format!("{m}/severity"), &admin(), json!({"severity": "Low"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = api(&app, Method::PUT, &format!("{m}/severity"), &admin(), json!({"auto_scan": "true"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = api(&app, Method::PUT, &format!("{m}/public"), &admin(), json!({"public": "false"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        app.get_with(&format!("{m}/severity"), &[("authorization", &admin())]).await.json(),
+        json!({"severity": "low"})
+    );
+    assert_eq!(
+        app.get_with(&format!("{m}/public"), &[("authorization", &admin())]).await.json(),
+        json!({"public": "false"})
+    );
+    let r = api(&app, Method::DELETE, &format!("{m}/auto_scan"), &admin(), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        app.get_with(&format!("{m}/auto_scan"), &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = api(&app, Method::DELETE, &format!("{m}/public"), &admin(), Value::Null).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(
+        app.get(&format!("{m}/")).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a private project's metadata"
+    );
+
+    // Artifacts: never pulled is Harbor's zero time; images carry extra_attrs and addition_links.
+    let d = image(&app, "shape/team/app", "v1", b"shape-layer", "arm64").await;
+    image(&app, "shape/other", "v1", b"other-layer", "amd64").await;
+    let base = "/api/v2.0/projects/shape/repositories/team%252Fapp/artifacts";
+    let a = app.get_with(&format!("{base}/v1"), &[("authorization", &admin())]).await.json();
+    assert_eq!(a["pull_time"], ZERO);
+    assert_eq!(a["tags"][0]["pull_time"], ZERO);
+    assert_eq!(a["extra_attrs"], json!({"architecture": "arm64", "os": "linux"}));
+    let link = &a["addition_links"]["build_history"];
+    assert_eq!(link["absolute"], false);
+    let href = link["href"].as_str().unwrap();
+    assert_eq!(href, format!("{base}/{d}/additions/build_history"));
+    assert_eq!(app.get_with(href, &[("authorization", &admin())]).await.status, StatusCode::OK);
+    let pulled = app.get_with("/v2/shape/team/app/manifests/v1", &[("authorization", &admin())]).await;
+    assert_eq!(pulled.status, StatusCode::OK);
+    app.state.pulls.flush(&app.state.db).await.unwrap();
+    let a = app.get_with(&format!("{base}/v1"), &[("authorization", &admin())]).await.json();
+    assert_ne!(a["pull_time"], ZERO);
+    assert!(a["pull_time"].as_str().unwrap().starts_with("20"), "{a}");
+
+    // A new tag's Location.
+    let r = api(
+        &app,
+        Method::POST,
+        &format!("{base}/{d}/tags"),
+        &admin(),
+        json!({"name": "v2", "id": 5, "immutable": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.header("location"), Some(format!("{base}/{d}/tags/v2").as_str()));
+
+    // The project's artifacts, across its repositories.
+    let r =
+        app.get_with("/api/v2.0/projects/shape/artifacts?page_size=1", &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("x-total-count"), Some("2"));
+    let r = app
+        .get_with("/api/v2.0/projects/shape/artifacts?sort=push_time", &[("authorization", &admin())])
+        .await;
+    let list = r.json();
+    let names: Vec<&str> =
+        list.as_array().unwrap().iter().map(|a| a["repository_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shape/team/app", "shape/other"]);
+    let r = app
+        .get_with("/api/v2.0/projects/shape/artifacts?q=media_type%3Dnone", &[("authorization", &admin())])
+        .await;
+    assert_eq!(r.json(), json!([]));
+    assert_eq!(app.get("/api/v2.0/projects/shape/artifacts").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get_with("/api/v2.0/projects/nope/artifacts", &[("authorization", &admin())]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Users: no oidc_user_meta at all.
+    let me = app.get_with("/api/v2.0/users/current", &[("authorization", &admin())]).await.json();
+    assert!(me.get("oidc_user_meta").is_none(), "{me}");
+
+    // systeminfo: the server's time for signed-in callers; volumes for system admins.
+    let info = app.get_with("/api/v2.0/systeminfo", &[("authorization", &admin())]).await.json();
+    assert!(info["current_time"].as_str().unwrap().ends_with('Z'), "{info}");
+    assert!(app.get("/api/v2.0/systeminfo").await.json().get("current_time").is_none());
+    let v = app.get_with("/api/v2.0/systeminfo/volumes", &[("authorization", &admin())]).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    let s = &v.json()["storage"][0];
+    let (total, free) = (s["total"].as_u64().unwrap(), s["free"].as_u64().unwrap());
+    assert!(total > 0 && free <= total, "{s}");
+    assert_eq!(app.get("/api/v2.0/systeminfo/volumes").await.status, StatusCode::UNAUTHORIZED);
+
+    // Robots name their creator as Harbor does.
+    let robot = json!({"name": "ci", "level": "project", "duration": -1, "unknown": true,
+        "permissions": [{"kind": "project", "namespace": "shape", "access": [{"resource": "repository", "action": "pull", "effect": "allow"}]}]});
+    let r = api(&app, Method::POST, "/api/v2.0/robots", &admin(), robot).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let got = app.get_with(&format!("/api/v2.0/robots/{id}"), &[("authorization", &admin())]).await.json();
+    assert_eq!(got["creator_type"], "local");
+    assert_eq!(got["creator_ref"], me["user_id"]);
+
+    // Unknown fields are ignored on every request body, as Harbor does.
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/users",
+        &admin(),
+        json!({"username": "shaper", "password": PW, "extra": 1}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let uid = r.header("location").unwrap().rsplit('/').next().unwrap().to_string();
+    let r = api(
+        &app,
+        Method::PUT,
+        &format!("/api/v2.0/users/{uid}/password"),
+        &admin(),
+        json!({"new_password": "Newpassw0rd!", "extra": 1}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+});
+
+/// No REST request type refuses unknown fields (Harbor's API ignores them); configuration
+/// files do (a typo there must not pass silently).
+#[test]
+fn no_request_type_denies_unknown_fields() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("deny_unknown_fields"), "{} refuses unknown fields", path.display());
+    }
+}

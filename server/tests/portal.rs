@@ -177,6 +177,28 @@ both_dbs!(server_function_errors_are_4xx_not_500, |app| {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     let r = app.call(Method::POST, "/portal/fn/gc_status", &FETCH, "").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    // Arguments that do not decode are the caller's error: 400, with Leptos's message.
+    let (cookie, _) = app.login("admin", "Harbor12345").await;
+    let form = [FETCH[0], FETCH[1], ("cookie", cookie.as_str()), ("sec-fetch-site", "same-origin")];
+    for (path, body) in [
+        ("/portal/fn/list_artifacts", "repository=library%2Fnone&page=abc"),
+        ("/portal/fn/list_artifacts", "page=1"),
+        ("/portal/fn/login", "password=x"),
+    ] {
+        let r = app.call(Method::POST, path, &form, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path} {body}: {}", r.text());
+        assert!(r.text().contains("Invalid"), "{}", r.text());
+    }
+    let json = [
+        ("content-type", "application/json"),
+        FETCH[1],
+        ("cookie", cookie.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    for body in ["not json", r#"{"method":7}"#, "{}"] {
+        let r = app.call(Method::POST, "/portal/fn/api", &json, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+    }
 });
 
 // The portal's reads and writes: one server function relays them to the REST handlers as the

@@ -44,6 +44,8 @@ pub enum ApiError {
     PreconditionFailed(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    UriTooLong(String),
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::PreconditionFailed(_) => "PRECONDITION",
             ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::UriTooLong(_) => "URI_TOO_LONG",
             ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -156,7 +160,7 @@ impl From<crate::projects::ProjectError> for ApiError {
         use crate::projects::ProjectError::*;
         match e {
             Invalid(m) => ApiError::BadRequest(m),
-            Exists(_) | Member(_) => ApiError::Conflict(e.to_string()),
+            Exists(_) | Member(_) | MetadataExists(_) => ApiError::Conflict(e.to_string()),
             NotFound => ApiError::NotFound(e.to_string()),
             NotEmpty(_) => ApiError::PreconditionFailed(e.to_string()),
             Db(e) => e.into(),

@@ -133,9 +133,9 @@ pub async fn get(
 }
 
 /// `PUT /api/v2.0/system/gc/{gc_id}`: stops a pending or running GC (a running one stops at
-/// its next heartbeat, keeping what it already deleted).
+/// its next heartbeat, keeping what it already deleted); a finished one is left as it is (200).
 #[utoipa::path(put, path = "/system/gc/{gc_id}", tag = "gc", params(("gc_id" = i64, Path)),
-    responses((status = 200), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200), (status = 403), (status = 404)))]
 pub async fn stop(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,7 +148,8 @@ pub async fn stop(
             state.audit.record(caller.event("stop", "gc", format!("gc/{id}")));
             Ok(StatusCode::OK)
         }
-        StopOutcome::NotRunning => Err(ApiError::Conflict(format!("garbage collection {id} is not running"))),
+        // Harbor answers 200 for a job that is already over: there is nothing left to stop.
+        StopOutcome::NotRunning => Ok(StatusCode::OK),
         StopOutcome::NotFound => Err(ApiError::NotFound(format!("garbage collection {id} not found"))),
     }
 }
@@ -183,7 +184,9 @@ fn cron_of(s: &ScheduleObj) -> Result<Option<String>, ApiError> {
             )))
         }
     };
-    jobs::parse_cron(&cron).map_err(ApiError::BadRequest)?;
+    // Parsing is not enough: `0 0 0 30 2 *` parses but never fires.
+    jobs::next_run(&cron, crate::db::now_ms())
+        .map_err(|e| ApiError::BadRequest(format!("{e}; the schedule must fire at some time")))?;
     Ok(Some(cron))
 }
 

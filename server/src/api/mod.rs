@@ -30,6 +30,7 @@ pub fn v2_routes() -> Router<AppState> {
         .route("/ping", get(system::ping))
         .route("/health", get(system::health))
         .route("/systeminfo", get(system::systeminfo))
+        .route("/systeminfo/volumes", get(system::volumes))
         .route("/users", get(users::list).post(users::create))
         .route("/users/current", get(users::current))
         .route("/users/search", get(users::search))
@@ -43,8 +44,12 @@ pub fn v2_routes() -> Router<AppState> {
         )
         .route("/projects/{project_name_or_id}/_deletable", get(projects::deletable))
         .route("/projects/{project_name_or_id}/summary", get(projects::summary))
-        .route("/projects/{project_name_or_id}/metadatas", get(projects::metadatas))
-        .route("/projects/{project_name_or_id}/metadatas/{meta_name}", put(projects::update_metadata))
+        .route("/projects/{project_name_or_id}/metadatas", get(projects::metadatas).post(projects::add_metadata))
+        .route("/projects/{project_name_or_id}/metadatas/", get(projects::metadatas).post(projects::add_metadata))
+        .route(
+            "/projects/{project_name_or_id}/metadatas/{meta_name}",
+            get(projects::get_metadata).put(projects::update_metadata).delete(projects::delete_metadata),
+        )
         .route("/search", get(search::search))
         .route("/statistics", get(search::statistics))
         .route("/users/current/permissions", get(search::permissions))
@@ -58,6 +63,7 @@ pub fn v2_routes() -> Router<AppState> {
         )
         .route("/projects/{project_name_or_id}/logs", get(projects::logs))
         .route("/repositories", get(repositories::list_all))
+        .route("/projects/{project_name_or_id}/artifacts", get(repositories::list_project_artifacts))
         .route("/projects/{project_name_or_id}/repositories", get(repositories::list_in_project))
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}",
@@ -105,6 +111,7 @@ pub fn v2_routes() -> Router<AppState> {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
         })
+        .layer(axum::middleware::from_fn(uri_length))
 }
 
 /// Harbor's portal session endpoints.
@@ -112,6 +119,25 @@ pub fn c_routes() -> Router<AppState> {
     Router::new()
         .route("/login", post(session::login))
         .route("/log_out", get(session::logout).post(session::logout))
+        .layer(axum::middleware::from_fn(uri_length))
+}
+
+/// The longest request target (path and query) the REST API reads: Harbor sits behind nginx,
+/// whose 8 KiB request-line buffer answers 414 beyond it.
+pub const MAX_URI_LEN: usize = 8192;
+
+/// 414 in Harbor's error format for a longer request target (a `q` or `sort` of thousands of
+/// terms), before any handler parses it.
+async fn uri_length(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let len = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+    if len > MAX_URI_LEN {
+        return ApiError::UriTooLong(format!(
+            "the request URI is {len} bytes long; at most {MAX_URI_LEN} are accepted"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// `page`/`page_size` as Harbor takes them (defaults 1 and 10, at most 100 per page).

@@ -6,6 +6,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,12 +19,92 @@ use crate::projects::{self, ListQuery, Member, Project};
 use crate::rbac::{self, Act, ProjectAccess, Resource, Role};
 use crate::state::AppState;
 
-/// Harbor's `ProjectMetadata` (the keys this release has).
-#[derive(Debug, Serialize, Deserialize, ToSchema, Default)]
+/// Harbor's `ProjectMetadata`: every key is a string, as Harbor spells it (`"true"`,
+/// `"false"`, a severity). `public` is enforced; the others are kept and returned (this release
+/// has no scanner or content trust to apply them). Keys Harbor has for proxy-cache projects are
+/// ignored on create/update (unknown fields are, as in Harbor).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
 pub struct ProjectMetadata {
-    /// `"true"` or `"false"`, as Harbor spells it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_content_trust: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_content_trust_cosign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prevent_vul: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_sbom_generation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_sys_cve_allowlist: Option<String>,
+}
+
+impl ProjectMetadata {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        Some(match key {
+            "public" => &mut self.public,
+            "enable_content_trust" => &mut self.enable_content_trust,
+            "enable_content_trust_cosign" => &mut self.enable_content_trust_cosign,
+            "prevent_vul" => &mut self.prevent_vul,
+            "severity" => &mut self.severity,
+            "auto_scan" => &mut self.auto_scan,
+            "auto_sbom_generation" => &mut self.auto_sbom_generation,
+            "reuse_sys_cve_allowlist" => &mut self.reuse_sys_cve_allowlist,
+            _ => return None,
+        })
+    }
+
+    /// A project's metadata: `public` and what is stored.
+    pub fn of(public: bool, stored: Option<&BTreeMap<String, String>>) -> ProjectMetadata {
+        let mut m = ProjectMetadata { public: Some(public.to_string()), ..Default::default() };
+        for (k, v) in stored.into_iter().flatten() {
+            if let Some(slot) = m.slot(k) {
+                *slot = Some(v.clone());
+            }
+        }
+        m
+    }
+
+    /// The keys given, validated and normalised as Harbor does (`public` included).
+    fn normalized(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let mut me = self.clone();
+        let mut out = vec![];
+        for k in std::iter::once("public").chain(projects::METADATA_KEYS) {
+            if let Some(v) = me.slot(k).and_then(Option::take) {
+                out.push((k.to_string(), projects::normalize_metadata(k, &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn to_map(&self) -> BTreeMap<String, String> {
+        let mut me = self.clone();
+        std::iter::once("public")
+            .chain(projects::METADATA_KEYS)
+            .filter_map(|k| me.slot(k).and_then(Option::take).map(|v| (k.to_string(), v)))
+            .collect()
+    }
+}
+
+/// Stores validated metadata: `public` in the project row, the rest in `project_metadata`.
+async fn store_metadata(
+    state: &AppState,
+    p: &Project,
+    values: Vec<(String, String)>,
+    only_new: bool,
+) -> Result<(), ApiError> {
+    let (public, rest): (Vec<_>, Vec<_>) = values.into_iter().partition(|(k, _)| k == "public");
+    if !rest.is_empty() {
+        projects::set_metadata(&state.db, p.id, &rest, only_new).await?;
+    }
+    if let Some((_, v)) = public.first() {
+        projects::set_public(&state.db, p.id, v == "true").await?;
+    }
+    Ok(())
 }
 
 /// Harbor's `Project`.
@@ -42,7 +124,11 @@ pub struct ProjectResp {
     pub metadata: ProjectMetadata,
 }
 
-pub fn project_model(p: &Project, role: Option<Role>) -> ProjectResp {
+pub fn project_model(
+    p: &Project,
+    role: Option<Role>,
+    meta: Option<&BTreeMap<String, String>>,
+) -> ProjectResp {
     ProjectResp {
         project_id: p.id,
         name: p.name.clone(),
@@ -54,7 +140,7 @@ pub fn project_model(p: &Project, role: Option<Role>) -> ProjectResp {
         repo_count: p.repo_count,
         current_user_role_id: role.map(Role::id).unwrap_or(0),
         current_user_role_ids: role.map(|r| vec![r.id()]).unwrap_or_default(),
-        metadata: ProjectMetadata { public: Some(if p.public { "true" } else { "false" }.into()) },
+        metadata: ProjectMetadata::of(p.public, meta),
     }
 }
 
@@ -142,7 +228,9 @@ pub async fn list(
         }
         None => Default::default(),
     };
-    let out: Vec<ProjectResp> = items.iter().map(|p| project_model(p, roles.get(&p.id).copied())).collect();
+    let meta = projects::metadata_of(&state.db, &items.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
+    let out: Vec<ProjectResp> =
+        items.iter().map(|p| project_model(p, roles.get(&p.id).copied(), meta.get(&p.id))).collect();
     Ok((headers, Json(out)))
 }
 
@@ -176,11 +264,7 @@ pub struct ProjectReq {
 
 fn public_flag(req: &ProjectReq) -> Result<Option<bool>, ApiError> {
     if let Some(p) = req.metadata.as_ref().and_then(|m| m.public.as_deref()) {
-        return match p {
-            "true" => Ok(Some(true)),
-            "false" => Ok(Some(false)),
-            _ => Err(ApiError::BadRequest("metadata.public must be \"true\" or \"false\"".into())),
-        };
+        return Ok(Some(projects::normalize_metadata("public", p)? == "true"));
     }
     Ok(req.public)
 }
@@ -201,7 +285,12 @@ pub async fn create(
     let name =
         req.project_name.as_deref().ok_or_else(|| ApiError::BadRequest("project_name is required".into()))?;
     let public = public_flag(&req)?.unwrap_or(false);
+    let meta = req.metadata.as_ref().map(ProjectMetadata::normalized).transpose()?.unwrap_or_default();
     let p = projects::create(&state.db, name, public, user).await?;
+    let rest: Vec<_> = meta.into_iter().filter(|(k, _)| k != "public").collect();
+    if !rest.is_empty() {
+        projects::set_metadata(&state.db, p.id, &rest, false).await?;
+    }
     state.audit.record(caller.event("create", "project", &p.name).project(p.id));
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/projects/{}", p.id)) {
@@ -220,7 +309,8 @@ pub async fn get(
 ) -> Result<Json<ProjectResp>, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Project, Act::Read).await?;
-    Ok(Json(project_model(&p, role_of(&state, &caller, &p).await?)))
+    let meta = projects::metadata_of(&state.db, &[p.id]).await?;
+    Ok(Json(project_model(&p, role_of(&state, &caller, &p).await?, meta.get(&p.id))))
 }
 
 /// `PUT /api/v2.0/projects/{project_name_or_id}`: the public flag.
@@ -234,11 +324,16 @@ pub async fn update(
 ) -> Result<StatusCode, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Project, Act::Update).await?;
-    if let Some(public) = public_flag(&req)? {
-        projects::set_public(&state.db, p.id, public).await?;
-        state.audit.record(
-            caller.event("update", "project", &p.name).project(p.id).detail(format!("public={public}")),
-        );
+    let public = public_flag(&req)?;
+    let mut meta = req.metadata.as_ref().map(ProjectMetadata::normalized).transpose()?.unwrap_or_default();
+    meta.retain(|(k, _)| k != "public");
+    if let Some(public) = public {
+        meta.push(("public".into(), public.to_string()));
+    }
+    if !meta.is_empty() {
+        let detail = meta.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        store_metadata(&state, &p, meta, false).await?;
+        state.audit.record(caller.event("update", "project", &p.name).project(p.id).detail(detail));
     }
     Ok(StatusCode::OK)
 }
@@ -521,44 +616,122 @@ pub async fn summary(
     }))
 }
 
-/// `GET /api/v2.0/projects/{project_name_or_id}/metadatas`
+async fn metadata_map(state: &AppState, p: &Project) -> Result<BTreeMap<String, String>, ApiError> {
+    let stored = projects::metadata_of(&state.db, &[p.id]).await?;
+    Ok(ProjectMetadata::of(p.public, stored.get(&p.id)).to_map())
+}
+
+/// Harbor's rule for a metadata body: exactly one key/value pair.
+fn one_pair(m: &BTreeMap<String, String>) -> Result<(String, String), ApiError> {
+    match m.iter().next() {
+        Some((k, v)) if m.len() == 1 => Ok((k.clone(), projects::normalize_metadata(k, v)?)),
+        _ => Err(ApiError::BadRequest("only allow one key/value pair".into())),
+    }
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}/metadatas/`: every key set (whoever may read
+/// the project, as before).
 #[utoipa::path(get, path = "/projects/{project_name_or_id}/metadatas", tag = "project",
-    params(("project_name_or_id" = String, Path)), responses((status = 200, body = ProjectMetadata)))]
+    params(("project_name_or_id" = String, Path)), responses((status = 200, body = ProjectMetadata), (status = 403), (status = 404)))]
 pub async fn metadatas(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     AppPath(key): AppPath<String>,
-) -> Result<Json<ProjectMetadata>, ApiError> {
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Project, Act::Read).await?;
-    Ok(Json(ProjectMetadata { public: Some(p.public.to_string()) }))
+    Ok(Json(metadata_map(&state, &p).await?))
 }
 
-/// `PUT /api/v2.0/projects/{project_name_or_id}/metadatas/{meta_name}`: `{"public": "true"}`.
+/// `POST /api/v2.0/projects/{project_name_or_id}/metadatas/`: adds one key (409 when set).
+#[utoipa::path(post, path = "/projects/{project_name_or_id}/metadatas", tag = "project",
+    params(("project_name_or_id" = String, Path)), request_body = ProjectMetadata,
+    responses((status = 200), (status = 400), (status = 403), (status = 404), (status = 409)))]
+pub async fn add_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath(key): AppPath<String>,
+    AppJson(m): AppJson<BTreeMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Metadata, Act::Create).await?;
+    let (k, v) = one_pair(&m)?;
+    if k == "public" {
+        // Every project has it.
+        return Err(projects::ProjectError::MetadataExists(k).into());
+    }
+    store_metadata(&state, &p, vec![(k.clone(), v.clone())], true).await?;
+    state.audit.record(caller.event("update", "project", &p.name).project(p.id).detail(format!("{k}={v}")));
+    Ok(StatusCode::OK)
+}
+
+/// `GET /api/v2.0/projects/{project_name_or_id}/metadatas/{meta_name}`: `{name: value}`.
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/metadatas/{meta_name}", tag = "project",
+    params(("project_name_or_id" = String, Path), ("meta_name" = String, Path)),
+    responses((status = 200, body = ProjectMetadata), (status = 403), (status = 404)))]
+pub async fn get_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, name)): AppPath<(String, String)>,
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Project, Act::Read).await?;
+    let all = metadata_map(&state, &p).await?;
+    match all.get(&name) {
+        Some(v) => Ok(Json(BTreeMap::from([(name.clone(), v.clone())]))),
+        None => Err(ApiError::NotFound(format!("metadata {name} of project {} not found", p.name))),
+    }
+}
+
+/// `PUT /api/v2.0/projects/{project_name_or_id}/metadatas/{meta_name}`: `{meta_name: value}`.
 #[utoipa::path(put, path = "/projects/{project_name_or_id}/metadatas/{meta_name}", tag = "project",
     params(("project_name_or_id" = String, Path), ("meta_name" = String, Path)), request_body = ProjectMetadata,
-    responses((status = 200), (status = 400), (status = 403)))]
+    responses((status = 200), (status = 400), (status = 403), (status = 404)))]
 pub async fn update_metadata(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     AppPath((key, name)): AppPath<(String, String)>,
-    AppJson(m): AppJson<std::collections::HashMap<String, String>>,
+    AppJson(m): AppJson<BTreeMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Metadata, Act::Update).await?;
-    if name != "public" || m.len() != 1 || !m.contains_key("public") {
-        return Err(ApiError::BadRequest("the only project metadata is \"public\"".into()));
+    let (k, v) = one_pair(&m)?;
+    if k != name {
+        return Err(ApiError::BadRequest(format!("the body sets {k:?}, the path names {name:?}")));
     }
-    let public = match m["public"].as_str() {
-        "true" => true,
-        "false" => false,
-        _ => return Err(ApiError::BadRequest("public must be \"true\" or \"false\"".into())),
-    };
-    projects::set_public(&state.db, p.id, public).await?;
-    state
-        .audit
-        .record(caller.event("update", "project", &p.name).project(p.id).detail(format!("public={public}")));
+    store_metadata(&state, &p, vec![(k.clone(), v.clone())], false).await?;
+    state.audit.record(caller.event("update", "project", &p.name).project(p.id).detail(format!("{k}={v}")));
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /api/v2.0/projects/{project_name_or_id}/metadatas/{meta_name}` (not `public`).
+#[utoipa::path(delete, path = "/projects/{project_name_or_id}/metadatas/{meta_name}", tag = "project",
+    params(("project_name_or_id" = String, Path), ("meta_name" = String, Path)),
+    responses((status = 200), (status = 400), (status = 403), (status = 404)))]
+pub async fn delete_metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppPath((key, name)): AppPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let p = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &p, Resource::Metadata, Act::Delete).await?;
+    if name == "public" {
+        return Err(ApiError::BadRequest(
+            "every project is public or not: set public to \"false\" instead".into(),
+        ));
+    }
+    if !projects::METADATA_KEYS.contains(&name.as_str()) {
+        return Err(ApiError::BadRequest(format!("invalid metadata key {name:?}")));
+    }
+    if projects::delete_metadata(&state.db, p.id, &name).await? {
+        state.audit.record(
+            caller.event("update", "project", &p.name).project(p.id).detail(format!("{name} removed")),
+        );
+    }
     Ok(StatusCode::OK)
 }

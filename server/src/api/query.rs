@@ -277,7 +277,12 @@ pub fn order_by(
         return Ok(format!(" ORDER BY {default}, {tiebreak}"));
     };
     let mut parts = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for item in sort.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // Each key at most once, so a sort never has more terms than the list has keys.
+        if seen.len() >= keys.len() {
+            return Err(bad(format!("sort has too many keys; this list sorts by at most {}", keys.len())));
+        }
         let (desc, key) = match item.strip_prefix('-') {
             Some(k) => (true, k),
             None => (false, item),
@@ -288,7 +293,14 @@ pub fn order_by(
                 keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
             ))
         })?;
+        if seen.contains(&key) {
+            return Err(bad(format!("sort names {key:?} twice")));
+        }
+        seen.push(key);
         parts.push(format!("{col}{}", if desc { " DESC" } else { "" }));
+    }
+    if parts.is_empty() {
+        return Err(bad(format!("sort {sort:?} names no key")));
     }
     Ok(format!(" ORDER BY {}, {tiebreak}", parts.join(", ")))
 }
@@ -356,5 +368,10 @@ mod tests {
             " ORDER BY r.created_at DESC, r.name, r.id"
         );
         assert!(order_by(Some("size; DROP TABLE x"), &keys, "r.name", "r.id").is_err());
+        for bad in [",", " , ,", "-", "name,name", "name,-name"] {
+            assert!(order_by(Some(bad), &keys, "r.name", "r.id").is_err(), "{bad}");
+        }
+        let many = vec!["name"; 5000].join(",");
+        assert!(order_by(Some(&many), &keys, "r.name", "r.id").is_err());
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +16,7 @@ use crate::api::query::{self, Bind, Col, Query, Sql};
 use crate::api::{pagination_headers, Pagination};
 use crate::artifacts::{self, ArtifactRow, RepoRow, TagRow};
 use crate::auth::Caller;
-use crate::db::rfc3339;
+use crate::db::{rfc3339, ZERO_TIME};
 use crate::projects::Project;
 use crate::rbac::{Act, Resource};
 use crate::registry::digest::Digest;
@@ -59,7 +60,8 @@ pub struct Tag {
     pub artifact_id: i64,
     pub name: String,
     pub push_time: String,
-    pub pull_time: Option<String>,
+    /// Harbor's zero time `0001-01-01T00:00:00.000Z` when never pulled.
+    pub pull_time: String,
     pub immutable: bool,
 }
 
@@ -71,7 +73,7 @@ impl From<&TagRow> for Tag {
             artifact_id: t.artifact_id,
             name: t.name.clone(),
             push_time: rfc3339(t.pushed_at),
-            pull_time: None,
+            pull_time: ZERO_TIME.into(),
             immutable: false,
         }
     }
@@ -121,7 +123,8 @@ pub struct Artifact {
     /// Manifest, config and layers (children of an index count in their own entries).
     pub size: i64,
     pub push_time: String,
-    pub pull_time: Option<String>,
+    /// Harbor's zero time `0001-01-01T00:00:00.000Z` when never pulled.
+    pub pull_time: String,
     pub pull_count: i64,
     #[schema(value_type = Object)]
     pub annotations: Value,
@@ -130,6 +133,61 @@ pub struct Artifact {
     pub references: Vec<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accessories: Option<Vec<Accessory>>,
+    /// An image's `architecture`, `os`, `config`, `created` and `author` (from its config blob).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub extra_attrs: Option<Value>,
+    /// Harbor's `AdditionLinks`: `build_history` of an image (relative links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub addition_links: Option<Value>,
+}
+
+const IMAGE_MANIFESTS: [&str; 2] =
+    ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
+const IMAGE_CONFIGS: [&str; 2] =
+    ["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
+
+/// Harbor's `extra_attrs` of an image: the config blob's `architecture`, `os`, `config`,
+/// `created` and `author` (those present). `None` for anything that is not an image, or whose
+/// blobs cannot be read (the listing goes on without them).
+async fn image_attrs(state: &AppState, a: &ArtifactRow) -> Option<Value> {
+    if !IMAGE_MANIFESTS.contains(&a.media_type.as_str()) {
+        return None;
+    }
+    let digest: Digest = a.digest.parse().ok()?;
+    let body = state.storage.read_all(&digest.blob_key()).await.ok()?;
+    let m: Value = serde_json::from_slice(&body).ok()?;
+    if !IMAGE_CONFIGS.contains(&m["config"]["mediaType"].as_str().unwrap_or("")) {
+        return None;
+    }
+    let config: Digest = m["config"]["digest"].as_str()?.parse().ok()?;
+    if m["config"]["size"].as_u64().is_none_or(|s| s > manifest::MAX_MANIFEST_SIZE as u64) {
+        return None;
+    }
+    let c: Value = serde_json::from_slice(&state.storage.read_all(&config.blob_key()).await.ok()?).ok()?;
+    let mut attrs = serde_json::Map::new();
+    for k in ["architecture", "author", "config", "created", "os"] {
+        if let Some(v) = c.get(k) {
+            attrs.insert(k.into(), v.clone());
+        }
+    }
+    Some(Value::Object(attrs))
+}
+
+/// Harbor's `addition_links` of an image (Harbor double-encodes `/` in the repository name).
+fn addition_links(project: &str, a: &ArtifactRow) -> Value {
+    let repo = a
+        .repository_name
+        .strip_prefix(project)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(&a.repository_name);
+    let href = format!(
+        "/api/v2.0/projects/{project}/repositories/{}/artifacts/{}/additions/build_history",
+        repo.replace('/', "%252F"),
+        a.digest
+    );
+    serde_json::json!({ "build_history": { "href": href, "absolute": false } })
 }
 
 fn artifact_model(a: &ArtifactRow, tags: Option<&[TagRow]>) -> Artifact {
@@ -145,12 +203,14 @@ fn artifact_model(a: &ArtifactRow, tags: Option<&[TagRow]>) -> Artifact {
         digest: a.digest.clone(),
         size: a.size,
         push_time: rfc3339(a.pushed_at),
-        pull_time: (a.pulled_at > 0).then(|| rfc3339(a.pulled_at)),
+        pull_time: if a.pulled_at > 0 { rfc3339(a.pulled_at) } else { ZERO_TIME.into() },
         pull_count: a.pull_count,
         annotations: serde_json::from_str(&a.annotations).unwrap_or(Value::Object(Default::default())),
         tags: tags.map(|t| t.iter().map(Tag::from).collect()),
         references: vec![],
         accessories: None,
+        extra_attrs: None,
+        addition_links: None,
     }
 }
 
@@ -337,9 +397,20 @@ async fn enrich(
     } else {
         None
     };
+    // The config blobs of the page's images, a few at a time.
+    // (Boxed futures collected first: a closure in the stream's type is not `Send` for the
+    // router's higher-ranked lifetimes.)
+    let reads: Vec<futures::future::BoxFuture<'_, Option<Value>>> =
+        rows.iter().map(|a| Box::pin(image_attrs(state, a)) as _).collect();
+    let attrs: Vec<Option<Value>> = futures::stream::iter(reads).buffered(8).collect().await;
     let mut out = Vec::with_capacity(rows.len());
-    for a in rows {
+    for (a, attrs) in rows.iter().zip(attrs) {
         let mut m = artifact_model(a, tags.as_ref().map(|t| t.get(&a.id).map(Vec::as_slice).unwrap_or(&[])));
+        if attrs.is_some() {
+            m.addition_links =
+                Some(addition_links(crate::registry::meta::project_name(&a.repository_name), a));
+        }
+        m.extra_attrs = attrs;
         if a.media_type.contains("index") || a.media_type.contains("manifest.list") {
             m.references = artifacts::references(&state.db, a)
                 .await?
@@ -379,6 +450,55 @@ pub async fn list_artifacts(
     let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
     let (rows, total) =
         artifacts::list_artifacts(&state.db, r.id, &q, p.sort.as_deref(), page, page_size).await?;
+    let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
+    Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ProjectArtifactListParams {
+    /// As for a repository's artifacts.
+    pub q: Option<String>,
+    /// As for a repository's artifacts; default `-push_time`.
+    pub sort: Option<String>,
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+    /// Include tags (default true).
+    pub with_tag: Option<bool>,
+    /// Include accessories (default false).
+    pub with_accessory: Option<bool>,
+    /// Harbor's "latest artifact of each repository"; not supported here (400 when true).
+    pub latest_in_repository: Option<bool>,
+}
+
+/// `GET /api/v2.0/projects/{p}/artifacts`: the artifacts of every repository of the project
+/// (Harbor's `listArtifactsOfProject`), newest first.
+#[utoipa::path(get, path = "/projects/{project_name_or_id}/artifacts", tag = "project",
+    params(("project_name_or_id" = String, Path), ProjectArtifactListParams),
+    responses((status = 200, body = [Artifact], headers(("X-Total-Count" = i64), ("Link" = String))), (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn list_project_artifacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    AppPath(key): AppPath<String>,
+    AppQuery(p): AppQuery<ProjectArtifactListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let project = resolve(&state, &headers, &key).await?;
+    require(&state, &caller, &project, Resource::Artifact, Act::List).await?;
+    if p.latest_in_repository == Some(true) {
+        return Err(ApiError::BadRequest("latest_in_repository is not supported by this server".into()));
+    }
+    let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
+    let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
+    let (rows, total) = artifacts::list_artifacts_in(
+        &state.db,
+        artifacts::ArtifactScope::Project(project.id),
+        &q,
+        p.sort.as_deref(),
+        page,
+        page_size,
+    )
+    .await?;
     let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
     Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
 }
@@ -471,6 +591,8 @@ pub struct CopyParams {
 }
 
 /// Copies one manifest (children first for an index) from `src` into `dst`, linking its blobs.
+/// `done` holds the manifests already copied by this request: indexes whose children share a
+/// child (many times over, at any depth) copy it once, not once per path to it.
 async fn copy_manifest(
     state: &AppState,
     project_id: i64,
@@ -478,7 +600,11 @@ async fn copy_manifest(
     dst: &str,
     digest: &Digest,
     tag: Option<&str>,
+    done: &mut std::collections::HashSet<String>,
 ) -> Result<(), ApiError> {
+    if !done.insert(digest.to_string()) {
+        return Ok(());
+    }
     let body = state
         .storage
         .read_all(&digest.blob_key())
@@ -494,7 +620,7 @@ async fn copy_manifest(
     let parsed = manifest::parse(media_type.as_deref(), &body)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("stored manifest: {e}")))?;
     for child in &parsed.manifests {
-        Box::pin(copy_manifest(state, project_id, src, dst, &child.digest, None)).await?;
+        Box::pin(copy_manifest(state, project_id, src, dst, &child.digest, None, done)).await?;
     }
     let mut blob_sizes = 0;
     for b in &parsed.blobs {
@@ -565,7 +691,7 @@ pub async fn copy(
     let digest: Digest =
         a.digest.parse().map_err(|e| ApiError::internal(anyhow::anyhow!("stored digest: {e}")))?;
     let tag = (!reference.contains(':')).then_some(reference.as_str());
-    copy_manifest(&state, project.id, &src, &dst, &digest, tag).await?;
+    copy_manifest(&state, project.id, &src, &dst, &digest, tag, &mut Default::default()).await?;
     state.audit.record(
         caller
             .event("create", "artifact", format!("{dst}@{digest}"))
@@ -631,14 +757,15 @@ pub struct TagReq {
 /// `POST …/artifacts/{reference}/tags`: 409 when the repository already has the tag.
 #[utoipa::path(post, path = "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags", tag = "artifact",
     params(("project_name_or_id" = String, Path), ("repository_name" = String, Path), ("reference" = String, Path)),
-    request_body = TagReq, responses((status = 201), (status = 400), (status = 403), (status = 409)))]
+    request_body = TagReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 409)))]
 pub async fn create_tag(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     AppPath((key, repo, reference)): AppPath<(String, String, String)>,
     AppJson(req): AppJson<TagReq>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let (p, r, a) =
         locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Tag, Act::Create))
             .await?;
@@ -649,7 +776,12 @@ pub async fn create_tag(
         return Err(ApiError::Conflict(format!("tag {} already exists in {}", req.name, r.name)));
     }
     state.audit.record(caller.event("create", "tag", format!("{}:{}", r.name, req.name)).project(p.id));
-    Ok(StatusCode::CREATED)
+    // Harbor's Location: the request's path plus the tag's name.
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/{}", uri.path().trim_end_matches('/'), req.name)) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h))
 }
 
 /// `DELETE …/artifacts/{reference}/tags/{tag_name}`

@@ -5,7 +5,7 @@
 //! `robot` permissions in that project. **Nobody can give a robot a right they do not hold
 //! themselves in that project.**
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -53,9 +53,44 @@ pub struct RobotResp {
     /// Unix seconds; -1 never.
     pub expires_at: i64,
     pub creator: String,
+    /// Harbor's `creator_type`: `local` (a user) or `robot`.
+    pub creator_type: String,
+    /// Harbor's `creator_ref`: the creating user's or robot's id (0 when it no longer exists).
+    pub creator_ref: i64,
     pub creation_time: String,
     pub update_time: String,
     pub permissions: Vec<RobotPermissionResp>,
+}
+
+/// `creator_type` and `creator_ref` of each distinct creator of `robots`.
+async fn creators(state: &AppState, robots: &[Robot]) -> Result<HashMap<String, (String, i64)>, ApiError> {
+    let mut out = HashMap::new();
+    for r in robots {
+        if out.contains_key(&r.creator) {
+            continue;
+        }
+        let found = if r.creator.starts_with("robot$") {
+            ("robot", robots::id_by_name(&state.db, &r.creator).await?)
+        } else {
+            ("local", crate::accounts::get_by_name(&state.db, &r.creator).await?.map(|u| u.id))
+        };
+        out.insert(r.creator.clone(), (found.0.to_string(), found.1.unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+async fn robots_json(state: &AppState, robots: &[Robot]) -> Result<Vec<RobotResp>, ApiError> {
+    let who = creators(state, robots).await?;
+    Ok(robots
+        .iter()
+        .map(|r| {
+            let mut j = robot_json(r);
+            if let Some((t, id)) = who.get(&r.creator) {
+                (j.creator_type, j.creator_ref) = (t.clone(), *id);
+            }
+            j
+        })
+        .collect())
 }
 
 /// Harbor's `RobotCreated`: the only answer that carries the secret.
@@ -95,6 +130,8 @@ fn robot_json(r: &Robot) -> RobotResp {
         disable: r.disabled,
         expires_at: if r.expires_at < 0 { -1 } else { r.expires_at / 1000 },
         creator: r.creator.clone(),
+        creator_type: if r.creator.starts_with("robot$") { "robot" } else { "local" }.into(),
+        creator_ref: 0,
         creation_time: rfc3339(r.created_at),
         update_time: rfc3339(r.updated_at),
         permissions: by_ns
@@ -288,7 +325,8 @@ pub async fn get(
     caller: Caller,
     AppPath(id): AppPath<i64>,
 ) -> Result<Json<RobotResp>, ApiError> {
-    Ok(Json(robot_json(&load(&state, &caller, id, Act::Read).await?)))
+    let r = load(&state, &caller, id, Act::Read).await?;
+    Ok(Json(robots_json(&state, std::slice::from_ref(&r)).await?.remove(0)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -420,8 +458,5 @@ pub async fn list(
         _ => return Err(ApiError::BadRequest("use q=Level=system or q=Level=project,ProjectID=<id>".into())),
     };
     let (items, total) = robots::list(&state.db, scope, name.as_deref(), page, page_size).await?;
-    Ok((
-        pagination_headers(&uri, page, page_size, total),
-        Json(items.iter().map(robot_json).collect::<Vec<_>>()),
-    ))
+    Ok((pagination_headers(&uri, page, page_size, total), Json(robots_json(&state, &items).await?)))
 }

@@ -50,7 +50,7 @@ pub async fn search(
     }
     let q = ListQuery { name: Some(term.to_string()), page: 1, page_size: 50, ..Default::default() };
     let (found, _) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
-    let project = found.iter().map(|p| project_model(p, None)).collect();
+    let project = found.iter().map(|p| project_model(p, None, None)).collect();
     let (visible, bind) = projects::visible_filter(caller.principal.as_ref(), 2);
     let sql = format!(
         "SELECT r.project_id, p.name AS project_name, p.public, r.name, r.pull_count, \

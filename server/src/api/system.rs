@@ -91,10 +91,56 @@ pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, Ap
             "registry_storage_provider_name": c.storage.kind,
             "database_type": state.db.kind.name(),
             "session_store": if state.redis.is_some() { "redis" } else { "database" },
+            "current_time": crate::db::rfc3339(crate::db::now_ms()),
         });
         if let (Some(m), Value::Object(e)) = (info.as_object_mut(), extra) {
             m.extend(e);
         }
     }
     Json(info)
+}
+
+/// `GET /api/v2.0/systeminfo/volumes` (system admins): total and free bytes of the filesystem
+/// holding the blob store (Harbor's `SystemInfo`; free is what an unprivileged writer may use).
+/// Harbor reports its local disk only; with S3 storage there is no such volume here: 404.
+#[utoipa::path(get, path = "/systeminfo/volumes", tag = "systeminfo",
+    responses((status = 200, body = Object), (status = 401), (status = 403), (status = 404)))]
+pub async fn volumes(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require_sysadmin()?;
+    if state.config.storage.kind != "filesystem" {
+        return Err(ApiError::NotFound(format!(
+            "the blob store is {}, not a local volume; its capacity is the provider's",
+            state.config.storage.kind
+        )));
+    }
+    let path = state.config.storage.path.clone();
+    let (total, free) =
+        tokio::task::spawn_blocking(move || capacity(&path)).await.map_err(ApiError::internal)?.map_err(
+            |e| ApiError::internal(anyhow::anyhow!("statvfs {}: {e}", state.config.storage.path.display())),
+        )?;
+    Ok(Json(json!({ "storage": [{ "total": total, "free": free }] })))
+}
+
+/// (total, available) bytes of the filesystem holding `path`.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+pub fn capacity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` is written by statvfs before it is read.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    let frsize = st.f_frsize as u64;
+    Ok((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
+}
+
+#[cfg(not(unix))]
+pub fn capacity(_path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "volumes are reported on Unix only"))
 }

@@ -25,7 +25,9 @@ pub struct UserResp {
     pub comment: String,
     pub sysadmin_flag: bool,
     pub admin_role_in_auth: bool,
+    /// Only for OIDC users (none here): omitted, as Harbor omits it, never `null`.
     #[schema(value_type = Object)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oidc_user_meta: Option<Value>,
     pub creation_time: String,
     pub update_time: String,
@@ -66,7 +68,6 @@ pub async fn current(caller: Caller) -> Result<impl IntoResponse, ApiError> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PasswordReq {
     #[serde(default)]
     pub old_password: Option<String>,

@@ -178,7 +178,7 @@ async fn insert_linked_blob(
 /// Confirms a blob whose content is now stored (reserved with generation `gen`) and links it
 /// to a repository.
 pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, gen: i64) -> Result<(), MetaError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     insert_linked_blob(&mut tx, repo, &digest.to_string(), gen, now_ms()).await?;
     tx.commit().await?;
     Ok(())
@@ -187,7 +187,7 @@ pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, gen: i64) -> Resu
 /// Links a blob already linked in `from` to `to` (cross-repository mount). False when `from`
 /// does not have it.
 pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     // Used now (and not being collected), and linked in the source.
     let touched = sqlx::query(
@@ -255,7 +255,7 @@ pub async fn put_manifest(
 ) -> Result<(), MetaError> {
     let now = now_ms();
     let d = digest.to_string();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO repositories (project_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
@@ -454,7 +454,7 @@ impl PullRecorder {
             return Ok(());
         }
         let result = async {
-            let mut tx = db.pool.begin().await?;
+            let mut tx = db.begin_write().await?;
             for (id, (n, at)) in &batch {
                 sqlx::query(
                     "UPDATE artifacts SET pull_count = pull_count + $2, \
@@ -521,7 +521,7 @@ pub async fn delete_artifact_guarded(
     artifact_id: i64,
     guard: Option<i64>,
 ) -> Result<Vec<Deleted>, MetaError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     // A write first: the row lock (PostgreSQL) or the write lock (SQLite) is held from here,
     // so the checks below see every push that committed before.
     let locked = sqlx::query("UPDATE artifacts SET pushed_at = pushed_at WHERE id = $1")
@@ -640,7 +640,7 @@ pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, 
 /// Deletes a repository's metadata (tags, artifacts, blob links, uploads) in one transaction;
 /// content stays in storage for GC. False when there was no such repository.
 pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     // A write first, so the transaction holds the write lock from the start (SQLite).
     sqlx::query("UPDATE repositories SET updated_at = updated_at WHERE name = $1")
         .bind(repo)
