@@ -241,6 +241,16 @@ proptest! {
             let mut sql = Sql::starting_at(1);
             let _ = to_sql(&parsed, keys, &[], &mut sql);
         }
-        let _ = order_by(Some(&sort), &[("name", "name"), ("creation_time", "creation_time")], "name", "id");
+        let sort_keys = [("name", "name"), ("creation_time", "creation_time")];
+        if let Ok(order) = order_by(Some(&sort), &sort_keys, "name", "id") {
+            // What an accepted sort promises: a well-formed clause over known columns only
+            // (`sort=,` once gave " ORDER BY , id", a 500 from the database).
+            let body = order.strip_prefix(" ORDER BY ").expect("ORDER BY");
+            for term in body.split(", ") {
+                let col = term.strip_suffix(" DESC").unwrap_or(term);
+                prop_assert!(["name", "creation_time", "id"].contains(&col), "{sort:?} gave {order:?}");
+            }
+            prop_assert!(body.split(", ").count() <= sort_keys.len() + 1);
+        }
     }
 }
