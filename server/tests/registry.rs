@@ -723,6 +723,15 @@ all_backends!(a_failed_patch_leaves_nothing_in_the_committed_blob, |app| {
         app.get_with(&format!("/v2/library/junk/blobs/{d}"), &[("authorization", &auth)]).await.body,
         config
     );
+    // An object a fixed bug left padded is replaced by the next push of its digest, not reused.
+    let other = b"another blob".to_vec();
+    let od = sha256(&other);
+    let okey = format!("blobs/sha256/{}/{}/data", &od[7..9], &od[7..]);
+    let mut padded = other.clone();
+    padded.extend_from_slice(&[b'J'; 4096]);
+    app.state.storage.put(&okey, padded.into()).await.unwrap();
+    push_blob(&app, "library/junk", &other).await;
+    assert_eq!(app.state.storage.read_all(&okey).await.unwrap(), other);
 });
 
 // Issue 18: a closing PUT whose Content-Range does not start at the upload's offset is refused
