@@ -221,7 +221,7 @@ where
 /// connection before the answer is read), writes the answer, closes the sending side.
 async fn refuse(mut stream: TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(Duration::from_millis(250), async {
         let mut buf = [0u8; 4096];
         let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await;
         let answer = format!(
