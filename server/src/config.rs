@@ -27,6 +27,7 @@ pub struct Config {
     /// believed: the client IP in the audit log and the token realm come from them.
     pub trusted_proxies: Vec<String>,
     pub tls: TlsConfig,
+    pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub redis: RedisConfig,
@@ -39,6 +40,36 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub audit: AuditConfig,
     pub gc: GcConfig,
+}
+
+/// Connection limits of the listener (`[http]`): slow or idle clients cannot hold connections
+/// (and file descriptors) for ever.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Time a client has to send a complete request head (request line and headers), counted
+    /// from when the connection starts waiting for one: a new connection, or a kept-alive one
+    /// after its last response. So it is also how long an idle keep-alive connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Longest pause while a request body is being received (not the whole body's time: a slow
+    /// push that keeps sending is never cut off). The request fails when it is exceeded.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Open connections at most; one more is answered `503` with `Connection: close` at once.
+    /// Keep it under the process's file-descriptor limit (`ulimit -n`) minus what the database
+    /// pool, storage and logs need.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(120),
+            max_connections: 4096,
+        }
+    }
 }
 
 /// Garbage collection (`[gc]`).
@@ -266,6 +297,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("static address"),
             trusted_proxies: Vec::new(),
             tls: TlsConfig::default(),
+            http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
             redis: RedisConfig::default(),
@@ -490,6 +522,15 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::new("log.level", e.to_string()))?;
+        if self.http.header_read_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new("http.header_read_timeout", "must be at least 1s"));
+        }
+        if self.http.body_read_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new("http.body_read_timeout", "must be at least 1s"));
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::new("http.max_connections", "must be at least 1"));
+        }
         if !(1..=256).contains(&self.gc.workers) {
             return Err(ConfigError::new("gc.workers", "must be between 1 and 256"));
         }
@@ -580,6 +621,8 @@ mod tests {
             ("[storage]\nkind = \"s3\"", "storage.s3.bucket"),
             ("[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nendpoint = \"ftp://x\"", "storage.s3.endpoint"),
             ("[log]\nformat = \"xml\"", "log.format"),
+            ("[http]\nheader_read_timeout = \"0s\"", "http.header_read_timeout"),
+            ("[http]\nmax_connections = 0", "http.max_connections"),
             ("[redis]\nurl = \"http://x\"", "redis.url"),
             ("[admin]\ninitial_password = \"short\"", "admin.initial_password"),
             ("[tls]\ncert = \"/nonexistent\"", "tls.key"),

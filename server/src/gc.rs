@@ -304,6 +304,15 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
         }
     }
 
+    // Temporary files of writers killed mid-write (never referenced by anything).
+    if !params.dry_run {
+        match env.storage.sweep_temp(crate::storage::TEMP_MAX_AGE).await {
+            Ok(0) => {}
+            Ok(n) => ctx.log(format!("removed {n} orphaned temporary files")),
+            Err(e) => ctx.log(format!("could not sweep temporary files: {e}")),
+        }
+    }
+
     if ctx.should_stop() {
         report.stopped = true;
         ctx.log("garbage collection stopped before the mark phase (stop requested)");

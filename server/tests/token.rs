@@ -588,3 +588,76 @@ both_dbs!(roles_on_v2_with_basic_and_tokens, |app| {
     assert_eq!(deletes.len(), 2);
     assert!(audit(&app, "operation=delete,username=guest").await.is_empty());
 });
+
+// Issue 18: a push by a client that never logged in (docker without `docker login`) must stop at
+// once with a reason: no credentials at all → the plain challenge (so the client fetches a
+// token); the anonymous token it then presents → 401 with `error="insufficient_scope"` and a
+// message naming the repository and the action. A signed-in push to a project that does not
+// exist, or to a name without a project, → 404 NAME_UNKNOWN (clients do not retry it).
+both_dbs!(refusals_say_why_so_clients_stop_at_once, |app| {
+    // 1. No credentials: the plain challenge with the scope, no error.
+    let r = app.call(Method::POST, "/v2/library/anon/blobs/uploads/", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let ch = r.header("www-authenticate").unwrap().to_string();
+    assert!(ch.contains(r#"scope="repository:library/anon:pull,push""#), "{ch}");
+    assert!(!ch.contains("error="), "{ch}");
+    // 2. The anonymous token docker fetches next (pull granted on the public project only).
+    let (st, d) = token(&app, None, &["repository:library/anon:pull,push"]).await;
+    assert_eq!(st, StatusCode::OK);
+    let anon = bearer(d["token"].as_str().unwrap());
+    for (method, path) in
+        [(Method::POST, "/v2/library/anon/blobs/uploads/"), (Method::PUT, "/v2/library/anon/manifests/v1")]
+    {
+        let r = app.call(method.clone(), path, &[("authorization", &anon)], vec![]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        let ch = r.header("www-authenticate").unwrap().to_string();
+        assert!(ch.starts_with("Bearer realm="), "{ch}");
+        assert!(
+            ch.contains(r#"scope="repository:library/anon:pull,push",error="insufficient_scope""#),
+            "{ch}"
+        );
+        let j = r.json();
+        assert_eq!(j["errors"][0]["code"], "UNAUTHORIZED");
+        assert_eq!(
+            j["errors"][0]["message"],
+            "unauthorized to access repository: library/anon, action: push"
+        );
+    }
+    // 3. A signed-in user without the right (token refused push): the same message.
+    create_user(&app, "reader").await;
+    let (_, d) = token(&app, Some(&basic("reader", PW)), &["repository:library/anon:pull,push"]).await;
+    let t = bearer(d["token"].as_str().unwrap());
+    let r = app.call(Method::POST, "/v2/library/anon/blobs/uploads/", &[("authorization", &t)], vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").unwrap().contains(r#"error="insufficient_scope""#));
+    assert_eq!(
+        r.json()["errors"][0]["message"],
+        "unauthorized to access repository: library/anon, action: push"
+    );
+    // Basic credentials without the right: 403 DENIED, same message and challenge error.
+    let r = app
+        .call(
+            Method::POST,
+            "/v2/library/anon/blobs/uploads/",
+            &[("authorization", &basic("reader", PW))],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.json()["errors"][0]["message"],
+        "unauthorized to access repository: library/anon, action: push"
+    );
+    assert!(r.header("www-authenticate").unwrap().contains(r#"error="insufficient_scope""#));
+    // 4. A project that does not exist, with a signed-in token: 404 NAME_UNKNOWN.
+    let (_, d) = token(&app, Some(&admin()), &["repository:nope/app:pull,push"]).await;
+    let t = bearer(d["token"].as_str().unwrap());
+    let r = app.call(Method::POST, "/v2/nope/app/blobs/uploads/", &[("authorization", &t)], vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["code"], "NAME_UNKNOWN");
+    assert_eq!(r.json()["errors"][0]["message"], "project \"nope\" not found");
+    // A name without a project at all.
+    let r = app.call(Method::POST, "/v2/app/blobs/uploads/", &[("authorization", &t)], vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["errors"][0]["code"], "NAME_UNKNOWN");
+});

@@ -52,9 +52,11 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// Writes, reads back and removes a small object through the storage backend.
+/// Writes, reads back and removes a small object through the storage backend. Each probe has a
+/// directory of its own (`_health/<uuid>/probe`): removing a probe removes only its directory,
+/// never one a concurrent probe is writing into (shared `_health/` made probes fail each other).
 async fn storage_probe(storage: &dyn crate::storage::Storage) -> Result<(), String> {
-    let key = format!("_health/{}", uuid::Uuid::new_v4().simple());
+    let key = format!("_health/{}/probe", uuid::Uuid::new_v4().simple());
     let payload = bytes::Bytes::from_static(b"berth health probe");
     storage.put(&key, payload.clone()).await.map_err(|e| format!("write: {e}"))?;
     let back = storage.read_all(&key).await.map_err(|e| format!("read: {e}"));
@@ -143,4 +145,29 @@ pub fn capacity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
 #[cfg(not(unix))]
 pub fn capacity(_path: &std::path::Path) -> std::io::Result<(u64, u64)> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "volumes are reported on Unix only"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Concurrent probes (several load balancers, several replicas on one mount) never fail
+    /// each other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_storage_probes_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = std::sync::Arc::new(crate::storage::fs::FsStorage::new(dir.path()).unwrap());
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let s = storage.clone();
+                tokio::spawn(async move {
+                    for _ in 0..1000 {
+                        super::storage_probe(s.as_ref()).await?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
 }

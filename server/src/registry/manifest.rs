@@ -92,6 +92,12 @@ fn non_distributable(media_type: &str) -> bool {
         || media_type == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 }
 
+/// `config.mediaType` of a stored image manifest (`None` for anything else).
+pub fn config_media_type(body: &[u8]) -> Option<String> {
+    let raw: Raw = serde_json::from_slice(body).ok()?;
+    raw.config?.media_type.filter(|m| !m.is_empty())
+}
+
 /// Parses and validates a manifest body sent with `Content-Type: content_type`.
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Parsed, String> {
     let raw: Raw = serde_json::from_slice(body).map_err(|e| format!("manifest is not valid JSON: {e}"))?;

@@ -253,6 +253,25 @@ pub async fn put_manifest(
     tag: Option<&str>,
     manifest_gen: i64,
 ) -> Result<(), MetaError> {
+    let tags = tag.as_slice();
+    put_manifest_tags(db, project_id, repo, digest, manifest_size, parsed, blob_sizes, tags, manifest_gen)
+        .await
+}
+
+/// `put_manifest` with any number of tags (a push by digest with `?tag=`), all in the same
+/// transaction as the manifest.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_manifest_tags(
+    db: &Db,
+    project_id: i64,
+    repo: &str,
+    digest: &Digest,
+    manifest_size: u64,
+    parsed: &Parsed,
+    blob_sizes: u64,
+    tags: &[&str],
+    manifest_gen: i64,
+) -> Result<(), MetaError> {
     let now = now_ms();
     let d = digest.to_string();
     let mut tx = db.begin_write().await?;
@@ -371,7 +390,7 @@ pub async fn put_manifest(
             .await?
         }
     };
-    if let Some(tag) = tag {
+    for tag in tags {
         sqlx::query(
             "INSERT INTO tags (repository_id, artifact_id, name, pushed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (repository_id, name) DO UPDATE SET artifact_id = excluded.artifact_id, \
@@ -379,7 +398,7 @@ pub async fn put_manifest(
         )
         .bind(repo_id)
         .bind(artifact_id)
-        .bind(tag)
+        .bind(*tag)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -742,7 +761,9 @@ pub async fn referrers(
          JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2",
     );
     if artifact_type.is_some() {
-        sql.push_str(" AND a.artifact_type = $3");
+        // Rows without a stored type are candidates too: an image manifest's type is then its
+        // config's media type, which the caller reads from the manifest and filters on.
+        sql.push_str(" AND (a.artifact_type = $3 OR a.artifact_type = '')");
     }
     sql.push_str(" ORDER BY a.digest");
     let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string());

@@ -50,6 +50,9 @@ const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/
 const DEFAULT_PAGE: i64 = 1000;
 const MAX_PAGE: i64 = 10_000;
 
+/// Most `?tag=` parameters one manifest push may carry (the spec asks for at least 10).
+const MAX_QUERY_TAGS: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Pull,
@@ -101,14 +104,6 @@ impl RegistryCaller {
             Credential::Basic(p) => p.name(),
             Credential::Token(c) if c.anonymous() => "anonymous",
             Credential::Token(c) => &c.sub,
-        }
-    }
-
-    fn is_anonymous(&self) -> bool {
-        match &self.cred {
-            Credential::Anonymous => true,
-            Credential::Basic(_) => false,
-            Credential::Token(c) => c.anonymous(),
         }
     }
 
@@ -213,25 +208,41 @@ async fn authorize_for(
         scope.push(' ');
         scope.push_str(&extra);
     }
-    // Anonymous callers are asked to log in rather than told what exists.
-    if who.is_anonymous() {
-        return Err(challenge_error(
+    // What every refusal says (Harbor's words): docker prints it and stops at once, instead of
+    // retrying a push for ~50 s after a bare `unauthorized`.
+    let refusal = format!("unauthorized to access repository: {repo}, action: {}", action.token_action());
+    match (&project, &who.cred) {
+        // No credentials at all: a plain challenge, so the client fetches a token first.
+        (_, Credential::Anonymous) => Err(challenge_error(
             state,
             &who.ctx,
             Code::Unauthorized,
             "authentication required",
             Some(&scope),
             None,
-        ));
-    }
-    match (&project, &who.cred) {
+        )),
+        // An anonymous token (a client that never logged in) is told it lacks the scope, with
+        // the repository and action: asked to log in rather than told what exists.
+        (_, Credential::Token(c)) if c.anonymous() => Err(challenge_error(
+            state,
+            &who.ctx,
+            Code::Unauthorized,
+            &refusal,
+            Some(&scope),
+            Some("insufficient_scope"),
+        )),
+        // A signed-in caller pushing to a project that does not exist: 404 NAME_UNKNOWN, which
+        // clients do not retry (Harbor answers the same).
+        (None, _) => {
+            Err(OciError::new(Code::NameUnknown, format!("project {:?} not found", meta::project_name(repo))))
+        }
         // A token without a right the client asked for and was refused: 401, as distribution
         // answers (docker then stops instead of retrying).
         (_, Credential::Token(c)) if c.refused(repo, action.token_action()) => Err(challenge_error(
             state,
             &who.ctx,
             Code::Unauthorized,
-            "requested access to the resource is denied",
+            &refusal,
             Some(&scope),
             Some("insufficient_scope"),
         )),
@@ -241,15 +252,19 @@ async fn authorize_for(
             state,
             &who.ctx,
             Code::Denied,
-            "requested access to the resource is denied",
+            &refusal,
             Some(&scope),
             Some("insufficient_scope"),
         )),
-        (None, _) => Err(OciError::new(
-            Code::NameUnknown,
-            format!("project {:?} does not exist", meta::project_name(repo)),
+        // Basic credentials without the right.
+        (Some(_), Credential::Basic(_)) => Err(challenge_error(
+            state,
+            &who.ctx,
+            Code::Denied,
+            &refusal,
+            Some(&scope),
+            Some("insufficient_scope"),
         )),
-        (Some(_), _) => Err(OciError::new(Code::Denied, "requested access to the resource is denied")),
     }
 }
 
@@ -261,9 +276,15 @@ fn artifact_ref(name: &str, reference: &Reference) -> String {
     }
 }
 
+/// Pushes need `<project>/<repository>`. A bare name is answered as Harbor does (its project
+/// would be the name itself, which cannot exist): 404 NAME_UNKNOWN, which clients do not retry
+/// (a 400 made docker retry for ~50 s).
 fn repo_in_project(name: &str) -> OciResult<()> {
     if !name.contains('/') {
-        return Err(OciError::new(Code::NameInvalid, "repository names must be <project>/<repository>"));
+        return Err(OciError::new(
+            Code::NameUnknown,
+            format!("project {name:?} not found: repository names are <project>/<repository>"),
+        ));
     }
     Ok(())
 }
@@ -285,6 +306,9 @@ pub async fn base(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn base_response(state: &AppState, parts: &Parts) -> OciResult<Response> {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(method_not_allowed("GET, HEAD"));
+    }
     let who = caller(state, parts).await?;
     if matches!(who.cred, Credential::Anonymous) {
         return Err(challenge_error(
@@ -299,17 +323,117 @@ async fn base_response(state: &AppState, parts: &Parts) -> OciResult<Response> {
     Ok((StatusCode::OK, axum::Json(json!({}))).into_response())
 }
 
+/// 405 in the OCI error format, naming the methods the endpoint has.
+fn method_not_allowed(allow: &'static str) -> OciError {
+    OciError::new(Code::Unsupported, "method not allowed on this endpoint")
+        .header(header::ALLOW, HeaderValue::from_static(allow))
+}
+
 /// `/v2/{*rest}`: parses the path and hands the request to its handler.
 pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     // Handlers borrow the head and consume the body separately (a `&Request` cannot be held
     // across an await: the body is not `Sync`).
     let (parts, body) = req.into_parts();
+    let (body, unread) = Returnable::wrap(body);
     let result = match path::parse(parts.uri.path().strip_prefix("/v2/").unwrap_or("")) {
         Ok(Route::Base) => base_response(&state, &parts).await,
         Ok(route) => handle(&state, route, &parts, body).await,
         Err(e) => Err(e.into()),
     };
-    with_api_version(result.unwrap_or_else(IntoResponse::into_response))
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    // A refusal answered before the body was read (401 on a PATCH of a layer): read the rest
+    // first, bounded, so the client's sending completes and it reads the answer. Closing with
+    // unread data resets the connection, and Go's client (docker) then loses the response.
+    let left = unread.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(rest) = left {
+        let expects_continue = parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        // A client waiting for `100 Continue` has sent nothing: it reads the answer as it is.
+        if expects_continue || !drain(rest).await {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    with_api_version(resp)
+}
+
+/// At most this much of an unread request body is read and discarded after a refusal, for at
+/// most `DRAIN_TIME`; a longer body gets `Connection: close` instead.
+const DRAIN_MAX: usize = 8 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards a body, bounded by `DRAIN_MAX` and `DRAIN_TIME`; true when it ended.
+async fn drain(mut body: Body) -> bool {
+    use http_body::Body as _;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut read = 0usize;
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        match tokio::time::timeout_at(deadline, frame).await {
+            Ok(None) => return true,
+            Ok(Some(Ok(f))) => {
+                read += f.data_ref().map_or(0, |d| d.len());
+                if read > DRAIN_MAX {
+                    return false;
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => return false,
+        }
+    }
+}
+
+/// A request body that, when a handler drops it unfinished, goes back to the dispatcher (which
+/// drains it after a refusal).
+struct Returnable {
+    inner: Option<Body>,
+    slot: Arc<Mutex<Option<Body>>>,
+    /// Reading failed (disconnect, body timeout): nothing more will come.
+    failed: bool,
+}
+
+impl Returnable {
+    fn wrap(body: Body) -> (Body, Arc<Mutex<Option<Body>>>) {
+        let slot = Arc::new(Mutex::new(None));
+        (Body::new(Returnable { inner: Some(body), slot: slot.clone(), failed: false }), slot)
+    }
+}
+
+impl http_body::Body for Returnable {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = match self.inner.as_mut() {
+            Some(b) => std::pin::Pin::new(b).poll_frame(cx),
+            None => return std::task::Poll::Ready(None),
+        };
+        if let std::task::Poll::Ready(Some(Err(_))) = &polled {
+            self.failed = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.as_ref().map(http_body::Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for Returnable {
+    fn drop(&mut self) {
+        if let Some(b) = self.inner.take() {
+            if !self.failed && !http_body::Body::is_end_stream(&b) {
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(b);
+            }
+        }
+    }
 }
 
 fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
@@ -335,7 +459,7 @@ async fn handle(state: &AppState, route: Route, parts: &Parts, body: Body) -> Oc
             get_manifest(state, &who, &name, &reference, m == Method::HEAD).await
         }
         (Route::Manifest { name, reference }, Method::PUT) => {
-            put_manifest(state, &who, &name, &reference, headers, body).await
+            put_manifest(state, &who, &name, &reference, headers, &pairs, body).await
         }
         (Route::Manifest { name, reference }, Method::DELETE) => {
             delete_manifest(state, &who, &name, &reference).await
@@ -481,10 +605,32 @@ async fn put_manifest(
     name: &str,
     reference: &Reference,
     headers: &HeaderMap,
+    pairs: &[(String, String)],
     body: Body,
 ) -> OciResult<Response> {
     repo_in_project(name)?;
     let project = authorize(state, who, name, Action::Push).await?;
+    // A push by digest may tag in the same request: `?tag=a&tag=b` (distribution-spec, "Pushing
+    // Manifests"); each accepted tag comes back in an `OCI-Tag` header.
+    let query_tags: Vec<&str> = pairs.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect();
+    if !query_tags.is_empty() {
+        if let Reference::Tag(_) = reference {
+            return Err(OciError::new(
+                Code::TagInvalid,
+                "tag query parameters are for a push by digest (PUT /v2/<name>/manifests/<digest>?tag=…)",
+            ));
+        }
+        if query_tags.len() > MAX_QUERY_TAGS {
+            return Err(OciError::new(
+                Code::TagInvalid,
+                format!("at most {MAX_QUERY_TAGS} tag query parameters per request"),
+            )
+            .status(StatusCode::URI_TOO_LONG));
+        }
+        if let Some(bad) = query_tags.iter().find(|t| !path::valid_tag(t)) {
+            return Err(OciError::new(Code::TagInvalid, format!("invalid tag {bad:?}")));
+        }
+    }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = read_limited(body, manifest::MAX_MANIFEST_SIZE).await?;
     let digest = match reference {
@@ -530,17 +676,23 @@ async fn put_manifest(
     // Reserved before the bytes are written: GC cannot be deleting this content meanwhile.
     let gen = meta::reserve_blob(&state.db, &digest, size, "manifest").await?;
     state.storage.put(&digest.blob_key(), body).await?;
-    let tag = match reference {
-        Reference::Tag(t) => Some(t.as_str()),
-        Reference::Digest(_) => None,
+    let mut tags: Vec<&str> = match reference {
+        Reference::Tag(t) => vec![t.as_str()],
+        Reference::Digest(_) => query_tags,
     };
-    meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, tag, gen).await?;
-    tracing::info!(repository = name, %digest, tag, "manifest pushed");
-    let resource = match tag {
-        Some(t) => format!("{name}:{t}"),
-        None => format!("{name}@{digest}"),
-    };
-    state.audit.record(who.event("create", "artifact", resource, project.id).detail(digest.to_string()));
+    let mut seen = std::collections::HashSet::new();
+    tags.retain(|t| seen.insert(*t));
+    meta::put_manifest_tags(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, &tags, gen)
+        .await?;
+    tracing::info!(repository = name, %digest, tags = ?tags, "manifest pushed");
+    if tags.is_empty() {
+        let resource = format!("{name}@{digest}");
+        state.audit.record(who.event("create", "artifact", resource, project.id).detail(digest.to_string()));
+    }
+    for t in &tags {
+        let resource = format!("{name}:{t}");
+        state.audit.record(who.event("create", "artifact", resource, project.id).detail(digest.to_string()));
+    }
     let d = digest.to_string();
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
@@ -549,6 +701,11 @@ async fn put_manifest(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     if let Some(s) = &parsed.subject {
         h.insert("oci-subject", hv(&s.digest.to_string()));
+    }
+    if let Reference::Digest(_) = reference {
+        for t in &tags {
+            h.append("oci-tag", hv(t));
+        }
     }
     Ok(resp)
 }
@@ -949,21 +1106,27 @@ async fn patch_upload(
 ) -> OciResult<Response> {
     authorize(state, who, name, Action::Push).await?;
     let up = load_upload(state, name, id).await?;
-    if let Some(cr) = headers.get(header::CONTENT_RANGE) {
-        let (start, end) = cr
-            .to_str()
-            .ok()
-            .and_then(parse_content_range)
-            .ok_or_else(|| OciError::new(Code::RangeInvalid, "malformed Content-Range"))?;
-        if start != up.size || end < start {
-            let mut e = OciError::new(Code::RangeInvalid, format!("chunk must start at offset {}", up.size));
-            e.headers.push((header::RANGE, hv(&format!("0-{}", up.size.saturating_sub(1)))));
-            e.headers.push((header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{id}"))));
-            return Err(e);
-        }
-    }
+    check_content_range(headers, name, id, up.size)?;
     let (size, _) = append(state, id, up.size, &up.hash_state, body).await?;
     Ok(upload_response(StatusCode::ACCEPTED, name, id, size))
+}
+
+/// A chunk's `Content-Range` must start at the upload's committed size: 416 otherwise, before a
+/// byte is written (with the upload's `Range` and `Location`, so the client can resume).
+fn check_content_range(headers: &HeaderMap, name: &str, id: &str, size: u64) -> OciResult<()> {
+    let Some(cr) = headers.get(header::CONTENT_RANGE) else { return Ok(()) };
+    let (start, end) = cr
+        .to_str()
+        .ok()
+        .and_then(parse_content_range)
+        .ok_or_else(|| OciError::new(Code::RangeInvalid, "malformed Content-Range"))?;
+    if start != size || end < start {
+        let mut e = OciError::new(Code::RangeInvalid, format!("chunk must start at offset {size}"));
+        e.headers.push((header::RANGE, hv(&format!("0-{}", size.saturating_sub(1)))));
+        e.headers.push((header::LOCATION, hv(&format!("/v2/{name}/blobs/uploads/{id}"))));
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn finish_upload(
@@ -981,6 +1144,9 @@ async fn finish_upload(
     let up = load_upload(state, name, id).await?;
     let has_body =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(|v| v != "0").unwrap_or(true);
+    if has_body {
+        check_content_range(headers, name, id, up.size)?;
+    }
     let body = has_body.then_some(body);
     complete(state, name, id, up.size, &up.hash_state, body, &digest).await
 }
@@ -1009,7 +1175,8 @@ async fn complete(
             .finish(),
         Algorithm::Sha512 => {
             // Rare: one extra streamed read to hash with the algorithm the client chose.
-            let stream = state.storage.read(&upload_key(id), None).await?;
+            // Exactly the committed bytes: the data file may be longer after a failed request.
+            let stream = take_exactly(state.storage.read(&upload_key(id), None).await?, size);
             Digest::of_stream(Algorithm::Sha512, stream).await.map_err(crate::storage::StorageError::Io)?
         }
     };
@@ -1033,11 +1200,12 @@ async fn complete(
     };
     let key = digest.blob_key();
     let moved = async {
-        if state.storage.stat(&key).await?.is_some() {
+        if state.storage.stat(&key).await? == Some(size) {
             // Already stored (by another upload of the same content): ours is redundant.
             state.storage.delete(&upload_key(id)).await?;
         } else {
-            state.storage.commit(&upload_key(id), &key).await?;
+            // Absent, or of the wrong size (damaged): exactly the committed bytes go in place.
+            state.storage.commit(&upload_key(id), &key, size).await?;
         }
         Ok::<_, OciError>(())
     }
@@ -1055,6 +1223,29 @@ async fn complete(
     meta::delete_upload(&state.db, id).await?;
     tracing::info!(repository = name, %digest, size, "blob pushed");
     Ok(blob_created(name, digest))
+}
+
+/// The first `n` bytes of a stream; an error when it ends sooner.
+fn take_exactly(stream: crate::storage::ByteStream, n: u64) -> crate::storage::ByteStream {
+    Box::pin(futures::stream::unfold((stream, n), |(mut s, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        match s.next().await {
+            Some(Ok(mut chunk)) => {
+                if chunk.len() as u64 > left {
+                    chunk.truncate(left as usize);
+                }
+                let left = left - chunk.len() as u64;
+                Some((Ok(chunk), (s, left)))
+            }
+            Some(Err(e)) => Some((Err(e), (s, 0))),
+            None => Some((
+                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "upload data is short")),
+                (s, 0),
+            )),
+        }
+    }))
 }
 
 async fn cancel_upload(state: &AppState, who: &RegistryCaller, name: &str, id: &str) -> OciResult<Response> {
@@ -1077,15 +1268,34 @@ async fn referrers(
     authorize(state, who, name, Action::Pull).await?;
     let filter = query(pairs, "artifactType").filter(|t| !t.is_empty());
     let found = meta::referrers(&state.db, name, digest, filter).await?;
-    let manifests: Vec<_> = found
+    let mut manifests = Vec::with_capacity(found.len());
+    for r in found {
+        // The spec's artifactType: the manifest's own, else an image manifest's config media
+        // type; an index without one has none (the field is omitted, never "").
+        let artifact_type = if !r.artifact_type.is_empty() {
+            Some(r.artifact_type.clone())
+        } else if r.media_type == manifest::OCI_MANIFEST || r.media_type == manifest::DOCKER_MANIFEST {
+            let d: Digest = r.digest.parse().map_err(|_| OciError::internal("stored digest is invalid"))?;
+            manifest::config_media_type(&state.storage.read_all(&d.blob_key()).await?)
+        } else {
+            None
+        };
+        if filter.is_some() && artifact_type.as_deref() != filter {
+            continue;
+        }
+        manifests.push((r, artifact_type));
+    }
+    let manifests: Vec<_> = manifests
         .into_iter()
-        .map(|r| {
+        .map(|(r, artifact_type)| {
             let mut d = json!({
                 "mediaType": r.media_type,
                 "digest": r.digest,
                 "size": r.size,
-                "artifactType": r.artifact_type,
             });
+            if let Some(t) = artifact_type {
+                d["artifactType"] = json!(t);
+            }
             if let Ok(serde_json::Value::Object(a)) =
                 serde_json::from_str::<serde_json::Value>(&r.annotations)
             {

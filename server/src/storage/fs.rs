@@ -154,6 +154,11 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()))
 }
 
+/// Whether a file name is one `temp_name` makes.
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
 #[async_trait::async_trait]
 impl Storage for FsStorage {
     async fn stat(&self, key: &str) -> Result<Option<u64>> {
@@ -256,9 +261,26 @@ impl Storage for FsStorage {
         Ok(size)
     }
 
-    async fn commit(&self, from: &str, to: &str) -> Result<()> {
+    async fn commit(&self, from: &str, to: &str, len: u64) -> Result<()> {
         let (src, dst) = (self.path(from)?, self.path(to)?);
         let dir = dst.parent().expect("keys have a parent").to_path_buf();
+        // Bytes past the committed length (a request that failed after writing them) are not
+        // part of the blob: cut them off before the file becomes the blob.
+        let path = src.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(not_found)?;
+            let size = f.metadata()?.len();
+            if size < len {
+                return Err(StorageError::InvalidRange);
+            }
+            if size > len {
+                f.set_len(len)?;
+                f.sync_data()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         tokio::fs::create_dir_all(&dir).await?;
         tokio::fs::rename(&src, &dst).await.map_err(not_found)?;
         sync_dir(&dir).await;
@@ -316,6 +338,41 @@ impl Storage for FsStorage {
         .await
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
     }
+
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = std::time::SystemTime::now();
+            let mut removed = 0u64;
+            let mut stack = vec![root];
+            while let Some(dir) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for entry in entries.flatten() {
+                    let Ok(ft) = entry.file_type() else { continue };
+                    if ft.is_dir() {
+                        stack.push(entry.path());
+                        continue;
+                    }
+                    if !ft.is_file() || !is_temp_name(&entry.file_name().to_string_lossy()) {
+                        continue;
+                    }
+                    let old = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| now.duration_since(t).ok())
+                        .is_some_and(|age| age >= older_than);
+                    if old && std::fs::remove_file(entry.path()).is_ok() {
+                        tracing::info!(file = %entry.path().display(), "removed an orphaned temporary file");
+                        removed += 1;
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+    }
 }
 
 #[cfg(test)]
@@ -333,6 +390,27 @@ mod tests {
             }
         }
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// A temporary file left by a writer killed mid-write (kill -9) is removed once it is old;
+    /// a recent one (a write in progress) and ordinary objects stay.
+    #[tokio::test]
+    async fn orphaned_temporary_files_are_swept() {
+        use crate::storage::Storage;
+        let dir = tempfile::tempdir().unwrap();
+        let s = super::FsStorage::new(dir.path()).unwrap();
+        s.put("blobs/sha256/ab/abc/data", bytes::Bytes::from_static(b"kept")).await.unwrap();
+        let blob_dir = dir.path().join("blobs/sha256/ab/abc");
+        let orphan = blob_dir.join(".data.tmp-0123456789abcdef");
+        let fresh = blob_dir.join(".data.tmp-fedcba9876543210");
+        std::fs::write(&orphan, b"half written").unwrap();
+        std::fs::write(&fresh, b"being written").unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options().write(true).open(&orphan).unwrap().set_modified(two_hours_ago).unwrap();
+        assert_eq!(s.sweep_temp(crate::storage::TEMP_MAX_AGE).await.unwrap(), 1);
+        assert!(!orphan.exists());
+        assert!(fresh.exists());
+        assert_eq!(&s.read_all("blobs/sha256/ab/abc/data").await.unwrap()[..], b"kept");
     }
 
     fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -62,11 +62,16 @@ impl Storage for MemoryStorage {
         Ok(len)
     }
 
-    async fn commit(&self, from: &str, to: &str) -> Result<()> {
+    async fn commit(&self, from: &str, to: &str, len: u64) -> Result<()> {
         check_key(from)?;
         check_key(to)?;
         let mut m = self.lock();
-        let data = m.remove(from).ok_or(StorageError::NotFound)?;
+        let data = m.get(from).ok_or(StorageError::NotFound)?;
+        if (data.len() as u64) < len {
+            return Err(StorageError::InvalidRange);
+        }
+        let data = data.slice(..len as usize);
+        m.remove(from);
         m.insert(to.to_string(), data);
         Ok(())
     }

@@ -8,8 +8,9 @@
 //! - `_health/…` — readiness probes.
 //!
 //! **Writes are crash-safe**: whole objects are written to a temporary name, synced and renamed;
-//! upload data is truncated to the committed length before appending, so a request that died
-//! half-way leaves nothing behind that a later request could mistake for data.
+//! upload data is truncated to the committed length before appending and again when it is
+//! committed, so a request that died half-way leaves nothing behind that a later request could
+//! mistake for data, nor anything a blob could contain.
 //! **No backend relies on in-process locks**: several processes may share one filesystem mount.
 
 pub mod fs;
@@ -55,8 +56,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Appends `data` to the upload object `key` at `offset` (its committed length; anything
     /// after it is discarded first) and makes it durable. Returns the new length.
     async fn append(&self, key: &str, offset: u64, data: ByteStream) -> Result<u64>;
-    /// Moves a finished upload object to its final key atomically.
-    async fn commit(&self, from: &str, to: &str) -> Result<()>;
+    /// Moves the first `len` bytes of a finished upload object (its committed length) to its
+    /// final key atomically; anything after them (left by a request that failed) is dropped, so
+    /// a stored blob is exactly its committed bytes. `InvalidRange` when the upload is shorter.
+    async fn commit(&self, from: &str, to: &str, len: u64) -> Result<()>;
     /// Deletes an object (absent is fine).
     async fn delete(&self, key: &str) -> Result<()>;
     /// Deletes many objects (GC's sweep); one result per key, in order. The default runs
@@ -70,7 +73,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Keys under a prefix (tests and GC).
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Removes temporary files older than `older_than` that writers killed mid-write (kill -9,
+    /// power loss) left behind; returns how many. Only the filesystem backend has any.
+    async fn sweep_temp(&self, _older_than: std::time::Duration) -> Result<u64> {
+        Ok(0)
+    }
 }
+
+/// Temporary files older than this are orphans (a whole-object write takes well under a
+/// second; a filesystem stalled for an hour has bigger problems). Swept at start and by GC.
+pub const TEMP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Refuses keys that could escape the storage root or are not in the layout's alphabet.
 pub fn check_key(key: &str) -> Result<()> {

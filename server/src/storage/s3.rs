@@ -220,12 +220,34 @@ impl Storage for S3Storage {
         Ok(offset + n)
     }
 
-    async fn commit(&self, from: &str, to: &str) -> Result<()> {
+    async fn commit(&self, from: &str, to: &str, len: u64) -> Result<()> {
         let dst = self.path(to)?;
-        let parts = self.parts(from).await?;
+        let mut parts = self.parts(from).await?;
+        // Parts at or after the committed length come from requests that failed: not the blob's.
+        let mut kept = 0u64;
+        let mut stale = Vec::new();
+        parts.retain(|(off, size, p)| {
+            if *off >= len {
+                stale.push(p.clone());
+                false
+            } else {
+                kept += size;
+                true
+            }
+        });
+        if kept != len && !parts.is_empty() {
+            return Err(StorageError::InvalidRange);
+        }
+        for p in stale {
+            self.store.delete(&p).await.map_err(err)?;
+        }
         match parts.len() {
             0 => {
                 let src = self.path(from)?;
+                let size = self.store.head(&src).await.map_err(err)?.size;
+                if size != len {
+                    return Err(StorageError::InvalidRange);
+                }
                 self.store.copy(&src, &dst).await.map_err(err)?;
                 self.store.delete(&src).await.map_err(err)?;
             }
@@ -339,7 +361,7 @@ mod tests {
         assert_eq!(s.append("uploads/m/data", 0, one).await.unwrap(), 3);
         assert_eq!(s.append("uploads/m/data", 3, two).await.unwrap(), 6);
         assert_eq!(s.stat("uploads/m/data").await.unwrap(), Some(6));
-        s.commit("uploads/m/data", "blobs/sha256/mm/m/data").await.unwrap();
+        s.commit("uploads/m/data", "blobs/sha256/mm/m/data", 6).await.unwrap();
         assert_eq!(&s.read_all("blobs/sha256/mm/m/data").await.unwrap()[..], b"abcdef");
         assert_eq!(s.stat("uploads/m/data").await.unwrap(), None);
     }

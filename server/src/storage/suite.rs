@@ -16,6 +16,16 @@ fn failing() -> ByteStream {
     ]))
 }
 
+/// More than a write batch of garbage (so a backend has written some of it), then a disconnect.
+fn failing_big() -> ByteStream {
+    let junk = Bytes::from(vec![b'J'; 3 * 1024 * 1024]);
+    Box::pin(futures::stream::iter(vec![
+        Ok(junk.slice(..1024 * 1024)),
+        Ok(junk.slice(1024 * 1024..)),
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+    ]))
+}
+
 async fn collect(s: ByteStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut s = s;
@@ -70,10 +80,32 @@ pub async fn run(s: &dyn Storage) {
     // An unfinished upload reads back as one object (the sha512 check streams it).
     assert_eq!(s.stat(up).await.unwrap(), Some(8));
     assert_eq!(collect(s.read(up, None).await.unwrap()).await, b"abcdefgh");
-    s.commit(up, "blobs/sha256/cd/cdef/data").await.unwrap();
+    s.commit(up, "blobs/sha256/cd/cdef/data", 8).await.unwrap();
     assert_eq!(&s.read_all("blobs/sha256/cd/cdef/data").await.unwrap()[..], b"abcdefgh");
     assert_eq!(s.stat(up).await.unwrap(), None);
-    assert!(matches!(s.commit(up, "blobs/sha256/cd/cdef/data").await, Err(StorageError::NotFound)));
+    assert!(matches!(s.commit(up, "blobs/sha256/cd/cdef/data", 8).await, Err(StorageError::NotFound)));
+
+    // A stored blob is exactly its committed bytes, always: a request that failed after writing
+    // megabytes, then a commit without a further append (a body-less closing PUT), keeps none.
+    let up = "uploads/u2/data";
+    assert_eq!(s.append(up, 0, stream(vec![b"committed"])).await.unwrap(), 9);
+    assert!(matches!(s.append(up, 9, failing_big()).await, Err(StorageError::Body(_))));
+    s.commit(up, "blobs/sha256/ee/exact/data", 9).await.unwrap();
+    assert_eq!(s.stat("blobs/sha256/ee/exact/data").await.unwrap(), Some(9));
+    assert_eq!(&s.read_all("blobs/sha256/ee/exact/data").await.unwrap()[..], b"committed");
+    assert_eq!(collect(s.read("blobs/sha256/ee/exact/data", None).await.unwrap()).await, b"committed");
+    // The same from the very start (nothing committed but the failed request's bytes).
+    assert!(matches!(s.append("uploads/u3/data", 0, failing_big()).await, Err(StorageError::Body(_))));
+    assert_eq!(s.append("uploads/u3/data", 0, stream(vec![b"ab"])).await.unwrap(), 2);
+    // A commit longer than the upload is refused and leaves the upload as it was.
+    assert!(matches!(
+        s.commit("uploads/u3/data", "blobs/sha256/ee/short/data", 5).await,
+        Err(StorageError::InvalidRange)
+    ));
+    assert_eq!(s.stat("blobs/sha256/ee/short/data").await.unwrap(), None);
+    assert_eq!(collect(s.read("uploads/u3/data", None).await.unwrap()).await, b"ab");
+    s.delete("uploads/u3/data").await.unwrap();
+    s.delete("blobs/sha256/ee/exact/data").await.unwrap();
 
     // Listing and deletion.
     let keys = s.list("blobs/").await.unwrap();
@@ -93,7 +125,7 @@ pub async fn run(s: &dyn Storage) {
     let leaked: &'static [u8] = Box::leak(big.clone().into_boxed_slice());
     let chunks: Vec<&'static [u8]> = leaked.chunks(65_536).collect();
     assert_eq!(s.append("uploads/big/data", 0, stream(chunks)).await.unwrap(), big.len() as u64);
-    s.commit("uploads/big/data", "blobs/sha256/bb/big/data").await.unwrap();
+    s.commit("uploads/big/data", "blobs/sha256/bb/big/data", big.len() as u64).await.unwrap();
     let back = collect(s.read("blobs/sha256/bb/big/data", Some((1_000_000, 2_000_001))).await.unwrap()).await;
     assert_eq!(back, big[1_000_000..2_000_001]);
     // Whole, and twice at once (read buffers are pooled and reused in the filesystem backend).
