@@ -192,4 +192,28 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
     }
+
+    /// Invariant: every write transaction starts through `Db::begin_write` (`BEGIN IMMEDIATE`
+    /// on SQLite), so none can fail with "database is locked" when it upgrades a read lock.
+    #[test]
+    fn every_transaction_begins_through_begin_write() {
+        fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    scan(&p, found);
+                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("db.rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    for (i, line) in text.lines().enumerate() {
+                        if line.contains(".begin()") || line.contains("begin_with(") {
+                            found.push(format!("{}:{}: {}", p.display(), i + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        scan(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+        assert!(found.is_empty(), "transactions begun outside Db::begin_write:\n{}", found.join("\n"));
+    }
 }
