@@ -614,6 +614,19 @@ pub async fn authenticate(
     username: &str,
     password: &str,
 ) -> Result<User, LoginError> {
+    authenticate_counting(db, cfg, username, password, true).await
+}
+
+/// `authenticate`; with `count_unknown` false, a name no account has is still checked (against
+/// the dummy hash, so timing tells nothing) but leaves no `login_failures` row — for clients
+/// past their failure budget (`auth::FailureBudget`), so they cannot fill the table.
+pub async fn authenticate_counting(
+    db: &Db,
+    cfg: &AuthConfig,
+    username: &str,
+    password: &str,
+    count_unknown: bool,
+) -> Result<User, LoginError> {
     check_login_input(username, password)?;
     let row = sqlx::query(&format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1) AND deleted = 0"
@@ -628,7 +641,8 @@ pub async fn authenticate(
     let key = lockout_key(found.as_ref().map(|(u, _)| u.username.as_str()).unwrap_or(username));
     // A place in the argon2 queue first: a full queue refuses at once, before any write.
     let slot = Argon2Slot::enter()?;
-    let attempt = begin_attempt(db, cfg, &key).await?;
+    let attempt =
+        if found.is_some() || count_unknown { Some(begin_attempt(db, cfg, &key).await?) } else { None };
     let ok = match &found {
         Some((_, hash)) => slot.verify(password, hash).await,
         None => {
@@ -637,7 +651,9 @@ pub async fn authenticate(
             false
         }
     };
-    end_attempt(db, cfg, attempt, Some(ok)).await?;
+    if let Some(a) = attempt {
+        end_attempt(db, cfg, a, Some(ok)).await?;
+    }
     match found {
         Some((u, _)) if ok => Ok(u),
         _ => Err(LoginError::InvalidCredentials),

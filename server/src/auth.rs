@@ -90,8 +90,14 @@ impl CredentialCache {
         }
     }
 
-    /// Same result as `accounts::authenticate`, remembered on success.
-    pub async fn authenticate(&self, state: &AppState, user: &str, pass: &str) -> Result<User, LoginError> {
+    /// Same result as `accounts::authenticate_counting`, remembered on success.
+    pub async fn authenticate(
+        &self,
+        state: &AppState,
+        user: &str,
+        pass: &str,
+        count_unknown: bool,
+    ) -> Result<User, LoginError> {
         let fp = self.fingerprint(user, pass);
         if let Some(e) = self.lookup(&fp) {
             if let Some(u) = self.check(state, e).await? {
@@ -108,9 +114,9 @@ impl CredentialCache {
             match self.lookup(&fp) {
                 Some(e) => match self.check(state, e).await? {
                     Some(u) => Ok(u),
-                    None => self.verify(state, fp, user, pass).await,
+                    None => self.verify(state, fp, user, pass, count_unknown).await,
                 },
-                None => self.verify(state, fp, user, pass).await,
+                None => self.verify(state, fp, user, pass, count_unknown).await,
             }
         };
         {
@@ -128,8 +134,10 @@ impl CredentialCache {
         fp: [u8; 32],
         user: &str,
         pass: &str,
+        count_unknown: bool,
     ) -> Result<User, LoginError> {
-        let u = accounts::authenticate(&state.db, &state.config.auth, user, pass).await?;
+        let u =
+            accounts::authenticate_counting(&state.db, &state.config.auth, user, pass, count_unknown).await?;
         let now = std::time::Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= CREDENTIAL_CACHE_MAX {
@@ -151,11 +159,13 @@ impl CredentialCache {
     }
 }
 
-/// Failed logins per client address in the current minute, per process. A client past
-/// `FAILURES_PER_MINUTE` is refused (429) before anything is checked or written, so one
-/// anonymous client can make the server store at most that many failed-login audit rows and
-/// `login_failures` rows a minute (each name at most 255 characters). IPv6 clients are
-/// counted per /64, which one host usually has whole.
+/// Failed logins per client address in the current minute, per process. Past
+/// `FAILURES_PER_MINUTE`, the client's logins are still checked and answered (a correct one
+/// still works: many clients may share an address behind NAT or an untrusted proxy), but its
+/// failures are no longer stored: no audit row, and no `login_failures` row for a name no
+/// account has. So one anonymous client makes the server store at most that many rows of each
+/// a minute (names at most 255 characters); rows for real accounts are bounded by their
+/// number. IPv6 clients are counted per /64, which one host usually has whole.
 #[derive(Debug, Default)]
 pub struct FailureBudget {
     map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
@@ -176,16 +186,12 @@ impl FailureBudget {
         }
     }
 
-    /// Seconds until this client may fail again, when it has used its budget.
-    pub fn exhausted(&self, ip: &str) -> Option<u64> {
+    /// Whether this client has used its budget for the current minute.
+    pub fn exhausted(&self, ip: &str) -> bool {
         let now = std::time::Instant::now();
         let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get(&Self::client_key(ip)) {
-            Some((start, n)) if *n >= FAILURES_PER_MINUTE && now.duration_since(*start) < BUDGET_WINDOW => {
-                Some((BUDGET_WINDOW - now.duration_since(*start)).as_secs().max(1))
-            }
-            _ => None,
-        }
+        matches!(m.get(&Self::client_key(ip)),
+            Some((start, n)) if *n >= FAILURES_PER_MINUTE && now.duration_since(*start) < BUDGET_WINDOW)
     }
 
     /// Counts one failed login of this client.
@@ -274,9 +280,6 @@ pub enum BasicAuthError {
     /// The password-check queue is full (`LoginError::Busy`).
     #[error("{}", LoginError::Busy)]
     Busy,
-    /// This client failed too often lately (`FailureBudget`); seconds to wait.
-    #[error("too many failed logins from this address; try again in {0} seconds")]
-    ClientThrottled(u64),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -301,9 +304,6 @@ impl From<BasicAuthError> for ApiError {
             }
             BasicAuthError::Locked(s) => LoginError::Locked(s).into(),
             BasicAuthError::Busy => LoginError::Busy.into(),
-            BasicAuthError::ClientThrottled(s) => {
-                ApiError::TooManyRequests { message: e.to_string(), retry_after: s }
-            }
             BasicAuthError::Db(e) => e.into(),
         }
     }
@@ -317,23 +317,29 @@ pub async fn authenticate_basic(
     secret: &str,
     ctx: &ClientCtx,
 ) -> Result<Principal, BasicAuthError> {
-    // Over-long input, and clients that failed too often, are refused before anything is
-    // checked, counted or audited.
+    // Over-long input is refused before anything is checked, counted or audited; a client past
+    // its failure budget leaves no trace of its failures.
     accounts::check_login_input(name, secret)?;
-    if let Some(s) = state.login_budget.exhausted(&ctx.ip) {
-        return Err(BasicAuthError::ClientThrottled(s));
-    }
+    let store = !state.login_budget.exhausted(&ctx.ip);
     let result = if name.starts_with(robots::PREFIX) {
-        match robots::authenticate(&state.db, &state.config.auth, name, secret).await {
+        match robots::authenticate(&state.db, &state.config.auth, name, secret, store).await {
             Ok(Some(r)) => Ok(Principal::Robot(r)),
             Ok(None) => Err(BasicAuthError::Invalid),
             Err(e) => Err(e.into()),
         }
     } else {
-        state.credentials.authenticate(state, name, secret).await.map(Principal::User).map_err(Into::into)
+        state
+            .credentials
+            .authenticate(state, name, secret, store)
+            .await
+            .map(Principal::User)
+            .map_err(Into::into)
     };
     if let Err(e @ (BasicAuthError::Invalid | BasicAuthError::Locked(_))) = &result {
         state.login_budget.spend(&ctx.ip);
+        if !store {
+            return result;
+        }
         state
             .audit
             .record(Event::new(name, "login", "user", name).ip(&ctx.ip).failed().detail(e.to_string()));
@@ -387,15 +393,16 @@ pub async fn login_session(
     ctx: &ClientCtx,
 ) -> Result<(User, String), ApiError> {
     accounts::check_login_input(username, password)?;
-    if let Some(s) = state.login_budget.exhausted(&ctx.ip) {
-        return Err(BasicAuthError::ClientThrottled(s).into());
-    }
-    let user = match accounts::authenticate(&state.db, &state.config.auth, username, password).await {
+    let store = !state.login_budget.exhausted(&ctx.ip);
+    let auth = &state.config.auth;
+    let user = match accounts::authenticate_counting(&state.db, auth, username, password, store).await {
         Ok(u) => u,
         Err(e) => {
             if matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
-                tracing::info!(username, reason = %e, "login failed");
                 state.login_budget.spend(&ctx.ip);
+            }
+            if store && matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
+                tracing::info!(username, reason = %e, "login failed");
                 state.audit.record(
                     Event::new(username, "login", "user", username)
                         .ip(&ctx.ip)

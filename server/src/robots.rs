@@ -187,11 +187,14 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Robot>, sqlx::Error> {
 /// The robot with these credentials, if it is enabled and unexpired. Guesses are bounded
 /// like users' passwords: the same lockout (`accounts::begin_attempt`), keyed by the robot's
 /// name (or the name as given when no robot has it), is reserved before the secret is checked.
+/// With `count_unknown` false, a name no robot has leaves no `login_failures` row (see
+/// `accounts::authenticate_counting`).
 pub async fn authenticate(
     db: &Db,
     cfg: &AuthConfig,
     name: &str,
     secret: &str,
+    count_unknown: bool,
 ) -> Result<Option<Robot>, LoginError> {
     crate::accounts::check_login_input(name, secret)?;
     let row = sqlx::query(&format!(
@@ -204,6 +207,9 @@ pub async fn authenticate(
         Some(r) => r.try_get::<String, _>("name")?,
         None => name.to_string(),
     });
+    if row.is_none() && !count_unknown {
+        return Ok(None);
+    }
     let attempt = crate::accounts::begin_attempt(db, cfg, &key).await?;
     let checked = match &row {
         Some(row) => {

@@ -449,8 +449,7 @@ pub enum TokenError {
     /// to registry" for any 429 (containers/image `httpResponseToError`); docker prints both.
     #[error("{0}")]
     Locked(String, u64),
-    /// 429 with `Retry-After` (seconds): the password-check queue is full, or this client
-    /// failed too often.
+    /// 429 with `Retry-After` (seconds): the password-check queue is full.
     #[error("{0}")]
     TooMany(String, u64),
     #[error("{0}")]
@@ -503,7 +502,6 @@ impl From<BasicAuthError> for TokenError {
             e @ BasicAuthError::TooLong(_) => TokenError::Unauthorized(e.to_string()),
             e @ BasicAuthError::Locked(s) => TokenError::Locked(e.to_string(), s),
             e @ BasicAuthError::Busy => TokenError::TooMany(e.to_string(), 1),
-            e @ BasicAuthError::ClientThrottled(s) => TokenError::TooMany(e.to_string(), s),
             BasicAuthError::Db(e) => e.into(),
         }
     }

@@ -164,11 +164,8 @@ async fn caller(state: &AppState, parts: &Parts) -> OciResult<RegistryCaller> {
             Err(challenge_error(state, &ctx, Code::Unauthorized, &e.to_string(), None, None)
                 .header(header::RETRY_AFTER, HeaderValue::from(s)))
         }
-        Err(e @ (BasicAuthError::Busy | BasicAuthError::ClientThrottled(_))) => {
-            let s = if let BasicAuthError::ClientThrottled(s) = &e { *s } else { 1 };
-            Err(OciError::new(Code::TooManyRequests, e.to_string())
-                .header(header::RETRY_AFTER, HeaderValue::from(s)))
-        }
+        Err(e @ BasicAuthError::Busy) => Err(OciError::new(Code::TooManyRequests, e.to_string())
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))),
         Err(BasicAuthError::Db(e)) => Err(e.into()),
         Err(e) => Err(challenge_error(state, &ctx, Code::Unauthorized, &e.to_string(), None, None)),
     }
