@@ -97,20 +97,21 @@ fn argon2_permits() -> &'static tokio::sync::Semaphore {
     S.get_or_init(|| tokio::sync::Semaphore::new(argon2_permits_total()))
 }
 
-/// Logins that may wait for an argon2 permit beyond those running, per process. A login
-/// arriving when the queue is full is refused at once (429 with `Retry-After`) instead of
-/// making every login wait behind a flood of wrong passwords.
-pub const ARGON2_QUEUE: usize = 16;
+/// Logins that may wait for an argon2 permit, per CPU, beyond those running. A login arriving
+/// when the queue is full is refused at once (429 with `Retry-After`) instead of making every
+/// login wait behind a flood of wrong passwords: a queued login waits for at most
+/// `ARGON2_QUEUE_PER_CPU` verifications (~19 MiB and tens of ms each in a release build).
+pub const ARGON2_QUEUE_PER_CPU: usize = 4;
 
 static ARGON2_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// A place among the logins running or waiting for argon2 (`ARGON2_QUEUE` plus one per CPU).
+/// A place among the logins running or waiting for argon2 (`argon2_capacity`).
 pub struct Argon2Slot(());
 
 impl Argon2Slot {
     pub fn enter() -> Result<Argon2Slot, LoginError> {
         use std::sync::atomic::Ordering;
-        let cap = ARGON2_QUEUE + argon2_permits_total();
+        let cap = argon2_capacity();
         let mut n = ARGON2_WAITING.load(Ordering::Relaxed);
         loop {
             if n >= cap {
@@ -133,6 +134,12 @@ impl Drop for Argon2Slot {
     fn drop(&mut self) {
         ARGON2_WAITING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
+}
+
+/// Logins running or waiting for argon2 at most, per process: one running and
+/// `ARGON2_QUEUE_PER_CPU` waiting per CPU.
+pub fn argon2_capacity() -> usize {
+    argon2_permits_total() * (1 + ARGON2_QUEUE_PER_CPU)
 }
 
 fn argon2_permits_total() -> usize {

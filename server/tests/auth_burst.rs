@@ -103,7 +103,7 @@ async fn a_full_argon2_queue_refuses_at_once() {
         held.push(slot);
         assert!(held.len() <= 1000);
     }
-    assert!(held.len() > server::accounts::ARGON2_QUEUE);
+    assert_eq!(held.len(), server::accounts::argon2_capacity());
     let before = VERIFICATIONS.load(Ordering::Relaxed);
     let admin = basic("admin", common::ADMIN_PASSWORD);
     let r = app.get_with("/v2/", &[("authorization", &admin)]).await;
