@@ -47,8 +47,15 @@ fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
 pub enum LoginError {
     #[error("invalid username or password")]
     InvalidCredentials,
-    #[error("too many failed logins; account locked for {0} more seconds")]
+    /// Too many failed logins: the message every client shows (`Retry-After` carries the seconds).
+    #[error("too many failed logins: the account is locked, try again in {0} seconds")]
     Locked(u64),
+    /// Input no account can match (over-long name or password): refused before any work.
+    #[error("{0}")]
+    Malformed(String),
+    /// The password-check queue is full: retry shortly (`Retry-After: 1`).
+    #[error("too many logins are being checked; retry shortly")]
+    Busy,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -87,9 +94,56 @@ pub fn check_password_strength(pw: &str) -> Result<(), String> {
 /// burst of logins queues instead of multiplying memory.
 fn argon2_permits() -> &'static tokio::sync::Semaphore {
     static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
-    })
+    S.get_or_init(|| tokio::sync::Semaphore::new(argon2_permits_total()))
+}
+
+/// Logins that may wait for an argon2 permit, per CPU, beyond those running. A login arriving
+/// when the queue is full is refused at once (429 with `Retry-After`) instead of making every
+/// login wait behind a flood of wrong passwords: a queued login waits for at most
+/// `ARGON2_QUEUE_PER_CPU` verifications (~19 MiB and tens of ms each in a release build).
+pub const ARGON2_QUEUE_PER_CPU: usize = 4;
+
+static ARGON2_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A place among the logins running or waiting for argon2 (`argon2_capacity`).
+pub struct Argon2Slot(());
+
+impl Argon2Slot {
+    pub fn enter() -> Result<Argon2Slot, LoginError> {
+        use std::sync::atomic::Ordering;
+        let cap = argon2_capacity();
+        let mut n = ARGON2_WAITING.load(Ordering::Relaxed);
+        loop {
+            if n >= cap {
+                return Err(LoginError::Busy);
+            }
+            match ARGON2_WAITING.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Ok(Argon2Slot(())),
+                Err(actual) => n = actual,
+            }
+        }
+    }
+
+    /// `verify_password` within this slot.
+    pub async fn verify(&self, pw: &str, hash: &str) -> bool {
+        verify_password(pw, hash).await
+    }
+}
+
+impl Drop for Argon2Slot {
+    fn drop(&mut self) {
+        ARGON2_WAITING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Logins running or waiting for argon2 at most, per process: one running and
+/// `ARGON2_QUEUE_PER_CPU` waiting per CPU.
+pub fn argon2_capacity() -> usize {
+    argon2_permits_total() * (1 + ARGON2_QUEUE_PER_CPU)
+}
+
+fn argon2_permits_total() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 /// Hashes on the blocking pool: argon2 is deliberately slow.
@@ -229,12 +283,16 @@ pub enum UserError {
     Db(#[from] sqlx::Error),
 }
 
-/// Harbor's user name rule: 1-255 characters, none of `,"~#$%` or white space. (`$` keeps
-/// user names apart from robot names; `#` from the names of deleted users.)
+/// User names: 1-255 printable ASCII characters, none of `,"~#$%:/` (Harbor's rule forbids
+/// `,"~#$%` and white space; `$` keeps user names apart from robot names, `#` from the names
+/// of deleted users). **ASCII only, by choice**: no control, format or bidi characters
+/// (U+202E could make `admin` and a look-alike print the same in the audit log), no
+/// homoglyphs of other scripts, and one case folding (`lockout_key`, SQL `lower()`) that is
+/// the same on SQLite and PostgreSQL. Existing accounts with other names can still log in.
 pub fn valid_username(name: &str) -> bool {
     !name.is_empty()
-        && name.chars().count() <= 255
-        && !name.chars().any(|c| ",\"~#$%:/".contains(c) || c.is_whitespace() || c.is_control())
+        && name.len() <= MAX_USERNAME
+        && name.bytes().all(|b| b.is_ascii_graphic() && !b",\"~#$%:/".contains(&b))
 }
 
 fn valid_email(email: &str) -> bool {
@@ -254,7 +312,8 @@ fn map_unique(e: sqlx::Error, what: &str) -> UserError {
 pub async fn insert_user(db: &Db, new: &NewUser) -> Result<User, UserError> {
     if !valid_username(&new.username) {
         return Err(UserError::Invalid(
-            "user names are 1-255 characters without white space or any of , \" ~ # $ % : /".into(),
+            "user names are 1-255 printable ASCII characters without white space or any of , \" ~ # $ % : /"
+                .into(),
         ));
     }
     if !new.email.is_empty() && !valid_email(&new.email) {
@@ -369,80 +428,243 @@ pub async fn list_users(
     Ok((rows.iter().map(user_from_row).collect::<Result<_, _>>()?, total))
 }
 
-/// Checks a username and password, counting failures per name and locking the name for
-/// `cfg.lockout` after `cfg.max_failed_logins` consecutive failures.
+/// Longest user name accepted anywhere, in characters (Harbor: 255). Checked before any work
+/// or write, so a megabyte-long name costs nothing and is stored nowhere.
+pub const MAX_USERNAME: usize = 255;
+/// Longest password (or robot secret) accepted at login, in characters (Harbor: 256).
+pub const MAX_PASSWORD: usize = 256;
+
+/// Refuses login input no account could match: an empty or over-long name, an over-long
+/// password. Nothing is verified, counted or audited for such input.
+pub fn check_login_input(name: &str, password: &str) -> Result<(), LoginError> {
+    // Byte bounds first: counting the characters of a megabyte costs a megabyte.
+    if name.is_empty() || name.len() > 4 * MAX_USERNAME || name.chars().count() > MAX_USERNAME {
+        return Err(LoginError::Malformed(format!("user names are 1 to {MAX_USERNAME} characters")));
+    }
+    if password.len() > 4 * MAX_PASSWORD || password.chars().count() > MAX_PASSWORD {
+        return Err(LoginError::Malformed(format!("passwords are at most {MAX_PASSWORD} characters")));
+    }
+    Ok(())
+}
+
+/// The one normalisation of account names for lockout keys: ASCII case folding, the same as
+/// the account lookup (`lower()` on SQLite; user names are ASCII, see `valid_username`).
+pub fn lockout_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// How long a reservation made by `begin_attempt` counts when it is never settled (the
+/// replica died mid-check). Longer than any check takes: the argon2 queue is bounded.
+const ATTEMPT_TTL_MS: i64 = 30_000;
+
+/// A login attempt reserved by `begin_attempt`; settle it with `end_attempt`.
+#[derive(Debug)]
+pub struct Attempt {
+    key: String,
+}
+
+/// Reserves one attempt for `key` **before** the secret is checked, in one statement, so the
+/// lockout holds against concurrent attempts and across replicas: it is refused (`Locked`)
+/// while the name is locked or while failures plus attempts still being checked have reached
+/// `max_failed_logins`. At most `max_failed_logins` guesses are ever verified per lockout.
+pub async fn begin_attempt(db: &Db, cfg: &AuthConfig, key: &str) -> Result<Attempt, LoginError> {
+    let now = now_ms();
+    let reserved: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO login_failures (username, failures, locked_until, updated_at, in_flight, in_flight_until) \
+         VALUES ($1, 0, 0, $2, 1, $3) \
+         ON CONFLICT (username) DO UPDATE SET \
+           in_flight = (CASE WHEN login_failures.in_flight_until > $2 THEN login_failures.in_flight ELSE 0 END) + 1, \
+           in_flight_until = $3, updated_at = $2 \
+         WHERE login_failures.locked_until <= $2 AND login_failures.failures \
+           + (CASE WHEN login_failures.in_flight_until > $2 THEN login_failures.in_flight ELSE 0 END) < $4 \
+         RETURNING in_flight",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(now + ATTEMPT_TTL_MS)
+    .bind(i64::from(cfg.max_failed_logins))
+    .fetch_optional(&db.pool)
+    .await?;
+    if reserved.is_some() {
+        return Ok(Attempt { key: key.to_string() });
+    }
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT locked_until, in_flight_until FROM login_failures WHERE username = $1")
+            .bind(key)
+            .fetch_optional(&db.pool)
+            .await?;
+    let (locked_until, in_flight_until) = row.unwrap_or((0, now + 1000));
+    // Locked, or every remaining attempt is being checked right now (they will most likely
+    // fail and lock the name): either way, no guess now.
+    let until = if locked_until > now { locked_until } else { in_flight_until.max(now + 1000) };
+    Err(LoginError::Locked(((until - now) as u64).div_ceil(1000)))
+}
+
+/// Settles an attempt: a success clears the name's failures; a failure counts and locks the
+/// name for `cfg.lockout` at `max_failed_logins` consecutive failures. `None`: the secret was
+/// never checked (nothing counts).
+pub async fn end_attempt(db: &Db, cfg: &AuthConfig, a: Attempt, ok: Option<bool>) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    match ok {
+        Some(true) => {
+            // A success clears the count only when no other attempt is being checked: a
+            // success amid a burst of guesses must not give the guessers a fresh allowance.
+            sqlx::query(
+                "UPDATE login_failures SET updated_at = $2, \
+                 failures = CASE WHEN in_flight <= 1 OR in_flight_until <= $2 THEN 0 ELSE failures END, \
+                 in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END WHERE username = $1",
+            )
+            .bind(&a.key)
+            .bind(now)
+            .execute(&db.pool)
+            .await?;
+            sqlx::query(
+                "DELETE FROM login_failures WHERE username = $1 AND in_flight = 0 AND locked_until <= $2",
+            )
+            .bind(&a.key)
+            .bind(now)
+            .execute(&db.pool)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE login_failures SET updated_at = $2, \
+                 in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END WHERE username = $1",
+            )
+            .bind(&a.key)
+            .bind(now)
+            .execute(&db.pool)
+            .await?;
+        }
+        Some(false) => {
+            let max = i64::from(cfg.max_failed_logins);
+            let lock = now + cfg.lockout.as_millis() as i64;
+            // Reaching the limit locks the name and starts the count again for after the lock.
+            let locked_until: i64 = sqlx::query_scalar(
+                "INSERT INTO login_failures (username, failures, locked_until, updated_at, in_flight, in_flight_until) \
+                 VALUES ($1, $5, $6, $2, 0, 0) \
+                 ON CONFLICT (username) DO UPDATE SET \
+                   in_flight = CASE WHEN login_failures.in_flight > 0 THEN login_failures.in_flight - 1 ELSE 0 END, \
+                   failures = CASE WHEN login_failures.failures + 1 >= $3 THEN 0 ELSE login_failures.failures + 1 END, \
+                   locked_until = CASE WHEN login_failures.failures + 1 >= $3 THEN $4 ELSE login_failures.locked_until END, \
+                   updated_at = $2 \
+                 RETURNING locked_until",
+            )
+            .bind(&a.key)
+            .bind(now)
+            .bind(max)
+            .bind(lock)
+            .bind(if max <= 1 { 0i64 } else { 1 })
+            .bind(if max <= 1 { lock } else { 0 })
+            .fetch_one(&db.pool)
+            .await?;
+            if locked_until == lock {
+                tracing::warn!(username = a.key, "account locked after repeated failed logins");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Seconds `key` stays locked, if it is locked now (for credentials verified earlier: the
+/// lockout holds for them too).
+pub async fn locked_for(db: &Db, key: &str) -> Result<Option<u64>, sqlx::Error> {
+    let now = now_ms();
+    let until: Option<i64> =
+        sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE username = $1")
+            .bind(key)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(until.filter(|u| *u > now).map(|u| ((u - now) as u64).div_ceil(1000)))
+}
+
+/// Deletes settled `login_failures` rows nobody needs: names that match no account once idle
+/// for a lockout period (probes of made-up names cannot fill the database), and any name idle
+/// for a day (its count of consecutive failures starts again). Locked names and attempts in
+/// flight stay. Returns how many rows went.
+pub async fn purge_login_failures(db: &Db, cfg: &AuthConfig) -> Result<u64, sqlx::Error> {
+    let now = now_ms();
+    let idle = now - (cfg.lockout.as_millis() as i64).max(60_000);
+    let done = sqlx::query(
+        "DELETE FROM login_failures WHERE locked_until <= $1 AND (in_flight = 0 OR in_flight_until <= $1) \
+         AND (updated_at < $2 OR (updated_at < $3 \
+           AND NOT EXISTS (SELECT 1 FROM users u WHERE lower(u.username) = login_failures.username AND u.deleted = 0) \
+           AND NOT EXISTS (SELECT 1 FROM robots r WHERE lower(r.name) = login_failures.username)))",
+    )
+    .bind(now)
+    .bind(now - 86_400_000)
+    .bind(idle)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Runs `purge_login_failures` every ten minutes. Every replica may: the delete is idempotent.
+pub async fn purge_login_failures_loop(db: Db, cfg: AuthConfig) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match purge_login_failures(&db, &cfg).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "idle failed-login counters purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "failed-login purge failed"),
+        }
+    }
+}
+
+/// Checks a username and password with the lockout of `begin_attempt`. The lockout is keyed
+/// by the account's stored name (any spelling that finds the account shares its lockout), or
+/// by the name as given when no account has it.
 pub async fn authenticate(
     db: &Db,
     cfg: &AuthConfig,
     username: &str,
     password: &str,
 ) -> Result<User, LoginError> {
-    let key = username.to_lowercase();
-    let now = now_ms();
-    let locked_until: Option<i64> =
-        sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE username = $1")
-            .bind(&key)
-            .fetch_optional(&db.pool)
-            .await?;
-    if let Some(until) = locked_until {
-        if until > now {
-            return Err(LoginError::Locked(((until - now) as u64).div_ceil(1000)));
-        }
-    }
+    authenticate_counting(db, cfg, username, password, true).await
+}
 
+/// `authenticate`; with `count_unknown` false, a name no account has is still checked (against
+/// the dummy hash, so timing tells nothing) but leaves no `login_failures` row — for clients
+/// past their failure budget (`auth::FailureBudget`), so they cannot fill the table.
+pub async fn authenticate_counting(
+    db: &Db,
+    cfg: &AuthConfig,
+    username: &str,
+    password: &str,
+    count_unknown: bool,
+) -> Result<User, LoginError> {
+    check_login_input(username, password)?;
     let row = sqlx::query(&format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1) AND deleted = 0"
     ))
     .bind(username)
     .fetch_optional(&db.pool)
     .await?;
-    let (user, ok) = match row {
-        Some(r) => {
-            let hash: String = r.try_get("password_hash")?;
-            let ok = verify_password(password, &hash).await;
-            (Some(user_from_row(&r)?), ok)
-        }
+    let found = match row {
+        Some(r) => Some((user_from_row(&r)?, r.try_get::<String, _>("password_hash")?)),
+        None => None,
+    };
+    let key = lockout_key(found.as_ref().map(|(u, _)| u.username.as_str()).unwrap_or(username));
+    // A place in the argon2 queue first: a full queue refuses at once, before any write.
+    let slot = Argon2Slot::enter()?;
+    let attempt =
+        if found.is_some() || count_unknown { Some(begin_attempt(db, cfg, &key).await?) } else { None };
+    let ok = match &found {
+        Some((_, hash)) => slot.verify(password, hash).await,
         None => {
-            verify_password(password, &dummy_hash().await).await;
-            (None, false)
+            let dummy = dummy_hash().await;
+            slot.verify(password, &dummy).await;
+            false
         }
     };
-    match (user, ok) {
-        (Some(u), true) => {
-            sqlx::query("DELETE FROM login_failures WHERE username = $1")
-                .bind(&key)
-                .execute(&db.pool)
-                .await?;
-            Ok(u)
-        }
-        _ => {
-            record_failure(db, cfg, &key).await?;
-            Err(LoginError::InvalidCredentials)
-        }
+    if let Some(a) = attempt {
+        end_attempt(db, cfg, a, Some(ok)).await?;
     }
-}
-
-async fn record_failure(db: &Db, cfg: &AuthConfig, key: &str) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let mut tx = db.begin_write().await?;
-    let failures: i64 = sqlx::query_scalar(
-        "INSERT INTO login_failures (username, failures, locked_until, updated_at) VALUES ($1, 1, 0, $2) \
-         ON CONFLICT (username) DO UPDATE SET failures = login_failures.failures + 1, updated_at = $2 \
-         RETURNING failures",
-    )
-    .bind(key)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    if failures >= i64::from(cfg.max_failed_logins) {
-        tracing::warn!(username = key, failures, "account locked after repeated failed logins");
-        sqlx::query("UPDATE login_failures SET failures = 0, locked_until = $2 WHERE username = $1")
-            .bind(key)
-            .bind(now + cfg.lockout.as_millis() as i64)
-            .execute(&mut *tx)
-            .await?;
+    match found {
+        Some((u, _)) if ok => Ok(u),
+        _ => Err(LoginError::InvalidCredentials),
     }
-    tx.commit().await
 }
 
 /// Changes a password. `old` is required when users change their own password; a system admin
@@ -495,6 +717,43 @@ mod tests {
             assert!(check_password_strength(bad).is_err(), "{bad}");
         }
         assert!(check_password_strength(&format!("Aa1{}", "x".repeat(126))).is_err());
+    }
+
+    #[test]
+    fn user_names_are_printable_ascii() {
+        for ok in ["admin", "a.b-c_d@corp", "X1", &"n".repeat(255)] {
+            assert!(valid_username(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a,b",
+            "a$b",
+            "a#1",
+            "a:b",
+            "a/b",
+            "ädmin",
+            "\u{0430}dmin",
+            "adm\u{202e}in",
+            "a\u{200b}b",
+            "a\u{00ad}b",
+            "a\u{feff}",
+            "x\u{7}",
+            &"n".repeat(256),
+        ] {
+            assert!(!valid_username(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn login_input_is_bounded() {
+        assert!(check_login_input("admin", "x").is_ok());
+        assert!(check_login_input(&"a".repeat(MAX_USERNAME), &"p".repeat(MAX_PASSWORD)).is_ok());
+        assert!(check_login_input(&"a".repeat(MAX_USERNAME + 1), "x").is_err());
+        assert!(check_login_input("", "x").is_err());
+        assert!(check_login_input("admin", &"p".repeat(MAX_PASSWORD + 1)).is_err());
+        assert!(check_login_input(&"é".repeat(MAX_USERNAME), "x").is_ok(), "characters, not bytes");
+        assert_eq!(lockout_key("ÉmIlE"), "Émile", "ASCII folding only, like SQLite's lower()");
     }
 
     #[tokio::test]

@@ -29,7 +29,8 @@ pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 /// Remembers recently verified Basic credentials so that a `docker push` (dozens of requests)
 /// does not run argon2 on every one. Entries are keyed by a keyed SHA-256 of the credentials
 /// (the password itself is never kept); a hit is trusted only if the user's password has not
-/// changed since (checked in the database, so it holds across replicas). An entry lives 60 s
+/// changed since and the account is not locked (both checked in the database, so they hold
+/// across replicas). An entry lives 60 s
 /// after its last use and at most 10 minutes. Concurrent first uses of the same credentials
 /// wait for one verification instead of each running argon2. Per-process by nature; it only
 /// ever saves work, never grants access on its own.
@@ -75,12 +76,28 @@ impl CredentialCache {
         Some(*e)
     }
 
+    /// The cached user if the password is unchanged; `Locked` while the account is locked
+    /// (the lockout holds for credentials verified before it, too).
     async fn check(&self, state: &AppState, e: CacheEntry) -> Result<Option<User>, LoginError> {
-        Ok(accounts::get_by_id(&state.db, e.user_id).await?.filter(|u| u.password_changed_at == e.epoch))
+        let Some(u) =
+            accounts::get_by_id(&state.db, e.user_id).await?.filter(|u| u.password_changed_at == e.epoch)
+        else {
+            return Ok(None);
+        };
+        match accounts::locked_for(&state.db, &accounts::lockout_key(&u.username)).await? {
+            Some(s) => Err(LoginError::Locked(s)),
+            None => Ok(Some(u)),
+        }
     }
 
-    /// Same result as `accounts::authenticate`, remembered on success.
-    pub async fn authenticate(&self, state: &AppState, user: &str, pass: &str) -> Result<User, LoginError> {
+    /// Same result as `accounts::authenticate_counting`, remembered on success.
+    pub async fn authenticate(
+        &self,
+        state: &AppState,
+        user: &str,
+        pass: &str,
+        count_unknown: bool,
+    ) -> Result<User, LoginError> {
         let fp = self.fingerprint(user, pass);
         if let Some(e) = self.lookup(&fp) {
             if let Some(u) = self.check(state, e).await? {
@@ -97,9 +114,9 @@ impl CredentialCache {
             match self.lookup(&fp) {
                 Some(e) => match self.check(state, e).await? {
                     Some(u) => Ok(u),
-                    None => self.verify(state, fp, user, pass).await,
+                    None => self.verify(state, fp, user, pass, count_unknown).await,
                 },
-                None => self.verify(state, fp, user, pass).await,
+                None => self.verify(state, fp, user, pass, count_unknown).await,
             }
         };
         {
@@ -117,8 +134,10 @@ impl CredentialCache {
         fp: [u8; 32],
         user: &str,
         pass: &str,
+        count_unknown: bool,
     ) -> Result<User, LoginError> {
-        let u = accounts::authenticate(&state.db, &state.config.auth, user, pass).await?;
+        let u =
+            accounts::authenticate_counting(&state.db, &state.config.auth, user, pass, count_unknown).await?;
         let now = std::time::Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= CREDENTIAL_CACHE_MAX {
@@ -137,6 +156,56 @@ impl CredentialCache {
             },
         );
         Ok(u)
+    }
+}
+
+/// Failed logins per client address in the current minute, per process. Past
+/// `FAILURES_PER_MINUTE`, the client's logins are still checked and answered (a correct one
+/// still works: many clients may share an address behind NAT or an untrusted proxy), but its
+/// failures are no longer stored: no audit row, and no `login_failures` row for a name no
+/// account has. So one anonymous client makes the server store at most that many rows of each
+/// a minute (names at most 255 characters); rows for real accounts are bounded by their
+/// number. IPv6 clients are counted per /64, which one host usually has whole.
+#[derive(Debug, Default)]
+pub struct FailureBudget {
+    map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
+}
+
+pub const FAILURES_PER_MINUTE: u32 = 60;
+const BUDGET_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl FailureBudget {
+    fn client_key(ip: &str) -> String {
+        match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+            _ => ip.to_string(),
+        }
+    }
+
+    /// Whether this client has used its budget for the current minute.
+    pub fn exhausted(&self, ip: &str) -> bool {
+        let now = std::time::Instant::now();
+        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(m.get(&Self::client_key(ip)),
+            Some((start, n)) if *n >= FAILURES_PER_MINUTE && now.duration_since(*start) < BUDGET_WINDOW)
+    }
+
+    /// Counts one failed login of this client.
+    pub fn spend(&self, ip: &str) {
+        let now = std::time::Instant::now();
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= 100_000 {
+            m.retain(|_, (start, _)| now.duration_since(*start) < BUDGET_WINDOW);
+        }
+        let e = m.entry(Self::client_key(ip)).or_insert((now, 0));
+        if now.duration_since(e.0) >= BUDGET_WINDOW {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
     }
 }
 
@@ -202,17 +271,39 @@ pub enum BasicAuthError {
     Invalid,
     #[error("malformed credentials")]
     Malformed,
-    #[error("too many failed logins; account locked for {0} more seconds")]
+    /// Seconds until the name may try again (`LoginError::Locked`).
+    #[error("{}", LoginError::Locked(*.0))]
     Locked(u64),
+    /// Over-long name or secret (`LoginError::Malformed`): nothing was checked or stored.
+    #[error("{0}")]
+    TooLong(String),
+    /// The password-check queue is full (`LoginError::Busy`).
+    #[error("{}", LoginError::Busy)]
+    Busy,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+impl From<LoginError> for BasicAuthError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => BasicAuthError::Invalid,
+            LoginError::Locked(s) => BasicAuthError::Locked(s),
+            LoginError::Malformed(m) => BasicAuthError::TooLong(m),
+            LoginError::Busy => BasicAuthError::Busy,
+            LoginError::Db(e) => BasicAuthError::Db(e),
+        }
+    }
 }
 
 impl From<BasicAuthError> for ApiError {
     fn from(e: BasicAuthError) -> Self {
         match e {
-            BasicAuthError::Invalid | BasicAuthError::Malformed => ApiError::Unauthorized(e.to_string()),
+            BasicAuthError::Invalid | BasicAuthError::Malformed | BasicAuthError::TooLong(_) => {
+                ApiError::Unauthorized(e.to_string())
+            }
             BasicAuthError::Locked(s) => LoginError::Locked(s).into(),
+            BasicAuthError::Busy => LoginError::Busy.into(),
             BasicAuthError::Db(e) => e.into(),
         }
     }
@@ -226,20 +317,29 @@ pub async fn authenticate_basic(
     secret: &str,
     ctx: &ClientCtx,
 ) -> Result<Principal, BasicAuthError> {
+    // Over-long input is refused before anything is checked, counted or audited; a client past
+    // its failure budget leaves no trace of its failures.
+    accounts::check_login_input(name, secret)?;
+    let store = !state.login_budget.exhausted(&ctx.ip);
     let result = if name.starts_with(robots::PREFIX) {
-        match robots::authenticate(&state.db, name, secret).await? {
-            Some(r) => Ok(Principal::Robot(r)),
-            None => Err(BasicAuthError::Invalid),
+        match robots::authenticate(&state.db, &state.config.auth, name, secret, store).await {
+            Ok(Some(r)) => Ok(Principal::Robot(r)),
+            Ok(None) => Err(BasicAuthError::Invalid),
+            Err(e) => Err(e.into()),
         }
     } else {
-        match state.credentials.authenticate(state, name, secret).await {
-            Ok(u) => Ok(Principal::User(u)),
-            Err(LoginError::InvalidCredentials) => Err(BasicAuthError::Invalid),
-            Err(LoginError::Locked(s)) => Err(BasicAuthError::Locked(s)),
-            Err(LoginError::Db(e)) => Err(e.into()),
-        }
+        state
+            .credentials
+            .authenticate(state, name, secret, store)
+            .await
+            .map(Principal::User)
+            .map_err(Into::into)
     };
     if let Err(e @ (BasicAuthError::Invalid | BasicAuthError::Locked(_))) = &result {
+        state.login_budget.spend(&ctx.ip);
+        if !store {
+            return result;
+        }
         state
             .audit
             .record(Event::new(name, "login", "user", name).ip(&ctx.ip).failed().detail(e.to_string()));
@@ -292,10 +392,16 @@ pub async fn login_session(
     password: &str,
     ctx: &ClientCtx,
 ) -> Result<(User, String), ApiError> {
-    let user = match accounts::authenticate(&state.db, &state.config.auth, username, password).await {
+    accounts::check_login_input(username, password)?;
+    let store = !state.login_budget.exhausted(&ctx.ip);
+    let auth = &state.config.auth;
+    let user = match accounts::authenticate_counting(&state.db, auth, username, password, store).await {
         Ok(u) => u,
         Err(e) => {
             if matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
+                state.login_budget.spend(&ctx.ip);
+            }
+            if store && matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
                 tracing::info!(username, reason = %e, "login failed");
                 state.audit.record(
                     Event::new(username, "login", "user", username)
@@ -317,6 +423,39 @@ pub async fn login_session(
         .audit
         .record(Event::new(&user.username, "login", "user", &user.username).ip(&ctx.ip).detail("portal"));
     Ok((user, csrf))
+}
+
+/// Whether a browser sent this request from another site: `Sec-Fetch-Site` other than
+/// `same-origin` or `none` when the browser sends it; otherwise an `Origin` that is neither
+/// the external URL nor the host the request was sent to. That host is `X-Forwarded-Host`
+/// only from a peer in `trusted_proxies` (`ClientCtx::resolve`), `Host` otherwise. A request
+/// with neither header is not from a browser (browsers send `Origin` on every cross-origin
+/// POST) and passes. Guards the portal's server functions and the `/c/login` form (login CSRF).
+pub fn cross_site(cfg: &crate::config::Config, peer: Option<std::net::IpAddr>, h: &HeaderMap) -> bool {
+    if let Some(site) = h.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = h.get(header::ORIGIN) else { return false };
+    let Some(origin) = origin.to_str().ok().map(|o| o.trim_end_matches('/')) else { return true };
+    if origin.eq_ignore_ascii_case(cfg.external_base())
+        || origin.eq_ignore_ascii_case(&ClientCtx::resolve(cfg, peer, h).base_url)
+    {
+        return false;
+    }
+    let Some(origin_host) = url::Url::parse(origin).ok().and_then(|u| {
+        let host = u.host_str()?.to_string();
+        Some(match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        })
+    }) else {
+        return true;
+    };
+    let trusted = peer.is_some_and(|ip| cfg.is_trusted_proxy(ip));
+    let host =
+        if trusted { h.get("x-forwarded-host").or_else(|| h.get(header::HOST)) } else { h.get(header::HOST) };
+    let host = host.and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).map(str::trim);
+    !host.is_some_and(|host| host.eq_ignore_ascii_case(&origin_host))
 }
 
 pub fn new_csrf_token() -> String {

@@ -220,6 +220,11 @@ pub struct TokenConfig {
     pub service: String,
     /// `iss` claim of issued tokens.
     pub issuer: String,
+    /// Whether the token service hands out refresh tokens (`offline_token=true`,
+    /// `access_type=offline`) and accepts the `refresh_token` grant. Off by default, like
+    /// Harbor: `docker login` stores a refresh token as an identity token in the auth file it
+    /// shares with podman, skopeo and buildah, which then refuse to run.
+    pub refresh_tokens: bool,
     /// Lifetime of refresh tokens (`docker login` keeps one as its identity token).
     #[serde(with = "humantime_serde")]
     pub refresh_lifetime: Duration,
@@ -342,6 +347,7 @@ impl Default for TokenConfig {
             lifetime: Duration::from_secs(30 * 60),
             service: "harbor-registry".into(),
             issuer: "harbor-token-issuer".into(),
+            refresh_tokens: false,
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
     }

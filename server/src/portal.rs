@@ -502,30 +502,16 @@ impl PortalBackend for Backend {
     }
 }
 
-/// Refuses cross-site writes to portal routes: `Sec-Fetch-Site` must be `same-origin` or `none`
-/// when the browser sends it; otherwise an `Origin` header must name this host.
+/// Refuses cross-site writes to portal routes (`auth::cross_site`).
 pub async fn same_origin_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    let h = req.headers();
-    let allowed = if let Some(site) = h.get("sec-fetch-site") {
-        matches!(site.as_bytes(), b"same-origin" | b"none")
-    } else if let Some(origin) = h.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        let origin_host = url::Url::parse(origin).ok().map(|u| match u.port() {
-            Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-            None => u.host_str().unwrap_or_default().to_string(),
-        });
-        let host = h.get("x-forwarded-host").or_else(|| h.get(header::HOST)).and_then(|v| v.to_str().ok());
-        origin == state.config.external_base() || (origin_host.is_some() && origin_host.as_deref() == host)
-    } else {
-        // Neither header: not a browser (browsers send Origin on every cross-origin POST).
-        true
-    };
-    if allowed {
-        next.run(req).await
-    } else {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if auth::cross_site(&state.config, peer, req.headers()) {
         ApiError::Forbidden("cross-site request refused".into()).into_response()
+    } else {
+        next.run(req).await
     }
 }
 

@@ -16,6 +16,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
+use crate::accounts::LoginError;
+use crate::config::AuthConfig;
 use crate::db::{now_ms, Db};
 use crate::rbac::{Act, Resource};
 
@@ -187,19 +189,44 @@ pub async fn id_by_name(db: &Db, name: &str) -> Result<Option<i64>, sqlx::Error>
     sqlx::query_scalar("SELECT id FROM robots WHERE name = $1").bind(name).fetch_optional(&db.pool).await
 }
 
-/// The robot with these credentials, if it is enabled and unexpired.
-pub async fn authenticate(db: &Db, name: &str, secret: &str) -> Result<Option<Robot>, sqlx::Error> {
+/// The robot with these credentials, if it is enabled and unexpired. Guesses are bounded
+/// like users' passwords: the same lockout (`accounts::begin_attempt`), keyed by the robot's
+/// name (or the name as given when no robot has it), is reserved before the secret is checked.
+/// With `count_unknown` false, a name no robot has leaves no `login_failures` row (see
+/// `accounts::authenticate_counting`).
+pub async fn authenticate(
+    db: &Db,
+    cfg: &AuthConfig,
+    name: &str,
+    secret: &str,
+    count_unknown: bool,
+) -> Result<Option<Robot>, LoginError> {
+    crate::accounts::check_login_input(name, secret)?;
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS}, r.secret_hash FROM robots r WHERE lower(r.name) = lower($1)"
     ))
     .bind(name)
     .fetch_optional(&db.pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let stored: String = row.try_get("secret_hash")?;
-    let ok: bool = hash_secret(secret).as_bytes().ct_eq(stored.as_bytes()).into();
-    let robot = from_row(&row)?;
-    if !ok || robot.disabled || robot.expired(now_ms()) {
+    let key = crate::accounts::lockout_key(&match &row {
+        Some(r) => r.try_get::<String, _>("name")?,
+        None => name.to_string(),
+    });
+    if row.is_none() && !count_unknown {
+        return Ok(None);
+    }
+    let attempt = crate::accounts::begin_attempt(db, cfg, &key).await?;
+    let checked = match &row {
+        Some(row) => {
+            let stored: String = row.try_get("secret_hash")?;
+            Some((from_row(row)?, bool::from(hash_secret(secret).as_bytes().ct_eq(stored.as_bytes()))))
+        }
+        None => None,
+    };
+    let ok = checked.as_ref().is_some_and(|(_, ok)| *ok);
+    crate::accounts::end_attempt(db, cfg, attempt, Some(ok)).await?;
+    let Some((robot, true)) = checked else { return Ok(None) };
+    if robot.disabled || robot.expired(now_ms()) {
         return Ok(None);
     }
     let mut robots = [robot];
@@ -225,7 +252,8 @@ pub struct NewRobot {
     pub creator: String,
 }
 
-fn expiry(from: i64, duration: i64) -> i64 {
+/// When a robot created at `from` with `duration` days expires (-1: never).
+pub fn expiry(from: i64, duration: i64) -> i64 {
     if duration < 0 {
         -1
     } else {
@@ -244,6 +272,12 @@ pub async fn create(db: &Db, new: NewRobot) -> Result<(Robot, String), RobotErro
         return Err(RobotError::Invalid("duration must be -1 (never expires) or a number of days".into()));
     }
     let name = full_name(new.project.as_ref().map(|p| p.1.as_str()), &new.name);
+    if name.len() > crate::accounts::MAX_USERNAME {
+        return Err(RobotError::Invalid(format!(
+            "the robot's full name {name:?} is longer than {} characters",
+            crate::accounts::MAX_USERNAME
+        )));
+    }
     let secret = generate_secret();
     let now = now_ms();
     let mut tx = db.begin_write().await?;

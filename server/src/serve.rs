@@ -40,6 +40,7 @@ pub async fn serve(
     tokio::spawn(state.pulls.clone().run(state.db.clone()));
     tokio::spawn(state.audit.clone().run(state.db.clone()));
     tokio::spawn(crate::audit::purge_loop(state.db.clone(), cfg.audit.retention_days));
+    tokio::spawn(crate::accounts::purge_login_failures_loop(state.db.clone(), cfg.auth.clone()));
     tokio::spawn(crate::jobs::run_loop(state.clone(), state.jobs_wake.clone()));
     {
         // Temporary files a killed predecessor left behind (GC sweeps them too).

@@ -28,6 +28,8 @@ pub struct AppState {
     pub storage_root: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub credentials: Arc<crate::auth::CredentialCache>,
+    /// Failed logins per client address (bounds what one client makes the server store).
+    pub login_budget: Arc<crate::auth::FailureBudget>,
     pub pulls: Arc<crate::registry::meta::PullRecorder>,
     pub audit: Arc<crate::audit::AuditLog>,
     pub tokens: Arc<crate::token::VerifiedTokens>,
@@ -82,6 +84,7 @@ impl AppState {
             storage_root,
             storage,
             credentials: Arc::new(crate::auth::CredentialCache::new(rand::random())),
+            login_budget: Arc::default(),
             pulls: Arc::default(),
             audit: Arc::default(),
             tokens: Arc::default(),

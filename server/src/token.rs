@@ -188,11 +188,45 @@ pub enum VerifyError {
     Invalid(String),
 }
 
+/// The signature of a compact JWS as P-256 ECDSA `r || s`, if it is one.
+fn es256_signature(token: &str) -> Option<p256::ecdsa::Signature> {
+    use base64::Engine as _;
+    let sig = token.rsplit_once('.')?.1;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).ok()?;
+    p256::ecdsa::Signature::from_slice(&bytes).ok()
+}
+
+/// Signs with our key, with the signature's S in the lower half (S ≤ n/2). ECDSA accepts
+/// (r, S) and (r, n−S) alike; `verify` accepts only the low one, so a valid token cannot be
+/// turned into a second, different valid token.
+pub fn sign<T: Serialize>(state: &AppState, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
+    let token = jsonwebtoken::encode(&header_for(state), claims, &state.secrets.token_key.encoding)?;
+    Ok(low_s(token))
+}
+
+/// The same token with a high S replaced by n − S (unchanged when S is already low).
+pub fn low_s(token: String) -> String {
+    use base64::Engine as _;
+    match (es256_signature(&token).and_then(|s| s.normalize_s()), token.rsplit_once('.')) {
+        (Some(low), Some((signed, _))) => {
+            format!("{signed}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(low.to_bytes()))
+        }
+        _ => token,
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(
     state: &AppState,
     token: &str,
     audience: &str,
 ) -> Result<T, VerifyError> {
+    // ECDSA signatures are malleable: (r, n−S) verifies wherever (r, S) does. Only the low-S
+    // form is ours (`sign`).
+    match es256_signature(token) {
+        Some(sig) if sig.normalize_s().is_none() => {}
+        Some(_) => return Err(VerifyError::Invalid("signature is not in low-S form".into())),
+        None => return Err(VerifyError::Invalid("malformed ES256 signature".into())),
+    }
     let header = jsonwebtoken::decode_header(token).map_err(|e| VerifyError::Invalid(e.to_string()))?;
     if header.alg != Algorithm::ES256 {
         return Err(VerifyError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
@@ -332,7 +366,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
-/// Signs an access token (and a refresh token when asked for one by an account).
+/// Signs an access token (and a refresh token when an account asked for one and
+/// `token.refresh_tokens` is on).
 pub async fn issue(
     state: &AppState,
     who: Option<&Principal>,
@@ -353,9 +388,8 @@ pub async fn issue(
         jti: jti(),
         access,
     };
-    let token = jsonwebtoken::encode(&header_for(state), &claims, &state.secrets.token_key.encoding)
-        .map_err(|e| TokenError::Internal(anyhow::anyhow!("signing: {e}")))?;
-    let refresh_token = match (offline, who) {
+    let token = sign(state, &claims).map_err(|e| TokenError::Internal(anyhow::anyhow!("signing: {e}")))?;
+    let refresh_token = match (offline && state.config.token.refresh_tokens, who) {
         (true, Some(w)) => Some(refresh_token(state, w, now)?),
         _ => None,
     };
@@ -385,8 +419,7 @@ fn refresh_token(state: &AppState, who: &Principal, now: i64) -> Result<String, 
         id,
         epoch,
     };
-    jsonwebtoken::encode(&header_for(state), &claims, &state.secrets.token_key.encoding)
-        .map_err(|e| TokenError::Internal(anyhow::anyhow!("signing: {e}")))
+    sign(state, &claims).map_err(|e| TokenError::Internal(anyhow::anyhow!("signing: {e}")))
 }
 
 /// The account a refresh token stands for, if it is still valid.
@@ -411,8 +444,14 @@ pub enum TokenError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// A locked name: 401 UNAUTHORIZED with the lockout message and `Retry-After` (seconds).
+    /// Not 429: podman, skopeo and buildah print a 401's message but only "too many requests
+    /// to registry" for any 429 (containers/image `httpResponseToError`); docker prints both.
     #[error("{0}")]
-    Locked(String),
+    Locked(String, u64),
+    /// 429 with `Retry-After` (seconds): the password-check queue is full.
+    #[error("{0}")]
+    TooMany(String, u64),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -433,7 +472,8 @@ impl IntoResponse for TokenError {
         let (status, code) = match &self {
             TokenError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             TokenError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            TokenError::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            TokenError::Locked(..) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            TokenError::TooMany(..) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             TokenError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             TokenError::Internal(e) => {
                 tracing::error!(error = %e, "token service failure");
@@ -446,6 +486,9 @@ impl IntoResponse for TokenError {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"berth\""));
         }
+        if let TokenError::Locked(_, s) | TokenError::TooMany(_, s) = self {
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
         r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
         r
     }
@@ -456,7 +499,9 @@ impl From<BasicAuthError> for TokenError {
         match e {
             BasicAuthError::Invalid => TokenError::Unauthorized("invalid username or password".into()),
             BasicAuthError::Malformed => TokenError::Unauthorized("malformed credentials".into()),
-            BasicAuthError::Locked(s) => TokenError::Locked(accounts::LoginError::Locked(s).to_string()),
+            e @ BasicAuthError::TooLong(_) => TokenError::Unauthorized(e.to_string()),
+            e @ BasicAuthError::Locked(s) => TokenError::Locked(e.to_string(), s),
+            e @ BasicAuthError::Busy => TokenError::TooMany(e.to_string(), 1),
             BasicAuthError::Db(e) => e.into(),
         }
     }
@@ -544,6 +589,13 @@ pub async fn post_token(
             let who = authenticate_basic(&state, u, p, &ctx).await?;
             audit_login(&state, Some(&who), &ctx);
             (who, form.access_type.as_deref() == Some("offline"))
+        }
+        // 401 (not OAuth's 400 unsupported_grant_type) so that docker, holding an identity
+        // token from when they were on, prints the message and its user logs in again.
+        "refresh_token" if !state.config.token.refresh_tokens => {
+            return Err(TokenError::Unauthorized(
+                "refresh tokens are disabled on this registry (token.refresh_tokens); log in again".into(),
+            ))
         }
         "refresh_token" => {
             let t = form

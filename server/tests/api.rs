@@ -123,6 +123,259 @@ both_dbs!(lockout_expires, |app| {
     assert!(authenticate(&state.db, auth, "admin", ADMIN_PASSWORD).await.is_ok());
 });
 
+both_dbs!(concurrent_wrong_logins_stop_at_the_limit, |app| {
+    // 40 concurrent wrong passwords: the lockout is reserved before each check, so at most
+    // `max_failed_logins` (5) are verified, and then the account is locked for the right
+    // password too, on every surface.
+    use server::accounts::{authenticate, LoginError};
+    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let (db, auth) = (app.state.db.clone(), app.state.config.auth.clone());
+        tasks
+            .push(tokio::spawn(async move { authenticate(&db, &auth, "carol", &format!("Wrong{i}")).await }));
+    }
+    let mut verified = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Err(LoginError::InvalidCredentials) => verified += 1,
+            Err(LoginError::Locked(_) | LoginError::Busy) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(verified, 5, "only max_failed_logins guesses are ever checked");
+    let auth = &app.state.config.auth;
+    assert!(matches!(
+        authenticate(&app.state.db, auth, "carol", "Carol12345").await,
+        Err(LoginError::Locked(_))
+    ));
+    // Another spelling of the name finds the same account and shares its lockout.
+    assert!(matches!(
+        authenticate(&app.state.db, auth, "CAROL", "Carol12345").await,
+        Err(LoginError::Locked(_))
+    ));
+    let r =
+        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("carol", "Carol12345"))]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    let r = app.call(Method::POST, "/c/login", &[FORM], "principal=carol&password=Carol12345").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // /v2 and the token service answer 401 with the lockout message: podman, skopeo and
+    // buildah print a 401's message, but only "too many requests to registry" for a 429
+    // (containers/image `httpResponseToError`); docker prints the message of either.
+    for path in ["/v2/", "/service/token?service=harbor-registry&scope=repository:library/x:pull"] {
+        let r = app.get_with(path, &[("authorization", &basic("carol", "Carol12345"))]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(r.error_code(), "UNAUTHORIZED", "{path}");
+        let msg = r.json()["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("locked, try again in"), "{path}: {msg}");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=300).contains(&retry), "{path}");
+    }
+});
+
+both_dbs!(unsettled_login_attempts_expire, |app| {
+    // Attempts reserved by a replica that died before settling them count only until they
+    // expire: they cannot lock a name for ever.
+    use server::accounts::{begin_attempt, end_attempt, LoginError};
+    let (db, auth) = (&app.state.db, &app.state.config.auth);
+    for _ in 0..5 {
+        std::mem::forget(begin_attempt(db, auth, "ghost").await.unwrap());
+    }
+    assert!(
+        matches!(begin_attempt(db, auth, "ghost").await, Err(LoginError::Locked(s)) if (1..=30).contains(&s))
+    );
+    sqlx::query("UPDATE login_failures SET in_flight_until = 1 WHERE username = 'ghost'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let a = begin_attempt(db, auth, "ghost").await.unwrap();
+    end_attempt(db, auth, a, Some(true)).await.unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(rows, 0, "a success leaves no row behind");
+});
+
+both_dbs!(overlong_login_input_is_refused_before_any_write, |app| {
+    let long = "a".repeat(1 << 20);
+    let robot = format!("robot${long}");
+    let name256 = "b".repeat(256);
+    let cases = [
+        (long.as_str(), "x".to_string()),
+        (robot.as_str(), "x".into()),
+        (&name256, "x".into()),
+        ("admin", "P".repeat(257)),
+    ];
+    for (name, pw) in &cases {
+        let b = basic(name, pw);
+        let r = app.get_with("/v2/", &[("authorization", &b)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.error_code(), "UNAUTHORIZED");
+        let r = app.get_with("/api/v2.0/users/current", &[("authorization", &b)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = app
+            .get_with(
+                "/service/token?service=harbor-registry&scope=repository:library/x:pull",
+                &[("authorization", &b)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = app
+            .call(
+                Method::POST,
+                "/service/token",
+                &[FORM],
+                format!("grant_type=password&username={name}&password={pw}"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = app.call(Method::POST, "/c/login", &[FORM], format!("principal={name}&password={pw}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+    app.state.audit.flush(&app.state.db).await.unwrap();
+    let db = &app.state.db.pool;
+    let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(db).await.unwrap();
+    let failures: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures").fetch_one(db).await.unwrap();
+    assert_eq!((audit, failures), (0, 0), "nothing stored for input no account can match");
+    // Not the admin either: the over-long password was never counted against it.
+    let r = app.get_with("/v2/", &[("authorization", &basic("admin", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // 255 characters is an ordinary (failed, audited) login.
+    let r = app.get_with("/v2/", &[("authorization", &basic(&"c".repeat(255), "x"))]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    app.state.audit.flush(&app.state.db).await.unwrap();
+    let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(db).await.unwrap();
+    assert_eq!(audit, 1);
+});
+
+async fn rows(app: &common::TestApp, table: &str) -> i64 {
+    app.state.audit.flush(&app.state.db).await.unwrap();
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&app.state.db.pool).await.unwrap()
+}
+
+both_dbs!(one_client_cannot_store_unbounded_failures, |app| {
+    // Robot names skip argon2, so failures are cheap: still, one client makes the server store
+    // at most FAILURES_PER_MINUTE failed-login audit rows (and rows for unknown names) a minute.
+    let n = server::auth::FAILURES_PER_MINUTE;
+    let count = |table: &'static str| rows(&app, table);
+    for i in 0..n {
+        let r = app.get_with("/v2/", &[("authorization", &basic(&format!("robot$nobody{i}"), "x"))]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    assert_eq!((count("audit_log").await, count("login_failures").await), (i64::from(n), i64::from(n)));
+    // Past the budget: still answered, no longer stored — on every surface.
+    for i in 0..20 {
+        let b = basic(&format!("robot$more{i}"), "x");
+        assert_eq!(app.get_with("/v2/", &[("authorization", &b)]).await.status, StatusCode::UNAUTHORIZED);
+        let r = app.get_with("/api/v2.0/users/current", &[("authorization", &b)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = app.get_with("/service/token?service=harbor-registry", &[("authorization", &b)]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.call(Method::POST, "/c/login", &[FORM], "principal=nobody-else&password=x").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!((count("audit_log").await, count("login_failures").await), (i64::from(n), i64::from(n)));
+    // The address may be shared (NAT, a proxy not in trusted_proxies): right credentials work.
+    let r = app.get_with("/v2/", &[("authorization", &basic("admin", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // And real accounts keep their lockout.
+    for _ in 0..5 {
+        app.get_with("/v2/", &[("authorization", &basic("admin", "Wrong12345"))]).await;
+    }
+    let r = app.get_with("/v2/", &[("authorization", &basic("admin", ADMIN_PASSWORD))]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text().contains("locked"), "{}", r.text());
+});
+
+both_dbs!(idle_failure_rows_are_purged, |app| {
+    use server::accounts::{authenticate, purge_login_failures};
+    let (db, auth) = (&app.state.db, &app.state.config.auth);
+    assert!(authenticate(db, auth, "nobody", "x").await.is_err());
+    assert!(authenticate(db, auth, "admin", "x").await.is_err());
+    let names = || async {
+        let v: Vec<String> = sqlx::query_scalar("SELECT username FROM login_failures ORDER BY username")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        v
+    };
+    assert_eq!(purge_login_failures(db, auth).await.unwrap(), 0, "fresh rows stay");
+    sqlx::query("UPDATE login_failures SET updated_at = updated_at - 600000")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(purge_login_failures(db, auth).await.unwrap(), 1);
+    assert_eq!(names().await, ["admin"], "a name no account has goes after a lockout period idle");
+    sqlx::query("UPDATE login_failures SET updated_at = updated_at - 86400000")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(purge_login_failures(db, auth).await.unwrap(), 1);
+    assert!(names().await.is_empty(), "any name goes after a day idle");
+});
+
+both_dbs!(login_form_refuses_cross_site_posts, |app| {
+    // Login CSRF: another site must not sign its visitors in to an account of its choosing.
+    let body = format!("principal=admin&password={ADMIN_PASSWORD}");
+    for headers in [
+        &[FORM, ("sec-fetch-site", "cross-site")][..],
+        &[FORM, ("sec-fetch-site", "same-site")],
+        &[FORM, ("origin", "https://evil.example"), ("host", "127.0.0.1:8080")],
+        // X-Forwarded-Host is believed only from a trusted proxy.
+        &[
+            FORM,
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "evil.example"),
+        ],
+    ] {
+        let r = app.call(Method::POST, "/c/login", headers, body.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert_eq!(r.error_code(), "FORBIDDEN");
+        assert!(r.session_cookie().is_none());
+    }
+    for headers in [
+        &[FORM, ("sec-fetch-site", "same-origin")][..],
+        &[FORM, ("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")],
+        &[FORM],
+    ] {
+        let r = app.call(Method::POST, "/c/login", headers, body.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{headers:?}: {}", r.text());
+    }
+});
+
+#[tokio::test]
+async fn lockout_follows_the_account_not_unicode_case() {
+    // SQLite's lower() folds ASCII only, so `Émile` and `émile` can be two accounts there (made
+    // before user names became ASCII-only). Each has its own lockout.
+    let app = common::TestApp::new(common::DbChoice::Sqlite).await;
+    let (db, auth) = (&app.state.db, &app.state.config.auth);
+    let hash = server::accounts::hash_password("Emile12345").await;
+    for name in ["Émile", "émile"] {
+        sqlx::query(
+            "INSERT INTO users (username, password_hash, password_changed_at, created_at, updated_at) \
+             VALUES ($1, $2, 1, 1, 1)",
+        )
+        .bind(name)
+        .bind(&hash)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    for _ in 0..5 {
+        assert!(server::accounts::authenticate(db, auth, "Émile", "Wrong12345").await.is_err());
+    }
+    assert!(matches!(
+        server::accounts::authenticate(db, auth, "Émile", "Emile12345").await,
+        Err(server::accounts::LoginError::Locked(_))
+    ));
+    assert_eq!(
+        server::accounts::authenticate(db, auth, "émile", "Emile12345").await.unwrap().username,
+        "émile"
+    );
+}
+
 both_dbs!(session_login_csrf_password_logout, |app| {
     // Bad input to the login form.
     let r = app.call(Method::POST, "/c/login", &[FORM], "principal=admin&password=nope").await;

@@ -1,6 +1,7 @@
 //! A burst of first requests with the same Basic credentials costs one argon2 verification
-//! (single-flight), not one per request. Its own test binary, so the process-wide counter
-//! sees only this test.
+//! (single-flight), not one per request; a burst of wrong ones costs at most the lockout
+//! limit; a full argon2 queue refuses at once. Its own test binary, so the process-wide
+//! counters see only these tests (run one at a time, `SERIAL`).
 
 mod common;
 
@@ -11,8 +12,11 @@ use common::{basic, DbChoice, TestApp};
 use server::accounts::VERIFICATIONS;
 use tower::ServiceExt;
 
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn concurrent_first_logins_verify_once() {
+    let _serial = SERIAL.lock().await;
     let app = TestApp::new(DbChoice::Sqlite).await;
     server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
     let before = VERIFICATIONS.load(Ordering::Relaxed);
@@ -38,4 +42,87 @@ async fn concurrent_first_logins_verify_once() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(VERIFICATIONS.load(Ordering::Relaxed) - before, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_logins_verify_at_most_the_limit() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::new(DbChoice::Sqlite).await;
+    server::accounts::create_user(&app.state.db, "dave", "Dave12345x", false).await.unwrap();
+    let before = VERIFICATIONS.load(Ordering::Relaxed);
+    let mut tasks = vec![];
+    for i in 0..41 {
+        let router = app.router.clone();
+        // Distinct wrong passwords (the credential cache would serialize equal ones); the right
+        // one among them.
+        let pass = if i == 20 { "Dave12345x".to_string() } else { format!("Wrong{i}") };
+        tasks.push(tokio::spawn(async move {
+            let req = axum::http::Request::get("/v2/")
+                .header("authorization", basic("dave", &pass))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            router.oneshot(req).await.unwrap().status()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}"),
+        }
+    }
+    let verified = VERIFICATIONS.load(Ordering::Relaxed) - before;
+    // At most the limit; the right password clears the count only when it was the one
+    // attempt in flight (consecutive failures), which a burst practically never allows: then
+    // at most one more allowance.
+    assert!(
+        verified <= 5 || (ok == 1 && verified <= 10),
+        "{verified} argon2 verifications for a lockout limit of 5"
+    );
+    assert!(ok <= 1);
+    // Whatever the right password met in the burst, five wrong ones now lock the account
+    // (the burst may have left fewer: the right one clears the count), and then the right
+    // password is refused without being checked.
+    for i in 0..5 {
+        app.get_with("/v2/", &[("authorization", &basic("dave", &format!("Again{i}")))]).await;
+    }
+    let before = VERIFICATIONS.load(Ordering::Relaxed);
+    let r = app.get_with("/v2/", &[("authorization", &basic("dave", "Dave12345x"))]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text().contains("locked"), "{}", r.text());
+    assert_eq!(VERIFICATIONS.load(Ordering::Relaxed) - before, 0);
+}
+
+#[tokio::test]
+async fn a_full_argon2_queue_refuses_at_once() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::new(DbChoice::Sqlite).await;
+    let mut held = vec![];
+    while let Ok(slot) = server::accounts::Argon2Slot::enter() {
+        held.push(slot);
+        assert!(held.len() <= 1000);
+    }
+    assert_eq!(held.len(), server::accounts::argon2_capacity());
+    let before = VERIFICATIONS.load(Ordering::Relaxed);
+    let admin = basic("admin", common::ADMIN_PASSWORD);
+    let r = app.get_with("/v2/", &[("authorization", &admin)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "TOOMANYREQUESTS");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = app.get_with("/service/token?service=harbor-registry", &[("authorization", &admin)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "TOO_MANY_REQUESTS");
+    let r = app.get_with("/api/v2.0/users/current", &[("authorization", &admin)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(VERIFICATIONS.load(Ordering::Relaxed), before, "nothing was queued");
+    // Refused before any write: no failure was counted against the account.
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_failures")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    drop(held);
+    assert_eq!(app.get_with("/v2/", &[("authorization", &admin)]).await.status, StatusCode::OK);
 }

@@ -103,6 +103,21 @@ both_dbs!(server_functions_refuse_cross_site_posts, |app| {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // X-Forwarded-Host names the host only when a trusted proxy sent it (none here).
+    let r = app
+        .call(
+            Method::POST,
+            "/portal/fn/login",
+            &[
+                HTML_FORM[0],
+                ("origin", "https://evil.example"),
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-host", "evil.example"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = app
         .call(
             Method::POST,

@@ -745,6 +745,124 @@ both_dbs!(robot_accounts, |app| {
     assert_eq!(audit(&app, "resource_type=robot,operation=create").await.len(), 2);
 });
 
+both_dbs!(robots_cannot_outgrow_their_managers, |app| {
+    // A robot holding robot:update in p1 must not take over a stronger robot (reset its
+    // secret and push with it), nor extend its own or another robot's life beyond its own.
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p1"})).await;
+    let create = |name: &str, duration: i64, acts: &[(&str, &str)]| {
+        json!({"name": name, "level": "project", "duration": duration,
+               "permissions": [{"kind": "project", "namespace": "p1",
+                 "access": acts.iter().map(|(r, a)| json!({"resource": r, "action": a})).collect::<Vec<_>>()}]})
+    };
+    let made = |r: common::Resp| {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let j = r.json();
+        (j["id"].as_i64().unwrap(), j["secret"].as_str().unwrap().to_string())
+    };
+    let manage = [("robot", "read"), ("robot", "update"), ("robot", "create"), ("repository", "pull")];
+    let (mgr_id, mgr_secret) =
+        made(api(&app, Method::POST, "/api/v2.0/robots", &admin(), create("mgr", 10, &manage)).await);
+    let (pusher_id, _) = made(
+        api(
+            &app,
+            Method::POST,
+            "/api/v2.0/robots",
+            &admin(),
+            create("pusher", 10, &[("repository", "push"), ("repository", "pull")]),
+        )
+        .await,
+    );
+    let (weak_id, _) = made(
+        api(&app, Method::POST, "/api/v2.0/robots", &admin(), create("weak", 5, &[("repository", "pull")]))
+            .await,
+    );
+    let mgr = basic("robot$p1+mgr", &mgr_secret);
+
+    // The stronger robot: no new secret, no new life, no disabling.
+    let path = format!("/api/v2.0/robots/{pusher_id}");
+    for (method, body) in [
+        (Method::PATCH, json!({})),
+        (Method::PATCH, json!({"secret": "Chosen-secret-123"})),
+        (Method::PUT, json!({"duration": -1})),
+        (Method::PUT, json!({"disable": true})),
+    ] {
+        let r = api(&app, method.clone(), &path, &mgr, body.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {body}: {}", r.text());
+        assert_eq!(r.error_code(), "FORBIDDEN");
+    }
+    assert_eq!(
+        push(&app, &basic("robot$p1+pusher", "Chosen-secret-123"), "p1/app", "v1").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Itself: a new secret is fine, a longer life is not, a shorter one is.
+    let own = format!("/api/v2.0/robots/{mgr_id}");
+    for d in [-1, 11, 365] {
+        let r = api(&app, Method::PUT, &own, &mgr, json!({"duration": d})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{d}: {}", r.text());
+    }
+    assert_eq!(api(&app, Method::PUT, &own, &mgr, json!({"duration": 9})).await.status, StatusCode::OK);
+    // A weaker robot: managed, but not given a life longer than the manager's (9 days now).
+    let weak = format!("/api/v2.0/robots/{weak_id}");
+    assert_eq!(api(&app, Method::PUT, &weak, &mgr, json!({"duration": 8})).await.status, StatusCode::OK);
+    assert_eq!(
+        api(&app, Method::PUT, &weak, &mgr, json!({"duration": -1})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(api(&app, Method::PATCH, &weak, &mgr, json!({})).await.status, StatusCode::OK);
+    // Nor can it create one that outlives it, or one with rights it lacks.
+    let r =
+        api(&app, Method::POST, "/api/v2.0/robots", &mgr, create("forever", -1, &[("repository", "pull")]))
+            .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let r = api(&app, Method::POST, "/api/v2.0/robots", &mgr, create("pushy", 1, &[("repository", "push")]))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    made(
+        api(&app, Method::POST, "/api/v2.0/robots", &mgr, create("short", 1, &[("repository", "pull")]))
+            .await,
+    );
+    // An admin still manages every robot.
+    assert_eq!(api(&app, Method::PATCH, &path, &admin(), json!({})).await.status, StatusCode::OK);
+    assert_eq!(api(&app, Method::PUT, &own, &admin(), json!({"duration": -1})).await.status, StatusCode::OK);
+});
+
+both_dbs!(robot_secrets_are_throttled_like_passwords, |app| {
+    api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p1"})).await;
+    let r = api(
+        &app,
+        Method::POST,
+        "/api/v2.0/robots",
+        &admin(),
+        json!({"name": "ci", "level": "project", "duration": -1,
+               "permissions": [{"kind": "project", "namespace": "p1", "access": [{"resource": "repository", "action": "pull"}]}]}),
+    )
+    .await;
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        let r = app.get_with("/v2/", &[("authorization", &basic("robot$p1+ci", "Wrong-secret1"))]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked: the right secret is refused too, with the lockout message (any case of the name).
+    for name in ["robot$p1+ci", "ROBOT$P1+CI"] {
+        let r = app.get_with("/v2/", &[("authorization", &basic(name, &secret))]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.text().contains("locked"), "{}", r.text());
+        assert!(r.header("retry-after").is_some());
+    }
+});
+
+both_dbs!(user_names_are_plain_ascii, |app| {
+    for bad in ["ädmin", "admin\u{202e}", "a\u{200b}b", "\u{0430}dmin", "tab\tname", "x\u{0007}"] {
+        let r =
+            api(&app, Method::POST, "/api/v2.0/users", &admin(), json!({"username": bad, "password": PW}))
+                .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text());
+        assert_eq!(r.error_code(), "BAD_REQUEST");
+    }
+    user(&app, "plain.name-1_x@corp").await;
+});
+
 both_dbs!(audit_log_listing_and_purge, |app| {
     user(&app, "guest").await;
     user(&app, "lguest").await;

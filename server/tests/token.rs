@@ -219,7 +219,63 @@ both_dbs!(token_endpoint_narrows_scopes, |app| {
     assert!(failed.iter().any(|r| r["success"] == true), "{failed:?}");
 });
 
-both_dbs!(refresh_tokens_like_docker_login, |app| {
+// Refresh tokens are off by default, like Harbor: `docker login` would store one as an
+// identity token in the auth file podman, skopeo and buildah share, and they refuse to run
+// with one ("auth file contains an Identity token").
+both_dbs!(no_refresh_tokens_by_default, |app| {
+    create_user(&app, "dev").await;
+    let r = app
+        .get_with(
+            "/service/token?account=dev&client_id=docker&offline_token=true&service=harbor-registry",
+            &[("authorization", &basic("dev", PW))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert!(j["token"].is_string());
+    assert!(j.get("refresh_token").is_none(), "{j}");
+    let body = format!("grant_type=password&service=harbor-registry&client_id=x&username=dev&password={PW}&access_type=offline&scope=repository%3Ap1%2Fapp%3Apull");
+    let r = app
+        .call(Method::POST, "/service/token", &[("content-type", "application/x-www-form-urlencoded")], body)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json().get("refresh_token").is_none());
+    // The refresh_token grant is refused with a message the client shows.
+    let r = app
+        .call(
+            Method::POST,
+            "/service/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "grant_type=refresh_token&service=harbor-registry&refresh_token=x".to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("refresh tokens are disabled"));
+});
+
+mod refresh_tokens_like_docker_login {
+    use super::*;
+
+    async fn app(db: common::DbChoice) -> TestApp {
+        TestApp::builder(db).toml("[token]\nrefresh_tokens = true").build().await
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        run(app(common::DbChoice::Sqlite).await).await
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        run(app(common::DbChoice::Postgres).await).await
+    }
+
+    async fn run(app: TestApp) {
+        refresh_tokens_when_enabled(app).await
+    }
+}
+
+async fn refresh_tokens_when_enabled(app: TestApp) {
     let id = create_user(&app, "dev").await;
     create_project(&app, &admin(), "p1", false).await;
     add_member(&app, "p1", "dev", 2).await;
@@ -299,7 +355,7 @@ both_dbs!(refresh_tokens_like_docker_login, |app| {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-});
+}
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
@@ -315,7 +371,19 @@ fn sign(app: &TestApp, c: &Value) -> String {
     let key = &app.state.secrets.token_key;
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     h.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&h, c, &key.encoding).unwrap()
+    // Low-S, as the token service signs (`server::token::sign`).
+    server::token::low_s(jsonwebtoken::encode(&h, c, &key.encoding).unwrap())
+}
+
+/// The same token with its signature's S replaced by n − S: still a valid ECDSA signature of
+/// the same bytes, but not the one the token service made.
+fn high_s(t: &str) -> String {
+    let (signed, sig) = t.rsplit_once('.').unwrap();
+    let sig = p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+    let (r, s) = sig.split_scalars();
+    let flipped = p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+    assert!(flipped.normalize_s().is_some(), "n - S of a low S is high");
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(flipped.to_bytes()))
 }
 
 both_dbs!(forged_and_stale_tokens_are_refused, |app| {
@@ -378,6 +446,14 @@ both_dbs!(forged_and_stale_tokens_are_refused, |app| {
         format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(c.to_string()), parts[2])
     };
     cases.push(refused("tampered payload", tampered));
+    // ECDSA malleability: (r, n − S) verifies wherever (r, S) does; only low S is accepted.
+    cases.push(refused("high S", high_s(&ok)));
+    let issued = token(&app, Some(&admin()), &["repository:library/app:pull"]).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(pull(&app, Some(&bearer(&issued)), "library/app", "v1").await, StatusCode::OK);
+    cases.push(refused("high S of an issued token", high_s(&issued)));
     for (name, t) in cases {
         let r = app.get_with("/v2/library/app/manifests/v1", &[("authorization", &bearer(&t))]).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name}: {}", r.text());

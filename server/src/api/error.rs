@@ -207,6 +207,8 @@ impl From<crate::accounts::LoginError> for ApiError {
         match e {
             InvalidCredentials => ApiError::Unauthorized("invalid username or password".into()),
             Locked(s) => ApiError::TooManyRequests { message: Locked(s).to_string(), retry_after: s },
+            Malformed(m) => ApiError::BadRequest(m),
+            Busy => ApiError::TooManyRequests { message: Busy.to_string(), retry_after: 1 },
             Db(e) => e.into(),
         }
     }

@@ -3,7 +3,9 @@
 //! A system robot (`level: system`) is managed by system admins; a project robot
 //! (`level: project`, exactly one permission entry naming its project) by whoever holds
 //! `robot` permissions in that project. **Nobody can give a robot a right they do not hold
-//! themselves in that project.**
+//! themselves in that project**, nor a longer life than their own (a robot caller), and
+//! nobody may change the secret, lifetime, state or rights of a robot holding a right they
+//! do not hold (`require_covers`): a new secret would hand them that right.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -209,6 +211,46 @@ async fn check_permissions(
     Ok(out)
 }
 
+/// Refuses unless the caller holds every right `robot` holds: changing the secret of a
+/// stronger robot would hand its rights to the caller, and changing its life or state would
+/// manage a principal stronger than oneself.
+async fn require_covers(state: &AppState, caller: &Caller, robot: &Robot) -> Result<(), ApiError> {
+    let who = caller.require_principal()?;
+    if who.is_sysadmin() {
+        return Ok(());
+    }
+    let refused = || {
+        ApiError::Forbidden(format!(
+            "{} holds rights you do not hold; only a stronger account may change it",
+            robot.name
+        ))
+    };
+    for p in &robot.permissions {
+        let (Some(res), Some(act), Some(pid)) =
+            (Resource::parse(&p.resource), Act::parse(&p.action), p.project_id)
+        else {
+            return Err(refused());
+        };
+        let Some(project) = projects::get(&state.db, pid).await? else { continue };
+        require(state, caller, &project, res, act).await.map_err(|_| refused())?;
+    }
+    Ok(())
+}
+
+/// Refuses a robot expiry (`-1`: never) later than a robot caller's own: a robot cannot make
+/// a robot, itself included, outlive it. Users do not expire.
+fn require_lifetime(caller: &Caller, expires_at: i64) -> Result<(), ApiError> {
+    if let Some(crate::rbac::Principal::Robot(me)) = &caller.principal {
+        if me.expires_at >= 0 && (expires_at < 0 || expires_at > me.expires_at) {
+            return Err(ApiError::Forbidden(format!(
+                "{} cannot give a robot a longer life than its own",
+                me.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RobotCreate {
     pub name: String,
@@ -255,6 +297,7 @@ pub async fn create(
         Some(d) => d,
         None => crate::settings::load(&state.db, &state.config).await?.robot_token_duration,
     };
+    require_lifetime(&caller, robots::expiry(crate::db::now_ms(), duration))?;
     let (robot, secret) = robots::create(
         &state.db,
         NewRobot {
@@ -346,6 +389,10 @@ pub async fn update(
     AppJson(req): AppJson<RobotPut>,
 ) -> Result<StatusCode, ApiError> {
     let robot = load(&state, &caller, id, Act::Update).await?;
+    require_covers(&state, &caller, &robot).await?;
+    if let Some(d) = req.duration.filter(|d| *d != robot.duration) {
+        require_lifetime(&caller, robots::expiry(robot.created_at, d))?;
+    }
     let project = match robot.project_id {
         Some(pid) => projects::get(&state.db, pid).await?,
         None => None,
@@ -386,6 +433,7 @@ pub async fn refresh(
     AppJson(req): AppJson<SecretReq>,
 ) -> Result<Json<RobotSec>, ApiError> {
     let robot = load(&state, &caller, id, Act::Update).await?;
+    require_covers(&state, &caller, &robot).await?;
     let given = req.secret.is_some();
     let secret = robots::refresh_secret(&state.db, id, req.secret).await?;
     state.audit.record(

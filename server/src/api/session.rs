@@ -18,12 +18,19 @@ pub struct LoginForm {
     pub password: String,
 }
 
+/// `POST /c/login`. A browser's cross-site post is refused with 403 (login CSRF: another site
+/// must not sign its visitors in to an account of its choosing).
 pub async fn login(
     State(state): State<AppState>,
     ctx: ClientCtx,
+    parts: axum::http::request::Parts,
     session: Session,
     AppForm(form): AppForm<LoginForm>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if crate::auth::cross_site(&state.config, peer, &parts.headers) {
+        return Err(ApiError::Forbidden("cross-site login refused".into()));
+    }
     if form.principal.is_empty() || form.password.is_empty() {
         return Err(ApiError::BadRequest("principal and password are required".into()));
     }

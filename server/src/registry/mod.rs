@@ -33,7 +33,6 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
-use crate::accounts::LoginError;
 use crate::audit::Event;
 use crate::auth::{authenticate_basic, basic_credentials, BasicAuthError};
 use crate::client::ClientCtx;
@@ -153,9 +152,15 @@ async fn caller(state: &AppState, parts: &Parts) -> OciResult<RegistryCaller> {
     let Some((user, pass)) = creds else { return Ok(RegistryCaller { cred: Credential::Anonymous, ctx }) };
     match authenticate_basic(state, &user, &pass, &ctx).await {
         Ok(p) => Ok(RegistryCaller { cred: Credential::Basic(p), ctx }),
-        Err(BasicAuthError::Locked(s)) => {
-            Err(OciError::new(Code::TooManyRequests, LoginError::Locked(s).to_string()))
+        // A locked name answers 401 UNAUTHORIZED with the lockout message, not 429: podman,
+        // skopeo and buildah print a 401's message but only "too many requests to registry"
+        // for any 429 (containers/image `httpResponseToError`); docker prints both.
+        Err(e @ BasicAuthError::Locked(s)) => {
+            Err(challenge_error(state, &ctx, Code::Unauthorized, &e.to_string(), None, None)
+                .header(header::RETRY_AFTER, HeaderValue::from(s)))
         }
+        Err(e @ BasicAuthError::Busy) => Err(OciError::new(Code::TooManyRequests, e.to_string())
+            .header(header::RETRY_AFTER, HeaderValue::from_static("1"))),
         Err(BasicAuthError::Db(e)) => Err(e.into()),
         Err(e) => Err(challenge_error(state, &ctx, Code::Unauthorized, &e.to_string(), None, None)),
     }
