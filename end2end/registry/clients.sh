@@ -6,8 +6,9 @@
 #     WORKDIR   all state of the run (layouts, client configs, podman storage, dockerd, logs);
 #               it must be empty, absent, or a WORKDIR of an earlier run (it is wiped then)
 # Environment:
-#   STEPS="skopeo podman docker oras referrers oras-delete"   the steps to run, in this order;
-#       podman, oras need skopeo (they use its image), referrers needs oras.
+#   STEPS="skopeo podman docker refusals oras referrers oras-delete"   the steps to run, in this order;
+#       podman, oras need skopeo (they use its image), referrers needs oras; refusals (Berth's
+#       messages for refused pushes and locked accounts) runs inside docker.
 #   SKIP_REFERRERS=1   drop the referrers step (distribution 2.8 has no referrers API)
 #   ORAS_AUTH_BACKEND  force oras-py's auth backend (default: from the /v2/ challenge)
 #   BERTH_E2E_CACHE    where the oras venv is kept (default ~/.cache/berth)
@@ -24,7 +25,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 ORAS_VERSION=0.2.43
 CACHE=${BERTH_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}
-STEPS=${STEPS:-skopeo podman docker oras referrers oras-delete}
+STEPS=${STEPS:-skopeo podman docker refusals oras referrers oras-delete}
 if [ "${SKIP_REFERRERS:-0}" = 1 ]; then
   STEPS=$(echo " $STEPS " | sed 's/ referrers / /')
 fi
@@ -154,6 +155,7 @@ for s in podman oras; do
   if has_step $s && ! has_step skopeo; then fail "step $s needs step skopeo (STEPS=$STEPS)"; fi
 done
 if has_step referrers && ! has_step oras; then fail "step referrers needs step oras"; fi
+if has_step refusals && ! has_step docker; then fail "step refusals needs step docker"; fi
 step_ok
 
 # ------------------------------------------------------------------ skopeo
@@ -272,6 +274,64 @@ if has_step podman; then
   step_ok
 fi
 
+# ------------------------------------------------------------------ refusals
+# What a user sees when the registry says no (issue 18, items 13-15). Runs inside the docker
+# step (it needs dockerd and docker's login): every refusal must stop the client at once (dockerd
+# retries a bare 401 for ~50 s) and print why, and docker's login must leave the shared auth file
+# usable by podman and skopeo.
+refusals_with_docker() {
+  local t0 took log=$WORKDIR/logs/refusals.log cfg=$DOCKER_CONFIG/config.json api="http://$R/api/v2.0"
+  say "    -- refusals (identity token, anonymous push, push without a project, locked account)"
+  # 14: docker keeps a returned refresh token as an "identitytoken"; podman/skopeo/buildah then
+  # refuse to log in with that file ("auth file contains an Identity token"). Harbor sends none.
+  if grep -qi identitytoken "$cfg"; then
+    fail "docker login stored an identity token in $cfg: podman and skopeo refuse to log in with that file"
+  fi
+  run podman_ login --tls-verify=false --authfile "$cfg" -u "$RUSER" -p "$RPASS" "$R"
+  run skopeo_ login --tls-verify=false --authfile "$cfg" -u "$RUSER" -p "$RPASS" "$R"
+  say "    ✓ podman and skopeo log in with the auth file docker login wrote"
+  # 13: a push to a project that does not exist stops at once and names the project.
+  run docker tag "$R/library/docker-img:v1" "$R/no-such-project/img:v1"
+  t0=$(date +%s)
+  if docker push "$R/no-such-project/img:v1" >"$log" 2>&1; then fail "push into a missing project succeeded"; fi
+  took=$(($(date +%s) - t0))
+  sed 's/^/      /' "$log" | tail -2
+  grep -q "no-such-project" <(grep -iv "refers to repository" "$log") \
+    || fail "the refusal of a push into a missing project does not name the project (see $log)"
+  [ "$took" -lt 15 ] || fail "docker took ${took}s to give up a push into a missing project (retries)"
+  say "    ✓ push into a missing project refused in ${took}s with a message naming it"
+  run docker rmi "$R/no-such-project/img:v1"
+  # 13: an anonymous push (forgot docker login) stops at once with Harbor's message.
+  run docker logout "$R"
+  t0=$(date +%s)
+  if docker push "$R/library/docker-img:v1" >"$log" 2>&1; then fail "anonymous push succeeded"; fi
+  took=$(($(date +%s) - t0))
+  sed 's/^/      /' "$log" | tail -2
+  grep -qi "unauthorized to access repository: library/docker-img, action: push" "$log" \
+    || fail "anonymous push: docker does not print why (see $log)"
+  [ "$took" -lt 15 ] || fail "docker took ${took}s to give up an anonymous push (retries)"
+  say "    ✓ anonymous push refused in ${took}s: $(grep -io 'unauthorized to access repository[^"]*' "$log" | head -1)"
+  # 15: a locked account is told so by every client, not a bare "too many requests".
+  curl -fsS -u "$RUSER:$RPASS" -H 'Content-Type: application/json' -X POST "$api/users" \
+    -d '{"username":"locked-e2e","email":"locked-e2e@example.com","realname":"Locked","password":"Locked-e2e-1"}' \
+    >>"$log" || fail "could not create user locked-e2e"
+  for _ in 1 2 3 4 5 6; do
+    curl -s -o /dev/null -u "locked-e2e:wrong-password" "http://$R/service/token?service=x&account=locked-e2e" || true
+  done
+  if "${PODMAN[@]}" login --tls-verify=false --authfile "$WORKDIR/auth-locked.json" -u locked-e2e -p Locked-e2e-1 "$R" >"$log" 2>&1; then
+    fail "podman login of a locked account succeeded"
+  fi
+  sed 's/^/      /' "$log" | tail -1
+  grep -qi "locked" "$log" || fail "podman does not say the account is locked (see $log)"
+  if docker login -u locked-e2e --password-stdin "$R" <<<"Locked-e2e-1" >"$log" 2>&1; then
+    fail "docker login of a locked account succeeded"
+  fi
+  sed 's/^/      /' "$log" | tail -1
+  grep -qi "locked" "$log" || fail "docker does not say the account is locked (see $log)"
+  say "    ✓ podman and docker print that the account is locked"
+  docker login -u "$RUSER" --password-stdin "$R" <<<"$RPASS" >>"$log" 2>&1 || fail "docker login failed again"
+}
+
 # ------------------------------------------------------------------ docker
 
 if has_step docker; then
@@ -327,6 +387,7 @@ if has_step docker; then
       "$(out docker image inspect --format '{{.Id}}' "$R/library/skopeo-index:v1")" \
       "$("${LC[@]}" config "$WORKDIR/layouts/index" "$child")"
   fi
+  if has_step refusals; then refusals_with_docker; fi
   run docker logout "$R"
   say "    \$ scripts/dockerd.sh stop $DOCKERD_DIR"
   "$ROOT/scripts/dockerd.sh" stop "$DOCKERD_DIR" || fail "could not stop dockerd"

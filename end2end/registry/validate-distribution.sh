@@ -39,7 +39,7 @@ if [ "${TRACE:-0}" = 1 ]; then
 fi
 
 rc=0
-SKIP_REFERRERS=1 "$HERE/clients.sh" "$target" "$USER_" "$PASS_" "$WORK" || rc=$?
+STEPS="skopeo podman docker oras oras-delete" SKIP_REFERRERS=1 "$HERE/clients.sh" "$target" "$USER_" "$PASS_" "$WORK" || rc=$?
 
 if [ "${TRACE:-0}" = 1 ]; then
   python3 "$HERE/traceproxy.py" report "$SRV/trace.bin" --steps "$WORK/steps.tsv" \
