@@ -36,9 +36,36 @@ fn grammar_soup(pieces: &'static [&'static str]) -> impl Strategy<Value = String
 }
 
 const PATH_PIECES: &[&str] = &[
-    "/", "//", "_catalog", "tags/list", "/tags/list", "manifests/", "/manifests/", "blobs/", "/blobs/",
-    "/blobs/uploads/", "/blobs/uploads", "/referrers/", "library", "a", "a.b", "a__b", "a--b", "-", "_", ".",
-    "..", ":", "sha256:", "sha512:", "latest", "v1.0", "0123456789abcdef", "ABC", "%2F", "\u{202e}",
+    "/",
+    "//",
+    "_catalog",
+    "tags/list",
+    "/tags/list",
+    "manifests/",
+    "/manifests/",
+    "blobs/",
+    "/blobs/",
+    "/blobs/uploads/",
+    "/blobs/uploads",
+    "/referrers/",
+    "library",
+    "a",
+    "a.b",
+    "a__b",
+    "a--b",
+    "-",
+    "_",
+    ".",
+    "..",
+    ":",
+    "sha256:",
+    "sha512:",
+    "latest",
+    "v1.0",
+    "0123456789abcdef",
+    "ABC",
+    "%2F",
+    "\u{202e}",
 ];
 
 fn hex_of(len: usize) -> impl Strategy<Value = String> {
@@ -47,7 +74,10 @@ fn hex_of(len: usize) -> impl Strategy<Value = String> {
 }
 
 fn digest_str() -> impl Strategy<Value = String> {
-    prop_oneof![hex_of(64).prop_map(|h| format!("sha256:{h}")), hex_of(128).prop_map(|h| format!("sha512:{h}")),]
+    prop_oneof![
+        hex_of(64).prop_map(|h| format!("sha256:{h}")),
+        hex_of(128).prop_map(|h| format!("sha512:{h}")),
+    ]
 }
 
 fn repo_name() -> impl Strategy<Value = String> {
@@ -61,15 +91,17 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-        prop::sample::select(&[
-            manifest::OCI_MANIFEST,
-            manifest::OCI_INDEX,
-            manifest::DOCKER_MANIFEST,
-            manifest::DOCKER_LIST,
-            manifest::OCI_EMPTY,
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-            "",
-        ][..])
+        prop::sample::select(
+            &[
+                manifest::OCI_MANIFEST,
+                manifest::OCI_INDEX,
+                manifest::DOCKER_MANIFEST,
+                manifest::DOCKER_LIST,
+                manifest::OCI_EMPTY,
+                "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                "",
+            ][..]
+        )
         .prop_map(Value::from),
         digest_str().prop_map(Value::from),
         any::<String>().prop_map(Value::from),
@@ -79,21 +111,23 @@ fn json_value() -> impl Strategy<Value = Value> {
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
             prop::collection::vec(
                 (
-                    prop::sample::select(&[
-                        "schemaVersion",
-                        "mediaType",
-                        "artifactType",
-                        "config",
-                        "layers",
-                        "manifests",
-                        "subject",
-                        "digest",
-                        "size",
-                        "platform",
-                        "annotations",
-                        "urls",
-                        "other",
-                    ][..]),
+                    prop::sample::select(
+                        &[
+                            "schemaVersion",
+                            "mediaType",
+                            "artifactType",
+                            "config",
+                            "layers",
+                            "manifests",
+                            "subject",
+                            "digest",
+                            "size",
+                            "platform",
+                            "annotations",
+                            "urls",
+                            "other",
+                        ][..]
+                    ),
                     inner,
                 ),
                 0..8,

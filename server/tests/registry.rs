@@ -862,6 +862,61 @@ all_backends!(a_push_by_digest_tags_with_the_tag_query_parameter, |app| {
     assert!(r.header("oci-tag").is_none());
 });
 
+// Issue 18: a manifest pushed by tag keeps the digest algorithm the client asks for with
+// `?digest=` (regclient's and olareg's form; the spec's open question, distribution-spec #494);
+// without it, sha256. A body that does not match the named digest is refused.
+all_backends!(a_push_by_tag_keeps_the_digest_algorithm_the_client_names, |app| {
+    let auth = admin();
+    let (_, body) = push_image(&app, "library/alg", "seed", &[b"alg layer"]).await;
+    let mut m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    m["annotations"] = json!({"alg": "sha512"});
+    let body = serde_json::to_vec(&m).unwrap();
+    let d512 =
+        server::registry::digest::Digest::of(server::registry::digest::Algorithm::Sha512, &body).to_string();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v2/library/alg/manifests/v512?digest={d512}"),
+            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.header("docker-content-digest"), Some(d512.as_str()));
+    let r = app.get_with("/v2/library/alg/manifests/v512", &[("authorization", &auth)]).await;
+    assert_eq!(r.header("docker-content-digest"), Some(d512.as_str()));
+    assert_eq!(r.body, body);
+    let r = app.get_with(&format!("/v2/library/alg/manifests/{d512}"), &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A digest the body does not have: refused, nothing tagged.
+    let wrong = server::registry::digest::Digest::of(server::registry::digest::Algorithm::Sha512, b"other")
+        .to_string();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v2/library/alg/manifests/bad?digest={wrong}"),
+            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+    let r = app
+        .call(
+            Method::PUT,
+            "/v2/library/alg/manifests/bad?digest=md5:abc",
+            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(oci_code(&r), "DIGEST_INVALID");
+    assert_eq!(
+        app.get_with("/v2/library/alg/manifests/bad", &[("authorization", &auth)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+});
+
 // Issue 18: the referrers list follows the spec's artifactType rule: an image manifest without
 // `artifactType` is listed (and filtered) with its config's media type; an index without one
 // has no `artifactType` field at all (not "").

@@ -650,7 +650,27 @@ async fn put_manifest(
             }
             actual
         }
-        Reference::Tag(_) => Digest::sha256(&body),
+        // A push by tag is hashed with sha256, unless the client names the digest it expects
+        // (`?digest=sha512:…`, as regclient and olareg do for tagged manifests with another
+        // algorithm, distribution-spec issue #494): then with that digest's algorithm, and the
+        // body must match it.
+        Reference::Tag(_) => match pairs.iter().find(|(k, _)| k == "digest") {
+            None => Digest::sha256(&body),
+            Some((_, want)) => {
+                let want: Digest = want
+                    .parse()
+                    .map_err(|e: digest::DigestError| OciError::new(Code::DigestInvalid, e.to_string()))?;
+                let actual = Digest::of(want.algorithm, &body);
+                if actual != want {
+                    return Err(OciError::new(
+                        Code::DigestInvalid,
+                        "manifest digest does not match the digest query parameter",
+                    )
+                    .detail(json!({ "expected": want.to_string(), "actual": actual.to_string() })));
+                }
+                actual
+            }
+        },
     };
     let parsed = manifest::parse(content_type.as_deref(), &body)
         .map_err(|m| OciError::new(Code::ManifestInvalid, m))?;
