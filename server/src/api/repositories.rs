@@ -644,8 +644,18 @@ async fn copy_manifest(
             .await
             .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
     }
-    meta::put_manifest(&state.db, project_id, dst, digest, body.len() as u64, &parsed, blob_sizes, tag, gen)
-        .await?;
+    meta::put_manifest(
+        &state.db,
+        project_id,
+        dst,
+        digest,
+        body.len() as u64,
+        &parsed,
+        blob_sizes,
+        tag.as_slice(),
+        gen,
+    )
+    .await?;
     Ok(())
 }
 

@@ -239,29 +239,11 @@ pub async fn manifest_exists(db: &Db, repo: &str, digest: &Digest) -> Result<boo
     Ok(n > 0)
 }
 
-/// Stores a manifest's metadata (and tag) in one transaction. The manifest's own blob row was
-/// reserved (`reserve_blob`, generation `manifest_gen`) before its bytes were written.
+/// Stores a manifest's metadata and its tags (none, the one of a push by tag, or those of a push
+/// by digest with `?tag=`) in one transaction. The manifest's own blob row was reserved
+/// (`reserve_blob`, generation `manifest_gen`) before its bytes were written.
 #[allow(clippy::too_many_arguments)]
 pub async fn put_manifest(
-    db: &Db,
-    project_id: i64,
-    repo: &str,
-    digest: &Digest,
-    manifest_size: u64,
-    parsed: &Parsed,
-    blob_sizes: u64,
-    tag: Option<&str>,
-    manifest_gen: i64,
-) -> Result<(), MetaError> {
-    let tags = tag.as_slice();
-    put_manifest_tags(db, project_id, repo, digest, manifest_size, parsed, blob_sizes, tags, manifest_gen)
-        .await
-}
-
-/// `put_manifest` with any number of tags (a push by digest with `?tag=`), all in the same
-/// transaction as the manifest.
-#[allow(clippy::too_many_arguments)]
-pub async fn put_manifest_tags(
     db: &Db,
     project_id: i64,
     repo: &str,
@@ -472,9 +454,37 @@ impl PullRecorder {
         if batch.is_empty() {
             return Ok(());
         }
+        // Rows are locked in the order every other writer uses: repositories, then artifacts,
+        // each by id. (Artifact then repository deadlocked with a repository delete on
+        // PostgreSQL, which locks the repository first: the delete answered 503.)
         let result = async {
             let mut tx = db.begin_write().await?;
-            for (id, (n, at)) in &batch {
+            let mut ids: Vec<i64> = batch.keys().copied().collect();
+            ids.sort_unstable();
+            // Pulls per repository (an artifact deleted meanwhile counts for nothing).
+            let mut per_repo: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT id, repository_id FROM artifacts WHERE id IN ({})",
+                    crate::db::placeholders(1, chunk.len())
+                );
+                let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                for (id, repo) in q.fetch_all(&mut *tx).await? {
+                    *per_repo.entry(repo).or_insert(0) += batch[&id].0;
+                }
+            }
+            for (repo, n) in &per_repo {
+                sqlx::query("UPDATE repositories SET pull_count = pull_count + $2 WHERE id = $1")
+                    .bind(repo)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for id in &ids {
+                let (n, at) = batch[id];
                 sqlx::query(
                     "UPDATE artifacts SET pull_count = pull_count + $2, \
                      pulled_at = CASE WHEN pulled_at > $3 THEN pulled_at ELSE $3 END WHERE id = $1",
@@ -482,14 +492,6 @@ impl PullRecorder {
                 .bind(id)
                 .bind(n)
                 .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE repositories SET pull_count = pull_count + $2 \
-                     WHERE id = (SELECT repository_id FROM artifacts WHERE id = $1)",
-                )
-                .bind(id)
-                .bind(n)
                 .execute(&mut *tx)
                 .await?;
             }

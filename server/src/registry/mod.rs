@@ -707,8 +707,7 @@ async fn put_manifest(
     };
     let mut seen = std::collections::HashSet::new();
     tags.retain(|t| seen.insert(*t));
-    meta::put_manifest_tags(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, &tags, gen)
-        .await?;
+    meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, &tags, gen).await?;
     tracing::info!(repository = name, %digest, tags = ?tags, "manifest pushed");
     if tags.is_empty() {
         let resource = format!("{name}@{digest}");
