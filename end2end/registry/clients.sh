@@ -318,8 +318,14 @@ refusals_with_docker() {
   for _ in 1 2 3 4 5 6; do
     curl -s -o /dev/null -u "locked-e2e:wrong-password" "http://$R/service/token?service=x&account=locked-e2e" || true
   done
+  # podman login prints its own "invalid username/password" for any 401 (containers/common
+  # keeps the registry's message for its debug log); a pull or push prints the message.
+  echo '{"auths":{}}' >"$WORKDIR/auth-locked.json"
   if "${PODMAN[@]}" login --tls-verify=false --authfile "$WORKDIR/auth-locked.json" -u locked-e2e -p Locked-e2e-1 "$R" >"$log" 2>&1; then
     fail "podman login of a locked account succeeded"
+  fi
+  if "${PODMAN[@]}" pull --tls-verify=false --authfile "$WORKDIR/auth-locked.json" --creds locked-e2e:Locked-e2e-1 "$R/library/docker-img:v1" >"$log" 2>&1; then
+    fail "podman pull with the credentials of a locked account succeeded"
   fi
   sed 's/^/      /' "$log" | tail -1
   grep -qi "locked" "$log" || fail "podman does not say the account is locked (see $log)"

@@ -624,8 +624,17 @@ pub fn scope_string(name: &str, actions: &[&str]) -> String {
     format!("repository:{name}:{}", actions.join(","))
 }
 
-/// `WWW-Authenticate` value for `/v2` responses.
-pub fn challenge(state: &AppState, ctx: &ClientCtx, scope: Option<&str>, error: Option<&str>) -> String {
+/// The `WWW-Authenticate` challenge of a `/v2` refusal. With an `error` (RFC 6750 §3.1), the
+/// refusal's message goes along as `error_description`: docker turns an `insufficient_scope`
+/// challenge into its own error and prints that description, or, without one, the bare
+/// "denied: requested access to the resource is denied" instead of saying why.
+pub fn challenge(
+    state: &AppState,
+    ctx: &ClientCtx,
+    scope: Option<&str>,
+    error: Option<&str>,
+    description: Option<&str>,
+) -> String {
     let mut c =
         format!("Bearer realm=\"{}/service/token\",service=\"{}\"", ctx.base_url, state.config.token.service);
     if let Some(s) = scope {
@@ -633,13 +642,35 @@ pub fn challenge(state: &AppState, ctx: &ClientCtx, scope: Option<&str>, error: 
     }
     if let Some(e) = error {
         c.push_str(&format!(",error=\"{e}\""));
+        if let Some(d) = description.map(error_description).filter(|d| !d.is_empty()) {
+            c.push_str(&format!(",error_description=\"{d}\""));
+        }
     }
     c
+}
+
+/// RFC 6750's `error_description` alphabet (printable ASCII without `"` and `\`), at most 300
+/// characters: anything else becomes `'` or `?`.
+fn error_description(text: &str) -> String {
+    text.chars()
+        .take(300)
+        .map(|ch| match ch {
+            '"' | '\\' => '\'',
+            ' '..='~' => ch,
+            _ => '?',
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_descriptions_stay_inside_the_quoted_string() {
+        assert_eq!(error_description("a \"b\" \\ c\u{202e}é"), "a 'b' ' c??");
+        assert_eq!(error_description(&"x".repeat(400)).len(), 300);
+    }
 
     #[test]
     fn scope_grammar() {

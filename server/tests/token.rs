@@ -692,6 +692,14 @@ both_dbs!(refusals_say_why_so_clients_stop_at_once, |app| {
             ch.contains(r#"scope="repository:library/anon:pull,push",error="insufficient_scope""#),
             "{ch}"
         );
+        // docker prints the challenge's error_description for insufficient_scope (else only
+        // "denied: requested access to the resource is denied").
+        assert!(
+            ch.ends_with(
+                r#",error_description="unauthorized to access repository: library/anon, action: push""#
+            ),
+            "{ch}"
+        );
         let j = r.json();
         assert_eq!(j["errors"][0]["code"], "UNAUTHORIZED");
         assert_eq!(

@@ -121,7 +121,7 @@ fn challenge_error(
     error: Option<&str>,
 ) -> OciError {
     let mut e = OciError::new(code, msg);
-    e.challenge = Some(token::challenge(state, ctx, scope, error));
+    e.challenge = Some(token::challenge(state, ctx, scope, error, Some(msg)));
     e
 }
 
