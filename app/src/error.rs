@@ -13,6 +13,9 @@ pub enum PortalError {
     InvalidCredentials,
     #[error("too many failed logins; try again in {0} seconds")]
     Locked(u64),
+    /// Too many sign-ins are being checked at once (the server's bounded password-check queue).
+    #[error("too many sign-ins at once; try again in {0} seconds")]
+    Busy(u64),
     #[error("permission denied")]
     Forbidden,
     #[error("{0}")]
@@ -28,6 +31,7 @@ impl PortalError {
         match self {
             PortalError::InvalidCredentials => "credentials",
             PortalError::Locked(_) => "locked",
+            PortalError::Busy(_) => "busy",
             PortalError::Unauthorized => "expired",
             _ => "error",
         }
@@ -43,6 +47,7 @@ impl PortalError {
             PortalError::Unauthorized => t("please sign in").to_string(),
             PortalError::InvalidCredentials => t("invalid username or password").to_string(),
             PortalError::Locked(s) => fill(t("too many failed logins; try again in {} seconds"), &[s]),
+            PortalError::Busy(s) => fill(t("too many sign-ins at once; try again in {} seconds"), &[s]),
             PortalError::Forbidden => t("permission denied").to_string(),
             PortalError::Invalid(m) | PortalError::Server(m) => m.clone(),
         }

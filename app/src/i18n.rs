@@ -140,6 +140,7 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("please sign in", "请先登录"),
     ("invalid username or password", "用户名或密码错误"),
     ("too many failed logins; try again in {} seconds", "登录失败次数过多，请在 {} 秒后重试"),
+    ("too many sign-ins at once; try again in {} seconds", "同时登录的请求过多，请在 {} 秒后重试"),
     ("permission denied", "权限不足"),
     // not found
     ("Page not found", "页面不存在"),

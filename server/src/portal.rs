@@ -67,7 +67,8 @@ fn user_view(u: &User) -> UserView {
 fn portal_error(e: ApiError) -> PortalError {
     match e {
         ApiError::Unauthorized(_) => PortalError::Unauthorized,
-        ApiError::TooManyRequests { retry_after, .. } => PortalError::Locked(retry_after),
+        ApiError::TooManyRequests { retry_after, locked: true, .. } => PortalError::Locked(retry_after),
+        ApiError::TooManyRequests { retry_after, locked: false, .. } => PortalError::Busy(retry_after),
         ApiError::Forbidden(_) => PortalError::Forbidden,
         ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::NotFound(m) => PortalError::Invalid(m),
         ApiError::Internal(err) => {
@@ -214,6 +215,11 @@ impl PortalBackend for Backend {
             .get("x-total-count")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i64>().ok());
+        let retry_after = res
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let bytes = axum::body::to_bytes(res.into_body(), 32 << 20)
             .await
             .map_err(|e| PortalError::Server(format!("reading the API's answer: {e}")))?;
@@ -228,7 +234,8 @@ impl PortalBackend for Backend {
         Err(match status {
             StatusCode::UNAUTHORIZED => PortalError::Unauthorized,
             StatusCode::FORBIDDEN => PortalError::Forbidden,
-            StatusCode::TOO_MANY_REQUESTS => PortalError::Locked(60),
+            // Session calls check no password: a 429 here is a full queue, not a lockout.
+            StatusCode::TOO_MANY_REQUESTS => PortalError::Busy(retry_after.unwrap_or(1)),
             s if s.is_client_error() => PortalError::Invalid(message),
             _ => PortalError::Server(message),
         })
@@ -532,7 +539,7 @@ pub async fn server_fn_status(req: Request, next: Next) -> Response {
     if let Ok(e) = serde_json::from_slice::<PortalError>(&bytes) {
         parts.status = match e {
             PortalError::Unauthorized | PortalError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            PortalError::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+            PortalError::Locked(_) | PortalError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             PortalError::Forbidden => StatusCode::FORBIDDEN,
             PortalError::Invalid(_) => StatusCode::BAD_REQUEST,
             PortalError::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -123,6 +123,21 @@ async fn a_full_argon2_queue_refuses_at_once() {
         .await
         .unwrap();
     assert_eq!(rows, 0);
+    // The portal says the server is busy, not that the account is locked.
+    let r = app
+        .call(
+            axum::http::Method::POST,
+            "/portal/fn/login",
+            &[("content-type", "application/x-www-form-urlencoded"), ("accept", "text/html")],
+            "username=admin&password=Harbor12345&redirect_url=%2Fharbor%2Fprojects",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    let loc = r.header("location").unwrap().to_string();
+    assert!(loc.starts_with("/account/sign-in?error=busy&retry=1&"), "{loc}");
+    let html = app.get_with(&loc, &[("accept", "text/html")]).await.text();
+    assert!(html.contains("too many sign-ins at once; try again in 1 seconds"), "{html}");
+    assert!(!html.contains("too many failed logins"), "{html}");
     drop(held);
     assert_eq!(app.get_with("/v2/", &[("authorization", &admin)]).await.status, StatusCode::OK);
 }

@@ -25,6 +25,10 @@ pub fn SignIn() -> impl IntoView {
                 let s = q.get("retry").and_then(|s| s.parse().ok()).unwrap_or(0);
                 Some(PortalError::Locked(s).localized())
             }
+            Some("busy") => {
+                let s = q.get("retry").and_then(|s| s.parse().ok()).unwrap_or(1);
+                Some(PortalError::Busy(s).localized())
+            }
             Some("expired") => Some(t("Your session has expired. Please sign in again.").to_string()),
             Some(_) => Some(t("Sign-in failed.").to_string()),
             None => None,

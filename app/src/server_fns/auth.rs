@@ -23,7 +23,7 @@ pub async fn login(username: String, password: String, redirect_url: String) -> 
         Err(e) => {
             if crate::backend::is_plain_form_post() {
                 let mut q = format!("/account/sign-in?error={}", e.code());
-                if let PortalError::Locked(s) = e {
+                if let PortalError::Locked(s) | PortalError::Busy(s) = e {
                     q.push_str(&format!("&retry={s}"));
                 }
                 q.push_str("&redirect_url=");

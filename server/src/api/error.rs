@@ -46,8 +46,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     UriTooLong(String),
+    /// `locked`: the account is locked (else: too many password checks at once).
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after: u64 },
+    TooManyRequests { message: String, retry_after: u64, locked: bool },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -206,9 +207,11 @@ impl From<crate::accounts::LoginError> for ApiError {
         use crate::accounts::LoginError::*;
         match e {
             InvalidCredentials => ApiError::Unauthorized("invalid username or password".into()),
-            Locked(s) => ApiError::TooManyRequests { message: Locked(s).to_string(), retry_after: s },
+            Locked(s) => {
+                ApiError::TooManyRequests { message: Locked(s).to_string(), retry_after: s, locked: true }
+            }
             Malformed(m) => ApiError::BadRequest(m),
-            Busy => ApiError::TooManyRequests { message: Busy.to_string(), retry_after: 1 },
+            Busy => ApiError::TooManyRequests { message: Busy.to_string(), retry_after: 1, locked: false },
             Db(e) => e.into(),
         }
     }
