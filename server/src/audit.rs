@@ -86,7 +86,8 @@ impl Event {
 
 #[derive(Debug, Default)]
 pub struct AuditLog {
-    pending: Mutex<Vec<Event>>,
+    /// Oldest first; a full queue drops from the front in O(1).
+    pending: Mutex<std::collections::VecDeque<Event>>,
     /// Last token-service login recorded per (account, address), to record one per session.
     logins: Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
     /// Serializes flushes so rows keep their order.
@@ -100,10 +101,10 @@ impl AuditLog {
     pub fn record(&self, e: Event) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if p.len() >= MAX_PENDING {
-            p.remove(0);
+            p.pop_front();
             self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        p.push(e);
+        p.push_back(e);
         drop(p);
         // Group commit: the writer starts within `GATHER` and takes everything queued meanwhile,
         // so under load one transaction carries many rows, and a replica killed with `kill -9`
@@ -131,7 +132,8 @@ impl AuditLog {
     /// Writes everything queued; on failure the rows go back to the front of the queue.
     pub async fn flush(&self, db: &Db) -> Result<(), sqlx::Error> {
         let _turn = self.flushing.lock().await;
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch: Vec<Event> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())).into();
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(dropped, "audit queue overflowed while the database was unavailable");
@@ -142,7 +144,7 @@ impl AuditLog {
         let result = insert(db, &batch).await;
         if result.is_err() {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let newer = std::mem::replace(&mut *p, batch);
+            let newer = std::mem::replace(&mut *p, batch.into());
             p.extend(newer);
             let excess = p.len().saturating_sub(MAX_PENDING);
             p.drain(..excess);
@@ -303,5 +305,25 @@ pub async fn purge_loop(db: Db, days: u64) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "audit purge failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full queue (database down for long) keeps the newest `MAX_PENDING` rows and counts the
+    /// dropped ones; dropping is O(1) per row (a `VecDeque`), not a shift of the whole queue.
+    #[test]
+    fn a_full_queue_drops_the_oldest() {
+        let log = AuditLog::default();
+        for i in 0..MAX_PENDING + 3 {
+            log.record(Event::new("u", "pull", "artifact", format!("r{i}")));
+        }
+        let p = log.pending.lock().unwrap();
+        assert_eq!(p.len(), MAX_PENDING);
+        assert_eq!(p.front().unwrap().resource, "r3");
+        assert_eq!(p.back().unwrap().resource, format!("r{}", MAX_PENDING + 2));
+        assert_eq!(log.dropped.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
 }
