@@ -976,3 +976,43 @@ all_backends!(referrers_artifact_type_falls_back_to_the_config_media_type, |app|
     assert_eq!(j["manifests"][0]["digest"], img_d.as_str());
     assert_eq!(j["manifests"][0]["artifactType"], cfg_type);
 });
+
+// Issue 19 loose end: deleting a repository also deletes the data of its upload sessions (the
+// rows went in the delete; nothing else could ever find the objects again).
+all_backends!(deleting_a_repository_deletes_its_uploads_data, |app| {
+    let auth = admin();
+    push_image(&app, "library/up-del", "v1", &[b"up-del layer"]).await;
+    let r = app
+        .call(Method::POST, "/v2/library/up-del/blobs/uploads/", &[("authorization", &auth)], vec![])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let loc = r.header("location").unwrap().to_string();
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    let r = app
+        .call(
+            Method::PATCH,
+            &loc,
+            &[("authorization", &auth), ("content-range", "0-9")],
+            b"0123456789".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let key = format!("uploads/{id}/data");
+    assert_eq!(app.state.storage.stat(&key).await.unwrap(), Some(10));
+    let r = app
+        .call(
+            Method::DELETE,
+            "/api/v2.0/projects/library/repositories/up-del",
+            &[("authorization", &auth)],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        app.state.storage.stat(&key).await.unwrap(),
+        None,
+        "the upload's data outlived its repository"
+    );
+    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], b"more".to_vec()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+});

@@ -366,7 +366,14 @@ pub async fn delete(
     AppPath((key, repo)): AppPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (p, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Repository, Act::Delete).await?;
-    meta::delete_repository(&state.db, &r.name).await?;
+    let uploads = meta::delete_repository(&state.db, &r.name).await?.unwrap_or_default();
+    // The sessions' rows are gone, so nobody can continue them: their data goes now (a failure
+    // here leaves an orphan for the storage to keep, never a broken upload).
+    for id in uploads {
+        if let Err(e) = state.storage.delete(&format!("uploads/{id}/data")).await {
+            tracing::warn!(upload = %id, error = %e, "could not delete the data of a deleted repository's upload");
+        }
+    }
     state.audit.record(caller.event("delete", "repository", &r.name).project(p.id));
     Ok(StatusCode::OK)
 }

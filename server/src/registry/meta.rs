@@ -660,7 +660,10 @@ pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, 
 
 /// Deletes a repository's metadata (tags, artifacts, blob links, uploads) in one transaction;
 /// content stays in storage for GC. False when there was no such repository.
-pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
+/// Deletes a repository's rows in one transaction. Returns `None` when there was no such
+/// repository, else the ids of the upload sessions it had: their data objects are the caller's
+/// to delete from storage (after the commit, so a failed transaction loses nothing).
+pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
     let mut tx = db.begin_write().await?;
     // A write first, so the transaction holds the write lock from the start (SQLite).
     sqlx::query("UPDATE repositories SET updated_at = updated_at WHERE name = $1")
@@ -671,7 +674,7 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error>
         .bind(repo)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some((id, project_id)) = row else { return Ok(false) };
+    let Some((id, project_id)) = row else { return Ok(None) };
     for sql in [
         "DELETE FROM tags WHERE repository_id = $1",
         "DELETE FROM artifact_blobs WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
@@ -682,10 +685,14 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<bool, sqlx::Error>
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;
     }
     sqlx::query("DELETE FROM repository_blobs WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
+    let uploads: Vec<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE repository = $1")
+        .bind(repo)
+        .fetch_all(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
     crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(uploads))
 }
 
 pub async fn delete_tag(db: &Db, repo: &str, tag: &str) -> Result<bool, sqlx::Error> {
