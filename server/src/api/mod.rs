@@ -1,6 +1,7 @@
 //! The REST surface, shaped like Harbor's `/api/v2.0` (goharbor/harbor `api/v2.0/swagger.yaml`),
 //! plus Harbor's portal login endpoints `/c/login` and `/c/log_out`.
 
+pub mod artifacts;
 pub mod audit;
 pub mod configurations;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod robots;
 pub mod search;
 pub mod session;
 pub mod system;
+pub mod tags;
 pub mod users;
 
 use axum::http::{HeaderMap, HeaderValue, Uri};
@@ -63,7 +65,7 @@ pub fn v2_routes() -> Router<AppState> {
         )
         .route("/projects/{project_name_or_id}/logs", get(projects::logs))
         .route("/repositories", get(repositories::list_all))
-        .route("/projects/{project_name_or_id}/artifacts", get(repositories::list_project_artifacts))
+        .route("/projects/{project_name_or_id}/artifacts", get(artifacts::list_project_artifacts))
         .route("/projects/{project_name_or_id}/repositories", get(repositories::list_in_project))
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}",
@@ -71,27 +73,27 @@ pub fn v2_routes() -> Router<AppState> {
         )
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts",
-            get(repositories::list_artifacts).post(repositories::copy),
+            get(artifacts::list_artifacts).post(artifacts::copy),
         )
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}",
-            get(repositories::get_artifact).delete(repositories::delete_artifact),
+            get(artifacts::get_artifact).delete(artifacts::delete_artifact),
         )
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags",
-            get(repositories::list_tags).post(repositories::create_tag),
+            get(tags::list_tags).post(tags::create_tag),
         )
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/tags/{tag_name}",
-            axum::routing::delete(repositories::delete_tag),
+            axum::routing::delete(tags::delete_tag),
         )
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/accessories",
-            get(repositories::accessories),
+            get(artifacts::accessories),
         )
         .route(
             "/projects/{project_name_or_id}/repositories/{repository_name}/artifacts/{reference}/additions/{addition}",
-            get(repositories::addition),
+            get(artifacts::addition),
         )
         .route("/robots", get(robots::list).post(robots::create))
         .route(

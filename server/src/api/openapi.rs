@@ -6,7 +6,9 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{audit, configurations, gc, projects, repositories, robots, search, system, users};
+use crate::api::{
+    artifacts, audit, configurations, gc, projects, repositories, robots, search, system, tags, users,
+};
 
 struct Security;
 
@@ -45,9 +47,9 @@ impl Modify for Security {
         projects::list_members, projects::add_member, projects::get_member, projects::update_member,
         projects::remove_member, projects::logs,
         repositories::list_all, repositories::list_in_project, repositories::get, repositories::update,
-        repositories::delete, repositories::list_artifacts, repositories::list_project_artifacts, repositories::copy, repositories::get_artifact,
-        repositories::delete_artifact, repositories::list_tags, repositories::create_tag,
-        repositories::delete_tag, repositories::accessories, repositories::addition,
+        repositories::delete, artifacts::list_artifacts, artifacts::list_project_artifacts, artifacts::copy, artifacts::get_artifact,
+        artifacts::delete_artifact, tags::list_tags, tags::create_tag,
+        tags::delete_tag, artifacts::accessories, artifacts::addition,
         robots::list, robots::create, robots::get, robots::update, robots::refresh, robots::delete,
         audit::list, configurations::get, configurations::put, search::search, search::statistics,
         gc::list, gc::get, gc::stop, gc::log, gc::get_schedule, gc::create_schedule, gc::update_schedule,

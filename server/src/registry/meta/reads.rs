@@ -1,0 +1,132 @@
+//! The registry's reads: manifests by tag or digest, tags, the catalog and referrers.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub artifact_id: i64,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+pub async fn find_manifest(
+    db: &Db,
+    repo: &str,
+    reference: &crate::registry::path::Reference,
+) -> Result<Option<StoredManifest>, sqlx::Error> {
+    use crate::registry::path::Reference;
+    let (sql, key) = match reference {
+        Reference::Tag(t) => (
+            "SELECT a.id, a.digest, a.media_type, a.manifest_size FROM tags t \
+             JOIN artifacts a ON a.id = t.artifact_id JOIN repositories r ON r.id = t.repository_id \
+             WHERE r.name = $1 AND t.name = $2",
+            t.clone(),
+        ),
+        Reference::Digest(d) => (
+            "SELECT a.id, a.digest, a.media_type, a.manifest_size FROM artifacts a \
+             JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+            d.to_string(),
+        ),
+    };
+    let row = sqlx::query(sql).bind(repo).bind(key).fetch_optional(&db.pool).await?;
+    row.map(|r| {
+        let digest: String = r.try_get("digest")?;
+        Ok(StoredManifest {
+            artifact_id: r.try_get("id")?,
+            digest: digest
+                .parse()
+                .map_err(|e: crate::registry::digest::DigestError| sqlx::Error::Decode(e.into()))?,
+            media_type: r.try_get("media_type")?,
+            size: r.try_get::<i64, _>("manifest_size")? as u64,
+        })
+    })
+    .transpose()
+}
+
+pub async fn repository_exists(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE name = $1")
+        .bind(repo)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Tags in lexical order after `last`, at most `n`.
+pub async fn tags(db: &Db, repo: &str, n: i64, last: Option<&str>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id \
+         WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3",
+    )
+    .bind(repo)
+    .bind(last.unwrap_or(""))
+    .bind(n)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Repository names after `last`, at most `n`; `public_only` limits to public projects.
+/// Repository names after `last`, in the projects `viewer` may see (`None`: all projects).
+pub async fn catalog(
+    db: &Db,
+    viewer: Option<&crate::rbac::Principal>,
+    n: i64,
+    last: Option<&str>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let (filter, bind) = match viewer {
+        None => ("1 = 1".to_string(), None),
+        Some(v) => crate::projects::visible_filter(Some(v), 3),
+    };
+    let sql = format!(
+        "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id \
+         WHERE r.name > $1 AND {filter} ORDER BY r.name LIMIT $2"
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(last.unwrap_or("")).bind(n);
+    if let Some(b) = bind {
+        q = q.bind(b);
+    }
+    q.fetch_all(&db.pool).await
+}
+
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: String,
+    pub size: i64,
+    pub annotations: String,
+}
+
+pub async fn referrers(
+    db: &Db,
+    repo: &str,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Referrer>, sqlx::Error> {
+    let mut sql = String::from(
+        "SELECT a.digest, a.media_type, a.artifact_type, a.manifest_size, a.annotations FROM artifacts a \
+         JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2",
+    );
+    if artifact_type.is_some() {
+        // Rows without a stored type are candidates too: an image manifest's type is then its
+        // config's media type, which the caller reads from the manifest and filters on.
+        sql.push_str(" AND (a.artifact_type = $3 OR a.artifact_type = '')");
+    }
+    sql.push_str(" ORDER BY a.digest");
+    let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string());
+    if let Some(t) = artifact_type {
+        q = q.bind(t);
+    }
+    let rows = q.fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Referrer {
+                digest: r.try_get("digest")?,
+                media_type: r.try_get("media_type")?,
+                artifact_type: r.try_get("artifact_type")?,
+                size: r.try_get("manifest_size")?,
+                annotations: r.try_get("annotations")?,
+            })
+        })
+        .collect()
+}
