@@ -1,6 +1,23 @@
 //! Local user accounts: argon2id password hashes, login with lockout, password changes.
-//! Called by the REST handlers, the portal's server functions and (later) the token service;
-//! none of them touch the `users` table directly.
+//! Called by the REST handlers, the portal's server functions and the token service; none of
+//! them touch the `users` table directly.
+//!
+//! - argon2id runs on the blocking pool, one per CPU at a time (~19 MiB each), with at most
+//!   `ARGON2_QUEUE_PER_CPU` waiting per CPU; beyond that the answer is 429 with `Retry-After` at
+//!   once. Unknown users are verified against a dummy hash, so timing does not reveal names.
+//! - **The lockout is decided before the secret is checked**: one statement reserves an attempt
+//!   in `login_failures` (`begin_attempt`: refused while locked, or while failures plus attempts
+//!   in flight reach `max_failed_logins`; reservations expire after 30 s so a dead replica cannot
+//!   lock a name) and `end_attempt` settles it. Concurrent guesses cannot exceed the limit on any
+//!   replica, for users and robot names alike, keyed by the account's name folded to ASCII lower
+//!   case (the same folding as the lookup).
+//! - A locked name gets 401 `UNAUTHORIZED` with the lockout message on `/v2` and the token
+//!   service (containers/image prints a 401's message but only "too many requests" for a 429),
+//!   429 on REST and the portal.
+//! - Names over 255 characters and passwords over 256 are refused before any write; past 60
+//!   failures a minute from one address (`auth::FailureBudget`) failures are answered but not
+//!   stored; idle rows of unknown names are purged every 10 minutes (`purge_login_failures`).
+//! - A password change ends the user's other sessions (sessions carry `password_changed_at`).
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;

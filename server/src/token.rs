@@ -7,6 +7,21 @@
 //! whose `access` lists the result; `/v2` then checks only the verified token against the
 //! action it needs (`Claims::allows`).
 //!
+//! Tokens: ES256 only, our `kid` only; issuer, audience, `exp`/`nbf` (60 s leeway) and required
+//! claims are checked; a high-S signature is refused (we sign low S). Each repository grant
+//! carries its project's id (`pid`), so a token for a deleted and recreated project grants
+//! nothing. Refresh tokens (off by default, as Harbor: docker would store one as an identity
+//! token that podman and skopeo refuse) have their own audience and die with a password change,
+//! user deletion or robot secret refresh.
+//!
+//! Refusals on `/v2` (`registry::authorize_for`): no credentials at all → the plain challenge;
+//! an anonymous token, or a right the client asked for and was refused → 401 with
+//! `error="insufficient_scope"` and the message ("unauthorized to access repository: X, action:
+//! push") also as `error_description`, which docker prints; a right never asked for → 403 with
+//! the challenge (oras-py re-asks only after a 403); a project that does not exist → 404
+//! `NAME_UNKNOWN`. Every client stops at once on these instead of retrying (dockerd retries a
+//! bare refusal for ~50 s).
+//!
 //! Invariants:
 //! - **Only ES256 with our key is accepted** (`verify`: the algorithm is pinned, so `none`
 //!   and HS256-with-the-public-key tokens fail), with issuer, audience, `exp`/`nbf` (60 s
