@@ -23,8 +23,10 @@ use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
-/// The HTML document around the app, rendered on the server only.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The HTML document around the app, rendered on the server only. Type-erased (`AnyView`): the
+/// server instantiates leptos_axum's handlers with this type, and the concrete view type's name
+/// runs to megabytes, which went into every binary's debug info (~850 MB each).
+pub fn shell(options: LeptosOptions) -> AnyView {
     // The language of this response, from the `berth-lang` cookie (see `i18n`).
     #[cfg(feature = "ssr")]
     let lang = use_context::<http::request::Parts>()
@@ -54,10 +56,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+    .into_any()
 }
 
+/// The portal. Type-erased like `shell`, for the same reason: the server's route rendering is
+/// generic over this type.
 #[component]
-pub fn App() -> impl IntoView {
+pub fn App() -> AnyView {
     provide_meta_context();
     // Hydrating: the server wrote the page's language into <html lang>.
     #[cfg(feature = "hydrate")]
@@ -111,4 +116,5 @@ pub fn App() -> impl IntoView {
             </Routes>
         </Router>
     }
+    .into_any()
 }
