@@ -1,7 +1,6 @@
 //! Repositories, artifacts and tags as the REST API and the portal see them: listing with
-//! Harbor's query grammar, details, tags, accessories (referrers) and copies. The registry
-//! (`registry::meta`) writes these tables; this module reads them and makes the edits the API
-//! offers. Lists use the indexes of migration 0004 (`artifacts.visible` keeps index children and
+//! Harbor's query grammar, details, tags and accessories (referrers). Every write to these
+//! tables, from every surface, is in `write`. Lists use the indexes of migration 0004 (`artifacts.visible` keeps index children and
 //! accessories out of lists without an anti-join).
 
 use std::collections::HashMap;
@@ -11,7 +10,9 @@ use sqlx::Row;
 
 use crate::api::error::ApiError;
 use crate::api::query::{self, Bind, Col, Query, Sql};
-use crate::db::{now_ms, Db};
+use crate::db::Db;
+
+pub mod write;
 
 #[derive(Debug, Clone)]
 pub struct RepoRow {
@@ -85,16 +86,6 @@ pub async fn get_repository(db: &Db, name: &str, counted: bool) -> Result<Option
     };
     let row = sqlx::query(&format!("{select} WHERE r.name = $1")).bind(name).fetch_optional(&db.pool).await?;
     row.as_ref().map(repo_from_row).transpose()
-}
-
-pub async fn set_description(db: &Db, id: i64, description: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE repositories SET description = $1, updated_at = $2 WHERE id = $3")
-        .bind(description)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -313,34 +304,6 @@ pub async fn list_tags(
     .fetch_all(&db.pool)
     .await?;
     Ok((rows.iter().map(tag_from_row).collect::<Result<_, _>>()?, total))
-}
-
-/// Adds a tag; `Ok(false)` when the repository already has a tag of that name.
-pub async fn create_tag(
-    db: &Db,
-    repository_id: i64,
-    artifact_id: i64,
-    name: &str,
-) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "INSERT INTO tags (repository_id, artifact_id, name, pushed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(repository_id)
-    .bind(artifact_id)
-    .bind(name)
-    .bind(now_ms())
-    .execute(&db.pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-pub async fn delete_tag(db: &Db, artifact_id: i64, name: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM tags WHERE artifact_id = $1 AND name = $2")
-        .bind(artifact_id)
-        .bind(name)
-        .execute(&db.pool)
-        .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// Children of an index: (digest, platform JSON, the child's artifact id in the repository).

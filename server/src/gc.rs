@@ -143,7 +143,7 @@ pub fn plan(g: &Graph, delete_untagged: bool, cutoff: i64) -> Plan {
                 && a.pushed_at < cutoff;
             if root {
                 roots.push(a.id);
-                // What a user's delete of this root removes (see meta::delete_artifact).
+                // What a user's delete of this root removes (see artifacts::write::delete_artifact).
                 let mut work = vec![i];
                 while let Some(x) = work.pop() {
                     if !deleted.insert(x) {
@@ -352,7 +352,7 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
                 report.stopped = true;
                 break;
             }
-            for d in crate::registry::meta::delete_artifact_guarded(&env.db, *root, Some(cutoff)).await? {
+            for d in crate::artifacts::write::delete_artifact_guarded(&env.db, *root, Some(cutoff)).await? {
                 report.artifacts += 1;
                 ctx.log(format!(
                     "{verb} artifact {}",

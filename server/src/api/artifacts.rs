@@ -16,7 +16,7 @@ use crate::api::projects::{percent_decode, require, resolve};
 use crate::api::query::Query;
 use crate::api::repositories::locate;
 use crate::api::{pagination_headers, Pagination};
-use crate::artifacts::{self, ArtifactRow, RepoRow, TagRow};
+use crate::artifacts::{self, write, ArtifactRow, RepoRow, TagRow};
 use crate::auth::Caller;
 use crate::db::{rfc3339, ZERO_TIME};
 use crate::projects::Project;
@@ -406,7 +406,7 @@ pub async fn delete_artifact(
     .await?;
     // Accessories (an SBOM's signature too) and the index children it frees go with it, in
     // one transaction.
-    for x in meta::delete_artifact(&state.db, a.id).await? {
+    for x in write::delete_artifact(&state.db, a.id).await? {
         state
             .audit
             .record(caller.event("delete", "artifact", format!("{}@{}", r.name, x.digest)).project(p.id));
@@ -418,75 +418,6 @@ pub async fn delete_artifact(
 pub struct CopyParams {
     /// `<project>/<repository>:<tag>` or `<project>/<repository>@<digest>`.
     pub from: String,
-}
-
-/// Copies one manifest (children first for an index) from `src` into `dst`, linking its blobs.
-/// `done` holds the manifests already copied by this request: indexes whose children share a
-/// child (many times over, at any depth) copy it once, not once per path to it.
-async fn copy_manifest(
-    state: &AppState,
-    project_id: i64,
-    src: &str,
-    dst: &str,
-    digest: &Digest,
-    tag: Option<&str>,
-    done: &mut std::collections::HashSet<String>,
-) -> Result<(), ApiError> {
-    if !done.insert(digest.to_string()) {
-        return Ok(());
-    }
-    let body = state
-        .storage
-        .read_all(&digest.blob_key())
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    let media_type: Option<String> = sqlx::query_scalar(
-        "SELECT a.media_type FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
-    )
-    .bind(src)
-    .bind(digest.to_string())
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let parsed = manifest::parse(media_type.as_deref(), &body)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored manifest: {e}")))?;
-    for child in &parsed.manifests {
-        Box::pin(copy_manifest(state, project_id, src, dst, &child.digest, None, done)).await?;
-    }
-    let mut blob_sizes = 0;
-    for b in &parsed.blobs {
-        if !meta::mount_blob(&state.db, src, dst, &b.digest).await? {
-            return Err(ApiError::NotFound(format!("blob {} of the source is missing", b.digest)));
-        }
-        blob_sizes += b.size;
-    }
-    // The manifest's bytes are already stored (it is the source's): reserving marks them used.
-    let gen = meta::reserve_blob(&state.db, digest, body.len() as u64, "manifest").await?;
-    if state
-        .storage
-        .stat(&digest.blob_key())
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
-        .is_none()
-    {
-        state
-            .storage
-            .put(&digest.blob_key(), body.clone())
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    }
-    meta::put_manifest(
-        &state.db,
-        project_id,
-        dst,
-        digest,
-        body.len() as u64,
-        &parsed,
-        blob_sizes,
-        tag.as_slice(),
-        gen,
-    )
-    .await?;
-    Ok(())
 }
 
 /// `POST /api/v2.0/projects/{p}/repositories/{r}/artifacts?from=…`: copies an artifact (with its
@@ -531,7 +462,7 @@ pub async fn copy(
     let digest: Digest =
         a.digest.parse().map_err(|e| ApiError::internal(anyhow::anyhow!("stored digest: {e}")))?;
     let tag = (!reference.contains(':')).then_some(reference.as_str());
-    copy_manifest(&state, project.id, &src, &dst, &digest, tag, &mut Default::default()).await?;
+    write::copy_manifest(&state, project.id, &src, &dst, &digest, tag, &mut Default::default()).await?;
     state.audit.record(
         caller
             .event("create", "artifact", format!("{dst}@{digest}"))

@@ -18,7 +18,6 @@ use crate::auth::Caller;
 use crate::db::rfc3339;
 use crate::projects::Project;
 use crate::rbac::{Act, Resource};
-use crate::registry::meta;
 use crate::state::AppState;
 
 /// Harbor's `Repository`.
@@ -171,7 +170,7 @@ pub async fn update(
     if req.description.len() > 64 * 1024 {
         return Err(ApiError::BadRequest("the description is longer than 64 KiB".into()));
     }
-    artifacts::set_description(&state.db, r.id, &req.description).await?;
+    artifacts::write::set_description(&state.db, r.id, &req.description).await?;
     state.audit.record(caller.event("update", "repository", &r.name).project(p.id));
     Ok(StatusCode::OK)
 }
@@ -188,7 +187,7 @@ pub async fn delete(
     AppPath((key, repo)): AppPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (p, r) = locate(&state, &caller, &headers, &key, &repo, Resource::Repository, Act::Delete).await?;
-    let uploads = meta::delete_repository(&state.db, &r.name).await?.unwrap_or_default();
+    let uploads = artifacts::write::delete_repository(&state.db, &r.name).await?.unwrap_or_default();
     // The sessions' rows are gone, so nobody can continue them: their data goes now (a failure
     // here leaves an orphan for the storage to keep, never a broken upload).
     for id in uploads {

@@ -11,7 +11,7 @@ use crate::api::artifacts::{locate_artifact, Tag};
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::query::{self, Col, Query, Sql};
 use crate::api::{pagination_headers, Pagination};
-use crate::artifacts;
+use crate::artifacts::{self, write};
 use crate::auth::Caller;
 use crate::rbac::{Act, Resource};
 use crate::state::AppState;
@@ -78,7 +78,7 @@ pub async fn create_tag(
     if !crate::registry::path::valid_tag(&req.name) {
         return Err(ApiError::BadRequest(format!("invalid tag {:?}", req.name)));
     }
-    if !artifacts::create_tag(&state.db, r.id, a.id, &req.name).await? {
+    if !write::create_tag(&state.db, r.id, a.id, &req.name).await? {
         return Err(ApiError::Conflict(format!("tag {} already exists in {}", req.name, r.name)));
     }
     state.audit.record(caller.event("create", "tag", format!("{}:{}", r.name, req.name)).project(p.id));
@@ -103,7 +103,7 @@ pub async fn delete_tag(
     let (p, r, a) =
         locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Tag, Act::Delete))
             .await?;
-    if !artifacts::delete_tag(&state.db, a.id, &tag).await? {
+    if !write::delete_tag(&state.db, write::TagOf::Artifact(a.id), &tag).await? {
         return Err(ApiError::NotFound(format!("tag {tag} not found on this artifact")));
     }
     state.audit.record(caller.event("delete", "tag", format!("{}:{tag}", r.name)).project(p.id));

@@ -2,6 +2,7 @@
 //! on a push by tag), DELETE.
 
 use super::*;
+use crate::artifacts::write;
 
 pub(super) async fn get_manifest(
     state: &AppState,
@@ -132,7 +133,7 @@ pub(super) async fn put_manifest(
     };
     let mut seen = std::collections::HashSet::new();
     tags.retain(|t| seen.insert(*t));
-    meta::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, &tags, gen).await?;
+    write::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, &tags, gen).await?;
     tracing::info!(repository = name, %digest, tags = ?tags, "manifest pushed");
     if tags.is_empty() {
         let resource = format!("{name}@{digest}");
@@ -168,7 +169,7 @@ pub(super) async fn delete_manifest(
     let project = authorize(state, who, name, Action::Delete).await?;
     let kind = match reference {
         Reference::Tag(t) => {
-            if !meta::delete_tag(&state.db, name, t).await? {
+            if !write::delete_tag(&state.db, write::TagOf::Repository(name), t).await? {
                 return Err(OciError::new(Code::ManifestUnknown, format!("tag {t:?} unknown")));
             }
             "tag"
@@ -178,7 +179,7 @@ pub(super) async fn delete_manifest(
                 OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown"))
             })?;
             // Its accessories and the children it frees go with it (one transaction).
-            let deleted = meta::delete_artifact(&state.db, m.artifact_id).await?;
+            let deleted = write::delete_artifact(&state.db, m.artifact_id).await?;
             for d in deleted.iter().skip(1) {
                 state.audit.record(who.event(
                     "delete",

@@ -1,9 +1,11 @@
-//! Registry metadata in the database: the only place the registry writes SQL.
+//! Registry metadata in the database: blobs (reservation against GC, confirmation, links to
+//! repositories), uploads, pull counting and the registry's reads. Artifact, tag and repository
+//! writes are `artifacts::write`'s (a push calls `confirm_in`, `touch_blob` and `link_blob` from
+//! there, inside its transaction).
 
 use sqlx::Row;
 
 use super::digest::Digest;
-use super::manifest::Parsed;
 use crate::db::{now_ms, Db};
 
 mod pulls;
@@ -110,7 +112,7 @@ pub async fn reserve_blob(db: &Db, digest: &Digest, size: u64, kind: &str) -> Re
 /// Confirms a reservation once the content is stored: the row must still be the one reserved
 /// (same generation, not being deleted). False when GC swept it meanwhile (the window was
 /// exceeded): the content may be gone, so the writer must not reference it.
-async fn confirm_in(
+pub(crate) async fn confirm_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     digest: &str,
     gen: i64,
@@ -131,7 +133,7 @@ async fn confirm_in(
 /// not yet stored, being collected or not linked to `repo`. The link is checked here, inside
 /// the transaction, not only before it: GC may have swept the blob (links included) and
 /// another repository uploaded it again in between.
-async fn touch_blob(
+pub(crate) async fn touch_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repo: &str,
     digest: &str,
@@ -150,7 +152,7 @@ async fn touch_blob(
 }
 
 /// Links a blob to a repository (idempotent), inside `tx`.
-async fn link_blob(
+pub(crate) async fn link_blob(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     repo: &str,
     digest: &str,
@@ -245,342 +247,4 @@ pub async fn manifest_exists(db: &Db, repo: &str, digest: &Digest) -> Result<boo
     .fetch_one(&db.pool)
     .await?;
     Ok(n > 0)
-}
-
-/// Stores a manifest's metadata and its tags (none, the one of a push by tag, or those of a push
-/// by digest with `?tag=`) in one transaction. The manifest's own blob row was reserved
-/// (`reserve_blob`, generation `manifest_gen`) before its bytes were written.
-#[allow(clippy::too_many_arguments)]
-pub async fn put_manifest(
-    db: &Db,
-    project_id: i64,
-    repo: &str,
-    digest: &Digest,
-    manifest_size: u64,
-    parsed: &Parsed,
-    blob_sizes: u64,
-    tags: &[&str],
-    manifest_gen: i64,
-) -> Result<(), MetaError> {
-    let now = now_ms();
-    let d = digest.to_string();
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO repositories (project_id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
-    )
-    .bind(project_id)
-    .bind(repo)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let repo_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
-        .bind(repo)
-        .fetch_one(&mut *tx)
-        .await?;
-    // Everything the manifest references is marked used now, under the row locks GC's mark
-    // statement takes too: either GC already marked a blob (refused: the client pushes it
-    // again) or it will see it used and leave it.
-    // Blob rows are locked in digest order (as GC's sweep locks them), the manifest's own row
-    // among them.
-    let mut rows: Vec<String> = parsed.blobs.iter().map(|b| b.digest.to_string()).collect();
-    rows.push(d.clone());
-    rows.sort_unstable();
-    rows.dedup();
-    for digest in &rows {
-        if *digest == d {
-            if !confirm_in(&mut tx, digest, manifest_gen, now).await? {
-                return Err(MetaError::Collecting(d.clone()));
-            }
-        } else if !touch_blob(&mut tx, repo, digest, now).await? {
-            return Err(MetaError::Missing(format!("blob {digest}")));
-        }
-    }
-    for m in &parsed.manifests {
-        let locked = sqlx::query(
-            "UPDATE artifacts SET pushed_at = pushed_at WHERE repository_id = $1 AND digest = $2",
-        )
-        .bind(repo_id)
-        .bind(m.digest.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if locked.rows_affected() == 0 {
-            return Err(MetaError::Missing(format!("manifest {}", m.digest)));
-        }
-    }
-    link_blob(&mut tx, repo, &d, now).await?;
-    let annotations = serde_json::Value::Object(parsed.annotations.clone()).to_string();
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO artifacts (repository_id, digest, media_type, artifact_type, manifest_size, size, subject, \
-         annotations, pushed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
-    )
-    .bind(repo_id)
-    .bind(&d)
-    .bind(&parsed.media_type)
-    .bind(&parsed.artifact_type)
-    .bind(manifest_size as i64)
-    .bind((manifest_size + blob_sizes) as i64)
-    .bind(parsed.subject.as_ref().map(|s| s.digest.to_string()))
-    .bind(annotations)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let artifact_id = match inserted {
-        Some(id) => {
-            for b in &parsed.blobs {
-                sqlx::query(
-                    "INSERT INTO artifact_blobs (artifact_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(b.digest.to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
-            for m in &parsed.manifests {
-                sqlx::query(
-                    "INSERT INTO artifact_children (parent_id, child_digest, platform) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(m.digest.to_string())
-                .bind(m.platform.as_ref().map(|p| p.to_string()).unwrap_or_default())
-                .execute(&mut *tx)
-                .await?;
-                // Children of an index are listed under it, not on their own.
-                sqlx::query("UPDATE artifacts SET visible = 0 WHERE repository_id = $1 AND digest = $2")
-                    .bind(repo_id)
-                    .bind(m.digest.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Accessories (a `subject`) are listed under their subject; a manifest an index in
-            // this repository already lists is listed under the index.
-            sqlx::query(
-                "UPDATE artifacts SET visible = 0 WHERE id = $1 AND (subject IS NOT NULL OR EXISTS ( \
-                 SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
-                 WHERE c.child_digest = $3 AND p.id = c.parent_id AND p.repository_id = $2))",
-            )
-            .bind(id)
-            .bind(repo_id)
-            .bind(&d)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
-        None => {
-            // Locks the existing artifact row, so GC's untagged sweep cannot remove it under
-            // the tag written below.
-            sqlx::query_scalar(
-                "UPDATE artifacts SET pushed_at = pushed_at WHERE repository_id = $1 AND digest = $2 RETURNING id",
-            )
-            .bind(repo_id)
-            .bind(&d)
-            .fetch_one(&mut *tx)
-            .await?
-        }
-    };
-    for tag in tags {
-        sqlx::query(
-            "INSERT INTO tags (repository_id, artifact_id, name, pushed_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (repository_id, name) DO UPDATE SET artifact_id = excluded.artifact_id, \
-             pushed_at = excluded.pushed_at",
-        )
-        .bind(repo_id)
-        .bind(artifact_id)
-        .bind(*tag)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if inserted.is_some() {
-        crate::usage::changed(&mut tx, project_id).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// An artifact removed by `delete_artifact`.
-#[derive(Debug, Clone)]
-pub struct Deleted {
-    pub id: i64,
-    pub digest: String,
-}
-
-/// Deletes an artifact logically (its rows go, bytes stay until GC), in one transaction, with
-/// what goes with it: its accessories (signatures, SBOMs: artifacts whose `subject` it is, in
-/// the same repository, recursively) and, for an index, the child manifests it frees (untagged
-/// and listed by no other index of the repository). Children still tagged or listed elsewhere
-/// stay and are listed on their own again. Returns everything deleted, the artifact first.
-///
-/// `guard` (GC's untagged sweep) is checked on the locked row first: when it no longer holds
-/// (the artifact was tagged or referenced meanwhile) nothing is deleted. Without a guard (a
-/// user's delete) a child of an index of the repository is refused (`Referenced`).
-pub async fn delete_artifact_guarded(
-    db: &Db,
-    artifact_id: i64,
-    guard: Option<i64>,
-) -> Result<Vec<Deleted>, MetaError> {
-    let mut tx = db.begin_write().await?;
-    // A write first: the row lock (PostgreSQL) or the write lock (SQLite) is held from here,
-    // so the checks below see every push that committed before.
-    let locked = sqlx::query("UPDATE artifacts SET pushed_at = pushed_at WHERE id = $1")
-        .bind(artifact_id)
-        .execute(&mut *tx)
-        .await?;
-    if locked.rows_affected() == 0 {
-        return Ok(vec![]);
-    }
-    if let Some(cutoff) = guard {
-        let still: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM artifacts a WHERE a.id = $1 AND a.pushed_at < $2 AND a.subject IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id) \
-             AND NOT EXISTS (SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
-                 WHERE c.child_digest = a.digest AND p.id = c.parent_id AND p.repository_id = a.repository_id)",
-        )
-        .bind(artifact_id)
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await?;
-        if still == 0 {
-            return Ok(vec![]);
-        }
-    } else {
-        let parent: Option<String> = sqlx::query_scalar(
-            "SELECT p.digest FROM artifacts a CROSS JOIN artifact_children c CROSS JOIN artifacts p \
-             WHERE a.id = $1 AND c.child_digest = a.digest AND p.id = c.parent_id \
-             AND p.repository_id = a.repository_id LIMIT 1",
-        )
-        .bind(artifact_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(parent) = parent {
-            return Err(MetaError::Referenced(parent));
-        }
-    }
-    // Everything deleted below (accessories, freed children) is in the artifact's repository.
-    let project_id: i64 = sqlx::query_scalar(
-        "SELECT r.project_id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE a.id = $1",
-    )
-    .bind(artifact_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let mut deleted = vec![];
-    let mut work = vec![artifact_id];
-    while let Some(id) = work.pop() {
-        let row = sqlx::query("SELECT repository_id, digest FROM artifacts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { continue };
-        let repo_id: i64 = row.try_get("repository_id")?;
-        let digest: String = row.try_get("digest")?;
-        let accessories: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM artifacts WHERE repository_id = $1 AND subject = $2")
-                .bind(repo_id)
-                .bind(&digest)
-                .fetch_all(&mut *tx)
-                .await?;
-        let children: Vec<String> =
-            sqlx::query_scalar("SELECT child_digest FROM artifact_children WHERE parent_id = $1")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-        for sql in [
-            "DELETE FROM tags WHERE artifact_id = $1",
-            "DELETE FROM artifact_blobs WHERE artifact_id = $1",
-            "DELETE FROM artifact_children WHERE parent_id = $1",
-            "DELETE FROM artifacts WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
-        deleted.push(Deleted { id, digest });
-        work.extend(accessories);
-        for child in children {
-            // Freed: untagged and no other index of the repository lists it.
-            let freed: Option<i64> = sqlx::query_scalar(
-                "SELECT a.id FROM artifacts a WHERE a.repository_id = $1 AND a.digest = $2 \
-                 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id) \
-                 AND NOT EXISTS (SELECT 1 FROM artifact_children c CROSS JOIN artifacts p \
-                     WHERE c.child_digest = $2 AND p.id = c.parent_id AND p.repository_id = $1)",
-            )
-            .bind(repo_id)
-            .bind(&child)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match freed {
-                Some(c) => work.push(c),
-                None => {
-                    // Still tagged or listed by another index: listed on its own again when
-                    // no index of the repository lists it.
-                    sqlx::query(
-                        "UPDATE artifacts SET visible = 1 WHERE repository_id = $1 AND digest = $2 \
-                         AND subject IS NULL AND NOT EXISTS (SELECT 1 FROM artifact_children c \
-                         CROSS JOIN artifacts p WHERE c.child_digest = $2 AND p.id = c.parent_id \
-                         AND p.repository_id = $1)",
-                    )
-                    .bind(repo_id)
-                    .bind(&child)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
-    }
-    crate::usage::changed(&mut tx, project_id).await?;
-    tx.commit().await?;
-    Ok(deleted)
-}
-
-/// `delete_artifact_guarded` without a guard: a user's delete (refused for an index's child).
-pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, MetaError> {
-    delete_artifact_guarded(db, artifact_id, None).await
-}
-
-/// Deletes a repository's metadata (tags, artifacts, blob links, uploads) in one transaction;
-/// content stays in storage for GC. False when there was no such repository.
-/// Deletes a repository's rows in one transaction. Returns `None` when there was no such
-/// repository, else the ids of the upload sessions it had: their data objects are the caller's
-/// to delete from storage (after the commit, so a failed transaction loses nothing).
-pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    // A write first, so the transaction holds the write lock from the start (SQLite).
-    sqlx::query("UPDATE repositories SET updated_at = updated_at WHERE name = $1")
-        .bind(repo)
-        .execute(&mut *tx)
-        .await?;
-    let row: Option<(i64, i64)> = sqlx::query_as("SELECT id, project_id FROM repositories WHERE name = $1")
-        .bind(repo)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((id, project_id)) = row else { return Ok(None) };
-    for sql in [
-        "DELETE FROM tags WHERE repository_id = $1",
-        "DELETE FROM artifact_blobs WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
-        "DELETE FROM artifact_children WHERE parent_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
-        "DELETE FROM artifacts WHERE repository_id = $1",
-        "DELETE FROM repositories WHERE id = $1",
-    ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-    }
-    sqlx::query("DELETE FROM repository_blobs WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
-    let uploads: Vec<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE repository = $1")
-        .bind(repo)
-        .fetch_all(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
-    crate::usage::changed(&mut tx, project_id).await?;
-    tx.commit().await?;
-    Ok(Some(uploads))
-}
-
-pub async fn delete_tag(db: &Db, repo: &str, tag: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
-    )
-    .bind(repo)
-    .bind(tag)
-    .execute(&db.pool)
-    .await?;
-    Ok(r.rows_affected() > 0)
 }

@@ -1,4 +1,5 @@
-//! Pull accounting: counts kept in memory per artifact and written in batches.
+//! Pull accounting: counts kept in memory per artifact and written in batches
+//! (`artifacts::write::record_pulls`).
 
 use super::*;
 
@@ -24,50 +25,7 @@ impl PullRecorder {
         if batch.is_empty() {
             return Ok(());
         }
-        // Rows are locked in the order every other writer uses: repositories, then artifacts,
-        // each by id. (Artifact then repository deadlocked with a repository delete on
-        // PostgreSQL, which locks the repository first: the delete answered 503.)
-        let result = async {
-            let mut tx = db.begin_write().await?;
-            let mut ids: Vec<i64> = batch.keys().copied().collect();
-            ids.sort_unstable();
-            // Pulls per repository (an artifact deleted meanwhile counts for nothing).
-            let mut per_repo: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
-            for chunk in ids.chunks(500) {
-                let sql = format!(
-                    "SELECT id, repository_id FROM artifacts WHERE id IN ({})",
-                    crate::db::placeholders(1, chunk.len())
-                );
-                let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                for (id, repo) in q.fetch_all(&mut *tx).await? {
-                    *per_repo.entry(repo).or_insert(0) += batch[&id].0;
-                }
-            }
-            for (repo, n) in &per_repo {
-                sqlx::query("UPDATE repositories SET pull_count = pull_count + $2 WHERE id = $1")
-                    .bind(repo)
-                    .bind(n)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for id in &ids {
-                let (n, at) = batch[id];
-                sqlx::query(
-                    "UPDATE artifacts SET pull_count = pull_count + $2, \
-                     pulled_at = CASE WHEN pulled_at > $3 THEN pulled_at ELSE $3 END WHERE id = $1",
-                )
-                .bind(id)
-                .bind(n)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
-        }
-        .await;
+        let result = crate::artifacts::write::record_pulls(db, &batch).await;
         if result.is_err() {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             for (id, (n, at)) in batch {
