@@ -16,6 +16,7 @@ mod binary;
 mod bodies;
 mod catalog_api;
 mod gc;
+mod harness;
 mod openapi;
 mod portal;
 mod rbac_api;
