@@ -342,16 +342,11 @@ both_dbs!(users_and_self_registration, |app| {
     assert_eq!(app.get("/api/v2.0/systeminfo").await.json()["self_registration"], true);
     let path = format!("/api/v2.0/users/{alice}/sysadmin");
     let (grant, revoke) = (json!({"sysadmin_flag": true}), json!({"sysadmin_flag": false}));
+    let eve = json!({"username": "eve", "password": PW, "sysadmin_flag": true});
     expect(
         &app,
         [
-            (
-                "",
-                Method::POST,
-                users,
-                json!({"username": "eve", "password": PW, "sysadmin_flag": true}),
-                FORBIDDEN,
-            ),
+            ("", Method::POST, users, eve, FORBIDDEN),
             ("alice", Method::POST, users, reg.clone(), FORBIDDEN),
             ("", Method::POST, users, reg, CREATED),
             ("carol", Method::GET, "/api/v2.0/users/current", NONE, OK),
@@ -403,32 +398,19 @@ both_dbs!(robot_accounts, |app| {
 
     // Who may create what.
     let robots = "/api/v2.0/robots";
+    let ci = robot("ci", "project", push_pull.clone());
+    let in_p2 = robot("ci", "project", perms("p2", &[("repository", "pull")]));
+    let system = robot("sys", "system", perms("*", &[("repository", "pull")]));
+    let bad_name = robot("Bad Name", "project", push_pull.clone());
+    let bad_action = robot("x", "project", perms("p1", &[("repository", "fly")]));
     expect(
         &app,
         [
-            ("dev", Method::POST, robots, robot("ci", "project", push_pull.clone()), FORBIDDEN),
-            (
-                "padmin",
-                Method::POST,
-                robots,
-                robot("ci", "project", perms("p2", &[("repository", "pull")])),
-                FORBIDDEN,
-            ),
-            (
-                "padmin",
-                Method::POST,
-                robots,
-                robot("sys", "system", perms("*", &[("repository", "pull")])),
-                FORBIDDEN,
-            ),
-            ("padmin", Method::POST, robots, robot("Bad Name", "project", push_pull.clone()), BAD_REQUEST),
-            (
-                "padmin",
-                Method::POST,
-                robots,
-                robot("x", "project", perms("p1", &[("repository", "fly")])),
-                BAD_REQUEST,
-            ),
+            ("dev", Method::POST, robots, ci, FORBIDDEN),
+            ("padmin", Method::POST, robots, in_p2, FORBIDDEN),
+            ("padmin", Method::POST, robots, system, FORBIDDEN),
+            ("padmin", Method::POST, robots, bad_name, BAD_REQUEST),
+            ("padmin", Method::POST, robots, bad_action, BAD_REQUEST),
         ],
     )
     .await;
