@@ -1,8 +1,13 @@
 //! A burst of first requests with the same Basic credentials costs one argon2 verification
 //! (single-flight), not one per request; a burst of wrong ones costs at most the lockout
-//! limit; a full argon2 queue refuses at once. Its own test binary, so the process-wide
-//! counters see only these tests (run one at a time, `SERIAL`).
+//! limit; a full argon2 queue refuses at once.
+//!
+//! Kept out of the one integration-test binary (`it/`) on purpose: these tests measure
+//! process-wide state — the argon2 verification counter (`accounts::VERIFICATIONS`) and the
+//! process-wide argon2 permits and queue — which any login in a concurrently running test would
+//! move. In their own process (one at a time, `SERIAL`) the counters see only these tests.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::Ordering;

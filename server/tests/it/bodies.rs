@@ -2,12 +2,10 @@
 //! redacted (`UPDATE_SNAPSHOTS=1` accepts a reviewed change). Field names and shapes are what
 //! Harbor tooling reads, so any change to them shows up in review.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::{basic, TestApp, ADMIN_PASSWORD};
 use axum::http::{Method, StatusCode};
-use common::{basic, TestApp, ADMIN_PASSWORD};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -64,7 +62,7 @@ fn redact(v: &Value, digests: &mut HashMap<String, usize>) -> Value {
 
 #[tokio::test]
 async fn bodies_match_the_snapshot() {
-    let app = TestApp::new(common::DbChoice::Sqlite).await;
+    let app = TestApp::new(crate::common::DbChoice::Sqlite).await;
     let admin = basic("admin", ADMIN_PASSWORD);
     let call = |m: Method, path: &str, body: Value| {
         let app = &app;
@@ -165,6 +163,6 @@ async fn bodies_match_the_snapshot() {
     let committed = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
     assert!(
         committed == pretty,
-        "response bodies changed; review and run `UPDATE_SNAPSHOTS=1 cargo test -p server --test bodies`\n{pretty}"
+        "response bodies changed; review and run `UPDATE_SNAPSHOTS=1 cargo test -p server --test it bodies`\n{pretty}"
     );
 }

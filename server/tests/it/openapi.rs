@@ -1,16 +1,14 @@
 //! The OpenAPI document: pinned by a snapshot (run with `UPDATE_SNAPSHOTS=1` to accept a change),
 //! and every documented operation is routed (none falls through to "no such API endpoint").
 
-mod common;
-
+use crate::common::{basic, TestApp, ADMIN_PASSWORD};
 use axum::http::{Method, StatusCode};
-use common::{basic, TestApp, ADMIN_PASSWORD};
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
 
 #[tokio::test]
 async fn openapi_document_matches_the_snapshot_and_the_router() {
-    let app = TestApp::new(common::DbChoice::Sqlite).await;
+    let app = TestApp::new(crate::common::DbChoice::Sqlite).await;
     let r = app.get("/api/v2.0/openapi.json").await;
     assert_eq!(r.status, StatusCode::OK);
     let doc = r.json();
@@ -22,7 +20,7 @@ async fn openapi_document_matches_the_snapshot_and_the_router() {
     let committed = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
     assert!(
         committed == pretty,
-        "the OpenAPI document changed; review it and run `UPDATE_SNAPSHOTS=1 cargo test -p server --test openapi`"
+        "the OpenAPI document changed; review it and run `UPDATE_SNAPSHOTS=1 cargo test -p server --test it openapi`"
     );
 
     // Every documented operation reaches a handler: a fallback answers "no such API endpoint"

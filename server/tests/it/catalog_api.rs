@@ -2,10 +2,8 @@
 //! project summaries through `/api/v2.0`, with the roles that may and may not use them, the
 //! `q`/`sort` grammar, double-encoded repository names and malformed input. SQLite and PostgreSQL.
 
-mod common;
-
+use crate::common::{basic, TestApp, ADMIN_PASSWORD};
 use axum::http::{Method, StatusCode};
-use common::{basic, TestApp, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -21,7 +19,7 @@ fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
-async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> common::Resp {
+async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> crate::common::Resp {
     app.call(method, path, &[("authorization", auth), ("content-type", "application/json")], body.to_string())
         .await
 }
@@ -647,7 +645,7 @@ async fn writes_never_fail_on_lock_contention(app: TestApp, workers: usize, roun
             let mut calls = 0usize;
             for i in 0..rounds {
                 let p = format!("w{w}r{i}");
-                let expect = |r: common::Resp, want: StatusCode, what: &str| {
+                let expect = |r: crate::common::Resp, want: StatusCode, what: &str| {
                     assert_eq!(r.status, want, "worker {w} round {i}: {what}: {}", r.text());
                     r
                 };
@@ -713,12 +711,12 @@ async fn writes_never_fail_on_lock_contention(app: TestApp, workers: usize, roun
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_writes_never_fail_on_lock_contention() {
-    writes_never_fail_on_lock_contention(TestApp::new(common::DbChoice::Sqlite).await, 4, 25).await;
+    writes_never_fail_on_lock_contention(TestApp::new(crate::common::DbChoice::Sqlite).await, 4, 25).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_writes_never_fail_on_lock_contention() {
-    writes_never_fail_on_lock_contention(TestApp::new(common::DbChoice::Postgres).await, 4, 10).await;
+    writes_never_fail_on_lock_contention(TestApp::new(crate::common::DbChoice::Postgres).await, 4, 10).await;
 }
 
 // Harbor's shapes: zero times, omitted fields, Location of a new tag, every project metadata

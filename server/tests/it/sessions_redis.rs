@@ -1,10 +1,8 @@
 //! Portal sessions shared through a real Redis by two server instances: log in on one, use the
 //! cookie on the other; nothing is written to the database's session table.
 
-mod common;
-
+use crate::common::{DbChoice, TestApp, ADMIN_PASSWORD};
 use axum::http::StatusCode;
-use common::{DbChoice, TestApp, ADMIN_PASSWORD};
 
 fn redis_url() -> String {
     std::env::var("TEST_BERTH_REDIS_URL").expect(

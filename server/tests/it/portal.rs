@@ -1,8 +1,6 @@
 //! The portal through the real router: server-rendered pages, JavaScript-free form login,
 //! redirects, and the cross-site guard on server functions.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
 
 const HTML_FORM: [(&str, &str); 2] =
@@ -245,7 +243,10 @@ both_dbs!(portal_api_relays_rest_calls_as_the_session_user, |app| {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["status"], 201);
     let r = app
-        .get_with("/api/v2.0/projects/relayed", &[("authorization", &common::basic("admin", "Harbor12345"))])
+        .get_with(
+            "/api/v2.0/projects/relayed",
+            &[("authorization", &crate::common::basic("admin", "Harbor12345"))],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     // Reads carry the body and X-Total-Count.
@@ -264,7 +265,7 @@ both_dbs!(portal_api_relays_rest_calls_as_the_session_user, |app| {
 
     // A guest of the project may read but not write; nobody signed in may do neither; Basic
     // credentials sent to the relay are not used.
-    let basic = common::basic("admin", "Harbor12345");
+    let basic = crate::common::basic("admin", "Harbor12345");
     let h = [("authorization", basic.as_str()), ("content-type", "application/json")];
     let r = app
         .call(

@@ -1,10 +1,8 @@
 //! REST API and portal-login behaviour through the real router, on SQLite and PostgreSQL.
 //! Paths mirror the URL tree: operations, users, projects, sessions, portal.
 
-mod common;
-
+use crate::common::{basic, ADMIN_PASSWORD};
 use axum::http::{Method, StatusCode};
-use common::{basic, ADMIN_PASSWORD};
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -249,7 +247,7 @@ both_dbs!(overlong_login_input_is_refused_before_any_write, |app| {
     assert_eq!(audit, 1);
 });
 
-async fn rows(app: &common::TestApp, table: &str) -> i64 {
+async fn rows(app: &crate::common::TestApp, table: &str) -> i64 {
     app.state.audit.flush(&app.state.db).await.unwrap();
     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&app.state.db.pool).await.unwrap()
 }
@@ -349,7 +347,7 @@ both_dbs!(login_form_refuses_cross_site_posts, |app| {
 async fn lockout_follows_the_account_not_unicode_case() {
     // SQLite's lower() folds ASCII only, so `Émile` and `émile` can be two accounts there (made
     // before user names became ASCII-only). Each has its own lockout.
-    let app = common::TestApp::new(common::DbChoice::Sqlite).await;
+    let app = crate::common::TestApp::new(crate::common::DbChoice::Sqlite).await;
     let (db, auth) = (&app.state.db, &app.state.config.auth);
     let hash = server::accounts::hash_password("Emile12345").await;
     for name in ["Émile", "émile"] {
@@ -569,7 +567,7 @@ both_dbs!(secrets_are_shared_and_sessions_survive_a_restart, |app| {
 
 both_dbs!(configured_initial_password_is_used, |app| {
     drop(app);
-    let app = common::TestApp::builder(common::DbChoice::Sqlite)
+    let app = crate::common::TestApp::builder(crate::common::DbChoice::Sqlite)
         .toml("[admin]\ninitial_password = \"Other12345\"")
         .build()
         .await;
@@ -583,7 +581,8 @@ both_dbs!(configured_initial_password_is_used, |app| {
 /// shared keys created exactly once) and agree on the keys.
 #[tokio::test]
 async fn concurrent_first_starts_on_one_postgres_converge() {
-    let url = common::fresh_postgres_url().await;
+    let pg = crate::common::PgDb::create().await;
+    let url = &pg.url;
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[database]\nurl = \"{url}\"\nmax_connections = 4\n[storage]\npath = \"{}/storage\"\n[log]\nlevel = \"warn\"\n",

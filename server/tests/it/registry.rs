@@ -2,15 +2,13 @@
 //! and S3 storage: every endpoint,
 //! status code, header and error code the registry serves.
 
-mod common;
-
+use crate::common::basic;
+use crate::common::oci::{admin, hex, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
 use axum::http::{Method, StatusCode};
-use common::basic;
-use common::oci::{admin, hex, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
 use serde_json::json;
 use sha2::{Digest as _, Sha512};
 
-fn oci_code(r: &common::Resp) -> String {
+fn oci_code(r: &crate::common::Resp) -> String {
     let j = r.json();
     j["errors"][0]["message"].as_str().expect("message");
     j["errors"][0]["code"].as_str().expect("code").to_string()
@@ -620,7 +618,7 @@ all_backends!(replicas_see_each_others_changes_at_once, |app| {
     let auth = admin();
     let (d1, _) = push_image(&app, "library/ha", "v1", &[b"layer one"]).await;
     let (d2, _) = push_image(&app, "library/ha", "v2", &[b"layer two"]).await;
-    async fn head(a: &common::TestApp, path: String) -> common::Resp {
+    async fn head(a: &crate::common::TestApp, path: String) -> crate::common::Resp {
         a.call(Method::HEAD, &path, &[("authorization", &admin())], vec![]).await
     }
     // Warm the other replica's view of v1.
@@ -657,7 +655,7 @@ all_backends!(replicas_see_each_others_changes_at_once, |app| {
     assert_eq!(head(&other, format!("/v2/library/ha/blobs/{layer}")).await.status, StatusCode::NOT_FOUND);
     // A password changed through `app` stops working on `other`, whose credential cache had it.
     server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
-    let old = common::basic("carol", "Carol12345");
+    let old = crate::common::basic("carol", "Carol12345");
     assert_eq!(other.get_with("/v2/", &[("authorization", &old)]).await.status, StatusCode::OK);
     let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'carol'")
         .fetch_one(&app.state.db.pool)
@@ -673,7 +671,7 @@ all_backends!(replicas_see_each_others_changes_at_once, |app| {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(other.get_with("/v2/", &[("authorization", &old)]).await.status, StatusCode::UNAUTHORIZED);
-    let new = common::basic("carol", "Changed12345");
+    let new = crate::common::basic("carol", "Changed12345");
     assert_eq!(other.get_with("/v2/", &[("authorization", &new)]).await.status, StatusCode::OK);
 });
 

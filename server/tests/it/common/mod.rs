@@ -2,7 +2,9 @@
 //!
 //! `both_dbs!` generates each test twice: on a fresh SQLite file and on a fresh PostgreSQL
 //! database created in the server named by `TEST_BERTH_POSTGRES_URL` (the test command starts
-//! one; a missing variable fails the Postgres variant loudly instead of skipping it).
+//! one; a missing variable fails the Postgres variant loudly instead of skipping it) and dropped
+//! when the test ends (`PgDb`). Generated names end in `sqlite`, `postgres`, `postgres_fs` or
+//! `postgres_s3`, which is what the fast loop's `--skip postgres --skip s3` relies on.
 #![allow(dead_code)]
 
 pub mod oci;
@@ -32,6 +34,8 @@ pub struct TestApp {
     pub router: Router,
     pub config: Config,
     _dir: Arc<tempfile::TempDir>,
+    /// The PostgreSQL database, shared with siblings; dropped with the last of them.
+    _pg: Option<Arc<PgDb>>,
 }
 
 pub struct Resp {
@@ -72,18 +76,60 @@ pub fn basic(user: &str, pass: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
 
-/// A fresh, empty PostgreSQL database URL.
-pub async fn fresh_postgres_url() -> String {
-    let admin = std::env::var("TEST_BERTH_POSTGRES_URL").expect(
-        "TEST_BERTH_POSTGRES_URL is not set: run the README's test command (scripts/test), \
-         which starts PostgreSQL and sets it",
-    );
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to test PostgreSQL");
-    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    let (base, _) = admin.rsplit_once('/').expect("URL with a database name");
-    format!("{base}/{name}")
+/// A fresh, empty PostgreSQL database in the server named by `TEST_BERTH_POSTGRES_URL`, dropped
+/// when this handle goes (also when the test panics), so a full run leaves no test databases.
+pub struct PgDb {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    pub async fn create() -> PgDb {
+        let admin = std::env::var("TEST_BERTH_POSTGRES_URL").expect(
+            "TEST_BERTH_POSTGRES_URL is not set: run the README's test command (scripts/test), \
+             which starts PostgreSQL and sets it",
+        );
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+        let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let (base, _) = admin.rsplit_once('/').expect("URL with a database name");
+        PgDb { url: format!("{base}/{name}"), admin, name }
+    }
+}
+
+impl Drop for PgDb {
+    /// `DROP DATABASE … WITH (FORCE)` ends the connections the app's pools and background tasks
+    /// still hold. It runs on its own thread and runtime: a `Drop` may run inside the test's
+    /// runtime (which cannot be blocked on) or while the test unwinds from a panic.
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let mut conn = sqlx::AnyConnection::connect(&admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+            .map_err(std::io::Error::other)
+        })
+        .join();
+        let failure = match dropped {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the dropping thread panicked".to_string(),
+        };
+        let msg = format!("could not drop test database {}: {failure}", self.name);
+        // A second panic while unwinding would abort the whole test binary.
+        if std::thread::panicking() {
+            eprintln!("{msg}");
+        } else {
+            panic!("{msg}");
+        }
+    }
 }
 
 pub struct Builder {
@@ -91,12 +137,11 @@ pub struct Builder {
     s3: bool,
     toml: String,
     dir: Option<Arc<tempfile::TempDir>>,
-    db_url: Option<String>,
 }
 
 impl TestApp {
     pub fn builder(db: DbChoice) -> Builder {
-        Builder { db, s3: false, toml: String::new(), dir: None, db_url: None }
+        Builder { db, s3: false, toml: String::new(), dir: None }
     }
 
     pub async fn new(db: DbChoice) -> TestApp {
@@ -111,6 +156,7 @@ impl TestApp {
             state,
             config: self.config.clone(),
             _dir: self._dir.clone(),
+            _pg: self._pg.clone(),
         }
     }
 
@@ -176,10 +222,13 @@ impl Builder {
 
     pub async fn build(self) -> TestApp {
         let dir = self.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
-        let db_url = match (self.db_url, self.db) {
-            (Some(u), _) => u,
-            (None, DbChoice::Sqlite) => format!("sqlite://{}/berth.db", dir.path().display()),
-            (None, DbChoice::Postgres) => fresh_postgres_url().await,
+        let pg = match self.db {
+            DbChoice::Sqlite => None,
+            DbChoice::Postgres => Some(Arc::new(PgDb::create().await)),
+        };
+        let db_url = match &pg {
+            None => format!("sqlite://{}/berth.db", dir.path().display()),
+            Some(pg) => pg.url.clone(),
         };
         let storage = if self.s3 {
             let c = server::config::S3Config::from_test_env();
@@ -203,7 +252,7 @@ impl Builder {
         );
         let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let state = AppState::build(config.clone()).await.expect("build app");
-        TestApp { router: server::router::router(state.clone()), state, config, _dir: dir }
+        TestApp { router: server::router::router(state.clone()), state, config, _dir: dir, _pg: pg }
     }
 }
 

@@ -2,12 +2,10 @@
 //! registry must refuse, refresh tokens, RBAC per role on `/v2`, cross-repository mounts, a
 //! deleted-and-recreated project, and the audit rows these leave. SQLite and PostgreSQL.
 
-mod common;
-
+use crate::common::{basic, TestApp, ADMIN_PASSWORD};
 use axum::http::{Method, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{basic, TestApp, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -25,7 +23,7 @@ fn bearer(t: &str) -> String {
     format!("Bearer {t}")
 }
 
-async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> common::Resp {
+async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> crate::common::Resp {
     app.call(method, path, &[("authorization", auth), ("content-type", "application/json")], body.to_string())
         .await
 }
@@ -43,7 +41,7 @@ async fn create_user(app: &TestApp, name: &str) -> i64 {
     r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap()
 }
 
-async fn create_project(app: &TestApp, auth: &str, name: &str, public: bool) -> common::Resp {
+async fn create_project(app: &TestApp, auth: &str, name: &str, public: bool) -> crate::common::Resp {
     api(
         app,
         Method::POST,
@@ -256,18 +254,18 @@ both_dbs!(no_refresh_tokens_by_default, |app| {
 mod refresh_tokens_like_docker_login {
     use super::*;
 
-    async fn app(db: common::DbChoice) -> TestApp {
+    async fn app(db: crate::common::DbChoice) -> TestApp {
         TestApp::builder(db).toml("[token]\nrefresh_tokens = true").build().await
     }
 
     #[tokio::test]
     async fn sqlite() {
-        run(app(common::DbChoice::Sqlite).await).await
+        run(app(crate::common::DbChoice::Sqlite).await).await
     }
 
     #[tokio::test]
     async fn postgres() {
-        run(app(common::DbChoice::Postgres).await).await
+        run(app(crate::common::DbChoice::Postgres).await).await
     }
 
     async fn run(app: TestApp) {
@@ -636,7 +634,7 @@ both_dbs!(roles_on_v2_with_basic_and_tokens, |app| {
     assert!(r.header("www-authenticate").unwrap().contains(r#"scope="repository:library/pub:pull,push""#));
 
     // The catalog: admin sees all, a member sees their project, an outsider only public ones.
-    let names = |r: common::Resp| {
+    let names = |r: crate::common::Resp| {
         r.json()["repositories"]
             .as_array()
             .unwrap()

@@ -4,11 +4,9 @@
 //! job, and storage usage. GC runs on SQLite and PostgreSQL with filesystem storage and on
 //! PostgreSQL with S3 (Garage).
 
-mod common;
-
+use crate::common::oci::{admin, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
+use crate::common::{basic, DbChoice, TestApp};
 use axum::http::{Method, StatusCode};
-use common::oci::{admin, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
-use common::{basic, DbChoice, TestApp};
 use serde_json::{json, Value};
 
 /// A window of 0: everything unreferenced is collectable at once.
@@ -63,7 +61,7 @@ async fn stored(app: &TestApp, digest: &str) -> bool {
     app.state.storage.stat(&blob_key(digest)).await.unwrap().is_some()
 }
 
-async fn api(app: &TestApp, method: Method, path: &str, body: Value) -> common::Resp {
+async fn api(app: &TestApp, method: Method, path: &str, body: Value) -> crate::common::Resp {
     app.call(
         method,
         path,
@@ -102,11 +100,11 @@ fn report(run: &Value) -> (u64, u64, u64, u64) {
     )
 }
 
-async fn pull(app: &TestApp, repo: &str, reference: &str) -> common::Resp {
+async fn pull(app: &TestApp, repo: &str, reference: &str) -> crate::common::Resp {
     app.get_with(&format!("/v2/{repo}/manifests/{reference}"), &[("authorization", &admin())]).await
 }
 
-async fn blob(app: &TestApp, repo: &str, digest: &str) -> common::Resp {
+async fn blob(app: &TestApp, repo: &str, digest: &str) -> crate::common::Resp {
     app.get_with(&format!("/v2/{repo}/blobs/{digest}"), &[("authorization", &admin())]).await
 }
 

@@ -1,12 +1,10 @@
 //! The REST side of RBAC: projects, members, users, robot accounts, configurations and the
 //! audit log, each with the roles that may and may not use it. SQLite and PostgreSQL.
 
-mod common;
-
+use crate::common::{basic, TestApp, ADMIN_PASSWORD};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
-use common::{basic, TestApp, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -16,7 +14,7 @@ fn admin() -> String {
     basic("admin", ADMIN_PASSWORD)
 }
 
-async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> common::Resp {
+async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> crate::common::Resp {
     let mut headers = vec![("content-type", "application/json")];
     if !auth.is_empty() {
         headers.push(("authorization", auth));
@@ -31,7 +29,7 @@ async fn user(app: &TestApp, name: &str) -> i64 {
     r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap()
 }
 
-async fn member(app: &TestApp, project: &str, name: &str, role: i64) -> common::Resp {
+async fn member(app: &TestApp, project: &str, name: &str, role: i64) -> crate::common::Resp {
     api(
         app,
         Method::POST,
@@ -81,6 +79,38 @@ async fn audit(app: &TestApp, q: &str) -> Vec<Value> {
     r.json().as_array().unwrap().clone()
 }
 
+const NONE: Value = Value::Null;
+const OK: StatusCode = StatusCode::OK;
+const CREATED: StatusCode = StatusCode::CREATED;
+const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
+const UNAUTHORIZED: StatusCode = StatusCode::UNAUTHORIZED;
+const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
+const NOT_FOUND: StatusCode = StatusCode::NOT_FOUND;
+const CONFLICT: StatusCode = StatusCode::CONFLICT;
+
+/// Runs a permission table in order (a row may depend on the rows before it) and asserts each
+/// row's status. A row: who asks (`"admin"`, a user with `PW`, or `""` for nobody), the method,
+/// the path, the JSON body (`NONE`: no body) and the status it must get.
+async fn expect<const N: usize>(app: &TestApp, rows: [(&str, Method, &str, Value, StatusCode); N]) {
+    for (who, method, path, body, status) in rows {
+        let auth = match who {
+            "" => String::new(),
+            "admin" => admin(),
+            name => basic(name, PW),
+        };
+        let mut headers = Vec::new();
+        if !auth.is_empty() {
+            headers.push(("authorization", auth.as_str()));
+        }
+        if !body.is_null() {
+            headers.push(("content-type", "application/json"));
+        }
+        let sent = if body.is_null() { String::new() } else { body.to_string() };
+        let r = app.call(method.clone(), path, &headers, sent).await;
+        assert_eq!(r.status, status, "{who:?} {method} {path} {body}: {}", r.text());
+    }
+}
+
 both_dbs!(projects_and_members, |app| {
     for n in ["padmin", "dev", "guest", "lguest", "outsider"] {
         user(&app, n).await;
@@ -111,75 +141,46 @@ both_dbs!(projects_and_members, |app| {
         assert_eq!(r.status, code, "{body}: {}", r.text());
         r.error_code();
     }
-    assert_eq!(
-        api(&app, Method::POST, "/api/v2.0/projects", "", json!({"project_name": "anon"})).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.call(Method::HEAD, "/api/v2.0/projects?project_name=p1", &[("authorization", &admin())], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(
-            Method::HEAD,
-            "/api/v2.0/projects?project_name=nope",
-            &[("authorization", &admin())],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
-    );
-
-    // Members: the project admin manages them; others may not.
-    let add = |who: &'static str, name: &'static str, role: i64| {
-        let app = &app;
-        async move {
-            api(
-                app,
-                Method::POST,
-                "/api/v2.0/projects/p1/members",
-                &basic(who, PW),
-                json!({"role_id": role, "member_user": {"username": name}}),
-            )
-            .await
-        }
-    };
-    assert_eq!(add("padmin", "dev", 2).await.status, StatusCode::CREATED);
-    assert_eq!(add("padmin", "guest", 3).await.status, StatusCode::CREATED);
-    assert_eq!(add("padmin", "lguest", 5).await.status, StatusCode::CREATED);
-    assert_eq!(add("dev", "outsider", 3).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(add("padmin", "dev", 3).await.status, StatusCode::CONFLICT);
-    assert_eq!(add("padmin", "ghost", 3).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(add("padmin", "outsider", 9).await.status, StatusCode::BAD_REQUEST);
-    let list = app.get_with("/api/v2.0/projects/p1/members", &[("authorization", &basic("guest", PW))]).await;
+    let members = "/api/v2.0/projects/p1/members";
+    let add = |role: i64, name: &str| json!({"role_id": role, "member_user": {"username": name}});
+    expect(
+        &app,
+        [
+            ("", Method::POST, "/api/v2.0/projects", json!({"project_name": "anon"}), UNAUTHORIZED),
+            ("admin", Method::HEAD, "/api/v2.0/projects?project_name=p1", NONE, OK),
+            ("admin", Method::HEAD, "/api/v2.0/projects?project_name=nope", NONE, NOT_FOUND),
+            // Members: the project admin manages them; others may not.
+            ("padmin", Method::POST, members, add(2, "dev"), CREATED),
+            ("padmin", Method::POST, members, add(3, "guest"), CREATED),
+            ("padmin", Method::POST, members, add(5, "lguest"), CREATED),
+            ("dev", Method::POST, members, add(3, "outsider"), FORBIDDEN),
+            ("padmin", Method::POST, members, add(3, "dev"), CONFLICT),
+            ("padmin", Method::POST, members, add(3, "ghost"), NOT_FOUND),
+            ("padmin", Method::POST, members, add(9, "outsider"), BAD_REQUEST),
+        ],
+    )
+    .await;
+    let list = app.get_with(members, &[("authorization", &basic("guest", PW))]).await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.header("x-total-count"), Some("4"));
     let dev = list.json().as_array().unwrap().iter().find(|m| m["entity_name"] == "dev").unwrap().clone();
     assert_eq!(dev["role_name"], "developer");
-    assert_eq!(
-        app.get_with("/api/v2.0/projects/p1/members", &[("authorization", &basic("lguest", PW))])
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
     let mid = dev["id"].as_i64().unwrap();
     let path = format!("/api/v2.0/projects/p1/members/{mid}");
-    assert_eq!(
-        api(&app, Method::PUT, &path, &basic("dev", PW), json!({"role_id": 1})).await.status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(&app, Method::PUT, &path, &basic("padmin", PW), json!({"role_id": 4})).await.status,
-        StatusCode::OK
-    );
+    expect(
+        &app,
+        [
+            ("lguest", Method::GET, members, NONE, FORBIDDEN),
+            ("dev", Method::PUT, &path, json!({"role_id": 1}), FORBIDDEN),
+            ("padmin", Method::PUT, &path, json!({"role_id": 4}), OK),
+        ],
+    )
+    .await;
     assert_eq!(app.get_with(&path, &[("authorization", &admin())]).await.json()["role_name"], "maintainer");
 
     // Visibility: members see the private project, outsiders do not (404 is not leaked as 403
     // for listing; a direct read is refused).
-    let names = |r: common::Resp| {
+    let names = |r: crate::common::Resp| {
         r.json()
             .as_array()
             .unwrap()
@@ -196,37 +197,18 @@ both_dbs!(projects_and_members, |app| {
         ["library"]
     );
     assert_eq!(names(app.get("/api/v2.0/projects").await), ["library"]);
-    assert_eq!(
-        app.get_with("/api/v2.0/projects/p1", &[("authorization", &basic("outsider", PW))]).await.status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(app.get("/api/v2.0/projects/p1").await.status, StatusCode::UNAUTHORIZED);
-
-    // Only the project admin updates and deletes the project.
-    assert_eq!(
-        api(
-            &app,
-            Method::PUT,
-            "/api/v2.0/projects/p1",
-            &basic("dev", PW),
-            json!({"metadata": {"public": "true"}})
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::PUT,
-            "/api/v2.0/projects/p1",
-            &basic("padmin", PW),
-            json!({"metadata": {"public": "true"}})
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    let public = json!({"metadata": {"public": "true"}});
+    expect(
+        &app,
+        [
+            ("outsider", Method::GET, "/api/v2.0/projects/p1", NONE, FORBIDDEN),
+            ("", Method::GET, "/api/v2.0/projects/p1", NONE, UNAUTHORIZED),
+            // Only the project admin updates and deletes the project.
+            ("dev", Method::PUT, "/api/v2.0/projects/p1", public.clone(), FORBIDDEN),
+            ("padmin", Method::PUT, "/api/v2.0/projects/p1", public, OK),
+        ],
+    )
+    .await;
     assert_eq!(names(app.get("/api/v2.0/projects").await), ["library", "p1"]);
     assert_eq!(push(&app, &basic("dev", PW), "p1/app", "v1").await, StatusCode::CREATED);
     let d = app
@@ -234,84 +216,24 @@ both_dbs!(projects_and_members, |app| {
         .await
         .json();
     assert_eq!(d["deletable"], false);
-    assert_eq!(
-        app.call(Method::DELETE, "/api/v2.0/projects/p1", &[("authorization", &basic("dev", PW))], vec![])
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            "/api/v2.0/projects/p1/repositories/app",
-            &[("authorization", &basic("guest", PW))],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            "/api/v2.0/projects/p1/repositories/app",
-            &[("authorization", &basic("padmin", PW))],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(Method::DELETE, &path, &[("authorization", &basic("padmin", PW))], vec![]).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(Method::DELETE, "/api/v2.0/projects/p1", &[("authorization", &basic("padmin", PW))], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get_with("/api/v2.0/projects/p1", &[("authorization", &admin())]).await.status,
-        StatusCode::NOT_FOUND
-    );
-
-    // Project creation can be restricted to admins.
-    assert_eq!(
-        api(
-            &app,
-            Method::PUT,
-            "/api/v2.0/configurations",
-            &basic("padmin", PW),
-            json!({"project_creation_restriction": "adminonly"})
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::PUT,
-            "/api/v2.0/configurations",
-            &admin(),
-            json!({"project_creation_restriction": "adminonly"})
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        api(&app, Method::POST, "/api/v2.0/projects", &basic("padmin", PW), json!({"project_name": "p2"}))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(&app, Method::POST, "/api/v2.0/projects", &admin(), json!({"project_name": "p2"})).await.status,
-        StatusCode::CREATED
-    );
+    let restrict = json!({"project_creation_restriction": "adminonly"});
+    expect(
+        &app,
+        [
+            ("dev", Method::DELETE, "/api/v2.0/projects/p1", NONE, FORBIDDEN),
+            ("guest", Method::DELETE, "/api/v2.0/projects/p1/repositories/app", NONE, FORBIDDEN),
+            ("padmin", Method::DELETE, "/api/v2.0/projects/p1/repositories/app", NONE, OK),
+            ("padmin", Method::DELETE, &path, NONE, OK),
+            ("padmin", Method::DELETE, "/api/v2.0/projects/p1", NONE, OK),
+            ("admin", Method::GET, "/api/v2.0/projects/p1", NONE, NOT_FOUND),
+            // Project creation can be restricted to admins.
+            ("padmin", Method::PUT, "/api/v2.0/configurations", restrict.clone(), FORBIDDEN),
+            ("admin", Method::PUT, "/api/v2.0/configurations", restrict, OK),
+            ("padmin", Method::POST, "/api/v2.0/projects", json!({"project_name": "p2"}), FORBIDDEN),
+            ("admin", Method::POST, "/api/v2.0/projects", json!({"project_name": "p2"}), CREATED),
+        ],
+    )
+    .await;
 
     // q and sort on the project list.
     let listed = |q: &'static str| {
@@ -408,87 +330,49 @@ both_dbs!(users_and_self_registration, |app| {
     }
 
     // Self-registration: off by default, then on; never as an admin.
-    let reg = json!({"username": "carol", "password": PW});
-    assert_eq!(
-        api(&app, Method::POST, "/api/v2.0/users", "", reg.clone()).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        api(&app, Method::PUT, "/api/v2.0/configurations", &admin(), json!({"self_registration": true}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    let (users, reg) = ("/api/v2.0/users", json!({"username": "carol", "password": PW}));
+    expect(
+        &app,
+        [
+            ("", Method::POST, users, reg.clone(), UNAUTHORIZED),
+            ("admin", Method::PUT, "/api/v2.0/configurations", json!({"self_registration": true}), OK),
+        ],
+    )
+    .await;
     assert_eq!(app.get("/api/v2.0/systeminfo").await.json()["self_registration"], true);
-    assert_eq!(
-        api(
-            &app,
-            Method::POST,
-            "/api/v2.0/users",
-            "",
-            json!({"username": "eve", "password": PW, "sysadmin_flag": true})
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(&app, Method::POST, "/api/v2.0/users", &basic("alice", PW), reg.clone()).await.status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(api(&app, Method::POST, "/api/v2.0/users", "", reg).await.status, StatusCode::CREATED);
-    assert_eq!(
-        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("carol", PW))]).await.status,
-        StatusCode::OK
-    );
-
-    // System admin role: granted and revoked by admins, never by oneself.
     let path = format!("/api/v2.0/users/{alice}/sysadmin");
-    assert_eq!(
-        api(&app, Method::PUT, &path, &basic("bob", PW), json!({"sysadmin_flag": true})).await.status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(&app, Method::PUT, &path, &admin(), json!({"sysadmin_flag": true})).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get_with("/api/v2.0/users", &[("authorization", &basic("alice", PW))]).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        api(&app, Method::PUT, &path, &basic("alice", PW), json!({"sysadmin_flag": false})).await.status,
-        StatusCode::FORBIDDEN
-    );
+    let (grant, revoke) = (json!({"sysadmin_flag": true}), json!({"sysadmin_flag": false}));
+    let eve = json!({"username": "eve", "password": PW, "sysadmin_flag": true});
+    expect(
+        &app,
+        [
+            ("", Method::POST, users, eve, FORBIDDEN),
+            ("alice", Method::POST, users, reg.clone(), FORBIDDEN),
+            ("", Method::POST, users, reg, CREATED),
+            ("carol", Method::GET, "/api/v2.0/users/current", NONE, OK),
+            // System admin role: granted and revoked by admins, never by oneself.
+            ("bob", Method::PUT, &path, grant.clone(), FORBIDDEN),
+            ("admin", Method::PUT, &path, grant, OK),
+            ("alice", Method::GET, users, NONE, OK),
+            ("alice", Method::PUT, &path, revoke, FORBIDDEN),
+        ],
+    )
+    .await;
 
     // Deleting a user: their credentials stop working, the name is free again, and audit rows
     // keep the name.
     assert_eq!(push(&app, &basic("alice", PW), "library/a", "v1").await, StatusCode::CREATED);
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("/api/v2.0/users/{alice}"),
-            &[("authorization", &basic("bob", PW))],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call(Method::DELETE, &format!("/api/v2.0/users/{alice}"), &[("authorization", &admin())], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get_with("/api/v2.0/users/current", &[("authorization", &basic("alice", PW))]).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.get_with(&format!("/api/v2.0/users/{alice}"), &[("authorization", &admin())]).await.status,
-        StatusCode::NOT_FOUND
-    );
+    let path = format!("/api/v2.0/users/{alice}");
+    expect(
+        &app,
+        [
+            ("bob", Method::DELETE, &path, NONE, FORBIDDEN),
+            ("admin", Method::DELETE, &path, NONE, OK),
+            ("alice", Method::GET, "/api/v2.0/users/current", NONE, UNAUTHORIZED),
+            ("admin", Method::GET, &path, NONE, NOT_FOUND),
+        ],
+    )
+    .await;
     assert_eq!(audit(&app, "operation=create,resource_type=artifact,username=alice").await.len(), 1);
     assert_eq!(audit(&app, "operation=delete,resource_type=user,resource=alice").await.len(), 1);
     user(&app, "alice").await;
@@ -513,66 +397,23 @@ both_dbs!(robot_accounts, |app| {
     let push_pull = perms("p1", &[("repository", "pull"), ("repository", "push")]);
 
     // Who may create what.
-    assert_eq!(
-        api(
-            &app,
-            Method::POST,
-            "/api/v2.0/robots",
-            &basic("dev", PW),
-            robot("ci", "project", push_pull.clone())
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::POST,
-            "/api/v2.0/robots",
-            &basic("padmin", PW),
-            robot("ci", "project", perms("p2", &[("repository", "pull")]))
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::POST,
-            "/api/v2.0/robots",
-            &basic("padmin", PW),
-            robot("sys", "system", perms("*", &[("repository", "pull")]))
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::POST,
-            "/api/v2.0/robots",
-            &basic("padmin", PW),
-            robot("Bad Name", "project", push_pull.clone())
-        )
-        .await
-        .status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::POST,
-            "/api/v2.0/robots",
-            &basic("padmin", PW),
-            robot("x", "project", perms("p1", &[("repository", "fly")]))
-        )
-        .await
-        .status,
-        StatusCode::BAD_REQUEST
-    );
+    let robots = "/api/v2.0/robots";
+    let ci = robot("ci", "project", push_pull.clone());
+    let in_p2 = robot("ci", "project", perms("p2", &[("repository", "pull")]));
+    let system = robot("sys", "system", perms("*", &[("repository", "pull")]));
+    let bad_name = robot("Bad Name", "project", push_pull.clone());
+    let bad_action = robot("x", "project", perms("p1", &[("repository", "fly")]));
+    expect(
+        &app,
+        [
+            ("dev", Method::POST, robots, ci, FORBIDDEN),
+            ("padmin", Method::POST, robots, in_p2, FORBIDDEN),
+            ("padmin", Method::POST, robots, system, FORBIDDEN),
+            ("padmin", Method::POST, robots, bad_name, BAD_REQUEST),
+            ("padmin", Method::POST, robots, bad_action, BAD_REQUEST),
+        ],
+    )
+    .await;
     let r = api(
         &app,
         Method::POST,
@@ -754,7 +595,7 @@ both_dbs!(robots_cannot_outgrow_their_managers, |app| {
                "permissions": [{"kind": "project", "namespace": "p1",
                  "access": acts.iter().map(|(r, a)| json!({"resource": r, "action": a})).collect::<Vec<_>>()}]})
     };
-    let made = |r: common::Resp| {
+    let made = |r: crate::common::Resp| {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let j = r.json();
         (j["id"].as_i64().unwrap(), j["secret"].as_str().unwrap().to_string())
@@ -1000,7 +841,7 @@ both_dbs!(configurations_are_admin_only_and_validated, |app| {
 /// The token realm and the audit address follow `X-Forwarded-*` from trusted proxies only.
 #[tokio::test]
 async fn realm_and_client_ip_behind_a_trusted_proxy() {
-    let app = TestApp::builder(common::DbChoice::Sqlite)
+    let app = TestApp::builder(crate::common::DbChoice::Sqlite)
         .toml("external_url = \"http://registry.internal:8080\"\ntrusted_proxies = [\"10.0.0.0/8\"]")
         .build()
         .await;

@@ -1,0 +1,25 @@
+//! The integration tests, one binary: the real router on a real database (`common::TestApp`),
+//! one module per surface. Linking a test binary of this crate takes minutes and ~1 GB, so
+//! every test lives here unless it measures or changes process-wide state (then it gets its own
+//! binary beside this one, saying why at its top: `auth_burst.rs`).
+//!
+//! Test names say which servers they need: `postgres`, `redis` or `s3` in a test's path means
+//! PostgreSQL, Redis or Garage (S3). The fast inner loop skips those and runs the SQLite-only
+//! rest: `cargo test -p server --test it -- --skip postgres --skip redis --skip s3`
+//! (`scripts/test --fast`). The full run (`scripts/test`) starts the servers and runs them all.
+
+#[macro_use]
+mod common;
+
+mod api;
+mod binary;
+mod bodies;
+mod catalog_api;
+mod gc;
+mod harness;
+mod openapi;
+mod portal;
+mod rbac_api;
+mod registry;
+mod sessions_redis;
+mod token;
