@@ -75,7 +75,7 @@ fn concrete(path: &str) -> String {
 /// the router's source, `api::tests::only_the_listed_exceptions_are_routed_without_documentation`.)
 #[tokio::test]
 async fn every_routed_operation_is_documented_or_a_listed_exception() {
-    let app = TestApp::new(common::DbChoice::Sqlite).await;
+    let app = TestApp::new(crate::common::DbChoice::Sqlite).await;
     let doc = app.get("/api/v2.0/openapi.json").await.json();
     let mut routed: Vec<(String, Vec<String>)> = doc["paths"]
         .as_object()
