@@ -617,14 +617,25 @@ pub async fn purge_login_failures(db: &Db, cfg: &AuthConfig) -> Result<u64, sqlx
 }
 
 /// Runs `purge_login_failures` every ten minutes. Every replica may: the delete is idempotent.
-pub async fn purge_login_failures_loop(db: Db, cfg: AuthConfig) {
+pub async fn purge_login_failures_loop(
+    db: Db,
+    cfg: AuthConfig,
+    beat: crate::supervisor::Beat,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
         match purge_login_failures(&db, &cfg).await {
-            Ok(n) if n > 0 => tracing::info!(deleted = n, "idle failed-login counters purged"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "failed-login purge failed"),
+            Ok(n) => {
+                beat.ok();
+                if n > 0 {
+                    tracing::info!(deleted = n, "idle failed-login counters purged");
+                }
+            }
+            Err(e) => {
+                beat.failed(&e);
+                tracing::warn!(error = %e, "failed-login purge failed");
+            }
         }
     }
 }

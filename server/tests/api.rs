@@ -43,6 +43,38 @@ both_dbs!(health_reports_broken_storage, |app| {
     assert!(storage["error"].as_str().unwrap().len() > 3);
 });
 
+both_dbs!(health_shows_a_restarted_loop, |app| {
+    // A supervised background loop that panics on its first run is restarted and shows in
+    // readiness as its own component, with the restart and the panic.
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let r = runs.clone();
+    app.state.supervisor.spawn("test_loop", move |beat| {
+        let first = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        async move {
+            assert!(!first, "first run fails");
+            loop {
+                beat.ok();
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let c = loop {
+        let j = app.get("/api/v2.0/health").await.json();
+        let c = j["components"].as_array().unwrap().iter().find(|c| c["name"] == "test_loop").cloned();
+        if let Some(c) = c.filter(|c| c["restarts"] == 1 && !c["last_beat"].is_null()) {
+            assert_eq!(j["status"], "healthy", "{j}");
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "never restarted: {j}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(c["status"], "healthy");
+    assert_eq!(c["state"], "running");
+    assert!(c["last_error"].as_str().unwrap().contains("first run fails"), "{c}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+});
+
 both_dbs!(systeminfo_anonymous_and_authenticated, |app| {
     let anon = app.get("/api/v2.0/systeminfo").await.json();
     assert_eq!(anon["auth_mode"], "db_auth");

@@ -611,10 +611,18 @@ both_dbs!(copy_of_nested_indexes_copies_each_child_once, |app| {
 async fn writes_never_fail_on_lock_contention(app: TestApp, workers: usize, rounds: usize) {
     let app = std::sync::Arc::new(app);
     let state = app.state.clone();
+    let beat = server::supervisor::Beat::detached;
+    let (pulls, audit) = (state.pulls.clone(), state.audit.clone());
+    let (db, st) = (state.db.clone(), state.clone());
     let mut background = vec![
-        tokio::spawn(state.pulls.clone().run(state.db.clone())),
-        tokio::spawn(state.audit.clone().run(state.db.clone())),
-        tokio::spawn(server::jobs::run_loop(state.clone(), state.jobs_wake.clone())),
+        tokio::spawn(async move { drop(pulls.run(db, beat("pull_counter")).await) }),
+        tokio::spawn({
+            let db = state.db.clone();
+            async move { drop(audit.run(db, beat("audit_writer")).await) }
+        }),
+        tokio::spawn(async move {
+            drop(server::jobs::run_loop(st.clone(), st.jobs_wake.clone(), beat("job_runner")).await)
+        }),
     ];
     if let server::sessions::Store::Sql(store) = &state.sessions {
         let store = store.clone();
