@@ -95,7 +95,7 @@ pub async fn serve(
 
 /// Starts the background loops under the state's supervisor (restarted when they fail,
 /// reported in `/api/v2.0/health`).
-fn start_loops(state: &AppState) {
+pub fn start_loops(state: &AppState) {
     let sup = &state.supervisor;
     if let Store::Sql(store) = &state.sessions {
         let store = store.clone();

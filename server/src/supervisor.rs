@@ -85,11 +85,6 @@ impl Beat {
             tracing::error!(component = self.0.name, error = %e, "background loop keeps failing");
         }
     }
-
-    /// A handle that records nowhere (for running a loop's body outside a supervisor).
-    pub fn detached(name: &'static str) -> Beat {
-        Beat(Arc::new(Slot { name, state: Mutex::default() }))
-    }
 }
 
 impl Slot {

@@ -611,19 +611,9 @@ both_dbs!(copy_of_nested_indexes_copies_each_child_once, |app| {
 async fn writes_never_fail_on_lock_contention(app: TestApp, workers: usize, rounds: usize) {
     let app = std::sync::Arc::new(app);
     let state = app.state.clone();
-    let beat = server::supervisor::Beat::detached;
-    let (pulls, audit) = (state.pulls.clone(), state.audit.clone());
-    let (db, st) = (state.db.clone(), state.clone());
-    let mut background = vec![
-        tokio::spawn(async move { drop(pulls.run(db, beat("pull_counter")).await) }),
-        tokio::spawn({
-            let db = state.db.clone();
-            async move { drop(audit.run(db, beat("audit_writer")).await) }
-        }),
-        tokio::spawn(async move {
-            drop(server::jobs::run_loop(st.clone(), st.jobs_wake.clone(), beat("job_runner")).await)
-        }),
-    ];
+    // The product's own loops, as `serve` starts them (supervised).
+    server::serve::start_loops(&state);
+    let mut background = vec![];
     if let server::sessions::Store::Sql(store) = &state.sessions {
         let store = store.clone();
         background.push(tokio::spawn(async move {
