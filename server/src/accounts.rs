@@ -256,28 +256,6 @@ pub async fn ensure_admin(db: &Db, initial_password: &str) -> Result<bool, sqlx:
     Ok(done.rows_affected() == 1)
 }
 
-/// Creates a local user with default profile fields (tests and the first admin).
-pub async fn create_user(
-    db: &Db,
-    username: &str,
-    password: &str,
-    sysadmin: bool,
-) -> Result<User, sqlx::Error> {
-    let new = NewUser {
-        username: username.into(),
-        password: password.into(),
-        email: format!("{username}@example.com"),
-        realname: String::new(),
-        comment: String::new(),
-        sysadmin,
-    };
-    match insert_user(db, &new).await {
-        Ok(u) => Ok(u),
-        Err(UserError::Db(e)) => Err(e),
-        Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct NewUser {
     pub username: String,

@@ -127,7 +127,7 @@ both_dbs!(repeated_failures_lock_the_account, |app| {
     let r =
         app.get_with("/api/v2.0/users/current", &[("authorization", &basic("ADMIN", ADMIN_PASSWORD))]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    server::accounts::create_user(&app.state.db, "alice", "Alice12345", false).await.unwrap();
+    common::create_user(&app.state.db, "alice", "Alice12345", false).await;
     let r =
         app.get_with("/api/v2.0/users/current", &[("authorization", &basic("alice", "Alice12345"))]).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -160,7 +160,7 @@ both_dbs!(concurrent_wrong_logins_stop_at_the_limit, |app| {
     // `max_failed_logins` (5) are verified, and then the account is locked for the right
     // password too, on every surface.
     use server::accounts::{authenticate, LoginError};
-    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    common::create_user(&app.state.db, "carol", "Carol12345", false).await;
     let mut tasks = vec![];
     for i in 0..40 {
         let (db, auth) = (app.state.db.clone(), app.state.config.auth.clone());
@@ -487,7 +487,7 @@ both_dbs!(tampered_session_cookie_is_anonymous, |app| {
 });
 
 both_dbs!(passwords_changed_by_admin_and_by_others, |app| {
-    let alice = server::accounts::create_user(&app.state.db, "alice", "Alice12345", false).await.unwrap();
+    let alice = common::create_user(&app.state.db, "alice", "Alice12345", false).await;
     let admin = basic("admin", ADMIN_PASSWORD);
     let alice_auth = basic("alice", "Alice12345");
     // A non-admin cannot change the admin's password.

@@ -538,7 +538,7 @@ all_backends!(catalog_and_permissions, |app| {
     assert_eq!(app.get("/v2/_catalog").await.status, StatusCode::UNAUTHORIZED);
 
     // A non-admin user: reads public projects, cannot push to them or read private ones.
-    server::accounts::create_user(&app.state.db, "bob", "Bob1234567", false).await.unwrap();
+    common::create_user(&app.state.db, "bob", "Bob1234567", false).await;
     let bob = basic("bob", "Bob1234567");
     let r = app.get_with("/v2/_catalog", &[("authorization", &bob)]).await;
     assert_eq!(r.json(), json!({"repositories":["library/one","library/two"]}));
@@ -656,7 +656,7 @@ all_backends!(replicas_see_each_others_changes_at_once, |app| {
     server::gc::run(&env, &server::gc::GcParams::default(), &ctx).await.expect("gc run");
     assert_eq!(head(&other, format!("/v2/library/ha/blobs/{layer}")).await.status, StatusCode::NOT_FOUND);
     // A password changed through `app` stops working on `other`, whose credential cache had it.
-    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    common::create_user(&app.state.db, "carol", "Carol12345", false).await;
     let old = common::basic("carol", "Carol12345");
     assert_eq!(other.get_with("/v2/", &[("authorization", &old)]).await.status, StatusCode::OK);
     let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'carol'")
