@@ -256,28 +256,6 @@ pub async fn ensure_admin(db: &Db, initial_password: &str) -> Result<bool, sqlx:
     Ok(done.rows_affected() == 1)
 }
 
-/// Creates a local user with default profile fields (tests and the first admin).
-pub async fn create_user(
-    db: &Db,
-    username: &str,
-    password: &str,
-    sysadmin: bool,
-) -> Result<User, sqlx::Error> {
-    let new = NewUser {
-        username: username.into(),
-        password: password.into(),
-        email: format!("{username}@example.com"),
-        realname: String::new(),
-        comment: String::new(),
-        sysadmin,
-    };
-    match insert_user(db, &new).await {
-        Ok(u) => Ok(u),
-        Err(UserError::Db(e)) => Err(e),
-        Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct NewUser {
     pub username: String,
@@ -617,14 +595,25 @@ pub async fn purge_login_failures(db: &Db, cfg: &AuthConfig) -> Result<u64, sqlx
 }
 
 /// Runs `purge_login_failures` every ten minutes. Every replica may: the delete is idempotent.
-pub async fn purge_login_failures_loop(db: Db, cfg: AuthConfig) {
+pub async fn purge_login_failures_loop(
+    db: Db,
+    cfg: AuthConfig,
+    beat: crate::supervisor::Beat,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
         match purge_login_failures(&db, &cfg).await {
-            Ok(n) if n > 0 => tracing::info!(deleted = n, "idle failed-login counters purged"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "failed-login purge failed"),
+            Ok(n) => {
+                beat.ok();
+                if n > 0 {
+                    tracing::info!(deleted = n, "idle failed-login counters purged");
+                }
+            }
+            Err(e) => {
+                beat.failed(&e);
+                tracing::warn!(error = %e, "failed-login purge failed");
+            }
         }
     }
 }

@@ -152,7 +152,11 @@ impl AuditLog {
         result
     }
 
-    pub async fn run(self: std::sync::Arc<Self>, db: Db) {
+    pub async fn run(
+        self: std::sync::Arc<Self>,
+        db: Db,
+        beat: crate::supervisor::Beat,
+    ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         loop {
             tokio::select! {
@@ -163,10 +167,14 @@ impl AuditLog {
                     tokio::time::sleep(GATHER).await;
                 }
             }
-            if let Err(e) = self.flush(&db).await {
-                tracing::warn!(error = %e, "could not write audit rows; will retry");
-                // Not once per woken event while the database is down.
-                tokio::time::sleep(FLUSH_EVERY).await;
+            match self.flush(&db).await {
+                Ok(()) => beat.ok(),
+                Err(e) => {
+                    beat.failed(&e);
+                    tracing::warn!(error = %e, "could not write audit rows; will retry");
+                    // Not once per woken event while the database is down.
+                    tokio::time::sleep(FLUSH_EVERY).await;
+                }
             }
         }
     }
@@ -293,17 +301,24 @@ pub async fn purge(db: &Db, days: u64) -> Result<u64, sqlx::Error> {
 
 /// Purges hourly when a retention is configured (`audit.retention_days` > 0). Every replica
 /// may run it: the delete is idempotent.
-pub async fn purge_loop(db: Db, days: u64) {
+pub async fn purge_loop(db: Db, days: u64, beat: crate::supervisor::Beat) -> anyhow::Result<()> {
     if days == 0 {
-        return;
+        return Ok(());
     }
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
         match purge(&db, days).await {
-            Ok(n) if n > 0 => tracing::info!(deleted = n, days, "old audit rows purged"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+            Ok(n) => {
+                beat.ok();
+                if n > 0 {
+                    tracing::info!(deleted = n, days, "old audit rows purged");
+                }
+            }
+            Err(e) => {
+                beat.failed(&e);
+                tracing::warn!(error = %e, "audit purge failed");
+            }
         }
     }
 }

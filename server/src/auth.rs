@@ -34,10 +34,38 @@ pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 /// after its last use and at most 10 minutes. Concurrent first uses of the same credentials
 /// wait for one verification instead of each running argon2. Per-process by nature; it only
 /// ever saves work, never grants access on its own.
+///
+/// **The in-flight map is bounded**: an entry lives only while a check of its credentials runs
+/// (an `Inflight` guard removes it when the last check ends — returned, failed, cancelled by a
+/// client that went away, or panicked), and it never holds more than `INFLIGHT_MAX` entries:
+/// beyond that a check is not coalesced and goes straight to the argon2 queue, which answers
+/// 429 when full. Many distinct credentials cannot grow it. Test: `auth::tests` `inflight_*`.
 pub struct CredentialCache {
     key: [u8; 32],
     entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], CacheEntry>>,
-    inflight: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    inflight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Gate>>,
+}
+
+type Gate = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+/// Credentials being checked at most (each distinct credential is one entry).
+const INFLIGHT_MAX: usize = 1024;
+
+/// A check's place in the in-flight map; the last one of a credential removes its entry.
+struct Inflight<'a> {
+    cache: &'a CredentialCache,
+    fp: [u8; 32],
+    gate: Gate,
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        // Clones are taken and dropped under the map's lock: the count is exact.
+        let mut m = self.cache.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if std::sync::Arc::strong_count(&self.gate) <= 2 {
+            m.remove(&self.fp);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -105,27 +133,33 @@ impl CredentialCache {
             }
         }
         // One verification per credential at a time; the others then find the cache filled.
-        let gate = {
-            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            m.entry(fp).or_default().clone()
+        let inflight = self.enter(fp);
+        let _turn = match &inflight {
+            Some(i) => Some(i.gate.lock().await),
+            None => None,
         };
-        let result = {
-            let _turn = gate.lock().await;
-            match self.lookup(&fp) {
-                Some(e) => match self.check(state, e).await? {
-                    Some(u) => Ok(u),
-                    None => self.verify(state, fp, user, pass, count_unknown).await,
-                },
+        match self.lookup(&fp) {
+            Some(e) => match self.check(state, e).await? {
+                Some(u) => Ok(u),
                 None => self.verify(state, fp, user, pass, count_unknown).await,
-            }
-        };
-        {
-            let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            if std::sync::Arc::strong_count(&gate) <= 2 {
-                m.remove(&fp);
-            }
+            },
+            None => self.verify(state, fp, user, pass, count_unknown).await,
         }
-        result
+    }
+
+    /// Joins (or opens) the check of `fp`; `None` when the map is full (then not coalesced).
+    fn enter(&self, fp: [u8; 32]) -> Option<Inflight<'_>> {
+        let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= INFLIGHT_MAX && !m.contains_key(&fp) {
+            return None;
+        }
+        let gate = m.entry(fp).or_default().clone();
+        Some(Inflight { cache: self, fp, gate })
+    }
+
+    #[cfg(test)]
+    fn inflight_len(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     async fn verify(
@@ -513,6 +547,69 @@ mod tests {
         let mut m = HeaderMap::new();
         m.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         m
+    }
+
+    fn fp(i: u32) -> [u8; 32] {
+        let mut f = [0u8; 32];
+        f[..4].copy_from_slice(&i.to_le_bytes());
+        f
+    }
+
+    /// Entries live while a check runs: the last check of a credential removes it.
+    #[test]
+    fn inflight_entries_go_with_the_last_check() {
+        let c = CredentialCache::new([7; 32]);
+        let a = c.enter(fp(1)).unwrap();
+        let b = c.enter(fp(1)).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a.gate, &b.gate), "the same credential is coalesced");
+        let other = c.enter(fp(2)).unwrap();
+        assert_eq!(c.inflight_len(), 2);
+        drop(a);
+        assert_eq!(c.inflight_len(), 2, "b still checks credential 1");
+        drop(b);
+        drop(other);
+        assert_eq!(c.inflight_len(), 0);
+    }
+
+    /// A check cancelled (its client went away) or panicking still removes its entry.
+    #[tokio::test]
+    async fn inflight_entries_go_on_cancel_and_panic() {
+        let c = std::sync::Arc::new(CredentialCache::new([7; 32]));
+        let (held, mut started) = tokio::sync::mpsc::channel::<()>(1);
+        let c2 = c.clone();
+        let waiting = tokio::spawn(async move {
+            let i = c2.enter(fp(1)).unwrap();
+            let _turn = i.gate.lock().await;
+            held.send(()).await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        started.recv().await.unwrap();
+        assert_eq!(c.inflight_len(), 1);
+        waiting.abort();
+        let _ = waiting.await;
+        assert_eq!(c.inflight_len(), 0, "cancelled");
+        let c3 = c.clone();
+        let panicking = tokio::spawn(async move {
+            let _i = c3.enter(fp(2)).unwrap();
+            panic!("check failed badly");
+        });
+        assert!(panicking.await.unwrap_err().is_panic());
+        assert_eq!(c.inflight_len(), 0, "panicked");
+    }
+
+    /// Many distinct credentials cannot grow the map past `INFLIGHT_MAX`: further checks are
+    /// not coalesced (they go to the argon2 queue on their own), those in the map still are.
+    #[test]
+    fn inflight_map_is_bounded() {
+        let c = CredentialCache::new([7; 32]);
+        let held: Vec<_> = (0..INFLIGHT_MAX as u32).map(|i| c.enter(fp(i)).unwrap()).collect();
+        assert_eq!(c.inflight_len(), INFLIGHT_MAX);
+        assert!(c.enter(fp(INFLIGHT_MAX as u32)).is_none());
+        assert_eq!(c.inflight_len(), INFLIGHT_MAX);
+        assert!(c.enter(fp(3)).is_some(), "a credential already in flight is still coalesced");
+        drop(held);
+        assert_eq!(c.inflight_len(), 0);
+        assert!(c.enter(fp(INFLIGHT_MAX as u32)).is_some());
     }
 
     #[test]

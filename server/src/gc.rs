@@ -4,7 +4,8 @@
 //! bytes while pushes and pulls continue:
 //!
 //! 1. **Abandoned uploads**: sessions untouched for `gc.upload_max_age` lose their row first
-//!    (so nobody can continue them), then their data.
+//!    (so nobody can continue them), then their data. Then **orphaned upload data** (objects
+//!    under `uploads/` with no session row, untouched for as long) goes too (`gc::orphans`).
 //! 2. **Untagged artifacts** (option `delete_untagged`): artifacts with no tag, not listed by
 //!    an index and not an accessory, pushed before the window, are deleted like a user's
 //!    delete (with their accessories and the index children they free). Each is re-checked on
@@ -21,7 +22,9 @@
 //!    a writer whose reservation was swept finds its generation gone and is refused.
 //!    A run that dies mid-sweep leaves `deleting` rows the next run finishes.
 //!
-//! A dry run does 1–3 and reports exactly what 2–4 would delete, deleting nothing.
+//! A dry run does 1–3 and reports exactly what 1–4 would delete, deleting nothing.
+
+mod orphans;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -59,8 +62,11 @@ pub struct GcReport {
     pub manifests: u64,
     /// Bytes of blobs and manifests.
     pub bytes: u64,
-    /// Abandoned upload sessions.
+    /// Abandoned upload sessions, and orphaned upload data (objects whose session is gone).
     pub uploads: u64,
+    /// Bytes of upload data deleted with them.
+    #[serde(default)]
+    pub upload_bytes: u64,
     /// Objects whose deletion failed (kept as `deleting`; the next run retries).
     pub errors: u64,
     pub stopped: bool,
@@ -278,15 +284,16 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
 
     // 1. Abandoned uploads.
     set_progress(ctx, "uploads", 0, 0, &report);
-    let uploads: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM uploads WHERE updated_at < $1 AND lease_until < $2 ORDER BY id")
+    let uploads: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, size FROM uploads WHERE updated_at < $1 AND lease_until < $2 ORDER BY id")
             .bind(upload_cutoff)
             .bind(now)
             .fetch_all(&env.db.pool)
             .await?;
-    for id in &uploads {
+    for (id, size) in &uploads {
         if params.dry_run {
             report.uploads += 1;
+            report.upload_bytes += (*size).max(0) as u64;
             ctx.log(format!("{verb} upload session {id}"));
             continue;
         }
@@ -300,9 +307,12 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
         if gone.rows_affected() == 1 {
             env.storage.delete(&format!("uploads/{id}/data")).await?;
             report.uploads += 1;
+            report.upload_bytes += (*size).max(0) as u64;
             ctx.log(format!("{verb} upload session {id}"));
         }
     }
+    // In a dry run the abandoned sessions' data still has its rows: not counted twice.
+    orphans::reclaim(env, ctx, env.config.upload_max_age, params.dry_run, &mut report).await?;
 
     // Temporary files of writers killed mid-write (never referenced by anything).
     if !params.dry_run {

@@ -569,12 +569,20 @@ pub fn worker_name() -> String {
 
 /// Each replica runs this loop: fire due schedules, take back jobs of dead replicas, claim
 /// and run jobs one at a time. `wake` cuts the wait short when this replica queued a job.
-pub async fn run_loop(state: crate::state::AppState, wake: Arc<tokio::sync::Notify>) {
+pub async fn run_loop(
+    state: crate::state::AppState,
+    wake: Arc<tokio::sync::Notify>,
+    beat: crate::supervisor::Beat,
+) -> anyhow::Result<()> {
     let worker = worker_name();
     tracing::info!(worker, "job runner started");
     loop {
-        if let Err(e) = tick(&state, &worker).await {
-            tracing::warn!(error = %e, "job runner: database unavailable; will retry");
+        match tick(&state, &worker).await {
+            Ok(()) => beat.ok(),
+            Err(e) => {
+                beat.failed(&e);
+                tracing::warn!(error = %e, "job runner: database unavailable; will retry");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}

@@ -23,6 +23,7 @@ pub mod sessions;
 pub mod settings;
 pub mod state;
 pub mod storage;
+pub mod supervisor;
 pub mod telemetry;
 pub mod token;
 pub mod usage;

@@ -1,5 +1,6 @@
 //! The listener: plain HTTP or rustls, graceful shutdown on SIGTERM/SIGINT (in-flight requests
-//! get `SHUTDOWN_GRACE` to finish), and the periodic cleanup of expired sessions.
+//! get `SHUTDOWN_GRACE` to finish), and the start of the background loops under the
+//! supervisor (`start_loops`; among them the periodic cleanup of expired sessions).
 //!
 //! **No client can hold a connection for free** (`[http]`): a request head must arrive within
 //! `header_read_timeout` of the connection waiting for it (hyper's timer, which also ends idle
@@ -26,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::router::{router, SHUTDOWN_GRACE};
 use crate::sessions::{SqlStore, Store};
 use crate::state::AppState;
+use crate::supervisor::Beat;
 
 /// Serves until a shutdown signal. `on_listening` gets the bound address (port 0 resolves).
 pub async fn serve(
@@ -34,14 +36,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let cfg = state.config.clone();
     let (pulls, audit, db) = (state.pulls.clone(), state.audit.clone(), state.db.clone());
-    if let Store::Sql(store) = &state.sessions {
-        tokio::spawn(expire_sessions(store.clone()));
-    }
-    tokio::spawn(state.pulls.clone().run(state.db.clone()));
-    tokio::spawn(state.audit.clone().run(state.db.clone()));
-    tokio::spawn(crate::audit::purge_loop(state.db.clone(), cfg.audit.retention_days));
-    tokio::spawn(crate::accounts::purge_login_failures_loop(state.db.clone(), cfg.auth.clone()));
-    tokio::spawn(crate::jobs::run_loop(state.clone(), state.jobs_wake.clone()));
+    start_loops(&state);
     {
         // Temporary files a killed predecessor left behind (GC sweeps them too).
         let storage = state.storage.clone();
@@ -98,6 +93,28 @@ pub async fn serve(
     Ok(())
 }
 
+/// Starts the background loops under the state's supervisor (restarted when they fail,
+/// reported in `/api/v2.0/health`).
+pub fn start_loops(state: &AppState) {
+    let sup = &state.supervisor;
+    if let Store::Sql(store) = &state.sessions {
+        let store = store.clone();
+        sup.spawn("session_expiry", move |beat| expire_sessions(store.clone(), beat));
+    }
+    let (db, pulls, audit) = (state.db.clone(), state.pulls.clone(), state.audit.clone());
+    sup.spawn("pull_counter", move |beat| pulls.clone().run(db.clone(), beat));
+    let db = state.db.clone();
+    sup.spawn("audit_writer", move |beat| audit.clone().run(db.clone(), beat));
+    let (db, days) = (state.db.clone(), state.config.audit.retention_days);
+    sup.spawn("audit_purge", move |beat| crate::audit::purge_loop(db.clone(), days, beat));
+    let (db, auth) = (state.db.clone(), state.config.auth.clone());
+    sup.spawn("login_failure_purge", move |beat| {
+        crate::accounts::purge_login_failures_loop(db.clone(), auth.clone(), beat)
+    });
+    let st = state.clone();
+    sup.spawn("job_runner", move |beat| crate::jobs::run_loop(st.clone(), st.jobs_wake.clone(), beat));
+}
+
 async fn shutdown_on_signal(handle: Handle) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -118,14 +135,21 @@ async fn shutdown_on_signal(handle: Handle) {
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
 }
 
-async fn expire_sessions(store: SqlStore) {
+async fn expire_sessions(store: SqlStore, beat: Beat) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
         match store.delete_expired().await {
-            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired sessions removed"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "expired-session cleanup failed"),
+            Ok(n) => {
+                beat.ok();
+                if n > 0 {
+                    tracing::debug!(deleted = n, "expired sessions removed");
+                }
+            }
+            Err(e) => {
+                beat.failed(&e);
+                tracing::warn!(error = %e, "expired-session cleanup failed");
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub tokens: Arc<crate::token::VerifiedTokens>,
     /// Wakes this replica's job runner when it queued a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// The background loops (`serve` starts them; `/api/v2.0/health` reports them).
+    pub supervisor: Arc<crate::supervisor::Supervisor>,
     pub leptos: LeptosOptions,
 }
 
@@ -89,6 +91,7 @@ impl AppState {
             audit: Arc::default(),
             tokens: Arc::default(),
             jobs_wake: Arc::default(),
+            supervisor: Arc::default(),
             leptos,
         })
     }

@@ -130,12 +130,21 @@ fn refresh_in_background(db: &Db, project_id: i64) {
     if !running.lock().unwrap_or_else(|e| e.into_inner()).insert(project_id) {
         return;
     }
+    // Frees the project's slot however the task ends (done, failed, panicked or cancelled with
+    // the runtime); a slot left taken would stop the project's usage from ever refreshing again.
+    struct Slot(&'static Mutex<HashSet<i64>>, i64);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+        }
+    }
+    let slot = Slot(running, project_id);
     let db = db.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         if let Err(e) = refresh(&db, project_id).await {
             tracing::warn!(project_id, error = %e, "refreshing a project's storage usage failed");
         }
-        running.lock().unwrap_or_else(|e| e.into_inner()).remove(&project_id);
     });
 }
 

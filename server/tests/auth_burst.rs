@@ -23,7 +23,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn concurrent_first_logins_verify_once() {
     let _serial = SERIAL.lock().await;
     let app = TestApp::new(DbChoice::Sqlite).await;
-    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    common::create_user(&app.state.db, "carol", "Carol12345", false).await;
     let before = VERIFICATIONS.load(Ordering::Relaxed);
     let mut tasks = vec![];
     for _ in 0..16 {
@@ -53,7 +53,7 @@ async fn concurrent_first_logins_verify_once() {
 async fn concurrent_wrong_logins_verify_at_most_the_limit() {
     let _serial = SERIAL.lock().await;
     let app = TestApp::new(DbChoice::Sqlite).await;
-    server::accounts::create_user(&app.state.db, "dave", "Dave12345x", false).await.unwrap();
+    common::create_user(&app.state.db, "dave", "Dave12345x", false).await;
     let before = VERIFICATIONS.load(Ordering::Relaxed);
     let mut tasks = vec![];
     for i in 0..41 {

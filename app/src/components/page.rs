@@ -187,11 +187,6 @@ pub fn CopyField(
     }
 }
 
-/// A form field's current text (for `on:input`).
-pub fn input_value(ev: &leptos::ev::Event) -> String {
-    event_target_value(ev)
-}
-
 /// "N item(s)", previous / next links and "page X of Y" under a list. `count` is the text with
 /// `{}` for the total; `link` makes the URL of a page.
 pub fn pager(

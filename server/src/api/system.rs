@@ -1,4 +1,5 @@
-//! Operations endpoints: ping, health (readiness with per-component status), systeminfo.
+//! Operations endpoints: ping, health (readiness with per-component status: core, database,
+//! storage, redis and every supervised background loop, see `supervisor`), systeminfo.
 
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 .await;
         components.push(component("redis", r));
     }
+    // The background loops this process runs (job runner, audit writer, purges, ...).
+    components.extend(state.supervisor.components());
     let healthy = components.iter().all(|c| c["status"] == "healthy");
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({ "status": if healthy { "healthy" } else { "unhealthy" }, "components": components });

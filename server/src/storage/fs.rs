@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{check_key, ByteStream, Result, Storage, StorageError};
+use super::{check_key, ByteStream, ObjectMeta, Result, Storage, StorageError};
 
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -308,6 +308,10 @@ impl Storage for FsStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.list_meta(prefix).await?.into_iter().map(|o| o.key).collect())
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let root = self.root.clone();
         let start = if prefix.is_empty() { root.clone() } else { self.path(prefix.trim_end_matches('/'))? };
         tokio::task::spawn_blocking(move || {
@@ -327,12 +331,19 @@ impl Storage for FsStorage {
                         stack.push(p);
                     } else if !hidden {
                         if let Ok(rel) = p.strip_prefix(&root) {
-                            out.push(rel.to_string_lossy().replace('\\', "/"));
+                            let key = rel.to_string_lossy().replace('\\', "/");
+                            let meta = match entry.metadata() {
+                                Ok(m) => m,
+                                // Removed since the directory was read.
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                                Err(e) => return Err(StorageError::Io(e)),
+                            };
+                            out.push(ObjectMeta { key, size: meta.len(), modified: meta.modified()? });
                         }
                     }
                 }
             }
-            out.sort();
+            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
         .await

@@ -43,6 +43,15 @@ pub enum StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// An object as `Storage::list_meta` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// The last write (the backend's clock: file mtime, S3 `LastModified`).
+    pub modified: std::time::SystemTime,
+}
+
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Size of an object, `None` when absent.
@@ -73,6 +82,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Keys under a prefix (tests and GC).
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Objects under a prefix with their size and last write, sorted by key (GC finds orphaned
+    /// upload data by age). An upload in progress is one object at its key, however the
+    /// backend stores it (S3: its parts, summed; modified = the newest part).
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
     /// Removes temporary files older than `older_than` that writers killed mid-write (kill -9,
     /// power loss) left behind; returns how many. Only the filesystem backend has any.
     async fn sweep_temp(&self, _older_than: std::time::Duration) -> Result<u64> {

@@ -17,7 +17,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 
-use super::{check_key, ByteStream, Result, Storage, StorageError};
+use super::{check_key, ByteStream, ObjectMeta, Result, Storage, StorageError};
 use crate::config::S3Config;
 
 const CHUNK: usize = 8 * 1024 * 1024;
@@ -338,6 +338,25 @@ impl Storage for S3Storage {
         keys.retain(|k| !k.contains(".parts/"));
         keys.sort();
         Ok(keys)
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let p = if prefix.is_empty() { None } else { Some(self.path(prefix.trim_end_matches('/'))?) };
+        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(p.as_ref()).map_err(err).try_collect().await?;
+        // Part objects `<key>.parts/<offset>` fold into their upload's key.
+        let mut out: std::collections::BTreeMap<String, ObjectMeta> = Default::default();
+        for m in listed {
+            let full = m.location.to_string();
+            let key = full.trim_start_matches(&strip);
+            let key = key.split_once(".parts/").map_or(key, |(k, _)| k).to_string();
+            let modified = std::time::SystemTime::from(m.last_modified);
+            let o = out.entry(key.clone()).or_insert(ObjectMeta { key, size: 0, modified });
+            o.size += m.size;
+            o.modified = o.modified.max(modified);
+        }
+        Ok(out.into_values().collect())
     }
 }
 

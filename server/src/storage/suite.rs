@@ -113,6 +113,27 @@ pub async fn run(s: &dyn Storage) {
     s.delete("blobs/sha256/ab/abc/data").await.unwrap();
     assert_eq!(s.list("blobs/").await.unwrap(), vec!["blobs/sha256/cd/cdef/data".to_string()]);
 
+    // Listing with sizes and last writes: an upload in progress (S3: written as two part
+    // objects) is one object of its whole length. S3 times have whole seconds.
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+    assert_eq!(s.append("uploads/m1/data", 0, stream(vec![b"abc"])).await.unwrap(), 3);
+    assert_eq!(s.append("uploads/m1/data", 3, stream(vec![b"defg"])).await.unwrap(), 7);
+    s.put("uploads/m2/data", Bytes::from_static(b"xy")).await.unwrap();
+    let after = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    let listed = s.list_meta("uploads/").await.unwrap();
+    let brief: Vec<(&str, u64)> = listed.iter().map(|o| (o.key.as_str(), o.size)).collect();
+    assert_eq!(brief, [("uploads/m1/data", 7), ("uploads/m2/data", 2)]);
+    assert!(listed.iter().all(|o| o.modified >= before && o.modified <= after), "{listed:?}");
+    let blobs = s.list_meta("blobs/").await.unwrap();
+    assert_eq!(blobs.len(), 1);
+    assert_eq!(
+        (blobs[0].key.as_str(), blobs[0].size),
+        ("blobs/sha256/cd/cdef/data", s.stat(&blobs[0].key).await.unwrap().unwrap())
+    );
+    s.delete("uploads/m1/data").await.unwrap();
+    s.delete("uploads/m2/data").await.unwrap();
+    assert_eq!(s.list_meta("uploads/").await.unwrap(), []);
+
     // Keys that could escape the root are refused everywhere.
     for bad in ["../etc/passwd", "/etc/passwd", "blobs/../../x"] {
         assert!(matches!(s.stat(bad).await, Err(StorageError::InvalidKey(_))));

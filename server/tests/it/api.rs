@@ -41,6 +41,38 @@ both_dbs!(health_reports_broken_storage, |app| {
     assert!(storage["error"].as_str().unwrap().len() > 3);
 });
 
+both_dbs!(health_shows_a_restarted_loop, |app| {
+    // A supervised background loop that panics on its first run is restarted and shows in
+    // readiness as its own component, with the restart and the panic.
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let r = runs.clone();
+    app.state.supervisor.spawn("test_loop", move |beat| {
+        let first = r.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        async move {
+            assert!(!first, "first run fails");
+            loop {
+                beat.ok();
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let c = loop {
+        let j = app.get("/api/v2.0/health").await.json();
+        let c = j["components"].as_array().unwrap().iter().find(|c| c["name"] == "test_loop").cloned();
+        if let Some(c) = c.filter(|c| c["restarts"] == 1 && !c["last_beat"].is_null()) {
+            assert_eq!(j["status"], "healthy", "{j}");
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "never restarted: {j}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(c["status"], "healthy");
+    assert_eq!(c["state"], "running");
+    assert!(c["last_error"].as_str().unwrap().contains("first run fails"), "{c}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+});
+
 both_dbs!(systeminfo_anonymous_and_authenticated, |app| {
     let anon = app.get("/api/v2.0/systeminfo").await.json();
     assert_eq!(anon["auth_mode"], "db_auth");
@@ -93,7 +125,7 @@ both_dbs!(repeated_failures_lock_the_account, |app| {
     let r =
         app.get_with("/api/v2.0/users/current", &[("authorization", &basic("ADMIN", ADMIN_PASSWORD))]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    server::accounts::create_user(&app.state.db, "alice", "Alice12345", false).await.unwrap();
+    crate::common::create_user(&app.state.db, "alice", "Alice12345", false).await;
     let r =
         app.get_with("/api/v2.0/users/current", &[("authorization", &basic("alice", "Alice12345"))]).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -126,7 +158,7 @@ both_dbs!(concurrent_wrong_logins_stop_at_the_limit, |app| {
     // `max_failed_logins` (5) are verified, and then the account is locked for the right
     // password too, on every surface.
     use server::accounts::{authenticate, LoginError};
-    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    crate::common::create_user(&app.state.db, "carol", "Carol12345", false).await;
     let mut tasks = vec![];
     for i in 0..40 {
         let (db, auth) = (app.state.db.clone(), app.state.config.auth.clone());
@@ -453,7 +485,7 @@ both_dbs!(tampered_session_cookie_is_anonymous, |app| {
 });
 
 both_dbs!(passwords_changed_by_admin_and_by_others, |app| {
-    let alice = server::accounts::create_user(&app.state.db, "alice", "Alice12345", false).await.unwrap();
+    let alice = crate::common::create_user(&app.state.db, "alice", "Alice12345", false).await;
     let admin = basic("admin", ADMIN_PASSWORD);
     let alice_auth = basic("alice", "Alice12345");
     // A non-admin cannot change the admin's password.

@@ -609,11 +609,9 @@ both_dbs!(copy_of_nested_indexes_copies_each_child_once, |app| {
 async fn writes_never_fail_on_lock_contention(app: TestApp, workers: usize, rounds: usize) {
     let app = std::sync::Arc::new(app);
     let state = app.state.clone();
-    let mut background = vec![
-        tokio::spawn(state.pulls.clone().run(state.db.clone())),
-        tokio::spawn(state.audit.clone().run(state.db.clone())),
-        tokio::spawn(server::jobs::run_loop(state.clone(), state.jobs_wake.clone())),
-    ];
+    // The product's own loops, as `serve` starts them (supervised).
+    server::serve::start_loops(&state);
+    let mut background = vec![];
     if let server::sessions::Store::Sql(store) = &state.sessions {
         let store = store.clone();
         background.push(tokio::spawn(async move {

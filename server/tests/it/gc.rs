@@ -423,6 +423,83 @@ macro_rules! both_window {
 }
 both_window!(window_protects_fresh_blobs_and_uploads_expire);
 
+/// Upload data whose session row is gone (a crash between deleting the row and the data) is
+/// reclaimed once it is older than `upload_max_age`; younger data and data with a session stay;
+/// a dry run counts it without deleting. On every backend (S3 keeps uploads as part objects).
+mod orphaned_upload_data_is_reclaimed {
+    use super::*;
+    const GRACE: &str = "upload_max_age = \"4s\"\n";
+
+    async fn start(app: &TestApp, data: &[u8]) -> (String, String) {
+        let r = app
+            .call(Method::POST, "/v2/library/o/blobs/uploads/", &[("authorization", &admin())], vec![])
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let loc = r.header("location").unwrap().to_string();
+        patch(app, &loc, data).await;
+        (loc.rsplit('/').next().unwrap().to_string(), loc)
+    }
+
+    async fn patch(app: &TestApp, loc: &str, data: &[u8]) {
+        let h = [("authorization", admin()), ("content-type", "application/octet-stream".into())];
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = app.call(Method::PATCH, loc, &h, data.to_vec()).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    }
+
+    async fn exists(app: &TestApp, id: &str) -> bool {
+        app.state.storage.stat(&format!("uploads/{id}/data")).await.unwrap().is_some()
+    }
+
+    async fn run(app: TestApp) {
+        let (orphan, _) = start(&app, b"orphaned data").await;
+        let (live, live_loc) = start(&app, b"live ").await;
+        // The crash: the row is gone, the data stays.
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(&orphan)
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+        let run = gc(&app, false, false).await;
+        assert_eq!(run["result"]["uploads"], 0, "younger than upload_max_age: {run}");
+        assert!(exists(&app, &orphan).await);
+        tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+        // The live session goes on (its row and its data are fresh again).
+        patch(&app, &live_loc, b"session").await;
+        let run = gc(&app, true, false).await;
+        assert_eq!(run["result"]["uploads"], 1, "{run}");
+        assert_eq!(run["result"]["upload_bytes"], 13, "{run}");
+        assert!(exists(&app, &orphan).await, "a dry run deletes nothing");
+        let run = gc(&app, false, false).await;
+        assert_eq!(run["result"]["uploads"], 1, "{run}");
+        assert_eq!(run["result"]["upload_bytes"], 13, "{run}");
+        assert!(!exists(&app, &orphan).await);
+        assert!(app.state.storage.list("uploads/").await.unwrap().iter().all(|k| !k.contains(&orphan)));
+        // The session with a row was left alone and completes.
+        assert!(exists(&app, &live).await);
+        let d = sha256(b"live session");
+        let r = app
+            .call(Method::PUT, &format!("{live_loc}?digest={d}"), &[("authorization", &admin())], vec![])
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        assert_eq!(blob(&app, "library/o", &d).await.body, b"live session");
+        let run = gc(&app, false, false).await;
+        assert_eq!(run["result"]["uploads"], 0, "{run}");
+    }
+    #[tokio::test]
+    async fn sqlite_fs() {
+        run(TestApp::builder(DbChoice::Sqlite).toml(NOW).toml(GRACE).build().await).await
+    }
+    #[tokio::test]
+    async fn postgres_fs() {
+        run(TestApp::builder(DbChoice::Postgres).toml(NOW).toml(GRACE).build().await).await
+    }
+    #[tokio::test]
+    async fn postgres_s3() {
+        run(TestApp::builder(DbChoice::Postgres).toml(NOW).toml(GRACE).s3().build().await).await
+    }
+}
+
 gc_dbs!(api_permissions_conflicts_stop_and_schedule, |app| {
     // Only system admins.
     let r = api(

@@ -536,7 +536,7 @@ all_backends!(catalog_and_permissions, |app| {
     assert_eq!(app.get("/v2/_catalog").await.status, StatusCode::UNAUTHORIZED);
 
     // A non-admin user: reads public projects, cannot push to them or read private ones.
-    server::accounts::create_user(&app.state.db, "bob", "Bob1234567", false).await.unwrap();
+    crate::common::create_user(&app.state.db, "bob", "Bob1234567", false).await;
     let bob = basic("bob", "Bob1234567");
     let r = app.get_with("/v2/_catalog", &[("authorization", &bob)]).await;
     assert_eq!(r.json(), json!({"repositories":["library/one","library/two"]}));
@@ -654,7 +654,7 @@ all_backends!(replicas_see_each_others_changes_at_once, |app| {
     server::gc::run(&env, &server::gc::GcParams::default(), &ctx).await.expect("gc run");
     assert_eq!(head(&other, format!("/v2/library/ha/blobs/{layer}")).await.status, StatusCode::NOT_FOUND);
     // A password changed through `app` stops working on `other`, whose credential cache had it.
-    server::accounts::create_user(&app.state.db, "carol", "Carol12345", false).await.unwrap();
+    crate::common::create_user(&app.state.db, "carol", "Carol12345", false).await;
     let old = crate::common::basic("carol", "Carol12345");
     assert_eq!(other.get_with("/v2/", &[("authorization", &old)]).await.status, StatusCode::OK);
     let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'carol'")
@@ -973,6 +973,77 @@ all_backends!(referrers_artifact_type_falls_back_to_the_config_media_type, |app|
     assert_eq!(j["manifests"].as_array().unwrap().len(), 1, "{j}");
     assert_eq!(j["manifests"][0]["digest"], img_d.as_str());
     assert_eq!(j["manifests"][0]["artifactType"], cfg_type);
+});
+
+// Issue 19 loose end: the referrers list is paged with a `Link` header (as tags/list), in
+// digest order, the filter carried into the next page's link; following the links yields every
+// referrer exactly once.
+all_backends!(referrers_are_paged_with_link, |app| {
+    let auth = admin();
+    let (subject, subject_body) = push_image(&app, "library/paged", "v1", &[b"paged layer"]).await;
+    let empty = push_blob(&app, "library/paged", b"{}").await;
+    let mut sigs = vec![];
+    let mut all = vec![];
+    for i in 0..5 {
+        let kind = if i % 2 == 0 { "application/vnd.example.sig" } else { "application/vnd.example.sbom" };
+        let art = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,"artifactType":kind,
+            "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":empty,"size":2},
+            "layers":[],"annotations":{"n":i.to_string()},
+            "subject":{"mediaType":OCI_MANIFEST,"digest":subject,"size":subject_body.len()}});
+        let body = serde_json::to_vec(&art).unwrap();
+        let d = sha256(&body);
+        assert_eq!(
+            put_manifest(&app, "library/paged", &d, OCI_MANIFEST, &body).await.status,
+            StatusCode::CREATED
+        );
+        if i % 2 == 0 {
+            sigs.push(d.clone());
+        }
+        all.push(d);
+    }
+    all.sort();
+    sigs.sort();
+    // Follows the links from `first`; returns the digests in order and the number of pages.
+    let follow = |first: String| {
+        let app = &app;
+        let auth = auth.clone();
+        async move {
+            let (mut next, mut seen, mut pages) = (Some(first), vec![], 0);
+            while let Some(url) = next.take() {
+                let r = app.get_with(&url, &[("authorization", &auth)]).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+                assert_eq!(r.header("content-type"), Some(OCI_INDEX));
+                let j = r.json();
+                let page = j["manifests"].as_array().unwrap();
+                assert!(page.len() <= 2, "{j}");
+                seen.extend(page.iter().map(|m| m["digest"].as_str().unwrap().to_string()));
+                pages += 1;
+                next = r.header("link").map(|l| {
+                    assert!(l.ends_with(">; rel=\"next\""), "{l}");
+                    l.trim_start_matches('<').split('>').next().unwrap().to_string()
+                });
+            }
+            (seen, pages)
+        }
+    };
+    let (seen, pages) = follow(format!("/v2/library/paged/referrers/{subject}?n=2")).await;
+    assert_eq!(seen, all);
+    assert_eq!(pages, 3);
+    let (seen, pages) =
+        follow(format!("/v2/library/paged/referrers/{subject}?n=2&artifactType=application/vnd.example.sig"))
+            .await;
+    assert_eq!(seen, sigs, "the filter is kept in the links");
+    assert_eq!(pages, 2);
+    // Without n: everything on one page (the default page is far larger), no link.
+    let r =
+        app.get_with(&format!("/v2/library/paged/referrers/{subject}"), &[("authorization", &auth)]).await;
+    assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 5);
+    assert!(r.header("link").is_none());
+    // A bad n is the spec's error, not a 500.
+    let r = app
+        .get_with(&format!("/v2/library/paged/referrers/{subject}?n=x"), &[("authorization", &auth)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 });
 
 // Issue 19 loose end: deleting a repository also deletes the data of its upload sessions (the

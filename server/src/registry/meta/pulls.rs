@@ -38,12 +38,20 @@ impl PullRecorder {
     }
 
     /// Flushes every second until the process ends.
-    pub async fn run(self: std::sync::Arc<Self>, db: Db) {
+    pub async fn run(
+        self: std::sync::Arc<Self>,
+        db: Db,
+        beat: crate::supervisor::Beat,
+    ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Err(e) = self.flush(&db).await {
-                tracing::warn!(error = %e, "could not record pulls; will retry");
+            match self.flush(&db).await {
+                Ok(()) => beat.ok(),
+                Err(e) => {
+                    beat.failed(&e);
+                    tracing::warn!(error = %e, "could not record pulls; will retry");
+                }
             }
         }
     }

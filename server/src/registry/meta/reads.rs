@@ -97,23 +97,28 @@ pub struct Referrer {
     pub annotations: String,
 }
 
+/// The artifacts of `repo` whose subject is `subject`, in digest order after `after`, at most
+/// `limit`.
 pub async fn referrers(
     db: &Db,
     repo: &str,
     subject: &Digest,
     artifact_type: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
 ) -> Result<Vec<Referrer>, sqlx::Error> {
     let mut sql = String::from(
         "SELECT a.digest, a.media_type, a.artifact_type, a.manifest_size, a.annotations FROM artifacts a \
-         JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2",
+         JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2 \
+         AND a.digest > $3",
     );
     if artifact_type.is_some() {
         // Rows without a stored type are candidates too: an image manifest's type is then its
         // config's media type, which the caller reads from the manifest and filters on.
-        sql.push_str(" AND (a.artifact_type = $3 OR a.artifact_type = '')");
+        sql.push_str(" AND (a.artifact_type = $5 OR a.artifact_type = '')");
     }
-    sql.push_str(" ORDER BY a.digest");
-    let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string());
+    sql.push_str(" ORDER BY a.digest LIMIT $4");
+    let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string()).bind(after.unwrap_or("")).bind(limit);
     if let Some(t) = artifact_type {
         q = q.bind(t);
     }

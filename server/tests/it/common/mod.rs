@@ -23,6 +23,23 @@ use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "Harbor12345";
 
+/// Creates a local user with default profile fields, through the product's own insert.
+pub async fn create_user(
+    db: &server::db::Db,
+    username: &str,
+    password: &str,
+    sysadmin: bool,
+) -> server::accounts::User {
+    let new = server::accounts::NewUser {
+        username: username.into(),
+        password: password.into(),
+        email: format!("{username}@example.com"),
+        sysadmin,
+        ..Default::default()
+    };
+    server::accounts::insert_user(db, &new).await.unwrap_or_else(|e| panic!("create user {username}: {e}"))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DbChoice {
     Sqlite,
