@@ -33,7 +33,7 @@ async fn with_timeout<F: std::future::Future<Output = Result<(), String>>>(f: F)
 }
 
 /// Readiness: 200 when every dependency answers, 503 otherwise (same body shape as Harbor's
-/// `/api/v2.0/health`). Load balancers use this; `/api/v2.0/ping` is the liveness probe.
+/// `/api/v2.0/health`); supervised background loops are listed too and only change the body. Load balancers use this; `/api/v2.0/ping` is the liveness probe.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Object), (status = 503, body = Object)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let mut components = vec![json!({ "name": "core", "status": "healthy" })];
@@ -47,10 +47,14 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 .await;
         components.push(component("redis", r));
     }
-    // The background loops this process runs (job runner, audit writer, purges, ...).
+    // Readiness is what requests need: the dependencies above. A background loop that keeps
+    // failing (job runner, audit writer, purges, ...) makes the answer `unhealthy` and is named in
+    // its components, but does not take the replica out of rotation: it still serves pushes and
+    // pulls, and an hourly purge failing three times would otherwise empty a load balancer.
+    let ready = components.iter().all(|c| c["status"] == "healthy");
     components.extend(state.supervisor.components());
     let healthy = components.iter().all(|c| c["status"] == "healthy");
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({ "status": if healthy { "healthy" } else { "unhealthy" }, "components": components });
     (status, Json(body))
 }

@@ -73,6 +73,26 @@ both_dbs!(health_shows_a_restarted_loop, |app| {
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
 });
 
+both_dbs!(a_failing_loop_is_reported_but_keeps_the_replica_ready, |app| {
+    // A loop that fails every run turns unhealthy after three failures in a row: the body names
+    // it, but readiness (the status code load balancers read) stays 200, since requests are served.
+    app.state.supervisor.spawn("failing_loop", |_beat| async { Err(anyhow::anyhow!("always fails")) });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = app.get("/api/v2.0/health").await;
+        let j = r.json();
+        let c = j["components"].as_array().unwrap().iter().find(|c| c["name"] == "failing_loop").cloned();
+        if c.as_ref().is_some_and(|c| c["status"] == "unhealthy") {
+            assert_eq!(r.status, StatusCode::OK, "{j}");
+            assert_eq!(j["status"], "unhealthy", "{j}");
+            assert!(c.unwrap()["last_error"].as_str().unwrap().contains("always fails"), "{j}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported unhealthy: {j}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+});
+
 both_dbs!(systeminfo_anonymous_and_authenticated, |app| {
     let anon = app.get("/api/v2.0/systeminfo").await.json();
     assert_eq!(anon["auth_mode"], "db_auth");
