@@ -318,7 +318,7 @@ fn valid_email(email: &str) -> bool {
 }
 
 fn map_unique(e: sqlx::Error, what: &str) -> UserError {
-    if crate::db::is_unique_violation(&e) {
+    if crate::db::error::is_conflict(&e) {
         UserError::Conflict(format!("{what} is already taken"))
     } else {
         e.into()
@@ -427,7 +427,7 @@ pub async fn list_users(
         Some(n) if exact => (" AND lower(username) = $1", n.to_lowercase()),
         Some(n) => (
             " AND lower(username) LIKE $1 ESCAPE '\\'",
-            format!("%{}%", crate::projects::escape_like(&n.to_lowercase())),
+            format!("%{}%", crate::db::query::escape_like(&n.to_lowercase())),
         ),
         None => (" AND $1 = ''", String::new()),
     };

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::api::query::{self, Sql};
+use crate::db::query::{Sql, Stmt};
 use crate::db::{now_ms, Db};
 
 const MAX_PENDING: usize = 100_000;
@@ -243,23 +243,17 @@ pub struct Listing {
 /// Newest first, one page. `conds` are SQL conditions on `audit_log` with their bind values
 /// (see `api::audit::AUDIT_KEYS`).
 pub async fn list(db: &Db, conds: &Sql, page: u64, page_size: u64) -> Result<Listing, sqlx::Error> {
-    let filter = if conds.clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.clauses.join(" AND "))
-    };
-    let count_sql =
-        format!("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log{filter} LIMIT {}) t", COUNT_CAP + 1);
-    let counted =
-        query::bind_scalar(sqlx::query_scalar(&count_sql), &conds.binds).fetch_one(&db.pool).await?;
+    let mut count = Stmt::new("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log");
+    count.where_(conds).push(&format!(" LIMIT {}) t", COUNT_CAP + 1));
+    let counted: i64 = count.query_scalar().fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
-    let sql = format!(
+    let mut list = Stmt::new(
         "SELECT id, op_time, username, resource_type, resource, operation, success, client_ip, project_id, \
-         detail FROM audit_log{filter} ORDER BY op_time DESC, id DESC LIMIT {} OFFSET {offset}",
-        page_size + 1
+         detail FROM audit_log",
     );
-    let q = query::bind_query(sqlx::query(&sql), &conds.binds);
-    let mut rows = q.fetch_all(&db.pool).await?;
+    list.where_(conds)
+        .push(&format!(" ORDER BY op_time DESC, id DESC LIMIT {} OFFSET {offset}", page_size + 1));
+    let mut rows = list.query().fetch_all(&db.pool).await?;
     let more = rows.len() as u64 > page_size;
     rows.truncate(page_size as usize);
     let items = rows

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
 
+use crate::db::query::Stmt;
 use crate::db::{now_ms, Db};
 use crate::jobs::{JobCtx, Outcome};
 use crate::storage::Storage;
@@ -432,17 +433,17 @@ async fn sweep<'a>(
     }
     // Rows are locked in digest order, as pushes lock them (no deadlock between the two).
     digests.sort_unstable();
-    let list = crate::db::placeholders(2, digests.len());
     // SQLite: `+status`/`+last_used` keep the planner off the `blobs_gc (status, last_used)`
     // index — with it, from ~20 digests on, it visits every collectable row per batch (the sweep
     // became quadratic: 200 ms per batch at 1M rows instead of 2 ms by primary key).
     let plus = if env.db.kind == crate::db::DbKind::Sqlite { "+" } else { "" };
-    let sql = format!(
-        "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND ({plus}status = 'deleting' OR ( \
-         {plus}last_used < $1 \
-         AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
+    let mut mark = Stmt::new("UPDATE blobs SET status = 'deleting' WHERE digest IN (");
+    mark.push_list(digests.iter().copied());
+    mark.push(&format!(") AND ({plus}status = 'deleting' OR ({plus}last_used < ?"));
+    mark.bind(cutoff).push(
+        " AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest))) \
-         RETURNING digest, size, kind"
+         RETURNING digest, size, kind",
     );
     // PostgreSQL: lock the rows first, then re-check in a second statement. Under READ
     // COMMITTED a statement that waited for a row lock re-checks only that row's own columns,
@@ -452,20 +453,11 @@ async fn sweep<'a>(
     // then find `deleting`. (SQLite has one writer: the single statement already waits for it.)
     let mut tx = env.db.begin_write().await?;
     if env.db.kind == crate::db::DbKind::Postgres {
-        let lock_list = crate::db::placeholders(1, digests.len());
-        let lock =
-            format!("SELECT digest FROM blobs WHERE digest IN ({lock_list}) ORDER BY digest FOR UPDATE");
-        let mut q = sqlx::query(&lock);
-        for d in &digests {
-            q = q.bind(*d);
-        }
-        q.fetch_all(&mut *tx).await?;
+        let mut lock = Stmt::new("SELECT digest FROM blobs WHERE digest IN (");
+        lock.push_list(digests.iter().copied()).push(") ORDER BY digest FOR UPDATE");
+        lock.query().fetch_all(&mut *tx).await?;
     }
-    let mut q = sqlx::query(&sql).bind(cutoff);
-    for d in &digests {
-        q = q.bind(*d);
-    }
-    let marked = q.fetch_all(&mut *tx).await?;
+    let marked = mark.query().fetch_all(&mut *tx).await?;
     tx.commit().await?;
     let marked: Vec<(String, i64, String)> = marked
         .iter()
@@ -507,16 +499,12 @@ async fn sweep<'a>(
         }
     }
     if !gone.is_empty() {
-        let list = crate::db::placeholders(1, gone.len());
         let mut tx = env.db.begin_write().await?;
         for table in ["repository_blobs", "blobs"] {
             let extra = if table == "blobs" { " AND status = 'deleting'" } else { "" };
-            let sql = format!("DELETE FROM {table} WHERE digest IN ({list}){extra}");
-            let mut q = sqlx::query(&sql);
-            for d in &gone {
-                q = q.bind(d);
-            }
-            q.execute(&mut *tx).await?;
+            let mut q = Stmt::new(&format!("DELETE FROM {table} WHERE digest IN ("));
+            q.push_list(&gone).push(&format!("){extra}"));
+            q.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
     }

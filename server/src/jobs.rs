@@ -78,10 +78,6 @@ fn job(r: &AnyRow) -> Result<Job, sqlx::Error> {
     })
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
-}
-
 /// A new job. `None` when a job with the same `unique_key` is already pending or running.
 pub struct NewJob<'a> {
     pub kind: &'a str,
@@ -135,7 +131,7 @@ async fn insert(db: &Db, new: &NewJob<'_>, status: &str, worker: &str) -> Result
             }
             Ok(Some(id))
         }
-        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) if crate::db::error::is_conflict(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -298,7 +298,7 @@ pub async fn create(db: &Db, new: NewRobot) -> Result<(Robot, String), RobotErro
     .await;
     let id = match inserted {
         Ok(id) => id,
-        Err(e) if crate::db::is_unique_violation(&e) => return Err(RobotError::Exists(name)),
+        Err(e) if crate::db::error::is_conflict(&e) => return Err(RobotError::Exists(name)),
         Err(e) => return Err(e.into()),
     };
     insert_permissions(&mut tx, id, &new.permissions).await?;
@@ -419,7 +419,7 @@ pub async fn list(
         Some(_) => String::from(" WHERE r.project_id = $1"),
         None => String::from(" WHERE r.project_id IS NULL AND $1 = 0"),
     };
-    let like = name.map(|n| format!("%{}%", crate::projects::escape_like(&n.to_lowercase())));
+    let like = name.map(|n| format!("%{}%", crate::db::query::escape_like(&n.to_lowercase())));
     if like.is_some() {
         filter.push_str(" AND lower(r.name) LIKE $2 ESCAPE '\\'");
     }

@@ -47,16 +47,11 @@ pub async fn usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64
     let (ids, rows) = match projects {
         Some([]) => return Ok(HashMap::new()),
         Some(ids) => {
-            let sql = format!(
-                "SELECT project_id, gen, computed_gen, bytes, compute_ms FROM project_usage \
-                 WHERE project_id IN ({})",
-                crate::db::placeholders(1, ids.len())
+            let mut q = crate::db::query::Stmt::new(
+                "SELECT project_id, gen, computed_gen, bytes, compute_ms FROM project_usage WHERE project_id IN (",
             );
-            let mut q = sqlx::query(&sql);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            (ids.to_vec(), q.fetch_all(&db.pool).await?)
+            q.push_list(ids.iter().copied()).push(")");
+            (ids.to_vec(), q.query().fetch_all(&db.pool).await?)
         }
         None => {
             let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM projects").fetch_all(&db.pool).await?;

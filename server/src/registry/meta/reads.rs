@@ -73,19 +73,15 @@ pub async fn catalog(
     n: i64,
     last: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let (filter, bind) = match viewer {
-        None => ("1 = 1".to_string(), None),
-        Some(v) => crate::projects::visible_filter(Some(v), 3),
-    };
-    let sql = format!(
-        "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id \
-         WHERE r.name > $1 AND {filter} ORDER BY r.name LIMIT $2"
+    let mut q = crate::db::query::Stmt::new(
+        "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id WHERE r.name > ?",
     );
-    let mut q = sqlx::query_scalar(&sql).bind(last.unwrap_or("")).bind(n);
-    if let Some(b) = bind {
-        q = q.bind(b);
+    q.bind(last.unwrap_or(""));
+    if let Some(v) = viewer {
+        q.and(&crate::projects::visible_filter(Some(v)));
     }
-    q.fetch_all(&db.pool).await
+    q.push(" ORDER BY r.name LIMIT ?").bind(n);
+    q.query_scalar().fetch_all(&db.pool).await
 }
 
 #[derive(Debug, Clone)]
