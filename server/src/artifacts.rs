@@ -6,15 +6,14 @@
 
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::api::error::ApiError;
 use crate::api::query::Query;
 use crate::db::query::{contains, order_by, Bind, Col, Cond, SortKey, Sql, Stmt};
 use crate::db::{now_ms, Db};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RepoRow {
     pub id: i64,
     pub project_id: i64,
@@ -30,19 +29,6 @@ const REPO_SELECT: &str =
     "SELECT r.id, r.project_id, r.name, r.description, r.pull_count, r.created_at, r.updated_at, \
      (SELECT COUNT(*) FROM artifacts a WHERE a.repository_id = r.id AND a.visible = 1) AS artifact_count \
      FROM repositories r JOIN projects p ON p.id = r.project_id";
-
-fn repo_from_row(r: &AnyRow) -> Result<RepoRow, sqlx::Error> {
-    Ok(RepoRow {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        artifact_count: r.try_get("artifact_count")?,
-        pull_count: r.try_get("pull_count")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
 
 pub const REPO_KEYS: [(&str, Col); 4] = [
     ("name", Col::Text("r.name")),
@@ -72,7 +58,7 @@ pub async fn list_repositories(
     let mut list = Stmt::new(REPO_SELECT);
     list.where_(sql).push(&format!("{order} LIMIT {page_size} OFFSET {offset}"));
     let rows = list.query().fetch_all(&db.pool).await?;
-    Ok((rows.iter().map(repo_from_row).collect::<Result<_, _>>()?, total))
+    Ok((rows.iter().map(RepoRow::from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// A repository by full name; `counted`: with its artifact count (a count over its artifacts,
@@ -85,7 +71,7 @@ pub async fn get_repository(db: &Db, name: &str, counted: bool) -> Result<Option
          0 AS artifact_count FROM repositories r"
     };
     let row = sqlx::query(&format!("{select} WHERE r.name = $1")).bind(name).fetch_optional(&db.pool).await?;
-    row.as_ref().map(repo_from_row).transpose()
+    row.as_ref().map(RepoRow::from_row).transpose()
 }
 
 pub async fn set_description(db: &Db, id: i64, description: &str) -> Result<(), sqlx::Error> {
@@ -98,7 +84,7 @@ pub async fn set_description(db: &Db, id: i64, description: &str) -> Result<(), 
     Ok(())
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ArtifactRow {
     pub id: i64,
     pub repository_id: i64,
@@ -119,25 +105,6 @@ pub struct ArtifactRow {
 const ARTIFACT_SELECT: &str = "SELECT a.id, a.repository_id, r.name AS repository_name, r.project_id, a.digest, \
      a.media_type, a.artifact_type, a.manifest_size, a.size, a.subject, a.annotations, a.pushed_at, a.pulled_at, \
      a.pull_count FROM artifacts a JOIN repositories r ON r.id = a.repository_id";
-
-fn artifact_from_row(r: &AnyRow) -> Result<ArtifactRow, sqlx::Error> {
-    Ok(ArtifactRow {
-        id: r.try_get("id")?,
-        repository_id: r.try_get("repository_id")?,
-        repository_name: r.try_get("repository_name")?,
-        project_id: r.try_get("project_id")?,
-        digest: r.try_get("digest")?,
-        media_type: r.try_get("media_type")?,
-        artifact_type: r.try_get("artifact_type")?,
-        manifest_size: r.try_get("manifest_size")?,
-        size: r.try_get("size")?,
-        subject: r.try_get("subject")?,
-        annotations: r.try_get("annotations")?,
-        pushed_at: r.try_get("pushed_at")?,
-        pulled_at: r.try_get("pulled_at")?,
-        pull_count: r.try_get("pull_count")?,
-    })
-}
 
 pub const ARTIFACT_KEYS: [(&str, Col); 5] = [
     ("digest", Col::Text("a.digest")),
@@ -219,7 +186,7 @@ pub async fn list_artifacts_in(
     list.where_(&sql)
         .push(&format!("{order} LIMIT {page_size} OFFSET {offset}) page ON page.id = a.id{order}"));
     let rows = list.query().fetch_all(&db.pool).await?;
-    Ok((rows.iter().map(artifact_from_row).collect::<Result<_, sqlx::Error>>()?, total))
+    Ok((rows.iter().map(ArtifactRow::from_row).collect::<Result<_, sqlx::Error>>()?, total))
 }
 
 /// An artifact of a repository by digest or tag.
@@ -243,26 +210,16 @@ pub async fn get_artifact(
         .fetch_optional(&db.pool)
         .await?
     };
-    row.as_ref().map(artifact_from_row).transpose()
+    row.as_ref().map(ArtifactRow::from_row).transpose()
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TagRow {
     pub id: i64,
     pub repository_id: i64,
     pub artifact_id: i64,
     pub name: String,
     pub pushed_at: i64,
-}
-
-fn tag_from_row(r: &AnyRow) -> Result<TagRow, sqlx::Error> {
-    Ok(TagRow {
-        id: r.try_get("id")?,
-        repository_id: r.try_get("repository_id")?,
-        artifact_id: r.try_get("artifact_id")?,
-        name: r.try_get("name")?,
-        pushed_at: r.try_get("pushed_at")?,
-    })
 }
 
 /// Tags of the given artifacts, in one query.
@@ -280,7 +237,7 @@ pub async fn tags_of(db: &Db, artifact_ids: &[i64]) -> Result<HashMap<i64, Vec<T
     .fetch_all(&db.pool)
     .await?;
     for r in &rows {
-        let t = tag_from_row(r)?;
+        let t = TagRow::from_row(r)?;
         out.entry(t.artifact_id).or_default().push(t);
     }
     Ok(out)
@@ -310,7 +267,7 @@ pub async fn list_tags(
     .bind(&like)
     .fetch_all(&db.pool)
     .await?;
-    Ok((rows.iter().map(tag_from_row).collect::<Result<_, _>>()?, total))
+    Ok((rows.iter().map(TagRow::from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// Adds a tag; `Ok(false)` when the repository already has a tag of that name.
@@ -346,7 +303,7 @@ pub async fn references(
     db: &Db,
     artifact: &ArtifactRow,
 ) -> Result<Vec<(String, String, Option<i64>)>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT c.child_digest, c.platform, a.id AS child_id FROM artifact_children c \
          LEFT JOIN artifacts a ON a.repository_id = $2 AND a.digest = c.child_digest \
          WHERE c.parent_id = $1 ORDER BY c.child_digest",
@@ -354,10 +311,7 @@ pub async fn references(
     .bind(artifact.id)
     .bind(artifact.repository_id)
     .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("child_digest")?, r.try_get("platform")?, r.try_get("child_id")?)))
-        .collect()
+    .await
 }
 
 /// Artifacts in the same repository whose `subject` is this artifact (signatures, SBOMs, …).
@@ -369,7 +323,7 @@ pub async fn accessories(db: &Db, artifact: &ArtifactRow) -> Result<Vec<Artifact
     .bind(&artifact.digest)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter().map(artifact_from_row).collect()
+    rows.iter().map(ArtifactRow::from_row).collect()
 }
 
 /// Harbor's artifact `type`.

@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::db::query::{Sql, Stmt};
 use crate::db::{now_ms, Db};
@@ -26,7 +25,7 @@ const ROWS_PER_INSERT: usize = 50;
 const LOGIN_EVERY: Duration = Duration::from_secs(600);
 
 /// One audit row.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Event {
     pub op_time: i64,
     pub username: String,
@@ -36,6 +35,7 @@ pub struct Event {
     pub resource: String,
     /// `create`, `pull`, `delete`, `update`, `login`.
     pub operation: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub success: bool,
     pub client_ip: String,
     pub project_id: Option<i64>,
@@ -216,10 +216,11 @@ async fn insert(db: &Db, batch: &[Event]) -> Result<(), sqlx::Error> {
 }
 
 /// A stored row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Record {
     pub id: i64,
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub event: Event,
 }
 
@@ -253,28 +254,10 @@ pub async fn list(db: &Db, conds: &Sql, page: u64, page_size: u64) -> Result<Lis
     );
     list.where_(conds)
         .push(&format!(" ORDER BY op_time DESC, id DESC LIMIT {} OFFSET {offset}", page_size + 1));
-    let mut rows = list.query().fetch_all(&db.pool).await?;
+    let mut rows = list.query_as::<Record>().fetch_all(&db.pool).await?;
     let more = rows.len() as u64 > page_size;
     rows.truncate(page_size as usize);
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(Record {
-                id: r.try_get("id")?,
-                event: Event {
-                    op_time: r.try_get("op_time")?,
-                    username: r.try_get("username")?,
-                    resource_type: r.try_get("resource_type")?,
-                    resource: r.try_get("resource")?,
-                    operation: r.try_get("operation")?,
-                    success: r.try_get::<i64, _>("success")? != 0,
-                    client_ip: r.try_get("client_ip")?,
-                    project_id: r.try_get("project_id")?,
-                    detail: r.try_get("detail")?,
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let items = rows;
     Ok(Listing { items, total: counted.min(COUNT_CAP), capped: counted > COUNT_CAP, more })
 }
 

@@ -2,8 +2,7 @@
 //! a project is decided in `rbac`; this module only stores and lists.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::accounts::User;
 use crate::api::error::ApiError;
@@ -13,29 +12,17 @@ use crate::db::query::{contains, order_by, Bind, Col, SortKey, Sql, Stmt};
 use crate::db::{now_ms, Db};
 use crate::rbac::{Principal, Role};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Project {
     pub id: i64,
     pub name: String,
     pub owner_id: i64,
     pub owner_name: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub public: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub repo_count: i64,
-}
-
-fn project_from_row(r: &AnyRow) -> Result<Project, sqlx::Error> {
-    Ok(Project {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        owner_id: r.try_get("owner_id")?,
-        owner_name: r.try_get("owner_name")?,
-        public: r.try_get::<i64, _>("public")? != 0,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        repo_count: r.try_get("repo_count")?,
-    })
 }
 
 /// Creates the public project `library`, owned by admin, when missing (first start).
@@ -136,14 +123,14 @@ pub async fn list_visible(
     let mut list = Stmt::new(PROJECT_SELECT);
     list.where_(&sql).push(&format!("{order} LIMIT {page_size} OFFSET {offset}"));
     let rows = list.query().fetch_all(&db.pool).await?;
-    let projects = rows.iter().map(project_from_row).collect::<Result<Vec<_>, _>>()?;
+    let projects = rows.iter().map(Project::from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((projects, total))
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Project>, sqlx::Error> {
     let row =
         sqlx::query(&format!("{PROJECT_SELECT} WHERE p.id = $1")).bind(id).fetch_optional(&db.pool).await?;
-    row.as_ref().map(project_from_row).transpose()
+    row.as_ref().map(Project::from_row).transpose()
 }
 
 pub async fn get_by_name(db: &Db, name: &str) -> Result<Option<Project>, sqlx::Error> {
@@ -151,7 +138,7 @@ pub async fn get_by_name(db: &Db, name: &str) -> Result<Option<Project>, sqlx::E
         .bind(name)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(project_from_row).transpose()
+    row.as_ref().map(Project::from_row).transpose()
 }
 
 /// Harbor's project name rule: 1–255 characters of lower-case letters, digits and `._-`,
@@ -268,29 +255,19 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
 }
 
 /// A project member (users only; groups come with LDAP).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Member {
     pub id: i64,
     pub project_id: i64,
     pub user_id: i64,
     pub username: String,
+    #[sqlx(try_from = "i64")]
     pub role: Role,
 }
 
 const MEMBER_SELECT: &str =
     "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM project_members m \
      JOIN users u ON u.id = m.user_id";
-
-fn member_from_row(r: &AnyRow) -> Result<Member, sqlx::Error> {
-    let role: i64 = r.try_get("role")?;
-    Ok(Member {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        user_id: r.try_get("user_id")?,
-        username: r.try_get("username")?,
-        role: Role::from_id(role).ok_or_else(|| sqlx::Error::Decode(format!("bad role {role}").into()))?,
-    })
-}
 
 pub async fn members(
     db: &Db,
@@ -316,7 +293,7 @@ pub async fn members(
     .bind(&like)
     .fetch_all(&db.pool)
     .await?;
-    Ok((rows.iter().map(member_from_row).collect::<Result<_, _>>()?, total))
+    Ok((rows.iter().map(Member::from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// The user's roles in the given projects, in one query (for lists).
@@ -329,7 +306,7 @@ pub async fn roles_of(
         return Ok(Default::default());
     }
     let ids: Vec<String> = project_ids.iter().map(i64::to_string).collect();
-    let rows = sqlx::query(&format!(
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
         "SELECT project_id, role FROM project_members WHERE user_id = $1 AND project_id IN ({})",
         ids.join(",")
     ))
@@ -337,9 +314,9 @@ pub async fn roles_of(
     .fetch_all(&db.pool)
     .await?;
     let mut out = std::collections::HashMap::new();
-    for r in &rows {
-        if let Some(role) = Role::from_id(r.try_get("role")?) {
-            out.insert(r.try_get::<i64, _>("project_id")?, role);
+    for (project_id, role) in rows {
+        if let Some(role) = Role::from_id(role) {
+            out.insert(project_id, role);
         }
     }
     Ok(out)
@@ -347,19 +324,12 @@ pub async fn roles_of(
 
 /// How many members hold each role.
 pub async fn role_counts(db: &Db, project_id: i64) -> Result<Vec<(Role, i64)>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT role, COUNT(*) AS n FROM project_members WHERE project_id = $1 GROUP BY role")
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT role, COUNT(*) AS n FROM project_members WHERE project_id = $1 GROUP BY role")
             .bind(project_id)
             .fetch_all(&db.pool)
             .await?;
-    rows.iter()
-        .map(|r| Ok((Role::from_id(r.try_get("role")?), r.try_get::<i64, _>("n")?)))
-        .filter_map(|x: Result<(Option<Role>, i64), sqlx::Error>| match x {
-            Ok((Some(role), n)) => Some(Ok((role, n))),
-            Ok((None, _)) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect()
+    Ok(rows.into_iter().filter_map(|(role, n)| Some((Role::from_id(role)?, n))).collect())
 }
 
 pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<Member>, sqlx::Error> {
@@ -368,7 +338,7 @@ pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<M
         .bind(member_id)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(member_from_row).transpose()
+    row.as_ref().map(Member::from_row).transpose()
 }
 
 pub async fn add_member(db: &Db, project_id: i64, user_id: i64, role: Role) -> Result<Member, ProjectError> {
@@ -477,8 +447,8 @@ pub async fn metadata_of(
     for chunk in ids.chunks(500) {
         let mut q = Stmt::new("SELECT project_id, name, value FROM project_metadata WHERE project_id IN (");
         q.push_list(chunk.iter().copied()).push(")");
-        for r in q.query().fetch_all(&db.pool).await? {
-            out.entry(r.try_get("project_id")?).or_default().insert(r.try_get("name")?, r.try_get("value")?);
+        for (project_id, name, value) in q.query_as::<(i64, String, String)>().fetch_all(&db.pool).await? {
+            out.entry(project_id).or_default().insert(name, value);
         }
     }
     Ok(out)

@@ -22,7 +22,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use sqlx::Row;
 
 use crate::db::Db;
 
@@ -63,11 +62,9 @@ pub async fn usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64
         }
     };
     let mut cached: HashMap<i64, (i64, i64, i64, i64)> = HashMap::new();
-    for r in rows {
-        cached.insert(
-            r.try_get("project_id")?,
-            (r.try_get("gen")?, r.try_get("computed_gen")?, r.try_get("bytes")?, r.try_get("compute_ms")?),
-        );
+    for r in &rows {
+        let (project_id, gen, computed_gen, bytes, compute_ms) = sqlx::FromRow::from_row(r)?;
+        cached.insert(project_id, (gen, computed_gen, bytes, compute_ms));
     }
     let mut out = HashMap::new();
     for id in ids {

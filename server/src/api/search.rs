@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppQuery};
@@ -59,20 +58,20 @@ pub async fn search(
     );
     query.bind(contains(term)).and(&projects::visible_filter(caller.principal.as_ref()));
     query.push(" ORDER BY r.name LIMIT 50");
-    let rows = query.query().fetch_all(&state.db.pool).await?;
+    let rows: Vec<(i64, String, i64, String, i64, i64)> = query.query_as().fetch_all(&state.db.pool).await?;
     let repository = rows
-        .iter()
-        .map(|r| {
-            Ok(SearchRepository {
-                project_id: r.try_get("project_id")?,
-                project_name: r.try_get("project_name")?,
-                project_public: r.try_get::<i64, _>("public")? != 0,
-                repository_name: r.try_get("name")?,
-                pull_count: r.try_get("pull_count")?,
-                artifact_count: r.try_get("artifact_count")?,
-            })
+        .into_iter()
+        .map(|(project_id, project_name, public, repository_name, pull_count, artifact_count)| {
+            SearchRepository {
+                project_id,
+                project_name,
+                project_public: public != 0,
+                repository_name,
+                pull_count,
+                artifact_count,
+            }
         })
-        .collect::<Result<_, sqlx::Error>>()?;
+        .collect();
     Ok(Json(Search { project, repository }))
 }
 

@@ -84,11 +84,12 @@ pub async fn catalog(
     q.query_scalar().fetch_all(&db.pool).await
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Referrer {
     pub digest: String,
     pub media_type: String,
     pub artifact_type: String,
+    #[sqlx(rename = "manifest_size")]
     pub size: i64,
     pub annotations: String,
 }
@@ -109,20 +110,9 @@ pub async fn referrers(
         sql.push_str(" AND (a.artifact_type = $3 OR a.artifact_type = '')");
     }
     sql.push_str(" ORDER BY a.digest");
-    let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string());
+    let mut q = sqlx::query_as(&sql).bind(repo).bind(subject.to_string());
     if let Some(t) = artifact_type {
         q = q.bind(t);
     }
-    let rows = q.fetch_all(&db.pool).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Referrer {
-                digest: r.try_get("digest")?,
-                media_type: r.try_get("media_type")?,
-                artifact_type: r.try_get("artifact_type")?,
-                size: r.try_get("manifest_size")?,
-                annotations: r.try_get("annotations")?,
-            })
-        })
-        .collect()
+    q.fetch_all(&db.pool).await
 }
