@@ -228,16 +228,10 @@ pub async fn tags_of(db: &Db, artifact_ids: &[i64]) -> Result<HashMap<i64, Vec<T
     if artifact_ids.is_empty() {
         return Ok(out);
     }
-    let list: Vec<String> = artifact_ids.iter().map(|i| i.to_string()).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT id, repository_id, artifact_id, name, pushed_at FROM tags WHERE artifact_id IN ({}) \
-         ORDER BY pushed_at DESC, name",
-        list.join(",")
-    ))
-    .fetch_all(&db.pool)
-    .await?;
-    for r in &rows {
-        let t = TagRow::from_row(r)?;
+    let mut q =
+        Stmt::new("SELECT id, repository_id, artifact_id, name, pushed_at FROM tags WHERE artifact_id IN (");
+    q.push_list(artifact_ids.iter().copied()).push(") ORDER BY pushed_at DESC, name");
+    for t in q.query_as::<TagRow>().fetch_all(&db.pool).await? {
         out.entry(t.artifact_id).or_default().push(t);
     }
     Ok(out)

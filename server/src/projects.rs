@@ -305,14 +305,10 @@ pub async fn roles_of(
     if project_ids.is_empty() {
         return Ok(Default::default());
     }
-    let ids: Vec<String> = project_ids.iter().map(i64::to_string).collect();
-    let rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
-        "SELECT project_id, role FROM project_members WHERE user_id = $1 AND project_id IN ({})",
-        ids.join(",")
-    ))
-    .bind(user_id)
-    .fetch_all(&db.pool)
-    .await?;
+    let mut q =
+        Stmt::new("SELECT project_id, role FROM project_members WHERE user_id = ? AND project_id IN (");
+    q.bind(user_id).push_list(project_ids.iter().copied()).push(")");
+    let rows: Vec<(i64, i64)> = q.query_as().fetch_all(&db.pool).await?;
     let mut out = std::collections::HashMap::new();
     for (project_id, role) in rows {
         if let Some(role) = Role::from_id(role) {

@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::accounts::LoginError;
 use crate::config::AuthConfig;
+use crate::db::query::{contains, Bind, Sql, Stmt};
 use crate::db::{now_ms, Db};
 use crate::rbac::{Act, Resource};
 
@@ -134,15 +135,12 @@ async fn load_permissions(db: &Db, robots: &mut [Robot]) -> Result<(), sqlx::Err
     if robots.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = robots.iter().map(|r| r.id.to_string()).collect();
-    let rows: Vec<(i64, Option<i64>, String, String, String)> = sqlx::query_as(&format!(
+    let mut q = Stmt::new(
         "SELECT rp.robot_id, rp.project_id, COALESCE(p.name, '*') AS namespace, rp.resource, rp.action \
-         FROM robot_permissions rp LEFT JOIN projects p ON p.id = rp.project_id \
-         WHERE rp.robot_id IN ({}) ORDER BY namespace, rp.resource, rp.action",
-        ids.join(",")
-    ))
-    .fetch_all(&db.pool)
-    .await?;
+         FROM robot_permissions rp LEFT JOIN projects p ON p.id = rp.project_id WHERE rp.robot_id IN (",
+    );
+    q.push_list(robots.iter().map(|r| r.id)).push(") ORDER BY namespace, rp.resource, rp.action");
+    let rows: Vec<(i64, Option<i64>, String, String, String)> = q.query_as().fetch_all(&db.pool).await?;
     for (robot_id, project_id, namespace, resource, action) in rows {
         if let Some(robot) = robots.iter_mut().find(|x| x.id == robot_id) {
             robot.permissions.push(Permission { project_id, namespace, resource, action });
@@ -394,29 +392,21 @@ pub async fn list(
     page: u64,
     page_size: u64,
 ) -> Result<(Vec<Robot>, i64), sqlx::Error> {
-    let mut filter = match project_id {
-        Some(_) => String::from(" WHERE r.project_id = $1"),
-        None => String::from(" WHERE r.project_id IS NULL AND $1 = 0"),
-    };
-    let like = name.map(|n| format!("%{}%", crate::db::query::escape_like(&n.to_lowercase())));
-    if like.is_some() {
-        filter.push_str(" AND lower(r.name) LIKE $2 ESCAPE '\\'");
+    let mut filter = Sql::new();
+    match project_id {
+        Some(id) => filter.push("r.project_id = ?", Bind::I(id)),
+        None => filter.push_raw("r.project_id IS NULL"),
     }
-    let count_sql = format!("SELECT COUNT(*) FROM robots r{filter}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(project_id.unwrap_or(0));
-    if let Some(l) = &like {
-        count = count.bind(l);
+    if let Some(n) = name {
+        filter.push("lower(r.name) LIKE ? ESCAPE '\\'", contains(n));
     }
-    let total = count.fetch_one(&db.pool).await?;
+    let mut count = Stmt::new("SELECT COUNT(*) FROM robots r");
+    count.where_(&filter);
+    let total = count.query_scalar().fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
-    let sql =
-        format!("SELECT {COLUMNS} FROM robots r{filter} ORDER BY r.id LIMIT {page_size} OFFSET {offset}");
-    let mut q = sqlx::query(&sql).bind(project_id.unwrap_or(0));
-    if let Some(l) = &like {
-        q = q.bind(l);
-    }
-    let rows = q.fetch_all(&db.pool).await?;
-    let mut robots = rows.iter().map(Robot::from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut list = Stmt::new(&format!("SELECT {COLUMNS} FROM robots r"));
+    list.where_(&filter).push(&format!(" ORDER BY r.id LIMIT {page_size} OFFSET {offset}"));
+    let mut robots: Vec<Robot> = list.query_as().fetch_all(&db.pool).await?;
     load_permissions(db, &mut robots).await?;
     Ok((robots, total))
 }

@@ -22,7 +22,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-
 use crate::db::Db;
 
 /// A project whose last computation took at least this long is refreshed in the background.

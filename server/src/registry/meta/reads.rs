@@ -2,11 +2,14 @@
 
 use super::*;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredManifest {
+    #[sqlx(rename = "id")]
     pub artifact_id: i64,
+    #[sqlx(try_from = "String")]
     pub digest: Digest,
     pub media_type: String,
+    #[sqlx(rename = "manifest_size", try_from = "i64")]
     pub size: u64,
 }
 
@@ -29,19 +32,7 @@ pub async fn find_manifest(
             d.to_string(),
         ),
     };
-    let row = sqlx::query(sql).bind(repo).bind(key).fetch_optional(&db.pool).await?;
-    row.map(|r| {
-        let digest: String = r.try_get("digest")?;
-        Ok(StoredManifest {
-            artifact_id: r.try_get("id")?,
-            digest: digest
-                .parse()
-                .map_err(|e: crate::registry::digest::DigestError| sqlx::Error::Decode(e.into()))?,
-            media_type: r.try_get("media_type")?,
-            size: r.try_get::<i64, _>("manifest_size")? as u64,
-        })
-    })
-    .transpose()
+    sqlx::query_as(sql).bind(repo).bind(key).fetch_optional(&db.pool).await
 }
 
 pub async fn repository_exists(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
@@ -100,19 +91,16 @@ pub async fn referrers(
     subject: &Digest,
     artifact_type: Option<&str>,
 ) -> Result<Vec<Referrer>, sqlx::Error> {
-    let mut sql = String::from(
+    let mut q = crate::db::query::Stmt::new(
         "SELECT a.digest, a.media_type, a.artifact_type, a.manifest_size, a.annotations FROM artifacts a \
-         JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2",
+         JOIN repositories r ON r.id = a.repository_id WHERE r.name = ? AND a.subject = ?",
     );
-    if artifact_type.is_some() {
+    q.bind(repo).bind(subject.to_string());
+    if let Some(t) = artifact_type {
         // Rows without a stored type are candidates too: an image manifest's type is then its
         // config's media type, which the caller reads from the manifest and filters on.
-        sql.push_str(" AND (a.artifact_type = $3 OR a.artifact_type = '')");
+        q.push_bind(" AND (a.artifact_type = ? OR a.artifact_type = '')", t);
     }
-    sql.push_str(" ORDER BY a.digest");
-    let mut q = sqlx::query_as(&sql).bind(repo).bind(subject.to_string());
-    if let Some(t) = artifact_type {
-        q = q.bind(t);
-    }
-    q.fetch_all(&db.pool).await
+    q.push(" ORDER BY a.digest");
+    q.query_as().fetch_all(&db.pool).await
 }
