@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::db::query::{Sql, Stmt};
+use crate::db::query::{Bind, Sql, Stmt};
 use crate::db::{now_ms, Db};
 
 const MAX_PENDING: usize = 100_000;
@@ -175,42 +175,26 @@ impl AuditLog {
 async fn insert(db: &Db, batch: &[Event]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
     for chunk in batch.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
+        let mut q = Stmt::new(
             "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \
              client_ip, project_id, detail) VALUES ",
         );
-        for i in 0..chunk.len() {
-            let b = i * 9;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9
-            ));
+        for (i, e) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ",(" });
+            q.push_list([
+                Bind::I(e.op_time),
+                Bind::from(&e.username),
+                Bind::from(&e.resource_type),
+                Bind::from(&e.resource),
+                Bind::from(&e.operation),
+                Bind::I(i64::from(e.success)),
+                Bind::from(&e.client_ip),
+                Bind::OptI(e.project_id),
+                Bind::from(&e.detail),
+            ]);
+            q.push(")");
         }
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = q
-                .bind(e.op_time)
-                .bind(&e.username)
-                .bind(&e.resource_type)
-                .bind(&e.resource)
-                .bind(&e.operation)
-                .bind(i16::from(e.success))
-                .bind(&e.client_ip)
-                .bind(e.project_id)
-                .bind(&e.detail);
-        }
-        q.execute(&mut *tx).await?;
+        q.query().execute(&mut *tx).await?;
     }
     tx.commit().await
 }

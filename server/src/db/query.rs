@@ -29,6 +29,14 @@ fn bad(msg: impl Into<String>) -> QueryError {
 pub enum Bind {
     I(i64),
     S(String),
+    /// An integer or NULL.
+    OptI(Option<i64>),
+}
+
+impl From<Option<i64>> for Bind {
+    fn from(v: Option<i64>) -> Self {
+        Bind::OptI(v)
+    }
 }
 
 impl From<i64> for Bind {
@@ -290,6 +298,7 @@ impl Stmt {
             q = match b {
                 Bind::I(i) => q.bind(*i),
                 Bind::S(s) => q.bind(s.as_str()),
+                Bind::OptI(i) => q.bind(*i),
             };
         }
         q
@@ -306,6 +315,7 @@ impl Stmt {
             q = match b {
                 Bind::I(i) => q.bind(*i),
                 Bind::S(s) => q.bind(s.as_str()),
+                Bind::OptI(i) => q.bind(*i),
             };
         }
         q
@@ -322,6 +332,7 @@ impl Stmt {
             q = match b {
                 Bind::I(i) => q.bind(*i),
                 Bind::S(s) => q.bind(s.as_str()),
+                Bind::OptI(i) => q.bind(*i),
             };
         }
         q
