@@ -409,26 +409,21 @@ pub async fn list_users(
     page: u64,
     page_size: u64,
 ) -> Result<(Vec<User>, i64), sqlx::Error> {
-    let (cond, bind) = match name.filter(|n| !n.is_empty()) {
-        Some(n) if exact => (" AND lower(username) = $1", n.to_lowercase()),
-        Some(n) => (
-            " AND lower(username) LIKE $1 ESCAPE '\\'",
-            format!("%{}%", crate::db::query::escape_like(&n.to_lowercase())),
-        ),
-        None => (" AND $1 = ''", String::new()),
-    };
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE deleted = 0{cond}"))
-        .bind(&bind)
-        .fetch_one(&db.pool)
-        .await?;
+    use crate::db::query::{contains, Bind, Sql, Stmt};
+    let mut filter = Sql::new();
+    filter.push_raw("deleted = 0");
+    match name.filter(|n| !n.is_empty()) {
+        Some(n) if exact => filter.push("lower(username) = ?", Bind::S(n.to_lowercase())),
+        Some(n) => filter.push("lower(username) LIKE ? ESCAPE '\\'", contains(n)),
+        None => {}
+    }
+    let mut count = Stmt::new("SELECT COUNT(*) FROM users");
+    count.where_(&filter);
+    let total = count.query_scalar().fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
-    let rows = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE deleted = 0{cond} ORDER BY id LIMIT {page_size} OFFSET {offset}"
-    ))
-    .bind(&bind)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok((rows.iter().map(User::from_row).collect::<Result<_, _>>()?, total))
+    let mut list = Stmt::new(&format!("SELECT {USER_COLUMNS} FROM users"));
+    list.where_(&filter).push(&format!(" ORDER BY id LIMIT {page_size} OFFSET {offset}"));
+    Ok((list.query_as().fetch_all(&db.pool).await?, total))
 }
 
 /// Longest user name accepted anywhere, in characters (Harbor: 255). Checked before any work
