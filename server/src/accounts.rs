@@ -22,20 +22,20 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use crate::config::AuthConfig;
 use crate::db::{now_ms, Db};
 
 /// A user as the rest of the code sees it (never carries the hash).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub username: String,
     pub email: String,
     pub realname: String,
     pub comment: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub sysadmin: bool,
     /// Changes with every password change; sessions remember it and end when it moves.
     pub password_changed_at: i64,
@@ -45,20 +45,6 @@ pub struct User {
 
 const USER_COLUMNS: &str =
     "id, username, email, realname, comment, sysadmin, password_changed_at, created_at, updated_at";
-
-fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: r.try_get("id")?,
-        username: r.try_get("username")?,
-        email: r.try_get("email")?,
-        realname: r.try_get("realname")?,
-        comment: r.try_get("comment")?,
-        sysadmin: r.try_get::<i64, _>("sysadmin")? != 0,
-        password_changed_at: r.try_get("password_changed_at")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -208,7 +194,7 @@ pub async fn get_by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
         .bind(id)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(user_from_row).transpose()
+    row.as_ref().map(User::from_row).transpose()
 }
 
 pub async fn get_by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Error> {
@@ -218,7 +204,7 @@ pub async fn get_by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::
     .bind(username)
     .fetch_optional(&db.pool)
     .await?;
-    row.as_ref().map(user_from_row).transpose()
+    row.as_ref().map(User::from_row).transpose()
 }
 
 /// Whether `username` currently has password `pw` (no lockout accounting; for the start-up banner).
@@ -296,7 +282,7 @@ fn valid_email(email: &str) -> bool {
 }
 
 fn map_unique(e: sqlx::Error, what: &str) -> UserError {
-    if crate::db::is_unique_violation(&e) {
+    if crate::db::error::is_conflict(&e) {
         UserError::Conflict(format!("{what} is already taken"))
     } else {
         e.into()
@@ -331,7 +317,7 @@ pub async fn insert_user(db: &Db, new: &NewUser) -> Result<User, UserError> {
     .fetch_one(&db.pool)
     .await
     .map_err(|e| map_unique(e, "the user name"))?;
-    Ok(user_from_row(&row)?)
+    Ok(User::from_row(&row)?)
 }
 
 /// Profile fields a user (or an admin) may change.
@@ -359,7 +345,7 @@ pub async fn update_profile(db: &Db, id: i64, u: &ProfileUpdate) -> Result<User,
     .bind(id)
     .fetch_optional(&db.pool)
     .await?;
-    row.as_ref().map(user_from_row).transpose()?.ok_or(UserError::NotFound)
+    row.as_ref().map(User::from_row).transpose()?.ok_or(UserError::NotFound)
 }
 
 pub async fn set_sysadmin(db: &Db, id: i64, flag: bool) -> Result<User, UserError> {
@@ -371,7 +357,7 @@ pub async fn set_sysadmin(db: &Db, id: i64, flag: bool) -> Result<User, UserErro
     .bind(id)
     .fetch_optional(&db.pool)
     .await?;
-    row.as_ref().map(user_from_row).transpose()?.ok_or(UserError::NotFound)
+    row.as_ref().map(User::from_row).transpose()?.ok_or(UserError::NotFound)
 }
 
 /// Deletes a user: memberships go; the row stays (renamed `<name>#<id>`, unusable) so project
@@ -401,26 +387,21 @@ pub async fn list_users(
     page: u64,
     page_size: u64,
 ) -> Result<(Vec<User>, i64), sqlx::Error> {
-    let (cond, bind) = match name.filter(|n| !n.is_empty()) {
-        Some(n) if exact => (" AND lower(username) = $1", n.to_lowercase()),
-        Some(n) => (
-            " AND lower(username) LIKE $1 ESCAPE '\\'",
-            format!("%{}%", crate::projects::escape_like(&n.to_lowercase())),
-        ),
-        None => (" AND $1 = ''", String::new()),
-    };
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users WHERE deleted = 0{cond}"))
-        .bind(&bind)
-        .fetch_one(&db.pool)
-        .await?;
+    use crate::db::query::{contains, Bind, Sql, Stmt};
+    let mut filter = Sql::new();
+    filter.push_raw("deleted = 0");
+    match name.filter(|n| !n.is_empty()) {
+        Some(n) if exact => filter.push("lower(username) = ?", Bind::S(n.to_lowercase())),
+        Some(n) => filter.push("lower(username) LIKE ? ESCAPE '\\'", contains(n)),
+        None => {}
+    }
+    let mut count = Stmt::new("SELECT COUNT(*) FROM users");
+    count.where_(&filter);
+    let total = count.query_scalar().fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
-    let rows = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE deleted = 0{cond} ORDER BY id LIMIT {page_size} OFFSET {offset}"
-    ))
-    .bind(&bind)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok((rows.iter().map(user_from_row).collect::<Result<_, _>>()?, total))
+    let mut list = Stmt::new(&format!("SELECT {USER_COLUMNS} FROM users"));
+    list.where_(&filter).push(&format!(" ORDER BY id LIMIT {page_size} OFFSET {offset}"));
+    Ok((list.query_as().fetch_all(&db.pool).await?, total))
 }
 
 /// Longest user name accepted anywhere, in characters (Harbor: 255). Checked before any work
@@ -648,7 +629,7 @@ pub async fn authenticate_counting(
     .fetch_optional(&db.pool)
     .await?;
     let found = match row {
-        Some(r) => Some((user_from_row(&r)?, r.try_get::<String, _>("password_hash")?)),
+        Some(r) => Some((User::from_row(&r)?, r.try_get::<String, _>("password_hash")?)),
         None => None,
     };
     let key = lockout_key(found.as_ref().map(|(u, _)| u.username.as_str()).unwrap_or(username));
@@ -709,7 +690,7 @@ pub async fn change_password(
     .bind(user_id)
     .fetch_optional(&db.pool)
     .await?;
-    row.as_ref().map(user_from_row).transpose()?.ok_or(PasswordChangeError::NoSuchUser)
+    row.as_ref().map(User::from_row).transpose()?.ok_or(PasswordChangeError::NoSuchUser)
 }
 
 #[cfg(test)]

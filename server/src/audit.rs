@@ -13,9 +13,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Row;
 
-use crate::api::query::{self, Sql};
+use crate::db::query::{Bind, Sql, Stmt};
 use crate::db::{now_ms, Db};
 
 const MAX_PENDING: usize = 100_000;
@@ -26,7 +25,7 @@ const ROWS_PER_INSERT: usize = 50;
 const LOGIN_EVERY: Duration = Duration::from_secs(600);
 
 /// One audit row.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Event {
     pub op_time: i64,
     pub username: String,
@@ -36,6 +35,7 @@ pub struct Event {
     pub resource: String,
     /// `create`, `pull`, `delete`, `update`, `login`.
     pub operation: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub success: bool,
     pub client_ip: String,
     pub project_id: Option<i64>,
@@ -183,51 +183,36 @@ impl AuditLog {
 async fn insert(db: &Db, batch: &[Event]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
     for chunk in batch.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
+        let mut q = Stmt::new(
             "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \
              client_ip, project_id, detail) VALUES ",
         );
-        for i in 0..chunk.len() {
-            let b = i * 9;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9
-            ));
+        for (i, e) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ",(" });
+            q.push_list([
+                Bind::I(e.op_time),
+                Bind::from(&e.username),
+                Bind::from(&e.resource_type),
+                Bind::from(&e.resource),
+                Bind::from(&e.operation),
+                Bind::I(i64::from(e.success)),
+                Bind::from(&e.client_ip),
+                Bind::OptI(e.project_id),
+                Bind::from(&e.detail),
+            ]);
+            q.push(")");
         }
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = q
-                .bind(e.op_time)
-                .bind(&e.username)
-                .bind(&e.resource_type)
-                .bind(&e.resource)
-                .bind(&e.operation)
-                .bind(i16::from(e.success))
-                .bind(&e.client_ip)
-                .bind(e.project_id)
-                .bind(&e.detail);
-        }
-        q.execute(&mut *tx).await?;
+        q.query().execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
 /// A stored row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Record {
     pub id: i64,
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub event: Event,
 }
 
@@ -251,44 +236,20 @@ pub struct Listing {
 /// Newest first, one page. `conds` are SQL conditions on `audit_log` with their bind values
 /// (see `api::audit::AUDIT_KEYS`).
 pub async fn list(db: &Db, conds: &Sql, page: u64, page_size: u64) -> Result<Listing, sqlx::Error> {
-    let filter = if conds.clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.clauses.join(" AND "))
-    };
-    let count_sql =
-        format!("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log{filter} LIMIT {}) t", COUNT_CAP + 1);
-    let counted =
-        query::bind_scalar(sqlx::query_scalar(&count_sql), &conds.binds).fetch_one(&db.pool).await?;
+    let mut count = Stmt::new("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log");
+    count.where_(conds).push(&format!(" LIMIT {}) t", COUNT_CAP + 1));
+    let counted: i64 = count.query_scalar().fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
-    let sql = format!(
+    let mut list = Stmt::new(
         "SELECT id, op_time, username, resource_type, resource, operation, success, client_ip, project_id, \
-         detail FROM audit_log{filter} ORDER BY op_time DESC, id DESC LIMIT {} OFFSET {offset}",
-        page_size + 1
+         detail FROM audit_log",
     );
-    let q = query::bind_query(sqlx::query(&sql), &conds.binds);
-    let mut rows = q.fetch_all(&db.pool).await?;
+    list.where_(conds)
+        .push(&format!(" ORDER BY op_time DESC, id DESC LIMIT {} OFFSET {offset}", page_size + 1));
+    let mut rows = list.query_as::<Record>().fetch_all(&db.pool).await?;
     let more = rows.len() as u64 > page_size;
     rows.truncate(page_size as usize);
-    let items = rows
-        .iter()
-        .map(|r| {
-            Ok(Record {
-                id: r.try_get("id")?,
-                event: Event {
-                    op_time: r.try_get("op_time")?,
-                    username: r.try_get("username")?,
-                    resource_type: r.try_get("resource_type")?,
-                    resource: r.try_get("resource")?,
-                    operation: r.try_get("operation")?,
-                    success: r.try_get::<i64, _>("success")? != 0,
-                    client_ip: r.try_get("client_ip")?,
-                    project_id: r.try_get("project_id")?,
-                    detail: r.try_get("detail")?,
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let items = rows;
     Ok(Listing { items, total: counted.min(COUNT_CAP), capped: counted > COUNT_CAP, more })
 }
 

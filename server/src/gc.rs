@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
 
+use crate::db::query::Stmt;
 use crate::db::{now_ms, Db};
 use crate::jobs::{JobCtx, Outcome};
 use crate::storage::Storage;
@@ -89,7 +89,7 @@ pub struct ArtifactNode {
     pub blobs: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlobNode {
     pub digest: String,
     pub size: i64,
@@ -193,54 +193,49 @@ pub fn plan(g: &Graph, delete_untagged: bool, cutoff: i64) -> Plan {
 /// Loads the reference graph: artifacts with their tags, children and blobs, and every blob.
 pub async fn load_graph(db: &Db) -> Result<Graph, sqlx::Error> {
     let mut g = Graph::default();
-    for r in sqlx::query("SELECT id, name FROM repositories").fetch_all(&db.pool).await? {
-        g.repositories.insert(r.try_get("id")?, r.try_get("name")?);
-    }
+    let repositories: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM repositories").fetch_all(&db.pool).await?;
+    g.repositories.extend(repositories);
     let tagged: HashSet<i64> = sqlx::query_scalar("SELECT DISTINCT artifact_id FROM tags")
         .fetch_all(&db.pool)
         .await?
         .into_iter()
         .collect();
     let mut index: HashMap<i64, usize> = HashMap::new();
-    for r in sqlx::query("SELECT id, repository_id, digest, subject, pushed_at FROM artifacts ORDER BY id")
-        .fetch_all(&db.pool)
-        .await?
-    {
-        let id: i64 = r.try_get("id")?;
+    let artifacts: Vec<(i64, i64, String, Option<String>, i64)> =
+        sqlx::query_as("SELECT id, repository_id, digest, subject, pushed_at FROM artifacts ORDER BY id")
+            .fetch_all(&db.pool)
+            .await?;
+    for (id, repository_id, digest, subject, pushed_at) in artifacts {
         index.insert(id, g.artifacts.len());
         g.artifacts.push(ArtifactNode {
             id,
-            repository_id: r.try_get("repository_id")?,
-            digest: r.try_get("digest")?,
-            subject: r.try_get("subject")?,
+            repository_id,
+            digest,
+            subject,
             tagged: tagged.contains(&id),
-            pushed_at: r.try_get("pushed_at")?,
+            pushed_at,
             children: vec![],
             blobs: vec![],
         });
     }
-    for r in sqlx::query("SELECT parent_id, child_digest FROM artifact_children").fetch_all(&db.pool).await? {
-        if let Some(&i) = index.get(&r.try_get::<i64, _>("parent_id")?) {
-            g.artifacts[i].children.push(r.try_get("child_digest")?);
+    let children: Vec<(i64, String)> =
+        sqlx::query_as("SELECT parent_id, child_digest FROM artifact_children").fetch_all(&db.pool).await?;
+    for (parent_id, child_digest) in children {
+        if let Some(&i) = index.get(&parent_id) {
+            g.artifacts[i].children.push(child_digest);
         }
     }
-    for r in sqlx::query("SELECT artifact_id, digest FROM artifact_blobs").fetch_all(&db.pool).await? {
-        if let Some(&i) = index.get(&r.try_get::<i64, _>("artifact_id")?) {
-            g.artifacts[i].blobs.push(r.try_get("digest")?);
+    let blobs: Vec<(i64, String)> =
+        sqlx::query_as("SELECT artifact_id, digest FROM artifact_blobs").fetch_all(&db.pool).await?;
+    for (artifact_id, digest) in blobs {
+        if let Some(&i) = index.get(&artifact_id) {
+            g.artifacts[i].blobs.push(digest);
         }
     }
-    for r in sqlx::query("SELECT digest, size, status, last_used, kind FROM blobs ORDER BY digest")
+    g.blobs = sqlx::query_as("SELECT digest, size, status, last_used, kind FROM blobs ORDER BY digest")
         .fetch_all(&db.pool)
-        .await?
-    {
-        g.blobs.push(BlobNode {
-            digest: r.try_get("digest")?,
-            size: r.try_get("size")?,
-            status: r.try_get("status")?,
-            last_used: r.try_get("last_used")?,
-            kind: r.try_get("kind")?,
-        });
-    }
+        .await?;
     Ok(g)
 }
 
@@ -442,17 +437,17 @@ async fn sweep<'a>(
     }
     // Rows are locked in digest order, as pushes lock them (no deadlock between the two).
     digests.sort_unstable();
-    let list = crate::db::placeholders(2, digests.len());
     // SQLite: `+status`/`+last_used` keep the planner off the `blobs_gc (status, last_used)`
     // index — with it, from ~20 digests on, it visits every collectable row per batch (the sweep
     // became quadratic: 200 ms per batch at 1M rows instead of 2 ms by primary key).
     let plus = if env.db.kind == crate::db::DbKind::Sqlite { "+" } else { "" };
-    let sql = format!(
-        "UPDATE blobs SET status = 'deleting' WHERE digest IN ({list}) AND ({plus}status = 'deleting' OR ( \
-         {plus}last_used < $1 \
-         AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
+    let mut mark = Stmt::new("UPDATE blobs SET status = 'deleting' WHERE digest IN (");
+    mark.push_list(digests.iter().copied());
+    mark.push(&format!(") AND ({plus}status = 'deleting' OR ({plus}last_used < ?"));
+    mark.bind(cutoff).push(
+        " AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest) \
          AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = blobs.digest))) \
-         RETURNING digest, size, kind"
+         RETURNING digest, size, kind",
     );
     // PostgreSQL: lock the rows first, then re-check in a second statement. Under READ
     // COMMITTED a statement that waited for a row lock re-checks only that row's own columns,
@@ -462,25 +457,12 @@ async fn sweep<'a>(
     // then find `deleting`. (SQLite has one writer: the single statement already waits for it.)
     let mut tx = env.db.begin_write().await?;
     if env.db.kind == crate::db::DbKind::Postgres {
-        let lock_list = crate::db::placeholders(1, digests.len());
-        let lock =
-            format!("SELECT digest FROM blobs WHERE digest IN ({lock_list}) ORDER BY digest FOR UPDATE");
-        let mut q = sqlx::query(&lock);
-        for d in &digests {
-            q = q.bind(*d);
-        }
-        q.fetch_all(&mut *tx).await?;
+        let mut lock = Stmt::new("SELECT digest FROM blobs WHERE digest IN (");
+        lock.push_list(digests.iter().copied()).push(") ORDER BY digest FOR UPDATE");
+        lock.query().fetch_all(&mut *tx).await?;
     }
-    let mut q = sqlx::query(&sql).bind(cutoff);
-    for d in &digests {
-        q = q.bind(*d);
-    }
-    let marked = q.fetch_all(&mut *tx).await?;
+    let marked: Vec<(String, i64, String)> = mark.query_as().fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    let marked: Vec<(String, i64, String)> = marked
-        .iter()
-        .map(|r| Ok::<_, sqlx::Error>((r.try_get("digest")?, r.try_get("size")?, r.try_get("kind")?)))
-        .collect::<Result<_, _>>()?;
     if marked.len() < digests.len() {
         ctx.log(format!("{} blobs were used again since the mark and stay", digests.len() - marked.len()));
     }
@@ -517,16 +499,12 @@ async fn sweep<'a>(
         }
     }
     if !gone.is_empty() {
-        let list = crate::db::placeholders(1, gone.len());
         let mut tx = env.db.begin_write().await?;
         for table in ["repository_blobs", "blobs"] {
             let extra = if table == "blobs" { " AND status = 'deleting'" } else { "" };
-            let sql = format!("DELETE FROM {table} WHERE digest IN ({list}){extra}");
-            let mut q = sqlx::query(&sql);
-            for d in &gone {
-                q = q.bind(d);
-            }
-            q.execute(&mut *tx).await?;
+            let mut q = Stmt::new(&format!("DELETE FROM {table} WHERE digest IN ("));
+            q.push_list(&gone).push(&format!("){extra}"));
+            q.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
     }
@@ -569,13 +547,12 @@ pub async fn run_with(env: &Env, ctx: JobCtx) -> Outcome {
 
 /// Bytes in storage by GC status: (in use or awaiting GC, being deleted).
 pub async fn total_usage(db: &Db) -> Result<(i64, i64), sqlx::Error> {
-    let r = sqlx::query(
+    sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'none' THEN size ELSE 0 END), 0) AS BIGINT) AS live, \
          CAST(COALESCE(SUM(CASE WHEN status = 'deleting' THEN size ELSE 0 END), 0) AS BIGINT) AS deleting FROM blobs",
     )
     .fetch_one(&db.pool)
-    .await?;
-    Ok((r.try_get("live")?, r.try_get("deleting")?))
+    .await
 }
 
 #[cfg(test)]

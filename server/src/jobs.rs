@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::db::{now_ms, Db, DbKind};
 
@@ -32,7 +31,7 @@ const HEARTBEAT: Duration = Duration::from_secs(3);
 /// Runs of a job (claims) before it is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
     pub id: i64,
     pub kind: String,
@@ -42,6 +41,7 @@ pub struct Job {
     pub attempts: i64,
     pub worker: String,
     pub heartbeat: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub stop_requested: bool,
     pub progress: String,
     pub result: String,
@@ -55,32 +55,6 @@ pub struct Job {
 
 const COLUMNS: &str = "id, kind, job_kind, parameters, status, attempts, worker, heartbeat, stop_requested, \
     progress, result, error, created_by, created_at, started_at, finished_at, updated_at";
-
-fn job(r: &AnyRow) -> Result<Job, sqlx::Error> {
-    Ok(Job {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        job_kind: r.try_get("job_kind")?,
-        parameters: r.try_get("parameters")?,
-        status: r.try_get("status")?,
-        attempts: r.try_get("attempts")?,
-        worker: r.try_get("worker")?,
-        heartbeat: r.try_get("heartbeat")?,
-        stop_requested: r.try_get::<i64, _>("stop_requested")? != 0,
-        progress: r.try_get("progress")?,
-        result: r.try_get("result")?,
-        error: r.try_get("error")?,
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
-}
 
 /// A new job. `None` when a job with the same `unique_key` is already pending or running.
 pub struct NewJob<'a> {
@@ -135,7 +109,7 @@ async fn insert(db: &Db, new: &NewJob<'_>, status: &str, worker: &str) -> Result
             }
             Ok(Some(id))
         }
-        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) if crate::db::error::is_conflict(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -176,7 +150,7 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Job>, sqlx::Error> {
          ORDER BY id LIMIT 1{lock}) RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql).bind(worker).bind(now).fetch_optional(&db.pool).await?;
-    row.as_ref().map(job).transpose()
+    row.as_ref().map(Job::from_row).transpose()
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
@@ -184,7 +158,7 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
         .bind(id)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(job).transpose()
+    row.as_ref().map(Job::from_row).transpose()
 }
 
 /// Jobs of a kind, newest first, and their total.
@@ -201,7 +175,7 @@ pub async fn list(db: &Db, kind: &str, offset: i64, limit: i64) -> Result<(Vec<J
         .bind(kind)
         .fetch_one(&db.pool)
         .await?;
-    Ok((rows.iter().map(job).collect::<Result<_, _>>()?, total))
+    Ok((rows.iter().map(Job::from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// What a stop request did.
@@ -439,7 +413,7 @@ where
 
 // ---------------------------------------------------------------- schedules
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Schedule {
     pub kind: String,
     pub cron: String,
@@ -467,23 +441,12 @@ pub fn next_run(expr: &str, after_ms: i64) -> Result<i64, String> {
 }
 
 pub async fn get_schedule(db: &Db, kind: &str) -> Result<Option<Schedule>, sqlx::Error> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT kind, cron, parameters, next_run, created_at, updated_at FROM schedules WHERE kind = $1",
     )
     .bind(kind)
     .fetch_optional(&db.pool)
-    .await?;
-    row.map(|r| {
-        Ok(Schedule {
-            kind: r.try_get("kind")?,
-            cron: r.try_get("cron")?,
-            parameters: r.try_get("parameters")?,
-            next_run: r.try_get("next_run")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
-    })
-    .transpose()
+    .await
 }
 
 /// Sets (`Some`) or removes (`None`) the schedule of a kind. The cron must have been validated.
@@ -516,16 +479,13 @@ pub async fn set_schedule(db: &Db, kind: &str, cron: Option<(&str, &Value)>) -> 
 /// compare-and-set, so exactly one replica enqueues it. Returns the jobs queued.
 pub async fn fire_due(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
     let now = now_ms();
-    let due = sqlx::query("SELECT kind, cron, parameters, next_run FROM schedules WHERE next_run <= $1")
-        .bind(now)
-        .fetch_all(&db.pool)
-        .await?;
+    let due: Vec<(String, String, String, i64)> =
+        sqlx::query_as("SELECT kind, cron, parameters, next_run FROM schedules WHERE next_run <= $1")
+            .bind(now)
+            .fetch_all(&db.pool)
+            .await?;
     let mut queued = vec![];
-    for r in due {
-        let kind: String = r.try_get("kind")?;
-        let expr: String = r.try_get("cron")?;
-        let params: String = r.try_get("parameters")?;
-        let old: i64 = r.try_get("next_run")?;
+    for (kind, expr, params, old) in due {
         let Ok(next) = next_run(&expr, now) else {
             tracing::warn!(kind, cron = expr, "invalid schedule; ignored");
             continue;

@@ -11,7 +11,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::api::query::{order_by, to_sql, Col, Query, Sql};
+use crate::api::query::{parse_sort, Query};
+use crate::db::query::{order_by, Col, Sql};
 use crate::registry::digest::Digest;
 use crate::registry::path::{self, Reference, Route};
 use crate::registry::{manifest, parse_content_range, parse_range};
@@ -272,11 +273,11 @@ proptest! {
     ) {
         let keys: &[(&str, Col)] = &[("name", Col::Text("name")), ("id", Col::Int("id")), ("creation_time", Col::Time("creation_time"))];
         if let Ok(parsed) = Query::parse(&q) {
-            let mut sql = Sql::starting_at(1);
-            let _ = to_sql(&parsed, keys, &[], &mut sql);
+            let _ = Sql::new().filter(&parsed.terms, keys, &[]);
         }
         let sort_keys = [("name", "name"), ("creation_time", "creation_time")];
-        if let Ok(order) = order_by(Some(&sort), &sort_keys, "name", "id") {
+        let order = parse_sort(Some(&sort)).map_err(drop).and_then(|s| order_by(&s, &sort_keys, "name", "id").map_err(drop));
+        if let Ok(order) = order {
             // What an accepted sort promises: a well-formed clause over known columns only
             // (`sort=,` once gave " ORDER BY , id", a 500 from the database).
             let body = order.strip_prefix(" ORDER BY ").expect("ORDER BY");

@@ -320,13 +320,10 @@ impl PortalBackend for Backend {
             .map_err(err)?
             .ok_or_else(|| PortalError::Invalid(format!("project {project} not found")))?;
         self.require(user, &p, crate::rbac::Resource::Repository).await?;
-        let mut sql = crate::api::query::Sql::starting_at(1);
-        sql.push("r.project_id = ?", crate::api::query::Bind::I(p.id));
+        let mut sql = crate::db::query::Sql::new();
+        sql.push("r.project_id = ?", crate::db::query::Bind::I(p.id));
         if !name.is_empty() {
-            sql.push(
-                "lower(r.name) LIKE ? ESCAPE '\\'",
-                crate::api::query::Bind::S(format!("%{}%", projects::escape_like(&name.to_lowercase()))),
-            );
+            sql.push("lower(r.name) LIKE ? ESCAPE '\\'", crate::db::query::contains(&name));
         }
         let (rows, total) = crate::artifacts::list_repositories(
             db,
@@ -372,7 +369,7 @@ impl PortalBackend for Backend {
         let p = projects::get(db, repo.project_id).await.map_err(err)?.ok_or_else(not_found)?;
         self.require(user, &p, crate::rbac::Resource::Artifact).await?;
         let q = crate::api::query::Query::default();
-        let (rows, total) = crate::artifacts::list_artifacts(db, repo.id, &q, None, page, page_size)
+        let (rows, total) = crate::artifacts::list_artifacts(db, repo.id, &q, &[], page, page_size)
             .await
             .map_err(portal_error)?;
         let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();

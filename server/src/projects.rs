@@ -2,38 +2,27 @@
 //! a project is decided in `rbac`; this module only stores and lists.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use crate::accounts::User;
 use crate::api::error::ApiError;
-use crate::api::query::{self, Bind, Col, Query, Sql};
-use crate::db::{is_unique_violation, now_ms, Db};
+use crate::api::query::Query;
+use crate::db::error::is_conflict;
+use crate::db::query::{contains, order_by, Bind, Col, SortKey, Sql, Stmt};
+use crate::db::{now_ms, Db};
 use crate::rbac::{Principal, Role};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Project {
     pub id: i64,
     pub name: String,
     pub owner_id: i64,
     pub owner_name: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub public: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub repo_count: i64,
-}
-
-fn project_from_row(r: &AnyRow) -> Result<Project, sqlx::Error> {
-    Ok(Project {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        owner_id: r.try_get("owner_id")?,
-        owner_name: r.try_get("owner_name")?,
-        public: r.try_get::<i64, _>("public")? != 0,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        repo_count: r.try_get("repo_count")?,
-    })
 }
 
 /// Creates the public project `library`, owned by admin, when missing (first start).
@@ -68,7 +57,7 @@ pub struct ListQuery {
     /// Harbor's `q` (keys `PROJECT_KEYS`).
     pub q: Query,
     /// Harbor's `sort` (keys `PROJECT_SORT`); default by name.
-    pub sort: Option<String>,
+    pub sort: Vec<SortKey>,
     /// 1-based.
     pub page: u64,
     pub page_size: u64,
@@ -84,26 +73,25 @@ pub const PROJECT_KEYS: [(&str, Col); 5] = [
 pub const PROJECT_SORT: [(&str, &str); 3] =
     [("name", "p.name"), ("creation_time", "p.created_at"), ("update_time", "p.updated_at")];
 
-/// SQL condition (on alias `p`) selecting the projects a caller may see: all for a system
+/// The SQL condition (on alias `p`) selecting the projects a caller may see: all for a system
 /// admin; public ones plus, for a user, those they are a member of and, for a robot, those its
-/// permissions name (all of them with namespace `*`). `$n` placeholders start at `first`;
-/// returns the condition and its one bind value (or none).
-pub fn visible_filter(viewer: Option<&Principal>, first: usize) -> (String, Option<i64>) {
+/// permissions name (all of them with namespace `*`).
+pub fn visible_filter(viewer: Option<&Principal>) -> Sql {
+    let mut sql = Sql::new();
     match viewer {
-        Some(v) if v.is_sysadmin() => ("1 = 1".into(), None),
-        Some(Principal::User(u)) => (
-            format!("(p.public = 1 OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ${first}))"),
-            Some(u.id),
+        Some(v) if v.is_sysadmin() => sql.push_raw("1 = 1"),
+        Some(Principal::User(u)) => sql.push(
+            "(p.public = 1 OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ?))",
+            Bind::I(u.id),
         ),
-        Some(Principal::Robot(r)) => (
-            format!(
-                "(p.public = 1 OR p.id IN (SELECT project_id FROM robot_permissions WHERE robot_id = ${first}) \
-                 OR EXISTS (SELECT 1 FROM robot_permissions WHERE robot_id = ${first} AND project_id IS NULL))"
-            ),
-            Some(r.id),
+        Some(Principal::Robot(r)) => sql.push_all(
+            "(p.public = 1 OR p.id IN (SELECT project_id FROM robot_permissions WHERE robot_id = ?) \
+             OR EXISTS (SELECT 1 FROM robot_permissions WHERE robot_id = ? AND project_id IS NULL))",
+            [Bind::I(r.id), Bind::I(r.id)],
         ),
-        None => ("p.public = 1".into(), None),
+        None => sql.push_raw("p.public = 1"),
     }
+    sql
 }
 
 const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.public, \
@@ -117,37 +105,32 @@ pub async fn list_visible(
     viewer: Option<&Principal>,
     q: &ListQuery,
 ) -> Result<(Vec<Project>, i64), ApiError> {
-    let (visible, viewer_bind) = visible_filter(viewer, 1);
-    let mut sql = Sql::starting_at(1 + usize::from(viewer_bind.is_some()));
+    let mut sql = visible_filter(viewer);
     if let Some(public) = q.public {
         sql.push_raw(if public { "p.public = 1" } else { "p.public = 0" });
     }
     if let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) {
-        sql.push(
-            "lower(p.name) LIKE ? ESCAPE '\\'",
-            Bind::S(format!("%{}%", escape_like(&name.to_lowercase()))),
-        );
+        sql.push("lower(p.name) LIKE ? ESCAPE '\\'", contains(name));
     }
-    query::to_sql(&q.q, &PROJECT_KEYS, &[], &mut sql)?;
-    let order = query::order_by(q.sort.as_deref(), &PROJECT_SORT, "p.name", "p.id")?;
-    let filter = format!(" WHERE {visible}{}", sql.and());
-    let mut binds: Vec<Bind> = viewer_bind.map(Bind::I).into_iter().collect();
-    binds.extend(sql.binds.iter().cloned());
-    let count_sql = format!("SELECT COUNT(*) FROM projects p{filter}");
-    let total = query::bind_scalar(sqlx::query_scalar(&count_sql), &binds).fetch_one(&db.pool).await?;
+    sql.filter(&q.q.terms, &PROJECT_KEYS, &[])?;
+    let order = order_by(&q.sort, &PROJECT_SORT, "p.name", "p.id")?;
+    let mut count = Stmt::new("SELECT COUNT(*) FROM projects p");
+    count.where_(&sql);
+    let total = count.query_scalar().fetch_one(&db.pool).await?;
 
     let page_size = q.page_size.clamp(1, 100);
     let offset = (q.page.max(1) - 1).saturating_mul(page_size);
-    let list_sql = format!("{PROJECT_SELECT}{filter}{order} LIMIT {page_size} OFFSET {offset}");
-    let rows = query::bind_query(sqlx::query(&list_sql), &binds).fetch_all(&db.pool).await?;
-    let projects = rows.iter().map(project_from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut list = Stmt::new(PROJECT_SELECT);
+    list.where_(&sql).push(&format!("{order} LIMIT {page_size} OFFSET {offset}"));
+    let rows = list.query().fetch_all(&db.pool).await?;
+    let projects = rows.iter().map(Project::from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((projects, total))
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Project>, sqlx::Error> {
     let row =
         sqlx::query(&format!("{PROJECT_SELECT} WHERE p.id = $1")).bind(id).fetch_optional(&db.pool).await?;
-    row.as_ref().map(project_from_row).transpose()
+    row.as_ref().map(Project::from_row).transpose()
 }
 
 pub async fn get_by_name(db: &Db, name: &str) -> Result<Option<Project>, sqlx::Error> {
@@ -155,7 +138,7 @@ pub async fn get_by_name(db: &Db, name: &str) -> Result<Option<Project>, sqlx::E
         .bind(name)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(project_from_row).transpose()
+    row.as_ref().map(Project::from_row).transpose()
 }
 
 /// Harbor's project name rule: 1–255 characters of lower-case letters, digits and `._-`,
@@ -210,7 +193,7 @@ pub async fn create(db: &Db, name: &str, public: bool, owner: &User) -> Result<P
     .bind(now)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| if is_unique_violation(&e) { ProjectError::Exists(name.into()) } else { e.into() })?;
+    .map_err(|e| if is_conflict(&e) { ProjectError::Exists(name.into()) } else { e.into() })?;
     sqlx::query(
         "INSERT INTO project_members (project_id, user_id, role, created_at, updated_at) VALUES ($1, $2, 1, $3, $3)",
     )
@@ -257,11 +240,11 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;
     }
     sqlx::query("DELETE FROM repository_blobs WHERE repository LIKE $1 ESCAPE '\\'")
-        .bind(format!("{}/%", escape_like(&project.name)))
+        .bind(format!("{}/%", crate::db::query::escape_like(&project.name)))
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM uploads WHERE repository LIKE $1 ESCAPE '\\'")
-        .bind(format!("{}/%", escape_like(&project.name)))
+        .bind(format!("{}/%", crate::db::query::escape_like(&project.name)))
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM project_usage WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
@@ -272,29 +255,19 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
 }
 
 /// A project member (users only; groups come with LDAP).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Member {
     pub id: i64,
     pub project_id: i64,
     pub user_id: i64,
     pub username: String,
+    #[sqlx(try_from = "i64")]
     pub role: Role,
 }
 
 const MEMBER_SELECT: &str =
     "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM project_members m \
      JOIN users u ON u.id = m.user_id";
-
-fn member_from_row(r: &AnyRow) -> Result<Member, sqlx::Error> {
-    let role: i64 = r.try_get("role")?;
-    Ok(Member {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
-        user_id: r.try_get("user_id")?,
-        username: r.try_get("username")?,
-        role: Role::from_id(role).ok_or_else(|| sqlx::Error::Decode(format!("bad role {role}").into()))?,
-    })
-}
 
 pub async fn members(
     db: &Db,
@@ -303,7 +276,7 @@ pub async fn members(
     page: u64,
     page_size: u64,
 ) -> Result<(Vec<Member>, i64), sqlx::Error> {
-    let like = format!("%{}%", escape_like(&entityname.unwrap_or("").to_lowercase()));
+    let like = format!("%{}%", crate::db::query::escape_like(&entityname.unwrap_or("").to_lowercase()));
     let filter = " WHERE m.project_id = $1 AND lower(u.username) LIKE $2 ESCAPE '\\'";
     let total: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM project_members m JOIN users u ON u.id = m.user_id{filter}"
@@ -320,7 +293,7 @@ pub async fn members(
     .bind(&like)
     .fetch_all(&db.pool)
     .await?;
-    Ok((rows.iter().map(member_from_row).collect::<Result<_, _>>()?, total))
+    Ok((rows.iter().map(Member::from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// The user's roles in the given projects, in one query (for lists).
@@ -332,18 +305,14 @@ pub async fn roles_of(
     if project_ids.is_empty() {
         return Ok(Default::default());
     }
-    let ids: Vec<String> = project_ids.iter().map(i64::to_string).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT project_id, role FROM project_members WHERE user_id = $1 AND project_id IN ({})",
-        ids.join(",")
-    ))
-    .bind(user_id)
-    .fetch_all(&db.pool)
-    .await?;
+    let mut q =
+        Stmt::new("SELECT project_id, role FROM project_members WHERE user_id = ? AND project_id IN (");
+    q.bind(user_id).push_list(project_ids.iter().copied()).push(")");
+    let rows: Vec<(i64, i64)> = q.query_as().fetch_all(&db.pool).await?;
     let mut out = std::collections::HashMap::new();
-    for r in &rows {
-        if let Some(role) = Role::from_id(r.try_get("role")?) {
-            out.insert(r.try_get::<i64, _>("project_id")?, role);
+    for (project_id, role) in rows {
+        if let Some(role) = Role::from_id(role) {
+            out.insert(project_id, role);
         }
     }
     Ok(out)
@@ -351,19 +320,12 @@ pub async fn roles_of(
 
 /// How many members hold each role.
 pub async fn role_counts(db: &Db, project_id: i64) -> Result<Vec<(Role, i64)>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT role, COUNT(*) AS n FROM project_members WHERE project_id = $1 GROUP BY role")
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT role, COUNT(*) AS n FROM project_members WHERE project_id = $1 GROUP BY role")
             .bind(project_id)
             .fetch_all(&db.pool)
             .await?;
-    rows.iter()
-        .map(|r| Ok((Role::from_id(r.try_get("role")?), r.try_get::<i64, _>("n")?)))
-        .filter_map(|x: Result<(Option<Role>, i64), sqlx::Error>| match x {
-            Ok((Some(role), n)) => Some(Ok((role, n))),
-            Ok((None, _)) => None,
-            Err(e) => Some(Err(e)),
-        })
-        .collect()
+    Ok(rows.into_iter().filter_map(|(role, n)| Some((Role::from_id(role)?, n))).collect())
 }
 
 pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<Member>, sqlx::Error> {
@@ -372,7 +334,7 @@ pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<M
         .bind(member_id)
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(member_from_row).transpose()
+    row.as_ref().map(Member::from_row).transpose()
 }
 
 pub async fn add_member(db: &Db, project_id: i64, user_id: i64, role: Role) -> Result<Member, ProjectError> {
@@ -388,7 +350,7 @@ pub async fn add_member(db: &Db, project_id: i64, user_id: i64, role: Role) -> R
     .fetch_one(&db.pool)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if is_conflict(&e) {
             ProjectError::Member("the user is already a member of the project".into())
         } else {
             e.into()
@@ -426,18 +388,6 @@ pub async fn remove_member(db: &Db, project_id: i64, member_id: i64) -> Result<M
         .execute(&db.pool)
         .await?;
     Ok(m)
-}
-
-/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-pub fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 // ---------------------------------------------------------------- metadata
@@ -491,16 +441,10 @@ pub async fn metadata_of(
     let mut out: std::collections::HashMap<i64, std::collections::BTreeMap<String, String>> =
         Default::default();
     for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT project_id, name, value FROM project_metadata WHERE project_id IN ({})",
-            crate::db::placeholders(1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q.fetch_all(&db.pool).await? {
-            out.entry(r.try_get("project_id")?).or_default().insert(r.try_get("name")?, r.try_get("value")?);
+        let mut q = Stmt::new("SELECT project_id, name, value FROM project_metadata WHERE project_id IN (");
+        q.push_list(chunk.iter().copied()).push(")");
+        for (project_id, name, value) in q.query_as::<(i64, String, String)>().fetch_all(&db.pool).await? {
+            out.entry(project_id).or_default().insert(name, value);
         }
     }
     Ok(out)
@@ -523,7 +467,7 @@ pub async fn set_metadata(
              ON CONFLICT (project_id, name) DO UPDATE SET value = excluded.value"
         };
         sqlx::query(sql).bind(id).bind(k).bind(v).execute(&mut *tx).await.map_err(|e| {
-            if is_unique_violation(&e) {
+            if is_conflict(&e) {
                 ProjectError::MetadataExists(k.clone())
             } else if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
                 ProjectError::NotFound
@@ -549,12 +493,4 @@ pub async fn delete_metadata(db: &Db, id: i64, key: &str) -> Result<bool, sqlx::
         .execute(&db.pool)
         .await?;
     Ok(done.rows_affected() > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_escaping() {
-        assert_eq!(super::escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
-    }
 }

@@ -26,6 +26,14 @@ pub enum Role {
     LimitedGuest = 5,
 }
 
+impl TryFrom<i64> for Role {
+    type Error = String;
+
+    fn try_from(id: i64) -> Result<Role, String> {
+        Role::try_from_id(id)
+    }
+}
+
 impl Role {
     pub fn from_id(id: i64) -> Option<Role> {
         Some(match id {
@@ -36,6 +44,11 @@ impl Role {
             5 => Role::LimitedGuest,
             _ => return None,
         })
+    }
+
+    /// `from_id` for row types (`#[sqlx(try_from = "i64")]`).
+    fn try_from_id(id: i64) -> Result<Role, String> {
+        Role::from_id(id).ok_or_else(|| format!("bad role {id}"))
     }
 
     pub fn id(self) -> i64 {

@@ -12,12 +12,12 @@
 use rand::Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use subtle::ConstantTimeEq;
 
 use crate::accounts::LoginError;
 use crate::config::AuthConfig;
+use crate::db::query::{contains, Bind, Sql, Stmt};
 use crate::db::{now_ms, Db};
 use crate::rbac::{Act, Resource};
 
@@ -33,7 +33,7 @@ pub struct Permission {
     pub action: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Robot {
     pub id: i64,
     /// Full name, e.g. `robot$library+ci`.
@@ -41,6 +41,7 @@ pub struct Robot {
     pub description: String,
     /// Set for project robots.
     pub project_id: Option<i64>,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub disabled: bool,
     pub duration: i64,
     pub expires_at: i64,
@@ -48,6 +49,8 @@ pub struct Robot {
     pub secret_changed_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Loaded separately (`load_permissions`).
+    #[sqlx(skip)]
     pub permissions: Vec<Permission>,
 }
 
@@ -127,46 +130,20 @@ fn hash_secret(secret: &str) -> String {
 const COLUMNS: &str = "r.id, r.name, r.description, r.project_id, r.disabled, r.duration, r.expires_at, \
      r.creator, r.secret_changed_at, r.created_at, r.updated_at";
 
-fn from_row(r: &AnyRow) -> Result<Robot, sqlx::Error> {
-    Ok(Robot {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        project_id: r.try_get("project_id")?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        duration: r.try_get("duration")?,
-        expires_at: r.try_get("expires_at")?,
-        creator: r.try_get("creator")?,
-        secret_changed_at: r.try_get("secret_changed_at")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        permissions: Vec::new(),
-    })
-}
-
 /// Fills in the permissions of the given robots, in one query.
 async fn load_permissions(db: &Db, robots: &mut [Robot]) -> Result<(), sqlx::Error> {
     if robots.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = robots.iter().map(|r| r.id.to_string()).collect();
-    let rows = sqlx::query(&format!(
+    let mut q = Stmt::new(
         "SELECT rp.robot_id, rp.project_id, COALESCE(p.name, '*') AS namespace, rp.resource, rp.action \
-         FROM robot_permissions rp LEFT JOIN projects p ON p.id = rp.project_id \
-         WHERE rp.robot_id IN ({}) ORDER BY namespace, rp.resource, rp.action",
-        ids.join(",")
-    ))
-    .fetch_all(&db.pool)
-    .await?;
-    for r in &rows {
-        let robot_id: i64 = r.try_get("robot_id")?;
+         FROM robot_permissions rp LEFT JOIN projects p ON p.id = rp.project_id WHERE rp.robot_id IN (",
+    );
+    q.push_list(robots.iter().map(|r| r.id)).push(") ORDER BY namespace, rp.resource, rp.action");
+    let rows: Vec<(i64, Option<i64>, String, String, String)> = q.query_as().fetch_all(&db.pool).await?;
+    for (robot_id, project_id, namespace, resource, action) in rows {
         if let Some(robot) = robots.iter_mut().find(|x| x.id == robot_id) {
-            robot.permissions.push(Permission {
-                project_id: r.try_get("project_id")?,
-                namespace: r.try_get("namespace")?,
-                resource: r.try_get("resource")?,
-                action: r.try_get("action")?,
-            });
+            robot.permissions.push(Permission { project_id, namespace, resource, action });
         }
     }
     Ok(())
@@ -178,7 +155,7 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Robot>, sqlx::Error> {
         .fetch_optional(&db.pool)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let mut robots = [from_row(&row)?];
+    let mut robots = [Robot::from_row(&row)?];
     load_permissions(db, &mut robots).await?;
     let [r] = robots;
     Ok(Some(r))
@@ -219,7 +196,7 @@ pub async fn authenticate(
     let checked = match &row {
         Some(row) => {
             let stored: String = row.try_get("secret_hash")?;
-            Some((from_row(row)?, bool::from(hash_secret(secret).as_bytes().ct_eq(stored.as_bytes()))))
+            Some((Robot::from_row(row)?, bool::from(hash_secret(secret).as_bytes().ct_eq(stored.as_bytes()))))
         }
         None => None,
     };
@@ -298,7 +275,7 @@ pub async fn create(db: &Db, new: NewRobot) -> Result<(Robot, String), RobotErro
     .await;
     let id = match inserted {
         Ok(id) => id,
-        Err(e) if crate::db::is_unique_violation(&e) => return Err(RobotError::Exists(name)),
+        Err(e) if crate::db::error::is_conflict(&e) => return Err(RobotError::Exists(name)),
         Err(e) => return Err(e.into()),
     };
     insert_permissions(&mut tx, id, &new.permissions).await?;
@@ -415,29 +392,21 @@ pub async fn list(
     page: u64,
     page_size: u64,
 ) -> Result<(Vec<Robot>, i64), sqlx::Error> {
-    let mut filter = match project_id {
-        Some(_) => String::from(" WHERE r.project_id = $1"),
-        None => String::from(" WHERE r.project_id IS NULL AND $1 = 0"),
-    };
-    let like = name.map(|n| format!("%{}%", crate::projects::escape_like(&n.to_lowercase())));
-    if like.is_some() {
-        filter.push_str(" AND lower(r.name) LIKE $2 ESCAPE '\\'");
+    let mut filter = Sql::new();
+    match project_id {
+        Some(id) => filter.push("r.project_id = ?", Bind::I(id)),
+        None => filter.push_raw("r.project_id IS NULL"),
     }
-    let count_sql = format!("SELECT COUNT(*) FROM robots r{filter}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(project_id.unwrap_or(0));
-    if let Some(l) = &like {
-        count = count.bind(l);
+    if let Some(n) = name {
+        filter.push("lower(r.name) LIKE ? ESCAPE '\\'", contains(n));
     }
-    let total = count.fetch_one(&db.pool).await?;
+    let mut count = Stmt::new("SELECT COUNT(*) FROM robots r");
+    count.where_(&filter);
+    let total = count.query_scalar().fetch_one(&db.pool).await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
-    let sql =
-        format!("SELECT {COLUMNS} FROM robots r{filter} ORDER BY r.id LIMIT {page_size} OFFSET {offset}");
-    let mut q = sqlx::query(&sql).bind(project_id.unwrap_or(0));
-    if let Some(l) = &like {
-        q = q.bind(l);
-    }
-    let rows = q.fetch_all(&db.pool).await?;
-    let mut robots = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut list = Stmt::new(&format!("SELECT {COLUMNS} FROM robots r"));
+    list.where_(&filter).push(&format!(" ORDER BY r.id LIMIT {page_size} OFFSET {offset}"));
+    let mut robots: Vec<Robot> = list.query_as().fetch_all(&db.pool).await?;
     load_permissions(db, &mut robots).await?;
     Ok((robots, total))
 }

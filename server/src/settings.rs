@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::config::Config;
 use crate::db::{now_ms, Db};
@@ -69,9 +68,9 @@ impl Settings {
 
 pub async fn load(db: &Db, cfg: &Config) -> Result<Settings, sqlx::Error> {
     let mut s = Settings::defaults(cfg);
-    let rows = sqlx::query("SELECT name, value FROM settings").fetch_all(&db.pool).await?;
-    for r in rows {
-        let (k, v): (String, String) = (r.try_get("name")?, r.try_get("value")?);
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, value FROM settings").fetch_all(&db.pool).await?;
+    for (k, v) in rows {
         if let Ok(v) = serde_json::from_str::<Value>(&v) {
             if let Err(e) = s.apply(&k, &v) {
                 tracing::warn!(key = %k, error = %e, "ignoring an invalid stored setting");

@@ -475,7 +475,8 @@ pub enum TokenError {
 
 impl From<sqlx::Error> for TokenError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
+        if crate::db::error::is_transient(&e) {
+            tracing::warn!(error = %e, kind = ?crate::db::error::classify(&e), "database unavailable");
             return TokenError::Unavailable("the database is unavailable; retry later".into());
         }
         TokenError::Internal(e.into())
@@ -503,6 +504,9 @@ impl IntoResponse for TokenError {
         }
         if let TokenError::Locked(_, s) | TokenError::TooMany(_, s) = self {
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, crate::db::error::retry_after());
         }
         r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
         r

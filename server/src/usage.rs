@@ -22,8 +22,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use sqlx::Row;
-
 use crate::db::Db;
 
 /// A project whose last computation took at least this long is refreshed in the background.
@@ -47,16 +45,11 @@ pub async fn usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64
     let (ids, rows) = match projects {
         Some([]) => return Ok(HashMap::new()),
         Some(ids) => {
-            let sql = format!(
-                "SELECT project_id, gen, computed_gen, bytes, compute_ms FROM project_usage \
-                 WHERE project_id IN ({})",
-                crate::db::placeholders(1, ids.len())
+            let mut q = crate::db::query::Stmt::new(
+                "SELECT project_id, gen, computed_gen, bytes, compute_ms FROM project_usage WHERE project_id IN (",
             );
-            let mut q = sqlx::query(&sql);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            (ids.to_vec(), q.fetch_all(&db.pool).await?)
+            q.push_list(ids.iter().copied()).push(")");
+            (ids.to_vec(), q.query().fetch_all(&db.pool).await?)
         }
         None => {
             let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM projects").fetch_all(&db.pool).await?;
@@ -68,11 +61,9 @@ pub async fn usage(db: &Db, projects: Option<&[i64]>) -> Result<HashMap<i64, i64
         }
     };
     let mut cached: HashMap<i64, (i64, i64, i64, i64)> = HashMap::new();
-    for r in rows {
-        cached.insert(
-            r.try_get("project_id")?,
-            (r.try_get("gen")?, r.try_get("computed_gen")?, r.try_get("bytes")?, r.try_get("compute_ms")?),
-        );
+    for r in &rows {
+        let (project_id, gen, computed_gen, bytes, compute_ms) = sqlx::FromRow::from_row(r)?;
+        cached.insert(project_id, (gen, computed_gen, bytes, compute_ms));
     }
     let mut out = HashMap::new();
     for id in ids {

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppPath, AppQuery};
 use crate::api::projects::{percent_decode, require, resolve};
-use crate::api::query::Query;
+use crate::api::query::{parse_sort, Query};
 use crate::api::repositories::locate;
 use crate::api::{pagination_headers, Pagination};
 use crate::artifacts::{self, write, ArtifactRow, RepoRow, TagRow};
@@ -279,7 +279,8 @@ pub async fn list_artifacts(
     let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
     let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
     let (rows, total) =
-        artifacts::list_artifacts(&state.db, r.id, &q, p.sort.as_deref(), page, page_size).await?;
+        artifacts::list_artifacts(&state.db, r.id, &q, &parse_sort(p.sort.as_deref())?, page, page_size)
+            .await?;
     let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
     Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
 }
@@ -324,7 +325,7 @@ pub async fn list_project_artifacts(
         &state.db,
         artifacts::ArtifactScope::Project(project.id),
         &q,
-        p.sort.as_deref(),
+        &parse_sort(p.sort.as_deref())?,
         page,
         page_size,
     )

@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppQuery};
-use crate::api::query::{self, Bind, Col, Query, Sql};
+use crate::api::query::Query;
 use crate::api::{pagination_headers_with, Pagination};
 use crate::audit::{self, Record};
 use crate::auth::Caller;
+use crate::db::query::{Bind, Col, Sql};
 use crate::db::rfc3339;
 use crate::state::AppState;
 
@@ -71,11 +72,11 @@ pub const AUDIT_KEYS: [(&str, Col); 5] = [
 
 /// Conditions for `q` (and the project, for project logs).
 pub fn conditions(q: &str, project_id: Option<i64>) -> Result<Sql, ApiError> {
-    let mut sql = Sql::starting_at(1);
+    let mut sql = Sql::new();
     if let Some(p) = project_id {
         sql.push("project_id = ?", Bind::I(p));
     }
-    query::to_sql(&Query::parse(q)?, &AUDIT_KEYS, &[], &mut sql)?;
+    sql.filter(&Query::parse(q)?.terms, &AUDIT_KEYS, &[])?;
     Ok(sql)
 }
 
@@ -119,9 +120,11 @@ mod tests {
     #[test]
     fn query_grammar() {
         let c = conditions("operation=pull, username=alice,resource=~p1/", Some(7)).unwrap();
+        let mut s = crate::db::query::Stmt::new("");
+        s.where_(&c);
         assert_eq!(
-            c.clauses,
-            ["project_id = $1", "operation = $2", "username = $3", "lower(resource) LIKE $4 ESCAPE '\\'"]
+            s.sql(),
+            " WHERE project_id = $1 AND operation = $2 AND username = $3 AND lower(resource) LIKE $4 ESCAPE '\\'"
         );
         assert_eq!(c.binds[1], Bind::S("pull".into()));
         assert_eq!(c.binds[2], Bind::S("alice".into()));
@@ -129,7 +132,7 @@ mod tests {
         let t = conditions("op_time=[2026-01-01 00:00:00~2026-01-02T00:00:00Z]", None).unwrap();
         assert_eq!(t.binds, [Bind::I(1_767_225_600_000), Bind::I(1_767_312_000_000)]);
         let open = conditions("op_time=[~2026-01-01 00:00:00]", None).unwrap();
-        assert_eq!(open.clauses, ["op_time <= $1"]);
+        assert_eq!(open.clauses, ["op_time <= ?"]);
         for bad in
             ["nokey", "op_time=yesterday", "color=red", "username=~al", "operation={a b}", "op_time=[x~]"]
         {

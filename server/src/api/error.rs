@@ -113,7 +113,7 @@ impl IntoResponse for ApiError {
         let body = json!({ "errors": [{ "code": self.code(), "message": message }] });
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::Unavailable(_)) {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, crate::db::error::retry_after());
         }
         if let ApiError::TooManyRequests { retry_after, .. } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
@@ -128,12 +128,18 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => ApiError::NotFound("not found".into()),
-            e if crate::db::is_unavailable(&e) => {
-                tracing::warn!(error = %e, "database unavailable");
+            e if crate::db::error::is_transient(&e) => {
+                tracing::warn!(error = %e, kind = ?crate::db::error::classify(&e), "database unavailable");
                 ApiError::Unavailable("the database is unavailable; retry later".into())
             }
             other => ApiError::Internal(other.into()),
         }
+    }
+}
+
+impl From<crate::db::query::QueryError> for ApiError {
+    fn from(e: crate::db::query::QueryError) -> Self {
+        ApiError::BadRequest(e.0)
     }
 }
 

@@ -216,7 +216,7 @@ pub async fn list(
         name: params.name,
         public: params.public,
         q: crate::api::query::Query::parse(params.q.as_deref().unwrap_or(""))?,
-        sort: params.sort,
+        sort: crate::api::query::parse_sort(params.sort.as_deref())?,
         page,
         page_size,
     };

@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::projects::{percent_decode, require, resolve};
-use crate::api::query::{self, Bind, Query, Sql};
+use crate::api::query::{parse_sort, Query};
 use crate::api::{pagination_headers, Pagination};
 use crate::artifacts::{self, RepoRow};
 use crate::auth::Caller;
+use crate::db::query::{order_by, Bind, Sql};
 use crate::db::rfc3339;
 use crate::projects::Project;
 use crate::rbac::{Act, Resource};
@@ -68,8 +69,8 @@ async fn repo_page(
 ) -> Result<impl IntoResponse + use<>, ApiError> {
     let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
     let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
-    query::to_sql(&q, &artifacts::REPO_KEYS, &[], &mut sql)?;
-    let order = query::order_by(p.sort.as_deref(), &artifacts::REPO_SORT, "r.name", "r.id")?;
+    sql.filter(&q.terms, &artifacts::REPO_KEYS, &[])?;
+    let order = order_by(&parse_sort(p.sort.as_deref())?, &artifacts::REPO_SORT, "r.name", "r.id")?;
     let (items, total) = artifacts::list_repositories(&state.db, &sql, &order, page, page_size).await?;
     Ok((
         pagination_headers(uri, page, page_size, total),
@@ -86,12 +87,7 @@ pub async fn list_all(
     OriginalUri(uri): OriginalUri,
     AppQuery(p): AppQuery<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (visible, bind) = crate::projects::visible_filter(caller.principal.as_ref(), 1);
-    let mut sql = Sql::starting_at(if bind.is_some() { 2 } else { 1 });
-    sql.clauses.push(visible);
-    if let Some(b) = bind {
-        sql.binds.insert(0, Bind::I(b));
-    }
+    let sql = crate::projects::visible_filter(caller.principal.as_ref());
     repo_page(&state, &uri, &p, sql).await
 }
 
@@ -109,7 +105,7 @@ pub async fn list_in_project(
 ) -> Result<impl IntoResponse, ApiError> {
     let project = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &project, Resource::Repository, Act::List).await?;
-    let mut sql = Sql::starting_at(1);
+    let mut sql = Sql::new();
     sql.push("r.project_id = ?", Bind::I(project.id));
     repo_page(&state, &uri, &p, sql).await
 }

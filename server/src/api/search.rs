@@ -4,12 +4,12 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::error::{ApiError, AppQuery};
 use crate::api::projects::{project_model, ProjectResp};
 use crate::auth::Caller;
+use crate::db::query::{contains, Stmt};
 use crate::projects::{self, ListQuery};
 use crate::rbac::{self, Act, ProjectAccess, Resource};
 use crate::state::AppState;
@@ -51,31 +51,27 @@ pub async fn search(
     let q = ListQuery { name: Some(term.to_string()), page: 1, page_size: 50, ..Default::default() };
     let (found, _) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
     let project = found.iter().map(|p| project_model(p, None, None)).collect();
-    let (visible, bind) = projects::visible_filter(caller.principal.as_ref(), 2);
-    let sql = format!(
+    let mut query = Stmt::new(
         "SELECT r.project_id, p.name AS project_name, p.public, r.name, r.pull_count, \
          (SELECT COUNT(*) FROM artifacts a WHERE a.repository_id = r.id AND a.visible = 1) AS artifact_count \
-         FROM repositories r JOIN projects p ON p.id = r.project_id \
-         WHERE lower(r.name) LIKE $1 ESCAPE '\\' AND {visible} ORDER BY r.name LIMIT 50"
+         FROM repositories r JOIN projects p ON p.id = r.project_id WHERE lower(r.name) LIKE ? ESCAPE '\\'",
     );
-    let mut query = sqlx::query(&sql).bind(format!("%{}%", projects::escape_like(&term.to_lowercase())));
-    if let Some(b) = bind {
-        query = query.bind(b);
-    }
-    let rows = query.fetch_all(&state.db.pool).await?;
+    query.bind(contains(term)).and(&projects::visible_filter(caller.principal.as_ref()));
+    query.push(" ORDER BY r.name LIMIT 50");
+    let rows: Vec<(i64, String, i64, String, i64, i64)> = query.query_as().fetch_all(&state.db.pool).await?;
     let repository = rows
-        .iter()
-        .map(|r| {
-            Ok(SearchRepository {
-                project_id: r.try_get("project_id")?,
-                project_name: r.try_get("project_name")?,
-                project_public: r.try_get::<i64, _>("public")? != 0,
-                repository_name: r.try_get("name")?,
-                pull_count: r.try_get("pull_count")?,
-                artifact_count: r.try_get("artifact_count")?,
-            })
+        .into_iter()
+        .map(|(project_id, project_name, public, repository_name, pull_count, artifact_count)| {
+            SearchRepository {
+                project_id,
+                project_name,
+                project_public: public != 0,
+                repository_name,
+                pull_count,
+                artifact_count,
+            }
         })
-        .collect::<Result<_, sqlx::Error>>()?;
+        .collect();
     Ok(Json(Search { project, repository }))
 }
 
@@ -96,8 +92,8 @@ pub struct Statistic {
 #[utoipa::path(get, path = "/statistics", tag = "statistic", responses((status = 200, body = Statistic), (status = 401)))]
 pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Json<Statistic>, ApiError> {
     let who = caller.require_principal()?;
-    let (visible, bind) = projects::visible_filter(Some(who), 1);
-    let s = crate::artifacts::statistics(&state.db, &visible, bind, who.is_sysadmin()).await?;
+    let visible = projects::visible_filter(Some(who));
+    let s = crate::artifacts::statistics(&state.db, &visible, who.is_sysadmin()).await?;
     Ok(Json(Statistic {
         private_project_count: s.private_projects,
         private_repo_count: s.private_repos,

@@ -9,10 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::artifacts::{locate_artifact, Tag};
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
-use crate::api::query::{self, Col, Query, Sql};
+use crate::api::query::{Cond, Query};
 use crate::api::{pagination_headers, Pagination};
 use crate::artifacts::{self, write};
 use crate::auth::Caller;
+use crate::db::query::{Col, Sql};
 use crate::rbac::{Act, Resource};
 use crate::state::AppState;
 
@@ -41,10 +42,10 @@ pub async fn list_tags(
             .await?;
     let (page, page_size) = Pagination { page: p.page, page_size: p.page_size }.resolve()?;
     let q = Query::parse(p.q.as_deref().unwrap_or(""))?;
-    let mut sql = Sql::starting_at(1);
-    query::to_sql(&q, &[("name", Col::Text("name"))], &["name"], &mut sql)?;
+    // Only `name` is known: this rejects any other key.
+    Sql::new().filter(&q.terms, &[("name", Col::Text("name"))], &["name"])?;
     let name = match q.get("name") {
-        Some(query::Cond::Fuzzy(n)) | Some(query::Cond::Exact(n)) => Some(n.as_str()),
+        Some(Cond::Fuzzy(n)) | Some(Cond::Exact(n)) => Some(n.as_str()),
         Some(_) => return Err(ApiError::BadRequest("name takes an exact or fuzzy value".into())),
         None => None,
     };

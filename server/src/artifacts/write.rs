@@ -493,15 +493,9 @@ pub async fn record_pulls(db: &Db, batch: &HashMap<i64, (i64, i64)>) -> Result<(
     // Pulls per repository.
     let mut per_repo: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
     for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT id, repository_id FROM artifacts WHERE id IN ({})",
-            crate::db::placeholders(1, chunk.len())
-        );
-        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        for (id, repo) in q.fetch_all(&mut *tx).await? {
+        let mut q = crate::db::query::Stmt::new("SELECT id, repository_id FROM artifacts WHERE id IN (");
+        q.push_list(chunk.iter().copied()).push(")");
+        for (id, repo) in q.query_as::<(i64, i64)>().fetch_all(&mut *tx).await? {
             *per_repo.entry(repo).or_insert(0) += batch[&id].0;
         }
     }

@@ -48,12 +48,9 @@ pub(super) async fn reclaim(
     let ids: Vec<&String> = by_id.keys().collect();
     let mut live: HashSet<String> = HashSet::new();
     for chunk in ids.chunks(CHUNK) {
-        let sql = format!("SELECT id FROM uploads WHERE id IN ({})", crate::db::placeholders(1, chunk.len()));
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for id in chunk {
-            q = q.bind(id.as_str());
-        }
-        live.extend(q.fetch_all(&env.db.pool).await?);
+        let mut q = crate::db::query::Stmt::new("SELECT id FROM uploads WHERE id IN (");
+        q.push_list(chunk.iter().copied()).push(")");
+        live.extend(q.query_scalar::<String>().fetch_all(&env.db.pool).await?);
     }
     for (id, objects) in by_id.iter().filter(|(id, _)| !live.contains(*id)) {
         let bytes: u64 = objects.iter().map(|o| o.1).sum();

@@ -142,7 +142,7 @@ impl From<super::meta::MetaError> for OciError {
                 Code::Unavailable,
                 format!("blob {d} is being removed by garbage collection; retry shortly"),
             )
-            .header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5")),
+            .header(axum::http::header::RETRY_AFTER, crate::db::error::retry_after()),
             MetaError::Missing(what) => OciError::new(Code::ManifestBlobUnknown, format!("{what} unknown")),
             e @ MetaError::Referenced(_) => {
                 OciError::new(Code::Denied, e.to_string()).status(axum::http::StatusCode::PRECONDITION_FAILED)
@@ -153,10 +153,10 @@ impl From<super::meta::MetaError> for OciError {
 
 impl From<sqlx::Error> for OciError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
-            tracing::warn!(error = %e, "database unavailable");
+        if crate::db::error::is_transient(&e) {
+            tracing::warn!(error = %e, kind = ?crate::db::error::classify(&e), "database unavailable");
             return OciError::new(Code::Unavailable, "the database is unavailable; retry later")
-                .header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+                .header(axum::http::header::RETRY_AFTER, crate::db::error::retry_after());
         }
         OciError::internal(e)
     }

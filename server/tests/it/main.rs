@@ -21,5 +21,6 @@ mod openapi;
 mod portal;
 mod rbac_api;
 mod registry;
+mod schema;
 mod sessions_redis;
 mod token;

@@ -3,8 +3,6 @@
 //! writes are `artifacts::write`'s (a push calls `confirm_in`, `touch_blob` and `link_blob` from
 //! there, inside its transaction).
 
-use sqlx::Row;
-
 use super::digest::Digest;
 use crate::db::{now_ms, Db};
 
@@ -17,10 +15,11 @@ pub use reads::*;
 pub use uploads::*;
 
 /// The project a repository belongs to: its first path component.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProjectRef {
     pub id: i64,
     pub owner_id: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub public: bool,
 }
 
@@ -29,18 +28,10 @@ pub fn project_name(repo: &str) -> &str {
 }
 
 pub async fn project_of(db: &Db, repo: &str) -> Result<Option<ProjectRef>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, owner_id, public FROM projects WHERE name = $1")
+    sqlx::query_as("SELECT id, owner_id, public FROM projects WHERE name = $1")
         .bind(project_name(repo))
         .fetch_optional(&db.pool)
-        .await?;
-    row.map(|r| {
-        Ok(ProjectRef {
-            id: r.try_get("id")?,
-            owner_id: r.try_get("owner_id")?,
-            public: r.try_get::<i64, _>("public")? != 0,
-        })
-    })
-    .transpose()
+        .await
 }
 
 /// Size of a blob the repository may serve.

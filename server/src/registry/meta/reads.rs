@@ -2,11 +2,14 @@
 
 use super::*;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredManifest {
+    #[sqlx(rename = "id")]
     pub artifact_id: i64,
+    #[sqlx(try_from = "String")]
     pub digest: Digest,
     pub media_type: String,
+    #[sqlx(rename = "manifest_size", try_from = "i64")]
     pub size: u64,
 }
 
@@ -29,19 +32,7 @@ pub async fn find_manifest(
             d.to_string(),
         ),
     };
-    let row = sqlx::query(sql).bind(repo).bind(key).fetch_optional(&db.pool).await?;
-    row.map(|r| {
-        let digest: String = r.try_get("digest")?;
-        Ok(StoredManifest {
-            artifact_id: r.try_get("id")?,
-            digest: digest
-                .parse()
-                .map_err(|e: crate::registry::digest::DigestError| sqlx::Error::Decode(e.into()))?,
-            media_type: r.try_get("media_type")?,
-            size: r.try_get::<i64, _>("manifest_size")? as u64,
-        })
-    })
-    .transpose()
+    sqlx::query_as(sql).bind(repo).bind(key).fetch_optional(&db.pool).await
 }
 
 pub async fn repository_exists(db: &Db, repo: &str) -> Result<bool, sqlx::Error> {
@@ -73,26 +64,23 @@ pub async fn catalog(
     n: i64,
     last: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let (filter, bind) = match viewer {
-        None => ("1 = 1".to_string(), None),
-        Some(v) => crate::projects::visible_filter(Some(v), 3),
-    };
-    let sql = format!(
-        "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id \
-         WHERE r.name > $1 AND {filter} ORDER BY r.name LIMIT $2"
+    let mut q = crate::db::query::Stmt::new(
+        "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id WHERE r.name > ?",
     );
-    let mut q = sqlx::query_scalar(&sql).bind(last.unwrap_or("")).bind(n);
-    if let Some(b) = bind {
-        q = q.bind(b);
+    q.bind(last.unwrap_or(""));
+    if let Some(v) = viewer {
+        q.and(&crate::projects::visible_filter(Some(v)));
     }
-    q.fetch_all(&db.pool).await
+    q.push(" ORDER BY r.name LIMIT ?").bind(n);
+    q.query_scalar().fetch_all(&db.pool).await
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Referrer {
     pub digest: String,
     pub media_type: String,
     pub artifact_type: String,
+    #[sqlx(rename = "manifest_size")]
     pub size: i64,
     pub annotations: String,
 }
@@ -107,31 +95,16 @@ pub async fn referrers(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Referrer>, sqlx::Error> {
-    let mut sql = String::from(
+    let mut q = crate::db::query::Stmt::new(
         "SELECT a.digest, a.media_type, a.artifact_type, a.manifest_size, a.annotations FROM artifacts a \
-         JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.subject = $2 \
-         AND a.digest > $3",
+         JOIN repositories r ON r.id = a.repository_id WHERE r.name = ? AND a.subject = ? AND a.digest > ?",
     );
-    if artifact_type.is_some() {
+    q.bind(repo).bind(subject.to_string()).bind(after.unwrap_or(""));
+    if let Some(t) = artifact_type {
         // Rows without a stored type are candidates too: an image manifest's type is then its
         // config's media type, which the caller reads from the manifest and filters on.
-        sql.push_str(" AND (a.artifact_type = $5 OR a.artifact_type = '')");
+        q.push_bind(" AND (a.artifact_type = ? OR a.artifact_type = '')", t);
     }
-    sql.push_str(" ORDER BY a.digest LIMIT $4");
-    let mut q = sqlx::query(&sql).bind(repo).bind(subject.to_string()).bind(after.unwrap_or("")).bind(limit);
-    if let Some(t) = artifact_type {
-        q = q.bind(t);
-    }
-    let rows = q.fetch_all(&db.pool).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Referrer {
-                digest: r.try_get("digest")?,
-                media_type: r.try_get("media_type")?,
-                artifact_type: r.try_get("artifact_type")?,
-                size: r.try_get("manifest_size")?,
-                annotations: r.try_get("annotations")?,
-            })
-        })
-        .collect()
+    q.push_bind(" ORDER BY a.digest LIMIT ?", limit);
+    q.query_as().fetch_all(&db.pool).await
 }

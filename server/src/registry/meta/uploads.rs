@@ -3,9 +3,10 @@
 
 use super::*;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Upload {
     pub id: String,
+    #[sqlx(try_from = "i64")]
     pub size: u64,
     pub hash_state: Vec<u8>,
 }
@@ -26,19 +27,11 @@ pub async fn create_upload(db: &Db, id: &str, repo: &str, hash_state: &[u8]) -> 
 }
 
 pub async fn get_upload(db: &Db, repo: &str, id: &str) -> Result<Option<Upload>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, size, hash_state FROM uploads WHERE id = $1 AND repository = $2")
+    sqlx::query_as("SELECT id, size, hash_state FROM uploads WHERE id = $1 AND repository = $2")
         .bind(id)
         .bind(repo)
         .fetch_optional(&db.pool)
-        .await?;
-    row.map(|r| {
-        Ok(Upload {
-            id: r.try_get("id")?,
-            size: r.try_get::<i64, _>("size")? as u64,
-            hash_state: r.try_get("hash_state")?,
-        })
-    })
-    .transpose()
+        .await
 }
 
 /// How long an upload's lease lasts without renewal. The request writing the upload renews

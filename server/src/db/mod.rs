@@ -1,11 +1,21 @@
 //! Database access: one `sqlx::Any` pool for SQLite (embedded default) and PostgreSQL.
 //!
+//! - `mod.rs`: the pool (`Db`), migrations, write transactions (`Db::begin_write`), times.
+//! - `query`: the statement builder (`Stmt`, `Sql`): placeholders numbered by the builder,
+//!   values always bound; Harbor's list filters and sorts as SQL.
+//! - `error`: one classification of database errors (unavailable, locked, conflict) and the
+//!   one `Retry-After` every surface sends with its 503.
+//!
 //! Invariants:
-//! - **Every query is written once, with `$n` placeholders, and runs on both databases.**
+//! - **Every query is written once, with `$n` placeholders (numbered by `query::Stmt` when
+//!   built from pieces), and runs on both databases.**
+//! - **Every write transaction starts with `Db::begin_write`** (test
+//!   `every_transaction_begins_through_begin_write`).
 //! - **Times are stored as Unix milliseconds (`BIGINT`)**; conversion to RFC 3339 happens at
 //!   the API edge (`now_ms`, `rfc3339`).
 //! - **Migrations run at start** (and with `berth migrate`); the folder is chosen by URL scheme:
-//!   `migrations/sqlite` or `migrations/postgres`, kept schema-identical.
+//!   `migrations/sqlite` or `migrations/postgres`, kept schema-identical (the integration test
+//!   `tests/schema.rs` migrates both and compares tables, columns, keys and indexes).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +25,9 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseConfig;
+
+pub mod error;
+pub mod query;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -116,6 +129,34 @@ fn sqlite_path(url: &str) -> &str {
     rest.split('?').next().unwrap_or(rest)
 }
 
+/// A 0/1 integer column read into a `bool` field of a `sqlx::FromRow` row type
+/// (`#[sqlx(try_from = "crate::db::Flag")]`): flags are integers on both databases, since
+/// SQLite has no boolean type, and the `Any` driver decodes `bool` only from a boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub i64);
+
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value).map(Flag)
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0 != 0
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(Duration::ZERO);
@@ -136,49 +177,9 @@ pub fn rfc3339(ms: i64) -> String {
 /// (an artifact never pulled), rather than `null`.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
 
-/// Whether a database error is a unique-constraint violation (→ 409 at the call site).
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().map(|d| d.is_unique_violation()).unwrap_or(false)
-}
-
-/// `$first, $first+1, …` — `n` numbered placeholders for an `IN (…)` list.
-pub fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// Whether an error means "the database cannot answer right now" — unreachable, restarting,
-/// failing over, overloaded, or (SQLite) locked beyond the busy timeout. Every surface answers
-/// these with 503 in its own error format; the pool reconnects by itself when the database is
-/// back, so no restart is needed.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            // PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient
-            // resources), 57 (operator intervention: shutdown, restart, admin termination).
-            // 40: transaction rollback (deadlock, serialization failure): retryable.
-            (c.len() == 5
-                && (c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57")))
-                // SQLite BUSY and LOCKED, with their extended codes.
-                || matches!(c.as_ref(), "5" | "6" | "261" | "262" | "517" | "773")
-        }),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbered_placeholders() {
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(placeholders(1, 0), "");
-    }
 
     #[test]
     fn sqlite_paths() {
@@ -202,7 +203,7 @@ mod tests {
                 let p = e.unwrap().path();
                 if p.is_dir() {
                     scan(&p, found);
-                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("db.rs") {
+                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("db/mod.rs") {
                     let text = std::fs::read_to_string(&p).unwrap();
                     for (i, line) in text.lines().enumerate() {
                         if line.contains(".begin()") || line.contains("begin_with(") {
