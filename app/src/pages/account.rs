@@ -12,7 +12,7 @@ use crate::error::PortalError;
 use crate::i18n::t;
 use crate::model::UserView;
 use crate::pages::project::{perform, OutcomeSignal, Reload};
-use crate::rest::{SystemInfo, User};
+use crate::rest::{SystemInfo, UserResp as User};
 use crate::server_fns::api;
 
 pub const PASSWORD_RULE: &str =

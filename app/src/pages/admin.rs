@@ -12,7 +12,7 @@ use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::model::UserView;
 use crate::pages::project::{audit_resource, perform, AuditLogView, OutcomeSignal, Reload};
-use crate::rest::{Configurations, SystemInfo, User};
+use crate::rest::{Configurations, SystemInfo, UserResp as User};
 use crate::server_fns::api::{self, Listing};
 use crate::server_fns::auth::encode_component;
 

@@ -38,7 +38,7 @@ async fn load(repo: String, digest: String) -> Result<Detail, PortalError> {
         Value::Null
     };
     let info: crate::rest::SystemInfo = api::get("/systeminfo".into()).await?;
-    Ok(Detail { artifact, manifest, config, registry: info.registry_url })
+    Ok(Detail { artifact, manifest, config, registry: info.registry_url.unwrap_or_default() })
 }
 
 fn short(d: &str) -> String {
@@ -132,7 +132,7 @@ fn DetailBody(d: Detail, full: String, link_base: String) -> impl IntoView {
                     {(!a.artifact_type.is_empty()).then(|| view! { <dt>{t("Artifact type")}</dt><dd class="wrap"><code>{a.artifact_type.clone()}</code></dd> })}
                     <dt>{t("Size")}</dt><dd>{bytes(a.size)}</dd>
                     <dt>{t("Push time")}</dt><dd>{time_str(&a.push_time)}</dd>
-                    <dt>{t("Pull time")}</dt><dd>{time_str(a.pull_time.as_deref().unwrap_or(""))}</dd>
+                    <dt>{t("Pull time")}</dt><dd>{time_str(&a.pull_time)}</dd>
                     <dt>{t("Pulls")}</dt><dd>{a.pull_count}</dd>
                     <dt>{t("Tags")}</dt>
                     <dd>

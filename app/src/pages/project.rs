@@ -15,7 +15,9 @@ use crate::components::page::{listing, loading, page_param, Confirm, CopyField, 
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::model::UserView;
-use crate::rest::{self, AuditLog, Member, Perms, Robot, RobotCreated, ROLES};
+use crate::rest::{
+    self, AuditLogResp as AuditLog, Perms, ProjectMember as Member, RobotCreated, RobotResp as Robot, ROLES,
+};
 use crate::server_fns::api::{self, seg, Listing};
 use crate::server_fns::auth::encode_component;
 
@@ -25,7 +27,7 @@ const PAGE_SIZE: u64 = 15;
 /// The project a tab shows, and what the signed-in user may do in it.
 #[derive(Clone, Debug)]
 pub struct ProjectCtx {
-    pub project: rest::Project,
+    pub project: rest::ProjectResp,
     pub perms: Perms,
     pub user: UserView,
 }
@@ -39,8 +41,8 @@ impl ProjectCtx {
     }
 }
 
-async fn load_project(name: String) -> Result<(rest::Project, Perms), PortalError> {
-    let p: rest::Project = api::get(format!("/projects/{}", seg(&name))).await?;
+async fn load_project(name: String) -> Result<(rest::ProjectResp, Perms), PortalError> {
+    let p: rest::ProjectResp = api::get(format!("/projects/{}", seg(&name))).await?;
     let perms: Vec<rest::Permission> =
         api::get(format!("/users/current/permissions?scope=/project/{}&relative=true", p.project_id)).await?;
     Ok((p, Perms(perms)))
@@ -190,7 +192,7 @@ fn SummaryBody(
                                 </section>
                                 <section class="card">
                                     <h2>{t("Storage")}</h2>
-                                    <p><span class="stat-value" data-testid="summary-storage">{bytes(s.storage())}</span></p>
+                                    <p><span class="stat-value" data-testid="summary-storage">{bytes(s.quota.used.storage)}</span></p>
                                 </section>
                                 <section class="card">
                                     <h2>{t("Project")}</h2>
@@ -360,7 +362,7 @@ pub fn ProjectRobots() -> impl IntoView {
     let robots = Resource::new(
         move || (name(), reload.get(), page()),
         |(n, _, pg)| async move {
-            let p: rest::Project = api::get(format!("/projects/{}", seg(&n))).await?;
+            let p: rest::ProjectResp = api::get(format!("/projects/{}", seg(&n))).await?;
             let q = encode_component(&format!("Level=project,ProjectID={}", p.project_id));
             api::list::<Robot>(format!("/robots?q={q}&page={pg}&page_size={PAGE_SIZE}")).await
         },
@@ -434,9 +436,9 @@ fn RobotsBody(
             "permissions": [{ "kind": "project", "namespace": project_name.clone(), "access": access }],
         });
         leptos::task::spawn_local(async move {
-            match api::send("POST", "/robots".into(), Some(body)).await {
-                Ok(v) => {
-                    let c: RobotCreated = serde_json::from_value(v).unwrap_or_default();
+            match api::send("POST", "/robots".into(), Some(body)).await.and_then(api::decode::<RobotCreated>)
+            {
+                Ok(c) => {
                     secret.set(Some((c.name.clone(), c.secret)));
                     outcome.set(Some(Ok(fill(t("Created robot account {}."), &[&c.name]))));
                     show_form.set(false);

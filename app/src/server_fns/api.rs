@@ -52,6 +52,11 @@ pub async fn send(
     parse(&reply)
 }
 
+/// A write's answer (from `send`) as `T`.
+pub fn decode<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, PortalError> {
+    serde_json::from_value(v).map_err(|e| PortalError::Server(format!("unexpected answer from the API: {e}")))
+}
+
 /// Percent-encodes one path segment (`/` included).
 pub fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
