@@ -10,7 +10,6 @@
 pub mod components;
 pub mod error;
 pub mod i18n;
-pub mod model;
 pub mod pages;
 pub mod rest;
 pub mod server_fns;

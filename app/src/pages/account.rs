@@ -10,8 +10,8 @@ use crate::components::layout::{AppShell, LangSwitch};
 use crate::components::page::{loading, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::t;
-use crate::model::UserView;
 use crate::pages::project::{perform, OutcomeSignal, Reload};
+use crate::rest::UserResp;
 use crate::rest::{SystemInfo, UserResp as User};
 use crate::server_fns::api;
 
@@ -25,14 +25,14 @@ pub fn Account() -> impl IntoView {
     let profile = Resource::new(move || reload.get(), |_| api::get::<User>("/users/current".into()));
     view! {
         <Title text=t("Account · Berth") />
-        <Signed body=move |u: UserView| view! { <AppShell user=u.clone()><AccountBody me=u profile reload /></AppShell> } />
+        <Signed body=move |u: UserResp| view! { <AppShell user=u.clone()><AccountBody me=u profile reload /></AppShell> } />
     }
 }
 
 #[component]
-fn AccountBody(me: UserView, profile: Resource<Result<User, PortalError>>, reload: Reload) -> impl IntoView {
+fn AccountBody(me: UserResp, profile: Resource<Result<User, PortalError>>, reload: Reload) -> impl IntoView {
     let outcome: OutcomeSignal = RwSignal::new(None);
-    let id = me.id;
+    let id = me.user_id;
     let (old, new, again) =
         (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
     let change = move |ev: leptos::ev::SubmitEvent| {

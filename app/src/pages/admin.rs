@@ -10,8 +10,8 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
-use crate::model::UserView;
 use crate::pages::project::{audit_resource, perform, AuditLogView, OutcomeSignal, Reload};
+use crate::rest::UserResp;
 use crate::rest::{Configurations, SystemInfo, UserResp as User};
 use crate::server_fns::api::{self, Listing};
 use crate::server_fns::auth::encode_component;
@@ -22,12 +22,12 @@ const PAGE_SIZE: u64 = 15;
 #[component]
 fn AdminOnly<F, V>(body: F) -> impl IntoView
 where
-    F: Fn(UserView) -> V + Clone + Send + Sync + 'static,
+    F: Fn(UserResp) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,
 {
     view! {
-        <Signed body=move |u: UserView| {
-            if u.sysadmin {
+        <Signed body=move |u: UserResp| {
+            if u.sysadmin_flag {
                 let inner = body(u.clone());
                 view! { <AppShell user=u>{inner}</AppShell> }.into_any()
             } else {
@@ -63,13 +63,13 @@ pub fn Users() -> impl IntoView {
     );
     view! {
         <Title text=t("Users · Berth") />
-        <AdminOnly body=move |u: UserView| view! { <UsersBody me=u users reload /> } />
+        <AdminOnly body=move |u: UserResp| view! { <UsersBody me=u users reload /> } />
     }
 }
 
 #[component]
 fn UsersBody(
-    me: UserView,
+    me: UserResp,
     users: Resource<Result<Listing<User>, PortalError>>,
     reload: Reload,
 ) -> impl IntoView {
@@ -170,7 +170,7 @@ fn UsersBody(
                                                 let remove = Callback::new(move |_| {
                                                     perform(outcome, reload, fill(t("Deleted user {}."), &[&n2]), api::send("DELETE", format!("/users/{id}"), None));
                                                 });
-                                                let own = u.user_id == me.id;
+                                                let own = u.user_id == me.user_id;
                                                 view! {
                                                     <tr data-testid="user-row" data-name=u.username.clone()>
                                                         <td class="strong">{u.username.clone()}</td>

@@ -14,7 +14,7 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
-use crate::model::UserView;
+use crate::rest::UserResp;
 use crate::rest::{
     self, AuditLogResp as AuditLog, Perms, ProjectMember as Member, RobotCreated, RobotResp as Robot, ROLES,
 };
@@ -29,7 +29,7 @@ const PAGE_SIZE: u64 = 15;
 pub struct ProjectCtx {
     pub project: rest::ProjectResp,
     pub perms: Perms,
-    pub user: UserView,
+    pub user: UserResp,
 }
 
 impl ProjectCtx {

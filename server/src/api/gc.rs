@@ -17,7 +17,7 @@ use crate::gc::GcParams;
 use crate::jobs::{self, Job, NewJob, StopOutcome};
 use crate::state::AppState;
 
-pub use app::rest::gc::{GcHistory, GcSchedule, ScheduleObj, ScheduleReq};
+pub use app::rest::gc::{GcHistory, GcSchedule, GcUsage, ProjectUsage, ScheduleObj, ScheduleReq};
 
 fn status_name(s: &str) -> String {
     let mut c = s.chars();
@@ -123,6 +123,36 @@ pub async fn log(
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     Ok((h, text))
+}
+
+/// `GET /api/v2.0/system/gc/usage` (system admins): bytes the blob store holds (referenced or
+/// awaiting GC) and the 20 projects using the most, largest first (each blob once per project;
+/// what each project summary reports as `quota.used.storage`).
+#[utoipa::path(get, path = "/system/gc/usage", tag = "gc",
+    responses((status = 200, body = GcUsage), (status = 401), (status = 403)))]
+pub async fn usage(State(state): State<AppState>, caller: Caller) -> Result<Json<GcUsage>, ApiError> {
+    caller.require_sysadmin()?;
+    let db = &state.db;
+    let (live, deleting) = crate::gc::total_usage(db).await?;
+    let used = crate::usage::usage(db, None).await?;
+    let names: std::collections::HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM projects")
+            .fetch_all(&db.pool)
+            .await?
+            .into_iter()
+            .collect();
+    let mut projects: Vec<ProjectUsage> = used
+        .into_iter()
+        .filter(|(_, bytes)| *bytes > 0)
+        .map(|(id, storage)| ProjectUsage {
+            project_id: id,
+            project_name: names.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+            storage,
+        })
+        .collect();
+    projects.sort_by(|a, b| b.storage.cmp(&a.storage).then_with(|| a.project_name.cmp(&b.project_name)));
+    projects.truncate(20);
+    Ok(Json(GcUsage { total_storage: live + deleting, projects }))
 }
 
 /// Harbor's schedule types as cron expressions (6 fields, seconds first).

@@ -107,6 +107,7 @@ pub fn v2_routes() -> Router<AppState> {
             "/system/gc/schedule",
             get(gc::get_schedule).post(gc::create_schedule).put(gc::update_schedule),
         )
+        .route("/system/gc/usage", get(gc::usage))
         .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
         .route("/system/gc/{gc_id}/log", get(gc::log))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })

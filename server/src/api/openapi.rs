@@ -52,7 +52,7 @@ impl Modify for Security {
         tags::delete_tag, artifacts::accessories, artifacts::addition,
         robots::list, robots::create, robots::get, robots::update, robots::refresh, robots::delete,
         audit::list, configurations::get, configurations::put, search::search, search::statistics,
-        gc::list, gc::get, gc::stop, gc::log, gc::get_schedule, gc::create_schedule, gc::update_schedule,
+        gc::list, gc::get, gc::stop, gc::log, gc::usage, gc::get_schedule, gc::create_schedule, gc::update_schedule,
     ),
     components(schemas(crate::api::error::ErrorsBody)),
 )]
