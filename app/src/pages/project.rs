@@ -14,6 +14,8 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
+use crate::rest::projects::{MemberReq, MemberUser, RoleReq};
+use crate::rest::robots::{AccessReq, PermissionReq, RobotCreate, RobotPut, SecretReq};
 use crate::rest::UserResp;
 use crate::rest::{
     self, AuditLogResp as AuditLog, Perms, ProjectMember as Member, RobotCreated, RobotResp as Robot, ROLES,
@@ -266,7 +268,11 @@ fn MembersBody(
         ev.prevent_default();
         let username = new_user.get_untracked().trim().to_string();
         let role: i64 = new_role.get_untracked().parse().unwrap_or(2);
-        let body = serde_json::json!({ "role_id": role, "member_user": { "username": username } });
+        let body = api::body(&MemberReq {
+            role_id: role,
+            member_user: Some(MemberUser { user_id: None, username: Some(username.clone()) }),
+            member_group: None,
+        });
         let note = fill(t("Added {} as {}."), &[&username, &t(rest::role_name(role))]);
         new_user.set(String::new());
         perform(
@@ -314,7 +320,7 @@ fn MembersBody(
                                             let change = move |ev: leptos::ev::Event| {
                                                 let role: i64 = event_target_value(&ev).parse().unwrap_or(0);
                                                 let note = fill(t("{} is now {}."), &[&who, &t(rest::role_name(role))]);
-                                                perform(outcome, reload, note, api::send("PUT", path.clone(), Some(serde_json::json!({ "role_id": role }))));
+                                                perform(outcome, reload, note, api::send("PUT", path.clone(), Some(api::body(&RoleReq { role_id: role }))));
                                             };
                                             let remove = Callback::new(move |_| {
                                                 perform(outcome, reload, fill(t("Removed {}."), &[&who2]), api::send("DELETE", del_path.clone(), None));
@@ -421,19 +427,24 @@ fn RobotsBody(
     let project_name = name.clone();
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let access: Vec<serde_json::Value> = ROBOT_RIGHTS
+        let access: Vec<AccessReq> = ROBOT_RIGHTS
             .iter()
             .zip(&rights_for_submit)
             .filter(|(_, on)| on.get_untracked())
-            .map(|((res, act, _), _)| serde_json::json!({ "resource": res, "action": act }))
+            .map(|((res, act, _), _)| AccessReq { resource: res.to_string(), action: act.to_string() })
             .collect();
         let duration: i64 = r_days.get_untracked().trim().parse().unwrap_or(-2);
-        let body = serde_json::json!({
-            "name": r_name.get_untracked().trim(),
-            "description": r_desc.get_untracked(),
-            "duration": duration,
-            "level": "project",
-            "permissions": [{ "kind": "project", "namespace": project_name.clone(), "access": access }],
+        let body = api::body(&RobotCreate {
+            name: r_name.get_untracked().trim().to_string(),
+            description: r_desc.get_untracked(),
+            duration: Some(duration),
+            level: "project".into(),
+            disable: false,
+            permissions: vec![PermissionReq {
+                kind: Some("project".into()),
+                namespace: project_name.clone(),
+                access,
+            }],
         });
         leptos::task::spawn_local(async move {
             match api::send("POST", "/robots".into(), Some(body)).await.and_then(api::decode::<RobotCreated>)
@@ -513,7 +524,7 @@ fn RobotsBody(
                                         let refresh = move |_| {
                                             let n = n1.clone();
                                             leptos::task::spawn_local(async move {
-                                                match api::send("PATCH", format!("/robots/{id}"), Some(serde_json::json!({}))).await {
+                                                match api::send("PATCH", format!("/robots/{id}"), Some(api::body(&SecretReq { secret: None }))).await {
                                                     Ok(v) => {
                                                         let s = v["secret"].as_str().unwrap_or_default().to_string();
                                                         secret.set(Some((n.clone(), s)));
@@ -525,7 +536,7 @@ fn RobotsBody(
                                         };
                                         let toggle = move |_| {
                                             let note = if disabled { fill(t("Enabled {}."), &[&n2]) } else { fill(t("Disabled {}."), &[&n2]) };
-                                            perform(outcome, reload, note, api::send("PUT", format!("/robots/{id}"), Some(serde_json::json!({ "disable": !disabled }))));
+                                            perform(outcome, reload, note, api::send("PUT", format!("/robots/{id}"), Some(api::body(&RobotPut { description: None, duration: None, disable: Some(!disabled), permissions: None }))));
                                         };
                                         let remove = Callback::new(move |_| {
                                             perform(outcome, reload, fill(t("Deleted {}."), &[&n3]), api::send("DELETE", format!("/robots/{id}"), None));

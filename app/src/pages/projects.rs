@@ -11,6 +11,7 @@ use crate::components::page::{page_param, pager, signed_in, Confirm, ErrorAlert,
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::pages::project::{perform, OutcomeSignal, Reload};
+use crate::rest::projects::{ProjectMetadata, ProjectReq};
 use crate::rest::{ProjectResp, UserResp};
 use crate::server_fns::api::{self, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::{current_user, encode_component};
@@ -62,7 +63,13 @@ fn ProjectsBody(
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let name = p_name.get_untracked().trim().to_string();
-        let body = serde_json::json!({ "project_name": name, "metadata": { "public": p_public.get_untracked().to_string() } });
+        let metadata =
+            ProjectMetadata { public: Some(p_public.get_untracked().to_string()), ..Default::default() };
+        let body = api::body(&ProjectReq {
+            project_name: Some(name.clone()),
+            public: None,
+            metadata: Some(metadata),
+        });
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
             match api::send("POST", "/projects".into(), Some(body)).await {

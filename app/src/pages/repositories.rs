@@ -11,6 +11,7 @@ use crate::components::page::{loading, page_param, pager, Confirm, CopyField, Er
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::pages::project::{perform, project_param, OutcomeSignal, ProjectCtx, ProjectFrame, Reload};
+use crate::rest::artifacts::TagReq;
 use crate::rest::{Artifact, Repository};
 use crate::server_fns::api::{self, repo_path, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::encode_component;
@@ -343,7 +344,7 @@ fn ArtifactActions(
             outcome,
             reload,
             fill(t("Added tag {}."), &[&name]),
-            api::send("POST", tag_path.clone(), Some(serde_json::json!({ "name": name }))),
+            api::send("POST", tag_path.clone(), Some(api::body(&TagReq { name: name.clone() }))),
         );
     };
     let short = digest.chars().take(19).collect::<String>();

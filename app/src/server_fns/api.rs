@@ -65,6 +65,11 @@ pub async fn send(
     parse(&reply)
 }
 
+/// A request body for `send`, from one of the `crate::rest` request types.
+pub fn body<T: serde::Serialize>(req: &T) -> serde_json::Value {
+    serde_json::to_value(req).unwrap_or(serde_json::Value::Null)
+}
+
 /// A write's answer (from `send`) as `T`.
 pub fn decode<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, PortalError> {
     serde_json::from_value(v).map_err(|e| PortalError::Server(format!("unexpected answer from the API: {e}")))
