@@ -2,15 +2,17 @@
 //! compiled into `server`) and hydration (`hydrate` feature, compiled to wasm by `frontend`).
 //!
 //! **This crate has no server-only dependency outside the `ssr` feature**, and it never touches
-//! the database: server functions call the `PortalBackend` trait (see `backend`), which `server`
-//! implements on top of the same service functions the REST API uses.
+//! the database. **Pages reach the server one way: the REST API**, relayed in-process by the
+//! `api` server function (`server_fns::api`, `PortalBackend::rest`, implemented in `server`);
+//! the only other server functions start and end the session (`server_fns::auth`) or turn a
+//! JavaScript-free form post into one relayed REST call (`server_fns::gc`). The REST API's
+//! JSON types are defined once, here, in `rest`; the server's handlers answer with them.
 
 #![recursion_limit = "512"]
 
 pub mod components;
 pub mod error;
 pub mod i18n;
-pub mod model;
 pub mod pages;
 pub mod rest;
 pub mod server_fns;

@@ -290,7 +290,7 @@ pub fn kind(media_type: &str, artifact_type: &str) -> &'static str {
         "application/vnd.cncf.helm.config.v1+json" => "CHART",
         "application/vnd.cnab.manifest.v1" => "CNAB",
         t if t.contains("image.config") => "IMAGE",
-        _ if media_type.contains("index") || media_type.contains("manifest.list") => "IMAGE",
+        _ if app::rest::artifacts::is_index(media_type) => "IMAGE",
         _ => "UNKNOWN",
     }
 }

@@ -37,19 +37,7 @@ use crate::db::{now_ms, Db};
 use crate::jobs::{JobCtx, Outcome};
 use crate::storage::Storage;
 
-/// Parameters of a run (Harbor's `job_parameters`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct GcParams {
-    /// Report what would be deleted without deleting anything.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Also delete artifacts without tags (not index children, not accessories).
-    #[serde(default)]
-    pub delete_untagged: bool,
-    /// Storage deletions in flight (default `gc.workers`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workers: Option<u32>,
-}
+pub use app::rest::gc::GcParams;
 
 /// What a run deleted (or, dry, would delete).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

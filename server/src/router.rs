@@ -148,8 +148,11 @@ async fn switch_language(axum::extract::Query(q): axum::extract::Query<LanguageQ
         return ApiError::BadRequest(format!("unknown language {:?}; use en-US or zh-CN", q.lang))
             .into_response();
     };
-    let target =
-        if app::model::is_local_path(&q.redirect) { q.redirect.as_str() } else { "/harbor/projects" };
+    let target = if app::server_fns::auth::is_local_path(&q.redirect) {
+        q.redirect.as_str()
+    } else {
+        "/harbor/projects"
+    };
     let cookie = format!("{}={}; Path=/; Max-Age=31536000; SameSite=Lax", app::i18n::COOKIE, lang.tag());
     let mut res = axum::response::Redirect::to(target).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::db::{now_ms, Db};
@@ -55,14 +55,16 @@ impl Settings {
     }
 
     /// Harbor's `GET /configurations` shape: `{key: {value, editable}}`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "project_creation_restriction": { "value": self.project_creation_restriction, "editable": true },
-            "self_registration": { "value": self.self_registration, "editable": true },
-            "token_expiration": { "value": self.token_expiration, "editable": true },
-            "robot_token_duration": { "value": self.robot_token_duration, "editable": true },
-            "auth_mode": { "value": "db_auth", "editable": false },
-        })
+    /// `GET /configurations`: every setting with whether it may be changed.
+    pub fn to_rest(&self) -> app::rest::Configurations {
+        use app::rest::ConfigItem;
+        app::rest::Configurations {
+            project_creation_restriction: ConfigItem::editable(self.project_creation_restriction.clone()),
+            self_registration: ConfigItem::editable(self.self_registration),
+            token_expiration: ConfigItem::editable(self.token_expiration),
+            robot_token_duration: ConfigItem::editable(self.robot_token_duration),
+            auth_mode: ConfigItem { value: "db_auth".into(), editable: false },
+        }
     }
 }
 
@@ -121,6 +123,7 @@ pub enum UpdateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn validation() {

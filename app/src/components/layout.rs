@@ -3,12 +3,12 @@ use leptos_router::components::A;
 
 use crate::components::page::current_path;
 use crate::i18n::{lang, switch_href, t, Lang};
-use crate::model::UserView;
+use crate::rest::UserResp;
 use crate::server_fns::auth::Logout;
 
 /// The signed-in frame: top bar with brand and user menu, side navigation, content.
 #[component]
-pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
+pub fn AppShell(user: UserResp, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     let initial = user.username.chars().next().unwrap_or('?').to_uppercase().to_string();
     // Without JavaScript the browser follows `#main` and focuses it (tabindex=-1); once hydrated
@@ -32,7 +32,7 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
             <div class="user-menu">
                 <span class="avatar" aria-hidden="true">{initial}</span>
                 <a class="user-name" href="/harbor/account" data-testid="current-user" title=t("Account")>{user.username.clone()}</a>
-                {user.sysadmin.then(|| view! { <span class="badge badge-admin">{t("Admin")}</span> })}
+                {user.sysadmin_flag.then(|| view! { <span class="badge badge-admin">{t("Admin")}</span> })}
                 <ActionForm action=logout attr:class="inline-form">
                     <button type="submit" class="btn btn-ghost">{t("Log out")}</button>
                 </ActionForm>
@@ -41,7 +41,7 @@ pub fn AppShell(user: UserView, children: Children) -> impl IntoView {
         <div class="frame">
             <nav class="sidenav" aria-label=t("Main")>
                 <A href="/harbor/projects">{t("Projects")}</A>
-                {user.sysadmin.then(|| view! {
+                {user.sysadmin_flag.then(|| view! {
                     <p class="nav-section">{t("Administration")}</p>
                     <A href="/harbor/users">{t("Users")}</A>
                     <A href="/harbor/logs">{t("Audit log")}</A>

@@ -7,7 +7,7 @@ use leptos_router::hooks::{use_location, use_query_map};
 
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
-use crate::model::UserView;
+use crate::rest::UserResp;
 use crate::server_fns::auth::encode_component;
 
 /// Path and query of the current page (`/harbor/projects?name=x`).
@@ -28,9 +28,9 @@ pub fn current_path() -> impl Fn() -> String + Copy {
 /// The page body for a signed-in user; without a session, a redirect to sign in that comes
 /// back to `back`; any other failure, its message.
 pub fn signed_in<V: IntoView + 'static>(
-    user: Result<Option<UserView>, PortalError>,
+    user: Result<Option<UserResp>, PortalError>,
     back: &str,
-    body: impl FnOnce(UserView) -> V,
+    body: impl FnOnce(UserResp) -> V,
 ) -> AnyView {
     match user {
         Ok(Some(u)) => body(u).into_any(),
@@ -58,7 +58,7 @@ pub fn loading() -> impl IntoView {
 #[component]
 pub fn Signed<F, V>(body: F) -> impl IntoView
 where
-    F: Fn(UserView) -> V + Clone + Send + Sync + 'static,
+    F: Fn(UserResp) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,
 {
     let user = Resource::new(|| (), |_| crate::server_fns::auth::current_user());

@@ -10,9 +10,10 @@ use crate::components::layout::{AppShell, LangSwitch};
 use crate::components::page::{loading, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::t;
-use crate::model::UserView;
 use crate::pages::project::{perform, OutcomeSignal, Reload};
-use crate::rest::{SystemInfo, User};
+use crate::rest::users::{PasswordReq, UserCreationReq, UserProfile};
+use crate::rest::UserResp;
+use crate::rest::{SystemInfo, UserResp as User};
 use crate::server_fns::api;
 
 pub const PASSWORD_RULE: &str =
@@ -25,14 +26,14 @@ pub fn Account() -> impl IntoView {
     let profile = Resource::new(move || reload.get(), |_| api::get::<User>("/users/current".into()));
     view! {
         <Title text=t("Account · Berth") />
-        <Signed body=move |u: UserView| view! { <AppShell user=u.clone()><AccountBody me=u profile reload /></AppShell> } />
+        <Signed body=move |u: UserResp| view! { <AppShell user=u.clone()><AccountBody me=u profile reload /></AppShell> } />
     }
 }
 
 #[component]
-fn AccountBody(me: UserView, profile: Resource<Result<User, PortalError>>, reload: Reload) -> impl IntoView {
+fn AccountBody(me: UserResp, profile: Resource<Result<User, PortalError>>, reload: Reload) -> impl IntoView {
     let outcome: OutcomeSignal = RwSignal::new(None);
-    let id = me.id;
+    let id = me.user_id;
     let (old, new, again) =
         (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
     let change = move |ev: leptos::ev::SubmitEvent| {
@@ -41,8 +42,10 @@ fn AccountBody(me: UserView, profile: Resource<Result<User, PortalError>>, reloa
             outcome.set(Some(Err(PortalError::Invalid(t("The new passwords do not match.").into()))));
             return;
         }
-        let body =
-            serde_json::json!({ "old_password": old.get_untracked(), "new_password": new.get_untracked() });
+        let body = api::body(&PasswordReq {
+            old_password: Some(old.get_untracked()),
+            new_password: new.get_untracked(),
+        });
         old.set(String::new());
         new.set(String::new());
         again.set(String::new());
@@ -87,10 +90,10 @@ fn ProfileForm(u: User, outcome: OutcomeSignal, reload: Reload) -> impl IntoView
     let id = u.user_id;
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let body = serde_json::json!({
-            "email": email.get_untracked().trim(),
-            "realname": real.get_untracked().trim(),
-            "comment": comment.get_untracked(),
+        let body = api::body(&UserProfile {
+            email: Some(email.get_untracked().trim().to_string()),
+            realname: Some(real.get_untracked().trim().to_string()),
+            comment: Some(comment.get_untracked()),
         });
         perform(outcome, reload, t("Saved.").into(), api::send("PUT", format!("/users/{id}"), Some(body)));
     };
@@ -128,11 +131,13 @@ pub fn SignUp() -> impl IntoView {
             outcome.set(Some(Err(PortalError::Invalid(t("The new passwords do not match.").into()))));
             return;
         }
-        let body = serde_json::json!({
-            "username": name.get_untracked().trim(),
-            "email": email.get_untracked().trim(),
-            "realname": real.get_untracked().trim(),
-            "password": pw.get_untracked(),
+        let body = api::body(&UserCreationReq {
+            username: name.get_untracked().trim().to_string(),
+            email: email.get_untracked().trim().to_string(),
+            realname: real.get_untracked().trim().to_string(),
+            password: pw.get_untracked(),
+            comment: String::new(),
+            sysadmin_flag: false,
         });
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {

@@ -10,9 +10,10 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
-use crate::model::UserView;
 use crate::pages::project::{audit_resource, perform, AuditLogView, OutcomeSignal, Reload};
-use crate::rest::{Configurations, SystemInfo, User};
+use crate::rest::users::{SysadminReq, UserCreationReq};
+use crate::rest::UserResp;
+use crate::rest::{Configurations, SystemInfo, UserResp as User};
 use crate::server_fns::api::{self, Listing};
 use crate::server_fns::auth::encode_component;
 
@@ -22,12 +23,12 @@ const PAGE_SIZE: u64 = 15;
 #[component]
 fn AdminOnly<F, V>(body: F) -> impl IntoView
 where
-    F: Fn(UserView) -> V + Clone + Send + Sync + 'static,
+    F: Fn(UserResp) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,
 {
     view! {
-        <Signed body=move |u: UserView| {
-            if u.sysadmin {
+        <Signed body=move |u: UserResp| {
+            if u.sysadmin_flag {
                 let inner = body(u.clone());
                 view! { <AppShell user=u>{inner}</AppShell> }.into_any()
             } else {
@@ -63,13 +64,13 @@ pub fn Users() -> impl IntoView {
     );
     view! {
         <Title text=t("Users · Berth") />
-        <AdminOnly body=move |u: UserView| view! { <UsersBody me=u users reload /> } />
+        <AdminOnly body=move |u: UserResp| view! { <UsersBody me=u users reload /> } />
     }
 }
 
 #[component]
 fn UsersBody(
-    me: UserView,
+    me: UserResp,
     users: Resource<Result<Listing<User>, PortalError>>,
     reload: Reload,
 ) -> impl IntoView {
@@ -88,12 +89,13 @@ fn UsersBody(
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let username = u_name.get_untracked().trim().to_string();
-        let body = serde_json::json!({
-            "username": username,
-            "email": u_email.get_untracked().trim(),
-            "realname": u_real.get_untracked().trim(),
-            "password": u_pw.get_untracked(),
-            "sysadmin_flag": u_admin.get_untracked(),
+        let body = api::body(&UserCreationReq {
+            username: username.clone(),
+            email: u_email.get_untracked().trim().to_string(),
+            realname: u_real.get_untracked().trim().to_string(),
+            password: u_pw.get_untracked(),
+            comment: String::new(),
+            sysadmin_flag: u_admin.get_untracked(),
         });
         u_pw.set(String::new());
         leptos::task::spawn_local(async move {
@@ -165,12 +167,12 @@ fn UsersBody(
                                                 let (n1, n2) = (u.username.clone(), u.username.clone());
                                                 let toggle = move |_| {
                                                     let note = if admin { fill(t("{} is no longer an administrator."), &[&n1]) } else { fill(t("{} is now an administrator."), &[&n1]) };
-                                                    perform(outcome, reload, note, api::send("PUT", format!("/users/{id}/sysadmin"), Some(serde_json::json!({ "sysadmin_flag": !admin }))));
+                                                    perform(outcome, reload, note, api::send("PUT", format!("/users/{id}/sysadmin"), Some(api::body(&SysadminReq { sysadmin_flag: !admin }))));
                                                 };
                                                 let remove = Callback::new(move |_| {
                                                     perform(outcome, reload, fill(t("Deleted user {}."), &[&n2]), api::send("DELETE", format!("/users/{id}"), None));
                                                 });
-                                                let own = u.user_id == me.id;
+                                                let own = u.user_id == me.user_id;
                                                 view! {
                                                     <tr data-testid="user-row" data-name=u.username.clone()>
                                                         <td class="strong">{u.username.clone()}</td>

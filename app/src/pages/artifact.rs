@@ -38,7 +38,7 @@ async fn load(repo: String, digest: String) -> Result<Detail, PortalError> {
         Value::Null
     };
     let info: crate::rest::SystemInfo = api::get("/systeminfo".into()).await?;
-    Ok(Detail { artifact, manifest, config, registry: info.registry_url })
+    Ok(Detail { artifact, manifest, config, registry: info.registry_url.unwrap_or_default() })
 }
 
 fn short(d: &str) -> String {
@@ -93,11 +93,8 @@ fn DetailBody(d: Detail, full: String, link_base: String) -> impl IntoView {
     let tags: Vec<String> = a.tags.clone().unwrap_or_default().into_iter().map(|t| t.name).collect();
     let accessories = a.accessories.clone().unwrap_or_default();
     let command = format!("docker pull {}/{}@{}", d.registry, full, a.digest);
-    let kind = if a.media_type.contains("index") || a.media_type.contains("manifest.list") {
-        "INDEX".to_string()
-    } else {
-        a.kind.clone()
-    };
+    // REST's `type` (Harbor's: an index is an IMAGE), and whether it is an index.
+    let (kind, index) = (a.kind.clone(), a.is_index());
     let config = d.config.clone();
     let c = &config["config"];
     let platform = match (config["os"].as_str(), config["architecture"].as_str()) {
@@ -127,12 +124,12 @@ fn DetailBody(d: Detail, full: String, link_base: String) -> impl IntoView {
             <section class="card" aria-labelledby="facts-h">
                 <h2 id="facts-h">{t("Overview")}</h2>
                 <dl class="facts" data-testid="artifact-facts">
-                    <dt>{t("Type")}</dt><dd>{tv(&kind)}</dd>
+                    <dt>{t("Type")}</dt><dd>{tv(&kind)}{index.then(|| view! { " · " {tv("INDEX")} })}</dd>
                     <dt>{t("Media type")}</dt><dd class="wrap"><code>{a.media_type.clone()}</code></dd>
                     {(!a.artifact_type.is_empty()).then(|| view! { <dt>{t("Artifact type")}</dt><dd class="wrap"><code>{a.artifact_type.clone()}</code></dd> })}
                     <dt>{t("Size")}</dt><dd>{bytes(a.size)}</dd>
                     <dt>{t("Push time")}</dt><dd>{time_str(&a.push_time)}</dd>
-                    <dt>{t("Pull time")}</dt><dd>{time_str(a.pull_time.as_deref().unwrap_or(""))}</dd>
+                    <dt>{t("Pull time")}</dt><dd>{time_str(&a.pull_time)}</dd>
                     <dt>{t("Pulls")}</dt><dd>{a.pull_count}</dd>
                     <dt>{t("Tags")}</dt>
                     <dd>

@@ -4,13 +4,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::format::{bytes, datetime, duration};
+use crate::components::format::{bytes, datetime, duration, parse_rfc3339};
 use crate::components::layout::AppShell;
 use crate::components::page::{signed_in, ErrorAlert};
 use crate::i18n::{fill, t, tv};
-use crate::model::{GcOverview, GcRunView, UserView};
+use crate::rest::gc::GcHistory;
+use crate::rest::UserResp;
 use crate::server_fns::auth::current_user;
-use crate::server_fns::gc::{gc_status, ScheduleGc, StartGc, StopGc};
+use crate::server_fns::gc::{gc_overview, GcOverview, ScheduleGc, StartGc, StopGc};
 
 pub const PATH: &str = "/harbor/clearing-job/gc";
 
@@ -24,14 +25,14 @@ pub fn GarbageCollection() -> impl IntoView {
     let tick = RwSignal::new(0u64);
     let overview = Resource::new(
         move || (start.version().get(), stop.version().get(), schedule.version().get(), tick.get()),
-        |_| gc_status(),
+        |_| gc_overview(),
     );
     view! {
         <Title text=t("Garbage Collection · Berth") />
         <Suspense fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
             {move || Suspend::new(async move {
                 signed_in(user.await, PATH, move |u| {
-                    if u.sysadmin {
+                    if u.sysadmin_flag {
                         view! { <GcBody user=u start stop schedule tick overview /> }.into_any()
                     } else {
                         view! {
@@ -48,7 +49,7 @@ pub fn GarbageCollection() -> impl IntoView {
 
 #[component]
 fn GcBody(
-    user: UserView,
+    user: UserResp,
     start: ServerAction<StartGc>,
     stop: ServerAction<StopGc>,
     schedule: ServerAction<ScheduleGc>,
@@ -59,11 +60,7 @@ fn GcBody(
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
             move || {
-                let active = overview
-                    .get_untracked()
-                    .and_then(|r| r.ok())
-                    .map(|o| o.runs.iter().any(GcRunView::active))
-                    .unwrap_or(false);
+                let active = overview.get_untracked().and_then(|r| r.ok()).map(|o| o.busy()).unwrap_or(false);
                 if active {
                     tick.update(|t| *t += 1);
                 }
@@ -109,12 +106,17 @@ fn GcPanels(
     stop: ServerAction<StopGc>,
     schedule: ServerAction<ScheduleGc>,
 ) -> impl IntoView {
-    let busy = overview.runs.iter().any(GcRunView::active);
-    let sched = overview.schedule.clone();
-    let kind = sched.as_ref().map(|s| s.kind.clone()).unwrap_or_else(|| "None".into());
-    let cron = sched.as_ref().map(|s| s.cron.clone()).unwrap_or_default();
-    let sched_untagged = sched.as_ref().map(|s| s.delete_untagged).unwrap_or(false);
-    let next = sched.as_ref().map(|s| datetime(s.next_run));
+    let busy = overview.busy();
+    let sched = &overview.schedule;
+    let kind = if sched.schedule.kind.is_empty() { "None".to_string() } else { sched.schedule.kind.clone() };
+    let cron = sched.schedule.cron.clone();
+    let sched_untagged = sched.params().delete_untagged;
+    let next = sched
+        .schedule
+        .next_scheduled_time
+        .as_deref()
+        .filter(|_| kind != "None")
+        .map(|t| datetime(parse_rfc3339(t).unwrap_or(0)));
     view! {
         <div class="panels">
             <section class="card" aria-labelledby="usage-h">
@@ -164,31 +166,32 @@ fn GcPanels(
         </div>
         <section aria-labelledby="hist-h">
             <h2 id="hist-h">{t("History")}</h2>
-            <GcHistory runs=overview.runs stop=stop />
+            <GcRuns runs=overview.runs stop=stop />
         </section>
     }
 }
 
 #[component]
 fn UsageChart(overview: GcOverview) -> impl IntoView {
-    let max = overview.projects.iter().map(|p| p.bytes).max().unwrap_or(0).max(1);
+    let usage = overview.usage;
+    let max = usage.projects.iter().map(|p| p.storage).max().unwrap_or(0).max(1);
     view! {
         <p class="stat" data-testid="storage-total">
-            <span class="stat-value">{bytes(overview.total_bytes)}</span>
+            <span class="stat-value">{bytes(usage.total_storage)}</span>
             <span class="muted">{t(" stored in total (blobs and manifests, including garbage not yet collected)")}</span>
         </p>
-        {if overview.projects.is_empty() {
+        {if usage.projects.is_empty() {
             view! { <p class="muted">{t("No project stores anything yet.")}</p> }.into_any()
         } else {
             view! {
                 <ul class="bars" aria-label=t("Storage used per project")>
-                    {overview.projects.into_iter().map(|p| {
-                        let pct = (p.bytes as f64 / max as f64 * 100.0).max(1.0);
+                    {usage.projects.into_iter().map(|p| {
+                        let pct = (p.storage as f64 / max as f64 * 100.0).max(1.0);
                         view! {
                             <li>
-                                <span class="bar-label">{p.project.clone()}</span>
+                                <span class="bar-label">{p.project_name.clone()}</span>
                                 <span class="bar" aria-hidden="true"><span class="bar-fill" style=format!("width:{pct:.1}%")></span></span>
-                                <span class="bar-value">{bytes(p.bytes)}</span>
+                                <span class="bar-value">{bytes(p.storage)}</span>
                             </li>
                         }
                     }).collect_view()}
@@ -199,7 +202,7 @@ fn UsageChart(overview: GcOverview) -> impl IntoView {
 }
 
 #[component]
-fn GcHistory(runs: Vec<GcRunView>, stop: ServerAction<StopGc>) -> impl IntoView {
+fn GcRuns(runs: Vec<GcHistory>, stop: ServerAction<StopGc>) -> impl IntoView {
     if runs.is_empty() {
         return view! { <div class="empty-state"><p>{t("No garbage collection has run yet.")}</p></div> }
             .into_any();
@@ -222,45 +225,49 @@ fn GcHistory(runs: Vec<GcRunView>, stop: ServerAction<StopGc>) -> impl IntoView 
                 </thead>
                 <tbody>
                     {runs.into_iter().map(|r| {
-                        let status_class = format!("badge badge-{}", r.status.to_lowercase());
-                        let mode = match (r.dry_run, r.delete_untagged) {
+                        let params = r.params();
+                        let started_at = r.start_time.as_deref().and_then(parse_rfc3339).unwrap_or(0);
+                        let finished_at = r.end_time.as_deref().and_then(parse_rfc3339).unwrap_or(0);
+                        let (phase, done, total) = (r.phase().to_string(), r.progress_count("done"), r.progress_count("total"));
+                        let status_class = format!("badge badge-{}", r.job_status.to_lowercase());
+                        let mode = match (params.dry_run, params.delete_untagged) {
                             (true, true) => t("Dry run, untagged too"),
                             (true, false) => t("Dry run"),
                             (false, true) => t("Delete, untagged too"),
                             (false, false) => t("Delete"),
                         };
-                        let freed_text = if r.dry_run {
+                        let freed_text = if params.dry_run {
                             t("would free {} · {} blobs, {} manifests, {} artifacts")
                         } else {
                             t("{} · {} blobs, {} manifests, {} artifacts")
                         };
-                        let freed = fill(freed_text, &[&bytes(r.bytes as i64), &r.blobs, &r.manifests, &r.artifacts]);
-                        let end = if r.finished_at > 0 { r.finished_at } else { 0 };
-                        let took = (r.started_at > 0 && end > 0).then(|| duration(end - r.started_at));
+                        let freed = fill(freed_text, &[&bytes(r.freed("bytes") as i64), &r.freed("blobs"), &r.freed("manifests"), &r.freed("artifacts")]);
+                        let end = if finished_at > 0 { finished_at } else { 0 };
+                        let took = (started_at > 0 && end > 0).then(|| duration(end - started_at));
                         let id = r.id;
                         let active = r.active();
                         view! {
-                            <tr data-testid="gc-row" data-status=r.status.clone()>
+                            <tr data-testid="gc-row" data-status=r.job_status.clone()>
                                 <td>{r.id}</td>
                                 <td>{format!("{} · {}", tv(&r.job_kind), r.created_by)}</td>
                                 <td>{mode}</td>
                                 <td>
-                                    <span class=status_class>{tv(&r.status)}</span>
+                                    <span class=status_class>{tv(&r.job_status)}</span>
                                     {(!r.error.is_empty()).then(|| view! { <span class="muted small">{format!(" {}", r.error)}</span> })}
                                 </td>
                                 <td>
                                     {if active {
-                                        let label = format!("{} {}/{}", tv(&r.phase), r.done, r.total);
+                                        let label = format!("{} {}/{}", tv(&phase), done, total);
                                         view! {
-                                            <progress max=r.total.max(1) value=r.done aria-label=label.clone()></progress>
+                                            <progress max=total.max(1) value=done aria-label=label.clone()></progress>
                                             <span class="small">{label}</span>
                                         }.into_any()
                                     } else {
-                                        view! { <span class="small">{tv(&r.phase)}</span> }.into_any()
+                                        view! { <span class="small">{tv(&phase)}</span> }.into_any()
                                     }}
                                 </td>
                                 <td data-testid="gc-freed">{freed}</td>
-                                <td>{if r.started_at > 0 { datetime(r.started_at) } else { "—".to_string() }}</td>
+                                <td>{if started_at > 0 { datetime(started_at) } else { "—".to_string() }}</td>
                                 <td>{took.unwrap_or_else(|| "—".into())}</td>
                                 <td class="actions">
                                     <a class="btn btn-ghost" href=format!("/api/v2.0/system/gc/{id}/log") target="_blank" rel="noopener">{t("Log")}</a>

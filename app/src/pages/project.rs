@@ -14,8 +14,12 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
-use crate::model::UserView;
-use crate::rest::{self, AuditLog, Member, Perms, Robot, RobotCreated, ROLES};
+use crate::rest::projects::{MemberReq, MemberUser, RoleReq};
+use crate::rest::robots::{AccessReq, PermissionReq, RobotCreate, RobotPut, SecretReq};
+use crate::rest::UserResp;
+use crate::rest::{
+    self, AuditLogResp as AuditLog, Perms, ProjectMember as Member, RobotCreated, RobotResp as Robot, ROLES,
+};
 use crate::server_fns::api::{self, seg, Listing};
 use crate::server_fns::auth::encode_component;
 
@@ -25,9 +29,9 @@ const PAGE_SIZE: u64 = 15;
 /// The project a tab shows, and what the signed-in user may do in it.
 #[derive(Clone, Debug)]
 pub struct ProjectCtx {
-    pub project: rest::Project,
+    pub project: rest::ProjectResp,
     pub perms: Perms,
-    pub user: UserView,
+    pub user: UserResp,
 }
 
 impl ProjectCtx {
@@ -39,8 +43,8 @@ impl ProjectCtx {
     }
 }
 
-async fn load_project(name: String) -> Result<(rest::Project, Perms), PortalError> {
-    let p: rest::Project = api::get(format!("/projects/{}", seg(&name))).await?;
+async fn load_project(name: String) -> Result<(rest::ProjectResp, Perms), PortalError> {
+    let p: rest::ProjectResp = api::get(format!("/projects/{}", seg(&name))).await?;
     let perms: Vec<rest::Permission> =
         api::get(format!("/users/current/permissions?scope=/project/{}&relative=true", p.project_id)).await?;
     Ok((p, Perms(perms)))
@@ -190,7 +194,7 @@ fn SummaryBody(
                                 </section>
                                 <section class="card">
                                     <h2>{t("Storage")}</h2>
-                                    <p><span class="stat-value" data-testid="summary-storage">{bytes(s.storage())}</span></p>
+                                    <p><span class="stat-value" data-testid="summary-storage">{bytes(s.quota.used.storage)}</span></p>
                                 </section>
                                 <section class="card">
                                     <h2>{t("Project")}</h2>
@@ -264,7 +268,11 @@ fn MembersBody(
         ev.prevent_default();
         let username = new_user.get_untracked().trim().to_string();
         let role: i64 = new_role.get_untracked().parse().unwrap_or(2);
-        let body = serde_json::json!({ "role_id": role, "member_user": { "username": username } });
+        let body = api::body(&MemberReq {
+            role_id: role,
+            member_user: Some(MemberUser { user_id: None, username: Some(username.clone()) }),
+            member_group: None,
+        });
         let note = fill(t("Added {} as {}."), &[&username, &t(rest::role_name(role))]);
         new_user.set(String::new());
         perform(
@@ -312,7 +320,7 @@ fn MembersBody(
                                             let change = move |ev: leptos::ev::Event| {
                                                 let role: i64 = event_target_value(&ev).parse().unwrap_or(0);
                                                 let note = fill(t("{} is now {}."), &[&who, &t(rest::role_name(role))]);
-                                                perform(outcome, reload, note, api::send("PUT", path.clone(), Some(serde_json::json!({ "role_id": role }))));
+                                                perform(outcome, reload, note, api::send("PUT", path.clone(), Some(api::body(&RoleReq { role_id: role }))));
                                             };
                                             let remove = Callback::new(move |_| {
                                                 perform(outcome, reload, fill(t("Removed {}."), &[&who2]), api::send("DELETE", del_path.clone(), None));
@@ -360,7 +368,7 @@ pub fn ProjectRobots() -> impl IntoView {
     let robots = Resource::new(
         move || (name(), reload.get(), page()),
         |(n, _, pg)| async move {
-            let p: rest::Project = api::get(format!("/projects/{}", seg(&n))).await?;
+            let p: rest::ProjectResp = api::get(format!("/projects/{}", seg(&n))).await?;
             let q = encode_component(&format!("Level=project,ProjectID={}", p.project_id));
             api::list::<Robot>(format!("/robots?q={q}&page={pg}&page_size={PAGE_SIZE}")).await
         },
@@ -419,24 +427,29 @@ fn RobotsBody(
     let project_name = name.clone();
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let access: Vec<serde_json::Value> = ROBOT_RIGHTS
+        let access: Vec<AccessReq> = ROBOT_RIGHTS
             .iter()
             .zip(&rights_for_submit)
             .filter(|(_, on)| on.get_untracked())
-            .map(|((res, act, _), _)| serde_json::json!({ "resource": res, "action": act }))
+            .map(|((res, act, _), _)| AccessReq { resource: res.to_string(), action: act.to_string() })
             .collect();
         let duration: i64 = r_days.get_untracked().trim().parse().unwrap_or(-2);
-        let body = serde_json::json!({
-            "name": r_name.get_untracked().trim(),
-            "description": r_desc.get_untracked(),
-            "duration": duration,
-            "level": "project",
-            "permissions": [{ "kind": "project", "namespace": project_name.clone(), "access": access }],
+        let body = api::body(&RobotCreate {
+            name: r_name.get_untracked().trim().to_string(),
+            description: r_desc.get_untracked(),
+            duration: Some(duration),
+            level: "project".into(),
+            disable: false,
+            permissions: vec![PermissionReq {
+                kind: Some("project".into()),
+                namespace: project_name.clone(),
+                access,
+            }],
         });
         leptos::task::spawn_local(async move {
-            match api::send("POST", "/robots".into(), Some(body)).await {
-                Ok(v) => {
-                    let c: RobotCreated = serde_json::from_value(v).unwrap_or_default();
+            match api::send("POST", "/robots".into(), Some(body)).await.and_then(api::decode::<RobotCreated>)
+            {
+                Ok(c) => {
                     secret.set(Some((c.name.clone(), c.secret)));
                     outcome.set(Some(Ok(fill(t("Created robot account {}."), &[&c.name]))));
                     show_form.set(false);
@@ -511,7 +524,7 @@ fn RobotsBody(
                                         let refresh = move |_| {
                                             let n = n1.clone();
                                             leptos::task::spawn_local(async move {
-                                                match api::send("PATCH", format!("/robots/{id}"), Some(serde_json::json!({}))).await {
+                                                match api::send("PATCH", format!("/robots/{id}"), Some(api::body(&SecretReq { secret: None }))).await {
                                                     Ok(v) => {
                                                         let s = v["secret"].as_str().unwrap_or_default().to_string();
                                                         secret.set(Some((n.clone(), s)));
@@ -523,7 +536,7 @@ fn RobotsBody(
                                         };
                                         let toggle = move |_| {
                                             let note = if disabled { fill(t("Enabled {}."), &[&n2]) } else { fill(t("Disabled {}."), &[&n2]) };
-                                            perform(outcome, reload, note, api::send("PUT", format!("/robots/{id}"), Some(serde_json::json!({ "disable": !disabled }))));
+                                            perform(outcome, reload, note, api::send("PUT", format!("/robots/{id}"), Some(api::body(&RobotPut { description: None, duration: None, disable: Some(!disabled), permissions: None }))));
                                         };
                                         let remove = Callback::new(move |_| {
                                             perform(outcome, reload, fill(t("Deleted {}."), &[&n3]), api::send("DELETE", format!("/robots/{id}"), None));

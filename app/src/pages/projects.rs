@@ -5,16 +5,16 @@ use leptos_router::hooks::use_query_map;
 
 use leptos_router::hooks::use_navigate;
 
-use crate::components::format::{bytes, Time};
+use crate::components::format::{bytes, time_str};
 use crate::components::layout::AppShell;
 use crate::components::page::{page_param, pager, signed_in, Confirm, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
-use crate::model::{ProjectPage, UserView};
 use crate::pages::project::{perform, OutcomeSignal, Reload};
-use crate::server_fns::api::{self, seg};
+use crate::rest::projects::{ProjectMetadata, ProjectReq};
+use crate::rest::{ProjectResp, UserResp};
+use crate::server_fns::api::{self, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::{current_user, encode_component};
-use crate::server_fns::projects::list_projects;
 
 #[component]
 pub fn Projects() -> impl IntoView {
@@ -24,7 +24,13 @@ pub fn Projects() -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
     let outcome: OutcomeSignal = RwSignal::new(None);
     let reload: Reload = RwSignal::new(0);
-    let projects = Resource::new(move || (name(), page(), reload.get()), |(n, p, _)| list_projects(n, p));
+    let projects = Resource::new(
+        move || (name(), page(), reload.get()),
+        |(n, p, _)| async move {
+            let path = format!("/projects?name={}&page={p}&page_size={PAGE_SIZE}", encode_component(&n));
+            api::list::<ProjectResp>(path).await.map(|l| (p, l))
+        },
+    );
 
     view! {
         <Title text=t("Projects · Berth") />
@@ -44,9 +50,9 @@ pub fn Projects() -> impl IntoView {
 
 #[component]
 fn ProjectsBody(
-    user: UserView,
+    user: UserResp,
     name: String,
-    projects: Resource<Result<ProjectPage, PortalError>>,
+    projects: Resource<Result<(u64, Listing<ProjectResp>), PortalError>>,
     outcome: OutcomeSignal,
     reload: Reload,
 ) -> impl IntoView {
@@ -57,7 +63,13 @@ fn ProjectsBody(
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let name = p_name.get_untracked().trim().to_string();
-        let body = serde_json::json!({ "project_name": name, "metadata": { "public": p_public.get_untracked().to_string() } });
+        let metadata =
+            ProjectMetadata { public: Some(p_public.get_untracked().to_string()), ..Default::default() };
+        let body = api::body(&ProjectReq {
+            project_name: Some(name.clone()),
+            public: None,
+            metadata: Some(metadata),
+        });
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
             match api::send("POST", "/projects".into(), Some(body)).await {
@@ -66,7 +78,7 @@ fn ProjectsBody(
             }
         });
     };
-    let sysadmin = user.sysadmin;
+    let sysadmin = user.sysadmin_flag;
     view! {
         <AppShell user=user>
             <div class="page-head">
@@ -98,7 +110,7 @@ fn ProjectsBody(
             <Transition fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
                 {move || { let name = name.clone(); Suspend::new(async move {
                     match projects.await {
-                        Ok(p) => view! { <ProjectTable page=p name=name.clone() sysadmin outcome reload /> }.into_any(),
+                        Ok((number, p)) => view! { <ProjectTable page=p number name=name.clone() sysadmin outcome reload /> }.into_any(),
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}}
@@ -109,7 +121,9 @@ fn ProjectsBody(
 
 #[component]
 fn ProjectTable(
-    page: ProjectPage,
+    page: Listing<ProjectResp>,
+    /// The page number shown.
+    number: u64,
     name: String,
     sysadmin: bool,
     outcome: OutcomeSignal,
@@ -146,12 +160,12 @@ fn ProjectTable(
                             perform(outcome, reload, fill(t("Deleted project {}."), &[&pname]), api::send("DELETE", format!("/projects/{}", seg(&pname)), None));
                         });
                         // Project admins and system admins may delete a project, once it is empty.
-                        let deletable = (sysadmin || p.role_id == 1) && p.repo_count == 0;
+                        let deletable = (sysadmin || p.current_user_role_id == 1) && p.repo_count == 0;
                         view! {
                         <tr data-testid="project-row" data-name=p.name.clone()>
                             <td class="strong"><a href=format!("/harbor/projects/{}/repositories", p.name)>{p.name.clone()}</a></td>
                             <td>
-                                {if p.public {
+                                {if p.public() {
                                     view! { <span class="badge badge-public">{t("Public")}</span> }.into_any()
                                 } else {
                                     view! { <span class="badge badge-private">{t("Private")}</span> }.into_any()
@@ -159,8 +173,8 @@ fn ProjectTable(
                             </td>
                             <td>{p.owner_name.clone()}</td>
                             <td class="num" data-testid="repo-count">{p.repo_count}</td>
-                            <td class="num" data-testid="storage">{bytes(p.storage_bytes)}</td>
-                            <td><Time ms=p.created_at /></td>
+                            <td class="num" data-testid="storage">{bytes(p.storage_used.unwrap_or(0))}</td>
+                            <td>{time_str(&p.creation_time)}</td>
                             <td>
                                 {deletable.then(|| view! {
                                     <Confirm label=t("Delete") question=fill(t("Delete project {}?"), &[&p.name]) on_confirm=remove testid="project-delete" />
@@ -171,7 +185,7 @@ fn ProjectTable(
                 </tbody>
             </table>
         </div>
-        {pager(page.total, page.page, page.page_size, t("{} project(s)"), link)}
+        {pager(page.total, number, PAGE_SIZE, t("{} project(s)"), link)}
     }
     .into_any()
 }

@@ -6,15 +6,15 @@ use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::components::format::{bytes, Time};
+use crate::components::format::{bytes, time_str};
 use crate::components::page::{loading, page_param, pager, Confirm, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
-use crate::model::{ArtifactPage, RepoPage};
 use crate::pages::project::{perform, project_param, OutcomeSignal, ProjectCtx, ProjectFrame, Reload};
-use crate::server_fns::api::{self, repo_path, seg};
+use crate::rest::artifacts::TagReq;
+use crate::rest::{Artifact, Repository};
+use crate::server_fns::api::{self, repo_path, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::encode_component;
-use crate::server_fns::projects::{list_artifacts, list_repositories};
 
 #[component]
 pub fn ProjectRepositories() -> impl IntoView {
@@ -25,12 +25,40 @@ pub fn ProjectRepositories() -> impl IntoView {
     let reload: Reload = RwSignal::new(0);
     let repos = Resource::new(
         move || (project(), name(), page(), reload.get()),
-        |(p, n, pg, _)| list_repositories(p, n, pg),
+        |(p, n, pg, _)| async move {
+            let filter = if n.is_empty() {
+                String::new()
+            } else {
+                format!("q={}&", encode_component(&format!("name=~{n}")))
+            };
+            let path = format!(
+                "/projects/{}/repositories?{filter}sort=-update_time&page={pg}&page_size={PAGE_SIZE}",
+                seg(&p)
+            );
+            api::list::<Repository>(path).await.map(|l| RepoPage { project: p, number: pg, list: l })
+        },
     );
     view! {
         <Title text=t("Repositories · Berth") />
         <ProjectFrame tab="repositories" body=move |ctx: ProjectCtx| view! { <RepositoriesBody ctx repos reload /> } />
     }
+}
+
+/// One page of a project's repositories.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct RepoPage {
+    project: String,
+    number: u64,
+    list: Listing<Repository>,
+}
+
+/// One page of a repository's artifacts, with the host clients pull from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct ArtifactPage {
+    repository: String,
+    registry: String,
+    number: u64,
+    list: Listing<Artifact>,
 }
 
 #[component]
@@ -69,7 +97,7 @@ fn RepoTable(
     outcome: OutcomeSignal,
     reload: Reload,
 ) -> impl IntoView {
-    if page.items.is_empty() {
+    if page.list.items.is_empty() {
         return view! {
             <div class="empty-state"><p>{t("No repositories yet. Push an image to create one.")}</p></div>
         }
@@ -90,7 +118,7 @@ fn RepoTable(
                     </tr>
                 </thead>
                 <tbody>
-                    {page.items.into_iter().map(|r| {
+                    {page.list.items.into_iter().map(|r| {
                         let href = format!("/harbor/projects/{}/repositories/{}", project, r.name.strip_prefix(&format!("{project}/")).unwrap_or(&r.name));
                         let full = r.name.clone();
                         let remove = Callback::new(move |_| {
@@ -101,7 +129,7 @@ fn RepoTable(
                                 <td class="strong"><a href=href>{r.name.clone()}</a></td>
                                 <td class="num" data-testid="artifact-count">{r.artifact_count}</td>
                                 <td class="num" data-testid="pull-count">{r.pull_count}</td>
-                                <td><Time ms=r.updated_at /></td>
+                                <td>{time_str(&r.update_time)}</td>
                                 {can_delete.then(|| view! {
                                     <td><Confirm label=t("Delete") question=fill(t("Delete repository {} and all its artifacts?"), &[&r.name]) on_confirm=remove testid="repo-delete" /></td>
                                 })}
@@ -111,7 +139,7 @@ fn RepoTable(
                 </tbody>
             </table>
         </div>
-        {pager(page.total, page.page, page.page_size, t("{} item(s)"), move |p| format!("?{filter}page={p}"))}
+        {pager(page.list.total, page.number, PAGE_SIZE, t("{} item(s)"), move |p| format!("?{filter}page={p}"))}
     }
     .into_any()
 }
@@ -146,7 +174,13 @@ pub fn RepositoryRoute() -> impl IntoView {
                 let reload: Reload = RwSignal::new(0);
                 let artifacts = Resource::new(
                     move || (full.clone(), page(), reload.get()),
-                    |(r, pg, _)| list_artifacts(r, pg),
+                    |(r, pg, _)| async move {
+                        let path = format!("{}/artifacts?page={pg}&page_size={PAGE_SIZE}", repo_path(&r));
+                        let list = api::list::<Artifact>(path).await?;
+                        let info: crate::rest::SystemInfo = api::get("/systeminfo".into()).await?;
+                        let registry = info.registry_url.unwrap_or_default();
+                        Ok::<_, PortalError>(ArtifactPage { repository: r, registry, number: pg, list })
+                    },
                 );
                 view! {
                     <Title text=t("Artifacts · Berth") />
@@ -207,7 +241,7 @@ fn ArtifactTable(
     outcome: OutcomeSignal,
     reload: Reload,
 ) -> impl IntoView {
-    if page.items.is_empty() {
+    if page.list.items.is_empty() {
         return view! { <div class="empty-state"><p>{t("No artifacts in this repository.")}</p></div> }
             .into_any();
     }
@@ -230,14 +264,16 @@ fn ArtifactTable(
                     </tr>
                 </thead>
                 <tbody>
-                    {page.items.into_iter().map(|a| {
+                    {page.list.items.into_iter().map(|a| {
                         let repo = repository.clone();
+                        let tags = a.tag_names();
+                        let platforms = a.platforms();
                         let art_path = format!("{}/artifacts/{}", repo_path(&repo), a.digest);
                         let detail = format!("/harbor/projects/{}/repositories/{}/artifacts/{}",
                             repo.split_once('/').map(|x| x.0).unwrap_or(""), repo.split_once('/').map(|x| x.1).unwrap_or(""), a.digest);
                         let short = a.digest.split(':').nth(1).map(|h| format!("sha256:{}", &h[..h.len().min(12)])).unwrap_or_else(|| a.digest.clone());
                         // By tag when there is one, by digest otherwise.
-                        let command = match a.tags.first() {
+                        let command = match tags.first() {
                             Some(tag) => format!("docker pull {base}:{tag}"),
                             None => format!("docker pull {base}@{}", a.digest),
                         };
@@ -245,10 +281,10 @@ fn ArtifactTable(
                             <tr data-testid="artifact-row" data-digest=a.digest.clone()>
                                 <td><a href=detail data-testid="artifact-link"><code title=a.digest.clone()>{short}</code></a></td>
                                 <td>
-                                    {if a.tags.is_empty() {
+                                    {if tags.is_empty() {
                                         view! { <span class="muted">"—"</span> }.into_any()
                                     } else {
-                                        a.tags.iter().map(|tg| {
+                                        tags.iter().map(|tg| {
                                             let tag = tg.clone();
                                             let path = format!("{art_path}/tags/{}", seg(&tag));
                                             let note = fill(t("Removed tag {}."), &[&tag]);
@@ -266,13 +302,14 @@ fn ArtifactTable(
                                 </td>
                                 <td>
                                     {tv(&a.kind)}
-                                    {(!a.platforms.is_empty()).then(|| view! {
-                                        <br /><span class="muted small" data-testid="platforms">{a.platforms.join(", ")}</span>
+                                    {a.is_index().then(|| view! { " · " {tv("INDEX")} })}
+                                    {(!platforms.is_empty()).then(|| view! {
+                                        <br /><span class="muted small" data-testid="platforms">{platforms.join(", ")}</span>
                                     })}
                                 </td>
                                 <td class="num">{bytes(a.size)}</td>
-                                <td><Time ms=a.pushed_at /></td>
-                                <td><Time ms=a.pulled_at /></td>
+                                <td>{time_str(&a.push_time)}</td>
+                                <td>{time_str(&a.pull_time)}</td>
                                 <td><CopyField value=command label=t("Pull command") testid="pull-command" /></td>
                                 {any_action.then(|| view! { <td class="actions"><ArtifactActions path=art_path.clone() digest=a.digest.clone() perms outcome reload /></td> })}
                             </tr>
@@ -281,7 +318,7 @@ fn ArtifactTable(
                 </tbody>
             </table>
         </div>
-        {pager(page.total, page.page, page.page_size, t("{} item(s)"), |p| format!("?page={p}"))}
+        {pager(page.list.total, page.number, PAGE_SIZE, t("{} item(s)"), |p| format!("?page={p}"))}
     }
     .into_any()
 }
@@ -307,7 +344,7 @@ fn ArtifactActions(
             outcome,
             reload,
             fill(t("Added tag {}."), &[&name]),
-            api::send("POST", tag_path.clone(), Some(serde_json::json!({ "name": name }))),
+            api::send("POST", tag_path.clone(), Some(api::body(&TagReq { name: name.clone() }))),
         );
     };
     let short = digest.chars().take(19).collect::<String>();

@@ -1,13 +1,23 @@
-//! The portal's pages read and write through the REST API: one server function relays a call
-//! to `/api/v2.0` in-process as the session's user (`PortalBackend::rest`), so every page gets
-//! exactly the API's RBAC, validation, error messages and audit rows. The helpers below give
-//! pages typed results.
+//! The portal's one path to the server: every page reads and writes through the REST API. One
+//! server function relays a call to `/api/v2.0` in-process as the session's user
+//! (`PortalBackend::rest`), so every page gets exactly the API's RBAC, validation, error
+//! messages and audit rows. The helpers below give pages results typed with `crate::rest`,
+//! the same types the handlers answer with.
 
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::error::PortalError;
-use crate::model::ApiReply;
+
+/// A REST API answer relayed to the portal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiReply {
+    pub status: u16,
+    /// `X-Total-Count`, for lists.
+    pub total: Option<i64>,
+    /// The JSON body (empty for most writes).
+    pub body: String,
+}
 
 #[server(prefix = "/portal/fn", endpoint = "api", input = server_fn::codec::Json)]
 pub async fn api(method: String, path: String, body: Option<String>) -> Result<ApiReply, PortalError> {
@@ -23,6 +33,9 @@ fn parse<T: DeserializeOwned>(reply: &ApiReply) -> Result<T, PortalError> {
 pub async fn get<T: DeserializeOwned>(path: String) -> Result<T, PortalError> {
     parse(&api("GET".into(), path, None).await?)
 }
+
+/// Page size of the portal's lists.
+pub const PAGE_SIZE: u64 = 15;
 
 /// One page of a list: the items and `X-Total-Count`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,6 +63,16 @@ pub async fn send(
         return Ok(serde_json::Value::Null);
     }
     parse(&reply)
+}
+
+/// A request body for `send`, from one of the `crate::rest` request types.
+pub fn body<T: serde::Serialize>(req: &T) -> serde_json::Value {
+    serde_json::to_value(req).unwrap_or(serde_json::Value::Null)
+}
+
+/// A write's answer (from `send`) as `T`.
+pub fn decode<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, PortalError> {
+    serde_json::from_value(v).map_err(|e| PortalError::Server(format!("unexpected answer from the API: {e}")))
 }
 
 /// Percent-encodes one path segment (`/` included).

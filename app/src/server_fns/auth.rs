@@ -1,11 +1,19 @@
+//! Signing in and out: the only server functions besides the REST relay (`api`), because they
+//! create and end the session the relay then runs as. Who is signed in comes from the REST
+//! API (`GET /users/current`).
+
 use leptos::prelude::*;
 
 use crate::error::PortalError;
-use crate::model::UserView;
+use crate::rest::UserResp;
 
-#[server(prefix = "/portal/fn", endpoint = "current_user")]
-pub async fn current_user() -> Result<Option<UserView>, PortalError> {
-    crate::backend::backend()?.current_user().await
+/// The signed-in user (`GET /users/current`), `None` without a session.
+pub async fn current_user() -> Result<Option<UserResp>, PortalError> {
+    match crate::server_fns::api::get::<UserResp>("/users/current".into()).await {
+        Ok(u) => Ok(Some(u)),
+        Err(PortalError::Unauthorized) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Signs in. Works as a plain form post (redirects with a 302) and from the hydrated page
@@ -13,7 +21,6 @@ pub async fn current_user() -> Result<Option<UserView>, PortalError> {
 /// error code in the URL, so the message shows without JavaScript too.
 #[server(prefix = "/portal/fn", endpoint = "login")]
 pub async fn login(username: String, password: String, redirect_url: String) -> Result<(), PortalError> {
-    use crate::model::safe_redirect;
     let target = safe_redirect(&redirect_url);
     match crate::backend::backend()?.login(username, password).await {
         Ok(_) => {
@@ -53,4 +60,37 @@ pub fn encode_component(s: &str) -> String {
         }
     }
     out
+}
+
+/// A path on this site (`/…`), never another origin (`//host`, `\\`, control characters).
+pub fn is_local_path(target: &str) -> bool {
+    target.starts_with('/')
+        && !target.starts_with("//")
+        && !target.contains('\\')
+        && !target.chars().any(|c| c.is_control())
+}
+
+/// Only same-site absolute paths may be redirect targets after login (no open redirects).
+pub fn safe_redirect(target: &str) -> String {
+    let ok = is_local_path(target) && !target.starts_with("/account/sign-in");
+    if ok {
+        target.to_string()
+    } else {
+        "/harbor/projects".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_redirect;
+
+    #[test]
+    fn redirects_stay_on_site() {
+        assert_eq!(safe_redirect("/harbor/projects?name=x"), "/harbor/projects?name=x");
+        for bad in
+            ["https://evil.example", "//evil.example", "/\\evil", "", "javascript:x", "/account/sign-in"]
+        {
+            assert_eq!(safe_redirect(bad), "/harbor/projects", "{bad}");
+        }
+    }
 }

@@ -4,4 +4,3 @@
 pub mod api;
 pub mod auth;
 pub mod gc;
-pub mod projects;

@@ -7,9 +7,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppPath, AppQuery};
 use crate::api::projects::{percent_decode, require, resolve};
@@ -25,18 +25,7 @@ use crate::registry::digest::Digest;
 use crate::registry::{manifest, meta};
 use crate::state::AppState;
 
-/// Harbor's `Tag`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tag {
-    pub id: i64,
-    pub repository_id: i64,
-    pub artifact_id: i64,
-    pub name: String,
-    pub push_time: String,
-    /// Harbor's zero time `0001-01-01T00:00:00.000Z` when never pulled.
-    pub pull_time: String,
-    pub immutable: bool,
-}
+pub use app::rest::artifacts::{Accessory, Artifact, Reference, Tag};
 
 impl From<&TagRow> for Tag {
     fn from(t: &TagRow) -> Self {
@@ -50,70 +39,6 @@ impl From<&TagRow> for Tag {
             immutable: false,
         }
     }
-}
-
-/// A child of an index (Harbor's `Reference`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Reference {
-    pub parent_id: i64,
-    pub child_id: Option<i64>,
-    pub child_digest: String,
-    /// The index entry's `platform` (`os`, `architecture`, `variant`, …).
-    #[schema(value_type = Object)]
-    pub platform: Option<Value>,
-}
-
-/// A signature, SBOM or other artifact whose `subject` is this one (Harbor's `Accessory`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accessory {
-    pub id: i64,
-    pub artifact_id: i64,
-    pub subject_artifact_id: i64,
-    pub subject_artifact_digest: String,
-    pub digest: String,
-    pub size: i64,
-    /// `signature.cosign`, `signature.notation`, `harbor.sbom`, or the artifact type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub artifact_type: String,
-    pub creation_time: String,
-}
-
-/// Harbor's `Artifact`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Artifact {
-    pub id: i64,
-    /// `IMAGE`, `CHART`, `CNAB` or `UNKNOWN`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub media_type: String,
-    pub manifest_media_type: String,
-    pub artifact_type: String,
-    pub project_id: i64,
-    pub repository_id: i64,
-    pub repository_name: String,
-    pub digest: String,
-    /// Manifest, config and layers (children of an index count in their own entries).
-    pub size: i64,
-    pub push_time: String,
-    /// Harbor's zero time `0001-01-01T00:00:00.000Z` when never pulled.
-    pub pull_time: String,
-    pub pull_count: i64,
-    #[schema(value_type = Object)]
-    pub annotations: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<Tag>>,
-    pub references: Vec<Reference>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accessories: Option<Vec<Accessory>>,
-    /// An image's `architecture`, `os`, `config`, `created` and `author` (from its config blob).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub extra_attrs: Option<Value>,
-    /// Harbor's `AdditionLinks`: `build_history` of an image (relative links).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub addition_links: Option<Value>,
 }
 
 const IMAGE_MANIFESTS: [&str; 2] =
@@ -241,7 +166,7 @@ async fn enrich(
                 Some(addition_links(crate::registry::meta::project_name(&a.repository_name), a));
         }
         m.extra_attrs = attrs;
-        if a.media_type.contains("index") || a.media_type.contains("manifest.list") {
+        if app::rest::artifacts::is_index(&a.media_type) {
             m.references = artifacts::references(&state.db, a)
                 .await?
                 .into_iter()

@@ -9,8 +9,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppQuery};
 use crate::api::query::Query;
@@ -21,27 +21,14 @@ use crate::db::query::{Bind, Col, Sql};
 use crate::db::rfc3339;
 use crate::state::AppState;
 
+pub use app::rest::system::AuditLogResp;
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct LogParams {
     /// `username`, `operation`, `resource_type`, `resource` (exact or `~fuzzy`), `op_time=[a~b]`.
     pub q: Option<String>,
     pub page: Option<u64>,
     pub page_size: Option<u64>,
-}
-
-/// Harbor's `AuditLog`, plus the outcome, client address, project and detail.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditLogResp {
-    pub id: i64,
-    pub username: String,
-    pub resource: String,
-    pub resource_type: String,
-    pub operation: String,
-    pub op_time: String,
-    pub success: bool,
-    pub client_ip: String,
-    pub project_id: Option<i64>,
-    pub detail: String,
 }
 
 fn record_json(r: &Record) -> AuditLogResp {

@@ -12,10 +12,12 @@ use crate::auth::Caller;
 use crate::settings;
 use crate::state::AppState;
 
+pub use app::rest::Configurations;
+
 #[utoipa::path(get, path = "/configurations", tag = "configure", responses((status = 200, body = Object), (status = 403)))]
-pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Configurations>, ApiError> {
     caller.require_sysadmin()?;
-    Ok(Json(settings::load(&state.db, &state.config).await?.to_json()))
+    Ok(Json(settings::load(&state.db, &state.config).await?.to_rest()))
 }
 
 /// Only the keys sent change; an unknown key or bad value fails the whole request (400).

@@ -5,9 +5,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::{pagination_headers, Pagination};
@@ -17,52 +17,7 @@ use crate::gc::GcParams;
 use crate::jobs::{self, Job, NewJob, StopOutcome};
 use crate::state::AppState;
 
-/// Harbor's `ScheduleObj`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-pub struct ScheduleObj {
-    /// `Hourly`, `Daily`, `Weekly`, `Custom`, `Manual` or `None`.
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cron: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_scheduled_time: Option<String>,
-}
-
-/// Harbor's `Schedule` (the request body of `POST/PUT /system/gc/schedule`).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-pub struct ScheduleReq {
-    pub schedule: Option<ScheduleObj>,
-    #[serde(default)]
-    pub parameters: Option<GcParams>,
-}
-
-/// Harbor's `GCHistory`, plus live `progress` and the run's `result`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GcHistory {
-    pub id: i64,
-    pub job_name: String,
-    /// `MANUAL`, `SCHEDULE` or `CLI`.
-    pub job_kind: String,
-    /// The run's parameters as a JSON string (Harbor's form).
-    pub job_parameters: String,
-    pub schedule: Option<ScheduleObj>,
-    /// `Pending`, `Running`, `Success`, `Error` or `Stopped`.
-    pub job_status: String,
-    pub deleted: bool,
-    pub creation_time: String,
-    pub update_time: String,
-    pub start_time: Option<String>,
-    pub end_time: Option<String>,
-    /// Phase, counts done and total, and what was freed so far.
-    #[schema(value_type = Object)]
-    pub progress: Value,
-    /// The report of a finished run (`GcReport`).
-    #[schema(value_type = Object)]
-    pub result: Value,
-    pub error: String,
-    pub created_by: String,
-}
+pub use app::rest::gc::{GcHistory, GcSchedule, GcUsage, ProjectUsage, ScheduleObj, ScheduleReq};
 
 fn status_name(s: &str) -> String {
     let mut c = s.chars();
@@ -170,6 +125,36 @@ pub async fn log(
     Ok((h, text))
 }
 
+/// `GET /api/v2.0/system/gc/usage` (system admins): bytes the blob store holds (referenced or
+/// awaiting GC) and the 20 projects using the most, largest first (each blob once per project;
+/// what each project summary reports as `quota.used.storage`).
+#[utoipa::path(get, path = "/system/gc/usage", tag = "gc",
+    responses((status = 200, body = GcUsage), (status = 401), (status = 403)))]
+pub async fn usage(State(state): State<AppState>, caller: Caller) -> Result<Json<GcUsage>, ApiError> {
+    caller.require_sysadmin()?;
+    let db = &state.db;
+    let (live, deleting) = crate::gc::total_usage(db).await?;
+    let used = crate::usage::usage(db, None).await?;
+    let names: std::collections::HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM projects")
+            .fetch_all(&db.pool)
+            .await?
+            .into_iter()
+            .collect();
+    let mut projects: Vec<ProjectUsage> = used
+        .into_iter()
+        .filter(|(_, bytes)| *bytes > 0)
+        .map(|(id, storage)| ProjectUsage {
+            project_id: id,
+            project_name: names.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+            storage,
+        })
+        .collect();
+    projects.sort_by(|a, b| b.storage.cmp(&a.storage).then_with(|| a.project_name.cmp(&b.project_name)));
+    projects.truncate(20);
+    Ok(Json(GcUsage { total_storage: live + deleting, projects }))
+}
+
 /// Harbor's schedule types as cron expressions (6 fields, seconds first).
 fn cron_of(s: &ScheduleObj) -> Result<Option<String>, ApiError> {
     let cron = match s.kind.as_str() {
@@ -193,19 +178,26 @@ fn cron_of(s: &ScheduleObj) -> Result<Option<String>, ApiError> {
 /// `GET /api/v2.0/system/gc/schedule`
 #[utoipa::path(get, path = "/system/gc/schedule", tag = "gc",
     responses((status = 200, body = Object), (status = 403)))]
-pub async fn get_schedule(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn get_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<GcSchedule>, ApiError> {
     caller.require_sysadmin()?;
     Ok(Json(match jobs::get_schedule(&state.db, "gc").await? {
-        None => json!({ "schedule": { "type": "None" } }),
-        Some(s) => {
-            let kind = schedule_kind(&s.cron);
-            json!({
-                "schedule": { "type": kind, "cron": s.cron, "next_scheduled_time": rfc3339(s.next_run) },
-                "job_parameters": s.parameters,
-                "creation_time": rfc3339(s.created_at),
-                "update_time": rfc3339(s.updated_at),
-            })
-        }
+        None => GcSchedule {
+            schedule: ScheduleObj { kind: "None".into(), ..Default::default() },
+            ..Default::default()
+        },
+        Some(s) => GcSchedule {
+            schedule: ScheduleObj {
+                kind: schedule_kind(&s.cron).into(),
+                next_scheduled_time: Some(rfc3339(s.next_run)),
+                cron: s.cron,
+            },
+            job_parameters: Some(s.parameters),
+            creation_time: Some(rfc3339(s.created_at)),
+            update_time: Some(rfc3339(s.updated_at)),
+        },
     }))
 }
 

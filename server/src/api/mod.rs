@@ -75,6 +75,7 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(gc::get_schedule, gc::create_schedule, gc::update_schedule))
         .routes(routes!(gc::get, gc::stop))
         .routes(routes!(gc::log))
+        .routes(routes!(gc::usage))
 }
 
 /// Routed under `/api/v2.0` but deliberately absent from the OpenAPI document (method, path):

@@ -5,11 +5,11 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::{pagination_headers, Pagination};
@@ -19,75 +19,29 @@ use crate::projects::{self, ListQuery, Member, Project};
 use crate::rbac::{self, Act, ProjectAccess, Resource, Role};
 use crate::state::AppState;
 
-/// Harbor's `ProjectMetadata`: every key is a string, as Harbor spells it (`"true"`,
-/// `"false"`, a severity). `public` is enforced; the others are kept and returned (this release
-/// has no scanner or content trust to apply them). Keys Harbor has for proxy-cache projects are
-/// ignored on create/update (unknown fields are, as in Harbor).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
-pub struct ProjectMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_content_trust: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_content_trust_cosign: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prevent_vul: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_scan: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_sbom_generation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reuse_sys_cve_allowlist: Option<String>,
+pub use app::rest::projects::{
+    MemberReq, MemberUser, ProjectMember, ProjectMetadata, ProjectReq, ProjectResp, ProjectSummary, Quota,
+    ResourceAmount, RoleReq,
+};
+
+/// The metadata keys given, validated and normalised as Harbor does (`public` included).
+fn normalized(m: &ProjectMetadata) -> Result<Vec<(String, String)>, ApiError> {
+    let mut me = m.clone();
+    let mut out = vec![];
+    for k in std::iter::once("public").chain(projects::METADATA_KEYS) {
+        if let Some(v) = me.slot(k).and_then(Option::take) {
+            out.push((k.to_string(), projects::normalize_metadata(k, &v)?));
+        }
+    }
+    Ok(out)
 }
 
-impl ProjectMetadata {
-    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
-        Some(match key {
-            "public" => &mut self.public,
-            "enable_content_trust" => &mut self.enable_content_trust,
-            "enable_content_trust_cosign" => &mut self.enable_content_trust_cosign,
-            "prevent_vul" => &mut self.prevent_vul,
-            "severity" => &mut self.severity,
-            "auto_scan" => &mut self.auto_scan,
-            "auto_sbom_generation" => &mut self.auto_sbom_generation,
-            "reuse_sys_cve_allowlist" => &mut self.reuse_sys_cve_allowlist,
-            _ => return None,
-        })
-    }
-
-    /// A project's metadata: `public` and what is stored.
-    pub fn of(public: bool, stored: Option<&BTreeMap<String, String>>) -> ProjectMetadata {
-        let mut m = ProjectMetadata { public: Some(public.to_string()), ..Default::default() };
-        for (k, v) in stored.into_iter().flatten() {
-            if let Some(slot) = m.slot(k) {
-                *slot = Some(v.clone());
-            }
-        }
-        m
-    }
-
-    /// The keys given, validated and normalised as Harbor does (`public` included).
-    fn normalized(&self) -> Result<Vec<(String, String)>, ApiError> {
-        let mut me = self.clone();
-        let mut out = vec![];
-        for k in std::iter::once("public").chain(projects::METADATA_KEYS) {
-            if let Some(v) = me.slot(k).and_then(Option::take) {
-                out.push((k.to_string(), projects::normalize_metadata(k, &v)?));
-            }
-        }
-        Ok(out)
-    }
-
-    fn to_map(&self) -> BTreeMap<String, String> {
-        let mut me = self.clone();
-        std::iter::once("public")
-            .chain(projects::METADATA_KEYS)
-            .filter_map(|k| me.slot(k).and_then(Option::take).map(|v| (k.to_string(), v)))
-            .collect()
-    }
+fn to_map(m: &ProjectMetadata) -> BTreeMap<String, String> {
+    let mut me = m.clone();
+    std::iter::once("public")
+        .chain(projects::METADATA_KEYS)
+        .filter_map(|k| me.slot(k).and_then(Option::take).map(|v| (k.to_string(), v)))
+        .collect()
 }
 
 /// Stores validated metadata: `public` in the project row, the rest in `project_metadata`.
@@ -107,23 +61,6 @@ async fn store_metadata(
     Ok(())
 }
 
-/// Harbor's `Project`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectResp {
-    pub project_id: i64,
-    pub name: String,
-    pub owner_id: i64,
-    pub owner_name: String,
-    pub creation_time: String,
-    pub update_time: String,
-    pub deleted: bool,
-    pub repo_count: i64,
-    /// The caller's role (0: none).
-    pub current_user_role_id: i64,
-    pub current_user_role_ids: Vec<i64>,
-    pub metadata: ProjectMetadata,
-}
-
 pub fn project_model(
     p: &Project,
     role: Option<Role>,
@@ -141,6 +78,7 @@ pub fn project_model(
         current_user_role_id: role.map(Role::id).unwrap_or(0),
         current_user_role_ids: role.map(|r| vec![r.id()]).unwrap_or_default(),
         metadata: ProjectMetadata::of(p.public, meta),
+        storage_used: None,
     }
 }
 
@@ -228,9 +166,17 @@ pub async fn list(
         }
         None => Default::default(),
     };
-    let meta = projects::metadata_of(&state.db, &items.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
-    let out: Vec<ProjectResp> =
-        items.iter().map(|p| project_model(p, roles.get(&p.id).copied(), meta.get(&p.id))).collect();
+    let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
+    let meta = projects::metadata_of(&state.db, &ids).await?;
+    // The page's storage in one query (what each project's summary reports as `quota.used`).
+    let usage = crate::usage::usage(&state.db, Some(&ids)).await?;
+    let out: Vec<ProjectResp> = items
+        .iter()
+        .map(|p| ProjectResp {
+            storage_used: Some(usage.get(&p.id).copied().unwrap_or(0)),
+            ..project_model(p, roles.get(&p.id).copied(), meta.get(&p.id))
+        })
+        .collect();
     Ok((headers, Json(out)))
 }
 
@@ -251,15 +197,6 @@ pub async fn head(
         Some(_) => Ok(StatusCode::OK),
         None => Err(ApiError::NotFound(format!("project {} not found", q.project_name))),
     }
-}
-
-/// Harbor's `ProjectReq` (other fields Harbor clients send, such as `storage_limit`, are
-/// accepted and ignored).
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ProjectReq {
-    pub project_name: Option<String>,
-    pub public: Option<bool>,
-    pub metadata: Option<ProjectMetadata>,
 }
 
 fn public_flag(req: &ProjectReq) -> Result<Option<bool>, ApiError> {
@@ -285,7 +222,7 @@ pub async fn create(
     let name =
         req.project_name.as_deref().ok_or_else(|| ApiError::BadRequest("project_name is required".into()))?;
     let public = public_flag(&req)?.unwrap_or(false);
-    let meta = req.metadata.as_ref().map(ProjectMetadata::normalized).transpose()?.unwrap_or_default();
+    let meta = req.metadata.as_ref().map(normalized).transpose()?.unwrap_or_default();
     let p = projects::create(&state.db, name, public, user).await?;
     let rest: Vec<_> = meta.into_iter().filter(|(k, _)| k != "public").collect();
     if !rest.is_empty() {
@@ -325,7 +262,7 @@ pub async fn update(
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Project, Act::Update).await?;
     let public = public_flag(&req)?;
-    let mut meta = req.metadata.as_ref().map(ProjectMetadata::normalized).transpose()?.unwrap_or_default();
+    let mut meta = req.metadata.as_ref().map(normalized).transpose()?.unwrap_or_default();
     meta.retain(|(k, _)| k != "public");
     if let Some(public) = public {
         meta.push(("public".into(), public.to_string()));
@@ -380,19 +317,6 @@ pub fn percent_decode(s: &str) -> String {
 
 // ---------------------------------------------------------------- members
 
-/// Harbor's `ProjectMemberEntity`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectMember {
-    pub id: i64,
-    pub project_id: i64,
-    pub entity_name: String,
-    pub entity_id: i64,
-    /// `u` (user).
-    pub entity_type: String,
-    pub role_id: i64,
-    pub role_name: String,
-}
-
 fn member_json(m: &Member) -> ProjectMember {
     ProjectMember {
         id: m.id,
@@ -430,20 +354,6 @@ pub async fn list_members(
         pagination_headers(&uri, page, page_size, total),
         Json(items.iter().map(member_json).collect::<Vec<_>>()),
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct MemberUser {
-    pub user_id: Option<i64>,
-    pub username: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct MemberReq {
-    pub role_id: i64,
-    pub member_user: Option<MemberUser>,
-    #[schema(value_type = Object)]
-    pub member_group: Option<Value>,
 }
 
 fn role(id: i64) -> Result<Role, ApiError> {
@@ -506,11 +416,6 @@ pub async fn get_member(
     Ok(Json(member_json(&m)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RoleReq {
-    pub role_id: i64,
-}
-
 /// `PUT /api/v2.0/projects/{p}/members/{mid}`: changes the role.
 #[utoipa::path(put, path = "/projects/{project_name_or_id}/members/{mid}", tag = "member", params(("project_name_or_id" = String, Path), ("mid" = i64, Path)), request_body = RoleReq, responses((status = 200), (status = 400), (status = 403), (status = 404)))]
 pub async fn update_member(
@@ -567,20 +472,6 @@ pub async fn logs(
 
 // ---------------------------------------------------------------- summary, metadata
 
-/// Harbor's `ProjectSummary`. `quota.used.storage` is the bytes the project's artifacts use
-/// (each blob once per project); `quota.hard.storage` is -1 (no quota is enforced).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectSummary {
-    #[schema(value_type = Object)]
-    pub quota: serde_json::Value,
-    pub repo_count: i64,
-    pub project_admin_count: i64,
-    pub maintainer_count: i64,
-    pub developer_count: i64,
-    pub guest_count: i64,
-    pub limited_guest_count: i64,
-}
-
 /// `GET /api/v2.0/projects/{project_name_or_id}/summary`
 #[utoipa::path(get, path = "/projects/{project_name_or_id}/summary", tag = "project",
     params(("project_name_or_id" = String, Path)), responses((status = 200, body = ProjectSummary), (status = 403), (status = 404)))]
@@ -606,7 +497,7 @@ pub async fn summary(
     let m = |r: Role| if show { n(r) } else { 0 };
     let used = crate::usage::usage(&state.db, Some(&[p.id])).await?.get(&p.id).copied().unwrap_or(0);
     Ok(Json(ProjectSummary {
-        quota: serde_json::json!({ "hard": { "storage": -1 }, "used": { "storage": used } }),
+        quota: Quota { hard: ResourceAmount { storage: -1 }, used: ResourceAmount { storage: used } },
         repo_count: p.repo_count,
         project_admin_count: m(Role::ProjectAdmin),
         maintainer_count: m(Role::Maintainer),
@@ -618,7 +509,7 @@ pub async fn summary(
 
 async fn metadata_map(state: &AppState, p: &Project) -> Result<BTreeMap<String, String>, ApiError> {
     let stored = projects::metadata_of(&state.db, &[p.id]).await?;
-    Ok(ProjectMetadata::of(p.public, stored.get(&p.id)).to_map())
+    Ok(to_map(&ProjectMetadata::of(p.public, stored.get(&p.id))))
 }
 
 /// Harbor's rule for a metadata body: exactly one key/value pair.

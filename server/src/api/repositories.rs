@@ -6,8 +6,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::projects::{percent_decode, require, resolve};
@@ -21,19 +21,7 @@ use crate::projects::Project;
 use crate::rbac::{Act, Resource};
 use crate::state::AppState;
 
-/// Harbor's `Repository`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Repository {
-    pub id: i64,
-    pub project_id: i64,
-    /// Full name, `<project>/<repository>`.
-    pub name: String,
-    pub description: String,
-    pub artifact_count: i64,
-    pub pull_count: i64,
-    pub creation_time: String,
-    pub update_time: String,
-}
+pub use app::rest::artifacts::{Repository, RepositoryUpdate};
 
 impl From<&RepoRow> for Repository {
     fn from(r: &RepoRow) -> Self {
@@ -144,11 +132,6 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("repository {} not found", r.name)))?;
     Ok(Json(Repository::from(&r)))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RepositoryUpdate {
-    pub description: String,
 }
 
 /// `PUT /api/v2.0/projects/{p}/repositories/{repository_name}`: the description.

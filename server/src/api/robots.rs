@@ -13,8 +13,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::projects::require;
@@ -26,43 +26,10 @@ use crate::rbac::{Act, Resource};
 use crate::robots::{self, NewRobot, Robot, RobotUpdate};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AccessResp {
-    pub resource: String,
-    pub action: String,
-    pub effect: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RobotPermissionResp {
-    pub kind: String,
-    /// A project name, or `*` for every project.
-    pub namespace: String,
-    pub access: Vec<AccessResp>,
-}
-
-/// Harbor's `Robot` (never with the secret).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RobotResp {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    /// `system` or `project`.
-    pub level: String,
-    pub duration: i64,
-    pub editable: bool,
-    pub disable: bool,
-    /// Unix seconds; -1 never.
-    pub expires_at: i64,
-    pub creator: String,
-    /// Harbor's `creator_type`: `local` (a user) or `robot`.
-    pub creator_type: String,
-    /// Harbor's `creator_ref`: the creating user's or robot's id (0 when it no longer exists).
-    pub creator_ref: i64,
-    pub creation_time: String,
-    pub update_time: String,
-    pub permissions: Vec<RobotPermissionResp>,
-}
+pub use app::rest::robots::{
+    AccessReq, AccessResp, PermissionReq, RobotCreate, RobotCreated, RobotPermissionResp, RobotPut,
+    RobotResp, RobotSec, SecretReq,
+};
 
 /// `creator_type` and `creator_ref` of each distinct creator of `robots`.
 async fn creators(state: &AppState, robots: &[Robot]) -> Result<HashMap<String, (String, i64)>, ApiError> {
@@ -95,23 +62,6 @@ async fn robots_json(state: &AppState, robots: &[Robot]) -> Result<Vec<RobotResp
         .collect())
 }
 
-/// Harbor's `RobotCreated`: the only answer that carries the secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RobotCreated {
-    pub id: i64,
-    pub name: String,
-    pub secret: String,
-    pub creation_time: String,
-    pub expires_at: i64,
-}
-
-/// The new secret from `PATCH` (absent when the caller chose it).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RobotSec {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
 fn robot_json(r: &Robot) -> RobotResp {
     // Harbor groups permissions per namespace.
     let mut by_ns: BTreeMap<&str, Vec<AccessResp>> = BTreeMap::new();
@@ -141,20 +91,6 @@ fn robot_json(r: &Robot) -> RobotResp {
             .map(|(ns, access)| RobotPermissionResp { kind: "project".into(), namespace: ns.into(), access })
             .collect(),
     }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AccessReq {
-    pub resource: String,
-    pub action: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PermissionReq {
-    #[serde(default)]
-    pub kind: Option<String>,
-    pub namespace: String,
-    pub access: Vec<AccessReq>,
 }
 
 type Perms = Vec<(Option<i64>, Resource, Act)>;
@@ -249,18 +185,6 @@ fn require_lifetime(caller: &Caller, expires_at: i64) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RobotCreate {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    pub duration: Option<i64>,
-    pub level: String,
-    #[serde(default)]
-    pub disable: bool,
-    pub permissions: Vec<PermissionReq>,
 }
 
 /// `POST /api/v2.0/robots`: 201 with the secret (shown this once).
@@ -372,14 +296,6 @@ pub async fn get(
     Ok(Json(robots_json(&state, std::slice::from_ref(&r)).await?.remove(0)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RobotPut {
-    pub description: Option<String>,
-    pub duration: Option<i64>,
-    pub disable: Option<bool>,
-    pub permissions: Option<Vec<PermissionReq>>,
-}
-
 /// `PUT /api/v2.0/robots/{robot_id}`: description, duration, disable, permissions.
 #[utoipa::path(put, path = "/robots/{robot_id}", tag = "robot", params(("robot_id" = i64, Path)), request_body = RobotPut, responses((status = 200), (status = 400), (status = 403), (status = 404)))]
 pub async fn update(
@@ -417,11 +333,6 @@ pub async fn update(
         .audit
         .record(caller.event("update", "robot", &updated.name).detail(detail).in_project(robot.project_id));
     Ok(StatusCode::OK)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SecretReq {
-    pub secret: Option<String>,
 }
 
 /// `PATCH /api/v2.0/robots/{robot_id}`: a new secret (given, or generated and returned).

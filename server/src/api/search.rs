@@ -3,38 +3,24 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, AppQuery};
-use crate::api::projects::{project_model, ProjectResp};
+use crate::api::projects::project_model;
 use crate::auth::Caller;
 use crate::db::query::{contains, Stmt};
 use crate::projects::{self, ListQuery};
 use crate::rbac::{self, Act, ProjectAccess, Resource};
 use crate::state::AppState;
 
+pub use app::rest::system::{Search, SearchRepository, Statistic};
+pub use app::rest::users::Permission;
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SearchParams {
     /// Part of a project or repository name.
     pub q: String,
-}
-
-/// A repository in search results.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SearchRepository {
-    pub project_id: i64,
-    pub project_name: String,
-    pub project_public: bool,
-    pub repository_name: String,
-    pub pull_count: i64,
-    pub artifact_count: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Search {
-    pub project: Vec<ProjectResp>,
-    pub repository: Vec<SearchRepository>,
 }
 
 /// Projects and repositories the caller may see whose names contain `q` (at most 50 of each).
@@ -75,19 +61,6 @@ pub async fn search(
     Ok(Json(Search { project, repository }))
 }
 
-/// Harbor's `Statistic`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Statistic {
-    pub private_project_count: i64,
-    pub private_repo_count: i64,
-    pub public_project_count: i64,
-    pub public_repo_count: i64,
-    pub total_project_count: i64,
-    pub total_repo_count: i64,
-    /// Bytes of all blobs; system admins only (0 otherwise).
-    pub total_storage_consumption: i64,
-}
-
 /// Counts of the projects and repositories the caller may see.
 #[utoipa::path(get, path = "/statistics", tag = "statistic", responses((status = 200, body = Statistic), (status = 401)))]
 pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Json<Statistic>, ApiError> {
@@ -111,12 +84,6 @@ pub struct PermissionParams {
     pub scope: Option<String>,
     /// Return resources relative to the scope (Harbor's `relative`; always relative here).
     pub relative: Option<bool>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Permission {
-    pub resource: String,
-    pub action: String,
 }
 
 const RESOURCES: [Resource; 11] = [

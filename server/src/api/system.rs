@@ -14,6 +14,8 @@ use crate::api::error::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
 
+pub use app::rest::SystemInfo;
+
 #[utoipa::path(get, path = "/ping", tag = "ping", responses((status = 200, body = String)))]
 pub async fn ping() -> &'static str {
     "Pong"
@@ -75,36 +77,35 @@ async fn storage_probe(storage: &dyn crate::storage::Storage) -> Result<(), Stri
 }
 
 #[utoipa::path(get, path = "/systeminfo", tag = "systeminfo", responses((status = 200, body = Object)))]
-pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Json<Value> {
+pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Json<SystemInfo> {
     let c = &state.config;
     let settings =
         crate::settings::load(&state.db, c).await.unwrap_or_else(|_| crate::settings::Settings::defaults(c));
-    let mut info = json!({
-        "auth_mode": "db_auth",
-        "primary_auth_mode": false,
-        "self_registration": settings.self_registration,
-        "harbor_version": concat!("v", env!("CARGO_PKG_VERSION"), "-berth"),
-        "banner_message": "",
-        "oidc_provider_name": "",
-    });
+    let mut info = SystemInfo {
+        auth_mode: "db_auth".into(),
+        primary_auth_mode: false,
+        self_registration: settings.self_registration,
+        harbor_version: concat!("v", env!("CARGO_PKG_VERSION"), "-berth").into(),
+        banner_message: String::new(),
+        oidc_provider_name: String::new(),
+        ..Default::default()
+    };
     // Anonymous callers (and failed credentials) see only what the sign-in page needs.
     if matches!(caller, Ok(Caller { principal: Some(_), .. })) {
-        let extra = json!({
-            "external_url": c.external_base(),
-            "registry_url": c.registry_host(),
-            "project_creation_restriction": settings.project_creation_restriction,
-            "has_ca_root": false,
-            "read_only": false,
-            "with_chartmuseum": false,
-            "notification_enable": false,
-            "registry_storage_provider_name": c.storage.kind,
-            "database_type": state.db.kind.name(),
-            "session_store": if state.redis.is_some() { "redis" } else { "database" },
-            "current_time": crate::db::rfc3339(crate::db::now_ms()),
-        });
-        if let (Some(m), Value::Object(e)) = (info.as_object_mut(), extra) {
-            m.extend(e);
-        }
+        info = SystemInfo {
+            external_url: Some(c.external_base().to_string()),
+            registry_url: Some(c.registry_host()),
+            project_creation_restriction: Some(settings.project_creation_restriction.clone()),
+            has_ca_root: Some(false),
+            read_only: Some(false),
+            with_chartmuseum: Some(false),
+            notification_enable: Some(false),
+            registry_storage_provider_name: Some(c.storage.kind.clone()),
+            database_type: Some(state.db.kind.name().into()),
+            session_store: Some(if state.redis.is_some() { "redis" } else { "database" }.into()),
+            current_time: Some(crate::db::rfc3339(crate::db::now_ms())),
+            ..info
+        };
     }
     Json(info)
 }

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::api::artifacts::{locate_artifact, Tag};
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
@@ -16,6 +16,8 @@ use crate::auth::Caller;
 use crate::db::query::{Col, Sql};
 use crate::rbac::{Act, Resource};
 use crate::state::AppState;
+
+pub use app::rest::artifacts::TagReq;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TagListParams {
@@ -54,11 +56,6 @@ pub async fn list_tags(
         pagination_headers(&uri, page, page_size, total),
         Json(tags.iter().map(Tag::from).collect::<Vec<_>>()),
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct TagReq {
-    pub name: String,
 }
 
 /// `POST …/artifacts/{reference}/tags`: 409 when the repository already has the tag.

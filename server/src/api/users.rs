@@ -2,10 +2,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 use tower_sessions::Session;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::accounts::{self, PasswordChangeError, User};
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
@@ -15,23 +14,9 @@ use crate::db::rfc3339;
 use crate::sessions::AUTH_EPOCH;
 use crate::state::AppState;
 
-/// Harbor's `UserResp`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserResp {
-    pub user_id: i64,
-    pub username: String,
-    pub email: String,
-    pub realname: String,
-    pub comment: String,
-    pub sysadmin_flag: bool,
-    pub admin_role_in_auth: bool,
-    /// Only for OIDC users (none here): omitted, as Harbor omits it, never `null`.
-    #[schema(value_type = Object)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oidc_user_meta: Option<Value>,
-    pub creation_time: String,
-    pub update_time: String,
-}
+pub use app::rest::users::{
+    PasswordReq, SysadminReq, UserCreationReq, UserProfile, UserResp, UserSearchResp,
+};
 
 pub fn user_json(u: &User) -> UserResp {
     UserResp {
@@ -48,13 +33,6 @@ pub fn user_json(u: &User) -> UserResp {
     }
 }
 
-/// A search hit: id and name only.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserSearchResp {
-    pub user_id: i64,
-    pub username: String,
-}
-
 /// `GET /api/v2.0/users/current`. For cookie sessions the CSRF token rides along in
 /// `X-Harbor-CSRF-Token`, as Harbor does.
 #[utoipa::path(get, path = "/users/current", tag = "user", responses((status = 200, body = UserResp), (status = 401)))]
@@ -65,13 +43,6 @@ pub async fn current(caller: Caller) -> Result<impl IntoResponse, ApiError> {
         headers.insert(CSRF_HEADER, t);
     }
     Ok((headers, Json(user_json(user))))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PasswordReq {
-    #[serde(default)]
-    pub old_password: Option<String>,
-    pub new_password: String,
 }
 
 /// `PUT /api/v2.0/users/{user_id}/password`: users change their own password (old password
@@ -172,20 +143,6 @@ pub async fn search(
     Ok((pagination_headers(&uri, page, page_size, total), Json(out)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct UserCreationReq {
-    pub username: String,
-    pub password: String,
-    #[serde(default)]
-    pub email: String,
-    #[serde(default)]
-    pub realname: String,
-    #[serde(default)]
-    pub comment: String,
-    #[serde(default)]
-    pub sysadmin_flag: bool,
-}
-
 /// `POST /api/v2.0/users`: system admins create users; anyone may register when
 /// `self_registration` is on (never as an admin).
 #[utoipa::path(post, path = "/users", tag = "user", request_body = UserCreationReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 401), (status = 403), (status = 409)))]
@@ -258,13 +215,6 @@ pub async fn get(
     Ok(Json(user_json(&u)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct UserProfile {
-    pub email: Option<String>,
-    pub realname: Option<String>,
-    pub comment: Option<String>,
-}
-
 /// `PUT /api/v2.0/users/{user_id}`: email, real name, comment.
 #[utoipa::path(put, path = "/users/{user_id}", tag = "user", params(("user_id" = i64, Path)), request_body = UserProfile, responses((status = 200), (status = 400), (status = 403)))]
 pub async fn update(
@@ -298,11 +248,6 @@ pub async fn delete(
     let u = accounts::delete_user(&state.db, id).await?;
     state.audit.record(caller.event("delete", "user", &u.username));
     Ok(StatusCode::OK)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SysadminReq {
-    pub sysadmin_flag: bool,
 }
 
 /// `PUT /api/v2.0/users/{user_id}/sysadmin` (system admins; not oneself).

@@ -684,6 +684,26 @@ gc_dbs!(storage_usage_counts_shared_blobs_once_per_project, |app| {
     assert_eq!(m1, m2);
     assert_eq!(used("library").await, shared.len() + config_len + m1.len());
     assert_eq!(used("other").await, shared.len() + config_len + m3.len());
+    // The project list carries the same numbers (one query per page), and so does the GC usage
+    // overview (largest first; the blob store's total counts each blob once: the three
+    // manifests have identical bodies).
+    let list = app.get_with("/api/v2.0/projects?page_size=100", &[("authorization", &admin())]).await.json();
+    let listed = |name: &str| {
+        list.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["storage_used"].as_u64().unwrap()
+            as usize
+    };
+    assert_eq!(listed("library"), used("library").await);
+    assert_eq!(listed("other"), used("other").await);
+    let r = app.get_with("/api/v2.0/system/gc/usage", &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let usage = r.json();
+    let projects = usage["projects"].as_array().unwrap();
+    assert_eq!(projects[0]["project_name"], "library");
+    assert_eq!(projects[0]["storage"].as_u64().unwrap() as usize, used("library").await);
+    assert_eq!(projects[1]["project_name"], "other");
+    assert_eq!(usage["total_storage"].as_u64().unwrap() as usize, shared.len() + config_len + m1.len());
+    let r = app.get("/api/v2.0/system/gc/usage").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 });
 
 gc_dbs!(storage_usage_is_cached_and_follows_pushes_and_deletes, |app| {

@@ -135,9 +135,9 @@ both_dbs!(server_function_data_needs_a_session, |app| {
     let r = app
         .call(
             Method::POST,
-            "/portal/fn/list_projects",
-            &[("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")],
-            "name=&page=1",
+            "/portal/fn/api",
+            &[("content-type", "application/json"), ("accept", "application/json")],
+            r#"{"method":"GET","path":"/users/current","body":null}"#,
         )
         .await;
     assert!(r.status.is_server_error() || r.status.is_client_error(), "{}", r.status);
@@ -185,17 +185,16 @@ both_dbs!(server_function_errors_are_4xx_not_500, |app| {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     assert!(r.text().contains("InvalidCredentials"), "{}", r.text());
     // No session: the data functions say "sign in".
-    let r =
-        app.call(Method::POST, "/portal/fn/list_artifacts", &FETCH, "repository=library%2Fnone&page=1").await;
+    let r = app.call(Method::POST, "/portal/fn/stop_gc", &FETCH, "id=1").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
-    let r = app.call(Method::POST, "/portal/fn/gc_status", &FETCH, "").await;
+    let r = app.call(Method::POST, "/portal/fn/start_gc", &FETCH, "").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     // Arguments that do not decode are the caller's error: 400, with Leptos's message.
     let (cookie, _) = app.login("admin", "Harbor12345").await;
     let form = [FETCH[0], FETCH[1], ("cookie", cookie.as_str()), ("sec-fetch-site", "same-origin")];
     for (path, body) in [
-        ("/portal/fn/list_artifacts", "repository=library%2Fnone&page=abc"),
-        ("/portal/fn/list_artifacts", "page=1"),
+        ("/portal/fn/stop_gc", "id=abc"),
+        ("/portal/fn/schedule_gc", "cron=x"),
         ("/portal/fn/login", "password=x"),
     ] {
         let r = app.call(Method::POST, path, &form, body).await;
