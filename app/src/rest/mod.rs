@@ -5,7 +5,7 @@
 //! portal, not an empty value. Times are RFC 3339 strings (see `components::format`).
 //!
 //! Under the `ssr` feature every type derives `utoipa::ToSchema`; the OpenAPI snapshot test
-//! (`server/tests/openapi.rs`) pins their schemas.
+//! (`server/tests/it/openapi.rs`) pins their schemas.
 
 pub mod artifacts;
 pub mod gc;

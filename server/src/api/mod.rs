@@ -203,7 +203,7 @@ mod tests {
 
     /// Invariant: an `/api/v2.0` route is either a `routes!` entry of `v2_router` (documented by
     /// construction) or one of `UNDOCUMENTED`, added with a plain `.route` in `v2_routes`.
-    /// `server/tests/openapi.rs` checks at run time that no other method answers on those paths.
+    /// `server/tests/it/openapi.rs` checks at run time that no other method answers on those paths.
     #[test]
     fn only_the_listed_exceptions_are_routed_without_documentation() {
         let src = include_str!("mod.rs");

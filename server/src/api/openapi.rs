@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of `/api/v2.0`: `ApiDoc` holds what is not an operation (info,
 //! servers, security schemes, the error body); `api::v2_router` adds every operation from the
 //! handlers' `#[utoipa::path]` as it routes them; served at `/api/v2.0/openapi.json`.
-//! `server/tests/openapi.rs` compares it with the committed `server/tests/snapshots/openapi.json`,
+//! `server/tests/it/openapi.rs` compares it with the committed `server/tests/snapshots/openapi.json`,
 //! so every API change shows in review.
 
 use std::sync::Arc;

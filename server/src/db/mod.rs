@@ -15,7 +15,7 @@
 //!   the API edge (`now_ms`, `rfc3339`).
 //! - **Migrations run at start** (and with `berth migrate`); the folder is chosen by URL scheme:
 //!   `migrations/sqlite` or `migrations/postgres`, kept schema-identical (the integration test
-//!   `tests/schema.rs` migrates both and compares tables, columns, keys and indexes).
+//!   `server/tests/it/schema.rs` migrates both and compares tables, columns, keys and indexes).
 
 use std::str::FromStr;
 use std::time::Duration;
