@@ -231,6 +231,11 @@ async fn authorize_for(
     // What every refusal says (Harbor's words): docker prints it and stops at once, instead of
     // retrying a push for ~50 s after a bare `unauthorized`.
     let refusal = format!("unauthorized to access repository: {repo}, action: {}", action.token_action());
+    // A refusal with the scope and `insufficient_scope`: 401 asks the client to fetch a better
+    // token, 403 says no token would help.
+    let insufficient = |code: Code| {
+        Err(challenge_error(state, &who.ctx, code, &refusal, Some(&scope), Some("insufficient_scope")))
+    };
     match (&project, &who.cred) {
         // No credentials at all: a plain challenge, so the client fetches a token first.
         (_, Credential::Anonymous) => Err(challenge_error(
@@ -243,14 +248,7 @@ async fn authorize_for(
         )),
         // An anonymous token (a client that never logged in) is told it lacks the scope, with
         // the repository and action: asked to log in rather than told what exists.
-        (_, Credential::Token(c)) if c.anonymous() => Err(challenge_error(
-            state,
-            &who.ctx,
-            Code::Unauthorized,
-            &refusal,
-            Some(&scope),
-            Some("insufficient_scope"),
-        )),
+        (_, Credential::Token(c)) if c.anonymous() => insufficient(Code::Unauthorized),
         // A signed-in caller pushing to a project that does not exist: 404 NAME_UNKNOWN, which
         // clients do not retry (Harbor answers the same).
         (None, _) => {
@@ -258,33 +256,12 @@ async fn authorize_for(
         }
         // A token without a right the client asked for and was refused: 401, as distribution
         // answers (docker then stops instead of retrying).
-        (_, Credential::Token(c)) if c.refused(repo, action.token_action()) => Err(challenge_error(
-            state,
-            &who.ctx,
-            Code::Unauthorized,
-            &refusal,
-            Some(&scope),
-            Some("insufficient_scope"),
-        )),
+        (_, Credential::Token(c)) if c.refused(repo, action.token_action()) => {
+            insufficient(Code::Unauthorized)
+        }
         // A right never asked for: 403 with a challenge, so clients that re-ask for a token only
-        // after a 403 (oras) do.
-        (_, Credential::Token(_)) => Err(challenge_error(
-            state,
-            &who.ctx,
-            Code::Denied,
-            &refusal,
-            Some(&scope),
-            Some("insufficient_scope"),
-        )),
-        // Basic credentials without the right.
-        (Some(_), Credential::Basic(_)) => Err(challenge_error(
-            state,
-            &who.ctx,
-            Code::Denied,
-            &refusal,
-            Some(&scope),
-            Some("insufficient_scope"),
-        )),
+        // after a 403 (oras) do. Basic credentials without the right: the same.
+        (_, Credential::Token(_)) | (Some(_), Credential::Basic(_)) => insufficient(Code::Denied),
     }
 }
 
