@@ -560,20 +560,12 @@ mod tests {
     /// `artifact_children` and `tags` is in this file.
     #[test]
     fn no_other_file_writes_the_artifact_tables() {
-        fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    scan(&p, found);
-                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("artifacts/write.rs") {
-                    for w in writes(&std::fs::read_to_string(&p).unwrap()) {
-                        found.push(format!("{}: {w}", p.display()));
-                    }
-                }
+        let mut found = Vec::new();
+        for (p, text) in crate::source_files().iter().filter(|(p, _)| !p.ends_with("artifacts/write.rs")) {
+            for w in writes(text) {
+                found.push(format!("{}: {w}", p.display()));
             }
         }
-        let mut found = Vec::new();
-        scan(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
         assert!(
             found.is_empty(),
             "writes to the artifact tables outside artifacts/write.rs:\n{}",

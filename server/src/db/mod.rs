@@ -198,23 +198,14 @@ mod tests {
     /// on SQLite), so none can fail with "database is locked" when it upgrades a read lock.
     #[test]
     fn every_transaction_begins_through_begin_write() {
-        fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    scan(&p, found);
-                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("db/mod.rs") {
-                    let text = std::fs::read_to_string(&p).unwrap();
-                    for (i, line) in text.lines().enumerate() {
-                        if line.contains(".begin()") || line.contains("begin_with(") {
-                            found.push(format!("{}:{}: {}", p.display(), i + 1, line.trim()));
-                        }
-                    }
+        let mut found = Vec::new();
+        for (p, text) in crate::source_files().iter().filter(|(p, _)| !p.ends_with("db/mod.rs")) {
+            for (i, line) in text.lines().enumerate() {
+                if line.contains(".begin()") || line.contains("begin_with(") {
+                    found.push(format!("{}:{}: {}", p.display(), i + 1, line.trim()));
                 }
             }
         }
-        let mut found = Vec::new();
-        scan(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
         assert!(found.is_empty(), "transactions begun outside Db::begin_write:\n{}", found.join("\n"));
     }
 }
