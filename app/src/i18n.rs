@@ -519,7 +519,8 @@ mod tests {
             }
         }
         // Texts kept in tables and passed to `t`/`tv` as values.
-        use crate::pages::project::{OPERATIONS, RESOURCE_TYPES, ROBOT_RIGHTS, TABS};
+        use crate::pages::project::{OPERATIONS, RESOURCE_TYPES, TABS};
+        use crate::pages::robots::ROBOT_RIGHTS;
         let tables = TABS
             .iter()
             .map(|(_, l)| *l)

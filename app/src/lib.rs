@@ -90,7 +90,7 @@ pub fn App() -> AnyView {
                 <Route path=path!("/harbor/projects/:project/members") view=pages::project::ProjectMembers ssr=SsrMode::Async />
                 <Route
                     path=path!("/harbor/projects/:project/robot-account")
-                    view=pages::project::ProjectRobots
+                    view=pages::robots::ProjectRobots
                     ssr=SsrMode::Async
                 />
                 <Route path=path!("/harbor/projects/:project/logs") view=pages::project::ProjectLogs ssr=SsrMode::Async />

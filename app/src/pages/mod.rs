@@ -6,4 +6,5 @@ pub mod not_found;
 pub mod project;
 pub mod projects;
 pub mod repositories;
+pub mod robots;
 pub mod sign_in;
