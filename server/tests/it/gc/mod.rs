@@ -5,53 +5,16 @@
 //! PostgreSQL with S3 (Garage). `sweep`: what a run deletes and keeps; `runs`: the API, the
 //! job queue and pushes racing a run; `usage`: storage usage.
 
-use crate::common::oci::{admin, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
-use crate::common::{basic, DbChoice, TestApp};
+use crate::common::oci::{
+    admin, close_upload, patch_upload, push_blob, push_image, put_manifest, sha256, start_upload, OCI_INDEX,
+    OCI_MANIFEST,
+};
+use crate::common::{basic, TestApp};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// A window of 0: everything unreferenced is collectable at once.
 const NOW: &str = "[gc]\nwindow = \"0s\"\n";
-
-macro_rules! gc_backends {
-    ($name:ident, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            async fn run($app: TestApp) $body
-            #[tokio::test]
-            async fn sqlite_fs() {
-                run(TestApp::builder(DbChoice::Sqlite).toml(NOW).build().await).await
-            }
-            #[tokio::test]
-            async fn postgres_fs() {
-                run(TestApp::builder(DbChoice::Postgres).toml(NOW).build().await).await
-            }
-            #[tokio::test]
-            async fn postgres_s3() {
-                run(TestApp::builder(DbChoice::Postgres).toml(NOW).s3().build().await).await
-            }
-        }
-    };
-}
-
-macro_rules! gc_dbs {
-    ($name:ident, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            async fn run($app: TestApp) $body
-            #[tokio::test]
-            async fn sqlite() {
-                run(TestApp::builder(DbChoice::Sqlite).toml(NOW).build().await).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                run(TestApp::builder(DbChoice::Postgres).toml(NOW).build().await).await
-            }
-        }
-    };
-}
 
 fn blob_key(digest: &str) -> String {
     let hex = digest.trim_start_matches("sha256:");

@@ -3,7 +3,7 @@
 
 use super::*;
 
-gc_dbs!(api_permissions_conflicts_stop_and_schedule, |app| {
+both_dbs!(api_permissions_conflicts_stop_and_schedule, toml = NOW, |app| {
     // Only system admins.
     let r = api(
         &app,
@@ -118,7 +118,7 @@ gc_dbs!(api_permissions_conflicts_stop_and_schedule, |app| {
     assert!(text.contains("0 0 0 * * *"), "{text}");
 });
 
-gc_dbs!(job_of_a_dead_replica_is_taken_back, |app| {
+both_dbs!(job_of_a_dead_replica_is_taken_back, toml = NOW, |app| {
     use server::jobs;
     let params = json!({"dry_run": true});
     let new = jobs::NewJob {
@@ -198,7 +198,7 @@ async fn try_push(app: &TestApp, repo: &str, tag: &str, layers: &[Vec<u8>]) -> b
     true
 }
 
-gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
+both_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, toml = NOW, |app| {
     // A 150 ms window (shorter than some pushes here) and GC in a tight loop; deleted images'
     // layers are pushed again by the next tag, often while GC is sweeping them.
     let mut env = server::gc::Env {
@@ -313,7 +313,7 @@ gc_dbs!(pushes_racing_gc_never_leave_a_dangling_reference, |app| {
     assert_eq!(unreferenced, 0);
 });
 
-gc_dbs!(stopping_a_running_gc, |app| {
+both_dbs!(stopping_a_running_gc, toml = NOW, |app| {
     use server::jobs;
     for i in 0..3 {
         let (d, _) =

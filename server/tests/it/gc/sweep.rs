@@ -4,7 +4,7 @@
 
 use super::*;
 
-gc_backends!(dry_run_then_sweep_keeps_shared_layers, |app| {
+all_backends!(dry_run_then_sweep_keeps_shared_layers, toml = NOW, |app| {
     let base = vec![7u8; 3000];
     let only_a = vec![1u8; 1000];
     let only_b = vec![2u8; 2000];
@@ -59,7 +59,7 @@ gc_backends!(dry_run_then_sweep_keeps_shared_layers, |app| {
     assert_eq!(blob(&app, "library/a", &sha256(&only_a)).await.body, only_a);
 });
 
-gc_dbs!(untagged_indexes_and_referrers, |app| {
+both_dbs!(untagged_indexes_and_referrers, toml = NOW, |app| {
     // An untagged image (its tag deleted), an index with two children, a signature of the index.
     let (untagged, _) = push_image(&app, "library/u", "tmp", &[b"x"]).await;
     let r =
@@ -116,7 +116,7 @@ gc_dbs!(untagged_indexes_and_referrers, |app| {
     assert!(stored(&app, &kept).await);
 });
 
-gc_dbs!(delete_frees_children_and_accessories, |app| {
+both_dbs!(delete_frees_children_and_accessories, toml = NOW, |app| {
     let (c1, _) = push_image(&app, "library/m", "amd64", &[b"l1"]).await;
     let (c2, _) = push_image(&app, "library/m", "tmp", &[b"l2"]).await;
     let r =
@@ -207,7 +207,7 @@ gc_dbs!(delete_frees_children_and_accessories, |app| {
     }
 });
 
-gc_dbs!(racing_push_is_told_to_retry, |app| {
+both_dbs!(racing_push_is_told_to_retry, toml = NOW, |app| {
     // A blob GC has marked (status 'deleting') is invisible and cannot be re-referenced.
     let data = b"being collected".to_vec();
     let d = push_blob(&app, "library/r", &data).await;
@@ -227,11 +227,8 @@ gc_dbs!(racing_push_is_told_to_retry, |app| {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "mount of a blob being deleted falls back to an upload");
     // Uploading the same content meanwhile: 503 with Retry-After, the session survives.
-    let r =
-        app.call(Method::POST, "/v2/library/r/blobs/uploads/", &[("authorization", &admin())], vec![]).await;
-    let loc = r.header("location").unwrap().to_string();
-    let put = format!("{loc}?digest={d}");
-    let r = app.call(Method::PUT, &put, &[("authorization", &admin())], data.clone()).await;
+    let loc = start_upload(&app, "library/r").await;
+    let r = close_upload(&app, &loc, &d, &[], &data).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
     assert_eq!(r.json()["errors"][0]["code"], "UNAVAILABLE");
     assert_eq!(r.header("retry-after"), Some("5"));
@@ -251,8 +248,7 @@ gc_dbs!(racing_push_is_told_to_retry, |app| {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "the upload session is still there");
     // (The config, unreferenced after the refused push, was collected too: push it again.)
     assert_eq!(push_blob(&app, "library/r", br#"{"os":"linux"}"#).await, config);
-    let r =
-        app.call(Method::PUT, &put, &[("authorization", &admin()), ("content-length", "0")], vec![]).await;
+    let r = close_upload(&app, &loc, &d, &[("content-length", "0")], &[]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(blob(&app, "library/r", &d).await.body, data);
     assert_eq!(put_manifest(&app, "library/r", "v1", OCI_MANIFEST, &m).await.status, StatusCode::CREATED);
@@ -260,86 +256,46 @@ gc_dbs!(racing_push_is_told_to_retry, |app| {
     assert_eq!(blob(&app, "library/r", &d).await.body, data);
 });
 
-/// With the default window (2 h) a freshly uploaded, unreferenced blob stays; an upload session
-/// older than `upload_max_age` goes with its data.
-macro_rules! both_window {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            async fn run(app: TestApp) {
-                let d = push_blob(&app, "library/w", b"not yet in a manifest").await;
-                let r = app
-                    .call(
-                        Method::POST,
-                        "/v2/library/w/blobs/uploads/",
-                        &[("authorization", &admin())],
-                        vec![],
-                    )
-                    .await;
-                let loc = r.header("location").unwrap().to_string();
-                let id = loc.rsplit('/').next().unwrap().to_string();
-                let r = app
-                    .call(
-                        Method::PATCH,
-                        &loc,
-                        &[("authorization", &admin()), ("content-type", "application/octet-stream")],
-                        b"partial".to_vec(),
-                    )
-                    .await;
-                assert_eq!(r.status, StatusCode::ACCEPTED);
-                let key = format!("uploads/{id}/data");
-                assert!(app.state.storage.stat(&key).await.unwrap().is_some());
-                let run = gc(&app, false, false).await;
-                assert_eq!(report(&run), (0, 0, 0, 0), "{run}");
-                assert_eq!(run["result"]["uploads"], 0);
-                assert_eq!(blob(&app, "library/w", &d).await.status, StatusCode::OK);
-                // Abandoned: untouched for longer than upload_max_age (24 h).
-                sqlx::query("UPDATE uploads SET updated_at = updated_at - 90000000 WHERE id = $1")
-                    .bind(&id)
-                    .execute(&app.state.db.pool)
-                    .await
-                    .unwrap();
-                let run = gc(&app, false, false).await;
-                assert_eq!(run["result"]["uploads"], 1, "{run}");
-                assert!(app.state.storage.stat(&key).await.unwrap().is_none());
-                let r = app.get_with(&loc, &[("authorization", &admin())]).await;
-                assert_eq!(r.status, StatusCode::NOT_FOUND);
-                assert_eq!(blob(&app, "library/w", &d).await.status, StatusCode::OK);
-            }
-            #[tokio::test]
-            async fn sqlite() {
-                run(TestApp::new(DbChoice::Sqlite).await).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                run(TestApp::new(DbChoice::Postgres).await).await
-            }
-        }
-    };
-}
-both_window!(window_protects_fresh_blobs_and_uploads_expire);
+// With the default window (2 h) a freshly uploaded, unreferenced blob stays; an upload session
+// older than `upload_max_age` goes with its data.
+both_dbs!(window_protects_fresh_blobs_and_uploads_expire, |app| {
+    let d = push_blob(&app, "library/w", b"not yet in a manifest").await;
+    let loc = start_upload(&app, "library/w").await;
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    let r = patch_upload(&app, &loc, &[("content-type", "application/octet-stream")], b"partial").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let key = format!("uploads/{id}/data");
+    assert!(app.state.storage.stat(&key).await.unwrap().is_some());
+    let run = gc(&app, false, false).await;
+    assert_eq!(report(&run), (0, 0, 0, 0), "{run}");
+    assert_eq!(run["result"]["uploads"], 0);
+    assert_eq!(blob(&app, "library/w", &d).await.status, StatusCode::OK);
+    // Abandoned: untouched for longer than upload_max_age (24 h).
+    sqlx::query("UPDATE uploads SET updated_at = updated_at - 90000000 WHERE id = $1")
+        .bind(&id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let run = gc(&app, false, false).await;
+    assert_eq!(run["result"]["uploads"], 1, "{run}");
+    assert!(app.state.storage.stat(&key).await.unwrap().is_none());
+    let r = app.get_with(&loc, &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(blob(&app, "library/w", &d).await.status, StatusCode::OK);
+});
 
-/// Upload data whose session row is gone (a crash between deleting the row and the data) is
-/// reclaimed once it is older than `upload_max_age`; younger data and data with a session stay;
-/// a dry run counts it without deleting. On every backend (S3 keeps uploads as part objects).
-mod orphaned_upload_data_is_reclaimed {
-    use super::*;
-    const GRACE: &str = "upload_max_age = \"4s\"\n";
-
+// Upload data whose session row is gone (a crash between deleting the row and the data) is
+// reclaimed once it is older than `upload_max_age`; younger data and data with a session stay;
+// a dry run counts it without deleting. On every backend (S3 keeps uploads as part objects).
+all_backends!(orphaned_upload_data_is_reclaimed, toml = &format!("{NOW}upload_max_age = \"4s\"\n"), |app| {
     async fn start(app: &TestApp, data: &[u8]) -> (String, String) {
-        let r = app
-            .call(Method::POST, "/v2/library/o/blobs/uploads/", &[("authorization", &admin())], vec![])
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED);
-        let loc = r.header("location").unwrap().to_string();
+        let loc = start_upload(app, "library/o").await;
         patch(app, &loc, data).await;
         (loc.rsplit('/').next().unwrap().to_string(), loc)
     }
 
     async fn patch(app: &TestApp, loc: &str, data: &[u8]) {
-        let h = [("authorization", admin()), ("content-type", "application/octet-stream".into())];
-        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = app.call(Method::PATCH, loc, &h, data.to_vec()).await;
+        let r = patch_upload(app, loc, &[("content-type", "application/octet-stream")], data).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     }
 
@@ -347,51 +303,31 @@ mod orphaned_upload_data_is_reclaimed {
         app.state.storage.stat(&format!("uploads/{id}/data")).await.unwrap().is_some()
     }
 
-    async fn run(app: TestApp) {
-        let (orphan, _) = start(&app, b"orphaned data").await;
-        let (live, live_loc) = start(&app, b"live ").await;
-        // The crash: the row is gone, the data stays.
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(&orphan)
-            .execute(&app.state.db.pool)
-            .await
-            .unwrap();
-        let run = gc(&app, false, false).await;
-        assert_eq!(run["result"]["uploads"], 0, "younger than upload_max_age: {run}");
-        assert!(exists(&app, &orphan).await);
-        tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
-        // The live session goes on (its row and its data are fresh again).
-        patch(&app, &live_loc, b"session").await;
-        let run = gc(&app, true, false).await;
-        assert_eq!(run["result"]["uploads"], 1, "{run}");
-        assert_eq!(run["result"]["upload_bytes"], 13, "{run}");
-        assert!(exists(&app, &orphan).await, "a dry run deletes nothing");
-        let run = gc(&app, false, false).await;
-        assert_eq!(run["result"]["uploads"], 1, "{run}");
-        assert_eq!(run["result"]["upload_bytes"], 13, "{run}");
-        assert!(!exists(&app, &orphan).await);
-        assert!(app.state.storage.list("uploads/").await.unwrap().iter().all(|k| !k.contains(&orphan)));
-        // The session with a row was left alone and completes.
-        assert!(exists(&app, &live).await);
-        let d = sha256(b"live session");
-        let r = app
-            .call(Method::PUT, &format!("{live_loc}?digest={d}"), &[("authorization", &admin())], vec![])
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        assert_eq!(blob(&app, "library/o", &d).await.body, b"live session");
-        let run = gc(&app, false, false).await;
-        assert_eq!(run["result"]["uploads"], 0, "{run}");
-    }
-    #[tokio::test]
-    async fn sqlite_fs() {
-        run(TestApp::builder(DbChoice::Sqlite).toml(NOW).toml(GRACE).build().await).await
-    }
-    #[tokio::test]
-    async fn postgres_fs() {
-        run(TestApp::builder(DbChoice::Postgres).toml(NOW).toml(GRACE).build().await).await
-    }
-    #[tokio::test]
-    async fn postgres_s3() {
-        run(TestApp::builder(DbChoice::Postgres).toml(NOW).toml(GRACE).s3().build().await).await
-    }
-}
+    let (orphan, _) = start(&app, b"orphaned data").await;
+    let (live, live_loc) = start(&app, b"live ").await;
+    // The crash: the row is gone, the data stays.
+    sqlx::query("DELETE FROM uploads WHERE id = $1").bind(&orphan).execute(&app.state.db.pool).await.unwrap();
+    let run = gc(&app, false, false).await;
+    assert_eq!(run["result"]["uploads"], 0, "younger than upload_max_age: {run}");
+    assert!(exists(&app, &orphan).await);
+    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    // The live session goes on (its row and its data are fresh again).
+    patch(&app, &live_loc, b"session").await;
+    let run = gc(&app, true, false).await;
+    assert_eq!(run["result"]["uploads"], 1, "{run}");
+    assert_eq!(run["result"]["upload_bytes"], 13, "{run}");
+    assert!(exists(&app, &orphan).await, "a dry run deletes nothing");
+    let run = gc(&app, false, false).await;
+    assert_eq!(run["result"]["uploads"], 1, "{run}");
+    assert_eq!(run["result"]["upload_bytes"], 13, "{run}");
+    assert!(!exists(&app, &orphan).await);
+    assert!(app.state.storage.list("uploads/").await.unwrap().iter().all(|k| !k.contains(&orphan)));
+    // The session with a row was left alone and completes.
+    assert!(exists(&app, &live).await);
+    let d = sha256(b"live session");
+    let r = close_upload(&app, &live_loc, &d, &[], &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(blob(&app, "library/o", &d).await.body, b"live session");
+    let run = gc(&app, false, false).await;
+    assert_eq!(run["result"]["uploads"], 0, "{run}");
+});

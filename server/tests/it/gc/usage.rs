@@ -3,7 +3,7 @@
 
 use super::*;
 
-gc_dbs!(storage_usage_counts_shared_blobs_once_per_project, |app| {
+both_dbs!(storage_usage_counts_shared_blobs_once_per_project, toml = NOW, |app| {
     let r = api(
         &app,
         Method::POST,
@@ -53,7 +53,7 @@ gc_dbs!(storage_usage_counts_shared_blobs_once_per_project, |app| {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 });
 
-gc_dbs!(storage_usage_is_cached_and_follows_pushes_and_deletes, |app| {
+both_dbs!(storage_usage_is_cached_and_follows_pushes_and_deletes, toml = NOW, |app| {
     let db = &app.state.db;
     let used = || async {
         let r = app.get_with("/api/v2.0/projects/library/summary", &[("authorization", &admin())]).await;

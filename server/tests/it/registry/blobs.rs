@@ -83,9 +83,7 @@ all_backends!(post_then_put_and_sha512, |app| {
     assert!(r.header("docker-upload-uuid").is_some());
     let data = b"sha512 content".to_vec();
     let d512 = format!("sha512:{}", hex(&Sha512::digest(&data)));
-    let r = app
-        .call(Method::PUT, &format!("{loc}?digest={d512}"), &[("authorization", &auth)], data.clone())
-        .await;
+    let r = close_upload(&app, &loc, &d512, &[], &data).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = app.get_with(&format!("/v2/library/b/blobs/{d512}"), &[("authorization", &auth)]).await;
     assert_eq!(r.body, data);
@@ -95,16 +93,8 @@ all_backends!(post_then_put_and_sha512, |app| {
     assert_eq!(oci_code(&r), "DIGEST_INVALID");
     // Empty blob.
     let e = sha256(b"");
-    let r = app.call(Method::POST, "/v2/library/b/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
-    let loc = r.header("location").unwrap().to_string();
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={e}"),
-            &[("authorization", &auth), ("content-length", "0")],
-            vec![],
-        )
-        .await;
+    let loc = start_upload(&app, "library/b").await;
+    let r = close_upload(&app, &loc, &e, &[("content-length", "0")], &[]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(
         app.get_with(&format!("/v2/library/b/blobs/{e}"), &[("authorization", &auth)]).await.status,
@@ -116,32 +106,19 @@ all_backends!(chunked_and_streamed_uploads, |app| {
     let auth = admin();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let d = sha256(&data);
-    let r = app.call(Method::POST, "/v2/library/c/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
-    let loc = r.header("location").unwrap().to_string();
+    let loc = start_upload(&app, "library/c").await;
     let chunk = |a: usize, b: usize| data[a..b].to_vec();
-    let r = app
-        .call(
-            Method::PATCH,
-            &loc,
-            &[
-                ("authorization", &auth),
-                ("content-range", "0-99999"),
-                ("content-type", "application/octet-stream"),
-            ],
-            chunk(0, 100_000),
-        )
-        .await;
+    let r = patch_upload(
+        &app,
+        &loc,
+        &[("content-range", "0-99999"), ("content-type", "application/octet-stream")],
+        &chunk(0, 100_000),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert_eq!(r.header("range"), Some("0-99999"));
     // Out of order → 416 with the current range.
-    let r = app
-        .call(
-            Method::PATCH,
-            &loc,
-            &[("authorization", &auth), ("content-range", "200000-299999")],
-            chunk(200_000, 300_000),
-        )
-        .await;
+    let r = patch_upload(&app, &loc, &[("content-range", "200000-299999")], &chunk(200_000, 300_000)).await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.header("range"), Some("0-99999"));
     assert_eq!(oci_code(&r), "RANGE_INVALID");
@@ -151,37 +128,16 @@ all_backends!(chunked_and_streamed_uploads, |app| {
     assert_eq!(r.header("range"), Some("0-99999"));
     // The next chunk is accepted by another instance (replica) sharing DB and storage.
     let other = app.sibling().await;
-    let r = other
-        .call(
-            Method::PATCH,
-            &loc,
-            &[("authorization", &auth), ("content-range", "100000-199999")],
-            chunk(100_000, 200_000),
-        )
-        .await;
+    let r = patch_upload(&other, &loc, &[("content-range", "100000-199999")], &chunk(100_000, 200_000)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     // Streamed (no Content-Range) for the rest, then the final PUT without body.
-    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], chunk(200_000, 300_000)).await;
+    let r = patch_upload(&app, &loc, &[], &chunk(200_000, 300_000)).await;
     assert_eq!(r.header("range"), Some("0-299999"));
     let bad = sha256(b"x");
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={bad}"),
-            &[("authorization", &auth), ("content-length", "0")],
-            vec![],
-        )
-        .await;
+    let r = close_upload(&app, &loc, &bad, &[("content-length", "0")], &[]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(oci_code(&r), "DIGEST_INVALID");
-    let r = other
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={d}"),
-            &[("authorization", &auth), ("content-length", "0")],
-            vec![],
-        )
-        .await;
+    let r = close_upload(&other, &loc, &d, &[("content-length", "0")], &[]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(
         app.get_with(&format!("/v2/library/c/blobs/{d}"), &[("authorization", &auth)]).await.body,
@@ -192,8 +148,7 @@ all_backends!(chunked_and_streamed_uploads, |app| {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(oci_code(&r), "BLOB_UPLOAD_UNKNOWN");
     // PUT without digest.
-    let r = app.call(Method::POST, "/v2/library/c/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
-    let loc2 = r.header("location").unwrap().to_string();
+    let loc2 = start_upload(&app, "library/c").await;
     let r = app.call(Method::PUT, &loc2, &[("authorization", &auth)], vec![]).await;
     assert_eq!(oci_code(&r), "DIGEST_INVALID");
     // Cancel.
@@ -271,9 +226,7 @@ all_backends!(upload_held_by_a_dead_request_is_resumable_once_its_lease_expires,
     let auth = admin();
     let data: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
     let d = sha256(&data);
-    let r =
-        app.call(Method::POST, "/v2/library/lease/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
-    let loc = r.header("location").unwrap().to_string();
+    let loc = start_upload(&app, "library/lease").await;
     let id = loc.rsplit('/').next().unwrap().to_string();
     let set_lease = |until: i64| {
         let pool = app.state.db.pool.clone();
@@ -290,15 +243,15 @@ all_backends!(upload_held_by_a_dead_request_is_resumable_once_its_lease_expires,
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     // Held by a (dead) request: refused, the committed size is unchanged.
     set_lease(now + 30_000).await;
-    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], data.clone()).await;
+    let r = patch_upload(&app, &loc, &[], &data).await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{}", r.text());
     assert_eq!(oci_code(&r), "RANGE_INVALID");
     // Expired: another replica takes the upload over and finishes it.
     set_lease(now - 1).await;
     let other = app.sibling().await;
-    let r = other.call(Method::PATCH, &loc, &[("authorization", &auth)], data.clone()).await;
+    let r = patch_upload(&other, &loc, &[], &data).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let r = other.call(Method::PUT, &format!("{loc}?digest={d}"), &[("authorization", &auth)], vec![]).await;
+    let r = close_upload(&other, &loc, &d, &[], &[]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(
         app.get_with(&format!("/v2/library/lease/blobs/{d}"), &[("authorization", &auth)]).await.body,
@@ -379,10 +332,8 @@ all_backends!(a_failed_patch_leaves_nothing_in_the_committed_blob, |app| {
     let config: Vec<u8> =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
     let d = sha256(&config);
-    let r =
-        app.call(Method::POST, "/v2/library/junk/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
-    let loc = r.header("location").unwrap().to_string();
-    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], config.clone()).await;
+    let loc = start_upload(&app, "library/junk").await;
+    let r = patch_upload(&app, &loc, &[], &config).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     // 3 MiB of an announced 8 MiB, then the client goes away.
     let junk = bytes::Bytes::from(vec![b'J'; 1024 * 1024]);
@@ -401,14 +352,7 @@ all_backends!(a_failed_patch_leaves_nothing_in_the_committed_blob, |app| {
     assert!(r.status.is_client_error(), "{} {}", r.status, r.text());
     let r = app.get_with(&loc, &[("authorization", &auth)]).await;
     assert_eq!(r.header("range"), Some(format!("0-{}", config.len() - 1).as_str()));
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={d}"),
-            &[("authorization", &auth), ("content-length", "0")],
-            vec![],
-        )
-        .await;
+    let r = close_upload(&app, &loc, &d, &[("content-length", "0")], &[]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let key = format!("blobs/sha256/{}/{}/data", &d[7..9], &d[7..]);
     assert_eq!(app.state.storage.stat(&key).await.unwrap(), Some(config.len() as u64));
@@ -434,39 +378,16 @@ all_backends!(a_closing_put_at_the_wrong_offset_is_416_and_appends_nothing, |app
     let auth = admin();
     let data: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
     let d = sha256(&data);
-    let r =
-        app.call(Method::POST, "/v2/library/cr/blobs/uploads/", &[("authorization", &auth)], vec![]).await;
-    let loc = r.header("location").unwrap().to_string();
-    let r = app
-        .call(
-            Method::PATCH,
-            &loc,
-            &[("authorization", &auth), ("content-range", "0-99")],
-            data[..100].to_vec(),
-        )
-        .await;
+    let loc = start_upload(&app, "library/cr").await;
+    let r = patch_upload(&app, &loc, &[("content-range", "0-99")], &data[..100]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={d}"),
-            &[("authorization", &auth), ("content-range", "50-149")],
-            data[50..150].to_vec(),
-        )
-        .await;
+    let r = close_upload(&app, &loc, &d, &[("content-range", "50-149")], &data[50..150]).await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{}", r.text());
     assert_eq!(oci_code(&r), "RANGE_INVALID");
     assert_eq!(r.header("range"), Some("0-99"));
     let r = app.get_with(&loc, &[("authorization", &auth)]).await;
     assert_eq!(r.header("range"), Some("0-99"));
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={d}"),
-            &[("authorization", &auth), ("content-range", "100-199")],
-            data[100..].to_vec(),
-        )
-        .await;
+    let r = close_upload(&app, &loc, &d, &[("content-range", "100-199")], &data[100..]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(
         app.get_with(&format!("/v2/library/cr/blobs/{d}"), &[("authorization", &auth)]).await.body,
@@ -479,20 +400,9 @@ all_backends!(a_closing_put_at_the_wrong_offset_is_416_and_appends_nothing, |app
 all_backends!(deleting_a_repository_deletes_its_uploads_data, |app| {
     let auth = admin();
     push_image(&app, "library/up-del", "v1", &[b"up-del layer"]).await;
-    let r = app
-        .call(Method::POST, "/v2/library/up-del/blobs/uploads/", &[("authorization", &auth)], vec![])
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    let loc = r.header("location").unwrap().to_string();
+    let loc = start_upload(&app, "library/up-del").await;
     let id = loc.rsplit('/').next().unwrap().to_string();
-    let r = app
-        .call(
-            Method::PATCH,
-            &loc,
-            &[("authorization", &auth), ("content-range", "0-9")],
-            b"0123456789".to_vec(),
-        )
-        .await;
+    let r = patch_upload(&app, &loc, &[("content-range", "0-9")], b"0123456789").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let key = format!("uploads/{id}/data");
     assert_eq!(app.state.storage.stat(&key).await.unwrap(), Some(10));
@@ -510,6 +420,6 @@ all_backends!(deleting_a_repository_deletes_its_uploads_data, |app| {
         None,
         "the upload's data outlived its repository"
     );
-    let r = app.call(Method::PATCH, &loc, &[("authorization", &auth)], b"more".to_vec()).await;
+    let r = patch_upload(&app, &loc, &[], b"more").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 });

@@ -4,7 +4,10 @@
 //! indexes, referrers, the catalog, permissions and replicas.
 
 use crate::common::basic;
-use crate::common::oci::{admin, hex, push_blob, push_image, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
+use crate::common::oci::{
+    admin, close_upload, hex, patch_upload, push_blob, push_image, put_manifest, sha256, start_upload,
+    OCI_INDEX, OCI_MANIFEST,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use sha2::{Digest as _, Sha512};
