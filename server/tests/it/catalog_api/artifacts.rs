@@ -165,58 +165,18 @@ both_dbs!(artifacts_tags_and_accessories, |app| {
         .await
         .json();
     assert_eq!(listed.as_array().unwrap().len(), 1);
-    assert_eq!(
-        app.call(Method::DELETE, &format!("{tags}/stable"), &[("authorization", &basic("dev", PW))], vec![])
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("{tags}/stable"),
-            &[("authorization", &basic("maint", PW))],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(
-            Method::DELETE,
-            &format!("{tags}/stable"),
-            &[("authorization", &basic("maint", PW))],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(delete(&app, &format!("{tags}/stable"), &basic("dev", PW)).await, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&app, &format!("{tags}/stable"), &basic("maint", PW)).await, StatusCode::OK);
+    assert_eq!(delete(&app, &format!("{tags}/stable"), &basic("maint", PW)).await, StatusCode::NOT_FOUND);
 
     // Deleting the subject takes its signature; index children stay hidden until the index goes.
-    assert_eq!(
-        app.call(Method::DELETE, &format!("{base}/v1"), &[("authorization", &basic("dev", PW))], vec![])
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call(Method::DELETE, &format!("{base}/v1"), &[("authorization", &basic("maint", PW))], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(delete(&app, &format!("{base}/v1"), &basic("dev", PW)).await, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&app, &format!("{base}/v1"), &basic("maint", PW)).await, StatusCode::OK);
     assert_eq!(
         app.get_with(&format!("/v2/p1/app/manifests/{sig}"), &[("authorization", &admin())]).await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        app.call(Method::DELETE, &format!("{base}/multi"), &[("authorization", &admin())], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(delete(&app, &format!("{base}/multi"), &admin()).await, StatusCode::OK);
     let after = app.get_with(base, &[("authorization", &admin())]).await.json();
     let mut left = digests(&after);
     left.sort();

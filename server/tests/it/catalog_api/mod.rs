@@ -4,51 +4,14 @@
 //! `artifacts`: artifacts, tags, accessories and copies; `repositories`: repositories, search,
 //! statistics, CSRF and write contention; `shapes`: Harbor's JSON shapes.
 
-use crate::common::{basic, TestApp, ADMIN_PASSWORD};
+use crate::common::oci::{admin, push_blob as blob, put_manifest, sha256, OCI_INDEX, OCI_MANIFEST};
+use crate::common::{api, basic, member, TestApp, ADMIN_PASSWORD, PW};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
-
-const PW: &str = "Passw0rd!x";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn admin() -> String {
-    basic("admin", ADMIN_PASSWORD)
-}
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> crate::common::Resp {
-    app.call(method, path, &[("authorization", auth), ("content-type", "application/json")], body.to_string())
-        .await
-}
-
-async fn blob(app: &TestApp, repo: &str, data: &[u8]) -> String {
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(data)),
-            &[("authorization", &admin())],
-            data.to_vec(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    sha256(data)
-}
 
 async fn manifest(app: &TestApp, repo: &str, reference: &str, ct: &str, m: &Value) -> String {
     let body = m.to_string();
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v2/{repo}/manifests/{reference}"),
-            &[("authorization", &admin()), ("content-type", ct)],
-            body.clone(),
-        )
-        .await;
+    let r = put_manifest(app, repo, reference, ct, body.as_bytes()).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     sha256(body.as_bytes())
 }
@@ -81,16 +44,14 @@ async fn user(app: &TestApp, name: &str, project: &str, role: i64) {
         api(app, Method::POST, "/api/v2.0/users", &admin(), json!({"username": name, "password": PW})).await;
     assert_eq!(r.status, StatusCode::CREATED);
     if role > 0 {
-        let r = api(
-            app,
-            Method::POST,
-            &format!("/api/v2.0/projects/{project}/members"),
-            &admin(),
-            json!({"role_id": role, "member_user": {"username": name}}),
-        )
-        .await;
+        let r = member(app, project, name, role).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
+}
+
+/// `DELETE path` with `auth`; returns the status.
+async fn delete(app: &TestApp, path: &str, auth: &str) -> StatusCode {
+    app.call(Method::DELETE, path, &[("authorization", auth)], vec![]).await.status
 }
 
 fn digests(v: &Value) -> Vec<String> {

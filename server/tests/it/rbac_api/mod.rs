@@ -3,26 +3,12 @@
 //! `users`: projects, members and users; `robots`: robot accounts; `system`: the audit log,
 //! configurations and proxies.
 
-use crate::common::{basic, TestApp, ADMIN_PASSWORD};
+use crate::common::oci::{admin, push_image_as};
+use crate::common::{api, basic, member, TestApp, PW};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
-
-const PW: &str = "Passw0rd!x";
-
-fn admin() -> String {
-    basic("admin", ADMIN_PASSWORD)
-}
-
-async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> crate::common::Resp {
-    let mut headers = vec![("content-type", "application/json")];
-    if !auth.is_empty() {
-        headers.push(("authorization", auth));
-    }
-    app.call(method, path, &headers, if body.is_null() { String::new() } else { body.to_string() }).await
-}
 
 async fn user(app: &TestApp, name: &str) -> i64 {
     let r =
@@ -31,45 +17,9 @@ async fn user(app: &TestApp, name: &str) -> i64 {
     r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap()
 }
 
-async fn member(app: &TestApp, project: &str, name: &str, role: i64) -> crate::common::Resp {
-    api(
-        app,
-        Method::POST,
-        &format!("/api/v2.0/projects/{project}/members"),
-        &admin(),
-        json!({"role_id": role, "member_user": {"username": name}}),
-    )
-    .await
-}
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
+/// Pushes an image without layers with `auth`; the status of the first refused step, else 201.
 async fn push(app: &TestApp, auth: &str, repo: &str, tag: &str) -> StatusCode {
-    let config = br#"{"os":"linux"}"#;
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(config)),
-            &[("authorization", auth)],
-            config.to_vec(),
-        )
-        .await;
-    if r.status != StatusCode::CREATED {
-        return r.status;
-    }
-    let m = json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sha256(config),"size":config.len()},
-        "layers":[]});
-    app.call(
-        Method::PUT,
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("authorization", auth), ("content-type", "application/vnd.oci.image.manifest.v1+json")],
-        m.to_string(),
-    )
-    .await
-    .status
+    push_image_as(app, auth, repo, tag, br#"{"os":"linux"}"#, &[]).await
 }
 
 async fn audit(app: &TestApp, q: &str) -> Vec<Value> {
