@@ -255,14 +255,7 @@ async fn refresh_tokens_when_enabled(app: TestApp) {
     let form = |rt: &str| {
         format!("grant_type=refresh_token&service=harbor-registry&client_id=docker&scope=repository%3Ap1%2Fapp%3Apull%2Cpush&refresh_token={rt}")
     };
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form(&refresh),
-        )
-        .await;
+    let r = token_post(&app, &form(&refresh)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let t = r.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(actions(&t, "p1/app"), ["pull", "push"]);
@@ -270,14 +263,7 @@ async fn refresh_tokens_when_enabled(app: TestApp) {
 
     // A refresh token is not an access token, and an access token is not a refresh token.
     assert_eq!(pull(&app, Some(&bearer(&refresh)), "p1/app", "v1").await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form(&t),
-        )
-        .await;
+    let r = token_post(&app, &form(&t)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Password grant with access_type=offline also returns one.
@@ -298,14 +284,7 @@ async fn refresh_tokens_when_enabled(app: TestApp) {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form(&refresh),
-        )
-        .await;
+    let r = token_post(&app, &form(&refresh)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 

@@ -302,24 +302,10 @@ macro_rules! all_backends {
         all_backends!($name, toml = "", |$app| $body);
     };
     ($name:ident, toml = $toml:expr, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            use $crate::common::{DbChoice, TestApp};
-            async fn run($app: TestApp) $body
-            #[tokio::test]
-            async fn sqlite_fs() {
-                run(TestApp::builder(DbChoice::Sqlite).toml($toml).build().await).await
-            }
-            #[tokio::test]
-            async fn postgres_fs() {
-                run(TestApp::builder(DbChoice::Postgres).toml($toml).build().await).await
-            }
-            #[tokio::test]
-            async fn postgres_s3() {
-                run(TestApp::builder(DbChoice::Postgres).toml($toml).s3().build().await).await
-            }
-        }
+        $crate::backend_variants!(
+            $name, $toml, |$app| $body,
+            sqlite_fs: Sqlite, postgres_fs: Postgres, postgres_s3: Postgres s3
+        );
     };
 }
 
@@ -330,19 +316,26 @@ macro_rules! both_dbs {
         both_dbs!($name, toml = "", |$app| $body);
     };
     ($name:ident, toml = $toml:expr, |$app:ident| $body:block) => {
+        $crate::backend_variants!($name, $toml, |$app| $body, sqlite: Sqlite, postgres: Postgres);
+    };
+}
+
+/// The module `all_backends!` and `both_dbs!` generate: the body as `run`, and one test per
+/// variant (`name: DbChoice [s3]`) running it on a fresh `TestApp` built with `toml`.
+#[macro_export]
+macro_rules! backend_variants {
+    ($name:ident, $toml:expr, |$app:ident| $body:block, $($variant:ident: $db:ident $($s3:ident)?),+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             use $crate::common::{DbChoice, TestApp};
             async fn run($app: TestApp) $body
-            #[tokio::test]
-            async fn sqlite() {
-                run(TestApp::builder(DbChoice::Sqlite).toml($toml).build().await).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                run(TestApp::builder(DbChoice::Postgres).toml($toml).build().await).await
-            }
+            $(
+                #[tokio::test]
+                async fn $variant() {
+                    run(TestApp::builder(DbChoice::$db).toml($toml)$(.$s3())?.build().await).await
+                }
+            )+
         }
     };
 }

@@ -43,12 +43,12 @@ pub async fn push_blob(app: &TestApp, repo: &str, data: &[u8]) -> String {
 
 /// The body of an image manifest for `config` and gzip `layers`.
 pub fn image_manifest(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
-    let ls: Vec<_> = layers
-        .iter()
-        .map(|l| json!({"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":sha256(l),"size":l.len()}))
-        .collect();
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let ls: Vec<_> =
+        layers.iter().map(|l| json!({"mediaType":gzip,"digest":sha256(l),"size":l.len()})).collect();
+    let cd = sha256(config);
     let m = json!({"schemaVersion":2,"mediaType":OCI_MANIFEST,
-        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sha256(config),"size":config.len()},
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":cd,"size":config.len()},
         "layers":ls});
     serde_json::to_vec(&m).unwrap()
 }
