@@ -332,14 +332,14 @@ all_backends!(a_push_by_digest_tags_with_the_tag_query_parameter, |app| {
     m["annotations"] = json!({"v": "2"});
     let body = serde_json::to_vec(&m).unwrap();
     let d = sha256(&body);
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v2/library/qt/manifests/{d}?tag=1.2.3&tag=1.2&tag=latest&tag=1.2"),
-            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
-            body.clone(),
-        )
-        .await;
+    let r = put_manifest(
+        &app,
+        "library/qt",
+        &format!("{d}?tag=1.2.3&tag=1.2&tag=latest&tag=1.2"),
+        OCI_MANIFEST,
+        &body,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
     let tags: Vec<&str> = r.headers.get_all("oci-tag").iter().map(|v| v.to_str().unwrap()).collect();
@@ -349,14 +349,7 @@ all_backends!(a_push_by_digest_tags_with_the_tag_query_parameter, |app| {
         assert_eq!(r.header("docker-content-digest"), Some(d.as_str()), "{t}");
     }
     // A bad tag refuses the whole request: nothing is tagged.
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v2/library/qt/manifests/{d}?tag=ok&tag=-bad"),
-            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
-            body.clone(),
-        )
-        .await;
+    let r = put_manifest(&app, "library/qt", &format!("{d}?tag=ok&tag=-bad"), OCI_MANIFEST, &body).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(oci_code(&r), "TAG_INVALID");
     assert_eq!(
@@ -365,14 +358,7 @@ all_backends!(a_push_by_digest_tags_with_the_tag_query_parameter, |app| {
     );
     // Too many: 414.
     let many: String = (0..101).map(|i| format!("tag=t{i}&")).collect();
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v2/library/qt/manifests/{d}?{many}"),
-            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
-            body.clone(),
-        )
-        .await;
+    let r = put_manifest(&app, "library/qt", &format!("{d}?{many}"), OCI_MANIFEST, &body).await;
     assert_eq!(r.status, StatusCode::URI_TOO_LONG);
     // Without tags: no OCI-Tag header.
     let r = put_manifest(&app, "library/qt", &d, OCI_MANIFEST, &body).await;
@@ -391,14 +377,7 @@ all_backends!(a_push_by_tag_keeps_the_digest_algorithm_the_client_names, |app| {
     let body = serde_json::to_vec(&m).unwrap();
     let d512 =
         server::registry::digest::Digest::of(server::registry::digest::Algorithm::Sha512, &body).to_string();
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v2/library/alg/manifests/v512?digest={d512}"),
-            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
-            body.clone(),
-        )
-        .await;
+    let r = put_manifest(&app, "library/alg", &format!("v512?digest={d512}"), OCI_MANIFEST, &body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(d512.as_str()));
     let r = app.get_with("/v2/library/alg/manifests/v512", &[("authorization", &auth)]).await;
@@ -409,14 +388,7 @@ all_backends!(a_push_by_tag_keeps_the_digest_algorithm_the_client_names, |app| {
     // A digest the body does not have: refused, nothing tagged.
     let wrong = server::registry::digest::Digest::of(server::registry::digest::Algorithm::Sha512, b"other")
         .to_string();
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v2/library/alg/manifests/bad?digest={wrong}"),
-            &[("authorization", &auth), ("content-type", OCI_MANIFEST)],
-            body.clone(),
-        )
-        .await;
+    let r = put_manifest(&app, "library/alg", &format!("bad?digest={wrong}"), OCI_MANIFEST, &body).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(oci_code(&r), "DIGEST_INVALID");
     let r = app
