@@ -1,10 +1,18 @@
 //! The portal through the real router: server-rendered pages, JavaScript-free form login,
 //! redirects, and the cross-site guard on server functions.
 
+use crate::common::{Resp, TestApp};
 use axum::http::{Method, StatusCode};
 
 const HTML_FORM: [(&str, &str); 2] =
     [("content-type", "application/x-www-form-urlencoded"), ("accept", "text/html,application/xhtml+xml")];
+
+/// `POST /portal/fn/login` with a form body and the `extra` headers.
+async fn form_post(app: &TestApp, extra: &[(&str, &str)], body: &str) -> Resp {
+    let mut headers = vec![HTML_FORM[0]];
+    headers.extend_from_slice(extra);
+    app.call(Method::POST, "/portal/fn/login", &headers, body.to_string()).await
+}
 
 both_dbs!(sign_in_page_renders_without_javascript, |app| {
     let r = app.get_with("/account/sign-in", &[("accept", "text/html")]).await;
@@ -87,47 +95,26 @@ both_dbs!(open_redirects_are_refused, |app| {
 
 both_dbs!(server_functions_refuse_cross_site_posts, |app| {
     let body = "username=admin&password=Harbor12345&redirect_url=";
-    let r = app
-        .call(Method::POST, "/portal/fn/login", &[HTML_FORM[0], ("sec-fetch-site", "cross-site")], body)
-        .await;
+    let r = form_post(&app, &[("sec-fetch-site", "cross-site")], body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.error_code(), "FORBIDDEN");
-    let r = app
-        .call(
-            Method::POST,
-            "/portal/fn/login",
-            &[HTML_FORM[0], ("origin", "https://evil.example"), ("host", "127.0.0.1:8080")],
-            body,
-        )
-        .await;
+    let r = form_post(&app, &[("origin", "https://evil.example"), ("host", "127.0.0.1:8080")], body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // X-Forwarded-Host names the host only when a trusted proxy sent it (none here).
-    let r = app
-        .call(
-            Method::POST,
-            "/portal/fn/login",
-            &[
-                HTML_FORM[0],
-                ("origin", "https://evil.example"),
-                ("host", "127.0.0.1:8080"),
-                ("x-forwarded-host", "evil.example"),
-            ],
-            body,
-        )
-        .await;
+    let r = form_post(
+        &app,
+        &[
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "evil.example"),
+        ],
+        body,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .call(
-            Method::POST,
-            "/portal/fn/login",
-            &[HTML_FORM[0], ("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")],
-            body,
-        )
-        .await;
+    let r = form_post(&app, &[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")], body).await;
     assert_ne!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .call(Method::POST, "/portal/fn/login", &[HTML_FORM[0], ("sec-fetch-site", "same-origin")], body)
-        .await;
+    let r = form_post(&app, &[("sec-fetch-site", "same-origin")], body).await;
     assert_ne!(r.status, StatusCode::FORBIDDEN);
 });
 

@@ -2,30 +2,26 @@
 //! registry must refuse, refresh tokens, RBAC per role on `/v2`, cross-repository mounts, a
 //! deleted-and-recreated project, and the audit rows these leave. SQLite and PostgreSQL.
 
-use crate::common::{basic, TestApp, ADMIN_PASSWORD};
+use crate::common::oci::{admin, push_image_as, sha256};
+use crate::common::{api, basic, TestApp, PW};
 use axum::http::{Method, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
-const PW: &str = "Passw0rd!x";
-
-fn admin() -> String {
-    basic("admin", ADMIN_PASSWORD)
-}
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+/// `POST /service/token` with a form `body` (the OAuth2 grants).
+async fn token_post(app: &TestApp, body: &str) -> crate::common::Resp {
+    app.call(
+        Method::POST,
+        "/service/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        body.to_string(),
+    )
+    .await
 }
 
 fn bearer(t: &str) -> String {
     format!("Bearer {t}")
-}
-
-async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: Value) -> crate::common::Resp {
-    app.call(method, path, &[("authorization", auth), ("content-type", "application/json")], body.to_string())
-        .await
 }
 
 async fn create_user(app: &TestApp, name: &str) -> i64 {
@@ -104,31 +100,7 @@ fn actions(token: &str, name: &str) -> Vec<String> {
 /// Pushes a one-layer image with `auth`; returns the manifest PUT status (or the first failing
 /// blob upload's).
 async fn push(app: &TestApp, auth: &str, repo: &str, tag: &str, layer: &[u8]) -> StatusCode {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    for blob in [&config[..], layer] {
-        let r = app
-            .call(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(blob)),
-                &[("authorization", auth)],
-                blob.to_vec(),
-            )
-            .await;
-        if r.status != StatusCode::CREATED {
-            return r.status;
-        }
-    }
-    let m = json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sha256(config),"size":config.len()},
-        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":sha256(layer),"size":layer.len()}]});
-    app.call(
-        Method::PUT,
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("authorization", auth), ("content-type", "application/vnd.oci.image.manifest.v1+json")],
-        m.to_string(),
-    )
-    .await
-    .status
+    push_image_as(app, auth, repo, tag, br#"{"architecture":"amd64","os":"linux"}"#, &[layer]).await
 }
 
 async fn pull(app: &TestApp, auth: Option<&str>, repo: &str, tag: &str) -> StatusCode {
@@ -233,20 +205,11 @@ both_dbs!(no_refresh_tokens_by_default, |app| {
     assert!(j["token"].is_string());
     assert!(j.get("refresh_token").is_none(), "{j}");
     let body = format!("grant_type=password&service=harbor-registry&client_id=x&username=dev&password={PW}&access_type=offline&scope=repository%3Ap1%2Fapp%3Apull");
-    let r = app
-        .call(Method::POST, "/service/token", &[("content-type", "application/x-www-form-urlencoded")], body)
-        .await;
+    let r = token_post(&app, &body).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json().get("refresh_token").is_none());
     // The refresh_token grant is refused with a message the client shows.
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            "grant_type=refresh_token&service=harbor-registry&refresh_token=x".to_string(),
-        )
-        .await;
+    let r = token_post(&app, "grant_type=refresh_token&service=harbor-registry&refresh_token=x").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("refresh tokens are disabled"));
 });
@@ -292,14 +255,7 @@ async fn refresh_tokens_when_enabled(app: TestApp) {
     let form = |rt: &str| {
         format!("grant_type=refresh_token&service=harbor-registry&client_id=docker&scope=repository%3Ap1%2Fapp%3Apull%2Cpush&refresh_token={rt}")
     };
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form(&refresh),
-        )
-        .await;
+    let r = token_post(&app, &form(&refresh)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let t = r.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(actions(&t, "p1/app"), ["pull", "push"]);
@@ -307,31 +263,15 @@ async fn refresh_tokens_when_enabled(app: TestApp) {
 
     // A refresh token is not an access token, and an access token is not a refresh token.
     assert_eq!(pull(&app, Some(&bearer(&refresh)), "p1/app", "v1").await, StatusCode::UNAUTHORIZED);
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form(&t),
-        )
-        .await;
+    let r = token_post(&app, &form(&t)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Password grant with access_type=offline also returns one.
     let body = format!("grant_type=password&service=harbor-registry&client_id=x&username=dev&password={PW}&access_type=offline&scope=repository%3Ap1%2Fapp%3Apull");
-    let r = app
-        .call(Method::POST, "/service/token", &[("content-type", "application/x-www-form-urlencoded")], body)
-        .await;
+    let r = token_post(&app, &body).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json()["refresh_token"].is_string());
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            "grant_type=magic".to_string(),
-        )
-        .await;
+    let r = token_post(&app, "grant_type=magic").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // A password change ends the refresh token.
@@ -344,14 +284,7 @@ async fn refresh_tokens_when_enabled(app: TestApp) {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = app
-        .call(
-            Method::POST,
-            "/service/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            form(&refresh),
-        )
-        .await;
+    let r = token_post(&app, &form(&refresh)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 

@@ -5,6 +5,10 @@
 //! one; a missing variable fails the Postgres variant loudly instead of skipping it) and dropped
 //! when the test ends (`PgDb`). Generated names end in `sqlite`, `postgres`, `postgres_fs` or
 //! `postgres_s3`, which is what the fast loop's `--skip postgres --skip s3` relies on.
+//! `all_backends!` (three variants) and `both_dbs!` take `toml = EXPR` for extra configuration
+//! (the GC tests' zero window).
+//! Shared REST helpers live here (`api`, `member`, `PW`), OCI ones in `oci` (pushes and the
+//! steps of a blob upload).
 #![allow(dead_code)]
 
 pub mod oci;
@@ -22,6 +26,23 @@ use sqlx::Connection;
 use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "Harbor12345";
+/// The password the REST tests give the users they create.
+pub const PW: &str = "Passw0rd!x";
+
+/// A JSON request to `/api/v2.0` with `auth` (`""`: none); a `Value::Null` body is sent empty.
+pub async fn api(app: &TestApp, method: Method, path: &str, auth: &str, body: serde_json::Value) -> Resp {
+    let mut headers = vec![("content-type", "application/json")];
+    if !auth.is_empty() {
+        headers.push(("authorization", auth));
+    }
+    app.call(method, path, &headers, if body.is_null() { String::new() } else { body.to_string() }).await
+}
+
+/// Adds `name` to `project` with `role` as the admin (`POST .../members`); returns the response.
+pub async fn member(app: &TestApp, project: &str, name: &str, role: i64) -> Resp {
+    let body = serde_json::json!({"role_id": role, "member_user": {"username": name}});
+    api(app, Method::POST, &format!("/api/v2.0/projects/{project}/members"), &oci::admin(), body).await
+}
 
 /// Creates a local user with default profile fields, through the product's own insert.
 pub async fn create_user(
@@ -274,46 +295,47 @@ impl Builder {
 }
 
 /// Runs each test body on SQLite and PostgreSQL with filesystem storage, and on PostgreSQL
-/// with S3 storage (Garage).
+/// with S3 storage (Garage). `toml = EXPR` appends configuration (`Builder::toml`).
 #[macro_export]
 macro_rules! all_backends {
     ($name:ident, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            async fn run($app: $crate::common::TestApp) $body
-            #[tokio::test]
-            async fn sqlite_fs() {
-                run($crate::common::TestApp::new($crate::common::DbChoice::Sqlite).await).await
-            }
-            #[tokio::test]
-            async fn postgres_fs() {
-                run($crate::common::TestApp::new($crate::common::DbChoice::Postgres).await).await
-            }
-            #[tokio::test]
-            async fn postgres_s3() {
-                run($crate::common::TestApp::builder($crate::common::DbChoice::Postgres).s3().build().await).await
-            }
-        }
+        all_backends!($name, toml = "", |$app| $body);
+    };
+    ($name:ident, toml = $toml:expr, |$app:ident| $body:block) => {
+        $crate::backend_variants!(
+            $name, $toml, |$app| $body,
+            sqlite_fs: Sqlite, postgres_fs: Postgres, postgres_s3: Postgres s3
+        );
     };
 }
 
-/// Runs each test body on SQLite and on PostgreSQL.
+/// Runs each test body on SQLite and on PostgreSQL. `toml = EXPR` appends configuration.
 #[macro_export]
 macro_rules! both_dbs {
     ($name:ident, |$app:ident| $body:block) => {
+        both_dbs!($name, toml = "", |$app| $body);
+    };
+    ($name:ident, toml = $toml:expr, |$app:ident| $body:block) => {
+        $crate::backend_variants!($name, $toml, |$app| $body, sqlite: Sqlite, postgres: Postgres);
+    };
+}
+
+/// The module `all_backends!` and `both_dbs!` generate: the body as `run`, and one test per
+/// variant (`name: DbChoice [s3]`) running it on a fresh `TestApp` built with `toml`.
+#[macro_export]
+macro_rules! backend_variants {
+    ($name:ident, $toml:expr, |$app:ident| $body:block, $($variant:ident: $db:ident $($s3:ident)?),+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            async fn run($app: $crate::common::TestApp) $body
-            #[tokio::test]
-            async fn sqlite() {
-                run($crate::common::TestApp::new($crate::common::DbChoice::Sqlite).await).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                run($crate::common::TestApp::new($crate::common::DbChoice::Postgres).await).await
-            }
+            use $crate::common::{DbChoice, TestApp};
+            async fn run($app: TestApp) $body
+            $(
+                #[tokio::test]
+                async fn $variant() {
+                    run(TestApp::builder(DbChoice::$db).toml($toml)$(.$s3())?.build().await).await
+                }
+            )+
         }
     };
 }
