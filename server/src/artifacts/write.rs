@@ -34,7 +34,6 @@ pub async fn put_manifest(
     digest: &Digest,
     manifest_size: u64,
     parsed: &Parsed,
-    blob_sizes: u64,
     tags: &[&str],
     manifest_gen: i64,
 ) -> Result<(), MetaError> {
@@ -96,7 +95,7 @@ pub async fn put_manifest(
     .bind(&parsed.media_type)
     .bind(&parsed.artifact_type)
     .bind(manifest_size as i64)
-    .bind((manifest_size + blob_sizes) as i64)
+    .bind((manifest_size + parsed.blobs.iter().map(|b| b.size).sum::<u64>()) as i64)
     .bind(parsed.subject.as_ref().map(|s| s.digest.to_string()))
     .bind(annotations)
     .bind(now)
@@ -191,11 +190,12 @@ pub async fn copy_manifest(
     if !done.insert(digest.to_string()) {
         return Ok(());
     }
-    let body = state
-        .storage
-        .read_all(&digest.blob_key())
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
+    let body = state.storage.read_all(&digest.blob_key()).await.map_err(|e| match e {
+        crate::storage::StorageError::NotFound => {
+            ApiError::NotFound(format!("manifest {digest} of the source is missing"))
+        }
+        e => ApiError::internal(anyhow::anyhow!("{e}")),
+    })?;
     let media_type: Option<String> = sqlx::query_scalar(
         "SELECT a.media_type FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
     )
@@ -208,12 +208,10 @@ pub async fn copy_manifest(
     for child in &parsed.manifests {
         Box::pin(copy_manifest(state, project_id, src, dst, &child.digest, None, done)).await?;
     }
-    let mut blob_sizes = 0;
     for b in &parsed.blobs {
         if !meta::mount_blob(&state.db, src, dst, &b.digest).await? {
             return Err(ApiError::NotFound(format!("blob {} of the source is missing", b.digest)));
         }
-        blob_sizes += b.size;
     }
     // The manifest's bytes are already stored (it is the source's): reserving marks them used.
     let gen = meta::reserve_blob(&state.db, digest, body.len() as u64, "manifest").await?;
@@ -230,18 +228,7 @@ pub async fn copy_manifest(
             .await
             .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
     }
-    put_manifest(
-        &state.db,
-        project_id,
-        dst,
-        digest,
-        body.len() as u64,
-        &parsed,
-        blob_sizes,
-        tag.as_slice(),
-        gen,
-    )
-    .await?;
+    put_manifest(&state.db, project_id, dst, digest, body.len() as u64, &parsed, tag.as_slice(), gen).await?;
     Ok(())
 }
 

@@ -101,10 +101,9 @@ pub(super) async fn put_manifest(
     let parsed = manifest::parse(content_type.as_deref(), &body)
         .map_err(|m| OciError::new(Code::ManifestInvalid, m))?;
     // Everything referenced must be here.
-    let mut blob_sizes = 0u64;
     for b in &parsed.blobs {
         match meta::blob_in_repo(&state.db, name, &b.digest).await? {
-            Some(size) if size == b.size => blob_sizes += size,
+            Some(size) if size == b.size => {}
             Some(size) => {
                 return Err(OciError::new(
                     Code::ManifestInvalid,
@@ -133,7 +132,7 @@ pub(super) async fn put_manifest(
     };
     let mut seen = std::collections::HashSet::new();
     tags.retain(|t| seen.insert(*t));
-    write::put_manifest(&state.db, project.id, name, &digest, size, &parsed, blob_sizes, &tags, gen).await?;
+    write::put_manifest(&state.db, project.id, name, &digest, size, &parsed, &tags, gen).await?;
     tracing::info!(repository = name, %digest, tags = ?tags, "manifest pushed");
     if tags.is_empty() {
         let resource = format!("{name}@{digest}");
