@@ -290,18 +290,26 @@ impl Stmt {
         debug_assert_eq!(self.marks, self.binds.len(), "a value for each `?`: {}", self.sql);
     }
 
+    /// The bound values, in order, as sqlx arguments.
+    fn args(&self) -> AnyArguments<'_> {
+        use sqlx::Arguments;
+        self.check();
+        let mut args = AnyArguments::default();
+        for b in &self.binds {
+            let added = match b {
+                Bind::I(i) => args.add(*i),
+                Bind::S(s) => args.add(s.as_str()),
+                Bind::OptI(i) => args.add(*i),
+            };
+            // Integers and strings always encode.
+            debug_assert!(added.is_ok());
+        }
+        args
+    }
+
     /// The statement as an sqlx query.
     pub fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
-        self.check();
-        let mut q = sqlx::query(&self.sql);
-        for b in &self.binds {
-            q = match b {
-                Bind::I(i) => q.bind(*i),
-                Bind::S(s) => q.bind(s.as_str()),
-                Bind::OptI(i) => q.bind(*i),
-            };
-        }
-        q
+        sqlx::query_with(&self.sql, self.args())
     }
 
     /// The statement as an sqlx query returning `T` rows.
@@ -309,16 +317,7 @@ impl Stmt {
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        self.check();
-        let mut q = sqlx::query_as(&self.sql);
-        for b in &self.binds {
-            q = match b {
-                Bind::I(i) => q.bind(*i),
-                Bind::S(s) => q.bind(s.as_str()),
-                Bind::OptI(i) => q.bind(*i),
-            };
-        }
-        q
+        sqlx::query_as_with(&self.sql, self.args())
     }
 
     /// The statement as an sqlx query returning one column of type `T`.
@@ -326,16 +325,7 @@ impl Stmt {
     where
         (T,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
-        self.check();
-        let mut q = sqlx::query_scalar(&self.sql);
-        for b in &self.binds {
-            q = match b {
-                Bind::I(i) => q.bind(*i),
-                Bind::S(s) => q.bind(s.as_str()),
-                Bind::OptI(i) => q.bind(*i),
-            };
-        }
-        q
+        sqlx::query_scalar_with(&self.sql, self.args())
     }
 }
 
