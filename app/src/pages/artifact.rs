@@ -41,8 +41,12 @@ async fn load(repo: String, digest: String) -> Result<Detail, PortalError> {
     Ok(Detail { artifact, manifest, config, registry: info.registry_url.unwrap_or_default() })
 }
 
-fn short(d: &str) -> String {
-    d.chars().take(19).collect()
+/// A digest shortened for display: its algorithm and the first 12 hex digits.
+pub fn short(d: &str) -> String {
+    match d.split_once(':') {
+        Some((alg, hex)) => format!("{alg}:{}", hex.chars().take(12).collect::<String>()),
+        None => d.chars().take(19).collect(),
+    }
 }
 
 /// The artifact `digest` of repository `full` (`project/repo`).

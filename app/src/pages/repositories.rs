@@ -271,7 +271,7 @@ fn ArtifactTable(
                         let art_path = format!("{}/artifacts/{}", repo_path(&repo), a.digest);
                         let detail = format!("/harbor/projects/{}/repositories/{}/artifacts/{}",
                             repo.split_once('/').map(|x| x.0).unwrap_or(""), repo.split_once('/').map(|x| x.1).unwrap_or(""), a.digest);
-                        let short = a.digest.split(':').nth(1).map(|h| format!("sha256:{}", &h[..h.len().min(12)])).unwrap_or_else(|| a.digest.clone());
+                        let short = crate::pages::artifact::short(&a.digest);
                         // By tag when there is one, by digest otherwise.
                         let command = match tags.first() {
                             Some(tag) => format!("docker pull {base}:{tag}"),
@@ -347,7 +347,7 @@ fn ArtifactActions(
             api::send("POST", tag_path.clone(), Some(api::body(&TagReq { name: name.clone() }))),
         );
     };
-    let short = digest.chars().take(19).collect::<String>();
+    let short = crate::pages::artifact::short(&digest);
     let remove = Callback::new(move |_| {
         perform(outcome, reload, fill(t("Deleted {}."), &[&digest]), api::send("DELETE", path.clone(), None));
     });

@@ -3,10 +3,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The OCI image index's media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// The Docker manifest list's media type.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
 /// Whether a manifest media type is an image index (OCI index or Docker manifest list). The
-/// one place this rule is written: the registry, the REST API and the portal all call it.
+/// one place this rule is written: the registry's manifest parser, the REST API and the portal
+/// all call it.
 pub fn is_index(media_type: &str) -> bool {
-    media_type.contains("index") || media_type.contains("manifest.list")
+    matches!(media_type, OCI_INDEX | DOCKER_LIST)
 }
 
 /// Harbor's `Repository`.

@@ -38,11 +38,6 @@ pub async fn gc_overview() -> Result<GcOverview, PortalError> {
     Ok(GcOverview { runs, schedule, usage })
 }
 
-#[cfg(feature = "ssr")]
-fn body(req: &ScheduleReq) -> Option<serde_json::Value> {
-    serde_json::to_value(req).ok()
-}
-
 /// Runs now (`POST /system/gc/schedule` with type `Manual`). Checkboxes post "on" when ticked
 /// and nothing otherwise.
 #[server(prefix = "/portal/fn", endpoint = "start_gc")]
@@ -55,7 +50,7 @@ pub async fn start_gc(dry_run: Option<String>, delete_untagged: Option<String>) 
             workers: None,
         }),
     };
-    api::send("POST", "/system/gc/schedule".into(), body(&req)).await.map(|_| ())
+    api::send("POST", "/system/gc/schedule".into(), Some(api::body(&req))).await.map(|_| ())
 }
 
 /// Stops a pending or running run (`PUT /system/gc/{id}`).
@@ -83,5 +78,5 @@ pub async fn schedule_gc(
             workers: None,
         }),
     };
-    api::send("PUT", "/system/gc/schedule".into(), body(&req)).await.map(|_| ())
+    api::send("PUT", "/system/gc/schedule".into(), Some(api::body(&req))).await.map(|_| ())
 }

@@ -9,9 +9,8 @@ use serde_json::Value;
 use super::digest::Digest;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub use app::rest::artifacts::{is_index, DOCKER_LIST, OCI_INDEX};
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// Largest manifest accepted (the OCI spec's recommended limit).
@@ -119,7 +118,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Parsed, String> 
     };
     let kind = match media_type.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => Kind::Image,
-        OCI_INDEX | DOCKER_LIST => Kind::Index,
+        m if is_index(m) => Kind::Index,
         other => return Err(format!("unsupported manifest media type {other:?}")),
     };
     let subject = raw.subject.map(|s| descriptor(s, "subject")).transpose()?;
