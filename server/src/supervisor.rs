@@ -11,9 +11,11 @@
 //! **A loop that keeps failing is loud**: after `UNHEALTHY_AFTER` crashes in a row (or that
 //! many failed iterations in a row) it is logged at error level and `/api/v2.0/health` shows it
 //! as an unhealthy component (Harbor's `{"name","status","error"}`, plus `restarts`,
-//! `last_beat` and `last_error`), which turns the whole answer into a 503 — the load balancer
-//! takes the replica out and the operator sees which loop. It keeps being restarted.
-//! Test: `supervisor::tests` and `api.rs` `health_shows_a_restarted_loop`.
+//! `last_beat` and `last_error`) and makes the body's `status` unhealthy. The status code stays
+//! readiness (database, storage, Redis): the replica still serves requests, so the load
+//! balancer keeps it. It keeps being restarted.
+//! Test: `supervisor::tests`, `api.rs` `health_shows_a_restarted_loop` and
+//! `a_failing_loop_is_reported_but_keeps_the_replica_ready`.
 
 use std::fmt::Display;
 use std::future::Future;
