@@ -15,6 +15,7 @@ pub mod portal;
 pub mod projects;
 pub mod rbac;
 pub mod registry;
+pub mod replication;
 pub mod robots;
 pub mod router;
 pub mod secrets;
