@@ -2,8 +2,15 @@
 //! replication policies, executions and tasks, and a project's `registry_id`).
 //!
 //! - `content`: the `Content` trait, one registry's manifests, blobs, tags and referrers.
-//! - `adapter`: the `Adapter` trait, what a registry *type* adds (listing, namespaces, health)
-//!   and the registry of adapter types (`harbor`, `docker-registry`; one file each).
+//! - `adapter`: the `Adapter` trait, what a registry *type* adds (listing, namespaces, health);
+//!   `adapters/` has one file per type and the `TYPES` table.
+//! - `local`: this product's registry as a `Content`, in-process.
+//! - `copy`: one artifact from one `Content` to another.
+//! - `endpoints`: the stored registry endpoints (credentials encrypted).
 
 pub mod adapter;
+pub mod adapters;
 pub mod content;
+pub mod copy;
+pub mod endpoints;
+pub mod local;
