@@ -13,7 +13,7 @@ use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use server::registry::digest::Digest;
-use server::replication::content::{Content, ContentError, Manifest};
+use server::replication::content::{Content, ContentError, Descriptor, Manifest};
 use server::replication::copy::{copy_artifact, CopyObserver, CopyOptions, CopyReport, Side};
 use server::replication::local::LocalRegistry;
 
@@ -66,9 +66,9 @@ fn opts() -> CopyOptions {
 }
 
 async fn copy(
-    from: &LocalRegistry,
+    from: &dyn Content,
     src: (&str, &str),
-    to: &LocalRegistry,
+    to: &dyn Content,
     dst: (&str, &str),
     opts: &CopyOptions,
     observer: &Observer,
@@ -475,4 +475,128 @@ async fn the_local_registry_checks_what_it_stores_sqlite() {
     assert_eq!(audit(&a, "operation=delete,username=replication").await.len(), 1);
     let r = a.call(Method::GET, "/v2/library/app/manifests/v1", &[("authorization", &admin())], vec![]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// A destination that keeps everything in memory, refuses the first `fail_puts` blob uploads
+/// as `Transient`, and records how many uploads ran at once.
+#[derive(Default)]
+struct Fake {
+    manifests: Mutex<std::collections::HashMap<(String, String), Manifest>>,
+    blobs: Mutex<std::collections::HashMap<Digest, Bytes>>,
+    fail_puts: std::sync::atomic::AtomicU32,
+    in_flight: std::sync::atomic::AtomicU32,
+    max_in_flight: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Content for Fake {
+    fn registry_key(&self) -> String {
+        "fake".into()
+    }
+    async fn head_manifest(&self, repo: &str, reference: &str) -> Result<Option<Descriptor>, ContentError> {
+        let m = self.manifests.lock().unwrap().get(&(repo.into(), reference.into())).cloned();
+        Ok(m.map(|m| Descriptor {
+            media_type: m.media_type,
+            digest: m.digest,
+            size: m.bytes.len() as u64,
+            artifact_type: None,
+        }))
+    }
+    async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<Manifest>, ContentError> {
+        Ok(self.manifests.lock().unwrap().get(&(repo.into(), reference.into())).cloned())
+    }
+    async fn put_manifest(&self, repo: &str, reference: &str, m: &Manifest) -> Result<(), ContentError> {
+        let mut all = self.manifests.lock().unwrap();
+        all.insert((repo.into(), reference.into()), m.clone());
+        all.insert((repo.into(), m.digest.to_string()), m.clone());
+        Ok(())
+    }
+    async fn delete_manifest(&self, _: &str, _: &Digest) -> Result<bool, ContentError> {
+        Ok(false)
+    }
+    async fn blob_exists(&self, _: &str, digest: &Digest) -> Result<Option<u64>, ContentError> {
+        Ok(self.blobs.lock().unwrap().get(digest).map(|b| b.len() as u64))
+    }
+    async fn get_blob(
+        &self,
+        _: &str,
+        digest: &Digest,
+    ) -> Result<(u64, server::storage::ByteStream), ContentError> {
+        let b = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(digest)
+            .cloned()
+            .ok_or(ContentError::NotFound(digest.to_string()))?;
+        Ok((b.len() as u64, Box::pin(futures::stream::iter(vec![Ok(b)]))))
+    }
+    async fn put_blob(
+        &self,
+        _: &str,
+        digest: &Digest,
+        size: u64,
+        data: server::storage::ByteStream,
+    ) -> Result<(), ContentError> {
+        if self.fail_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(ContentError::Transient("503 from the fake".into()));
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let chunks: Vec<_> = futures::StreamExt::collect::<Vec<_>>(data).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let bytes: Vec<u8> = chunks.into_iter().map(|c| c.unwrap()).collect::<Vec<_>>().concat();
+        if Digest::sha256(&bytes) != *digest || bytes.len() as u64 != size {
+            return Err(ContentError::Invalid(format!("{digest}: wrong bytes")));
+        }
+        self.blobs.lock().unwrap().insert(digest.clone(), Bytes::from(bytes));
+        Ok(())
+    }
+    async fn mount_blob(&self, _: &str, _: &str, _: &Digest) -> Result<bool, ContentError> {
+        Ok(false)
+    }
+    async fn tags(&self, _: &str) -> Result<Vec<String>, ContentError> {
+        Ok(vec![])
+    }
+    async fn referrers(&self, _: &str, _: &Digest) -> Result<Vec<Descriptor>, ContentError> {
+        Ok(vec![])
+    }
+}
+
+#[tokio::test]
+async fn blobs_go_in_parallel_and_transient_failures_are_retried_sqlite() {
+    let a = TestApp::new(DbChoice::Sqlite).await;
+    let layers: Vec<Vec<u8>> = (0..6).map(|i| format!("parallel layer {i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let (digest, _) = push_image(&a, "library/wide", "v1", &refs).await;
+    let fake = Fake::default();
+    let obs = Observer::default();
+    let report =
+        copy(&local(&a), ("library/wide", "v1"), &fake, ("wide", "v1"), &opts(), &obs).await.unwrap();
+    // Config + 6 layers, each copied once, 3 at a time at most (and more than one at once).
+    assert_eq!(report.blobs_copied, 7);
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 3);
+    assert_eq!(fake.head_manifest("wide", "v1").await.unwrap().unwrap().digest.to_string(), digest);
+
+    // Two uploads refused once: each is tried again, and the copy succeeds.
+    let fake = Fake { fail_puts: 2.into(), ..Fake::default() };
+    let obs = Observer::default();
+    let report =
+        copy(&local(&a), ("library/wide", "v1"), &fake, ("wide", "v1"), &opts(), &obs).await.unwrap();
+    assert_eq!(report.blobs_copied, 7);
+    assert_eq!(obs.lines().iter().filter(|l| l.contains("retrying in")).count(), 2, "{:?}", obs.lines());
+    assert_eq!(fake.head_manifest("wide", "v1").await.unwrap().unwrap().digest.to_string(), digest);
+
+    // A destination that keeps failing: the copy gives up with the transient error, naming the blob.
+    let (_, body) = push_image(&a, "library/narrow", "v1", &[]).await;
+    let config =
+        serde_json::from_slice::<Value>(&body).unwrap()["config"]["digest"].as_str().unwrap().to_string();
+    let fake = Fake { fail_puts: 100.into(), ..Fake::default() };
+    let err =
+        copy(&local(&a), ("library/narrow", "v1"), &fake, ("narrow", "v1"), &opts(), &obs).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains(&config), "{err}");
+    assert_eq!(fake.fail_puts.load(Ordering::SeqCst), 96);
+    assert!(fake.head_manifest("narrow", "v1").await.unwrap().is_none());
 }
