@@ -9,6 +9,9 @@
 //! size first and `Storage::commit` takes exactly the committed size, so bytes from a request
 //! that died never become part of a blob. Its SHA-256 state is saved in the row after every
 //! request, so any replica continues it.
+//!
+//! `new_upload`, `append_stream` and `close_upload` are the session's steps without HTTP;
+//! `internal` exports them to `replication::local`, whose blob writes are uploads like these.
 
 use super::*;
 

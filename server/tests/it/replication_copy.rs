@@ -355,6 +355,18 @@ async fn mounts_within_one_instance_sqlite() {
     assert_eq!((report.blobs_mounted, report.blobs_copied, report.bytes), (3, 0, 0), "{:?}", obs.lines());
     assert_eq!(sha256(&get_manifest(&a, "library/mirror", "v1").await.1), digest);
     assert!(obs.lines().iter().any(|l| l.contains("mounted from library/app")));
+    // Untagged: by digest on both sides; the destination gets no tag.
+    let report = copy(&reg, ("library/app", &digest), &reg, ("library/untagged", &digest), &opts(), &obs)
+        .await
+        .unwrap();
+    assert_eq!(report.manifests, 1);
+    assert_eq!(sha256(&get_manifest(&a, "library/untagged", &digest).await.1), digest);
+    assert!(reg.tags("library/untagged").await.unwrap().is_empty());
+    // A destination digest that is not the source's is refused.
+    let other = sha256(b"other");
+    let err =
+        copy(&reg, ("library/app", "v1"), &reg, ("library/x", &other), &opts(), &obs).await.unwrap_err();
+    assert!(matches!(err, ContentError::Invalid(_)), "{err:?}");
 }
 
 #[tokio::test]
