@@ -36,9 +36,7 @@ pub(super) async fn get_blob(
     head: bool,
 ) -> OciResult<Response> {
     authorize(state, who, name, Action::Pull).await?;
-    let size = meta::blob_in_repo(&state.db, name, digest)
-        .await?
-        .ok_or_else(|| OciError::new(Code::BlobUnknown, format!("blob {digest} unknown")))?;
+    let size = internal::blob_size(state, name, digest).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size));
     let d = digest.to_string();
     let (status, start, end) = match range {
@@ -52,15 +50,7 @@ pub(super) async fn get_blob(
     let body = if head {
         Body::empty()
     } else {
-        let stream =
-            state.storage.read(&digest.blob_key(), Some((start, end))).await.map_err(|e| match e {
-                crate::storage::StorageError::NotFound => {
-                    tracing::error!(%digest, "blob recorded in the database is missing from storage");
-                    OciError::new(Code::BlobUnknown, format!("blob {digest} unknown"))
-                }
-                other => other.into(),
-            })?;
-        Body::from_stream(stream)
+        Body::from_stream(internal::read_blob(state, digest, Some((start, end))).await?)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

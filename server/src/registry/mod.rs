@@ -3,7 +3,8 @@
 //! Every `/v2/…` request goes through `dispatch`, which parses the path (`path::parse`) into a
 //! `Route` and calls one handler per (method, route). Each handler states the access it needs
 //! with an explicit `authorize(…)` call: a bearer token's `access` list, or RBAC (`rbac`)
-//! for Basic credentials and anonymous callers.
+//! for Basic credentials and anonymous callers. What an operation does once authorized (push,
+//! pull, delete, upload) is in `internal`, which `replication::local` calls too.
 //!
 //! Invariants:
 //! - **Content is hashed while it streams in, never in a second pass** (SHA-256; a client that
@@ -17,6 +18,7 @@
 
 pub mod digest;
 pub mod error;
+pub(crate) mod internal;
 pub mod manifest;
 pub mod meta;
 pub mod path;
@@ -122,7 +124,12 @@ impl RegistryCaller {
     }
 
     fn event(&self, operation: &str, resource_type: &str, resource: String, project_id: i64) -> Event {
-        Event::new(self.name(), operation, resource_type, resource).ip(&self.ctx.ip).project(project_id)
+        self.actor().event(operation, resource_type, resource, project_id)
+    }
+
+    /// The caller as `internal`'s operations name it in audit rows.
+    fn actor(&self) -> internal::Actor<'_> {
+        internal::Actor { name: self.name(), ip: &self.ctx.ip }
     }
 }
 

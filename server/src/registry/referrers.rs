@@ -80,14 +80,7 @@ async fn descriptor(
     r: &meta::Referrer,
     filter: Option<&str>,
 ) -> OciResult<Option<serde_json::Value>> {
-    let artifact_type = if !r.artifact_type.is_empty() {
-        Some(r.artifact_type.clone())
-    } else if r.media_type == manifest::OCI_MANIFEST || r.media_type == manifest::DOCKER_MANIFEST {
-        let d: Digest = r.digest.parse().map_err(|_| OciError::internal("stored digest is invalid"))?;
-        manifest::config_media_type(&state.storage.read_all(&d.blob_key()).await?)
-    } else {
-        None
-    };
+    let artifact_type = internal::referrer_artifact_type(state, r).await?;
     if filter.is_some() && artifact_type.as_deref() != filter {
         return Ok(None);
     }

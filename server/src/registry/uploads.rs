@@ -9,10 +9,13 @@
 //! size first and `Storage::commit` takes exactly the committed size, so bytes from a request
 //! that died never become part of a blob. Its SHA-256 state is saved in the row after every
 //! request, so any replica continues it.
+//!
+//! `new_upload`, `append_stream` and `close_upload` are the session's steps without HTTP;
+//! `internal` exports them to `replication::local`, whose blob writes are uploads like these.
 
 use super::*;
 
-pub(super) fn upload_key(id: &str) -> String {
+pub(crate) fn upload_key(id: &str) -> String {
     format!("uploads/{id}/data")
 }
 
@@ -68,13 +71,19 @@ pub(super) async fn start_upload(
         }
         // Otherwise fall through to a normal upload session (202), as the spec says.
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    meta::create_upload(&state.db, &id, name, &UploadHasher::new().save()).await?;
+    let id = new_upload(state, name).await?;
     if let Some(digest) = digest_param(pairs)? {
         // Monolithic upload in one POST.
         return complete(state, name, &id, 0, &UploadHasher::new().save(), Some(body), &digest).await;
     }
     Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+/// Opens an upload session in `name`; returns its id.
+pub(crate) async fn new_upload(state: &AppState, name: &str) -> OciResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    meta::create_upload(&state.db, &id, name, &UploadHasher::new().save()).await?;
+    Ok(id)
 }
 
 pub(super) async fn load_upload(state: &AppState, name: &str, id: &str) -> OciResult<meta::Upload> {
@@ -103,14 +112,28 @@ pub(crate) fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
-/// Appends a request body to an upload under a lease, hashing as it streams, and commits
-/// the new size and hash state. Returns (new size, hash state).
+/// Appends a request body to an upload (`append_stream`), reading it with `Coalesce`.
 pub(super) async fn append(
     state: &AppState,
     id: &str,
     offset: u64,
     hash_state: &[u8],
     body: Body,
+) -> OciResult<(u64, Vec<u8>)> {
+    let expected = axum::body::HttpBody::size_hint(&body).exact();
+    let stream = Coalesce::new(body.into_data_stream(), expected).map_err(std::io::Error::other);
+    append_stream(state, id, offset, hash_state, Box::pin(stream)).await
+}
+
+/// Appends a stream to an upload under a lease, hashing as it streams, and commits the new
+/// size and hash state. Returns (new size, hash state). An error of the stream ends the
+/// append with `StorageError::Body` (nothing committed).
+pub(crate) async fn append_stream(
+    state: &AppState,
+    id: &str,
+    offset: u64,
+    hash_state: &[u8],
+    data: crate::storage::ByteStream,
 ) -> OciResult<(u64, Vec<u8>)> {
     if !meta::lease_upload(&state.db, id, offset).await? {
         return Err(OciError::new(
@@ -126,18 +149,15 @@ pub(super) async fn append(
     // than the lease), stop writing: another request may own the upload by now.
     let renewal = LeaseRenewal::start(state, id, offset);
     let lost = renewal.lost.clone();
-    let expected = axum::body::HttpBody::size_hint(&body).exact();
-    let stream = Coalesce::new(body.into_data_stream(), expected).map_err(std::io::Error::other).and_then(
-        move |chunk| {
-            let r = if lost.load(Ordering::Relaxed) {
-                Err(std::io::Error::other("the upload's lease was lost"))
-            } else {
-                h.lock().unwrap_or_else(|p| p.into_inner()).update(&chunk);
-                Ok(chunk)
-            };
-            std::future::ready(r)
-        },
-    );
+    let stream = data.and_then(move |chunk| {
+        let r = if lost.load(Ordering::Relaxed) {
+            Err(std::io::Error::other("the upload's lease was lost"))
+        } else {
+            h.lock().unwrap_or_else(|p| p.into_inner()).update(&chunk);
+            Ok(chunk)
+        };
+        std::future::ready(r)
+    });
     let result = state.storage.append(&upload_key(id), offset, Box::pin(stream)).await;
     match result {
         Ok(size) => {
@@ -311,7 +331,7 @@ pub(super) async fn finish_upload(
     complete(state, name, id, up.size, &up.hash_state, body, &digest).await
 }
 
-/// Appends an optional last chunk, verifies the digest and moves the data into place.
+/// Appends an optional last chunk, then `close_upload`.
 pub(super) async fn complete(
     state: &AppState,
     name: &str,
@@ -325,12 +345,28 @@ pub(super) async fn complete(
         Some(b) => append(state, id, offset, hash_state, b).await?,
         None => (offset, hash_state.to_vec()),
     };
+    close_upload(state, name, id, size, &hash_state, digest).await?;
+    Ok(blob_created(name, digest))
+}
+
+/// Closes an upload of `size` committed bytes: verifies the digest, reserves the blob row
+/// against GC, moves the data into place and links the blob to `name` (`record_blob`). The
+/// session is gone afterwards, except when the digest did not match or another request holds
+/// it (the client may still fix it).
+pub(crate) async fn close_upload(
+    state: &AppState,
+    name: &str,
+    id: &str,
+    size: u64,
+    hash_state: &[u8],
+    digest: &Digest,
+) -> OciResult<()> {
     // The data file exists even for an empty blob.
     if size == 0 && state.storage.stat(&upload_key(id)).await?.is_none() {
         state.storage.put(&upload_key(id), Bytes::new()).await?;
     }
     let actual = match digest.algorithm {
-        Algorithm::Sha256 => UploadHasher::restore(&hash_state)
+        Algorithm::Sha256 => UploadHasher::restore(hash_state)
             .ok_or_else(|| OciError::internal("stored upload hash state is corrupt"))?
             .finish(),
         Algorithm::Sha512 => {
@@ -382,7 +418,7 @@ pub(super) async fn complete(
     }
     meta::delete_upload(&state.db, id).await?;
     tracing::info!(repository = name, %digest, size, "blob pushed");
-    Ok(blob_created(name, digest))
+    Ok(())
 }
 
 /// The first `n` bytes of a stream; an error when it ends sooner.
