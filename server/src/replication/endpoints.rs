@@ -640,4 +640,32 @@ mod tests {
             assert!(check_ca_certificate(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, failure_persistence: None, ..Default::default() })]
+
+        /// Client input never panics the URL check, and what it accepts is stored in a form it
+        /// accepts again unchanged, without credentials, query, fragment or trailing slash.
+        #[test]
+        fn url_check_is_total_and_idempotent(
+            s in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                r"(https?|ftp|file)://[a-zA-Z0-9@:%?#./\\\[\] -]{0,40}",
+            ]
+        ) {
+            if let Ok(u) = normalize_url(&s) {
+                proptest::prop_assert_eq!(normalize_url(&u).ok(), Some(u.clone()));
+                proptest::prop_assert!(u.starts_with("http://") || u.starts_with("https://"));
+                proptest::prop_assert!(!u.ends_with('/') && !u.contains('?') && !u.contains('#'));
+                let authority = u.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+                proptest::prop_assert!(!authority.contains('@'), "{}", u);
+            }
+        }
+
+        #[test]
+        fn ca_check_is_total(s in proptest::prelude::any::<String>()) {
+            let _ = check_ca_certificate(&s);
+            let _ = check_ca_certificate(&format!("-----BEGIN CERTIFICATE-----{s}-----END CERTIFICATE-----"));
+        }
+    }
 }
