@@ -478,26 +478,35 @@ async fn users_of(
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let policies: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM replication_policies WHERE src_registry_id = $1 OR dest_registry_id = $1 \
-         ORDER BY name LIMIT 20",
+         ORDER BY name LIMIT $2",
     )
     .bind(id)
+    .bind(USERS_SHOWN as i64)
     .fetch_all(&mut **tx)
     .await?;
     let projects: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM projects WHERE registry_id = $1 ORDER BY name LIMIT 20")
+        sqlx::query_scalar("SELECT name FROM projects WHERE registry_id = $1 ORDER BY name LIMIT $2")
             .bind(id)
+            .bind(USERS_SHOWN as i64)
             .fetch_all(&mut **tx)
             .await?;
     Ok((policies, projects))
 }
 
+/// At most this many names of each kind in the message.
+const USERS_SHOWN: usize = 20;
+
 fn in_use_message(r: &Registry, policies: &[String], projects: &[String]) -> String {
+    let list = |names: &[String]| {
+        let more = if names.len() >= USERS_SHOWN { ", …" } else { "" };
+        format!("{}{more}", names.join(", "))
+    };
     let mut parts = Vec::new();
     if !policies.is_empty() {
-        parts.push(format!("replication policies {}", policies.join(", ")));
+        parts.push(format!("replication policies {}", list(policies)));
     }
     if !projects.is_empty() {
-        parts.push(format!("proxy-cache projects {}", projects.join(", ")));
+        parts.push(format!("proxy-cache projects {}", list(projects)));
     }
     format!("the registry {:?} is used by {}; delete or change them first", r.name, parts.join(" and "))
 }
@@ -621,6 +630,31 @@ mod tests {
         let mut f = Fields { kind: "nope".into(), ..ok() };
         let msg = validate(&mut f).unwrap_err().to_string();
         assert!(msg.contains("docker-registry") && msg.contains("harbor"), "{msg}");
+    }
+
+    #[test]
+    fn in_use_names_who() {
+        let r = Registry {
+            id: 1,
+            name: "hub".into(),
+            kind: "harbor".into(),
+            url: String::new(),
+            description: String::new(),
+            credential_type: String::new(),
+            access_key: String::new(),
+            sealed_secret: String::new(),
+            insecure: false,
+            ca_certificate: String::new(),
+            status: UNKNOWN.into(),
+            status_checked_at: 0,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let m = in_use_message(&r, &["p1".into()], &[]);
+        assert_eq!(m, "the registry \"hub\" is used by replication policies p1; delete or change them first");
+        let many: Vec<String> = (0..USERS_SHOWN).map(|i| format!("c{i}")).collect();
+        let m = in_use_message(&r, &["p1".into()], &many);
+        assert!(m.contains("policies p1 and proxy-cache projects c0, ") && m.contains("c19, …"), "{m}");
     }
 
     #[test]
