@@ -10,6 +10,7 @@
 pub mod artifacts;
 pub mod gc;
 pub mod projects;
+pub mod registries;
 pub mod robots;
 pub mod system;
 pub mod users;
@@ -17,6 +18,7 @@ pub mod users;
 pub use artifacts::{Accessory, Artifact, Reference, Repository, Tag};
 pub use gc::{GcHistory, GcUsage, ProjectUsage};
 pub use projects::{ProjectMember, ProjectMetadata, ProjectResp, ProjectSummary};
+pub use registries::{Registry, RegistryInfo};
 pub use robots::{RobotCreated, RobotResp};
 pub use system::{AuditLogResp, ConfigItem, Configurations, SystemInfo};
 pub use users::{Permission, UserResp};

@@ -9,6 +9,7 @@ pub mod gc;
 pub mod openapi;
 pub mod projects;
 pub mod query;
+pub mod registries;
 pub mod repositories;
 pub mod robots;
 pub mod search;
@@ -76,6 +77,12 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(gc::get, gc::stop))
         .routes(routes!(gc::log))
         .routes(routes!(gc::usage))
+        .routes(routes!(registries::list, registries::create))
+        .routes(routes!(registries::ping))
+        .routes(routes!(registries::get, registries::update, registries::delete))
+        .routes(routes!(registries::info))
+        .routes(routes!(registries::adapter_types))
+        .routes(routes!(registries::adapter_infos))
 }
 
 /// Routed under `/api/v2.0` but deliberately absent from the OpenAPI document (method, path):

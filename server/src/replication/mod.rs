@@ -6,11 +6,14 @@
 //!   `adapters/` has one file per type and the `TYPES` table.
 //! - `local`: this product's registry as a `Content`, in-process.
 //! - `copy`: one artifact from one `Content` to another.
-//! - `endpoints`: the stored registry endpoints (credentials encrypted).
+//! - `endpoints`: the stored registry endpoints (validation, CRUD, health status; the secret
+//!   encrypted by `crypto`, AES-256-GCM with the cluster's encryption key). Their REST API is
+//!   `api/registries.rs`.
 
 pub mod adapter;
 pub mod adapters;
 pub mod content;
 pub mod copy;
+pub mod crypto;
 pub mod endpoints;
 pub mod local;
