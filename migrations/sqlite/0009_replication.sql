@@ -1,6 +1,6 @@
 -- Registry endpoints, replication policies, executions and tasks, proxy-cache projects
 -- (server/src/replication). Credentials are stored encrypted with the cluster's encryption key
--- (`secrets.encryption_key`): `access_secret` holds base64(nonce || AES-256-GCM ciphertext),
+-- (`secrets.encryption_key`): `access_secret` holds `v1:` + base64(nonce || AES-256-GCM ciphertext),
 -- never the secret itself, and the API never returns it.
 CREATE TABLE registries (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
