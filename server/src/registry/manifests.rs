@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::artifacts::write;
+use crate::replication::ArtifactEvent;
 
 pub(super) async fn get_manifest(
     state: &AppState,
@@ -134,6 +135,13 @@ pub(super) async fn put_manifest(
     tags.retain(|t| seen.insert(*t));
     write::put_manifest(&state.db, project.id, name, &digest, size, &parsed, &tags, gen).await?;
     tracing::info!(repository = name, %digest, tags = ?tags, "manifest pushed");
+    // Event-based replication (queued off the request path).
+    if tags.is_empty() {
+        crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, &digest.to_string());
+    }
+    for t in &tags {
+        crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, t);
+    }
     if tags.is_empty() {
         let resource = format!("{name}@{digest}");
         state.audit.record(who.event("create", "artifact", resource, project.id).detail(digest.to_string()));
@@ -191,6 +199,7 @@ pub(super) async fn delete_manifest(
         }
     };
     tracing::info!(repository = name, %reference, "manifest deleted");
+    crate::replication::on_artifact_event(state, ArtifactEvent::Delete, name, &reference.to_string());
     state.audit.record(who.event("delete", kind, artifact_ref(name, reference), project.id));
     Ok(StatusCode::ACCEPTED.into_response())
 }
