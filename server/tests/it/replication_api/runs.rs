@@ -18,6 +18,7 @@ both_dbs!(push_run_copies_filtered_artifacts_concurrently, |app| {
     let d1 = image(&app, "library/app", "v1").await;
     let d2 = image(&app, "library/app", "v2-rc").await;
     let d3 = image(&app, "library/sub/tool", "v1").await;
+    project(&app, "other").await;
     image(&app, "other/app", "v1").await;
     let double = Arc::new(Double::default());
     let state = with_double(&app, &double);
@@ -279,6 +280,11 @@ both_dbs!(scheduled_run_fires_once_across_two_replicas, |app| {
     assert!(s.next_run > server::db::now_ms());
 });
 
+async fn runs_of(app: &TestApp, policy: i64) -> Value {
+    let path = format!("/api/v2.0/replication/executions?policy_id={policy}");
+    api(app, Method::GET, &path, Value::Null).await.json()
+}
+
 both_dbs!(events_start_event_based_policies, |app| {
     let reg = registry(&app, "peer").await;
     let body = push_policy(
@@ -291,20 +297,17 @@ both_dbs!(events_start_event_based_policies, |app| {
     let p = api(&app, Method::GET, &format!("/api/v2.0/replication/policies/{id}"), Value::Null).await.json();
     assert_eq!(p["single_active_replication"], false, "off for event-based policies, as Harbor");
     // Pushes the filters drop start nothing.
+    project(&app, "other").await;
     image(&app, "other/app", "v1").await;
     image(&app, "library/app", "latest").await;
     let d = image(&app, "library/app", "v1").await;
-    let list = |app: &TestApp| {
-        let path = format!("/api/v2.0/replication/executions?policy_id={id}");
-        async move { api(app, Method::GET, &path, Value::Null).await.json() }
-    };
     let until = std::time::Instant::now() + Duration::from_secs(10);
-    while list(&app).await.as_array().unwrap().is_empty() {
+    while runs_of(&app, id).await.as_array().unwrap().is_empty() {
         assert!(std::time::Instant::now() < until, "no run started by the push");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let runs = list(&app).await;
+    let runs = runs_of(&app, id).await;
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
     assert_eq!(runs[0]["trigger"], "event_based");
     let double = Arc::new(Double::default());
@@ -323,12 +326,12 @@ both_dbs!(events_start_event_based_policies, |app| {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let until = std::time::Instant::now() + Duration::from_secs(10);
-    while list(&app).await.as_array().unwrap().len() < 2 {
+    while runs_of(&app, id).await.as_array().unwrap().len() < 2 {
         assert!(std::time::Instant::now() < until, "no run started by the delete");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     run_jobs(&state).await;
-    let runs = list(&app).await;
+    let runs = runs_of(&app, id).await;
     assert_eq!(runs[0]["status"], "Succeed", "{runs}");
     let ts = tasks(&app, runs[0]["id"].as_i64().unwrap()).await;
     assert_eq!(ts[0]["operation"], "deletion");
