@@ -10,6 +10,9 @@
 //!   doubling backoff; anything else fails the task at once with the error's message in the
 //!   task's log and `status_text` (bad credentials, a missing remote project, TLS failures).
 //! - A stop request (seen by the job's heartbeat) ends the task `Stopped`.
+//! - A deletion removes the destination's manifest by digest (a tag is resolved there first);
+//!   after a tag deletion it does so only when the artifact itself is gone here, since a
+//!   registry cannot delete one tag of a manifest without the others.
 //! - Each finished task settles its run (`execution::settle`), and each artifact written to or
 //!   deleted from a remote destination gets an audit row by `replication` (a local destination's
 //!   rows are written by `local::LocalRegistry` as the registry's own pushes).
@@ -105,8 +108,7 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
     let spec: TaskSpec = match serde_json::from_str(&ctx.parameters) {
         Ok(s) => s,
         Err(e) => {
-            return finish(state, ctx, task_id, execution_id, Err(format!("bad task parameters: {e}")), None)
-                .await
+            return finish(state, ctx, task_id, execution_id, Err(format!("bad task parameters: {e}"))).await
         }
     };
     let stop_requested = execution::get(db, execution_id).await?.is_none_or(|e| e.stop_requested);
@@ -143,7 +145,7 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
         policy::get(db, execution::get(db, execution_id).await?.map_or(0, |e| e.policy_id)).await?
     else {
         let r = Err("the replication policy no longer exists".to_string());
-        return finish(state, ctx, task_id, execution_id, r, None).await;
+        return finish(state, ctx, task_id, execution_id, r).await;
     };
     ctx.log(format!(
         "{} {} → {} (policy {:?})",
@@ -159,7 +161,7 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
     if r.is_ok() {
         audit(state, &policy, &spec);
     }
-    finish(state, ctx, task_id, execution_id, r.map(|digest| (digest, bytes)), Some(&spec)).await
+    finish(state, ctx, task_id, execution_id, r.map(|digest| (digest, bytes))).await
 }
 
 /// Records the task's end (unless the job was taken back by another replica) and settles the run.
@@ -169,7 +171,6 @@ async fn finish(
     task_id: i64,
     execution_id: i64,
     r: Result<(String, u64), String>,
-    _spec: Option<&TaskSpec>,
 ) -> Result<Outcome, sqlx::Error> {
     if ctx.lost() {
         return Ok(outcome("error", "taken back by another replica".into()));
@@ -244,6 +245,18 @@ async fn replicate(
                     }
                 }
             };
+            // A registry deletes a tag only with its manifest (and every other tag on it): when
+            // only a tag went here and the artifact stays, the destination keeps it too.
+            if policy.push_based()
+                && !spec.tags.is_empty()
+                && still_here(state, &spec.src_repo, &digest).await?
+            {
+                ctx.log(format!(
+                    "{}@{digest} is still here (only the tag {reference} was deleted): kept on the destination",
+                    spec.src_repo
+                ));
+                continue;
+            }
             let gone = retrying(&*conn, ctx, "deleting on the destination", || {
                 dst.delete_manifest(&spec.dst_repo, &digest)
             })
@@ -301,6 +314,19 @@ async fn replicate(
         }
     }
     Ok(digest)
+}
+
+/// Whether this registry still has `repo@digest`.
+async fn still_here(state: &AppState, repo: &str, digest: &Digest) -> ContentResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT a.id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+    )
+    .bind(repo)
+    .bind(digest.to_string())
+    .fetch_optional(&state.db.pool)
+    .await
+    .map_err(|e| ContentError::Transient(format!("database: {e}")))?;
+    Ok(found.is_some())
 }
 
 /// Audit rows for an artifact replicated to (or deleted from) a remote destination.

@@ -316,7 +316,17 @@ both_dbs!(events_start_event_based_policies, |app| {
     run_jobs(&state).await;
     assert_eq!(double.copies(), vec![("library/app".into(), d.clone(), "mirror/app".into(), "v1".into())]);
 
-    // A delete through the REST API replicates as a deletion.
+    // Deleting only the tag keeps the artifact here, so the destination keeps it too.
+    let wait_runs = |n: usize| {
+        let app = &app;
+        async move {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while runs_of(app, id).await.as_array().unwrap().len() < n {
+                assert!(std::time::Instant::now() < until, "no run started by the delete");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
     let r = api(
         &app,
         Method::DELETE,
@@ -325,16 +335,28 @@ both_dbs!(events_start_event_based_policies, |app| {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while runs_of(&app, id).await.as_array().unwrap().len() < 2 {
-        assert!(std::time::Instant::now() < until, "no run started by the delete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_runs(2).await;
     run_jobs(&state).await;
     let runs = runs_of(&app, id).await;
     assert_eq!(runs[0]["status"], "Succeed", "{runs}");
-    let ts = tasks(&app, runs[0]["id"].as_i64().unwrap()).await;
-    assert_eq!(ts[0]["operation"], "deletion");
+    let t = &tasks(&app, runs[0]["id"].as_i64().unwrap()).await[0];
+    assert_eq!(t["operation"], "deletion");
+    let log = task_log(&app, runs[0]["id"].as_i64().unwrap(), t["id"].as_i64().unwrap()).await;
+    assert!(log.contains("kept on the destination"), "{log}");
+    assert!(double.remote.deleted.lock().unwrap().is_empty());
+    // Deleting the artifact replicates as a deletion by digest.
+    let r = api(
+        &app,
+        Method::DELETE,
+        &format!("/api/v2.0/projects/library/repositories/app/artifacts/{d}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    wait_runs(3).await;
+    run_jobs(&state).await;
+    let runs = runs_of(&app, id).await;
+    assert_eq!(runs[0]["status"], "Succeed", "{runs}");
     assert_eq!(*double.remote.deleted.lock().unwrap(), vec![("mirror/app".to_string(), d.clone())]);
 });
 
