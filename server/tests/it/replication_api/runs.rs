@@ -469,3 +469,42 @@ both_dbs!(a_dead_replicas_task_is_finished_once_elsewhere, |app| {
     let e = execution(&app, exec).await;
     assert_eq!((e["status"].as_str(), e["failed"].as_i64()), (Some("Failed"), Some(1)), "{e}");
 });
+
+both_dbs!(a_full_task_pool_never_keeps_gc_waiting, toml = "[replication]\nworkers = 1", |app| {
+    let reg = registry(&app, "peer").await;
+    image(&app, "library/a", "1").await;
+    image(&app, "library/b", "1").await;
+    let double = Arc::new(Double::default());
+    double.script("mirror/a", vec![Step::Block]);
+    double.script("mirror/b", vec![Step::Block]);
+    let state = with_double(&app, &double);
+    let id = create_policy(&app, push_policy("p", reg, json!({}))).await;
+    let exec = start(&app, id).await;
+    let runner = tokio::spawn({
+        let state = state.clone();
+        async move { jobs::tick(&state, "replica-1").await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !tasks(&app, exec).await.iter().any(|t| t["status"] == "InProgress") {
+        assert!(std::time::Instant::now() < until, "no task started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The pool's one worker is busy; GC queued now still runs now.
+    let body = json!({"schedule": {"type": "Manual"}, "parameters": {"dry_run": true}});
+    let r = api(&app, Method::POST, "/api/v2.0/system/gc/schedule", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let gc: i64 = r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    while jobs::get(&app.state.db, gc).await.unwrap().unwrap().status != "success" {
+        assert!(std::time::Instant::now() < until, "GC waited behind the replication tasks");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ts = tasks(&app, exec).await;
+    let states: Vec<&str> = ts.iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "InProgress").count(), 1, "{states:?}");
+    assert!(states.contains(&"Pending"), "one worker: the other task waits ({states:?})");
+    let r = api(&app, Method::PUT, &format!("/api/v2.0/replication/executions/{exec}"), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK);
+    runner.await.unwrap().unwrap();
+    assert_eq!(execution(&app, exec).await["status"], "Stopped");
+    assert_eq!(double.running.lock().unwrap().1, 1, "never more than replication.workers at once");
+});
