@@ -1,5 +1,6 @@
 //! Manifests: GET/HEAD by tag or digest, PUT (with `?tag=` on a push by digest and `?digest=`
-//! on a push by tag), DELETE.
+//! on a push by tag), DELETE. After a PUT or DELETE committed, event-based replication is told
+//! (`replication::on_artifact_event`, which only queues work off the request path).
 
 use super::*;
 use crate::artifacts::write;
