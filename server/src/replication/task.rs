@@ -9,6 +9,8 @@
 //! - Transient errors (`ContentError::Transient`: 5xx, timeouts, resets) are retried with a
 //!   doubling backoff; anything else fails the task at once with the error's message in the
 //!   task's log and `status_text` (bad credentials, a missing remote project, TLS failures).
+//! - The destination namespace is prepared first: the adapter's `ensure_namespace` for a remote
+//!   destination, a private local project (owned by the policy's creator) for a pull-based run.
 //! - A stop request (seen by the job's heartbeat) ends the task `Stopped`.
 //! - A deletion removes the destination's manifest by digest (a tag is resolved there first);
 //!   after a tag deletion it does so only when the artifact itself is gone here, since a
@@ -270,10 +272,12 @@ async fn replicate(
         return Ok(String::new());
     }
 
+    let namespace = spec.dst_repo.split('/').next().unwrap_or_default().to_string();
     if policy.push_based() {
-        let namespace = spec.dst_repo.split('/').next().unwrap_or_default().to_string();
         retrying(&*conn, ctx, "preparing the destination namespace", || adapter.ensure_namespace(&namespace))
             .await?;
+    } else {
+        ensure_local_project(state, ctx, policy, &namespace).await?;
     }
     let opts = CopyOptions {
         parallel_blobs: state.config.replication.parallel_blobs,
@@ -314,6 +318,33 @@ async fn replicate(
         }
     }
     Ok(digest)
+}
+
+/// Creates the local project a pull-based run writes into when it is missing (as Harbor does),
+/// private, owned by the policy's creator (or `admin` when that account is gone).
+async fn ensure_local_project(
+    state: &AppState,
+    ctx: &JobCtx,
+    policy: &Policy,
+    name: &str,
+) -> ContentResult<()> {
+    let db_err = |e: sqlx::Error| ContentError::Transient(format!("database: {e}"));
+    if crate::projects::get_by_name(&state.db, name).await.map_err(db_err)?.is_some() {
+        return Ok(());
+    }
+    let mut owner = crate::accounts::get_by_name(&state.db, &policy.created_by).await.map_err(db_err)?;
+    if owner.is_none() {
+        owner = crate::accounts::get_by_name(&state.db, "admin").await.map_err(db_err)?;
+    }
+    let owner = owner.ok_or_else(|| ContentError::Other(format!("no owner for the new project {name:?}")))?;
+    match crate::projects::create(&state.db, name, false, &owner).await {
+        Ok(_) => {
+            ctx.log(format!("created the project {name:?} (owner {})", owner.username));
+            Ok(())
+        }
+        Err(crate::projects::ProjectError::Exists(_)) => Ok(()),
+        Err(e) => Err(ContentError::Other(format!("cannot create the project {name:?}: {e}"))),
+    }
 }
 
 /// Whether this registry still has `repo@digest`.

@@ -383,6 +383,10 @@ both_dbs!(pull_run_lists_the_source_with_filters, |app| {
             ("team/app".into(), "1.1".into(), "local/app".into(), "1.1".into()),
         ]
     );
+    // The local project the run writes into was created (private, as Harbor does).
+    let r = api(&app, Method::GET, "/api/v2.0/projects/local", Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["public"], "false");
     // A source that cannot be listed fails the run with the reason.
     struct Down;
     #[async_trait]
