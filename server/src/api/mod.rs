@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod projects;
 pub mod query;
 pub mod registries;
+pub mod replication;
 pub mod repositories;
 pub mod robots;
 pub mod search;
@@ -83,6 +84,12 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(registries::info))
         .routes(routes!(registries::adapter_types))
         .routes(routes!(registries::adapter_infos))
+        .routes(routes!(replication::list_policies, replication::create_policy))
+        .routes(routes!(replication::get_policy, replication::update_policy, replication::delete_policy))
+        .routes(routes!(replication::list_executions, replication::start_execution))
+        .routes(routes!(replication::get_execution, replication::stop_execution))
+        .routes(routes!(replication::list_tasks))
+        .routes(routes!(replication::task_log))
 }
 
 /// Routed under `/api/v2.0` but deliberately absent from the OpenAPI document (method, path):

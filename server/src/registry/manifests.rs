@@ -1,8 +1,11 @@
 //! Manifests: GET/HEAD by tag or digest, PUT (with `?tag=` on a push by digest and `?digest=`
 //! on a push by tag), DELETE. The handlers parse and authorize; what a push, pull or delete
-//! does is `internal`'s (shared with `replication::local`).
+//! does is `internal`'s (shared with `replication::local`). After a PUT or DELETE committed,
+//! event-based replication is told (`replication::on_artifact_event`, which only queues work
+//! off the request path).
 
 use super::*;
+use crate::replication::ArtifactEvent;
 
 pub(super) async fn get_manifest(
     state: &AppState,
@@ -88,6 +91,14 @@ pub(super) async fn put_manifest(
         &tags,
     )
     .await?;
+    // Event-based replication (queued off the request path).
+    if tags.is_empty() {
+        crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, &digest.to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tags.iter().filter(|t| seen.insert(**t)) {
+        crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, t);
+    }
     let d = digest.to_string();
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
@@ -114,6 +125,7 @@ pub(super) async fn delete_manifest(
 ) -> OciResult<Response> {
     let project = authorize(state, who, name, Action::Delete).await?;
     internal::delete_manifest(state, who.actor(), project.id, name, reference).await?;
+    crate::replication::on_artifact_event(state, ArtifactEvent::Delete, name, &reference.to_string());
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -368,8 +368,11 @@ impl Run<'_> {
             }
         }
         let parallel = self.opts.parallel_blobs.max(1);
-        let mut results =
-            futures::stream::iter(blobs.iter()).map(|b| self.blob(b)).buffer_unordered(parallel);
+        // Owned descriptors: a closure over `&Descriptor` makes the future's `Send` proof
+        // higher-ranked, which `async_trait` callers (the connector) cannot satisfy.
+        let mut results = futures::stream::iter(blobs)
+            .map(|b| async move { self.blob(&b).await })
+            .buffer_unordered(parallel);
         while let Some(outcome) = results.next().await {
             match outcome? {
                 BlobOutcome::Present => report.blobs_present += 1,

@@ -9,11 +9,25 @@
 //! - `endpoints`: the stored registry endpoints (validation, CRUD, health status; the secret
 //!   encrypted by `crypto`, AES-256-GCM with the cluster's encryption key). Their REST API is
 //!   `api/registries.rs`.
+//! - `endpoints`: the stored registry endpoints (credentials encrypted).
+//! - `policy` (rules: validation, CRUD, schedules) and `filters` (Harbor's filter semantics,
+//!   doublestar patterns, destination names).
+//! - `execution` (runs on the job queue: start, settle, stop, events), `resolve` (what a run
+//!   replicates), `task` (one artifact's job), `connector` (the seam to adapters, the local
+//!   registry and `copy`, replaced by test doubles).
 
 pub mod adapter;
 pub mod adapters;
+pub mod connector;
 pub mod content;
 pub mod copy;
 pub mod crypto;
 pub mod endpoints;
+pub mod execution;
+pub mod filters;
 pub mod local;
+pub mod policy;
+pub mod resolve;
+pub mod task;
+
+pub use execution::{on_artifact_event, ArtifactEvent};

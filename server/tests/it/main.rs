@@ -22,6 +22,7 @@ mod portal;
 mod rbac_api;
 mod registries_api;
 mod registry;
+mod replication_api;
 mod replication_copy;
 mod schema;
 mod sessions_redis;
