@@ -144,21 +144,32 @@ struct Source {
 type Shared = Arc<Mutex<Source>>;
 
 /// The next `remaining` bytes of the source as a request body. The last body of an upload
-/// also reads the source to its end (a verifying source checks its digest there), so a bad
-/// source fails the request before the registry is told to commit.
+/// reads the source to its end (a verifying source checks its digest there) before it gives
+/// up its final bytes, so a bad source fails the request before the registry has the whole
+/// blob.
 struct ChunkBody {
     src: Shared,
     remaining: u64,
     last: bool,
+    /// The final bytes, held until the source has ended.
+    held: Option<Bytes>,
     finished: bool,
 }
 
 impl ChunkBody {
+    fn new(src: Shared, remaining: u64, last: bool) -> ChunkBody {
+        ChunkBody { src, remaining, last, held: None, finished: false }
+    }
+
     fn fail(&mut self, src: &mut Source, e: ContentError) -> Poll<Option<std::io::Result<Bytes>>> {
         self.finished = true;
         src.failure.get_or_insert(e.clone());
         Poll::Ready(Some(Err(std::io::Error::other(e))))
     }
+}
+
+fn too_long(size: u64) -> ContentError {
+    ContentError::Invalid(format!("the source has more than the {size} bytes announced"))
 }
 
 impl Stream for ChunkBody {
@@ -177,24 +188,19 @@ impl Stream for ChunkBody {
                     this.finished = true;
                     return Poll::Ready(None);
                 }
+                // The last body: the source must end here.
                 if src.pending.as_ref().is_some_and(|p| !p.is_empty()) {
-                    let e = ContentError::Invalid(format!(
-                        "the source has more than the {} bytes announced",
-                        src.size
-                    ));
+                    let e = too_long(src.size);
                     return this.fail(&mut src, e);
                 }
                 match ready!(src.stream.as_mut().poll_next(cx)) {
                     None => {
                         this.finished = true;
-                        return Poll::Ready(None);
+                        return Poll::Ready(this.held.take().map(Ok));
                     }
                     Some(Ok(b)) if b.is_empty() => continue,
                     Some(Ok(_)) => {
-                        let e = ContentError::Invalid(format!(
-                            "the source has more than the {} bytes announced",
-                            src.size
-                        ));
+                        let e = too_long(src.size);
                         return this.fail(&mut src, e);
                     }
                     Some(Err(e)) => return this.fail(&mut src, content_error(&e)),
@@ -214,10 +220,7 @@ impl Stream for ChunkBody {
                     Some(Ok(b)) => {
                         src.read += b.len() as u64;
                         if src.read > src.size {
-                            let e = ContentError::Invalid(format!(
-                                "the source has more than the {} bytes announced",
-                                src.size
-                            ));
+                            let e = too_long(src.size);
                             return this.fail(&mut src, e);
                         }
                         b
@@ -234,6 +237,10 @@ impl Stream for ChunkBody {
             }
             this.remaining -= n as u64;
             src.last_progress = Instant::now();
+            if this.remaining == 0 && this.last {
+                this.held = Some(head);
+                continue;
+            }
             return Poll::Ready(Some(Ok(head)));
         }
     }
@@ -405,7 +412,7 @@ impl RemoteRegistry {
         what: &str,
     ) -> ContentResult<Response> {
         let auth = self.authorization(scopes, &[], false).await?;
-        let body = ChunkBody { src: src.clone(), remaining: len, last, finished: false };
+        let body = ChunkBody::new(src.clone(), len, last);
         let mut b = self
             .http
             .request(method.clone(), url.clone())
@@ -506,7 +513,7 @@ mod tests {
     }
 
     async fn collect(src: &Shared, n: u64, last: bool) -> Result<Vec<u8>, String> {
-        let mut body = ChunkBody { src: src.clone(), remaining: n, last, finished: false };
+        let mut body = ChunkBody::new(src.clone(), n, last);
         let mut out = vec![];
         while let Some(b) = body.next().await {
             out.extend_from_slice(&b.map_err(|e| e.to_string())?);
