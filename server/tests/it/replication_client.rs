@@ -288,6 +288,23 @@ async fn berth_wrong_password_is_unauthorized_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn berth_refused_right_is_denied_not_unauthorized() {
+    let s = serve_berth().await;
+    let c = berth_client(&s);
+    let p = push_image(&c, "library/public", "v1", 100).await;
+    crate::common::create_user(&s.app.state.db, "bob", crate::common::PW, false).await;
+    let bob = RemoteRegistry::new(&endpoint("harbor", &s.url, "bob", crate::common::PW)).unwrap();
+    // library is public: bob may pull, not push.
+    assert!(bob.get_manifest("library/public", "v1").await.unwrap().is_some());
+    let e = bob.put_manifest("library/public", "v2", &p.manifest).await.unwrap_err();
+    let ContentError::Denied(m) = &e else { panic!("{e:?}") };
+    assert!(m.contains("\"bob\"") && m.contains("insufficient scope"), "{m}");
+    let data = b"blob".to_vec();
+    let e = bob.put_blob("library/public", &Digest::sha256(&data), 4, stream_of(&data, 4)).await.unwrap_err();
+    assert!(matches!(e, ContentError::Denied(_)), "{e:?}");
+}
+
+#[tokio::test]
 async fn berth_digest_mismatch_on_download_is_detected() {
     let s = serve_berth().await;
     let c = berth_client(&s);
