@@ -66,6 +66,7 @@ struct Verified {
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
     label: String,
+    polled: bool,
     done: bool,
 }
 
@@ -76,6 +77,11 @@ impl Stream for Verified {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
+        }
+        if !this.polled {
+            // The pause limit counts from the first read, not from the request.
+            this.polled = true;
+            this.timer.as_mut().reset(tokio::time::Instant::now() + this.idle);
         }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(b))) => {
@@ -297,6 +303,7 @@ impl RemoteRegistry {
             idle: self.timeout,
             timer: Box::pin(tokio::time::sleep(self.timeout)),
             label: what,
+            polled: false,
             done: false,
         };
         Ok((size, Box::pin(stream)))
@@ -545,6 +552,45 @@ mod tests {
         assert!(e.contains("more than the 3 bytes"), "{e}");
     }
 
+    fn verified(
+        inner: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+        expected: Digest,
+        size: u64,
+        idle: Duration,
+    ) -> Verified {
+        Verified {
+            inner: Box::pin(inner),
+            hasher: Hasher::new(expected.algorithm),
+            expected,
+            size,
+            seen: 0,
+            idle,
+            // Already expired: the limit must count from the first read.
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            label: "blob".into(),
+            polled: false,
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn verified_download_times_out_on_a_pause_counted_from_the_first_read() {
+        let slow = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, reqwest::Error>(Bytes::from_static(b"hello"))
+        });
+        let mut v = verified(slow, Digest::sha256(b"hello"), 5, Duration::from_secs(5));
+        assert_eq!(v.next().await.unwrap().unwrap(), Bytes::from_static(b"hello"));
+        assert!(v.next().await.is_none());
+
+        let stalled = futures::stream::pending::<reqwest::Result<Bytes>>();
+        let mut v = verified(stalled, Digest::sha256(b"hello"), 5, Duration::from_millis(50));
+        let e = v.next().await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(content_error(&e).is_transient());
+        assert!(v.next().await.is_none());
+    }
+
     #[tokio::test]
     async fn verified_download_fails_on_a_wrong_digest_or_size() {
         async fn run(data: &'static [u8], expected: Digest, size: u64) -> Result<Vec<u8>, std::io::Error> {
@@ -558,6 +604,7 @@ mod tests {
                 idle: Duration::from_secs(5),
                 timer: Box::pin(tokio::time::sleep(Duration::from_secs(5))),
                 label: "blob".into(),
+                polled: false,
                 done: false,
             };
             let mut out = vec![];

@@ -163,21 +163,22 @@ impl RemoteRegistry {
                 endpoint.url
             )));
         }
-        let cred = match (endpoint.credential_type.as_str(), endpoint.access_key.is_empty()) {
-            ("oauth", _) if !endpoint.access_secret.is_empty() => {
-                Credential::Token(endpoint.access_secret.clone())
-            }
-            ("basic" | "", false) => Credential::Basic {
-                user: endpoint.access_key.clone(),
-                password: endpoint.access_secret.clone(),
-            },
-            ("basic" | "" | "oauth", _) => Credential::None,
-            (other, _) => {
-                return Err(ContentError::Other(format!(
-                    "unknown credential type {other:?} (basic or oauth)"
-                )))
-            }
-        };
+        let cred =
+            match (endpoint.credential_type.to_ascii_lowercase().as_str(), endpoint.access_key.is_empty()) {
+                ("oauth", _) if !endpoint.access_secret.is_empty() => {
+                    Credential::Token(endpoint.access_secret.clone())
+                }
+                ("basic" | "", false) => Credential::Basic {
+                    user: endpoint.access_key.clone(),
+                    password: endpoint.access_secret.clone(),
+                },
+                ("basic" | "" | "oauth", _) => Credential::None,
+                (other, _) => {
+                    return Err(ContentError::Other(format!(
+                        "unknown credential type {other:?} (basic or oauth)"
+                    )))
+                }
+            };
         let mut b = reqwest::Client::builder()
             .use_rustls_tls()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
