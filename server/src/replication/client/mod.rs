@@ -20,11 +20,13 @@
 //! - **Downloads are verified while they stream**: `get_blob`'s stream ends with an error
 //!   (`io::ErrorKind::InvalidData` carrying `ContentError::Invalid`) when the bytes do not hash
 //!   to the digest or do not have the size announced, so a caller never commits bad data
-//!   (`replication_client::digest_mismatch_on_download_is_detected`); manifests are checked
+//!   (`replication_client::berth_digest_mismatch_on_download_is_detected`); manifests are checked
 //!   against the digest asked for or the registry's `Docker-Content-Digest`.
 //! - **Only replayable requests are retried** (no body or a body in memory): 3 attempts on 5xx,
 //!   429 and connection errors, 0.5 s doubling, `Retry-After` honoured up to 10 s. A streamed
-//!   upload fails with `ContentError::Transient` and the caller retries the whole blob.
+//!   upload is sent once: a broken connection or a stall is `Transient` and the caller retries
+//!   the whole blob. Its last body holds the final bytes until the source stream has ended, so
+//!   a source that fails its own verification never reaches the registry whole.
 //! - **Errors say what went wrong** (`transport`): 401 → `Unauthorized` naming the registry and
 //!   the user, 403 → `Denied`, 404 → `NotFound`, TLS failures → `Other` with "TLS" in the
 //!   message, connection refused → `Transient` with the address.
