@@ -576,4 +576,13 @@ async fn retries_5xx_and_429_with_backoff_then_gives_up() {
     let c = RemoteRegistry::new(&endpoint("docker-registry", &url, "", "")).unwrap();
     assert!(matches!(c.ping().await, Err(ContentError::Denied(_))));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Not a registry at all.
+    let (url, _) = flaky(vec![404]).await;
+    let c = RemoteRegistry::new(&endpoint("docker-registry", &url, "", "")).unwrap();
+    let e = c.ping().await.unwrap_err();
+    assert!(
+        matches!(e, ContentError::Other(ref m) if m.contains("does not answer the registry API")),
+        "{e:?}"
+    );
 }

@@ -256,10 +256,14 @@ impl RemoteRegistry {
     /// the Distribution API and accepts the credentials).
     pub async fn ping(&self) -> ContentResult<()> {
         let resp = self.send(&self.req(Method::GET, "/v2/", vec![])?).await?;
-        if resp.status() == StatusCode::OK {
-            return Ok(());
+        match resp.status() {
+            StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND => Err(ContentError::Other(format!(
+                "{} does not answer the registry API (GET /v2/ is 404): is the URL right?",
+                self.base
+            ))),
+            _ => Err(self.status_error(resp, "GET /v2/").await),
         }
-        Err(self.status_error(resp, "GET /v2/").await)
     }
 
     /// Every repository of `_catalog` (paged with `n` and `Link`).
