@@ -586,3 +586,35 @@ async fn retries_5xx_and_429_with_backoff_then_gives_up() {
         "{e:?}"
     );
 }
+
+/// `credential_type = oauth`: the secret is a bearer token, sent as is.
+#[tokio::test]
+async fn berth_oauth_bearer_token_credential() {
+    let s = serve_berth().await;
+    let p = push_image(&berth_client(&s), "library/oauth", "v1", 100).await;
+    let resp = reqwest::get(format!("{}/v2/", s.url)).await.unwrap();
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let param = |name: &str| {
+        challenge.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_string()
+    };
+    let (realm, service) = (param("realm"), param("service"));
+    let token: serde_json::Value = reqwest::Client::new()
+        .get(realm)
+        .query(&[("service", service.as_str()), ("scope", "repository:library/oauth:pull")])
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut e = endpoint("docker-registry", &s.url, "", "");
+    e.credential_type = "oauth".into();
+    e.access_secret = token["token"].as_str().unwrap().to_string();
+    let c = RemoteRegistry::new(&e).unwrap();
+    let d = c.head_manifest("library/oauth", "v1").await.unwrap().unwrap();
+    assert_eq!(d.digest, p.manifest.digest);
+    // The token grants pull only: a push is refused, not retried with other credentials.
+    let e = c.put_manifest("library/oauth", "v2", &p.manifest).await.unwrap_err();
+    assert!(matches!(e, ContentError::Denied(_) | ContentError::Unauthorized(_)), "{e:?}");
+}
