@@ -4,12 +4,12 @@
 //! - `content`: the `Content` trait, one registry's manifests, blobs, tags and referrers.
 //! - `adapter`: the `Adapter` trait, what a registry *type* adds (listing, namespaces, health);
 //!   `adapters/` has one file per type and the `TYPES` table.
+//! - `client`: `RemoteRegistry`, any OCI Distribution registry over HTTP(S) as a `Content`.
 //! - `local`: this product's registry as a `Content`, in-process.
 //! - `copy`: one artifact from one `Content` to another.
 //! - `endpoints`: the stored registry endpoints (validation, CRUD, health status; the secret
 //!   encrypted by `crypto`, AES-256-GCM with the cluster's encryption key). Their REST API is
 //!   `api/registries.rs`.
-//! - `endpoints`: the stored registry endpoints (credentials encrypted).
 //! - `policy` (rules: validation, CRUD, schedules) and `filters` (Harbor's filter semantics,
 //!   doublestar patterns, destination names).
 //! - `execution` (runs on the job queue: start, settle, stop, events), `resolve` (what a run
@@ -18,6 +18,7 @@
 
 pub mod adapter;
 pub mod adapters;
+pub mod client;
 pub mod connector;
 pub mod content;
 pub mod copy;
