@@ -37,6 +37,8 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// The background loops (`serve` starts them; `/api/v2.0/health` reports them).
     pub supervisor: Arc<crate::supervisor::Supervisor>,
+    /// Proxy-cache projects: built upstreams, fetch slots, fetches in progress (per replica).
+    pub proxy: Arc<crate::replication::proxy::ProxyCache>,
     pub leptos: LeptosOptions,
 }
 
@@ -92,6 +94,7 @@ impl AppState {
             tokens: Arc::default(),
             jobs_wake: Arc::default(),
             supervisor: Arc::default(),
+            proxy: Arc::default(),
             leptos,
         })
     }

@@ -1,5 +1,5 @@
 //! Manifests: GET/HEAD by tag or digest, PUT (with `?tag=` on a push by digest and `?digest=`
-//! on a push by tag), DELETE.
+//! on a push by tag), DELETE. A proxy-cache project's GET/HEAD goes through `proxied` first.
 
 use super::*;
 use crate::artifacts::write;
@@ -12,6 +12,13 @@ pub(super) async fn get_manifest(
     head: bool,
 ) -> OciResult<Response> {
     let project = authorize(state, who, name, Action::Pull).await?;
+    if let Some(registry_id) = project.registry_id {
+        if let Some(resp) =
+            proxied::get_manifest(state, who, name, reference, head, &project, registry_id).await?
+        {
+            return Ok(resp);
+        }
+    }
     let m = meta::find_manifest(&state.db, name, reference)
         .await?
         .ok_or_else(|| OciError::new(Code::ManifestUnknown, format!("manifest {reference} unknown")))?;

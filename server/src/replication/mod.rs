@@ -7,6 +7,8 @@
 //! - `local`: this product's registry as a `Content`, in-process.
 //! - `copy`: one artifact from one `Content` to another.
 //! - `endpoints`: the stored registry endpoints (credentials encrypted).
+//! - `proxy`: proxy-cache projects, pull-through with caching (`registry/proxied.rs` is its
+//!   `/v2` glue); `memory`: an in-memory `Content`, the upstream test double.
 
 pub mod adapter;
 pub mod adapters;
@@ -14,3 +16,5 @@ pub mod content;
 pub mod copy;
 pub mod endpoints;
 pub mod local;
+pub mod memory;
+pub mod proxy;
