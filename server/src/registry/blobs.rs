@@ -37,14 +37,16 @@ pub(super) async fn get_blob(
     head: bool,
 ) -> OciResult<Response> {
     let project = authorize(state, who, name, Action::Pull).await?;
-    let mut size = meta::blob_in_repo(&state.db, name, digest).await?;
-    if let (None, Some(registry_id)) = (size, project.registry_id) {
-        if let Some(resp) = proxied::get_blob(state, name, digest, head, registry_id).await? {
-            return Ok(resp);
+    if let Some(registry_id) = project.registry_id {
+        if meta::blob_in_repo(&state.db, name, digest).await?.is_none() {
+            if let Some(resp) = proxied::get_blob(state, name, digest, head, registry_id).await? {
+                return Ok(resp);
+            }
         }
-        size = meta::blob_in_repo(&state.db, name, digest).await?;
     }
-    let size = size.ok_or_else(|| OciError::new(Code::BlobUnknown, format!("blob {digest} unknown")))?;
+    let size = meta::blob_in_repo(&state.db, name, digest)
+        .await?
+        .ok_or_else(|| OciError::new(Code::BlobUnknown, format!("blob {digest} unknown")))?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size));
     let d = digest.to_string();
     let (status, start, end) = match range {
