@@ -36,7 +36,8 @@
 //!
 //! **Limits**: manifests over `manifest::MAX_MANIFEST_SIZE` (4 MiB) are refused; at most
 //! `MAX_UPSTREAM_FETCHES` upstream requests (manifest requests and blob streams) run at once per
-//! replica, and a request waits at most `FETCH_SLOT_WAIT` for a slot (then `ProxyError::Busy`).
+//! replica, and a request waits at most `FETCH_SLOT_WAIT` for a slot (then `ProxyError::Busy`, a
+//! 429 with `Retry-After`); `ProxyCache::with_limits` sets both.
 //!
 //! **Upstreams** are resolved per registry id (`ProxyCache::upstream`): the endpoint from
 //! `endpoints::load`, its adapter from `adapters::build`, kept per replica while the
@@ -152,6 +153,8 @@ pub struct ProxyCache {
     /// Registry id → (`updated_at` of its row, the built upstream).
     upstreams: Mutex<HashMap<i64, (i64, Upstream)>>,
     fetches: Arc<Semaphore>,
+    /// How long a request waits for a fetch slot (`FETCH_SLOT_WAIT`).
+    slot_wait: Duration,
     /// `repo@digest` → a receiver that changes (or closes) when the fetch ends.
     inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
     /// (repo, reference) → manifest waiting for its blobs or children.
@@ -183,10 +186,16 @@ impl Drop for Leader {
 
 impl ProxyCache {
     pub fn new(max_fetches: usize) -> ProxyCache {
+        ProxyCache::with_limits(max_fetches, FETCH_SLOT_WAIT)
+    }
+
+    /// At most `max_fetches` upstream requests at once, each waiting at most `slot_wait` to start.
+    pub fn with_limits(max_fetches: usize, slot_wait: Duration) -> ProxyCache {
         ProxyCache {
             upstream_override: RwLock::default(),
             upstreams: Mutex::default(),
             fetches: Arc::new(Semaphore::new(max_fetches.max(1))),
+            slot_wait,
             inflight: Mutex::default(),
             pending: Mutex::default(),
         }
@@ -232,7 +241,7 @@ impl ProxyCache {
     }
 
     async fn slot(&self) -> Result<OwnedSemaphorePermit, ProxyError> {
-        match tokio::time::timeout(FETCH_SLOT_WAIT, self.fetches.clone().acquire_owned()).await {
+        match tokio::time::timeout(self.slot_wait, self.fetches.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ProxyError::Busy),
         }
