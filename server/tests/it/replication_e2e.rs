@@ -32,7 +32,9 @@ async fn register(app: &TestApp, url: &str) -> i64 {
 }
 
 async fn run_to_end(app: &TestApp, policy: i64) -> Value {
-    let r = api(app, Method::POST, "/api/v2.0/replication/executions", &admin(), json!({"policy_id": policy})).await;
+    let r =
+        api(app, Method::POST, "/api/v2.0/replication/executions", &admin(), json!({"policy_id": policy}))
+            .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let exec = r.header("location").unwrap().to_string();
     let until = std::time::Instant::now() + Duration::from_secs(60);
@@ -49,7 +51,12 @@ async fn run_to_end(app: &TestApp, policy: i64) -> Value {
 
 async fn manifest_digest(app: &TestApp, repo: &str, reference: &str) -> Option<String> {
     let r = app
-        .call(Method::HEAD, &format!("/v2/{repo}/manifests/{reference}"), &[("authorization", &admin())], vec![])
+        .call(
+            Method::HEAD,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("authorization", &admin())],
+            vec![],
+        )
         .await;
     (r.status == StatusCode::OK).then(|| r.header("docker-content-digest").unwrap().to_string())
 }
