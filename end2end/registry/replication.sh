@@ -14,6 +14,7 @@ WORKDIR=$(mktemp -d /tmp/brp.XXXXXX)
 . "$HERE/lib-clients.sh"
 e2e_workdir replication
 e2e_isolate
+echo "{}" >"$REGISTRY_AUTH_FILE"   # podman wants the file to exist (no logins: the proxy project is public)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 pids=()
@@ -47,9 +48,9 @@ if [[ " $STEPS " == *" proxy "* ]]; then
   eval "$("$ROOT/scripts/dockerd.sh" start "$WORKDIR/dockerd" 2>>"$WORKDIR/logs/dockerd.log")"
   export DOCKER_BIN DOCKER_HOST
 fi
-SKOPEO=$(printf '%s\n' "${SKOPEO[@]}")
-PODMAN=$(printf '%s\n' "${PODMAN[@]}")
-export SKOPEO PODMAN
+SKOPEO_CMD=$(printf '%s\n' "${SKOPEO[@]}")
+PODMAN_CMD=$(printf '%s\n' "${PODMAN[@]}")
+export SKOPEO_CMD PODMAN_CMD
 echo "A=$A B=$B distribution=$TEST_DISTRIBUTION_URL steps: $STEPS"
 python3 "$HERE/replication_check.py" --a "$A" --b "$B" --dist "$TEST_DISTRIBUTION_URL" \
   --dist-user "$TEST_DISTRIBUTION_USER" --dist-password "$TEST_DISTRIBUTION_PASSWORD" \

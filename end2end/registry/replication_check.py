@@ -5,7 +5,7 @@
                          --workdir DIR --mkimage PATH [--steps "push pull event deletion proxy"]
 
 A and B are two Berth instances (admin / Harbor12345), DIST a CNCF distribution with htpasswd
-Basic auth. Content is pushed with skopeo (the SKOPEO command line comes from the SKOPEO
+Basic auth. Content is pushed with skopeo (the skopeo command line comes from the SKOPEO_CMD
 environment variable, one argument per line, as replication.sh exports it); what arrives is
 checked by digest with skopeo and the registries' own APIs.
 
@@ -106,7 +106,7 @@ class Api:
 
 
 def skopeo(*args, check_rc=True):
-    cmd = os.environ["SKOPEO"].split("\n") + list(args)
+    cmd = os.environ["SKOPEO_CMD"].split("\n") + list(args)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if check_rc and r.returncode != 0:
         fail(f"skopeo {' '.join(args)}: {r.stderr.strip()[-800:]}")
@@ -365,8 +365,8 @@ def main():
     a.pullers = []
     if os.environ.get("DOCKER_BIN") and os.environ.get("DOCKER_HOST"):
         a.pullers.append(("docker", lambda ref: [os.environ["DOCKER_BIN"], "pull", ref]))
-    if os.environ.get("PODMAN"):
-        a.pullers.append(("podman", lambda ref: os.environ["PODMAN"].split("\n") + ["pull", "--tls-verify=false", ref]))
+    if os.environ.get("PODMAN_CMD"):
+        a.pullers.append(("podman", lambda ref: os.environ["PODMAN_CMD"].split("\n") + ["pull", "--tls-verify=false", ref]))
     A = Api(a.a, *ADMIN)
     B = Api(a.b, *ADMIN)
     D = Api(a.dist, a.dist_user, a.dist_password)
