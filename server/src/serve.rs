@@ -112,6 +112,8 @@ pub fn start_loops(state: &AppState) {
         crate::accounts::purge_login_failures_loop(db.clone(), auth.clone(), beat)
     });
     let st = state.clone();
+    sup.spawn("registry_health", move |beat| crate::replication::health::run(st.clone(), beat));
+    let st = state.clone();
     sup.spawn("job_runner", move |beat| crate::jobs::run_loop(st.clone(), st.jobs_wake.clone(), beat));
 }
 

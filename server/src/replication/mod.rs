@@ -9,7 +9,7 @@
 //! - `copy`: one artifact from one `Content` to another.
 //! - `endpoints`: the stored registry endpoints (validation, CRUD, health status; the secret
 //!   encrypted by `crypto`, AES-256-GCM with the cluster's encryption key). Their REST API is
-//!   `api/registries.rs`.
+//!   `api/registries.rs`. `health`: their `status`, re-checked every 5 minutes.
 //! - `policy` (rules: validation, CRUD, schedules) and `filters` (Harbor's filter semantics,
 //!   doublestar patterns, destination names).
 //! - `execution` (runs on the job queue: start, settle, stop, events), `resolve` (what a run
@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod endpoints;
 pub mod execution;
 pub mod filters;
+pub mod health;
 pub mod local;
 pub mod memory;
 pub mod policy;

@@ -1,8 +1,6 @@
 //! Replication end to end between two in-process instances over HTTP: the registry endpoint
 //! stored through `/registries`, the `harbor` adapter and registry client, `LocalRegistry` and
-//! `copy`, checked by digest on the other side. NOT YET LISTED in `main.rs`: it needs the
-//! registry client, adapters, local registry and copy work merged (the lead enables it with
-//! `mod replication_e2e;`).
+//! `copy`, checked by digest on the other side; and the registries' background health check.
 
 use std::time::Duration;
 
@@ -100,4 +98,31 @@ both_dbs!(push_and_pull_between_two_instances, |app| {
         .unwrap();
     let e = run_to_end(&app, push).await;
     assert_eq!(e["status"], "Failed", "{e}");
+});
+
+both_dbs!(registry_health_is_checked_once_per_interval_across_replicas, |app| {
+    let (_peer, url) = peer().await;
+    let live = register(&app, &url).await;
+    let body = json!({"name": "dead", "type": "docker-registry", "url": "http://127.0.0.1:1"});
+    let r = api(&app, Method::POST, "/api/v2.0/registries", &admin(), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let dead: i64 = r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let status = |id: i64| {
+        let app = &app;
+        async move {
+            let r = api(app, Method::GET, &format!("/api/v2.0/registries/{id}"), &admin(), Value::Null).await;
+            r.json()["status"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!((status(live).await, status(dead).await), ("unknown".into(), "unknown".into()));
+    // Two replicas look at once: each endpoint is checked by exactly one of them.
+    let interval = Duration::from_secs(60);
+    let (a, b) = tokio::join!(
+        server::replication::health::check_due(&app.state, interval),
+        server::replication::health::check_due(&app.state, interval)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 2);
+    assert_eq!((status(live).await, status(dead).await), ("healthy".into(), "unhealthy".into()));
+    // Within the interval nothing is due.
+    assert_eq!(server::replication::health::check_due(&app.state, interval).await.unwrap(), 0);
 });
