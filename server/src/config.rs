@@ -40,6 +40,24 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub audit: AuditConfig,
     pub gc: GcConfig,
+    pub replication: ReplicationConfig,
+}
+
+/// Replication (`[replication]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Replication jobs (tasks, and runs listing their resources) this replica runs at once,
+    /// beside one other job (GC) at a time.
+    pub workers: usize,
+    /// Blobs of one artifact a task transfers at once.
+    pub parallel_blobs: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self { workers: 4, parallel_blobs: 4 }
+    }
 }
 
 /// Connection limits of the listener (`[http]`): slow or idle clients cannot hold connections
@@ -315,6 +333,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             audit: AuditConfig::default(),
             gc: GcConfig::default(),
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -540,6 +559,12 @@ impl Config {
         if !(1..=256).contains(&self.gc.workers) {
             return Err(ConfigError::new("gc.workers", "must be between 1 and 256"));
         }
+        if !(1..=64).contains(&self.replication.workers) {
+            return Err(ConfigError::new("replication.workers", "must be between 1 and 64"));
+        }
+        if !(1..=64).contains(&self.replication.parallel_blobs) {
+            return Err(ConfigError::new("replication.parallel_blobs", "must be between 1 and 64"));
+        }
         crate::secrets::validate_config(&self.secrets)?;
         Ok(())
     }
@@ -629,6 +654,8 @@ mod tests {
             ("[log]\nformat = \"xml\"", "log.format"),
             ("[http]\nheader_read_timeout = \"0s\"", "http.header_read_timeout"),
             ("[http]\nmax_connections = 0", "http.max_connections"),
+            ("[replication]\nworkers = 0", "replication.workers"),
+            ("[replication]\nparallel_blobs = 100", "replication.parallel_blobs"),
             ("[redis]\nurl = \"http://x\"", "redis.url"),
             ("[admin]\ninitial_password = \"short\"", "admin.initial_password"),
             ("[tls]\ncert = \"/nonexistent\"", "tls.key"),

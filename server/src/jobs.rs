@@ -14,6 +14,13 @@
 //!   `stop_requested`, which the runner sees at its next heartbeat.
 //! - **Schedules** (cron, 6 fields with seconds as in Harbor, or 5): every replica checks due
 //!   schedules; moving `next_run` forward is a compare-and-set, so one replica fires each time.
+//!   A schedule's name is its job's kind, optionally followed by `/` and a key when a kind has
+//!   several schedules (`replication/7`: one per replication policy); the whole name is the
+//!   fired job's `unique_key`.
+//! - **Concurrency** (`tick`): a replica runs one job of the ordinary kinds (GC) at a time, as
+//!   before, and beside it up to `replication.workers` jobs of the `POOLED` kinds (replication
+//!   runs and tasks). A claim only takes a kind that has a free slot, so a full pool of tasks
+//!   never keeps GC waiting, and GC never stops tasks from being claimed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +82,25 @@ pub async fn start_inline(db: &Db, new: &NewJob<'_>, worker: &str) -> Result<Opt
     insert(db, new, "running", worker).await
 }
 
+/// Queues a job inside the caller's write transaction, with the rows it belongs to (both
+/// are committed or neither). A `unique_key` conflict is an error here.
+pub async fn enqueue_in(conn: &mut sqlx::AnyConnection, new: &NewJob<'_>) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO jobs (kind, job_kind, parameters, status, unique_key, attempts, run_at, worker, heartbeat, \
+         created_by, created_at, started_at, updated_at) \
+         VALUES ($1, $2, $3, 'pending', $4, 0, $5, '', 0, $6, $5, 0, $5) RETURNING id",
+    )
+    .bind(new.kind)
+    .bind(new.job_kind)
+    .bind(new.parameters.to_string())
+    .bind(new.unique_key)
+    .bind(now)
+    .bind(new.created_by)
+    .fetch_one(&mut *conn)
+    .await
+}
+
 async fn insert(db: &Db, new: &NewJob<'_>, status: &str, worker: &str) -> Result<Option<i64>, sqlx::Error> {
     let now = now_ms();
     let running = status == "running";
@@ -128,28 +154,61 @@ pub async fn requeue_stale(db: &Db) -> Result<u64, sqlx::Error> {
     if r.rows_affected() > 0 {
         tracing::warn!(jobs = r.rows_affected(), "took back jobs whose replica stopped answering");
     }
-    sqlx::query(
+    let given_up: Vec<(i64, String)> = sqlx::query_as(
         "UPDATE jobs SET status = 'error', error = 'gave up after repeated attempts', finished_at = $1, \
-         updated_at = $1 WHERE status = 'pending' AND attempts >= $2",
+         updated_at = $1 WHERE status = 'pending' AND attempts >= $2 RETURNING id, kind",
     )
     .bind(now)
     .bind(MAX_ATTEMPTS)
-    .execute(&db.pool)
+    .fetch_all(&db.pool)
     .await?;
+    for (id, kind) in given_up {
+        if POOLED.contains(&kind.as_str()) {
+            crate::replication::execution::job_gave_up(db, id).await?;
+        }
+    }
     Ok(r.rows_affected())
+}
+
+/// Which kinds of job a claim may take.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim<'a> {
+    Any,
+    Only(&'a [&'a str]),
+    Except(&'a [&'a str]),
 }
 
 /// Claims the oldest due pending job for `worker`.
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<Job>, sqlx::Error> {
+    claim_of(db, worker, Claim::Any).await
+}
+
+/// Claims the oldest due pending job of the kinds `which` allows.
+pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<Job>, sqlx::Error> {
     let now = now_ms();
     let lock = if db.kind == DbKind::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let (kinds, filter): (&[&str], &str) = match which {
+        Claim::Any => (&[], ""),
+        Claim::Only(k) => (k, " AND kind IN "),
+        Claim::Except(k) => (k, " AND kind NOT IN "),
+    };
+    let list = if kinds.is_empty() {
+        String::new()
+    } else {
+        let marks: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
+        format!("{filter}({})", marks.join(", "))
+    };
     let sql = format!(
         "UPDATE jobs SET status = 'running', worker = $1, heartbeat = $2, attempts = attempts + 1, \
          started_at = CASE WHEN started_at = 0 THEN $2 ELSE started_at END, updated_at = $2 \
-         WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2 \
+         WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2{list} \
          ORDER BY id LIMIT 1{lock}) RETURNING {COLUMNS}"
     );
-    let row = sqlx::query(&sql).bind(worker).bind(now).fetch_optional(&db.pool).await?;
+    let mut q = sqlx::query(&sql).bind(worker).bind(now);
+    for k in kinds {
+        q = q.bind(*k);
+    }
+    let row = q.fetch_optional(&db.pool).await?;
     row.as_ref().map(Job::from_row).transpose()
 }
 
@@ -387,9 +446,16 @@ where
     F: FnOnce(JobCtx) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
 {
-    let hb = ctx.spawn_heartbeat(db.clone());
+    /// Stops the heartbeat also when the work panics or its task is cancelled.
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let hb = AbortOnDrop(ctx.spawn_heartbeat(db.clone()));
     let outcome = work(ctx.clone()).await;
-    hb.abort();
+    drop(hb);
     if ctx.lost() {
         return outcome;
     }
@@ -500,8 +566,10 @@ pub async fn fire_due(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
             continue;
         }
         let params: Value = serde_json::from_str(&params).unwrap_or(Value::Null);
+        // `replication/7` fires a `replication` job; the whole name keeps its firings apart.
+        let job_kind = kind.split_once('/').map_or(kind.as_str(), |(k, _)| k);
         let job = NewJob {
-            kind: &kind,
+            kind: job_kind,
             job_kind: "SCHEDULE",
             parameters: &params,
             unique_key: Some(&kind),
@@ -528,7 +596,7 @@ pub fn worker_name() -> String {
 }
 
 /// Each replica runs this loop: fire due schedules, take back jobs of dead replicas, claim
-/// and run jobs one at a time. `wake` cuts the wait short when this replica queued a job.
+/// and run jobs (`tick`). `wake` cuts the wait short when this replica queued a job.
 pub async fn run_loop(
     state: crate::state::AppState,
     wake: Arc<tokio::sync::Notify>,
@@ -551,36 +619,96 @@ pub async fn run_loop(
     }
 }
 
-/// One pass of the runner (tests call it to run queued jobs now).
+/// Kinds run in the concurrent pool (up to `replication.workers` at once, beside one job of
+/// any other kind).
+pub const POOLED: [&str; 2] =
+    [crate::replication::execution::EXECUTION_JOB, crate::replication::execution::TASK_JOB];
+
+/// One pass of the runner (tests call it to run queued jobs now): fires due schedules, takes
+/// back jobs of dead replicas, then claims and runs jobs until none is left, one ordinary job
+/// at a time and up to `replication.workers` pooled ones beside it (see the module doc).
 pub async fn tick(state: &crate::state::AppState, worker: &str) -> Result<(), sqlx::Error> {
     fire_due(&state.db).await?;
     requeue_stale(&state.db).await?;
-    while let Some(job) = claim(&state.db, worker).await? {
-        tracing::info!(job = job.id, kind = job.kind, attempt = job.attempts, "job started");
-        let ctx = JobCtx::new(job.id, worker, &job.job_kind, &job.parameters);
-        let outcome = match job.kind.as_str() {
-            "gc" => {
-                let state = state.clone();
-                run_claimed(
-                    &state.db.clone(),
-                    ctx,
-                    |ctx| async move { crate::gc::run_job(&state, ctx).await },
-                )
-                .await
-            }
-            other => {
-                let other = other.to_string();
-                run_claimed(&state.db, ctx, |_| async move {
-                    Outcome {
-                        status: "error",
-                        result: Value::Null,
-                        error: format!("unknown job kind {other:?}"),
-                    }
-                })
-                .await
-            }
+    let workers = state.config.replication.workers.max(1);
+    let mut one = tokio::task::JoinSet::new();
+    let mut pool = tokio::task::JoinSet::new();
+    let mut failed: Option<sqlx::Error> = None;
+    let mut checked = std::time::Instant::now();
+    loop {
+        let which = match (one.is_empty(), pool.len() < workers) {
+            _ if failed.is_some() => None,
+            (true, true) => Some(Claim::Any),
+            (true, false) => Some(Claim::Except(&POOLED)),
+            (false, true) => Some(Claim::Only(&POOLED)),
+            (false, false) => None,
         };
-        tracing::info!(job = job.id, status = outcome.status, "job ended");
+        if let Some(which) = which {
+            match claim_of(&state.db, worker, which).await {
+                Ok(Some(job)) => {
+                    let pooled = POOLED.contains(&job.kind.as_str());
+                    let run = run_job(state.clone(), worker.to_string(), job);
+                    if pooled {
+                        pool.spawn(run);
+                    } else {
+                        one.spawn(run);
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                // Let the running jobs end before reporting (dropping them would abort them).
+                Err(e) => failed = Some(e),
+            }
+        }
+        if one.is_empty() && pool.is_empty() {
+            break;
+        }
+        let ended = tokio::select! {
+            Some(r) = one.join_next(), if !one.is_empty() => Some(r),
+            Some(r) = pool.join_next(), if !pool.is_empty() => Some(r),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => None,
+        };
+        if let Some(Err(e)) = ended {
+            tracing::error!(error = %e, "a job panicked; it is taken back once its heartbeat is stale");
+        }
+        if failed.is_none() && checked.elapsed() >= Duration::from_secs(2) {
+            checked = std::time::Instant::now();
+            if let Err(e) = async {
+                fire_due(&state.db).await?;
+                requeue_stale(&state.db).await
+            }
+            .await
+            {
+                failed = Some(e);
+            }
+        }
     }
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
+    use crate::replication::{execution, task};
+    tracing::info!(job = job.id, kind = job.kind, attempt = job.attempts, "job started");
+    let ctx = JobCtx::new(job.id, &worker, &job.job_kind, &job.parameters);
+    let db = state.db.clone();
+    let outcome = match job.kind.as_str() {
+        "gc" => run_claimed(&db, ctx, |ctx| async move { crate::gc::run_job(&state, ctx).await }).await,
+        execution::EXECUTION_JOB => {
+            run_claimed(&db, ctx, |ctx| async move { execution::run_execution_job(&state, ctx).await }).await
+        }
+        execution::TASK_JOB => {
+            run_claimed(&db, ctx, |ctx| async move { task::run_task_job(&state, ctx).await }).await
+        }
+        other => {
+            let other = other.to_string();
+            run_claimed(&db, ctx, |_| async move {
+                Outcome { status: "error", result: Value::Null, error: format!("unknown job kind {other:?}") }
+            })
+            .await
+        }
+    };
+    tracing::info!(job = job.id, status = outcome.status, "job ended");
 }

@@ -35,6 +35,9 @@ pub struct AppState {
     pub tokens: Arc<crate::token::VerifiedTokens>,
     /// Wakes this replica's job runner when it queued a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// How replication jobs reach registries and copy content (`replication::connector`;
+    /// tests put a double here on their copy of the state).
+    pub replication: Arc<dyn crate::replication::connector::Connector>,
     /// The background loops (`serve` starts them; `/api/v2.0/health` reports them).
     pub supervisor: Arc<crate::supervisor::Supervisor>,
     pub leptos: LeptosOptions,
@@ -91,6 +94,7 @@ impl AppState {
             audit: Arc::default(),
             tokens: Arc::default(),
             jobs_wake: Arc::default(),
+            replication: Arc::new(crate::replication::connector::Product),
             supervisor: Arc::default(),
             leptos,
         })

@@ -337,6 +337,12 @@ pub async fn delete_artifact(
             .audit
             .record(caller.event("delete", "artifact", format!("{}@{}", r.name, x.digest)).project(p.id));
     }
+    crate::replication::on_artifact_event(
+        &state,
+        crate::replication::ArtifactEvent::Delete,
+        &r.name,
+        &a.digest,
+    );
     Ok(StatusCode::OK)
 }
 

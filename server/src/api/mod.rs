@@ -9,6 +9,7 @@ pub mod gc;
 pub mod openapi;
 pub mod projects;
 pub mod query;
+pub mod replication;
 pub mod repositories;
 pub mod robots;
 pub mod search;
@@ -76,6 +77,12 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(gc::get, gc::stop))
         .routes(routes!(gc::log))
         .routes(routes!(gc::usage))
+        .routes(routes!(replication::list_policies, replication::create_policy))
+        .routes(routes!(replication::get_policy, replication::update_policy, replication::delete_policy))
+        .routes(routes!(replication::list_executions, replication::start_execution))
+        .routes(routes!(replication::get_execution, replication::stop_execution))
+        .routes(routes!(replication::list_tasks))
+        .routes(routes!(replication::task_log))
 }
 
 /// Routed under `/api/v2.0` but deliberately absent from the OpenAPI document (method, path):

@@ -105,5 +105,6 @@ pub async fn delete_tag(
         return Err(ApiError::NotFound(format!("tag {tag} not found on this artifact")));
     }
     state.audit.record(caller.event("delete", "tag", format!("{}:{tag}", r.name)).project(p.id));
+    crate::replication::on_artifact_event(&state, crate::replication::ArtifactEvent::Delete, &r.name, &tag);
     Ok(StatusCode::OK)
 }

@@ -3,6 +3,7 @@
 //! does is `internal`'s (shared with `replication::local`).
 
 use super::*;
+use crate::replication::ArtifactEvent;
 
 pub(super) async fn get_manifest(
     state: &AppState,
@@ -88,6 +89,13 @@ pub(super) async fn put_manifest(
         &tags,
     )
     .await?;
+    // Event-based replication (queued off the request path).
+    if tags.is_empty() {
+        crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, &digest.to_string());
+    }
+    for t in &tags {
+        crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, t);
+    }
     let d = digest.to_string();
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
@@ -114,6 +122,7 @@ pub(super) async fn delete_manifest(
 ) -> OciResult<Response> {
     let project = authorize(state, who, name, Action::Delete).await?;
     internal::delete_manifest(state, who.actor(), project.id, name, reference).await?;
+    crate::replication::on_artifact_event(state, ArtifactEvent::Delete, name, &reference.to_string());
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

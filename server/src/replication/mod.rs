@@ -7,10 +7,23 @@
 //! - `local`: this product's registry as a `Content`, in-process.
 //! - `copy`: one artifact from one `Content` to another.
 //! - `endpoints`: the stored registry endpoints (credentials encrypted).
+//! - `policy` (rules: validation, CRUD, schedules) and `filters` (Harbor's filter semantics,
+//!   doublestar patterns, destination names).
+//! - `execution` (runs on the job queue: start, settle, stop, events), `resolve` (what a run
+//!   replicates), `task` (one artifact's job), `connector` (the seam to adapters, the local
+//!   registry and `copy`, replaced by test doubles).
 
 pub mod adapter;
 pub mod adapters;
+pub mod connector;
 pub mod content;
 pub mod copy;
 pub mod endpoints;
+pub mod execution;
+pub mod filters;
 pub mod local;
+pub mod policy;
+pub mod resolve;
+pub mod task;
+
+pub use execution::{on_artifact_event, ArtifactEvent};

@@ -21,6 +21,7 @@ mod openapi;
 mod portal;
 mod rbac_api;
 mod registry;
+mod replication_api;
 mod replication_copy;
 mod schema;
 mod sessions_redis;

@@ -64,6 +64,8 @@ fn concrete(path: &str) -> String {
         .replace("{robot_id}", "999")
         .replace("{mid}", "999")
         .replace("{gc_id}", "999")
+        .replace("{task_id}", "999")
+        .replace("{id}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
     concrete
