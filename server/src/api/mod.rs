@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod projects;
 pub mod query;
 pub mod replication;
+pub mod registries;
 pub mod repositories;
 pub mod robots;
 pub mod search;
@@ -83,6 +84,12 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(replication::get_execution, replication::stop_execution))
         .routes(routes!(replication::list_tasks))
         .routes(routes!(replication::task_log))
+        .routes(routes!(registries::list, registries::create))
+        .routes(routes!(registries::ping))
+        .routes(routes!(registries::get, registries::update, registries::delete))
+        .routes(routes!(registries::info))
+        .routes(routes!(registries::adapter_types))
+        .routes(routes!(registries::adapter_infos))
 }
 
 /// Routed under `/api/v2.0` but deliberately absent from the OpenAPI document (method, path):

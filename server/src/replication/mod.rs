@@ -6,7 +6,9 @@
 //!   `adapters/` has one file per type and the `TYPES` table.
 //! - `local`: this product's registry as a `Content`, in-process.
 //! - `copy`: one artifact from one `Content` to another.
-//! - `endpoints`: the stored registry endpoints (credentials encrypted).
+//! - `endpoints`: the stored registry endpoints (validation, CRUD, health status; the secret
+//!   encrypted by `crypto`, AES-256-GCM with the cluster's encryption key). Their REST API is
+//!   `api/registries.rs`.
 //! - `policy` (rules: validation, CRUD, schedules) and `filters` (Harbor's filter semantics,
 //!   doublestar patterns, destination names).
 //! - `execution` (runs on the job queue: start, settle, stop, events), `resolve` (what a run
@@ -18,6 +20,7 @@ pub mod adapters;
 pub mod connector;
 pub mod content;
 pub mod copy;
+pub mod crypto;
 pub mod endpoints;
 pub mod execution;
 pub mod filters;

@@ -20,6 +20,7 @@ mod harness;
 mod openapi;
 mod portal;
 mod rbac_api;
+mod registries_api;
 mod registry;
 mod replication_api;
 mod replication_copy;
