@@ -23,6 +23,8 @@ pub struct Project {
     pub created_at: i64,
     pub updated_at: i64,
     pub repo_count: i64,
+    /// The upstream registry endpoint of a proxy-cache project; set at creation only.
+    pub registry_id: Option<i64>,
 }
 
 /// Creates the public project `library`, owned by admin, when missing (first start).
@@ -95,8 +97,8 @@ pub fn visible_filter(viewer: Option<&Principal>) -> Sql {
 }
 
 const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.owner_id, u.username AS owner_name, p.public, \
-     p.created_at, p.updated_at, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id) AS repo_count \
-     FROM projects p JOIN users u ON u.id = p.owner_id";
+     p.created_at, p.updated_at, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id) AS repo_count, \
+     p.registry_id FROM projects p JOIN users u ON u.id = p.owner_id";
 
 /// Projects the caller may see (`visible_filter`), one page and the total count. Bad `q` or
 /// `sort` keys are a 400.
@@ -172,8 +174,16 @@ pub enum ProjectError {
     Db(#[from] sqlx::Error),
 }
 
-/// Creates a project; its creator becomes its project admin (in the same transaction).
-pub async fn create(db: &Db, name: &str, public: bool, owner: &User) -> Result<Project, ProjectError> {
+/// Creates a project; its creator becomes its project admin (in the same transaction). With
+/// `registry_id` it is a proxy cache of that registry endpoint, which must exist (checked in
+/// the transaction).
+pub async fn create(
+    db: &Db,
+    name: &str,
+    public: bool,
+    owner: &User,
+    registry_id: Option<i64>,
+) -> Result<Project, ProjectError> {
     if !valid_name(name) {
         return Err(ProjectError::Invalid(
             "project names are 1-255 lower-case letters, digits, '.', '_' or '-', starting and ending with \
@@ -183,14 +193,24 @@ pub async fn create(db: &Db, name: &str, public: bool, owner: &User) -> Result<P
     }
     let now = now_ms();
     let mut tx = db.begin_write().await?;
+    if let Some(rid) = registry_id {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM registries WHERE id = $1")
+            .bind(rid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(ProjectError::Invalid(format!("registry {rid} not found")));
+        }
+    }
     let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO projects (name, owner_id, public, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         RETURNING id",
+        "INSERT INTO projects (name, owner_id, public, created_at, updated_at, registry_id) \
+         VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
     )
     .bind(name)
     .bind(owner.id)
     .bind(i16::from(public))
     .bind(now)
+    .bind(registry_id)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| if is_conflict(&e) { ProjectError::Exists(name.into()) } else { e.into() })?;

@@ -40,6 +40,8 @@ pub struct AppState {
     pub replication: Arc<dyn crate::replication::connector::Connector>,
     /// The background loops (`serve` starts them; `/api/v2.0/health` reports them).
     pub supervisor: Arc<crate::supervisor::Supervisor>,
+    /// Proxy-cache projects: built upstreams, fetch slots, fetches in progress (per replica).
+    pub proxy: Arc<crate::replication::proxy::ProxyCache>,
     pub leptos: LeptosOptions,
 }
 
@@ -96,6 +98,7 @@ impl AppState {
             jobs_wake: Arc::default(),
             replication: Arc::new(crate::replication::connector::Product),
             supervisor: Arc::default(),
+            proxy: Arc::default(),
             leptos,
         })
     }

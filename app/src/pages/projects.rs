@@ -69,6 +69,7 @@ fn ProjectsBody(
             project_name: Some(name.clone()),
             public: None,
             metadata: Some(metadata),
+            registry_id: None,
         });
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {

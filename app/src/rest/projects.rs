@@ -76,6 +76,10 @@ pub struct ProjectResp {
     /// summary's `quota.used.storage`); in `GET /projects` lists only, one query per page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_used: Option<i64>,
+    /// The upstream registry endpoint of a proxy-cache project (Harbor's `registry_id`);
+    /// absent for a normal project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<i64>,
 }
 
 impl ProjectResp {
@@ -92,6 +96,10 @@ pub struct ProjectReq {
     pub project_name: Option<String>,
     pub public: Option<bool>,
     pub metadata: Option<ProjectMetadata>,
+    /// On create: makes the project a proxy cache of this registry endpoint (system admins
+    /// only; 0 or absent: a normal project). It cannot change afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<i64>,
 }
 
 /// Harbor's `ProjectMemberEntity`.

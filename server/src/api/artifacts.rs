@@ -366,6 +366,7 @@ pub async fn copy(
 ) -> Result<impl IntoResponse, ApiError> {
     let project = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &project, Resource::Artifact, Act::Create).await?;
+    crate::api::projects::require_not_proxy(&project)?;
     let dst = format!("{}/{}", project.name, percent_decode(&repo));
     if !crate::registry::path::valid_name(&dst) {
         return Err(ApiError::BadRequest(format!("invalid repository name {dst:?}")));

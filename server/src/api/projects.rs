@@ -79,6 +79,21 @@ pub fn project_model(
         current_user_role_ids: role.map(|r| vec![r.id()]).unwrap_or_default(),
         metadata: ProjectMetadata::of(p.public, meta),
         storage_used: None,
+        registry_id: p.registry_id,
+    }
+}
+
+/// What every refused write into a proxy-cache project says (REST and `/v2` alike): its
+/// content comes only from its upstream registry.
+pub fn proxy_push_refusal(project: &str) -> String {
+    format!("project {project} is a proxy cache: push is not allowed")
+}
+
+/// Refuses adding content (copy, tag) to a proxy-cache project (403, as Harbor refuses).
+pub fn require_not_proxy(p: &Project) -> Result<(), ApiError> {
+    match p.registry_id {
+        Some(_) => Err(ApiError::Forbidden(proxy_push_refusal(&p.name))),
+        None => Ok(()),
     }
 }
 
@@ -207,7 +222,8 @@ fn public_flag(req: &ProjectReq) -> Result<Option<bool>, ApiError> {
 }
 
 /// `POST /api/v2.0/projects`: any user (or only system admins, per the
-/// `project_creation_restriction` setting); the creator becomes project admin.
+/// `project_creation_restriction` setting); the creator becomes project admin. A
+/// `registry_id` makes a proxy-cache project: system admins only, the registry must exist.
 #[utoipa::path(post, path = "/projects", tag = "project", request_body = ProjectReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -223,7 +239,12 @@ pub async fn create(
         req.project_name.as_deref().ok_or_else(|| ApiError::BadRequest("project_name is required".into()))?;
     let public = public_flag(&req)?.unwrap_or(false);
     let meta = req.metadata.as_ref().map(normalized).transpose()?.unwrap_or_default();
-    let p = projects::create(&state.db, name, public, user).await?;
+    // A proxy-cache project (Harbor: system admins only; 0 means none, as Harbor clients send).
+    let registry_id = req.registry_id.filter(|id| *id != 0);
+    if registry_id.is_some() && !user.sysadmin {
+        return Err(ApiError::Forbidden("only system admins may create proxy cache projects".into()));
+    }
+    let p = projects::create(&state.db, name, public, user, registry_id).await?;
     let rest: Vec<_> = meta.into_iter().filter(|(k, _)| k != "public").collect();
     if !rest.is_empty() {
         projects::set_metadata(&state.db, p.id, &rest, false).await?;
@@ -261,6 +282,13 @@ pub async fn update(
 ) -> Result<StatusCode, ApiError> {
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Project, Act::Update).await?;
+    // The upstream of a proxy cache is fixed at creation (as in Harbor); sending the current
+    // value back is not a change.
+    if let Some(rid) = req.registry_id {
+        if p.registry_id.unwrap_or(0) != rid {
+            return Err(ApiError::BadRequest("the registry_id of a project cannot be changed".into()));
+        }
+    }
     let public = public_flag(&req)?;
     let mut meta = req.metadata.as_ref().map(normalized).transpose()?.unwrap_or_default();
     meta.retain(|(k, _)| k != "public");

@@ -73,6 +73,7 @@ pub async fn create_tag(
     let (p, r, a) =
         locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Tag, Act::Create))
             .await?;
+    crate::api::projects::require_not_proxy(&p)?;
     if !crate::registry::path::valid_tag(&req.name) {
         return Err(ApiError::BadRequest(format!("invalid tag {:?}", req.name)));
     }

@@ -1,4 +1,5 @@
-//! Blobs: GET/HEAD with `Range`, DELETE.
+//! Blobs: GET/HEAD with `Range`, DELETE. A blob a proxy-cache project lacks is answered by
+//! `proxied` (from its upstream, cached as it streams).
 
 use super::*;
 
@@ -35,7 +36,14 @@ pub(super) async fn get_blob(
     headers: &HeaderMap,
     head: bool,
 ) -> OciResult<Response> {
-    authorize(state, who, name, Action::Pull).await?;
+    let project = authorize(state, who, name, Action::Pull).await?;
+    if let Some(registry_id) = project.registry_id {
+        if meta::blob_in_repo(&state.db, name, digest).await?.is_none() {
+            if let Some(resp) = proxied::get_blob(state, name, digest, head, registry_id).await? {
+                return Ok(resp);
+            }
+        }
+    }
     let size = internal::blob_size(state, name, digest).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size));
     let d = digest.to_string();

@@ -1,6 +1,7 @@
 //! Manifests: GET/HEAD by tag or digest, PUT (with `?tag=` on a push by digest and `?digest=`
 //! on a push by tag), DELETE. The handlers parse and authorize; what a push, pull or delete
-//! does is `internal`'s (shared with `replication::local`).
+//! does is `internal`'s (shared with `replication::local`). A proxy-cache project's GET/HEAD
+//! goes through `proxied` first.
 
 use super::*;
 use crate::replication::ArtifactEvent;
@@ -13,6 +14,13 @@ pub(super) async fn get_manifest(
     head: bool,
 ) -> OciResult<Response> {
     let project = authorize(state, who, name, Action::Pull).await?;
+    if let Some(registry_id) = project.registry_id {
+        if let Some(resp) =
+            proxied::get_manifest(state, who, name, reference, head, &project, registry_id).await?
+        {
+            return Ok(resp);
+        }
+    }
     let m = internal::find_manifest(state, name, reference).await?;
     let body = if head { Bytes::new() } else { state.storage.read_all(&m.digest.blob_key()).await? };
     if !head {

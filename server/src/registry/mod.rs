@@ -26,6 +26,7 @@ pub mod path;
 mod blobs;
 mod catalog;
 mod manifests;
+mod proxied;
 mod referrers;
 mod uploads;
 
@@ -228,7 +229,14 @@ async fn authorize_for(
         }
     };
     if allowed {
-        return Ok(project.expect("allowed implies a project"));
+        let project = project.expect("allowed implies a project");
+        // A proxy-cache project's content comes only from its upstream (Harbor refuses every
+        // push into one): blob uploads, mounts into it and manifest PUTs end here.
+        if action == Action::Push && project.registry_id.is_some() {
+            let msg = crate::api::projects::proxy_push_refusal(meta::project_name(repo));
+            return Err(OciError::new(Code::Denied, msg));
+        }
+        return Ok(project);
     }
     let mut scope = token::scope_string(repo, action.scope_actions());
     if let Some(extra) = extra_scope {

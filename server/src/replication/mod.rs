@@ -14,6 +14,8 @@
 //! - `execution` (runs on the job queue: start, settle, stop, events), `resolve` (what a run
 //!   replicates), `task` (one artifact's job), `connector` (the seam to adapters, the local
 //!   registry and `copy`, replaced by test doubles).
+//! - `proxy`: proxy-cache projects, pull-through with caching (`registry/proxied.rs` is its
+//!   `/v2` glue); `memory`: an in-memory `Content`, the upstream test double.
 
 pub mod adapter;
 pub mod adapters;
@@ -25,7 +27,9 @@ pub mod endpoints;
 pub mod execution;
 pub mod filters;
 pub mod local;
+pub mod memory;
 pub mod policy;
+pub mod proxy;
 pub mod resolve;
 pub mod task;
 

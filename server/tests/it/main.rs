@@ -19,6 +19,7 @@ mod gc;
 mod harness;
 mod openapi;
 mod portal;
+mod proxy_cache;
 mod rbac_api;
 mod registries_api;
 mod registry;

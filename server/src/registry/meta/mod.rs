@@ -21,6 +21,8 @@ pub struct ProjectRef {
     pub owner_id: i64,
     #[sqlx(try_from = "crate::db::Flag")]
     pub public: bool,
+    /// Set for a proxy-cache project: its upstream registry endpoint.
+    pub registry_id: Option<i64>,
 }
 
 pub fn project_name(repo: &str) -> &str {
@@ -28,7 +30,7 @@ pub fn project_name(repo: &str) -> &str {
 }
 
 pub async fn project_of(db: &Db, repo: &str) -> Result<Option<ProjectRef>, sqlx::Error> {
-    sqlx::query_as("SELECT id, owner_id, public FROM projects WHERE name = $1")
+    sqlx::query_as("SELECT id, owner_id, public, registry_id FROM projects WHERE name = $1")
         .bind(project_name(repo))
         .fetch_optional(&db.pool)
         .await
