@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops the servers tests need, on 127.0.0.1 only, from this project's own scripts.
 #   scripts/services.sh start postgres|redis|garage|garage3 DIR   prints `export VAR=…` lines to eval
+#   scripts/services.sh start distribution|distribution-token DIR   CNCF distribution 2.8 with htpasswd
+#                                                  Basic auth / with token auth (scripts/token-server.py)
 #   scripts/services.sh stop DIR                   stops everything started under DIR (by PID)
 #   scripts/services.sh restart postgres|redis DIR [PAUSE]   shutdown (Redis: saving its data), PAUSE
 #                                                  seconds down (default 0), start again on the same port
@@ -252,6 +254,97 @@ garage3_node() { # stop|start DIR N
   esac
 }
 
+# CNCF distribution 2.8 (Debian's docker-registry) on 127.0.0.1: filesystem storage under D/data,
+# deletes enabled, configuration D/config.yml. Every REGISTRY_* variable of the caller is unset
+# first: distribution reads them all as configuration (podman's REGISTRY_AUTH_FILE breaks it).
+run_distribution() { # D PORT
+  local d=$1 port=$2 code=""
+  command -v docker-registry >/dev/null || { echo "docker-registry is not installed (apt-get install docker-registry)" >&2; exit 1; }
+  (
+    for v in $(compgen -e); do
+      case $v in REGISTRY_*) unset "$v" ;; esac
+    done
+    exec docker-registry serve "$d/config.yml" >"$d/registry.log" 2>&1
+  ) &
+  echo $! >"$d/registry.pid"
+  for _ in $(seq 100); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
+    [ "$code" = 401 ] && return 0
+    sleep 0.1
+  done
+  echo "distribution did not start on $port (last answer: $code):" >&2; tail -20 "$d/registry.log" >&2; exit 1
+}
+
+distribution_config() { # D PORT, then the auth section on stdin
+  cat <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $1/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$2
+  secret: $(python3 -c 'import secrets; print(secrets.token_hex(16))')
+EOF
+  cat
+}
+
+# distribution with htpasswd (bcrypt) Basic authentication, one user.
+start_distribution() {
+  local dir=$1/distribution port user=berth password
+  command -v htpasswd >/dev/null || { echo "htpasswd is not installed (apt-get install apache2-utils)" >&2; exit 1; }
+  port=$(free_port)
+  password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+  mkdir -p "$dir/data"
+  htpasswd -Bbn "$user" "$password" >"$dir/htpasswd"
+  distribution_config "$dir" "$port" >"$dir/config.yml" <<EOF
+auth:
+  htpasswd:
+    realm: berth-test
+    path: $dir/htpasswd
+EOF
+  run_distribution "$dir" "$port"
+  echo "export TEST_DISTRIBUTION_URL=http://127.0.0.1:$port TEST_DISTRIBUTION_USER=$user TEST_DISTRIBUTION_PASSWORD=$password"
+}
+
+# distribution with token authentication: scripts/token-server.py issues ES256 tokens for one
+# user (realm http://127.0.0.1:TOKEN_PORT/token); distribution trusts its certificate.
+start_distribution_token() {
+  local dir=$1/distribution-token port tport user=berth password code=""
+  port=$(free_port)
+  tport=$(free_port)
+  password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+  mkdir -p "$dir/data"
+  python3 "$(dirname "$0")/token-server.py" keygen "$dir"
+  python3 "$(dirname "$0")/token-server.py" serve "$dir" "$tport" "$user" "$password" \
+    berth-test-registry berth-test-token-issuer >"$dir/token-server.log" 2>&1 &
+  echo $! >"$dir/token-server.pid"
+  for _ in $(seq 100); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$tport/stats" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$code" = 200 ] || { echo "the token server did not start:" >&2; cat "$dir/token-server.log" >&2; exit 1; }
+  distribution_config "$dir" "$port" >"$dir/config.yml" <<EOF
+auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: berth-test-registry
+    issuer: berth-test-token-issuer
+    rootcertbundle: $dir/token.crt
+EOF
+  run_distribution "$dir" "$port"
+  echo "export TEST_DISTRIBUTION_TOKEN_URL=http://127.0.0.1:$port TEST_DISTRIBUTION_TOKEN_USER=$user TEST_DISTRIBUTION_TOKEN_PASSWORD=$password"
+}
+
 stop_all() {
   local dir=$1
   if [ -f "$dir/postgres/data/postmaster.pid" ]; then
@@ -260,7 +353,8 @@ stop_all() {
   if [ -f "$dir/redis/redis.pid" ]; then
     kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
   fi
-  for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid "$dir"/garage3/node*/garage.pid; do
+  for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid "$dir"/garage3/node*/garage.pid \
+    "$dir"/distribution/*.pid "$dir"/distribution-token/*.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
 }
@@ -272,7 +366,9 @@ case "${1:-}" in
       redis) start_redis "$3" ;;
       garage) start_garage "$3" ;;
       garage3) start_garage3 "$3" ;;
-      *) echo "usage: $0 start postgres|redis|garage|garage3 DIR" >&2; exit 2 ;;
+      distribution) start_distribution "$3" ;;
+      distribution-token) start_distribution_token "$3" ;;
+      *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token DIR" >&2; exit 2 ;;
     esac ;;
   restart)
     case "${2:-}" in
@@ -282,5 +378,5 @@ case "${1:-}" in
     esac ;;
   garage3-node) garage3_node "${2:-}" "${3:-}" "${4:-}" ;;
   stop) stop_all "$2" ;;
-  *) echo "usage: $0 start postgres|redis|garage|garage3 DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
 esac

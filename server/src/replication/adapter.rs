@@ -60,9 +60,10 @@ pub trait Adapter: Send + Sync {
     async fn health(&self) -> ContentResult<()>;
     /// Repositories whose full name `keep` accepts, each with its tags. `keep` is the policy's
     /// name filter, so an adapter that can filter on the server side may ask for less.
+    /// (`for<'a>` is spelled out: `async_trait` would otherwise tie the `&str` to the call.)
     async fn repositories(
         &self,
-        keep: &(dyn Fn(&str) -> bool + Send + Sync),
+        keep: &(dyn for<'a> Fn(&'a str) -> bool + Send + Sync),
     ) -> ContentResult<Vec<RemoteRepository>>;
     /// Makes sure a repository can be pushed to under `namespace` (a Harbor project is
     /// created when missing); a no-op for registries without namespaces.

@@ -4,6 +4,7 @@
 //! - `content`: the `Content` trait, one registry's manifests, blobs, tags and referrers.
 //! - `adapter`: the `Adapter` trait, what a registry *type* adds (listing, namespaces, health);
 //!   `adapters/` has one file per type and the `TYPES` table.
+//! - `client`: `RemoteRegistry`, any OCI Distribution registry over HTTP(S) as a `Content`.
 //! - `local`: this product's registry as a `Content`, in-process.
 //! - `copy`: one artifact from one `Content` to another.
 //! - `endpoints`: the stored registry endpoints (validation, CRUD, health status; the secret
@@ -19,6 +20,7 @@
 
 pub mod adapter;
 pub mod adapters;
+pub mod client;
 pub mod connector;
 pub mod content;
 pub mod copy;
