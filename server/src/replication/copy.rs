@@ -368,8 +368,10 @@ impl Run<'_> {
             }
         }
         let parallel = self.opts.parallel_blobs.max(1);
-        let mut results =
-            futures::stream::iter(blobs.iter()).map(|b| self.blob(b)).buffer_unordered(parallel);
+        // The futures are made before they are streamed: a closure inside the stream's type
+        // makes this future not provably `Send` for every lifetime (async_trait callers need it).
+        let copies: Vec<_> = blobs.iter().map(|b| self.blob(b)).collect();
+        let mut results = futures::stream::iter(copies).buffer_unordered(parallel);
         while let Some(outcome) = results.next().await {
             match outcome? {
                 BlobOutcome::Present => report.blobs_present += 1,
