@@ -10,8 +10,8 @@
 pub mod artifacts;
 pub mod gc;
 pub mod projects;
-pub mod replication;
 pub mod registries;
+pub mod replication;
 pub mod robots;
 pub mod system;
 pub mod users;
