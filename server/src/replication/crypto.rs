@@ -121,4 +121,16 @@ mod tests {
         assert_eq!(decrypt(&[8; 32], "registries/1/access_secret", &s), Err(CryptoError::Decrypt));
         assert_eq!(decrypt(&KEY, "registries/2/access_secret", &s), Err(CryptoError::Decrypt));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, failure_persistence: None, ..Default::default() })]
+
+        /// Whatever the column holds, decrypting returns an error or a value, never panics.
+        #[test]
+        fn decrypt_is_total(s in proptest::prelude::any::<String>(), raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            proptest::prop_assert!(decrypt(&KEY, "p", &s).is_err() || s.starts_with("v1:"));
+            let shaped = format!("v1:{}", STANDARD.encode(&raw));
+            proptest::prop_assert!(decrypt(&KEY, "p", &shaped).is_err());
+        }
+    }
 }

@@ -478,26 +478,35 @@ async fn users_of(
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let policies: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM replication_policies WHERE src_registry_id = $1 OR dest_registry_id = $1 \
-         ORDER BY name LIMIT 20",
+         ORDER BY name LIMIT $2",
     )
     .bind(id)
+    .bind(USERS_SHOWN as i64)
     .fetch_all(&mut **tx)
     .await?;
     let projects: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM projects WHERE registry_id = $1 ORDER BY name LIMIT 20")
+        sqlx::query_scalar("SELECT name FROM projects WHERE registry_id = $1 ORDER BY name LIMIT $2")
             .bind(id)
+            .bind(USERS_SHOWN as i64)
             .fetch_all(&mut **tx)
             .await?;
     Ok((policies, projects))
 }
 
+/// At most this many names of each kind in the message.
+const USERS_SHOWN: usize = 20;
+
 fn in_use_message(r: &Registry, policies: &[String], projects: &[String]) -> String {
+    let list = |names: &[String]| {
+        let more = if names.len() >= USERS_SHOWN { ", …" } else { "" };
+        format!("{}{more}", names.join(", "))
+    };
     let mut parts = Vec::new();
     if !policies.is_empty() {
-        parts.push(format!("replication policies {}", policies.join(", ")));
+        parts.push(format!("replication policies {}", list(policies)));
     }
     if !projects.is_empty() {
-        parts.push(format!("proxy-cache projects {}", projects.join(", ")));
+        parts.push(format!("proxy-cache projects {}", list(projects)));
     }
     format!("the registry {:?} is used by {}; delete or change them first", r.name, parts.join(" and "))
 }
@@ -624,6 +633,31 @@ mod tests {
     }
 
     #[test]
+    fn in_use_names_who() {
+        let r = Registry {
+            id: 1,
+            name: "hub".into(),
+            kind: "harbor".into(),
+            url: String::new(),
+            description: String::new(),
+            credential_type: String::new(),
+            access_key: String::new(),
+            sealed_secret: String::new(),
+            insecure: false,
+            ca_certificate: String::new(),
+            status: UNKNOWN.into(),
+            status_checked_at: 0,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let m = in_use_message(&r, &["p1".into()], &[]);
+        assert_eq!(m, "the registry \"hub\" is used by replication policies p1; delete or change them first");
+        let many: Vec<String> = (0..USERS_SHOWN).map(|i| format!("c{i}")).collect();
+        let m = in_use_message(&r, &["p1".into()], &many);
+        assert!(m.contains("policies p1 and proxy-cache projects c0, ") && m.contains("c19, …"), "{m}");
+    }
+
+    #[test]
     fn ca_certificates() {
         use base64::Engine;
         let der = [&[0x30u8, 0x82, 0x01, 0x00][..], &[0u8; 256][..]].concat();
@@ -638,6 +672,34 @@ mod tests {
             &format!("{pem}trailing"),
         ] {
             assert!(check_ca_certificate(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, failure_persistence: None, ..Default::default() })]
+
+        /// Client input never panics the URL check, and what it accepts is stored in a form it
+        /// accepts again unchanged, without credentials, query, fragment or trailing slash.
+        #[test]
+        fn url_check_is_total_and_idempotent(
+            s in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                r"(https?|ftp|file)://[a-zA-Z0-9@:%?#./\\\[\] -]{0,40}",
+            ]
+        ) {
+            if let Ok(u) = normalize_url(&s) {
+                proptest::prop_assert_eq!(normalize_url(&u).ok(), Some(u.clone()));
+                proptest::prop_assert!(u.starts_with("http://") || u.starts_with("https://"));
+                proptest::prop_assert!(!u.ends_with('/') && !u.contains('?') && !u.contains('#'));
+                let authority = u.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+                proptest::prop_assert!(!authority.contains('@'), "{}", u);
+            }
+        }
+
+        #[test]
+        fn ca_check_is_total(s in proptest::prelude::any::<String>()) {
+            let _ = check_ca_certificate(&s);
+            let _ = check_ca_certificate(&format!("-----BEGIN CERTIFICATE-----{s}-----END CERTIFICATE-----"));
         }
     }
 }
