@@ -402,6 +402,8 @@ pub async fn copy(
             .project(project.id)
             .detail(format!("copied from {}", c.from)),
     );
+    let pushed = tag.map(str::to_string).unwrap_or_else(|| digest.to_string());
+    crate::replication::on_artifact_event(&state, crate::replication::ArtifactEvent::Push, &dst, &pushed);
     let mut h = HeaderMap::new();
     let loc = format!(
         "/api/v2.0/projects/{}/repositories/{}/artifacts/{digest}",

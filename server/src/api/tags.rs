@@ -81,6 +81,12 @@ pub async fn create_tag(
         return Err(ApiError::Conflict(format!("tag {} already exists in {}", req.name, r.name)));
     }
     state.audit.record(caller.event("create", "tag", format!("{}:{}", r.name, req.name)).project(p.id));
+    crate::replication::on_artifact_event(
+        &state,
+        crate::replication::ArtifactEvent::Push,
+        &r.name,
+        &req.name,
+    );
     // Harbor's Location: the request's path plus the tag's name.
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("{}/{}", uri.path().trim_end_matches('/'), req.name)) {

@@ -1,7 +1,8 @@
 //! Manifests: GET/HEAD by tag or digest, PUT (with `?tag=` on a push by digest and `?digest=`
 //! on a push by tag), DELETE. The handlers parse and authorize; what a push, pull or delete
 //! does is `internal`'s (shared with `replication::local`). A proxy-cache project's GET/HEAD
-//! goes through `proxied` first.
+//! goes through `proxied` first. After a PUT or DELETE committed, event-based replication is told
+//! (`replication::on_artifact_event`, which only queues work off the request path).
 
 use super::*;
 use crate::replication::ArtifactEvent;

@@ -585,11 +585,19 @@ pub async fn handle_event(state: &AppState, event: &EventParams) -> Result<Vec<i
     Ok(started)
 }
 
-/// Whether the event's repository and tag (a digest reference counts as untagged) pass.
+/// Whether the event's repository and tag pass. A push by digest counts as untagged; a
+/// deletion by digest is matched on the repository only (its tags went with it, and the
+/// destination has that digest only if it was replicated there).
 pub fn event_passes(filters: &Filters, event: &EventParams) -> bool {
-    let tags: Vec<String> =
-        if event.reference.contains(':') { vec![] } else { vec![event.reference.clone()] };
-    filters.repository_matches(&event.repository) && filters.filter_tags(&tags).is_some()
+    let by_digest = event.reference.contains(':');
+    if !filters.repository_matches(&event.repository) {
+        return false;
+    }
+    if by_digest && event.kind == "delete" {
+        return true;
+    }
+    let tags: Vec<String> = if by_digest { vec![] } else { vec![event.reference.clone()] };
+    filters.filter_tags(&tags).is_some()
 }
 
 /// SQL conditions of a name pattern on a column (an exact match for a literal pattern, a

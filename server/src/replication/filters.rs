@@ -308,7 +308,7 @@ mod tests {
             (f("tag", json!("v[1"), ""), "invalid pattern"),
         ];
         for (filter, msg) in bad {
-            let e = Filters::parse(&[filter.clone()]).unwrap_err();
+            let e = Filters::parse(std::slice::from_ref(&filter)).unwrap_err();
             assert!(e.contains(msg), "{filter:?}: {e}");
         }
     }

@@ -9,7 +9,12 @@
 //! - Transient errors (`ContentError::Transient`: 5xx, timeouts, resets) are retried with a
 //!   doubling backoff; anything else fails the task at once with the error's message in the
 //!   task's log and `status_text` (bad credentials, a missing remote project, TLS failures).
+//! - The destination namespace is prepared first: the adapter's `ensure_namespace` for a remote
+//!   destination, a private local project (owned by the policy's creator) for a pull-based run.
 //! - A stop request (seen by the job's heartbeat) ends the task `Stopped`.
+//! - A deletion removes the destination's manifest by digest (a tag is resolved there first);
+//!   after a tag deletion it does so only when the artifact itself is gone here, since a
+//!   registry cannot delete one tag of a manifest without the others.
 //! - Each finished task settles its run (`execution::settle`), and each artifact written to or
 //!   deleted from a remote destination gets an audit row by `replication` (a local destination's
 //!   rows are written by `local::LocalRegistry` as the registry's own pushes).
@@ -105,8 +110,7 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
     let spec: TaskSpec = match serde_json::from_str(&ctx.parameters) {
         Ok(s) => s,
         Err(e) => {
-            return finish(state, ctx, task_id, execution_id, Err(format!("bad task parameters: {e}")), None)
-                .await
+            return finish(state, ctx, task_id, execution_id, Err(format!("bad task parameters: {e}"))).await
         }
     };
     let stop_requested = execution::get(db, execution_id).await?.is_none_or(|e| e.stop_requested);
@@ -143,7 +147,7 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
         policy::get(db, execution::get(db, execution_id).await?.map_or(0, |e| e.policy_id)).await?
     else {
         let r = Err("the replication policy no longer exists".to_string());
-        return finish(state, ctx, task_id, execution_id, r, None).await;
+        return finish(state, ctx, task_id, execution_id, r).await;
     };
     ctx.log(format!(
         "{} {} → {} (policy {:?})",
@@ -159,7 +163,7 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
     if r.is_ok() {
         audit(state, &policy, &spec);
     }
-    finish(state, ctx, task_id, execution_id, r.map(|digest| (digest, bytes)), Some(&spec)).await
+    finish(state, ctx, task_id, execution_id, r.map(|digest| (digest, bytes))).await
 }
 
 /// Records the task's end (unless the job was taken back by another replica) and settles the run.
@@ -169,7 +173,6 @@ async fn finish(
     task_id: i64,
     execution_id: i64,
     r: Result<(String, u64), String>,
-    _spec: Option<&TaskSpec>,
 ) -> Result<Outcome, sqlx::Error> {
     if ctx.lost() {
         return Ok(outcome("error", "taken back by another replica".into()));
@@ -244,6 +247,18 @@ async fn replicate(
                     }
                 }
             };
+            // A registry deletes a tag only with its manifest (and every other tag on it): when
+            // only a tag went here and the artifact stays, the destination keeps it too.
+            if policy.push_based()
+                && !spec.tags.is_empty()
+                && still_here(state, &spec.src_repo, &digest).await?
+            {
+                ctx.log(format!(
+                    "{}@{digest} is still here (only the tag {reference} was deleted): kept on the destination",
+                    spec.src_repo
+                ));
+                continue;
+            }
             let gone = retrying(&*conn, ctx, "deleting on the destination", || {
                 dst.delete_manifest(&spec.dst_repo, &digest)
             })
@@ -257,10 +272,12 @@ async fn replicate(
         return Ok(String::new());
     }
 
+    let namespace = spec.dst_repo.split('/').next().unwrap_or_default().to_string();
     if policy.push_based() {
-        let namespace = spec.dst_repo.split('/').next().unwrap_or_default().to_string();
         retrying(&*conn, ctx, "preparing the destination namespace", || adapter.ensure_namespace(&namespace))
             .await?;
+    } else {
+        ensure_local_project(state, ctx, policy, &namespace).await?;
     }
     let opts = CopyOptions {
         parallel_blobs: state.config.replication.parallel_blobs,
@@ -301,6 +318,46 @@ async fn replicate(
         }
     }
     Ok(digest)
+}
+
+/// Creates the local project a pull-based run writes into when it is missing (as Harbor does),
+/// private, owned by the policy's creator (or `admin` when that account is gone).
+async fn ensure_local_project(
+    state: &AppState,
+    ctx: &JobCtx,
+    policy: &Policy,
+    name: &str,
+) -> ContentResult<()> {
+    let db_err = |e: sqlx::Error| ContentError::Transient(format!("database: {e}"));
+    if crate::projects::get_by_name(&state.db, name).await.map_err(db_err)?.is_some() {
+        return Ok(());
+    }
+    let mut owner = crate::accounts::get_by_name(&state.db, &policy.created_by).await.map_err(db_err)?;
+    if owner.is_none() {
+        owner = crate::accounts::get_by_name(&state.db, "admin").await.map_err(db_err)?;
+    }
+    let owner = owner.ok_or_else(|| ContentError::Other(format!("no owner for the new project {name:?}")))?;
+    match crate::projects::create(&state.db, name, false, &owner).await {
+        Ok(_) => {
+            ctx.log(format!("created the project {name:?} (owner {})", owner.username));
+            Ok(())
+        }
+        Err(crate::projects::ProjectError::Exists(_)) => Ok(()),
+        Err(e) => Err(ContentError::Other(format!("cannot create the project {name:?}: {e}"))),
+    }
+}
+
+/// Whether this registry still has `repo@digest`.
+async fn still_here(state: &AppState, repo: &str, digest: &Digest) -> ContentResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT a.id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+    )
+    .bind(repo)
+    .bind(digest.to_string())
+    .fetch_optional(&state.db.pool)
+    .await
+    .map_err(|e| ContentError::Transient(format!("database: {e}")))?;
+    Ok(found.is_some())
 }
 
 /// Audit rows for an artifact replicated to (or deleted from) a remote destination.

@@ -316,7 +316,17 @@ both_dbs!(events_start_event_based_policies, |app| {
     run_jobs(&state).await;
     assert_eq!(double.copies(), vec![("library/app".into(), d.clone(), "mirror/app".into(), "v1".into())]);
 
-    // A delete through the REST API replicates as a deletion.
+    // Deleting only the tag keeps the artifact here, so the destination keeps it too.
+    let wait_runs = |n: usize| {
+        let app = &app;
+        async move {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while runs_of(app, id).await.as_array().unwrap().len() < n {
+                assert!(std::time::Instant::now() < until, "no run started by the delete");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
     let r = api(
         &app,
         Method::DELETE,
@@ -325,16 +335,28 @@ both_dbs!(events_start_event_based_policies, |app| {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while runs_of(&app, id).await.as_array().unwrap().len() < 2 {
-        assert!(std::time::Instant::now() < until, "no run started by the delete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_runs(2).await;
     run_jobs(&state).await;
     let runs = runs_of(&app, id).await;
     assert_eq!(runs[0]["status"], "Succeed", "{runs}");
-    let ts = tasks(&app, runs[0]["id"].as_i64().unwrap()).await;
-    assert_eq!(ts[0]["operation"], "deletion");
+    let t = &tasks(&app, runs[0]["id"].as_i64().unwrap()).await[0];
+    assert_eq!(t["operation"], "deletion");
+    let log = task_log(&app, runs[0]["id"].as_i64().unwrap(), t["id"].as_i64().unwrap()).await;
+    assert!(log.contains("kept on the destination"), "{log}");
+    assert!(double.remote.deleted.lock().unwrap().is_empty());
+    // Deleting the artifact replicates as a deletion by digest.
+    let r = api(
+        &app,
+        Method::DELETE,
+        &format!("/api/v2.0/projects/library/repositories/app/artifacts/{d}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    wait_runs(3).await;
+    run_jobs(&state).await;
+    let runs = runs_of(&app, id).await;
+    assert_eq!(runs[0]["status"], "Succeed", "{runs}");
     assert_eq!(*double.remote.deleted.lock().unwrap(), vec![("mirror/app".to_string(), d.clone())]);
 });
 
@@ -361,6 +383,10 @@ both_dbs!(pull_run_lists_the_source_with_filters, |app| {
             ("team/app".into(), "1.1".into(), "local/app".into(), "1.1".into()),
         ]
     );
+    // The local project the run writes into was created (private, as Harbor does).
+    let r = api(&app, Method::GET, "/api/v2.0/projects/local", Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["public"], "false");
     // A source that cannot be listed fails the run with the reason.
     struct Down;
     #[async_trait]
@@ -446,4 +472,43 @@ both_dbs!(a_dead_replicas_task_is_finished_once_elsewhere, |app| {
     jobs::requeue_stale(&app.state.db).await.unwrap();
     let e = execution(&app, exec).await;
     assert_eq!((e["status"].as_str(), e["failed"].as_i64()), (Some("Failed"), Some(1)), "{e}");
+});
+
+both_dbs!(a_full_task_pool_never_keeps_gc_waiting, toml = "[replication]\nworkers = 1", |app| {
+    let reg = registry(&app, "peer").await;
+    image(&app, "library/a", "1").await;
+    image(&app, "library/b", "1").await;
+    let double = Arc::new(Double::default());
+    double.script("mirror/a", vec![Step::Block]);
+    double.script("mirror/b", vec![Step::Block]);
+    let state = with_double(&app, &double);
+    let id = create_policy(&app, push_policy("p", reg, json!({}))).await;
+    let exec = start(&app, id).await;
+    let runner = tokio::spawn({
+        let state = state.clone();
+        async move { jobs::tick(&state, "replica-1").await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !tasks(&app, exec).await.iter().any(|t| t["status"] == "InProgress") {
+        assert!(std::time::Instant::now() < until, "no task started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The pool's one worker is busy; GC queued now still runs now.
+    let body = json!({"schedule": {"type": "Manual"}, "parameters": {"dry_run": true}});
+    let r = api(&app, Method::POST, "/api/v2.0/system/gc/schedule", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let gc: i64 = r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    while jobs::get(&app.state.db, gc).await.unwrap().unwrap().status != "success" {
+        assert!(std::time::Instant::now() < until, "GC waited behind the replication tasks");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ts = tasks(&app, exec).await;
+    let states: Vec<&str> = ts.iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "InProgress").count(), 1, "{states:?}");
+    assert!(states.contains(&"Pending"), "one worker: the other task waits ({states:?})");
+    let r = api(&app, Method::PUT, &format!("/api/v2.0/replication/executions/{exec}"), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK);
+    runner.await.unwrap().unwrap();
+    assert_eq!(execution(&app, exec).await["status"], "Stopped");
+    assert_eq!(double.running.lock().unwrap().1, 1, "never more than replication.workers at once");
 });
