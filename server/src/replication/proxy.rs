@@ -8,7 +8,8 @@
 //! a HEAD upstream learns the tag's current digest (cheaper than a GET, and Docker Hub does not
 //! count it against the pull rate limit); the local copy is served when it has that digest under
 //! the tag, else the manifest is fetched upstream *by that digest* (the tag may move between the
-//! two requests), served at once and cached in the background. An upstream that is unreachable
+//! two requests; a client's HEAD gets this GET too, so what it names can be cached), served at
+//! once and cached in the background. An upstream that is unreachable
 //! or failing (any error but "not found") leaves the local copy served, with a warning in the
 //! log; without one the client gets the upstream's error (`ProxyError`). An upstream that no
 //! longer has the tag is a 404 even when a stale copy is cached (Harbor answers the same).
@@ -21,8 +22,8 @@
 //! index waits up to `INDEX_WAIT` for its children, which only get cached when some client pulls
 //! them (docker pulls one platform); an index whose children never all arrive is not stored and
 //! keeps being answered from upstream (so it is not served while the upstream is down). While a
-//! manifest waits it is kept in memory (`pending`), so the by-digest GET that follows a HEAD
-//! by tag is answered without another upstream request.
+//! manifest waits it is kept in memory (`pending`, at most `MAX_PENDING_BYTES` in all), so the
+//! by-digest GET that follows a HEAD by tag is answered without another upstream request.
 //!
 //! **Blobs** (`blob`): local first; on a miss the upstream stream is teed — every chunk goes to
 //! the client and, through a bounded channel (`TEE_CHUNKS` chunks), into `put_blob` of the
@@ -36,7 +37,8 @@
 //!
 //! **Limits**: manifests over `manifest::MAX_MANIFEST_SIZE` (4 MiB) are refused; at most
 //! `MAX_UPSTREAM_FETCHES` upstream requests (manifest requests and blob streams) run at once per
-//! replica, and a request waits at most `FETCH_SLOT_WAIT` for a slot (then `ProxyError::Busy`).
+//! replica, and a request waits at most `FETCH_SLOT_WAIT` for a slot (then `ProxyError::Busy`, a
+//! 429 with `Retry-After`); `ProxyCache::with_limits` sets both.
 //!
 //! **Upstreams** are resolved per registry id (`ProxyCache::upstream`): the endpoint from
 //! `endpoints::load`, its adapter from `adapters::build`, kept per replica while the
@@ -69,8 +71,9 @@ pub const FOLLOW_WAIT: Duration = Duration::from_secs(600);
 pub const BLOB_GRACE: Duration = Duration::from_secs(5);
 /// How long an index's cache task waits for its children.
 pub const INDEX_WAIT: Duration = Duration::from_secs(600);
-/// Manifests kept in memory while they wait to be cached.
-const MAX_PENDING: usize = 256;
+/// Bytes of manifests kept in memory while they wait to be cached, per replica; a manifest
+/// beyond it is served but not cached this time (the next pull tries again).
+pub const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 
 /// Docker Hub's registry hosts: single-component names there mean `library/<name>`.
 const DOCKER_HUB_HOSTS: [&str; 3] = ["registry-1.docker.io", "hub.docker.com", "index.docker.io"];
@@ -152,6 +155,8 @@ pub struct ProxyCache {
     /// Registry id → (`updated_at` of its row, the built upstream).
     upstreams: Mutex<HashMap<i64, (i64, Upstream)>>,
     fetches: Arc<Semaphore>,
+    /// How long a request waits for a fetch slot (`FETCH_SLOT_WAIT`).
+    slot_wait: Duration,
     /// `repo@digest` → a receiver that changes (or closes) when the fetch ends.
     inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
     /// (repo, reference) → manifest waiting for its blobs or children.
@@ -183,10 +188,16 @@ impl Drop for Leader {
 
 impl ProxyCache {
     pub fn new(max_fetches: usize) -> ProxyCache {
+        ProxyCache::with_limits(max_fetches, FETCH_SLOT_WAIT)
+    }
+
+    /// At most `max_fetches` upstream requests at once, each waiting at most `slot_wait` to start.
+    pub fn with_limits(max_fetches: usize, slot_wait: Duration) -> ProxyCache {
         ProxyCache {
             upstream_override: RwLock::default(),
             upstreams: Mutex::default(),
             fetches: Arc::new(Semaphore::new(max_fetches.max(1))),
+            slot_wait,
             inflight: Mutex::default(),
             pending: Mutex::default(),
         }
@@ -232,7 +243,7 @@ impl ProxyCache {
     }
 
     async fn slot(&self) -> Result<OwnedSemaphorePermit, ProxyError> {
-        match tokio::time::timeout(FETCH_SLOT_WAIT, self.fetches.clone().acquire_owned()).await {
+        match tokio::time::timeout(self.slot_wait, self.fetches.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ProxyError::Busy),
         }
@@ -333,7 +344,8 @@ impl ProxyCache {
         let key = (local_repo.to_string(), reference.to_string());
         {
             let mut pending = lock(&self.pending);
-            if pending.contains_key(&key) || pending.len() >= MAX_PENDING {
+            let held: usize = pending.values().map(|p| p.bytes.len()).sum();
+            if pending.contains_key(&key) || held + m.bytes.len() > MAX_PENDING_BYTES {
                 return false;
             }
             pending.insert(key.clone(), m.clone());

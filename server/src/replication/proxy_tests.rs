@@ -320,3 +320,28 @@ async fn oversized_manifests_are_refused() {
     assert!(matches!(err, ProxyError::TooLarge(_)), "{err:?}");
     assert_eq!(up.calls.get_manifest.load(Ordering::SeqCst), 0, "refused on the HEAD's size");
 }
+
+#[tokio::test]
+async fn upstream_fetches_are_capped() {
+    let up = Arc::new(MemoryContent::new("up").with_chunk(1024));
+    let local = Arc::new(MemoryContent::new("local"));
+    let c = Arc::new(ProxyCache::with_limits(1, Duration::from_millis(100)));
+    let a = up.add_blob(UP, &[1u8; 10_000]);
+    let b = up.add_blob(UP, &[2u8; 10_000]);
+    let BlobSource::Upstream { stream, .. } = c.blob(up.clone(), local.clone(), UP, LOCAL, &a).await.unwrap()
+    else {
+        panic!()
+    };
+    // The one slot is taken while `a` streams: another fetch, even a manifest's, is refused.
+    let err = c.blob(up.clone(), local.clone(), UP, LOCAL, &b).await.err().unwrap();
+    assert!(matches!(err, ProxyError::Busy), "{err:?}");
+    let err = c.manifest(up.as_ref(), local.as_ref(), UP, LOCAL, &tag("3")).await.unwrap_err();
+    assert!(matches!(err, ProxyError::Busy), "{err:?}");
+    assert!(lock(&c.inflight).len() == 1, "the refused fetch left no leader behind");
+    drain(stream).await;
+    settled(&c).await;
+    assert!(matches!(
+        c.blob(up.clone(), local.clone(), UP, LOCAL, &b).await.unwrap(),
+        BlobSource::Upstream { .. }
+    ));
+}

@@ -299,6 +299,18 @@ both_dbs!(pulls_go_upstream_then_come_from_the_cache, |app| {
     let r = app.get(&format!("/v2/proxy/library/alpine/blobs/{}", sha256(b"uncached"))).await;
     assert_eq!((r.status, oci_code(&r)), (StatusCode::NOT_FOUND, "BLOB_UNKNOWN".into()), "{}", r.text());
 
+    // REST: no tag may be added to a cached artifact (content comes only from upstream).
+    let r = api(
+        &app,
+        Method::POST,
+        &format!("/api/v2.0/projects/proxy/repositories/library%252Falpine/artifacts/{d2}/tags"),
+        &admin(),
+        json!({"name": "mine"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("proxy cache: push is not allowed"), "{}", r.text());
+
     // Admins may delete cached artifacts.
     let r = app
         .call(
@@ -388,4 +400,27 @@ both_dbs!(an_index_is_cached_with_its_children, |app| {
     let r = app.get("/v2/proxy/library/multi/manifests/1").await;
     assert_eq!((r.status, r.header("docker-content-digest")), (StatusCode::OK, Some(idx.as_str())));
     assert_eq!(r.body, index);
+});
+
+both_dbs!(without_a_usable_upstream_a_pull_says_why, |app| {
+    // The product's resolution (no override): the `registries` row, `endpoints::load`,
+    // `adapters::build`; nothing listens on port 9.
+    let id = registry_row(&app, "nowhere", "http://127.0.0.1:9").await;
+    let body = json!({"project_name": "proxy", "registry_id": id, "metadata": {"public": "true"}});
+    let r = api(&app, Method::POST, "/api/v2.0/projects", &admin(), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    for path in [
+        "/v2/proxy/library/alpine/manifests/3".to_string(),
+        format!("/v2/proxy/library/alpine/blobs/{}", sha256(b"x")),
+    ] {
+        let r = app.get(&path).await;
+        assert!(
+            r.status == StatusCode::BAD_GATEWAY || r.status == StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert_eq!(oci_code(&r), "UNAVAILABLE");
+        assert!(r.text().contains("upstream registry"), "{}", r.text());
+    }
 });
