@@ -28,7 +28,7 @@ pub struct Endpoint {
     pub access_secret: String,
     /// Skip TLS certificate verification.
     pub insecure: bool,
-    /// PEM CA bundle to trust instead of the system roots (empty: system roots).
+    /// PEM CA bundle trusted in addition to the system roots (empty: system roots only).
     pub ca_certificate: String,
 }
 

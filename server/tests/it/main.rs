@@ -3,9 +3,10 @@
 //! every test lives here unless it measures or changes process-wide state (then it gets its own
 //! binary beside this one, saying why at its top: `auth_burst.rs`).
 //!
-//! Test names say which servers they need: `postgres`, `redis` or `s3` in a test's path means
-//! PostgreSQL, Redis or Garage (S3). The fast inner loop skips those and runs the SQLite-only
-//! rest: `cargo test -p server --test it -- --skip postgres --skip redis --skip s3`
+//! Test names say which servers they need: `postgres`, `redis`, `s3` or `distribution` in a
+//! test's path means PostgreSQL, Redis, Garage (S3) or CNCF distribution. The fast inner loop
+//! skips those and runs the SQLite-only rest:
+//! `cargo test -p server --test it -- --skip postgres --skip redis --skip s3 --skip distribution`
 //! (`scripts/test --fast`). The full run (`scripts/test`) starts the servers and runs them all.
 
 #[macro_use]
@@ -25,6 +26,7 @@ mod registries_api;
 mod registry;
 mod replication_api;
 mod replication_copy;
+mod replication_client;
 mod schema;
 mod sessions_redis;
 mod token;

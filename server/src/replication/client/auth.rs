@@ -333,7 +333,10 @@ impl RemoteRegistry {
             )));
         }
         if !status.is_success() {
-            return Err(self.status_error(resp, "token request").await);
+            return Err(match self.status_error(resp, &format!("token request to {realm}")).await {
+                ContentError::NotFound(m) => ContentError::Other(m),
+                e => e,
+            });
         }
         let body = self.read_limited(resp, MAX_TOKEN_RESPONSE, "token response").await?;
         let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {

@@ -66,6 +66,7 @@ struct Verified {
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
     label: String,
+    polled: bool,
     done: bool,
 }
 
@@ -76,6 +77,11 @@ impl Stream for Verified {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
+        }
+        if !this.polled {
+            // The pause limit counts from the first read, not from the request.
+            this.polled = true;
+            this.timer.as_mut().reset(tokio::time::Instant::now() + this.idle);
         }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(b))) => {
@@ -144,21 +150,32 @@ struct Source {
 type Shared = Arc<Mutex<Source>>;
 
 /// The next `remaining` bytes of the source as a request body. The last body of an upload
-/// also reads the source to its end (a verifying source checks its digest there), so a bad
-/// source fails the request before the registry is told to commit.
+/// reads the source to its end (a verifying source checks its digest there) before it gives
+/// up its final bytes, so a bad source fails the request before the registry has the whole
+/// blob.
 struct ChunkBody {
     src: Shared,
     remaining: u64,
     last: bool,
+    /// The final bytes, held until the source has ended.
+    held: Option<Bytes>,
     finished: bool,
 }
 
 impl ChunkBody {
+    fn new(src: Shared, remaining: u64, last: bool) -> ChunkBody {
+        ChunkBody { src, remaining, last, held: None, finished: false }
+    }
+
     fn fail(&mut self, src: &mut Source, e: ContentError) -> Poll<Option<std::io::Result<Bytes>>> {
         self.finished = true;
         src.failure.get_or_insert(e.clone());
         Poll::Ready(Some(Err(std::io::Error::other(e))))
     }
+}
+
+fn too_long(size: u64) -> ContentError {
+    ContentError::Invalid(format!("the source has more than the {size} bytes announced"))
 }
 
 impl Stream for ChunkBody {
@@ -177,24 +194,19 @@ impl Stream for ChunkBody {
                     this.finished = true;
                     return Poll::Ready(None);
                 }
+                // The last body: the source must end here.
                 if src.pending.as_ref().is_some_and(|p| !p.is_empty()) {
-                    let e = ContentError::Invalid(format!(
-                        "the source has more than the {} bytes announced",
-                        src.size
-                    ));
+                    let e = too_long(src.size);
                     return this.fail(&mut src, e);
                 }
                 match ready!(src.stream.as_mut().poll_next(cx)) {
                     None => {
                         this.finished = true;
-                        return Poll::Ready(None);
+                        return Poll::Ready(this.held.take().map(Ok));
                     }
                     Some(Ok(b)) if b.is_empty() => continue,
                     Some(Ok(_)) => {
-                        let e = ContentError::Invalid(format!(
-                            "the source has more than the {} bytes announced",
-                            src.size
-                        ));
+                        let e = too_long(src.size);
                         return this.fail(&mut src, e);
                     }
                     Some(Err(e)) => return this.fail(&mut src, content_error(&e)),
@@ -214,10 +226,7 @@ impl Stream for ChunkBody {
                     Some(Ok(b)) => {
                         src.read += b.len() as u64;
                         if src.read > src.size {
-                            let e = ContentError::Invalid(format!(
-                                "the source has more than the {} bytes announced",
-                                src.size
-                            ));
+                            let e = too_long(src.size);
                             return this.fail(&mut src, e);
                         }
                         b
@@ -234,6 +243,10 @@ impl Stream for ChunkBody {
             }
             this.remaining -= n as u64;
             src.last_progress = Instant::now();
+            if this.remaining == 0 && this.last {
+                this.held = Some(head);
+                continue;
+            }
             return Poll::Ready(Some(Ok(head)));
         }
     }
@@ -290,6 +303,7 @@ impl RemoteRegistry {
             idle: self.timeout,
             timer: Box::pin(tokio::time::sleep(self.timeout)),
             label: what,
+            polled: false,
             done: false,
         };
         Ok((size, Box::pin(stream)))
@@ -405,7 +419,7 @@ impl RemoteRegistry {
         what: &str,
     ) -> ContentResult<Response> {
         let auth = self.authorization(scopes, &[], false).await?;
-        let body = ChunkBody { src: src.clone(), remaining: len, last, finished: false };
+        let body = ChunkBody::new(src.clone(), len, last);
         let mut b = self
             .http
             .request(method.clone(), url.clone())
@@ -506,7 +520,7 @@ mod tests {
     }
 
     async fn collect(src: &Shared, n: u64, last: bool) -> Result<Vec<u8>, String> {
-        let mut body = ChunkBody { src: src.clone(), remaining: n, last, finished: false };
+        let mut body = ChunkBody::new(src.clone(), n, last);
         let mut out = vec![];
         while let Some(b) = body.next().await {
             out.extend_from_slice(&b.map_err(|e| e.to_string())?);
@@ -538,6 +552,45 @@ mod tests {
         assert!(e.contains("more than the 3 bytes"), "{e}");
     }
 
+    fn verified(
+        inner: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+        expected: Digest,
+        size: u64,
+        idle: Duration,
+    ) -> Verified {
+        Verified {
+            inner: Box::pin(inner),
+            hasher: Hasher::new(expected.algorithm),
+            expected,
+            size,
+            seen: 0,
+            idle,
+            // Already expired: the limit must count from the first read.
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            label: "blob".into(),
+            polled: false,
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn verified_download_times_out_on_a_pause_counted_from_the_first_read() {
+        let slow = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, reqwest::Error>(Bytes::from_static(b"hello"))
+        });
+        let mut v = verified(slow, Digest::sha256(b"hello"), 5, Duration::from_secs(5));
+        assert_eq!(v.next().await.unwrap().unwrap(), Bytes::from_static(b"hello"));
+        assert!(v.next().await.is_none());
+
+        let stalled = futures::stream::pending::<reqwest::Result<Bytes>>();
+        let mut v = verified(stalled, Digest::sha256(b"hello"), 5, Duration::from_millis(50));
+        let e = v.next().await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(content_error(&e).is_transient());
+        assert!(v.next().await.is_none());
+    }
+
     #[tokio::test]
     async fn verified_download_fails_on_a_wrong_digest_or_size() {
         async fn run(data: &'static [u8], expected: Digest, size: u64) -> Result<Vec<u8>, std::io::Error> {
@@ -551,6 +604,7 @@ mod tests {
                 idle: Duration::from_secs(5),
                 timer: Box::pin(tokio::time::sleep(Duration::from_secs(5))),
                 label: "blob".into(),
+                polled: false,
                 done: false,
             };
             let mut out = vec![];

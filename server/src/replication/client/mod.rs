@@ -20,11 +20,13 @@
 //! - **Downloads are verified while they stream**: `get_blob`'s stream ends with an error
 //!   (`io::ErrorKind::InvalidData` carrying `ContentError::Invalid`) when the bytes do not hash
 //!   to the digest or do not have the size announced, so a caller never commits bad data
-//!   (`replication_client::digest_mismatch_on_download_is_detected`); manifests are checked
+//!   (`replication_client::berth_digest_mismatch_on_download_is_detected`); manifests are checked
 //!   against the digest asked for or the registry's `Docker-Content-Digest`.
 //! - **Only replayable requests are retried** (no body or a body in memory): 3 attempts on 5xx,
 //!   429 and connection errors, 0.5 s doubling, `Retry-After` honoured up to 10 s. A streamed
-//!   upload fails with `ContentError::Transient` and the caller retries the whole blob.
+//!   upload is sent once: a broken connection or a stall is `Transient` and the caller retries
+//!   the whole blob. Its last body holds the final bytes until the source stream has ended, so
+//!   a source that fails its own verification never reaches the registry whole.
 //! - **Errors say what went wrong** (`transport`): 401 → `Unauthorized` naming the registry and
 //!   the user, 403 → `Denied`, 404 → `NotFound`, TLS failures → `Other` with "TLS" in the
 //!   message, connection refused → `Transient` with the address.
@@ -163,21 +165,22 @@ impl RemoteRegistry {
                 endpoint.url
             )));
         }
-        let cred = match (endpoint.credential_type.as_str(), endpoint.access_key.is_empty()) {
-            ("oauth", _) if !endpoint.access_secret.is_empty() => {
-                Credential::Token(endpoint.access_secret.clone())
-            }
-            ("basic" | "", false) => Credential::Basic {
-                user: endpoint.access_key.clone(),
-                password: endpoint.access_secret.clone(),
-            },
-            ("basic" | "" | "oauth", _) => Credential::None,
-            (other, _) => {
-                return Err(ContentError::Other(format!(
-                    "unknown credential type {other:?} (basic or oauth)"
-                )))
-            }
-        };
+        let cred =
+            match (endpoint.credential_type.to_ascii_lowercase().as_str(), endpoint.access_key.is_empty()) {
+                ("oauth", _) if !endpoint.access_secret.is_empty() => {
+                    Credential::Token(endpoint.access_secret.clone())
+                }
+                ("basic" | "", false) => Credential::Basic {
+                    user: endpoint.access_key.clone(),
+                    password: endpoint.access_secret.clone(),
+                },
+                ("basic" | "" | "oauth", _) => Credential::None,
+                (other, _) => {
+                    return Err(ContentError::Other(format!(
+                        "unknown credential type {other:?} (basic or oauth)"
+                    )))
+                }
+            };
         let mut b = reqwest::Client::builder()
             .use_rustls_tls()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
@@ -253,10 +256,14 @@ impl RemoteRegistry {
     /// the Distribution API and accepts the credentials).
     pub async fn ping(&self) -> ContentResult<()> {
         let resp = self.send(&self.req(Method::GET, "/v2/", vec![])?).await?;
-        if resp.status() == StatusCode::OK {
-            return Ok(());
+        match resp.status() {
+            StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND => Err(ContentError::Other(format!(
+                "{} does not answer the registry API (GET /v2/ is 404): is the URL right?",
+                self.base
+            ))),
+            _ => Err(self.status_error(resp, "GET /v2/").await),
         }
-        Err(self.status_error(resp, "GET /v2/").await)
     }
 
     /// Every repository of `_catalog` (paged with `n` and `Link`).

@@ -1,15 +1,17 @@
 //! Sending a request: authentication (`auth`), one more try after a challenge, retries with
 //! backoff for replayable requests, and the mapping of HTTP statuses and connection errors to
-//! `ContentError`s whose messages say what went wrong and where. Bounded reads of bodies.
+//! `ContentError`s whose messages say what went wrong and where (a 401 with
+//! `error="insufficient_scope"` to a client with credentials is `Denied`). Bounded reads.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LINK, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LINK, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
-use super::RemoteRegistry;
+use super::auth::parse_challenges;
+use super::{Credential, RemoteRegistry};
 use crate::replication::content::{ContentError, ContentResult};
 
 /// Largest error body read for a message.
@@ -289,10 +291,29 @@ impl RemoteRegistry {
     }
 
     /// The error for an unexpected status of `what` (the body's message included).
+    /// A 401 whose challenge says `insufficient_scope` to a client with credentials is a
+    /// refusal of the right (`Denied`), not of the credentials.
     pub(super) async fn status_error(&self, resp: Response, what: &str) -> ContentError {
         let status = resp.status();
+        let scope_refused = status == StatusCode::UNAUTHORIZED
+            && !matches!(self.cred, Credential::None)
+            && resp
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(parse_challenges)
+                .any(|c| c.param("error") == Some("insufficient_scope"));
         let body = self.read_prefix(resp, MAX_ERROR_BODY).await;
-        self.error_for(status, &error_message(&body), what)
+        let msg = error_message(&body);
+        if scope_refused {
+            return ContentError::Denied(format!(
+                "{what}: registry {:?} denied it to {} (insufficient scope): {msg}",
+                self.name,
+                self.who()
+            ));
+        }
+        self.error_for(status, &msg, what)
     }
 
     pub(super) fn error_for(&self, status: StatusCode, msg: &str, what: &str) -> ContentError {
