@@ -337,7 +337,7 @@ async fn ensure_local_project(
         owner = crate::accounts::get_by_name(&state.db, "admin").await.map_err(db_err)?;
     }
     let owner = owner.ok_or_else(|| ContentError::Other(format!("no owner for the new project {name:?}")))?;
-    match crate::projects::create(&state.db, name, false, &owner).await {
+    match crate::projects::create(&state.db, name, false, &owner, None).await {
         Ok(_) => {
             ctx.log(format!("created the project {name:?} (owner {})", owner.username));
             Ok(())
