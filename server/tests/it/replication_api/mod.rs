@@ -195,7 +195,7 @@ impl Adapter for FakeAdapter {
     }
     async fn repositories(
         &self,
-        _keep: &(dyn Fn(&str) -> bool + Send + Sync),
+        _keep: &(dyn for<'a> Fn(&'a str) -> bool + Send + Sync),
     ) -> ContentResult<Vec<RemoteRepository>> {
         // Everything: the run checks the name filter on what an adapter returns anyway.
         Ok(self.repos.clone())
