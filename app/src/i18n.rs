@@ -455,6 +455,100 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("New password", "新密码"),
     ("Confirm new password", "确认新密码"),
     ("Profile", "个人资料"),
+    // registries, replications, proxy cache
+    ("Registries", "仓库管理"),
+    ("Replications", "复制管理"),
+    ("Proxy Cache", "镜像代理"),
+    ("of registry endpoint #{}", "目标仓库 #{}"),
+    ("Choose the registry endpoint to proxy.", "请选择要代理的目标仓库。"),
+    (" Proxy Cache: pull through from a registry endpoint and keep what was pulled", " 镜像代理：从目标仓库拉取并缓存拉取过的内容"),
+    ("Registry endpoint", "目标仓库"),
+    ("No registry endpoint of type docker-registry or harbor: create one under Administration → Registries.", "没有 docker-registry 或 harbor 类型的目标仓库：请先在 系统管理 → 仓库管理 中创建。"),
+    ("Registries · Berth", "仓库管理 · Berth"),
+    ("New endpoint", "新建目标"),
+    ("Registry endpoints are the other registries replication rules and proxy-cache projects talk to.", "目标仓库是复制规则和镜像代理项目所连接的其他镜像仓库。"),
+    ("No registry endpoints yet.", "还没有目标仓库。"),
+    ("Endpoint URL", "目标URL"),
+    ("Provider", "提供者"),
+    ("Verify remote certificate", "验证远程证书"),
+    (" Verify remote certificate", " 验证远程证书"),
+    ("Deleted endpoint {}.", "已删除目标 {}。"),
+    ("Connection tested successfully.", "测试连接成功。"),
+    ("Connection failed: {}", "连接失败：{}"),
+    ("Test connection", "测试连接"),
+    ("Testing…", "正在测试…"),
+    ("Edit", "编辑"),
+    ("Delete endpoint {}?", "删除目标 {}？"),
+    ("Saved endpoint {}.", "已保存目标 {}。"),
+    ("Created endpoint {}.", "已创建目标 {}。"),
+    ("Edit endpoint", "编辑目标"),
+    ("Access ID", "访问ID"),
+    ("Access secret", "访问密码"),
+    ("Unchanged", "不变"),
+    ("The stored secret is never shown; leave the field empty to keep it.", "已保存的密码从不显示；留空则保持不变。"),
+    ("healthy", "健康"),
+    ("unhealthy", "不健康"),
+    ("unknown", "未知"),
+    ("Saved rule {}.", "已保存规则 {}。"),
+    ("Created rule {}.", "已创建规则 {}。"),
+    ("matching", "匹配"),
+    ("excluding", "排除"),
+    ("image", "镜像"),
+    ("Edit replication rule", "编辑复制规则"),
+    ("New replication rule", "新建规则"),
+    ("Replication mode", "复制模式"),
+    ("Push-based", "推送模式"),
+    ("Pull-based", "拉取模式"),
+    ("Destination registry", "目标仓库"),
+    ("Source registry", "源仓库"),
+    ("Source resource filter", "源资源过滤器"),
+    ("Tag", "Tag"),
+    ("Tag filter mode", "Tag 过滤方式"),
+    ("Label", "标签"),
+    ("Label filter mode", "标签过滤方式"),
+    ("label names, comma-separated", "标签名，用逗号分隔"),
+    ("Destination namespace", "目标名称空间"),
+    ("empty: the source's namespace", "留空：与源相同的名称空间"),
+    ("Flattening", "仓库扁平化"),
+    ("Flatten All Levels", "替换所有级"),
+    ("No Flattening", "无替换"),
+    ("Flatten 1 Level", "替换1级"),
+    ("Flatten 2 Levels", "替换2级"),
+    ("Flatten 3 Levels", "替换3级"),
+    ("Trigger mode", "触发模式"),
+    ("Scheduled", "定时"),
+    ("Event Based", "事件驱动"),
+    ("Cron (seconds first and 0, e.g. 0 0 2 * * *)", "Cron（秒在最前且为 0，例如 0 0 2 * * *）"),
+    ("Bandwidth (KiB/s; -1 unlimited)", "带宽（KiB/s；-1 表示不限）"),
+    (" Override: replace a destination tag that points elsewhere", " 覆盖：替换目标上指向其他内容的 Tag"),
+    (" Delete remote resources when locally deleted", " 删除本地资源时同时也删除远程的资源"),
+    (" Enable rule", " 启用规则"),
+    ("Replications · Berth", "复制管理 · Berth"),
+    ("Create a registry endpoint first (Administration → Registries).", "请先创建目标仓库（系统管理 → 仓库管理）。"),
+    ("No replication rules yet.", "还没有复制规则。"),
+    ("Select a rule to see its executions.", "选择一条规则以查看其执行记录。"),
+    ("Local", "本地"),
+    ("Destination", "目标"),
+    ("Override", "覆盖"),
+    ("(source namespace)", "（源名称空间）"),
+    ("Deleted rule {}.", "已删除规则 {}。"),
+    ("Started replication of {}.", "已开始复制 {}。"),
+    ("Replicate", "复制"),
+    ("Delete rule {}?", "删除规则 {}？"),
+    ("Executions", "执行记录"),
+    ("This rule has not run yet.", "该规则还没有执行过。"),
+    ("Success rate", "成功率"),
+    ("Stopping execution {}.", "正在停止执行 {}。"),
+    ("{} of {} done, {} failed", "已完成 {} / {}，失败 {}"),
+    ("Tasks of execution {}", "执行 {} 的任务"),
+    ("Tasks", "任务"),
+    ("No tasks: nothing matched the rule's filters, or the execution has not started them yet.", "没有任务：没有内容匹配规则的过滤器，或执行尚未创建任务。"),
+    ("Source", "源"),
+    ("Ended", "结束时间"),
+    ("InProgress", "进行中"),
+    ("Succeed", "成功"),
+    ("copy", "复制"),
+    ("deletion", "删除"),
 ];
 
 #[cfg(test)]
@@ -520,6 +614,7 @@ mod tests {
         }
         // Texts kept in tables and passed to `t`/`tv` as values.
         use crate::pages::project::{OPERATIONS, RESOURCE_TYPES, TABS};
+        use crate::pages::replication_rule::{FLATTENING, TRIGGERS};
         use crate::pages::robots::ROBOT_RIGHTS;
         let tables = TABS
             .iter()
@@ -528,7 +623,20 @@ mod tests {
             .chain(crate::rest::ROLES.iter().map(|(_, l)| *l))
             .chain([crate::rest::role_name(0), crate::pages::account::PASSWORD_RULE])
             .chain(OPERATIONS)
-            .chain(RESOURCE_TYPES);
+            .chain(RESOURCE_TYPES)
+            .chain(FLATTENING.iter().map(|(_, l)| *l))
+            .chain(TRIGGERS.iter().map(|(_, l)| *l))
+            .chain([
+                "healthy",
+                "unhealthy",
+                "unknown",
+                "InProgress",
+                "Succeed",
+                "Failed",
+                "Stopped",
+                "copy",
+                "deletion",
+            ]);
         for key in tables {
             if !ZH_CN.iter().any(|(en, _)| *en == key) {
                 missing.push(key.to_string());

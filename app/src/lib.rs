@@ -110,6 +110,8 @@ pub fn App() -> AnyView {
                 <Route path=path!("/harbor/users") view=pages::admin::Users ssr=SsrMode::Async />
                 <Route path=path!("/harbor/logs") view=pages::admin::AuditLogs ssr=SsrMode::Async />
                 <Route path=path!("/harbor/configs") view=pages::admin::Configuration ssr=SsrMode::Async />
+                <Route path=path!("/harbor/registries") view=pages::registries::Registries ssr=SsrMode::Async />
+                <Route path=path!("/harbor/replications") view=pages::replications::Replications ssr=SsrMode::Async />
                 <Route
                     path=path!("/harbor/clearing-job/gc")
                     view=pages::gc::GarbageCollection

@@ -40,6 +40,8 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/logs",
     "/harbor/configs",
     "/harbor/clearing-job/gc",
+    "/harbor/registries",
+    "/harbor/replications",
     "/harbor/account",
   ];
   for (const path of pages) {

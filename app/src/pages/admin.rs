@@ -21,7 +21,7 @@ const PAGE_SIZE: u64 = 15;
 
 /// The page body for system admins; a clear refusal for everyone else.
 #[component]
-fn AdminOnly<F, V>(body: F) -> impl IntoView
+pub(crate) fn AdminOnly<F, V>(body: F) -> impl IntoView
 where
     F: Fn(UserResp) -> V + Clone + Send + Sync + 'static,
     V: IntoView + 'static,

@@ -144,6 +144,7 @@ fn ProjectHead(ctx: ProjectCtx, tab: &'static str) -> impl IntoView {
                 } else {
                     view! { <span class="badge badge-private">{t("Private")}</span> }.into_any()
                 }}
+                {p.registry_id.map(|_| view! { " " <span class="badge badge-proxy" data-testid="proxy-badge">{t("Proxy Cache")}</span> })}
             </h1>
         </div>
         <nav class="tabs" aria-label=t("Project")>
@@ -202,6 +203,10 @@ fn SummaryBody(
                                         <dd>{p.owner_name.clone()}</dd>
                                         <dt>{t("Creation time")}</dt>
                                         <dd>{time_str(&p.creation_time)}</dd>
+                                        {p.registry_id.map(|id| view! {
+                                            <dt>{t("Proxy Cache")}</dt>
+                                            <dd data-testid="summary-proxy">{fill(t("of registry endpoint #{}"), &[&id])}</dd>
+                                        })}
                                     </dl>
                                 </section>
                                 {show_members.then(|| view! {

@@ -12,9 +12,14 @@ use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::pages::project::{perform, OutcomeSignal, Reload};
 use crate::rest::projects::{ProjectMetadata, ProjectReq};
+use crate::rest::registries::Registry;
 use crate::rest::{ProjectResp, UserResp};
 use crate::server_fns::api::{self, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::{current_user, encode_component};
+
+/// The registry types a proxy-cache project can pull through from (Harbor's list, of the
+/// types this server has).
+pub const PROXY_TYPES: [&str; 2] = ["docker-registry", "harbor"];
 
 #[component]
 pub fn Projects() -> impl IntoView {
@@ -59,17 +64,39 @@ fn ProjectsBody(
     let search_value = name.clone();
     let show_form = RwSignal::new(false);
     let (p_name, p_public) = (RwSignal::new(String::new()), RwSignal::new(false));
+    // Proxy cache (system admins): the project pulls through from a registry endpoint.
+    let (p_proxy, p_registry) = (RwSignal::new(false), RwSignal::new(String::new()));
+    let endpoints = RwSignal::new(None::<Result<Vec<Registry>, PortalError>>);
+    let load_endpoints = move || {
+        if endpoints.get_untracked().is_none() {
+            leptos::task::spawn_local(async move {
+                let r = api::list::<Registry>("/registries?page=1&page_size=100".into()).await.map(|l| {
+                    l.items.into_iter().filter(|r| PROXY_TYPES.contains(&r.kind.as_str())).collect::<Vec<_>>()
+                });
+                if let Ok(Some(first)) = r.as_ref().map(|v| v.first()) {
+                    p_registry.set(first.id.to_string());
+                }
+                endpoints.set(Some(r));
+            });
+        }
+    };
     let navigate = use_navigate();
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let name = p_name.get_untracked().trim().to_string();
         let metadata =
             ProjectMetadata { public: Some(p_public.get_untracked().to_string()), ..Default::default() };
+        let registry_id =
+            if p_proxy.get_untracked() { p_registry.get_untracked().parse::<i64>().ok() } else { None };
+        if p_proxy.get_untracked() && registry_id.is_none() {
+            outcome.set(Some(Err(PortalError::Invalid(t("Choose the registry endpoint to proxy.").into()))));
+            return;
+        }
         let body = api::body(&ProjectReq {
             project_name: Some(name.clone()),
             public: None,
             metadata: Some(metadata),
-            registry_id: None,
+            registry_id,
         });
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
@@ -96,6 +123,25 @@ fn ProjectsBody(
                         bind:value=p_name data-testid="project-name" />
                     <p class="muted small">{t("Lower-case letters, digits and . _ -, starting and ending with a letter or digit.")}</p>
                     <label class="check"><input type="checkbox" bind:checked=p_public data-testid="project-public" />{t(" Public: anyone may pull images from this project, without logging in")}</label>
+                    {sysadmin.then(|| view! {
+                        <label class="check"><input type="checkbox" bind:checked=p_proxy data-testid="project-proxy"
+                            on:change=move |_| load_endpoints() />{t(" Proxy Cache: pull through from a registry endpoint and keep what was pulled")}</label>
+                        <Show when=move || p_proxy.get()>
+                            <label for="np-registry">{t("Registry endpoint")}</label>
+                            {move || match endpoints.get() {
+                                None => view! { <p class="muted small" aria-busy="true">{t("Loading…")}</p> }.into_any(),
+                                Some(Err(e)) => view! { <ErrorAlert error=e /> }.into_any(),
+                                Some(Ok(list)) if list.is_empty() => view! {
+                                    <p class="muted small" data-testid="project-no-endpoint">{t("No registry endpoint of type docker-registry or harbor: create one under Administration → Registries.")}</p>
+                                }.into_any(),
+                                Some(Ok(list)) => view! {
+                                    <select id="np-registry" data-testid="project-registry" on:change=move |ev| p_registry.set(event_target_value(&ev))>
+                                        {list.into_iter().map(|r| view! { <option value=r.id.to_string()>{format!("{} · {}", r.name, r.url)}</option> }).collect_view()}
+                                    </select>
+                                }.into_any(),
+                            }}
+                        </Show>
+                    })}
                     <div class="actions">
                         <button type="submit" class="btn btn-primary" data-testid="project-create">{t("Create")}</button>
                         <button type="button" class="btn" on:click=move |_| show_form.set(false)>{t("Cancel")}</button>
@@ -164,7 +210,10 @@ fn ProjectTable(
                         let deletable = (sysadmin || p.current_user_role_id == 1) && p.repo_count == 0;
                         view! {
                         <tr data-testid="project-row" data-name=p.name.clone()>
-                            <td class="strong"><a href=format!("/harbor/projects/{}/repositories", p.name)>{p.name.clone()}</a></td>
+                            <td class="strong">
+                                <a href=format!("/harbor/projects/{}/repositories", p.name)>{p.name.clone()}</a>
+                                {p.registry_id.map(|_| view! { " " <span class="badge badge-proxy" data-testid="project-proxy-badge">{t("Proxy Cache")}</span> })}
+                            </td>
                             <td>
                                 {if p.public() {
                                     view! { <span class="badge badge-public">{t("Public")}</span> }.into_any()
