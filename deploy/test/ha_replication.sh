@@ -47,12 +47,16 @@ step_p() {
   p_fail() {
     say "--- task job rows (id|worker|attempts|status|bytes):" >&2
     p_jobs "${exe:-0}" >&2 || true
+    if [ -z "$task" ] && [ -n "${exe:-}" ] \
+      && [ "$(api_admin GET "/api/v2.0/replication/executions/$exe/tasks")" = 200 ]; then
+      task=$(jfield "$P/last.json" id)
+    fi
     if [ -n "$task" ]; then
       say "--- task $task log (GET …/executions/$exe/tasks/$task/log):" >&2
       lb -u "$ADMIN" "$LB/api/v2.0/replication/executions/$exe/tasks/$task/log" >&2 || true
     fi
     say "--- distribution log (last 10 lines):" >&2
-    tail -n 10 "$dd/distribution/registry.log" >&2 2>/dev/null || true
+    tail -n 10 "$dd/distribution/registry.log" 2>/dev/null | cut -c1-300 >&2 || true
     fail "$@"
   }
   eval "$("$ROOT/scripts/services.sh" start distribution "$dd")"
