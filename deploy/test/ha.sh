@@ -12,9 +12,11 @@
 #                  s3  a 3-node Garage cluster (replication_factor 3) with node 3 down
 #   HA_BIG_MIB   size of the layer that is being pushed when a replica is killed (default 512)
 #   HA_OUTAGE_S  length of the long database outage in step d (default 20)
+#   HA_REPL_KIB  bandwidth limit (KiB/s) of the replication policy of step p (default 32768: the
+#                copy of the big layer lasts ~16 s, so the kill lands mid-way)
 #   HA_KEEP=1    keep the work directory after a success (it is always kept after a failure)
 #
-# Steps (fs: a b c d r e; s3: a b c e, with one Garage node stopped before b and restarted after c):
+# Steps (fs: a b c p d r e; s3: a b c p e, with one Garage node stopped before b and restarted after c):
 #   a  portal: POST /c/login through nginx, then 20 GET /api/v2.0/users/current with the cookie:
 #      all 200, served by all 3 replicas (x-request-id of each response found in one replica's
 #      log); a CSRF-checked write with that session (creates project `ha`); the token realm
@@ -26,6 +28,12 @@
 #      started, once its sockets received 1/4 of the layer, gets kill -9; the push fails
 #      cleanly, a second push succeeds, the killed replica is restarted and gets traffic
 #      again, the image pulled back is byte-identical.
+#   p  replication (deploy/test/ha_replication.sh): a push-based policy copies ha/big:v1 of step c
+#      to a CNCF distribution (htpasswd Basic auth) at HA_REPL_KIB; the replica running the task
+#      (its job's worker pid) gets kill -9 once 1/4 of the layer is sent; the job is taken back
+#      after its heartbeat went stale and finished by another replica: the execution ends
+#      Succeed with one task (its job ran twice), the destination's manifest digest is the
+#      source's and its layer, pulled back, is byte-identical; the killed replica is restarted.
 #   d  PostgreSQL restarted (a quick restart, then HA_OUTAGE_S s down) while 4 threads loop over an OCI
 #      manifest GET, a REST call and a token request: only 200 or 503 in the surface's JSON
 #      error format, nothing slower than 20 s, recovery without restarting berth (measured).
@@ -123,6 +131,7 @@ cleanup() {
   for f in "$W"/*/nginx/nginx.pid; do [ -f "$f" ] && stop_pid "$f" QUIT; done
   [ -d "$W/dockerd" ] && "$ROOT/scripts/dockerd.sh" stop "$W/dockerd" >/dev/null 2>&1
   [ -d "$W/svc" ] && "$ROOT/scripts/services.sh" stop "$W/svc" >/dev/null 2>&1
+  for d in "$W"/*/dist; do [ -d "$d" ] && "$ROOT/scripts/services.sh" stop "$d" >/dev/null 2>&1; done
   if declare -F e2e_guard_changed >/dev/null && e2e_guard_changed; then
     say "warning: a client wrote outside the work directory (see above)" >&2
   fi
@@ -149,8 +158,8 @@ SITE_SRC="$(dirname "$BERTH_SRC")/../site"
 if [ -d "$SITE_SRC/pkg" ]; then cp -r "$SITE_SRC" "$W/site"; else mkdir -p "$W/site/pkg"; fi
 BERTH=$W/bin/berth
 say "    berth: $BERTH_SRC ($("$BERTH" --version 2>/dev/null || echo '?'))"
-ensure_apt nginx openssl skopeo docker.io postgresql redis-server iproute2 curl python3
-for t in nginx openssl skopeo docker dockerd psql redis-server ss curl; do
+ensure_apt nginx openssl skopeo docker.io postgresql redis-server iproute2 curl python3 docker-registry apache2-utils
+for t in nginx openssl skopeo docker dockerd psql redis-server ss curl docker-registry htpasswd; do
   command -v "$t" >/dev/null || fail "missing tool: $t"
 done
 
@@ -246,6 +255,23 @@ wait_healthy() { # I [TIMEOUT_S]
     sleep 0.1
   done
   fail "replica r$i is not healthy: $(curl -s -m 5 "http://127.0.0.1:${RPORT[$i]}/api/v2.0/health")"
+}
+
+# Restarts killed replica I; nginx must send it traffic again (after fail_timeout).
+rejoin_replica() { # I
+  local i=$1 t0 n
+  t0=$(now)
+  start_replica "$i"
+  wait_healthy "$i"
+  n=$(grep -c '"finished processing request"' "$P/r$i/berth.log" || true)
+  for _ in $(seq 60); do
+    lb -o /dev/null "$LB/api/v2.0/ping" || true
+    [ "$(grep -c '"finished processing request"' "$P/r$i/berth.log" || true)" -gt "$n" ] && break
+    sleep 0.25
+  done
+  [ "$(grep -c '"finished processing request"' "$P/r$i/berth.log" || true)" -gt "$n" ] \
+    || fail "nginx sends no traffic to the restarted replica r$i"
+  check "r$i restarted, healthy and back in nginx's rotation $(since "$t0") s later"
 }
 
 replica_logs() { local i; for i in 1 2 3; do printf '%s ' "$P/r$i/berth.log"; done; }
@@ -425,20 +451,7 @@ step_c() {
     check "second push (2 replicas up) succeeded in $(since "$t1") s: $BIG_DIGEST"
   fi
   expect "create ha-skopeo ha/big:v1 1"
-  # Restart the killed replica; nginx must send it traffic again (after fail_timeout).
-  local t2 n
-  t2=$(now)
-  start_replica "$idx"
-  wait_healthy "$idx"
-  n=$(grep -c '"finished processing request"' "$P/r$idx/berth.log" || true)
-  for _ in $(seq 60); do
-    lb -o /dev/null "$LB/api/v2.0/ping" || true
-    [ "$(grep -c '"finished processing request"' "$P/r$idx/berth.log" || true)" -gt "$n" ] && break
-    sleep 0.25
-  done
-  [ "$(grep -c '"finished processing request"' "$P/r$idx/berth.log" || true)" -gt "$n" ] \
-    || fail "nginx sends no traffic to the restarted replica r$idx"
-  check "r$idx restarted, healthy and back in nginx's rotation $(since "$t2") s later"
+  rejoin_replica "$idx"
   local t3=$(now)
   rm -rf "$W/img/big-back"
   "${SKOPEO[@]}" copy --preserve-digests --src-creds "ha-skopeo:$PASS_USERS" --src-cert-dir "$W/certs.d" \
@@ -645,6 +658,8 @@ step_e() {
   step_done
 }
 
+. "$HERE/ha_replication.sh"  # step_p
+
 # ------------------------------------------------------------------------------ scenarios
 
 run_backend() { # fs | s3
@@ -696,6 +711,7 @@ run_backend() { # fs | s3
     for i in 1 2 3; do wait_healthy "$i" 30; done
     check "Garage node 3 started again; replicas healthy"
   fi
+  step_p
   if [ "$BACKEND" = fs ]; then step_d; step_r; fi
   step_e
 
