@@ -11,9 +11,7 @@ use serde_json::Value;
 use crate::i18n::{fill, t};
 use crate::pages::project::{OutcomeSignal, Reload};
 use crate::rest::registries::Registry;
-use crate::rest::replication::{
-    PolicyRegistry, ReplicationFilter, ReplicationPolicy, ReplicationTrigger, TriggerSettings,
-};
+use crate::rest::replication::{ReplicationFilter, ReplicationPolicy, ReplicationTrigger, TriggerSettings};
 use crate::server_fns::api;
 
 /// Harbor's flattening choices: (`dest_namespace_replace_count`, label).
@@ -98,8 +96,8 @@ pub fn RuleEditor(
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let remote_id: i64 = remote.get_untracked().parse().unwrap_or(0);
-        let registry = Some(PolicyRegistry { id: remote_id, ..Default::default() });
-        let local = Some(PolicyRegistry { id: 0, ..Default::default() });
+        let registry = Some(Registry { id: remote_id, ..Default::default() });
+        let local = Some(Registry { id: 0, ..Default::default() });
         let is_push = push.get_untracked();
         let mut filters = vec![];
         let text = |s: RwSignal<String>| s.get_untracked().trim().to_string();

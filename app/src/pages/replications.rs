@@ -18,7 +18,7 @@ use crate::pages::project::{perform, OutcomeSignal, Reload};
 use crate::pages::replication_rule::{is_push, trigger_label, RuleEditor, FLATTENING};
 use crate::rest::registries::Registry;
 use crate::rest::replication::{
-    PolicyRegistry, ReplicationExecution, ReplicationPolicy, ReplicationTask, StartReplicationExecution,
+    ReplicationExecution, ReplicationPolicy, ReplicationTask, StartReplicationExecution,
 };
 use crate::server_fns::api::{self, Listing};
 
@@ -191,7 +191,7 @@ fn ReplicationsBody(
 }
 
 /// A registry as a rule shows it: `Local` for this one.
-fn registry_name(r: Option<&PolicyRegistry>) -> String {
+fn registry_name(r: Option<&Registry>) -> String {
     match r {
         Some(r) if r.id != 0 => r.name.clone(),
         _ => t("Local").to_string(),

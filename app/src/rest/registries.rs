@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 pub const MASKED_SECRET: &str = "*****";
 
 /// Harbor's `RegistryCredential` as answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(default)]
 pub struct RegistryCredential {
     /// `basic`, `oauth` or empty.
     #[serde(rename = "type")]
@@ -22,8 +23,9 @@ pub struct RegistryCredential {
 }
 
 /// Harbor's `Registry` as answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(default)]
 pub struct Registry {
     pub id: i64,
     pub url: String,

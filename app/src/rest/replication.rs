@@ -2,38 +2,14 @@
 //! runs' tasks, in Harbor's shapes (`ReplicationPolicy`, `ReplicationTrigger`,
 //! `ReplicationFilter`, `ReplicationExecution`, `ReplicationTask`, `StartReplicationExecution`).
 //!
-//! `PolicyRegistry` is the part of Harbor's `Registry` a policy shows for its source and
-//! destination (the registries API has the full type); id 0 is this product's own registry
-//! ("Local"), as in Harbor.
+//! A policy's source and destination are Harbor's `Registry` (`rest::registries`, the secret
+//! masked); on input only `id` is read, and id 0 is this product's own registry ("Local"), as
+//! in Harbor.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A registry as a policy names it. On input only `id` is read.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct PolicyRegistry {
-    /// The registry's id; 0 is this product's own registry.
-    #[serde(default)]
-    pub id: i64,
-    #[serde(default)]
-    pub name: String,
-    /// Adapter type (`harbor`, `docker-registry`, …).
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    #[serde(default)]
-    pub url: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub insecure: bool,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creation_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_time: Option<String>,
-}
+pub use super::registries::Registry;
 
 /// `ReplicationTriggerSettings`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -83,9 +59,9 @@ pub struct ReplicationPolicy {
     #[serde(default)]
     pub description: String,
     #[serde(default)]
-    pub src_registry: Option<PolicyRegistry>,
+    pub src_registry: Option<Registry>,
     #[serde(default)]
-    pub dest_registry: Option<PolicyRegistry>,
+    pub dest_registry: Option<Registry>,
     /// Where the copies go (empty: the source's own namespace).
     #[serde(default)]
     pub dest_namespace: String,

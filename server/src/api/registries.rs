@@ -19,7 +19,6 @@ use crate::api::query::{parse_sort, Query};
 use crate::api::{pagination_headers, Pagination};
 use crate::auth::Caller;
 use crate::db::query::{order_by, Col, Sql};
-use crate::db::rfc3339;
 use crate::replication::adapter::AdapterType;
 use crate::replication::adapters;
 use crate::replication::endpoints::{self, Change, EndpointError, Fields};
@@ -51,23 +50,7 @@ impl From<EndpointError> for ApiError {
 
 /// A row as answered: the secret masked.
 pub fn registry_json(r: &endpoints::Registry) -> Registry {
-    Registry {
-        id: r.id,
-        url: r.url.clone(),
-        name: r.name.clone(),
-        credential: RegistryCredential {
-            kind: r.credential_type.clone(),
-            access_key: r.access_key.clone(),
-            access_secret: if r.has_secret() { MASKED_SECRET.into() } else { String::new() },
-        },
-        kind: r.kind.clone(),
-        insecure: r.insecure,
-        ca_certificate: (!r.ca_certificate.is_empty()).then(|| r.ca_certificate.clone()),
-        description: r.description.clone(),
-        status: r.status.clone(),
-        creation_time: rfc3339(r.created_at),
-        update_time: rfc3339(r.updated_at),
-    }
+    r.to_rest()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

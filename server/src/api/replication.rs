@@ -20,7 +20,7 @@ use crate::replication::policy::{self, PolicyError};
 use crate::state::AppState;
 
 pub use app::rest::replication::{
-    PolicyRegistry, ReplicationExecution, ReplicationFilter, ReplicationPolicy, ReplicationTask,
+    Registry, ReplicationExecution, ReplicationFilter, ReplicationPolicy, ReplicationTask,
     ReplicationTrigger, StartReplicationExecution, TriggerSettings,
 };
 

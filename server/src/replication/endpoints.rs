@@ -551,6 +551,30 @@ pub async fn delete(db: &Db, id: i64) -> Result<Registry, EndpointError> {
     Ok(r)
 }
 
+impl Registry {
+    /// The row as the API answers it: the secret masked (`*****` when one is stored).
+    pub fn to_rest(&self) -> app::rest::registries::Registry {
+        use app::rest::registries::{RegistryCredential, MASKED_SECRET};
+        app::rest::registries::Registry {
+            id: self.id,
+            url: self.url.clone(),
+            name: self.name.clone(),
+            credential: RegistryCredential {
+                kind: self.credential_type.clone(),
+                access_key: self.access_key.clone(),
+                access_secret: if self.has_secret() { MASKED_SECRET.into() } else { String::new() },
+            },
+            kind: self.kind.clone(),
+            insecure: self.insecure,
+            ca_certificate: (!self.ca_certificate.is_empty()).then(|| self.ca_certificate.clone()),
+            description: self.description.clone(),
+            status: self.status.clone(),
+            creation_time: crate::db::rfc3339(self.created_at),
+            update_time: crate::db::rfc3339(self.updated_at),
+        }
+    }
+}
+
 /// Records the result of a health check.
 pub async fn set_status(db: &Db, id: i64, status: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE registries SET status = $1, status_checked_at = $2 WHERE id = $3")

@@ -19,7 +19,7 @@ use crate::db::{now_ms, Db, Flag};
 use crate::jobs;
 
 use super::filters::{self, Filters, ReplicationFilter};
-pub use app::rest::replication::{PolicyRegistry, ReplicationPolicy, ReplicationTrigger, TriggerSettings};
+pub use app::rest::replication::{Registry, ReplicationPolicy, ReplicationTrigger, TriggerSettings};
 
 /// Why a policy operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +145,7 @@ pub async fn validate(db: &Db, p: &ReplicationPolicy) -> Result<Valid, PolicyErr
     if p.name.len() > 255 {
         return Err(invalid("name is longer than 255 characters"));
     }
-    let id_of = |r: &Option<PolicyRegistry>| r.as_ref().map(|r| r.id).filter(|id| *id != 0);
+    let id_of = |r: &Option<Registry>| r.as_ref().map(|r| r.id).filter(|id| *id != 0);
     let (src, dest) = (id_of(&p.src_registry), id_of(&p.dest_registry));
     if src.is_some() == dest.is_some() {
         return Err(invalid(
@@ -383,42 +383,30 @@ pub async fn list(
     Ok((rows, total))
 }
 
-/// A registry as a policy shows it: id 0 is this registry ("Local", as Harbor names it).
-pub async fn registry_view(
-    db: &Db,
-    id: Option<i64>,
-    external_url: &str,
-) -> Result<PolicyRegistry, sqlx::Error> {
+/// A registry as a policy shows it (the registries API's `Registry`, secret masked): id 0 is
+/// this registry ("Local", as Harbor names it).
+pub async fn registry_view(db: &Db, id: Option<i64>, external_url: &str) -> Result<Registry, sqlx::Error> {
     let Some(id) = id else {
-        return Ok(PolicyRegistry {
+        return Ok(Registry {
             id: 0,
             name: "Local".into(),
             kind: "harbor".into(),
             url: external_url.to_string(),
-            status: "healthy".into(),
+            status: super::endpoints::HEALTHY.into(),
+            creation_time: crate::db::ZERO_TIME.into(),
+            update_time: crate::db::ZERO_TIME.into(),
             ..Default::default()
         });
     };
-    type Row = (String, String, String, String, i64, String, i64, i64);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT name, type, url, description, insecure, status, created_at, updated_at FROM registries WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(match row {
-        Some((name, kind, url, description, insecure, status, created, updated)) => PolicyRegistry {
+    Ok(match super::endpoints::get(db, id).await? {
+        Some(r) => r.to_rest(),
+        None => Registry {
             id,
-            name,
-            kind,
-            url,
-            description,
-            insecure: insecure != 0,
-            status,
-            creation_time: Some(crate::db::rfc3339(created)),
-            update_time: Some(crate::db::rfc3339(updated)),
+            status: super::endpoints::UNKNOWN.into(),
+            creation_time: crate::db::ZERO_TIME.into(),
+            update_time: crate::db::ZERO_TIME.into(),
+            ..Default::default()
         },
-        None => PolicyRegistry { id, status: "unknown".into(), ..Default::default() },
     })
 }
 
