@@ -37,14 +37,19 @@ pub(super) async fn get_blob(
     head: bool,
 ) -> OciResult<Response> {
     let project = authorize(state, who, name, Action::Pull).await?;
-    if let Some(registry_id) = project.registry_id {
-        if meta::blob_in_repo(&state.db, name, digest).await?.is_none() {
-            if let Some(resp) = proxied::get_blob(state, name, digest, head, registry_id).await? {
-                return Ok(resp);
+    // One lookup: a proxy-cache project's miss goes upstream (unless another pull cached it
+    // meanwhile), anything else answers from here.
+    let size = match meta::blob_in_repo(&state.db, name, digest).await? {
+        Some(size) => size,
+        None => {
+            if let Some(registry_id) = project.registry_id {
+                if let Some(resp) = proxied::get_blob(state, name, digest, head, registry_id).await? {
+                    return Ok(resp);
+                }
             }
+            internal::blob_size(state, name, digest).await?
         }
-    }
-    let size = internal::blob_size(state, name, digest).await?;
+    };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size));
     let d = digest.to_string();
     let (status, start, end) = match range {

@@ -24,8 +24,18 @@ fn oci_error(e: ProxyError, what: Code) -> OciError {
             .header(header::RETRY_AFTER, HeaderValue::from_static("5")),
         // Unreachable, 5xx, 429 upstream: worth retrying later.
         ProxyError::Upstream(C::Transient(_)) => OciError::new(Code::Unavailable, e.to_string()),
-        // Refused credentials, TLS, a bad answer, no usable endpoint: the proxy's configuration,
-        // not the client's request.
+        // Docker Hub answers 401 for a repository that does not exist (or that the proxy's
+        // credentials may not pull): most often a mistyped name, so the client hears 404.
+        ProxyError::Upstream(C::Unauthorized(m)) => OciError::new(
+            Code::NameUnknown,
+            format!(
+                "{name_or_ref} not found upstream, or the proxy's credentials may not pull it: {m}",
+                name_or_ref = what.as_str().to_lowercase()
+            ),
+        ),
+        ProxyError::Upstream(C::Denied(_)) => OciError::new(Code::Denied, e.to_string()),
+        // TLS, a bad answer, no usable endpoint: the proxy's configuration, not the client's
+        // request.
         ProxyError::Upstream(_) | ProxyError::Registry(..) => {
             OciError::new(Code::Unavailable, e.to_string()).status(StatusCode::BAD_GATEWAY)
         }
@@ -65,7 +75,7 @@ pub(super) async fn get_manifest(
             return Err(oci_error(e, Code::ManifestUnknown));
         }
     };
-    let local: Arc<dyn Content> = Arc::new(LocalRegistry::new(state.clone(), ACTOR));
+    let local: Arc<dyn Content> = Arc::new(LocalRegistry::proxy_cache(state.clone(), ACTOR));
     let source = state
         .proxy
         .manifest(up.content.as_ref(), local.as_ref(), &up_repo, name, reference)
@@ -76,8 +86,9 @@ pub(super) async fn get_manifest(
         let (cache, state2, name2, m2) = (state.proxy.clone(), state.clone(), name.to_string(), m.clone());
         tokio::spawn(async move {
             let digest = m2.digest.clone();
-            if cache.cache_manifest(up.content, local, &up_repo, &name2, &cache_ref, m2).await {
-                // The pull that brought it counts once it is an artifact.
+            let stored = cache.cache_manifest(up.content, local, &up_repo, &name2, &cache_ref, m2).await;
+            // The pull that brought it counts once it is an artifact (a HEAD is no pull).
+            if stored && !head {
                 if let Ok(Some(a)) = meta::find_manifest(&state2.db, &name2, &Reference::Digest(digest)).await
                 {
                     state2.pulls.record(a.artifact_id);
@@ -121,7 +132,7 @@ pub(super) async fn get_blob(
         };
         (size, Body::empty())
     } else {
-        let local: Arc<dyn Content> = Arc::new(LocalRegistry::new(state.clone(), ACTOR));
+        let local: Arc<dyn Content> = Arc::new(LocalRegistry::proxy_cache(state.clone(), ACTOR));
         match state.proxy.blob(up.content, local, &up_repo, name, digest).await {
             Ok(BlobSource::Local) => return Ok(None),
             Ok(BlobSource::Upstream { size, stream }) => (size, Body::from_stream(stream)),

@@ -32,15 +32,23 @@ use crate::storage::ByteStream;
 const PAGE: i64 = 1000;
 
 /// The local registry, acting as `actor` (the name audit rows carry, e.g. `replication`).
+/// Writes into a proxy-cache project are refused, as every push is, except for the proxy cache
+/// itself (`LocalRegistry::proxy_cache`).
 #[derive(Clone)]
 pub struct LocalRegistry {
     pub state: AppState,
     pub actor: String,
+    fills_proxy_cache: bool,
 }
 
 impl LocalRegistry {
     pub fn new(state: AppState, actor: impl Into<String>) -> Self {
-        LocalRegistry { state, actor: actor.into() }
+        LocalRegistry { state, actor: actor.into(), fills_proxy_cache: false }
+    }
+
+    /// The writer of the proxy cache: the one allowed to store into proxy-cache projects.
+    pub fn proxy_cache(state: AppState, actor: impl Into<String>) -> Self {
+        LocalRegistry { state, actor: actor.into(), fills_proxy_cache: true }
     }
 
     fn actor(&self) -> Actor<'_> {
@@ -50,9 +58,18 @@ impl LocalRegistry {
     /// The project of a repository written to (name checked as a push checks it).
     async fn project(&self, repo: &str) -> ContentResult<ProjectRef> {
         internal::check_repo_name(repo).map_err(|e| content_error(e, repo))?;
-        meta::project_of(&self.state.db, repo).await.map_err(|e| content_error(e.into(), repo))?.ok_or_else(
-            || ContentError::NotFound(format!("project {:?} not found", meta::project_name(repo))),
-        )
+        let project = meta::project_of(&self.state.db, repo)
+            .await
+            .map_err(|e| content_error(e.into(), repo))?
+            .ok_or_else(|| {
+                ContentError::NotFound(format!("project {:?} not found", meta::project_name(repo)))
+            })?;
+        if project.registry_id.is_some() && !self.fills_proxy_cache {
+            return Err(ContentError::Denied(crate::api::projects::proxy_push_refusal(meta::project_name(
+                repo,
+            ))));
+        }
+        Ok(project)
     }
 }
 

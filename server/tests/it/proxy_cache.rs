@@ -226,6 +226,16 @@ both_dbs!(pushes_into_a_proxy_project_are_refused_everywhere, |app| {
     )
     .await;
     refused(&r);
+    // Replication (the in-process local registry) may not write into it either.
+    let local = server::replication::local::LocalRegistry::new(app.state.clone(), "replication");
+    let data: server::storage::ByteStream =
+        Box::pin(futures::stream::iter([Ok(bytes::Bytes::from(layer.clone()))]));
+    let digest: server::registry::digest::Digest = d.parse().unwrap();
+    use server::replication::content::{Content, ContentError};
+    match local.put_blob("proxy/app", &digest, layer.len() as u64, data).await {
+        Err(ContentError::Denied(m)) => assert!(m.contains("is a proxy cache: push is not allowed"), "{m}"),
+        other => panic!("replication wrote into a proxy project: {other:?}"),
+    }
     assert!(!blob_linked(&app, "proxy/app", &d).await);
 });
 
