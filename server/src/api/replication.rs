@@ -142,10 +142,11 @@ pub async fn get_policy(
     Ok(Json(policy::to_rest(&state.db, &p, state.config.external_base()).await?))
 }
 
-/// `PUT /api/v2.0/replication/policies/{id}`: replaces the policy's settings.
+/// `PUT /api/v2.0/replication/policies/{id}`: replaces the policy's settings; refused (412) while
+/// a run of it is pending or in progress.
 #[utoipa::path(put, path = "/replication/policies/{id}", tag = "replication", params(("id" = i64, Path)),
     request_body = ReplicationPolicy,
-    responses((status = 200), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 412)))]
 pub async fn update_policy(
     State(state): State<AppState>,
     caller: Caller,

@@ -212,6 +212,7 @@ pub async fn start(
 /// Fails the tasks of `policy_id`'s active runs whose job ended without recording an end (it
 /// was given up after repeated attempts, or its replica lost the database at the end), then
 /// settles those runs; a run whose execution job ended while it was still `Pending` is failed.
+/// Each row looks up its own job by id (`EXISTS`), never the whole job history.
 pub async fn repair(db: &Db, policy_id: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
     sqlx::query(
@@ -219,7 +220,8 @@ pub async fn repair(db: &Db, policy_id: i64) -> Result<(), sqlx::Error> {
          status_text = 'the task ended without recording a result (its job gave up)' \
          WHERE status IN ('Pending', 'InProgress') AND execution_id IN (SELECT id FROM replication_executions \
          WHERE policy_id = $1 AND status IN ('Pending', 'InProgress')) \
-         AND job_id IN (SELECT id FROM jobs WHERE status IN ('error', 'success', 'stopped'))",
+         AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = replication_tasks.job_id \
+         AND j.status IN ('error', 'success', 'stopped'))",
     )
     .bind(policy_id)
     .bind(now)
@@ -229,7 +231,8 @@ pub async fn repair(db: &Db, policy_id: i64) -> Result<(), sqlx::Error> {
         "UPDATE replication_executions SET status = 'Failed', end_time = $2, active_policy = NULL, \
          status_text = 'the run ended before it created its tasks' \
          WHERE policy_id = $1 AND status = 'Pending' \
-         AND job_id IN (SELECT id FROM jobs WHERE status IN ('error', 'success', 'stopped'))",
+         AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = replication_executions.job_id \
+         AND j.status IN ('error', 'success', 'stopped'))",
     )
     .bind(policy_id)
     .bind(now)
@@ -563,15 +566,8 @@ pub fn on_artifact_event(state: &AppState, kind: ArtifactEvent, repository: &str
 
 /// Starts the event-based policies `event` concerns; returns the runs started.
 pub async fn handle_event(state: &AppState, event: &EventParams) -> Result<Vec<i64>, sqlx::Error> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM replication_policies WHERE trigger_type = 'event_based' AND enabled = 1 \
-         AND dest_registry_id IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(&state.db.pool)
-    .await?;
     let mut started = vec![];
-    for id in ids {
-        let Some(policy) = policy::get(&state.db, id).await? else { continue };
+    for policy in policy::event_based(&state.db).await? {
         if event.kind == "delete" && !policy.replicate_deletion {
             continue;
         }
@@ -580,7 +576,11 @@ pub async fn handle_event(state: &AppState, event: &EventParams) -> Result<Vec<i
             continue;
         }
         let by = format!("event:{}", event.kind);
-        started.push(start(state, &policy, "event_based", &by, Some(event)).await?.id());
+        // One policy that cannot start does not keep the others from theirs.
+        match start(state, &policy, "event_based", &by, Some(event)).await {
+            Ok(run) => started.push(run.id()),
+            Err(e) => tracing::warn!(policy = policy.id, error = %e, "event-based replication not started"),
+        }
     }
     Ok(started)
 }

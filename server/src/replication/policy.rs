@@ -14,7 +14,7 @@
 use serde_json::json;
 use sqlx::FromRow;
 
-use crate::db::query::{Sql, Stmt};
+use crate::db::query::{Bind, Sql, Stmt};
 use crate::db::{now_ms, Db, Flag};
 use crate::jobs;
 
@@ -235,35 +235,36 @@ fn name_taken(v: &Valid) -> PolicyError {
     PolicyError::Conflict(format!("a replication policy named {:?} already exists", v.name))
 }
 
+/// A policy's settings as (column, value) pairs: what `create` inserts and `update` replaces.
+fn settings(v: &Valid) -> Vec<(&'static str, Bind)> {
+    vec![
+        ("name", v.name.as_str().into()),
+        ("description", v.description.as_str().into()),
+        ("src_registry_id", v.src_registry_id.into()),
+        ("dest_registry_id", v.dest_registry_id.into()),
+        ("dest_namespace", v.dest_namespace.as_str().into()),
+        ("dest_namespace_replace_count", v.dest_namespace_replace_count.into()),
+        ("trigger_type", v.trigger_type.as_str().into()),
+        ("trigger_cron", v.trigger_cron.as_str().into()),
+        ("filters", v.filters.as_str().into()),
+        ("replicate_deletion", (v.replicate_deletion as i64).into()),
+        ("override", (v.override_existing as i64).into()),
+        ("enabled", (v.enabled as i64).into()),
+        ("speed_kib", v.speed_kib.into()),
+        ("copy_by_chunk", (v.copy_by_chunk as i64).into()),
+        ("single_active_replication", (v.single_active_replication as i64).into()),
+    ]
+}
+
 /// Stores a new policy (and its schedule); returns its id.
 pub async fn create(db: &Db, v: &Valid, by: &str) -> Result<i64, PolicyError> {
     let now = now_ms();
+    let (columns, values): (Vec<&str>, Vec<Bind>) = settings(v).into_iter().unzip();
+    let mut s = Stmt::new("INSERT INTO replication_policies (");
+    s.push(&columns.join(", ")).push(", created_by, created_at, updated_at) VALUES (");
+    s.push_list(values.into_iter().chain([by.into(), now.into(), now.into()])).push(") RETURNING id");
     let mut tx = db.begin_write().await?;
-    let r = sqlx::query_scalar(
-        "INSERT INTO replication_policies (name, description, src_registry_id, dest_registry_id, dest_namespace, \
-         dest_namespace_replace_count, trigger_type, trigger_cron, filters, replicate_deletion, override, enabled, \
-         speed_kib, copy_by_chunk, single_active_replication, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
-    )
-    .bind(&v.name)
-    .bind(&v.description)
-    .bind(v.src_registry_id)
-    .bind(v.dest_registry_id)
-    .bind(&v.dest_namespace)
-    .bind(v.dest_namespace_replace_count)
-    .bind(&v.trigger_type)
-    .bind(&v.trigger_cron)
-    .bind(&v.filters)
-    .bind(v.replicate_deletion as i64)
-    .bind(v.override_existing as i64)
-    .bind(v.enabled as i64)
-    .bind(v.speed_kib)
-    .bind(v.copy_by_chunk as i64)
-    .bind(v.single_active_replication as i64)
-    .bind(by)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await;
+    let r = s.query_scalar::<i64>().fetch_one(&mut *tx).await;
     let id: i64 = match r {
         Ok(id) => id,
         Err(e) if crate::db::error::is_conflict(&e) => return Err(name_taken(v)),
@@ -276,32 +277,13 @@ pub async fn create(db: &Db, v: &Valid, by: &str) -> Result<i64, PolicyError> {
 
 /// Replaces a policy's settings (and its schedule).
 pub async fn update(db: &Db, id: i64, v: &Valid) -> Result<(), PolicyError> {
+    let mut s = Stmt::new("UPDATE replication_policies SET ");
+    for (column, value) in settings(v) {
+        s.push(column).push_bind(" = ?, ", value);
+    }
+    s.push_bind("updated_at = ?", now_ms()).push_bind(" WHERE id = ?", id);
     let mut tx = db.begin_write().await?;
-    let r = sqlx::query(
-        "UPDATE replication_policies SET name = $2, description = $3, src_registry_id = $4, dest_registry_id = $5, \
-         dest_namespace = $6, dest_namespace_replace_count = $7, trigger_type = $8, trigger_cron = $9, filters = $10, \
-         replicate_deletion = $11, override = $12, enabled = $13, speed_kib = $14, copy_by_chunk = $15, \
-         single_active_replication = $16, updated_at = $17 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&v.name)
-    .bind(&v.description)
-    .bind(v.src_registry_id)
-    .bind(v.dest_registry_id)
-    .bind(&v.dest_namespace)
-    .bind(v.dest_namespace_replace_count)
-    .bind(&v.trigger_type)
-    .bind(&v.trigger_cron)
-    .bind(&v.filters)
-    .bind(v.replicate_deletion as i64)
-    .bind(v.override_existing as i64)
-    .bind(v.enabled as i64)
-    .bind(v.speed_kib)
-    .bind(v.copy_by_chunk as i64)
-    .bind(v.single_active_replication as i64)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await;
+    let r = s.query().execute(&mut *tx).await;
     match r {
         Ok(r) if r.rows_affected() == 0 => {
             return Err(PolicyError::NotFound(format!("replication policy {id} not found")))
@@ -310,9 +292,26 @@ pub async fn update(db: &Db, id: i64, v: &Valid) -> Result<(), PolicyError> {
         Err(e) if crate::db::error::is_conflict(&e) => return Err(name_taken(v)),
         Err(e) => return Err(e.into()),
     }
+    // The row is locked by the UPDATE: a run's tasks read the policy as they run, so a run in
+    // progress would otherwise switch direction or registry half-way.
+    if active_runs(&mut tx, id).await? > 0 {
+        return Err(PolicyError::Busy(format!(
+            "replication policy {id} has a run in progress: stop it or wait for it to end before editing"
+        )));
+    }
     tx.commit().await?;
     sync_schedule(db, id, v).await?;
     Ok(())
+}
+
+/// Runs of the policy that are pending or in progress.
+async fn active_runs(tx: &mut sqlx::AnyConnection, id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM replication_executions WHERE policy_id = $1 AND status IN ('Pending', 'InProgress')",
+    )
+    .bind(id)
+    .fetch_one(tx)
+    .await
 }
 
 /// Deletes a policy with its runs and their tasks (their jobs and logs stay in the job
@@ -331,13 +330,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<Policy, PolicyError> {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-    let active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM replication_executions WHERE policy_id = $1 AND status IN ('Pending', 'InProgress')",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if active > 0 {
+    if active_runs(&mut tx, id).await? > 0 {
         return Err(PolicyError::Busy(format!(
             "replication policy {id} has a run in progress: stop it or wait for it to end"
         )));
@@ -361,6 +354,16 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Policy>, sqlx::Error> {
         .bind(id)
         .fetch_optional(&db.pool)
         .await
+}
+
+/// The enabled event-based push policies (what an artifact event may start), in id order.
+pub async fn event_based(db: &Db) -> Result<Vec<Policy>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM replication_policies WHERE trigger_type = 'event_based' AND enabled = 1 \
+         AND dest_registry_id IS NOT NULL ORDER BY id"
+    ))
+    .fetch_all(&db.pool)
+    .await
 }
 
 /// One page of policies matching `conds`, ordered by `order` (an `ORDER BY` clause), and the

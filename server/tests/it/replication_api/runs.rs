@@ -213,6 +213,10 @@ both_dbs!(stop_ends_pending_and_running_tasks, |app| {
     })
     .await;
     assert_eq!(execution(&app, exec).await["status"], "InProgress");
+    // Its tasks read the policy as they run: editing it meanwhile is refused.
+    let path = format!("/api/v2.0/replication/policies/{id}");
+    let r = api(&app, Method::PUT, &path, push_policy("p", reg, json!({"description": "edited"}))).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.text());
     let r = api(&app, Method::PUT, &format!("/api/v2.0/replication/executions/{exec}"), Value::Null).await;
     assert_eq!(r.status, StatusCode::OK);
     let e = execution(&app, exec).await;
