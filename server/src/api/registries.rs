@@ -187,7 +187,7 @@ pub async fn update(
         url: req.url,
         credential_type: req.credential_type,
         access_key: req.access_key,
-        access_secret: req.access_secret,
+        access_secret: given_secret(req.access_secret),
         insecure: req.insecure,
         ca_certificate: req.ca_certificate,
     };
@@ -215,12 +215,19 @@ pub async fn delete(
     Ok(StatusCode::OK)
 }
 
+/// A secret in a request: the mask this API answers with (`*****`, sent back by a client that
+/// PUTs what it read) means "unchanged", as an absent one does.
+fn given_secret(s: Option<String>) -> Option<String> {
+    s.filter(|s| s != MASKED_SECRET)
+}
+
 /// The endpoint a ping checks, and the stored registry whose status it reports on (`None`
 /// for unsaved settings, or when the request replaced stored credentials).
 async fn ping_target(
     state: &AppState,
     req: RegistryPing,
 ) -> Result<(crate::replication::adapter::Endpoint, Option<i64>), ApiError> {
+    let req = RegistryPing { access_secret: given_secret(req.access_secret), ..req };
     let overrides = req.kind.is_some()
         || req.credential_type.is_some()
         || req.access_key.is_some()

@@ -45,7 +45,7 @@ impl Connector for Product {
     async fn adapter(&self, state: &AppState, registry_id: i64) -> ContentResult<Box<dyn Adapter>> {
         let endpoint = super::endpoints::load(&state.db, &state.secrets.encryption_key, registry_id)
             .await
-            .map_err(|e| ContentError::Transient(format!("database: {e}")))?
+            .map_err(|e| super::endpoints::load_failure(registry_id, e))?
             .ok_or_else(|| ContentError::NotFound(format!("registry {registry_id} does not exist")))?;
         super::adapters::build(&endpoint)
     }

@@ -17,6 +17,7 @@
 
 use super::adapter::Endpoint;
 use super::adapters;
+use super::content::ContentError;
 use super::crypto::{self, CryptoError};
 use crate::db::query::{Sql, Stmt};
 use crate::db::{now_ms, Db, DbKind};
@@ -302,6 +303,18 @@ pub fn unsaved_endpoint(f: Fields) -> Endpoint {
         access_secret: f.access_secret,
         insecure: f.insecure,
         ca_certificate: f.ca_certificate,
+    }
+}
+
+/// What a failed `load` means to a caller that wanted to reach the registry: a secret that does
+/// not decrypt needs an administrator (re-enter it), not a retry; anything else is the database.
+pub fn load_failure(id: i64, e: sqlx::Error) -> ContentError {
+    match e {
+        sqlx::Error::Decode(why) => ContentError::Unauthorized(format!(
+            "the stored secret of registry {id} cannot be decrypted ({why}); was the encryption key \
+             changed? Enter the registry's secret again"
+        )),
+        e => ContentError::Transient(format!("database: {e}")),
     }
 }
 

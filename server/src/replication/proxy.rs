@@ -232,7 +232,7 @@ impl ProxyCache {
         }
         let endpoint = super::endpoints::load(&state.db, &state.secrets.encryption_key, id)
             .await
-            .map_err(db_err)?
+            .map_err(|e| ProxyError::Registry(id, super::endpoints::load_failure(id, e).to_string()))?
             .ok_or_else(|| ProxyError::Registry(id, "the registry endpoint was deleted".into()))?;
         let adapter =
             super::adapters::build(&endpoint).map_err(|e| ProxyError::Registry(id, e.to_string()))?;

@@ -201,6 +201,9 @@ both_dbs!(update_keeps_or_drops_the_secret, |app| {
     assert_eq!(put(json!({"description": "x", "access_key": "robot2"})).await.status, StatusCode::OK);
     assert_eq!(loaded_secret(&app, id).await, SECRET);
     assert_eq!(get(&app, &path).await.json()["credential"]["access_secret"], "*****");
+    // The mask sent back (a client that PUTs what it read) is no new secret either.
+    assert_eq!(put(json!({"access_secret": "*****"})).await.status, StatusCode::OK);
+    assert_eq!(loaded_secret(&app, id).await, SECRET);
     // A new URL without a secret drops it: saved credentials never follow to another host.
     assert_eq!(put(json!({"url": "https://other.example.com"})).await.status, StatusCode::OK);
     assert_eq!(loaded_secret(&app, id).await, "");
