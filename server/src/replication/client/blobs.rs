@@ -268,7 +268,14 @@ impl RemoteRegistry {
         let req = self.req(Method::HEAD, &format!("/v2/{repo}/blobs/{digest}"), vec![pull_scope(repo)])?;
         let resp = self.send(&req).await?;
         match resp.status() {
-            StatusCode::OK => Ok(Some(header_len(&resp).unwrap_or(0))),
+            // The size is what callers use (a proxied HEAD's Content-Length, a download's
+            // expected length): a reply without one is no answer, never "0 bytes".
+            StatusCode::OK => header_len(&resp).map(Some).ok_or_else(|| {
+                ContentError::Invalid(format!(
+                    "HEAD blob {digest} in {repo}: registry {:?} sent no Content-Length",
+                    self.name
+                ))
+            }),
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.status_error(resp, &format!("HEAD blob {digest} in {repo}")).await),
         }
