@@ -41,10 +41,33 @@ pub struct User {
     pub password_changed_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Where the credentials live: `db`, `ldap` or `oidc` (`crate::identity`).
+    pub source: String,
+    /// The user groups (`user_groups.id`) the directory or provider put the user in at this
+    /// login; never stored on the user (sessions and the credential cache carry them).
+    #[sqlx(skip)]
+    #[serde(skip)]
+    pub groups: Vec<i64>,
+    /// A member of the LDAP or OIDC admin group: a system admin while that lasts (Harbor's
+    /// `admin_role_in_auth`; never written to `sysadmin`).
+    #[sqlx(skip)]
+    #[serde(skip)]
+    pub admin_role_in_auth: bool,
+}
+
+impl User {
+    /// Stored flag or admin group.
+    pub fn is_sysadmin(&self) -> bool {
+        self.sysadmin || self.admin_role_in_auth
+    }
 }
 
 const USER_COLUMNS: &str =
-    "id, username, email, realname, comment, sysadmin, password_changed_at, created_at, updated_at";
+    "id, username, email, realname, comment, sysadmin, password_changed_at, created_at, updated_at, source";
+
+/// `password_hash` of users whose password lives elsewhere (LDAP, OIDC): not a PHC string, so
+/// it never verifies.
+pub const NO_LOCAL_PASSWORD: &str = "!";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -59,6 +82,10 @@ pub enum LoginError {
     /// The password-check queue is full: retry shortly (`Retry-After: 1`).
     #[error("too many logins are being checked; retry shortly")]
     Busy,
+    /// The directory or identity provider cannot be reached or answered badly (503); the
+    /// message says which and why, without secrets.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -360,12 +387,67 @@ pub async fn set_sysadmin(db: &Db, id: i64, flag: bool) -> Result<User, UserErro
     row.as_ref().map(User::from_row).transpose()?.ok_or(UserError::NotFound)
 }
 
+/// Creates or refreshes a user whose credentials live in a directory or provider (`source`
+/// `ldap` or `oidc`) at login or import: created with no local password, or its email and
+/// real name updated. `Conflict` when a user of another source has the name.
+pub async fn onboard(
+    db: &Db,
+    source: &str,
+    username: &str,
+    email: &str,
+    realname: &str,
+) -> Result<User, UserError> {
+    if !valid_username(username) {
+        return Err(UserError::Invalid(format!("{username:?} cannot be a user name here")));
+    }
+    let email = if valid_email(email) { email } else { "" };
+    let realname: String = realname.chars().take(255).collect();
+    let now = now_ms();
+    if let Some(u) = get_by_name(db, username).await? {
+        if u.source != source {
+            return Err(UserError::Conflict(format!(
+                "a {} user named {username:?} exists already",
+                if u.source == "db" { "local" } else { u.source.as_str() }
+            )));
+        }
+        if u.email == email && u.realname == realname {
+            return Ok(u);
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE users SET email = $1, realname = $2, updated_at = $3 WHERE id = $4 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(email)
+        .bind(&realname)
+        .bind(now)
+        .bind(u.id)
+        .fetch_one(&db.pool)
+        .await?;
+        return Ok(User::from_row(&row)?);
+    }
+    let row = sqlx::query(&format!(
+        "INSERT INTO users (username, email, realname, comment, password_hash, sysadmin, password_changed_at, \
+         created_at, updated_at, source) VALUES ($1, $2, $3, $4, $5, 0, $6, $6, $6, $7) RETURNING {USER_COLUMNS}"
+    ))
+    .bind(username)
+    .bind(email)
+    .bind(&realname)
+    .bind(format!("onboarded from {source}"))
+    .bind(NO_LOCAL_PASSWORD)
+    .bind(now)
+    .bind(source)
+    .fetch_one(&db.pool)
+    .await
+    .map_err(|e| map_unique(e, "the user name"))?;
+    Ok(User::from_row(&row)?)
+}
+
 /// Deletes a user: memberships go; the row stays (renamed `<name>#<id>`, unusable) so project
 /// owners and audit rows keep a name, and the name can be registered again.
 pub async fn delete_user(db: &Db, id: i64) -> Result<User, UserError> {
     let user = get_by_id(db, id).await?.ok_or(UserError::NotFound)?;
     let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM project_members WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM oidc_users WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query(
         "UPDATE users SET deleted = 1, username = username || '#' || CAST(id AS TEXT), email = '', \
          password_hash = '', sysadmin = 0, password_changed_at = password_changed_at + 1, updated_at = $1 \

@@ -21,7 +21,7 @@ use crate::audit::Event;
 use crate::client::ClientCtx;
 use crate::rbac::Principal;
 use crate::robots;
-use crate::sessions::{AUTH_EPOCH, CSRF, USER_ID};
+use crate::sessions::{ADMIN_IN_AUTH, AUTH_EPOCH, CSRF, GROUPS, USER_ID};
 use crate::state::AppState;
 
 pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
@@ -71,12 +71,15 @@ impl Drop for Inflight<'_> {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct CacheEntry {
     user_id: i64,
     epoch: i64,
     expires: std::time::Instant,
     created: std::time::Instant,
+    /// Directory and provider users (`identity::Verified::external`): the groups found at the
+    /// check, reused until `expires` (`auth.directory_cache`, never renewed).
+    external: Option<(std::sync::Arc<[i64]>, bool)>,
 }
 
 const CREDENTIAL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -103,25 +106,31 @@ impl CredentialCache {
         let now = std::time::Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let e = map.get_mut(fp).filter(|e| e.expires > now)?;
-        e.expires = (now + CREDENTIAL_IDLE).min(e.created + CREDENTIAL_MAX_AGE);
-        Some(*e)
+        if e.external.is_none() {
+            e.expires = (now + CREDENTIAL_IDLE).min(e.created + CREDENTIAL_MAX_AGE);
+        }
+        Some(e.clone())
     }
 
     /// The cached user if the password is unchanged; `Locked` while the account is locked
     /// (the lockout holds for credentials verified before it, too).
     async fn check(&self, state: &AppState, e: CacheEntry) -> Result<Option<User>, LoginError> {
-        let Some(u) =
+        let Some(mut u) =
             accounts::get_by_id(&state.db, e.user_id).await?.filter(|u| u.password_changed_at == e.epoch)
         else {
             return Ok(None);
         };
+        if let Some((groups, admin)) = &e.external {
+            u.groups = groups.to_vec();
+            u.admin_role_in_auth = *admin;
+        }
         match accounts::locked_for(&state.db, &accounts::lockout_key(&u.username)).await? {
             Some(s) => Err(LoginError::Locked(s)),
             None => Ok(Some(u)),
         }
     }
 
-    /// Same result as `accounts::authenticate_counting`, remembered on success.
+    /// Same result as `identity::verify_password` (CLI surface), remembered on success.
     pub async fn authenticate(
         &self,
         state: &AppState,
@@ -173,9 +182,15 @@ impl CredentialCache {
         pass: &str,
         count_unknown: bool,
     ) -> Result<User, LoginError> {
-        let u =
-            accounts::authenticate_counting(&state.db, &state.config.auth, user, pass, count_unknown).await?;
+        let v =
+            crate::identity::verify_password(state, user, pass, count_unknown, crate::identity::Surface::Cli)
+                .await?;
+        let u = v.user;
         let now = std::time::Instant::now();
+        let directory_cache = state.config.auth.directory_cache;
+        if v.external && directory_cache.is_zero() {
+            return Ok(u);
+        }
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= CREDENTIAL_CACHE_MAX {
             map.retain(|_, e| e.expires > now);
@@ -188,8 +203,9 @@ impl CredentialCache {
             CacheEntry {
                 user_id: u.id,
                 epoch: u.password_changed_at,
-                expires: now + CREDENTIAL_IDLE,
+                expires: now + if v.external { directory_cache } else { CREDENTIAL_IDLE },
                 created: now,
+                external: v.external.then(|| (u.groups.clone().into(), u.admin_role_in_auth)),
             },
         );
         Ok(u)
@@ -317,6 +333,9 @@ pub enum BasicAuthError {
     /// The password-check queue is full (`LoginError::Busy`).
     #[error("{}", LoginError::Busy)]
     Busy,
+    /// The directory or identity provider is unavailable (`LoginError::Unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -328,6 +347,7 @@ impl From<LoginError> for BasicAuthError {
             LoginError::Locked(s) => BasicAuthError::Locked(s),
             LoginError::Malformed(m) => BasicAuthError::TooLong(m),
             LoginError::Busy => BasicAuthError::Busy,
+            LoginError::Unavailable(m) => BasicAuthError::Unavailable(m),
             LoginError::Db(e) => BasicAuthError::Db(e),
         }
     }
@@ -341,6 +361,7 @@ impl From<BasicAuthError> for ApiError {
             }
             BasicAuthError::Locked(s) => LoginError::Locked(s).into(),
             BasicAuthError::Busy => LoginError::Busy.into(),
+            BasicAuthError::Unavailable(m) => LoginError::Unavailable(m).into(),
             BasicAuthError::Db(e) => e.into(),
         }
     }
@@ -407,12 +428,16 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
 }
 
 /// The user bound to a session, or None when the session is anonymous, the user is gone or
-/// the password changed since login.
+/// the password changed since login. The groups found at login come back with it.
 pub async fn session_user(state: &AppState, session: &Session) -> Result<Option<User>, ApiError> {
     let Some(id) = session.get::<i64>(USER_ID).await? else { return Ok(None) };
     let epoch = session.get::<i64>(AUTH_EPOCH).await?;
     match accounts::get_by_id(&state.db, id).await? {
-        Some(u) if Some(u.password_changed_at) == epoch => Ok(Some(u)),
+        Some(mut u) if Some(u.password_changed_at) == epoch => {
+            u.groups = session.get::<Vec<i64>>(GROUPS).await?.unwrap_or_default();
+            u.admin_role_in_auth = session.get::<bool>(ADMIN_IN_AUTH).await?.unwrap_or(false);
+            Ok(Some(u))
+        }
         _ => {
             session.flush().await?;
             Ok(None)
@@ -431,9 +456,11 @@ pub async fn login_session(
 ) -> Result<(User, String), ApiError> {
     accounts::check_login_input(username, password)?;
     let store = !state.login_budget.exhausted(&ctx.ip);
-    let auth = &state.config.auth;
-    let user = match accounts::authenticate_counting(&state.db, auth, username, password, store).await {
-        Ok(u) => u,
+    let verified =
+        crate::identity::verify_password(state, username, password, store, crate::identity::Surface::Portal)
+            .await;
+    let user = match verified {
+        Ok(v) => v.user,
         Err(e) => {
             if matches!(e, LoginError::InvalidCredentials | LoginError::Locked(_)) {
                 state.login_budget.spend(&ctx.ip);
@@ -450,16 +477,25 @@ pub async fn login_session(
             return Err(e.into());
         }
     };
-    session.cycle_id().await?;
-    let csrf = new_csrf_token();
-    session.insert(USER_ID, user.id).await?;
-    session.insert(AUTH_EPOCH, user.password_changed_at).await?;
-    session.insert(CSRF, &csrf).await?;
+    let csrf = bind_session(session, &user).await?;
     tracing::info!(username = %user.username, "login");
     state
         .audit
         .record(Event::new(&user.username, "login", "user", &user.username).ip(&ctx.ip).detail("portal"));
     Ok((user, csrf))
+}
+
+/// Binds a verified user (with its groups) to the session under a fresh id (no fixation) and
+/// returns the new CSRF token. For the password form and the OIDC callback.
+pub async fn bind_session(session: &Session, user: &User) -> Result<String, ApiError> {
+    session.cycle_id().await?;
+    let csrf = new_csrf_token();
+    session.insert(USER_ID, user.id).await?;
+    session.insert(AUTH_EPOCH, user.password_changed_at).await?;
+    session.insert(GROUPS, &user.groups).await?;
+    session.insert(ADMIN_IN_AUTH, user.admin_role_in_auth).await?;
+    session.insert(CSRF, &csrf).await?;
+    Ok(csrf)
 }
 
 /// Whether a browser sent this request from another site: `Sec-Fetch-Site` other than

@@ -263,6 +263,12 @@ pub struct AuthConfig {
     /// How long a locked account stays locked.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// How long a password checked by LDAP (or an OIDC CLI secret) and the groups found with it
+    /// are reused for Basic auth and tokens before the directory is asked again: a password
+    /// changed or a group membership removed in the directory takes effect within this.
+    /// 0 asks the directory on every request.
+    #[serde(with = "humantime_serde")]
+    pub directory_cache: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,7 +386,11 @@ impl Default for AdminConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { max_failed_logins: 5, lockout: Duration::from_secs(5 * 60) }
+        Self {
+            max_failed_logins: 5,
+            lockout: Duration::from_secs(5 * 60),
+            directory_cache: Duration::from_secs(5),
+        }
     }
 }
 

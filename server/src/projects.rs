@@ -82,10 +82,20 @@ pub fn visible_filter(viewer: Option<&Principal>) -> Sql {
     let mut sql = Sql::new();
     match viewer {
         Some(v) if v.is_sysadmin() => sql.push_raw("1 = 1"),
-        Some(Principal::User(u)) => sql.push(
-            "(p.public = 1 OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ?))",
-            Bind::I(u.id),
-        ),
+        Some(Principal::User(u)) => {
+            // Member itself or through one of its groups (`User::groups`).
+            let groups = vec!["?"; u.groups.len()].join(", ");
+            let by_group =
+                if u.groups.is_empty() { String::new() } else { format!(" OR group_id IN ({groups})") };
+            let mut binds = vec![Bind::I(u.id)];
+            binds.extend(u.groups.iter().map(|g| Bind::I(*g)));
+            sql.push_all(
+                &format!(
+                    "(p.public = 1 OR p.id IN (SELECT project_id FROM project_members WHERE user_id = ?{by_group}))"
+                ),
+                binds,
+            )
+        }
         Some(Principal::Robot(r)) => sql.push_all(
             "(p.public = 1 OR p.id IN (SELECT project_id FROM robot_permissions WHERE robot_id = ?) \
              OR EXISTS (SELECT 1 FROM robot_permissions WHERE robot_id = ? AND project_id IS NULL))",
@@ -316,23 +326,28 @@ pub async fn members(
     Ok((rows.iter().map(Member::from_row).collect::<Result<_, _>>()?, total))
 }
 
-/// The user's roles in the given projects, in one query (for lists).
+/// The user's roles in the given projects (its own or its groups', the most privileged
+/// winning), in one query (for lists).
 pub async fn roles_of(
     db: &Db,
-    user_id: i64,
+    user: &crate::accounts::User,
     project_ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, Role>, sqlx::Error> {
     if project_ids.is_empty() {
         return Ok(Default::default());
     }
-    let mut q =
-        Stmt::new("SELECT project_id, role FROM project_members WHERE user_id = ? AND project_id IN (");
-    q.bind(user_id).push_list(project_ids.iter().copied()).push(")");
+    let mut q = Stmt::new("SELECT project_id, role FROM project_members WHERE (user_id = ?");
+    q.bind(user.id);
+    if !user.groups.is_empty() {
+        q.push(" OR group_id IN (").push_list(user.groups.iter().copied()).push(")");
+    }
+    q.push(") AND project_id IN (").push_list(project_ids.iter().copied()).push(")");
     let rows: Vec<(i64, i64)> = q.query_as().fetch_all(&db.pool).await?;
-    let mut out = std::collections::HashMap::new();
+    let mut out: std::collections::HashMap<i64, Role> = std::collections::HashMap::new();
     for (project_id, role) in rows {
         if let Some(role) = Role::from_id(role) {
-            out.insert(project_id, role);
+            let best = Role::most_privileged(out.get(&project_id).copied().into_iter().chain([role]));
+            out.insert(project_id, best.unwrap_or(role));
         }
     }
     Ok(out)

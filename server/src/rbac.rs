@@ -55,6 +55,22 @@ impl Role {
         self as i64
     }
 
+    /// How much a role may do: project admin > maintainer > developer > guest > limited guest.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::ProjectAdmin => 5,
+            Role::Maintainer => 4,
+            Role::Developer => 3,
+            Role::Guest => 2,
+            Role::LimitedGuest => 1,
+        }
+    }
+
+    /// The most privileged of several roles (a user's own and its groups').
+    pub fn most_privileged(roles: impl IntoIterator<Item = Role>) -> Option<Role> {
+        roles.into_iter().max_by_key(|r| r.rank())
+    }
+
     /// Harbor's `role_name` strings.
     pub fn name(self) -> &'static str {
         match self {
@@ -259,13 +275,13 @@ impl Principal {
     }
 
     pub fn is_sysadmin(&self) -> bool {
-        matches!(self, Principal::User(u) if u.sysadmin)
+        matches!(self, Principal::User(u) if u.is_sysadmin())
     }
 
     /// The member role of a user in a project (robots have none).
     pub async fn role_in(&self, db: &Db, project_id: i64) -> Result<Option<Role>, sqlx::Error> {
         let Principal::User(u) = self else { return Ok(None) };
-        member_role(db, project_id, u.id).await
+        member_role(db, project_id, u).await
     }
 
     /// Whether this principal may do `act` on `res` in the project.
@@ -274,9 +290,9 @@ impl Principal {
             return Ok(true);
         }
         match self {
-            Principal::User(u) if u.sysadmin => Ok(true),
+            Principal::User(u) if u.is_sysadmin() => Ok(true),
             Principal::User(u) => {
-                Ok(member_role(db, p.id, u.id).await?.is_some_and(|r| role_allows(r, res, act)))
+                Ok(member_role(db, p.id, u).await?.is_some_and(|r| role_allows(r, res, act)))
             }
             Principal::Robot(r) => Ok(r.allows(p.id, res, act)),
         }
@@ -359,14 +375,18 @@ pub async fn registry_delete_allowed(
     Ok(allowed(db, who, p, R::Repository, Delete).await? || allowed(db, who, p, R::Artifact, Delete).await?)
 }
 
-pub async fn member_role(db: &Db, project_id: i64, user_id: i64) -> Result<Option<Role>, sqlx::Error> {
-    let role: Option<i64> =
-        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
-            .bind(project_id)
-            .bind(user_id)
-            .fetch_optional(&db.pool)
-            .await?;
-    Ok(role.and_then(Role::from_id))
+/// The user's role in a project: as a member itself or through any of its groups
+/// (`User::groups`), the most privileged one winning (Harbor's rule).
+pub async fn member_role(db: &Db, project_id: i64, user: &User) -> Result<Option<Role>, sqlx::Error> {
+    let mut q =
+        crate::db::query::Stmt::new("SELECT role FROM project_members WHERE project_id = ? AND (user_id = ?");
+    q.bind(project_id).bind(user.id);
+    if !user.groups.is_empty() {
+        q.push(" OR group_id IN (").push_list(user.groups.iter().copied()).push(")");
+    }
+    q.push(")");
+    let roles: Vec<i64> = q.query_scalar().fetch_all(&db.pool).await?;
+    Ok(Role::most_privileged(roles.into_iter().filter_map(Role::from_id)))
 }
 
 #[cfg(test)]

@@ -18,6 +18,12 @@ pub const USER_ID: &str = "user_id";
 pub const AUTH_EPOCH: &str = "auth_epoch";
 /// Per-session CSRF token, echoed by clients in `X-Harbor-CSRF-Token`.
 pub const CSRF: &str = "csrf";
+/// The user groups found at login (LDAP or OIDC), kept for the session (`User::groups`).
+pub const GROUPS: &str = "groups";
+/// Whether an admin group made the user a system admin at login (`User::admin_role_in_auth`).
+pub const ADMIN_IN_AUTH: &str = "admin_in_auth";
+/// OIDC sessions: the provider's tokens, encrypted (`identity::oidc`).
+pub const OIDC_TOKEN: &str = "oidc_token";
 
 /// Sessions in the database.
 #[derive(Debug, Clone)]

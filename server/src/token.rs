@@ -521,6 +521,7 @@ impl From<BasicAuthError> for TokenError {
             e @ BasicAuthError::TooLong(_) => TokenError::Unauthorized(e.to_string()),
             e @ BasicAuthError::Locked(s) => TokenError::Locked(e.to_string(), s),
             e @ BasicAuthError::Busy => TokenError::TooMany(e.to_string(), 1),
+            BasicAuthError::Unavailable(m) => TokenError::Unavailable(m),
             BasicAuthError::Db(e) => e.into(),
         }
     }

@@ -14,6 +14,7 @@ pub mod registries;
 pub mod replication;
 pub mod robots;
 pub mod system;
+pub mod usergroups;
 pub mod users;
 
 pub use artifacts::{Accessory, Artifact, Reference, Repository, Tag};
@@ -22,7 +23,8 @@ pub use projects::{ProjectMember, ProjectMetadata, ProjectResp, ProjectSummary};
 pub use registries::{Registry, RegistryInfo};
 pub use robots::{RobotCreated, RobotResp};
 pub use system::{AuditLogResp, ConfigItem, Configurations, SystemInfo};
-pub use users::{Permission, UserResp};
+pub use usergroups::{UserGroup, UserGroupSearchItem};
+pub use users::{OidcUserMeta, Permission, UserResp};
 
 /// What the current user may do in a project (`/users/current/permissions`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -110,7 +110,7 @@ pub struct ProjectMember {
     pub project_id: i64,
     pub entity_name: String,
     pub entity_id: i64,
-    /// `u` (user).
+    /// `u` (user) or `g` (group).
     pub entity_type: String,
     pub role_id: i64,
     pub role_name: String,
@@ -128,8 +128,9 @@ pub struct MemberUser {
 pub struct MemberReq {
     pub role_id: i64,
     pub member_user: Option<MemberUser>,
-    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
-    pub member_group: Option<serde_json::Value>,
+    /// A group by `id`, or an LDAP group by `ldap_group_dn` (created when missing, as Harbor
+    /// onboards it).
+    pub member_group: Option<crate::rest::usergroups::UserGroup>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -53,13 +53,57 @@ impl<T> ConfigItem<T> {
 }
 
 /// `GET /configurations` (Harbor's `ConfigurationsResponse`, the keys this release has).
+/// Secrets (`ldap_search_password`, `oidc_client_secret`) are never answered; `*_set` says
+/// whether one is stored. Keys marked "Berth" are not Harbor's.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Configurations {
+    /// `db_auth`, `ldap_auth` or `oidc_auth`; editable only while no user but the admin exists.
     pub auth_mode: ConfigItem<String>,
     pub project_creation_restriction: ConfigItem<String>,
     pub self_registration: ConfigItem<bool>,
     pub token_expiration: ConfigItem<i64>,
     pub robot_token_duration: ConfigItem<i64>,
+    pub ldap_url: ConfigItem<String>,
+    pub ldap_search_dn: ConfigItem<String>,
+    /// Berth: whether a search password is stored (the password itself is never answered).
+    pub ldap_search_password_set: ConfigItem<bool>,
+    pub ldap_base_dn: ConfigItem<String>,
+    pub ldap_filter: ConfigItem<String>,
+    pub ldap_uid: ConfigItem<String>,
+    /// 0 base, 1 one level, 2 subtree.
+    pub ldap_scope: ConfigItem<i64>,
+    /// Seconds.
+    pub ldap_timeout: ConfigItem<i64>,
+    pub ldap_verify_cert: ConfigItem<bool>,
+    /// Berth: upgrade an `ldap://` connection with StartTLS.
+    pub ldap_starttls: ConfigItem<bool>,
+    /// Berth: PEM CA certificates trusted for the directory besides the system's.
+    pub ldap_ca_cert: ConfigItem<String>,
+    pub ldap_group_base_dn: ConfigItem<String>,
+    pub ldap_group_search_filter: ConfigItem<String>,
+    pub ldap_group_attribute_name: ConfigItem<String>,
+    pub ldap_group_search_scope: ConfigItem<i64>,
+    pub ldap_group_admin_dn: ConfigItem<String>,
+    pub ldap_group_membership_attribute: ConfigItem<String>,
+    pub oidc_name: ConfigItem<String>,
+    pub oidc_endpoint: ConfigItem<String>,
+    pub oidc_client_id: ConfigItem<String>,
+    /// Berth: whether a client secret is stored.
+    pub oidc_client_secret_set: ConfigItem<bool>,
+    pub oidc_groups_claim: ConfigItem<String>,
+    pub oidc_admin_group: ConfigItem<String>,
+    pub oidc_group_filter: ConfigItem<String>,
+    /// Comma-separated, e.g. `openid,profile,email,offline_access`.
+    pub oidc_scope: ConfigItem<String>,
+    pub oidc_user_claim: ConfigItem<String>,
+    pub oidc_verify_cert: ConfigItem<bool>,
+    pub oidc_auto_onboard: ConfigItem<bool>,
+    /// A JSON object of extra authorization-request parameters, e.g. `{"prompt":"login"}`.
+    pub oidc_extra_redirect_parms: ConfigItem<String>,
+    /// Also end the provider's session on logout (RP-initiated logout).
+    pub oidc_logout: ConfigItem<bool>,
+    /// Berth: PEM CA certificates trusted for the provider besides the system's.
+    pub oidc_ca_cert: ConfigItem<String>,
 }
 
 /// Harbor's `AuditLog`, plus the outcome, client address, project and detail.

@@ -1,7 +1,6 @@
 //! Users, the current user and permissions.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Harbor's `UserResp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,12 +13,33 @@ pub struct UserResp {
     pub comment: String,
     pub sysadmin_flag: bool,
     pub admin_role_in_auth: bool,
-    /// Only for OIDC users (none here): omitted, as Harbor omits it, never `null`.
-    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    /// Only for OIDC users, and with the CLI secret only for the user itself (or a system
+    /// admin): omitted otherwise, as Harbor omits it, never `null`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub oidc_user_meta: Option<Value>,
+    pub oidc_user_meta: Option<OidcUserMeta>,
     pub creation_time: String,
     pub update_time: String,
+}
+
+/// Harbor's `OIDCUserInfo`: the provider identity of an OIDC user and its CLI secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OidcUserMeta {
+    pub id: i64,
+    pub user_id: i64,
+    /// The provider's subject and issuer.
+    pub subiss: String,
+    /// The CLI secret (what `docker login` takes as the password); empty when not shown.
+    pub secret: String,
+    pub creation_time: String,
+    pub update_time: String,
+}
+
+/// `PUT /users/{user_id}/cli_secret` (Harbor's `OIDCCliSecretReq`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OidcCliSecretReq {
+    pub secret: String,
 }
 
 /// A search hit: id and name only.

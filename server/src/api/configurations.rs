@@ -17,7 +17,11 @@ pub use app::rest::Configurations;
 #[utoipa::path(get, path = "/configurations", tag = "configure", responses((status = 200, body = Object), (status = 403)))]
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Configurations>, ApiError> {
     caller.require_sysadmin()?;
-    Ok(Json(settings::load(&state.db, &state.config).await?.to_rest()))
+    Ok(Json(
+        settings::load(&state.db, &state.config)
+            .await?
+            .to_rest(crate::identity::auth_mode_editable(&state.db).await?),
+    ))
 }
 
 /// Only the keys sent change; an unknown key or bad value fails the whole request (400).
@@ -28,11 +32,15 @@ pub async fn put(
     AppJson(changes): AppJson<HashMap<String, Value>>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_sysadmin()?;
-    let keys = settings::update(&state.db, &state.config, &changes).await?;
+    let keys = settings::update(&state.db, &state.config, &state.secrets.encryption_key, &changes).await?;
     for k in keys {
-        state
-            .audit
-            .record(caller.event("update", "configuration", k.clone()).detail(changes[&k].to_string()));
+        // A secret's value never reaches the audit log.
+        let detail = if settings::SECRET_KEYS.contains(&k.as_str()) {
+            "*****".to_string()
+        } else {
+            changes[&k].to_string()
+        };
+        state.audit.record(caller.event("update", "configuration", k.clone()).detail(detail));
     }
     Ok(StatusCode::OK)
 }

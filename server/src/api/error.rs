@@ -218,6 +218,7 @@ impl From<crate::accounts::LoginError> for ApiError {
             }
             Malformed(m) => ApiError::BadRequest(m),
             Busy => ApiError::TooManyRequests { message: Busy.to_string(), retry_after: 1, locked: false },
+            Unavailable(m) => ApiError::Unavailable(m),
             Db(e) => e.into(),
         }
     }

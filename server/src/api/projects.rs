@@ -176,9 +176,7 @@ pub async fn list(
     let (items, total) = projects::list_visible(&state.db, caller.principal.as_ref(), &q).await?;
     let headers = pagination_headers(&uri, page, page_size, total);
     let roles = match caller.user() {
-        Some(u) => {
-            projects::roles_of(&state.db, u.id, &items.iter().map(|p| p.id).collect::<Vec<_>>()).await?
-        }
+        Some(u) => projects::roles_of(&state.db, u, &items.iter().map(|p| p.id).collect::<Vec<_>>()).await?,
         None => Default::default(),
     };
     let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
@@ -232,7 +230,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let user = caller.require_user()?;
     let settings = crate::settings::load(&state.db, &state.config).await?;
-    if settings.project_creation_restriction == "adminonly" && !user.sysadmin {
+    if settings.project_creation_restriction == "adminonly" && !user.is_sysadmin() {
         return Err(ApiError::Forbidden("only system admins may create projects".into()));
     }
     let name =
@@ -241,7 +239,7 @@ pub async fn create(
     let meta = req.metadata.as_ref().map(normalized).transpose()?.unwrap_or_default();
     // A proxy-cache project (Harbor: system admins only; 0 means none, as Harbor clients send).
     let registry_id = req.registry_id.filter(|id| *id != 0);
-    if registry_id.is_some() && !user.sysadmin {
+    if registry_id.is_some() && !user.is_sysadmin() {
         return Err(ApiError::Forbidden("only system admins may create proxy cache projects".into()));
     }
     let p = projects::create(&state.db, name, public, user, registry_id).await?;

@@ -26,7 +26,7 @@ pub fn user_json(u: &User) -> UserResp {
         realname: u.realname.clone(),
         comment: u.comment.clone(),
         sysadmin_flag: u.sysadmin,
-        admin_role_in_auth: false,
+        admin_role_in_auth: u.admin_role_in_auth,
         oidc_user_meta: None,
         creation_time: rfc3339(u.created_at),
         update_time: rfc3339(u.updated_at),
@@ -57,7 +57,7 @@ pub async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     let me = caller.require_user()?;
     let own = me.id == user_id;
-    if !own && !me.sysadmin {
+    if !own && !me.is_sysadmin() {
         return Err(ApiError::Forbidden("you may only change your own password".into()));
     }
     let old = if own {

@@ -185,6 +185,10 @@ async fn caller(state: &AppState, parts: &Parts) -> OciResult<RegistryCaller> {
         Err(e @ BasicAuthError::Busy) => Err(OciError::new(Code::TooManyRequests, e.to_string())
             .header(header::RETRY_AFTER, HeaderValue::from_static("1"))),
         Err(BasicAuthError::Db(e)) => Err(e.into()),
+        Err(BasicAuthError::Unavailable(m)) => {
+            Err(OciError::new(Code::Unavailable, m)
+                .header(header::RETRY_AFTER, HeaderValue::from_static("5")))
+        }
         Err(e) => Err(challenge_error(state, &ctx, Code::Unauthorized, &e.to_string(), None, None)),
     }
 }

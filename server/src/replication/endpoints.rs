@@ -18,7 +18,7 @@
 use super::adapter::Endpoint;
 use super::adapters;
 use super::content::ContentError;
-use super::crypto::{self, CryptoError};
+use crate::crypto::{self, CryptoError};
 use crate::db::query::{Sql, Stmt};
 use crate::db::{now_ms, Db, DbKind};
 

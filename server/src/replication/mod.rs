@@ -24,7 +24,7 @@ pub mod client;
 pub mod connector;
 pub mod content;
 pub mod copy;
-pub mod crypto;
+pub use crate::crypto;
 pub mod endpoints;
 pub mod execution;
 pub mod filters;
