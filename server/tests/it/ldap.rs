@@ -245,11 +245,22 @@ both_dbs!(slapd_directory_down, toml = "[auth]\ndirectory_cache = \"0s\"", |app|
     // The local admin is never blocked by the directory.
     assert_eq!(current(&app, &admin()).await.status, StatusCode::OK);
     assert_eq!(form_login(&app, "admin", ADMIN_PASSWORD).await.status, StatusCode::OK);
+    // A directory that accepts the connection but never answers: a timeout, within the limit.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ldap://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    configure(&app, json!({"ldap_url": url, "ldap_timeout": 1})).await;
+    let started = std::time::Instant::now();
+    let r = current(&app, &basic("alice", &pw("alice"))).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert!(r.text().contains("did not answer within 1s"), "{}", r.text());
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+    assert_eq!(current(&app, &admin()).await.status, StatusCode::OK);
+    drop(silent);
     // An unreachable directory counts no failed login: alice is not locked out by it.
     for _ in 0..6 {
         current(&app, &basic("alice", &pw("alice"))).await;
     }
-    configure(&app, json!({})).await;
+    configure(&app, json!({"ldap_timeout": 3})).await;
     assert_eq!(current(&app, &basic("alice", &pw("alice"))).await.status, StatusCode::OK);
 });
 
