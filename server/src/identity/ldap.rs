@@ -425,8 +425,24 @@ fn op_timeout(cfg: &LdapSettings) -> Duration {
 static SYSTEM_ROOTS: LazyLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
     LazyLock::new(|| rustls_native_certs::load_native_certs().certs);
 
+/// The last verifying TLS configuration built, by its `ldap_ca_cert` (the settings rarely
+/// change; building one parses every system root).
+static TLS_CACHE: std::sync::Mutex<Option<(String, Arc<rustls::ClientConfig>)>> = std::sync::Mutex::new(None);
+
 /// TLS that verifies the server against the system roots plus `ldap_ca_cert`.
 fn verifying_tls(cfg: &LdapSettings) -> Result<Arc<rustls::ClientConfig>, LdapError> {
+    let mut cache = TLS_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((ca, config)) = cache.as_ref() {
+        if *ca == cfg.ca_cert {
+            return Ok(config.clone());
+        }
+    }
+    let config = build_verifying_tls(cfg)?;
+    *cache = Some((cfg.ca_cert.clone(), config.clone()));
+    Ok(config)
+}
+
+fn build_verifying_tls(cfg: &LdapSettings) -> Result<Arc<rustls::ClientConfig>, LdapError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -492,12 +508,11 @@ impl Session {
                     format!("connecting to {url}{tls} timed out after {}s", timeout.as_secs())
                 }
                 ldap3::LdapError::LdapResult { .. } => format!("{url} refused StartTLS: {msg}"),
-                _ if (ldaps || starttls) && (msg.contains("certificate") || msg.contains("Certificate")) => {
-                    format!(
-                        "TLS handshake with {url} failed: the server's certificate is not trusted ({msg}); \
-                     give its CA in ldap_ca_cert (or set ldap_verify_cert to false)"
-                    )
-                }
+                _ if (ldaps || starttls) && msg.to_ascii_lowercase().contains("certificate") => format!(
+                    "TLS handshake with {url} failed: the server's certificate was not accepted ({msg}); \
+                     give the CA that signed it in ldap_ca_cert and check that it names this host \
+                     (or set ldap_verify_cert to false)"
+                ),
                 _ => format!("cannot connect to {url}{tls}: {msg}"),
             })
         })?;
