@@ -1,0 +1,168 @@
+# shellcheck shell=bash
+# The LDAP step of identity.sh (sourced; uses its helpers). See identity.sh's header.
+
+say ""
+say "==> ldap: slapd (scripts/services.sh start slapd), berth in ldap_auth"
+mkdir -p "$WORKDIR/svc-ldap"
+eval "$("$ROOT/scripts/services.sh" start slapd "$WORKDIR/svc-ldap")" || die "slapd did not start"
+# What the slapd service provides (scripts/services.sh documents it).
+: "${TEST_LDAPS_URL:?}" "${TEST_LDAP_URL:?}" "${TEST_LDAP_BASE_DN:?}" "${TEST_LDAP_ADMIN_DN:?}" \
+  "${TEST_LDAP_ADMIN_PASSWORD:?}" "${TEST_LDAP_CA_CERT:?}" "${TEST_LDAP_PASSWORD_alice:?}" \
+  "${TEST_LDAP_PASSWORD_bob:?}" "${TEST_LDAP_PASSWORD_carol:?}"
+LB=$TEST_LDAP_BASE_DN
+declare -A LPW=([alice]=$TEST_LDAP_PASSWORD_alice [bob]=$TEST_LDAP_PASSWORD_bob [carol]=$TEST_LDAP_PASSWORD_carol)
+SECRETS+=("$TEST_LDAP_ADMIN_PASSWORD" "${LPW[@]}")
+PEOPLE=${TEST_LDAP_PEOPLE_DN:-ou=people,$LB} GROUPS_DN=${TEST_LDAP_GROUPS_DN:-ou=groups,$LB}
+DEV_DN="cn=developers,$GROUPS_DN" ALICE_DN="uid=alice,$PEOPLE"
+ldap_admin() { local c=$1; shift; "$c" -x -H "$TEST_LDAP_URL" -D "$TEST_LDAP_ADMIN_DN" -w "$TEST_LDAP_ADMIN_PASSWORD" "$@"; }
+# is_member DN: whether the developers group lists DN as member (read from slapd itself)
+is_member() {
+  ldap_admin ldapsearch -LLL -b "$DEV_DN" -s base member 2>>"$LOG" | tr -d '\n ' | grep -qi "member:${1// /}"
+}
+# group_member add|delete: ldapmodify of alice's membership in developers
+group_member() {
+  printf 'dn: %s\nchangetype: modify\n%s: member\nmember: %s\n' "$DEV_DN" "$1" "$ALICE_DN" >"$WORKDIR/tmp/mod.ldif"
+  run ldap_admin ldapmodify -f "$WORKDIR/tmp/mod.ldif" || { tail_out "$OUT"; die "ldapmodify $1 member alice"; }
+}
+is_member "$ALICE_DN" || die "the seeded directory does not have alice in $DEV_DN"
+is_member "uid=bob,$PEOPLE" && die "the seeded directory has bob in $DEV_DN (he must not be)"
+
+start_berth ldap
+api_ok 200 PUT /configurations "$(jq -nc --arg url "$TEST_LDAPS_URL" --arg sdn "$TEST_LDAP_ADMIN_DN" \
+  --arg spw "$TEST_LDAP_ADMIN_PASSWORD" --arg base "$PEOPLE" --arg gbase "$GROUPS_DN" --rawfile ca "$TEST_LDAP_CA_CERT" \
+  '{auth_mode:"ldap_auth", ldap_url:$url, ldap_search_dn:$sdn, ldap_search_password:$spw, ldap_base_dn:$base,
+    ldap_filter:"(objectClass=inetOrgPerson)", ldap_uid:"uid", ldap_scope:2, ldap_timeout:5,
+    ldap_verify_cert:true, ldap_ca_cert:$ca, ldap_group_base_dn:$gbase,
+    ldap_group_search_filter:"(objectClass=groupOfNames)", ldap_group_attribute_name:"cn",
+    ldap_group_search_scope:2}')"
+api_ok 200 GET /configurations
+check "GET /configurations auth_mode" "$(jq -r '.auth_mode.value // .auth_mode' <<<"$API_BODY")" ldap_auth
+check "GET /configurations ldap_url (LDAPS, certificate verified against the test CA)" \
+  "$(jq -r '.ldap_url.value // .ldap_url' <<<"$API_BODY")" "$TEST_LDAPS_URL"
+
+# -------------------------------------------------- login with directory credentials
+SCOPE=repository:idp/app:pull,push
+token alice "${LPW[alice]}" "$SCOPE"
+check "token service, alice with her directory password: status" "$TOKEN_STATUS" 200
+token bob "${LPW[bob]}" "$SCOPE"
+check "token service, bob with his directory password: status" "$TOKEN_STATUS" 200
+curl -sS -u "alice:${LPW[alice]}" "$API/users/current" -o "$WORKDIR/tmp/cur" 2>>"$LOG" || true
+check "GET /users/current as alice (Basic, onboarded at first login)" "$(jq -r '.username // empty' "$WORKDIR/tmp/cur")" alice
+
+# -------------------------------------------------- project, group member, direct guest
+api_ok 201 POST /projects '{"project_name":"idp","metadata":{"public":"false"}}'
+api_ok 201 POST /usergroups "$(jq -nc --arg dn "$DEV_DN" '{group_name:"developers",group_type:1,ldap_group_dn:$dn}')"
+GID=${API_LOCATION##*/}
+[[ $GID =~ ^[0-9]+$ ]] || die "POST /usergroups: no id in Location '$API_LOCATION'"
+api_ok 201 POST /projects/idp/members "$(jq -nc --argjson g "$GID" '{role_id:2,member_group:{id:$g}}')"
+api_ok 201 POST /projects/idp/members '{"role_id":3,"member_user":{"username":"alice"}}'
+api_ok 200 GET /projects/idp/members
+check "members of idp: the LDAP group as developer" \
+  "$(jq -r '[.[] | select(.entity_type=="g") | "\(.entity_name)=\(.role_id)"] | join(",")' <<<"$API_BODY")" "developers=2"
+say "    idp (private): group developers ($DEV_DN, id $GID) = developer; alice = guest (direct)"
+
+token alice "${LPW[alice]}" "$SCOPE"
+check "alice's token for $SCOPE (guest + group developer)" "$TOKEN_ACTIONS" "pull,push"
+token bob "${LPW[bob]}" "$SCOPE"
+check "bob's token for $SCOPE (not in the group, no role)" "$TOKEN_ACTIONS" "none"
+
+# -------------------------------------------------- real clients
+start_dockerd
+for t in ldap-docker ldap-skopeo ldap-bob ldap-after; do mkimg "$t" >/dev/null; done
+docker_load ldap-docker
+docker_load ldap-bob
+docker_load ldap-after
+if docker_login alice alice "${LPW[alice]}"; then ok "docker login alice (directory password)"
+else bad "docker login alice (directory password) failed"; tail_out "$OUT"; fi
+docker_push_pull alice alice idp/docker ldap-docker
+want=$("${LC[@]}" ref "$IMGS" ldap-skopeo)
+allowed "alice skopeo push idp/skopeo:v1" "${SKOPEO[@]}" copy --preserve-digests --dest-tls-verify=false \
+  --dest-creds "alice:${LPW[alice]}" "oci:$IMGS:ldap-skopeo" "docker://$R/idp/skopeo:v1" \
+  && check "idp/skopeo:v1 as admin sees it" "$(manifest_digest idp/skopeo v1)" "$want"
+RUN_INPUT=${LPW[alice]}
+allowed "podman login alice" "${PODMAN[@]}" login --tls-verify=false --authfile "$WORKDIR/podman-auth/alice.json" \
+  -u alice --password-stdin "$R"
+if allowed "alice podman pull idp/skopeo:v1" "${PODMAN[@]}" pull --tls-verify=false \
+  --authfile "$WORKDIR/podman-auth/alice.json" "$R/idp/skopeo:v1"; then
+  check "podman's image digest of idp/skopeo:v1" \
+    "$("${PODMAN[@]}" image inspect --format '{{.Digest}}' "$R/idp/skopeo:v1" 2>&1)" "$want"
+fi
+
+# bob: logs in (a valid directory user), but has no role in idp
+if docker_login bob bob "${LPW[bob]}"; then ok "docker login bob (directory password)"
+else bad "docker login bob failed"; tail_out "$OUT"; fi
+dk bob tag e2e/ldap-bob:v1 "$R/idp/bob:v1"
+denied "bob (not in the group) docker push idp/bob:v1" dk bob push "$R/idp/bob:v1"
+check "idp/bob:v1 after bob's refused push" "$(manifest_digest idp/bob v1)" ""
+denied "bob skopeo pull idp/skopeo:v1 (private, no role)" "${SKOPEO[@]}" copy --src-tls-verify=false \
+  --src-creds "bob:${LPW[bob]}" "docker://$R/idp/skopeo:v1" "oci:$WORKDIR/tmp/bob-pull:v1"
+
+# -------------------------------------------------- group membership removed in the directory
+say "    ldapmodify: alice leaves $DEV_DN"
+group_member delete
+is_member "$ALICE_DN" && die "alice is still in $DEV_DN after ldapmodify"
+sleep $((CACHE_S + 1))
+token alice "${LPW[alice]}" "$SCOPE"
+check "alice's next token for $SCOPE after auth.directory_cache (guest only)" "$TOKEN_ACTIONS" "pull"
+dk alice tag e2e/ldap-after:v1 "$R/idp/after:v1"
+denied "alice docker push idp/after:v1 (out of the group)" dk alice push "$R/idp/after:v1"
+check "idp/after:v1 after the refused push" "$(manifest_digest idp/after v1)" ""
+denied "alice skopeo push idp/skopeo2:v1 (out of the group)" "${SKOPEO[@]}" copy --preserve-digests \
+  --dest-tls-verify=false --dest-creds "alice:${LPW[alice]}" "oci:$IMGS:ldap-skopeo" "docker://$R/idp/skopeo2:v1"
+"${PODMAN[@]}" rmi -f "$R/idp/skopeo:v1" >/dev/null 2>&1 || true
+if allowed "alice podman pull idp/skopeo:v1 (still guest)" "${PODMAN[@]}" pull --tls-verify=false \
+  --authfile "$WORKDIR/podman-auth/alice.json" "$R/idp/skopeo:v1"; then
+  check "podman's image digest of idp/skopeo:v1" \
+    "$("${PODMAN[@]}" image inspect --format '{{.Digest}}' "$R/idp/skopeo:v1" 2>&1)" "$want"
+fi
+group_member add
+sleep $((CACHE_S + 1))
+token alice "${LPW[alice]}" "$SCOPE"
+check "alice's token after she is back in the group" "$TOKEN_ACTIONS" "pull,push"
+
+# -------------------------------------------------- wrong password, injection
+token alice "Wrong-${LPW[alice]}" "$SCOPE"
+check "token service, alice with a wrong password: status" "$TOKEN_STATUS" 401
+RUN_INPUT="Wrong-${LPW[alice]}"
+denied "docker login alice with a wrong password" dk wrong login -u alice --password-stdin "$R"
+# Each would match alice's entry if the filter value were not escaped (RFC 4515).
+for inj in 'alice*' '*)(uid=alice' 'al*ce' '*' 'alice)(|(uid=*' '*)(objectClass=*'; do
+  token "$inj" "${LPW[alice]}" "$SCOPE"
+  check "token service, username '$inj' with alice's password: status" "$TOKEN_STATUS" 401
+done
+RUN_INPUT=${LPW[alice]}
+denied "docker login '*)(uid=alice' with alice's password" dk inj login -u '*)(uid=alice' --password-stdin "$R"
+api GET "/users?page=1&page_size=100"
+check "users onboarded from the directory (no injected name among them)" \
+  "$(jq -r '[.[].username] | map(select(. != "admin")) | sort | join(",")' <<<"$API_BODY")" "alice,bob"
+
+# -------------------------------------------------- lockout
+token carol "${LPW[carol]}" "$SCOPE"
+check "carol with her directory password before the lockout: status" "$TOKEN_STATUS" 200
+for i in $(seq "$MAX_FAILED"); do
+  token carol "Wrong-$i-${LPW[carol]}" "$SCOPE"
+  check "carol wrong password #$i: status" "$TOKEN_STATUS" 401
+done
+token carol "${LPW[carol]}" "$SCOPE"
+check "carol with her right password after $MAX_FAILED failures (locked): status" "$TOKEN_STATUS" 401
+RUN_INPUT=${LPW[carol]}
+denied "docker login carol (locked) with her right password" dk carol login -u carol --password-stdin "$R"
+token alice "${LPW[alice]}" "$SCOPE"
+check "alice is not locked by carol's failures: status" "$TOKEN_STATUS" 200
+
+# -------------------------------------------------- the directory down
+say "    stopping slapd"
+"$ROOT/scripts/services.sh" stop "$WORKDIR/svc-ldap" >/dev/null 2>&1 || true
+sleep $((CACHE_S + 1))
+for _ in $(seq 50); do ldapsearch -x -H "$TEST_LDAP_URL" -b "" -s base >/dev/null 2>&1 || break; sleep 0.1; done
+token admin "$ADMIN_PASS" "$SCOPE"
+check "local admin's token with the directory down: status" "$TOKEN_STATUS" 200
+t1=$(date +%s)
+token bob "${LPW[bob]}" "$SCOPE"
+elapsed=$(($(date +%s) - t1))
+case $TOKEN_STATUS in
+  401 | 503) ok "bob's token with the directory down: $TOKEN_STATUS in ${elapsed}s: $TOKEN_BODY" ;;
+  *) bad "bob's token with the directory down: got $TOKEN_STATUS ($TOKEN_BODY), expected 401 or 503" ;;
+esac
+[ "$elapsed" -le 7 ] && ok "the refusal came within ldap_timeout (5 s) + 2 s (${elapsed}s)" \
+  || bad "the refusal took ${elapsed}s (ldap_timeout is 5 s)"
