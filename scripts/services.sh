@@ -3,6 +3,7 @@
 #   scripts/services.sh start postgres|redis|garage|garage3 DIR   prints `export VAR=…` lines to eval
 #   scripts/services.sh start distribution|distribution-token DIR   CNCF distribution 2.8 with htpasswd
 #                                                  Basic auth / with token auth (scripts/token-server.py)
+#   scripts/services.sh start slapd DIR            OpenLDAP with LDAPS, StartTLS and scripts/ldap/seed.ldif
 #   scripts/services.sh stop DIR                   stops everything started under DIR (by PID)
 #   scripts/services.sh restart postgres|redis DIR [PAUSE]   shutdown (Redis: saving its data), PAUSE
 #                                                  seconds down (default 0), start again on the same port
@@ -345,6 +346,93 @@ EOF
   echo "export TEST_DISTRIBUTION_TOKEN_URL=http://127.0.0.1:$port TEST_DISTRIBUTION_TOKEN_USER=$user TEST_DISTRIBUTION_TOKEN_PASSWORD=$password"
 }
 
+# OpenLDAP (Debian's slapd) on 127.0.0.1: ldap:// (StartTLS offered) and ldaps:// on two free
+# ports, a throwaway CA and server certificate (openssl) for 127.0.0.1/localhost, the memberof
+# overlay, and the directory of scripts/ldap/seed.ldif (slapadd; its groupOfNames entries are
+# added through the running server so the overlay writes the members' memberOf). The read-only
+# search account reads everything but passwords; users read only their own entry. The rootdn
+# (TEST_BERTH_LDAP_ADMIN_DN, random password) is for tests that change the directory.
+slapd_bin() {
+  if ! command -v slapd >/dev/null 2>&1 && [ ! -x /usr/sbin/slapd ]; then
+    echo "installing slapd and ldap-utils (apt)" >&2
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    # No system directory is configured, so the package starts no system slapd.
+    echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+      --no-install-recommends slapd ldap-utils >/dev/null
+  fi
+  command -v slapd 2>/dev/null || echo /usr/sbin/slapd
+}
+
+start_slapd() {
+  local dir=$1/slapd bin port sport admin_pw seed base=dc=berth,dc=test
+  bin=$(slapd_bin)
+  seed=$(cd "$(dirname "$0")" && pwd)/ldap/seed.ldif
+  port=$(free_port)
+  sport=$(free_port)
+  admin_pw=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+  mkdir -p "$dir/data"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=berth test LDAP CA" \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+    -extfile "$dir/server.ext" -out "$dir/server.crt" >/dev/null 2>&1
+  cat >"$dir/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload memberof
+pidfile $dir/slapd.pid
+argsfile $dir/slapd.args
+TLSCACertificateFile $dir/ca.crt
+TLSCertificateFile $dir/server.crt
+TLSCertificateKeyFile $dir/server.key
+
+database mdb
+suffix "$base"
+rootdn "cn=admin,$base"
+rootpw $admin_pw
+directory $dir/data
+index objectClass,uid,cn,member,memberUid eq
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint TRUE
+access to attrs=userPassword
+  by anonymous auth
+  by * none
+access to *
+  by dn.exact="cn=search,$base" read
+  by self read
+  by * none
+EOF
+  awk -v RS= -v ORS='\n\n' '!/objectClass: groupOfNames/' "$seed" >"$dir/seed-entries.ldif"
+  awk -v RS= -v ORS='\n\n' '/objectClass: groupOfNames/' "$seed" >"$dir/seed-groups.ldif"
+  "${bin%slapd}slapadd" -f "$dir/slapd.conf" -l "$dir/seed-entries.ldif" >"$dir/slapadd.log" 2>&1 \
+    || { cat "$dir/slapadd.log" >&2; exit 1; }
+  "$bin" -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$sport/" >"$dir/slapd.log" 2>&1 \
+    || { cat "$dir/slapd.log" >&2; exit 1; }
+  local ok=""
+  for _ in $(seq 100); do
+    ldapsearch -x -LLL -H "ldap://127.0.0.1:$port" -D "cn=admin,$base" -w "$admin_pw" -b "$base" -s base dn \
+      >/dev/null 2>&1 && { ok=1; break; }
+    sleep 0.1
+  done
+  [ -n "$ok" ] || { echo "slapd did not start on $port:" >&2; cat "$dir/slapd.log" >&2; exit 1; }
+  ldapadd -x -H "ldap://127.0.0.1:$port" -D "cn=admin,$base" -w "$admin_pw" -f "$dir/seed-groups.ldif" \
+    >"$dir/ldapadd.log" 2>&1 || { cat "$dir/ldapadd.log" >&2; exit 1; }
+  echo "$port $sport" >"$dir/ports"
+  echo "export TEST_BERTH_LDAP_URL=ldap://127.0.0.1:$port TEST_BERTH_LDAPS_URL=ldaps://127.0.0.1:$sport TEST_BERTH_LDAP_CA=$dir/ca.crt TEST_BERTH_LDAP_BASE_DN=$base TEST_BERTH_LDAP_SEARCH_DN=cn=search,$base TEST_BERTH_LDAP_SEARCH_PASSWORD=search-Pass-1 TEST_BERTH_LDAP_ADMIN_DN=cn=admin,$base TEST_BERTH_LDAP_ADMIN_PASSWORD=$admin_pw"
+}
+
 stop_all() {
   local dir=$1
   if [ -f "$dir/postgres/data/postmaster.pid" ]; then
@@ -354,7 +442,7 @@ stop_all() {
     kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
   fi
   for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid "$dir"/garage3/node*/garage.pid \
-    "$dir"/distribution/*.pid "$dir"/distribution-token/*.pid; do
+    "$dir"/distribution/*.pid "$dir"/distribution-token/*.pid "$dir"/slapd/slapd.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
 }
@@ -368,7 +456,8 @@ case "${1:-}" in
       garage3) start_garage3 "$3" ;;
       distribution) start_distribution "$3" ;;
       distribution-token) start_distribution_token "$3" ;;
-      *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token DIR" >&2; exit 2 ;;
+      slapd) start_slapd "$3" ;;
+      *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token|slapd DIR" >&2; exit 2 ;;
     esac ;;
   restart)
     case "${2:-}" in
@@ -378,5 +467,5 @@ case "${1:-}" in
     esac ;;
   garage3-node) garage3_node "${2:-}" "${3:-}" "${4:-}" ;;
   stop) stop_all "$2" ;;
-  *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token|slapd DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
 esac
