@@ -1,11 +1,12 @@
 //! The REST surface, shaped like Harbor's `/api/v2.0` (goharbor/harbor `api/v2.0/swagger.yaml`),
-//! plus Harbor's portal login endpoints `/c/login` and `/c/log_out`.
+//! plus Harbor's portal login endpoints `/c/login`, `/c/log_out` and `/c/oidc/*` (`oidc`).
 
 pub mod artifacts;
 pub mod audit;
 pub mod configurations;
 pub mod error;
 pub mod gc;
+pub mod oidc;
 pub mod openapi;
 pub mod projects;
 pub mod query;
@@ -47,6 +48,8 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::change_password))
         .routes(routes!(users::set_sysadmin))
+        .routes(routes!(oidc::set_cli_secret))
+        .routes(routes!(oidc::ping))
         .routes(routes!(projects::list, projects::head, projects::create))
         .routes(routes!(projects::get, projects::update, projects::delete))
         .routes(routes!(projects::deletable))
@@ -126,6 +129,9 @@ pub fn c_routes() -> Router<AppState> {
     Router::new()
         .route("/login", post(session::login))
         .route("/log_out", get(session::logout).post(session::logout))
+        .route("/oidc/login", get(oidc::login))
+        .route("/oidc/callback", get(oidc::callback))
+        .route("/oidc/onboard", get(oidc::onboard_page).post(oidc::onboard))
         .layer(axum::middleware::from_fn(uri_length))
 }
 

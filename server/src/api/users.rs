@@ -36,13 +36,22 @@ pub fn user_json(u: &User) -> UserResp {
 /// `GET /api/v2.0/users/current`. For cookie sessions the CSRF token rides along in
 /// `X-Harbor-CSRF-Token`, as Harbor does.
 #[utoipa::path(get, path = "/users/current", tag = "user", responses((status = 200, body = UserResp), (status = 401)))]
-pub async fn current(caller: Caller) -> Result<impl IntoResponse, ApiError> {
+pub async fn current(State(state): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     let user = caller.require_user()?;
     let mut headers = HeaderMap::new();
     if let Some(t) = caller.csrf.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.insert(CSRF_HEADER, t);
     }
-    Ok((headers, Json(user_json(user))))
+    Ok((headers, Json(with_oidc_meta(&state, user_json(user), user).await?)))
+}
+
+/// Adds `oidc_user_meta` for an OIDC user. Callers are the user itself or a system admin,
+/// the only ones who may see the CLI secret.
+async fn with_oidc_meta(state: &AppState, mut resp: UserResp, u: &User) -> Result<UserResp, ApiError> {
+    if u.source == "oidc" {
+        resp.oidc_user_meta = crate::identity::oidc::user_meta(state, u.id, true).await?;
+    }
+    Ok(resp)
 }
 
 /// `PUT /api/v2.0/users/{user_id}/password`: users change their own password (old password
@@ -212,7 +221,7 @@ pub async fn get(
     let u = accounts::get_by_id(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
-    Ok(Json(user_json(&u)))
+    Ok(Json(with_oidc_meta(&state, user_json(&u), &u).await?))
 }
 
 /// `PUT /api/v2.0/users/{user_id}`: email, real name, comment.
