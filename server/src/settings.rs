@@ -470,12 +470,36 @@ pub async fn update(
     Ok(keys)
 }
 
+impl Settings {
+    /// The LDAP settings with some `ldap_*` keys replaced (not stored): `POST /ldap/ping`
+    /// tries a configuration before it is saved. Secrets are not taken here; `Err` names the
+    /// bad value as `update` would.
+    pub fn ldap_with(&self, overrides: &HashMap<&str, Value>) -> Result<LdapSettings, String> {
+        let mut s = self.clone();
+        for (k, v) in overrides {
+            if !k.starts_with("ldap_") || SECRET_KEYS.contains(k) {
+                return Err(format!("{k} cannot be tried here"));
+            }
+            s.apply(k, v)?;
+        }
+        Ok(s.ldap)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// Whether a pattern is a valid regular expression for `oidc_group_filter`.
+fn regex_check(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    regex::Regex::new(p).map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -506,12 +530,4 @@ mod tests {
         assert!(s.apply("oidc_group_filter", &json!("(")).is_err());
         assert_eq!(s.project_creation_restriction, "adminonly");
     }
-}
-
-/// Whether a pattern is a valid regular expression for `oidc_group_filter`.
-fn regex_check(p: &str) -> Result<(), String> {
-    if p.is_empty() {
-        return Ok(());
-    }
-    regex::Regex::new(p).map(|_| ()).map_err(|e| e.to_string())
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod configurations;
 pub mod error;
 pub mod gc;
+pub mod ldap;
 pub mod oidc;
 pub mod openapi;
 pub mod projects;
@@ -76,6 +77,10 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(robots::get, robots::update, robots::refresh, robots::delete))
         .routes(routes!(audit::list))
         .routes(routes!(configurations::get, configurations::put))
+        .routes(routes!(ldap::ping))
+        .routes(routes!(ldap::search_users))
+        .routes(routes!(ldap::import_users))
+        .routes(routes!(ldap::search_groups))
         .routes(routes!(gc::list))
         .routes(routes!(gc::get_schedule, gc::create_schedule, gc::update_schedule))
         .routes(routes!(gc::get, gc::stop))

@@ -3,10 +3,10 @@
 //! every test lives here unless it measures or changes process-wide state (then it gets its own
 //! binary beside this one, saying why at its top: `auth_burst.rs`).
 //!
-//! Test names say which servers they need: `postgres`, `redis`, `s3` or `distribution` in a
-//! test's path means PostgreSQL, Redis, Garage (S3) or CNCF distribution. The fast inner loop
-//! skips those and runs the SQLite-only rest:
-//! `cargo test -p server --test it -- --skip postgres --skip redis --skip s3 --skip distribution`
+//! Test names say which servers they need: `postgres`, `redis`, `s3`, `distribution` or `slapd`
+//! in a test's path means PostgreSQL, Redis, Garage (S3), CNCF distribution or OpenLDAP. The
+//! fast inner loop skips those and runs the SQLite-only rest: `cargo test -p server --test it --
+//! --skip postgres --skip redis --skip s3 --skip distribution --skip slapd`
 //! (`scripts/test --fast`). The full run (`scripts/test`) starts the servers and runs them all.
 
 #[macro_use]
@@ -18,6 +18,7 @@ mod bodies;
 mod catalog_api;
 mod gc;
 mod harness;
+mod ldap;
 mod openapi;
 mod portal;
 mod proxy_cache;
