@@ -18,6 +18,7 @@ mod bodies;
 mod catalog_api;
 mod gc;
 mod harness;
+mod oidc;
 mod openapi;
 mod portal;
 mod proxy_cache;
