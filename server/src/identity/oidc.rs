@@ -137,9 +137,9 @@ pub fn http_client(verify_cert: bool, ca_cert: &str) -> Result<reqwest::Client, 
     b.build().map_err(|e| OidcError::Config(format!("cannot set up the HTTP client: {e}")))
 }
 
-type CacheKey = (String, bool, String);
-static DISCOVERY: LazyLock<Mutex<HashMap<CacheKey, (Instant, Arc<Metadata>)>>> =
-    LazyLock::new(Default::default);
+/// (endpoint, verify_cert, ca_cert) → (when discovered, what).
+type DiscoveryCache = HashMap<(String, bool, String), (Instant, Arc<Metadata>)>;
+static DISCOVERY: LazyLock<Mutex<DiscoveryCache>> = LazyLock::new(Default::default);
 
 /// The provider's configuration and keys, from the cache unless `fresh`.
 pub async fn discover(

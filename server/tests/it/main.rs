@@ -19,6 +19,7 @@ mod catalog_api;
 mod gc;
 mod harness;
 mod ldap;
+mod oidc;
 mod openapi;
 mod portal;
 mod proxy_cache;
