@@ -17,6 +17,7 @@ pub mod search;
 pub mod session;
 pub mod system;
 pub mod tags;
+pub mod usergroups;
 pub mod users;
 
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::change_password))
         .routes(routes!(users::set_sysadmin))
+        .routes(routes!(usergroups::list, usergroups::create))
+        .routes(routes!(usergroups::search))
+        .routes(routes!(usergroups::get, usergroups::update, usergroups::delete))
         .routes(routes!(projects::list, projects::head, projects::create))
         .routes(routes!(projects::get, projects::update, projects::delete))
         .routes(routes!(projects::deletable))
