@@ -478,6 +478,14 @@ pub enum UpdateError {
     Db(#[from] sqlx::Error),
 }
 
+/// Whether a pattern is a valid regular expression for `oidc_group_filter`.
+fn regex_check(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Ok(());
+    }
+    regex::Regex::new(p).map(|_| ()).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,12 +514,4 @@ mod tests {
         assert!(s.apply("oidc_group_filter", &json!("(")).is_err());
         assert_eq!(s.project_creation_restriction, "adminonly");
     }
-}
-
-/// Whether a pattern is a valid regular expression for `oidc_group_filter`.
-fn regex_check(p: &str) -> Result<(), String> {
-    if p.is_empty() {
-        return Ok(());
-    }
-    regex::Regex::new(p).map(|_| ()).map_err(|e| e.to_string())
 }

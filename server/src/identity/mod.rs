@@ -68,7 +68,7 @@ pub async fn verify_password(
     let existing = accounts::get_by_name(&state.db, name).await?;
     let local = existing.as_ref().is_none_or(|u| u.source == "db");
     match settings.auth_mode {
-        AuthMode::Ldap if !existing.as_ref().is_some_and(|u| u.source == "db") => {
+        AuthMode::Ldap if existing.as_ref().is_none_or(|u| u.source != "db") => {
             // A client past its failure budget (`auth::FailureBudget`) cannot guess at names
             // this registry has never seen: they would leave no lockout row, so the guesses
             // would be unthrottled. Refused without asking the directory, for that minute.
@@ -181,6 +181,6 @@ pub async fn with_oidc_groups(
         .map(|n| groups::NewGroup { kind: groups::GroupType::Oidc, name: n.clone(), ldap_dn: String::new() })
         .collect();
     user.groups = groups::populate(db, &entries).await?;
-    user.admin_role_in_auth = !cfg.admin_group.is_empty() && names.iter().any(|n| *n == cfg.admin_group);
+    user.admin_role_in_auth = !cfg.admin_group.is_empty() && names.contains(&cfg.admin_group);
     Ok(user)
 }
