@@ -19,6 +19,7 @@ pub mod search;
 pub mod session;
 pub mod system;
 pub mod tags;
+pub mod usergroups;
 pub mod users;
 
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::set_sysadmin))
         .routes(routes!(oidc::set_cli_secret))
         .routes(routes!(oidc::ping))
+        .routes(routes!(usergroups::list, usergroups::create))
+        .routes(routes!(usergroups::search))
+        .routes(routes!(usergroups::get, usergroups::update, usergroups::delete))
         .routes(routes!(projects::list, projects::head, projects::create))
         .routes(routes!(projects::get, projects::update, projects::delete))
         .routes(routes!(projects::deletable))

@@ -69,6 +69,12 @@ pub async fn verify_password(
     let local = existing.as_ref().is_none_or(|u| u.source == "db");
     match settings.auth_mode {
         AuthMode::Ldap if existing.as_ref().is_none_or(|u| u.source != "db") => {
+            // A client past its failure budget (`auth::FailureBudget`) cannot guess at names
+            // this registry has never seen: they would leave no lockout row, so the guesses
+            // would be unthrottled. Refused without asking the directory, for that minute.
+            if existing.is_none() && !count_unknown {
+                return Err(LoginError::InvalidCredentials);
+            }
             let key = accounts::lockout_key(existing.as_ref().map(|u| u.username.as_str()).unwrap_or(name));
             let attempt = accounts::begin_attempt(&state.db, &state.config.auth, &key).await?;
             let result = ldap_login(state, &settings, name, secret).await;

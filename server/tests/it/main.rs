@@ -34,3 +34,4 @@ mod replication_e2e;
 mod schema;
 mod sessions_redis;
 mod token;
+mod usergroups;
