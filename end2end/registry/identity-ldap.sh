@@ -43,7 +43,14 @@ check "GET /configurations auth_mode" "$(jq -r '.auth_mode.value // .auth_mode' 
 check "GET /configurations ldap_url (LDAPS, certificate verified against the test CA)" \
   "$(jq -r '.ldap_url.value // .ldap_url' <<<"$API_BODY")" "$TEST_BERTH_LDAPS_URL"
 
-# -------------------------------------------------- login with directory credentials
+# -------------------------------------------------- project and group member (before any directory login:
+# a login records the user's directory groups as user groups, and POST /usergroups would then be a 409)
+api_ok 201 POST /projects '{"project_name":"idp","metadata":{"public":"false"}}'
+api_ok 201 POST /usergroups "$(jq -nc --arg dn "$DEV_DN" '{group_name:"developers",group_type:1,ldap_group_dn:$dn}')"
+GID=${API_LOCATION##*/}
+[[ $GID =~ ^[0-9]+$ ]] || die "POST /usergroups: no id in Location '$API_LOCATION'"
+api_ok 201 POST /projects/idp/members "$(jq -nc --argjson g "$GID" '{role_id:2,member_group:{id:$g}}')"
+# -------------------------------------------------- login with directory credentials, alice also a direct guest
 SCOPE=repository:idp/app:pull,push
 token alice "${LPW[alice]}" "$SCOPE"
 check "token service, alice with her directory password: status" "$TOKEN_STATUS" 200
@@ -52,12 +59,6 @@ check "token service, eve with her directory password: status" "$TOKEN_STATUS" 2
 curl -sS -u "alice:${LPW[alice]}" "$API/users/current" -o "$WORKDIR/tmp/cur" 2>>"$LOG" || true
 check "GET /users/current as alice (Basic, onboarded at first login)" "$(jq -r '.username // empty' "$WORKDIR/tmp/cur")" alice
 
-# -------------------------------------------------- project, group member, direct guest
-api_ok 201 POST /projects '{"project_name":"idp","metadata":{"public":"false"}}'
-api_ok 201 POST /usergroups "$(jq -nc --arg dn "$DEV_DN" '{group_name:"developers",group_type:1,ldap_group_dn:$dn}')"
-GID=${API_LOCATION##*/}
-[[ $GID =~ ^[0-9]+$ ]] || die "POST /usergroups: no id in Location '$API_LOCATION'"
-api_ok 201 POST /projects/idp/members "$(jq -nc --argjson g "$GID" '{role_id:2,member_group:{id:$g}}')"
 api_ok 201 POST /projects/idp/members '{"role_id":3,"member_user":{"username":"alice"}}'
 api_ok 200 GET /projects/idp/members
 check "members of idp: the LDAP group as developer" \
