@@ -4,6 +4,8 @@
 #   scripts/services.sh start distribution|distribution-token DIR   CNCF distribution 2.8 with htpasswd
 #                                                  Basic auth / with token auth (scripts/token-server.py)
 #   scripts/services.sh start slapd DIR            OpenLDAP with LDAPS, StartTLS and scripts/ldap/seed.ldif
+#   scripts/services.sh start oidc DIR             the test OpenID Connect provider (scripts/oidc-provider,
+#                                                  npm `oidc-provider`); prints BERTH_TEST_OIDC_* lines
 #   scripts/services.sh stop DIR                   stops everything started under DIR (by PID)
 #   scripts/services.sh restart postgres|redis DIR [PAUSE]   shutdown (Redis: saving its data), PAUSE
 #                                                  seconds down (default 0), start again on the same port
@@ -433,6 +435,39 @@ EOF
   echo "export TEST_BERTH_LDAP_URL=ldap://127.0.0.1:$port TEST_BERTH_LDAPS_URL=ldaps://127.0.0.1:$sport TEST_BERTH_LDAP_CA=$dir/ca.crt TEST_BERTH_LDAP_BASE_DN=$base TEST_BERTH_LDAP_SEARCH_DN=cn=search,$base TEST_BERTH_LDAP_SEARCH_PASSWORD=search-Pass-1 TEST_BERTH_LDAP_ADMIN_DN=cn=admin,$base TEST_BERTH_LDAP_ADMIN_PASSWORD=$admin_pw"
 }
 
+# The test OpenID Connect provider (scripts/oidc-provider/provider.js): issuer
+# http://127.0.0.1:PORT, one confidential client whose redirect URI
+# http://127.0.0.1/c/oidc/callback matches on any loopback port. Its npm packages are installed
+# once per package-lock.json into ~/.cache/berth (the script runs from a copy beside them).
+start_oidc() {
+  local dir=$1/oidc src cache port secret
+  src=$(cd "$(dirname "$0")/oidc-provider" && pwd)
+  command -v node >/dev/null || { echo "node is not installed (apt-get install nodejs npm)" >&2; exit 1; }
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/berth/oidc-provider-$(sha256sum "$src/package-lock.json" | cut -c1-16)
+  if [ ! -d "$cache/node_modules/oidc-provider" ]; then
+    mkdir -p "$cache"
+    cp "$src/package.json" "$src/package-lock.json" "$cache/"
+    (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
+  cp "$src/provider.js" "$cache/provider.js"
+  port=$(free_port)
+  secret=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  mkdir -p "$dir"
+  OIDC_CLIENT_ID=berth OIDC_CLIENT_SECRET=$secret OIDC_REDIRECT_URIS=http://127.0.0.1/c/oidc/callback \
+    node "$cache/provider.js" "$port" >"$dir/provider.log" 2>&1 &
+  echo $! >"$dir/provider.pid"
+  for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration" >/dev/null \
+    || { echo "the OIDC provider did not start on $port:" >&2; tail -20 "$dir/provider.log" >&2; exit 1; }
+  echo "$port" >"$dir/port"
+  echo "export BERTH_TEST_OIDC_ISSUER=http://127.0.0.1:$port"
+  echo "export BERTH_TEST_OIDC_CLIENT_ID=berth"
+  echo "export BERTH_TEST_OIDC_CLIENT_SECRET=$secret"
+}
+
 stop_all() {
   local dir=$1
   if [ -f "$dir/postgres/data/postmaster.pid" ]; then
@@ -442,7 +477,7 @@ stop_all() {
     kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
   fi
   for pidfile in "$dir"/*.pid "$dir"/garage/garage.pid "$dir"/garage3/node*/garage.pid \
-    "$dir"/distribution/*.pid "$dir"/distribution-token/*.pid "$dir"/slapd/slapd.pid; do
+    "$dir"/distribution/*.pid "$dir"/distribution-token/*.pid "$dir"/slapd/slapd.pid "$dir"/oidc/provider.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
 }
@@ -457,7 +492,8 @@ case "${1:-}" in
       distribution) start_distribution "$3" ;;
       distribution-token) start_distribution_token "$3" ;;
       slapd) start_slapd "$3" ;;
-      *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token|slapd DIR" >&2; exit 2 ;;
+      oidc) start_oidc "$3" ;;
+      *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token|slapd|oidc DIR" >&2; exit 2 ;;
     esac ;;
   restart)
     case "${2:-}" in
@@ -467,5 +503,5 @@ case "${1:-}" in
     esac ;;
   garage3-node) garage3_node "${2:-}" "${3:-}" "${4:-}" ;;
   stop) stop_all "$2" ;;
-  *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token|slapd DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start postgres|redis|garage|garage3|distribution|distribution-token|slapd|oidc DIR | restart postgres|redis DIR [PAUSE] | garage3-node stop|start DIR N | stop DIR" >&2; exit 2 ;;
 esac

@@ -16,8 +16,9 @@ pub trait PortalBackend: Send + Sync + 'static {
         -> Result<ApiReply, PortalError>;
     /// Checks credentials (with lockout) and starts a session.
     async fn login(&self, username: String, password: String) -> Result<(), PortalError>;
-    /// Ends the current session.
-    async fn logout(&self) -> Result<(), PortalError>;
+    /// Ends the current session; `Some(url)` when the browser should go on to end the
+    /// identity provider's session too (OIDC `oidc_logout`).
+    async fn logout(&self) -> Result<Option<String>, PortalError>;
 }
 
 pub fn backend() -> Result<Arc<dyn PortalBackend>, PortalError> {

@@ -172,8 +172,11 @@ impl PortalBackend for Backend {
         Ok(())
     }
 
-    async fn logout(&self) -> Result<(), PortalError> {
-        session().await?.flush().await.map_err(|e| portal_error(e.into()))
+    async fn logout(&self) -> Result<Option<String>, PortalError> {
+        let s = session().await?;
+        let next = crate::api::oidc::end_session_url(&self.state, &s).await;
+        s.flush().await.map_err(|e| portal_error(e.into()))?;
+        Ok(next)
     }
 }
 

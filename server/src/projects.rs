@@ -1,5 +1,6 @@
-//! Projects: the namespace every repository lives in, and their members. Who may do what in
-//! a project is decided in `rbac`; this module only stores and lists.
+//! Projects: the namespace every repository lives in, and their members — users and user
+//! groups (`identity::groups`; a user holds a group's role through `User::groups`). Who may do
+//! what in a project is decided in `rbac`; this module only stores and lists.
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -284,21 +285,41 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
     Ok(project)
 }
 
-/// A project member (users only; groups come with LDAP).
+/// A project member: a user (`entity_type` `u`) or a user group (`g`, `identity::groups`).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Member {
     pub id: i64,
     pub project_id: i64,
-    pub user_id: i64,
-    pub username: String,
+    /// `u` or `g`.
+    pub entity_type: String,
+    /// The user's or the group's id.
+    pub entity_id: i64,
+    /// The username or the group name.
+    pub entity_name: String,
     #[sqlx(try_from = "i64")]
     pub role: Role,
 }
 
-const MEMBER_SELECT: &str =
-    "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM project_members m \
-     JOIN users u ON u.id = m.user_id";
+/// Who becomes a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    User(i64),
+    Group(i64),
+}
 
+const MEMBER_FROM: &str = "FROM project_members m LEFT JOIN users u ON u.id = m.user_id \
+     LEFT JOIN user_groups g ON g.id = m.group_id";
+const MEMBER_NAME: &str = "COALESCE(u.username, g.group_name, '')";
+
+fn member_select() -> String {
+    format!(
+        "SELECT m.id, m.project_id, m.entity_type, COALESCE(m.user_id, m.group_id) AS entity_id, \
+         {MEMBER_NAME} AS entity_name, m.role {MEMBER_FROM}"
+    )
+}
+
+/// One page of a project's members (users and groups) whose name contains `entityname`
+/// (case-insensitive), by name (case-insensitive), and the total.
 pub async fn members(
     db: &Db,
     project_id: i64,
@@ -307,17 +328,16 @@ pub async fn members(
     page_size: u64,
 ) -> Result<(Vec<Member>, i64), sqlx::Error> {
     let like = format!("%{}%", crate::db::query::escape_like(&entityname.unwrap_or("").to_lowercase()));
-    let filter = " WHERE m.project_id = $1 AND lower(u.username) LIKE $2 ESCAPE '\\'";
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM project_members m JOIN users u ON u.id = m.user_id{filter}"
-    ))
-    .bind(project_id)
-    .bind(&like)
-    .fetch_one(&db.pool)
-    .await?;
+    let filter = format!(" WHERE m.project_id = $1 AND lower({MEMBER_NAME}) LIKE $2 ESCAPE '\\'");
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {MEMBER_FROM}{filter}"))
+        .bind(project_id)
+        .bind(&like)
+        .fetch_one(&db.pool)
+        .await?;
     let offset = (page.max(1) - 1).saturating_mul(page_size);
     let rows = sqlx::query(&format!(
-        "{MEMBER_SELECT}{filter} ORDER BY u.username LIMIT {page_size} OFFSET {offset}"
+        "{}{filter} ORDER BY lower({MEMBER_NAME}), m.id LIMIT {page_size} OFFSET {offset}",
+        member_select()
     ))
     .bind(project_id)
     .bind(&like)
@@ -353,7 +373,7 @@ pub async fn roles_of(
     Ok(out)
 }
 
-/// How many members hold each role.
+/// How many members (users and groups alike) hold each role.
 pub async fn role_counts(db: &Db, project_id: i64) -> Result<Vec<(Role, i64)>, sqlx::Error> {
     let rows: Vec<(i64, i64)> =
         sqlx::query_as("SELECT role, COUNT(*) AS n FROM project_members WHERE project_id = $1 GROUP BY role")
@@ -364,7 +384,7 @@ pub async fn role_counts(db: &Db, project_id: i64) -> Result<Vec<(Role, i64)>, s
 }
 
 pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<Member>, sqlx::Error> {
-    let row = sqlx::query(&format!("{MEMBER_SELECT} WHERE m.project_id = $1 AND m.id = $2"))
+    let row = sqlx::query(&format!("{} WHERE m.project_id = $1 AND m.id = $2", member_select()))
         .bind(project_id)
         .bind(member_id)
         .fetch_optional(&db.pool)
@@ -372,21 +392,28 @@ pub async fn member(db: &Db, project_id: i64, member_id: i64) -> Result<Option<M
     row.as_ref().map(Member::from_row).transpose()
 }
 
-pub async fn add_member(db: &Db, project_id: i64, user_id: i64, role: Role) -> Result<Member, ProjectError> {
+/// Makes a user or a group a member; already being one is `Member` (409).
+pub async fn add_member(db: &Db, project_id: i64, who: Entity, role: Role) -> Result<Member, ProjectError> {
     let now = now_ms();
+    let (entity_type, user_id, group_id, what) = match who {
+        Entity::User(id) => ("u", Some(id), None, "user"),
+        Entity::Group(id) => ("g", None, Some(id), "group"),
+    };
     let id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO project_members (project_id, user_id, role, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+        "INSERT INTO project_members (project_id, user_id, group_id, entity_type, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
     )
     .bind(project_id)
     .bind(user_id)
+    .bind(group_id)
+    .bind(entity_type)
     .bind(role.id() as i16)
     .bind(now)
     .fetch_one(&db.pool)
     .await
     .map_err(|e| {
         if is_conflict(&e) {
-            ProjectError::Member("the user is already a member of the project".into())
+            ProjectError::Member(format!("the {what} is already a member of the project"))
         } else {
             e.into()
         }

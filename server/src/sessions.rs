@@ -22,8 +22,13 @@ pub const CSRF: &str = "csrf";
 pub const GROUPS: &str = "groups";
 /// Whether an admin group made the user a system admin at login (`User::admin_role_in_auth`).
 pub const ADMIN_IN_AUTH: &str = "admin_in_auth";
-/// OIDC sessions: the provider's tokens, encrypted (`identity::oidc`).
+/// OIDC sessions: the provider's ID token, encrypted (`identity::oidc`; the logout hint).
 pub const OIDC_TOKEN: &str = "oidc_token";
+/// An OIDC login between `/c/oidc/login` and the callback: state, nonce, PKCE verifier
+/// (`identity::oidc::Pending`).
+pub const OIDC_PENDING: &str = "oidc_pending";
+/// A provider identity waiting for its username (`oidc_auto_onboard` off), encrypted.
+pub const OIDC_ONBOARD: &str = "oidc_onboard";
 
 /// Sessions in the database.
 #[derive(Debug, Clone)]

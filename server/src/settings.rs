@@ -227,7 +227,7 @@ fn ldap_url(key: &str, s: String) -> Result<String, String> {
 }
 
 /// https, or http to a loopback address (a provider on the same host).
-fn oidc_endpoint(key: &str, s: String) -> Result<String, String> {
+pub fn oidc_endpoint(key: &str, s: String) -> Result<String, String> {
     if s.is_empty() {
         return Ok(s);
     }

@@ -44,8 +44,8 @@ pub async fn login(username: String, password: String, redirect_url: String) -> 
 
 #[server(prefix = "/portal/fn", endpoint = "logout")]
 pub async fn logout() -> Result<(), PortalError> {
-    crate::backend::backend()?.logout().await?;
-    leptos_axum::redirect("/account/sign-in");
+    let next = crate::backend::backend()?.logout().await?;
+    leptos_axum::redirect(next.as_deref().unwrap_or("/account/sign-in"));
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The REST surface, shaped like Harbor's `/api/v2.0` (goharbor/harbor `api/v2.0/swagger.yaml`),
-//! plus Harbor's portal login endpoints `/c/login` and `/c/log_out`.
+//! plus Harbor's portal login endpoints `/c/login`, `/c/log_out` and `/c/oidc/*` (`oidc`).
 
 pub mod artifacts;
 pub mod audit;
@@ -7,6 +7,7 @@ pub mod configurations;
 pub mod error;
 pub mod gc;
 pub mod ldap;
+pub mod oidc;
 pub mod openapi;
 pub mod projects;
 pub mod query;
@@ -18,6 +19,7 @@ pub mod search;
 pub mod session;
 pub mod system;
 pub mod tags;
+pub mod usergroups;
 pub mod users;
 
 use std::sync::Arc;
@@ -48,6 +50,11 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(users::change_password))
         .routes(routes!(users::set_sysadmin))
+        .routes(routes!(oidc::set_cli_secret))
+        .routes(routes!(oidc::ping))
+        .routes(routes!(usergroups::list, usergroups::create))
+        .routes(routes!(usergroups::search))
+        .routes(routes!(usergroups::get, usergroups::update, usergroups::delete))
         .routes(routes!(projects::list, projects::head, projects::create))
         .routes(routes!(projects::get, projects::update, projects::delete))
         .routes(routes!(projects::deletable))
@@ -131,6 +138,9 @@ pub fn c_routes() -> Router<AppState> {
     Router::new()
         .route("/login", post(session::login))
         .route("/log_out", get(session::logout).post(session::logout))
+        .route("/oidc/login", get(oidc::login))
+        .route("/oidc/callback", get(oidc::callback))
+        .route("/oidc/onboard", get(oidc::onboard_page).post(oidc::onboard))
         .layer(axum::middleware::from_fn(uri_length))
 }
 

@@ -1,4 +1,5 @@
-//! Projects, their members, repositories (delete) and logs under `/api/v2.0/projects`.
+//! Projects, their members (users and user groups), repositories (delete) and logs under
+//! `/api/v2.0/projects`.
 //! Every handler names the permission it needs with `require(…)`.
 
 use axum::extract::{OriginalUri, State};
@@ -15,7 +16,7 @@ use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::{pagination_headers, Pagination};
 use crate::auth::Caller;
 use crate::db::rfc3339;
-use crate::projects::{self, ListQuery, Member, Project};
+use crate::projects::{self, Entity, ListQuery, Member, Project};
 use crate::rbac::{self, Act, ProjectAccess, Resource, Role};
 use crate::state::AppState;
 
@@ -23,6 +24,7 @@ pub use app::rest::projects::{
     MemberReq, MemberUser, ProjectMember, ProjectMetadata, ProjectReq, ProjectResp, ProjectSummary, Quota,
     ResourceAmount, RoleReq,
 };
+use app::rest::usergroups::UserGroup;
 
 /// The metadata keys given, validated and normalised as Harbor does (`public` included).
 fn normalized(m: &ProjectMetadata) -> Result<Vec<(String, String)>, ApiError> {
@@ -347,9 +349,9 @@ fn member_json(m: &Member) -> ProjectMember {
     ProjectMember {
         id: m.id,
         project_id: m.project_id,
-        entity_name: m.username.clone(),
-        entity_id: m.user_id,
-        entity_type: "u".into(),
+        entity_name: m.entity_name.clone(),
+        entity_id: m.entity_id,
+        entity_type: m.entity_type.clone(),
         role_id: m.role.id(),
         role_name: m.role.name().into(),
     }
@@ -388,7 +390,9 @@ fn role(id: i64) -> Result<Role, ApiError> {
     })
 }
 
-/// `POST /api/v2.0/projects/{p}/members`
+/// `POST /api/v2.0/projects/{p}/members`: a user (`member_user`: `user_id` or `username`) or
+/// a user group (`member_group`: `id`, `ldap_group_dn` or `group_name`; see
+/// `usergroups::member_group`), in Harbor's order of precedence.
 #[utoipa::path(post, path = "/projects/{project_name_or_id}/members", tag = "member", params(("project_name_or_id" = String, Path)), request_body = MemberReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 403), (status = 404), (status = 409)))]
 pub async fn add_member(
     State(state): State<AppState>,
@@ -400,30 +404,43 @@ pub async fn add_member(
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Member, Act::Create).await?;
     let role = role(req.role_id)?;
-    if req.member_group.is_some() {
-        return Err(ApiError::BadRequest(
-            "group members need LDAP or OIDC groups, which are not configured".into(),
-        ));
-    }
-    let mu = req.member_user.ok_or_else(|| ApiError::BadRequest("member_user is required".into()))?;
-    let user = match (mu.user_id, mu.username.as_deref()) {
-        (Some(id), _) => crate::accounts::get_by_id(&state.db, id).await?,
-        (None, Some(name)) => crate::accounts::get_by_name(&state.db, name).await?,
-        (None, None) => return Err(ApiError::BadRequest("member_user needs user_id or username".into())),
-    }
-    .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
-    let m = projects::add_member(&state.db, p.id, user.id, role).await?;
+    let (user_id, username) = match &req.member_user {
+        Some(mu) => (mu.user_id, mu.username.as_deref().filter(|n| !n.is_empty())),
+        None => (None, None),
+    };
+    let group = req.member_group.as_ref();
+    let (who, name) = if let Some(id) = user_id {
+        member_user(crate::accounts::get_by_id(&state.db, id).await?)?
+    } else if let Some(g) = group.filter(|g| g.id > 0) {
+        member_group(&state, g).await?
+    } else if let Some(name) = username {
+        member_user(crate::accounts::get_by_name(&state.db, name).await?)?
+    } else if let Some(g) = group {
+        member_group(&state, g).await?
+    } else if req.member_user.is_some() {
+        return Err(ApiError::BadRequest("member_user needs user_id or username".into()));
+    } else {
+        return Err(ApiError::BadRequest("member_user or member_group is required".into()));
+    };
+    let m = projects::add_member(&state.db, p.id, who, role).await?;
     state.audit.record(
-        caller
-            .event("create", "member", format!("{}:{}", p.name, user.username))
-            .project(p.id)
-            .detail(role.name()),
+        caller.event("create", "member", format!("{}:{name}", p.name)).project(p.id).detail(role.name()),
     );
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/projects/{}/members/{}", p.id, m.id)) {
         h.insert(header::LOCATION, v);
     }
     Ok((StatusCode::CREATED, h))
+}
+
+fn member_user(found: Option<crate::accounts::User>) -> Result<(Entity, String), ApiError> {
+    let user = found.ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    Ok((Entity::User(user.id), user.username))
+}
+
+async fn member_group(state: &AppState, g: &UserGroup) -> Result<(Entity, String), ApiError> {
+    let group = crate::api::usergroups::member_group(state, g).await?;
+    Ok((Entity::Group(group.id), group.group_name))
 }
 
 /// `GET /api/v2.0/projects/{p}/members/{mid}`
@@ -457,7 +474,7 @@ pub async fn update_member(
     let m = projects::update_member(&state.db, p.id, mid, role).await?;
     state.audit.record(
         caller
-            .event("update", "member", format!("{}:{}", p.name, m.username))
+            .event("update", "member", format!("{}:{}", p.name, m.entity_name))
             .project(p.id)
             .detail(role.name()),
     );
@@ -475,7 +492,9 @@ pub async fn remove_member(
     let p = resolve(&state, &headers, &key).await?;
     require(&state, &caller, &p, Resource::Member, Act::Delete).await?;
     let m = projects::remove_member(&state.db, p.id, mid).await?;
-    state.audit.record(caller.event("delete", "member", format!("{}:{}", p.name, m.username)).project(p.id));
+    state
+        .audit
+        .record(caller.event("delete", "member", format!("{}:{}", p.name, m.entity_name)).project(p.id));
     Ok(StatusCode::OK)
 }
 

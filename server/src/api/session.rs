@@ -1,5 +1,5 @@
 //! Harbor's portal login endpoints: `POST /c/login` (form `principal`, `password`) and
-//! `GET|POST /c/log_out`.
+//! `GET|POST /c/log_out` (a redirect to the provider after an OIDC login with `oidc_logout`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -42,7 +42,16 @@ pub async fn login(
     Ok((StatusCode::OK, headers))
 }
 
-pub async fn logout(session: Session) -> Result<StatusCode, ApiError> {
+/// Ends the session. After an OIDC login with `oidc_logout` on, the answer is a redirect to
+/// the provider's end-session endpoint (RP-initiated logout), as Harbor's.
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<axum::response::Response, ApiError> {
+    let next = crate::api::oidc::end_session_url(&state, &session).await;
     session.flush().await?;
-    Ok(StatusCode::OK)
+    Ok(match next {
+        Some(url) => axum::response::Redirect::to(&url).into_response(),
+        None => StatusCode::OK.into_response(),
+    })
 }

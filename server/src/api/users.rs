@@ -36,17 +36,27 @@ pub fn user_json(u: &User) -> UserResp {
 /// `GET /api/v2.0/users/current`. For cookie sessions the CSRF token rides along in
 /// `X-Harbor-CSRF-Token`, as Harbor does.
 #[utoipa::path(get, path = "/users/current", tag = "user", responses((status = 200, body = UserResp), (status = 401)))]
-pub async fn current(caller: Caller) -> Result<impl IntoResponse, ApiError> {
+pub async fn current(State(state): State<AppState>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     let user = caller.require_user()?;
     let mut headers = HeaderMap::new();
     if let Some(t) = caller.csrf.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {
         headers.insert(CSRF_HEADER, t);
     }
-    Ok((headers, Json(user_json(user))))
+    Ok((headers, Json(with_oidc_meta(&state, user_json(user), user).await?)))
+}
+
+/// Adds `oidc_user_meta` for an OIDC user. Callers are the user itself or a system admin,
+/// the only ones who may see the CLI secret.
+async fn with_oidc_meta(state: &AppState, mut resp: UserResp, u: &User) -> Result<UserResp, ApiError> {
+    if u.source == "oidc" {
+        resp.oidc_user_meta = crate::identity::oidc::user_meta(state, u.id, true).await?;
+    }
+    Ok(resp)
 }
 
 /// `PUT /api/v2.0/users/{user_id}/password`: users change their own password (old password
-/// required); a system admin may reset another user's without it.
+/// required); a system admin may reset another user's without it. Not for LDAP and OIDC
+/// users (403): their password is the directory's or provider's.
 #[utoipa::path(put, path = "/users/{user_id}/password", tag = "user", params(("user_id" = i64, Path)), request_body = PasswordReq, responses((status = 200), (status = 400), (status = 403)))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -59,6 +69,14 @@ pub async fn change_password(
     let own = me.id == user_id;
     if !own && !me.is_sysadmin() {
         return Err(ApiError::Forbidden("you may only change your own password".into()));
+    }
+    // Directory and provider users have no local password (Harbor: not modifiable outside db_auth).
+    if let Some(target) = accounts::get_by_id(&state.db, user_id).await?.filter(|u| u.source != "db") {
+        return Err(ApiError::Forbidden(format!(
+            "the password of {} is kept by the {}; change it there",
+            target.username,
+            if target.source == "ldap" { "LDAP directory" } else { "OIDC provider" }
+        )));
     }
     let old = if own {
         Some(req.old_password.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
@@ -144,7 +162,7 @@ pub async fn search(
 }
 
 /// `POST /api/v2.0/users`: system admins create users; anyone may register when
-/// `self_registration` is on (never as an admin).
+/// `self_registration` is on (never as an admin). Only in `db_auth` (403 otherwise).
 #[utoipa::path(post, path = "/users", tag = "user", request_body = UserCreationReq, responses((status = 201, headers(("Location" = String))), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -152,8 +170,15 @@ pub async fn create(
     AppJson(req): AppJson<UserCreationReq>,
 ) -> Result<impl IntoResponse, ApiError> {
     let admin = caller.principal.as_ref().is_some_and(|p| p.is_sysadmin());
+    let settings = crate::settings::load(&state.db, &state.config).await?;
+    // Outside db_auth users come from the directory or provider only (Harbor's rule).
+    if settings.auth_mode != crate::settings::AuthMode::Db {
+        return Err(ApiError::Forbidden(format!(
+            "creating local user is not allowed under auth mode: {}",
+            settings.auth_mode.as_str()
+        )));
+    }
     if !admin {
-        let settings = crate::settings::load(&state.db, &state.config).await?;
         if !settings.self_registration || caller.principal.is_some() {
             return Err(if caller.principal.is_none() {
                 ApiError::Unauthorized("self-registration is disabled".into())
@@ -212,7 +237,7 @@ pub async fn get(
     let u = accounts::get_by_id(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
-    Ok(Json(user_json(&u)))
+    Ok(Json(with_oidc_meta(&state, user_json(&u), &u).await?))
 }
 
 /// `PUT /api/v2.0/users/{user_id}`: email, real name, comment.

@@ -66,6 +66,7 @@ fn concrete(path: &str) -> String {
         .replace("{gc_id}", "999")
         .replace("{task_id}", "999")
         .replace("{id}", "999")
+        .replace("{group_id}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
     concrete
