@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser tests against a freshly started server (built binary + site), on a free
-# 127.0.0.1 port with its own empty data directory; stops the server by PID afterwards.
+# 127.0.0.1 port with its own empty data directory; stops the server by PID afterwards. Specs that
+# need a server of their own (oidc.spec.ts: auth_mode) start one from BERTH_E2E_BIN and BERTH_E2E_SITE.
 #   end2end/run.sh <path to berth binary> <site root> [playwright test arguments, e.g. a spec file]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,4 +27,4 @@ for _ in $(seq 100); do
 done
 curl -fsS "http://127.0.0.1:$port/api/v2.0/ping" >/dev/null || { cat "$work/berth.log"; exit 1; }
 
-BERTH_E2E_URL=http://127.0.0.1:$port npx playwright test "${@:3}" || { echo "--- server log"; cat "$work/berth.log"; exit 1; }
+BERTH_E2E_URL=http://127.0.0.1:$port BERTH_E2E_BIN=$bin BERTH_E2E_SITE=$site npx playwright test "${@:3}" || { echo "--- server log"; cat "$work/berth.log"; exit 1; }

@@ -5,7 +5,7 @@
 #                                                  Basic auth / with token auth (scripts/token-server.py)
 #   scripts/services.sh start slapd DIR            OpenLDAP with LDAPS, StartTLS and scripts/ldap/seed.ldif
 #   scripts/services.sh start oidc DIR             the test OpenID Connect provider (scripts/oidc-provider,
-#                                                  npm `oidc-provider`); prints BERTH_TEST_OIDC_* lines
+#                                                  npm `oidc-provider`); prints TEST_BERTH_OIDC_* lines
 #   scripts/services.sh stop DIR                   stops everything started under DIR (by PID)
 #   scripts/services.sh restart postgres|redis DIR [PAUSE]   shutdown (Redis: saving its data), PAUSE
 #                                                  seconds down (default 0), start again on the same port
@@ -463,9 +463,9 @@ start_oidc() {
   curl -fsS "http://127.0.0.1:$port/.well-known/openid-configuration" >/dev/null \
     || { echo "the OIDC provider did not start on $port:" >&2; tail -20 "$dir/provider.log" >&2; exit 1; }
   echo "$port" >"$dir/port"
-  echo "export BERTH_TEST_OIDC_ISSUER=http://127.0.0.1:$port"
-  echo "export BERTH_TEST_OIDC_CLIENT_ID=berth"
-  echo "export BERTH_TEST_OIDC_CLIENT_SECRET=$secret"
+  echo "export TEST_BERTH_OIDC_ISSUER=http://127.0.0.1:$port"
+  echo "export TEST_BERTH_OIDC_CLIENT_ID=berth"
+  echo "export TEST_BERTH_OIDC_CLIENT_SECRET=$secret"
 }
 
 stop_all() {

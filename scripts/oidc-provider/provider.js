@@ -76,9 +76,11 @@ const configuration = {
     revocation: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,
-      // No confirmation page: submit the logout form at once.
+      // No confirmation page: submit the logout form at once, ending the provider's session
+      // (`logout=yes`), not only the client's part of it.
       logoutSource: async (ctx, form) => {
-        ctx.body = `<!DOCTYPE html><html><body>${form}<script>document.forms[0].submit()</script>`
+        const yes = form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>');
+        ctx.body = `<!DOCTYPE html><html><body>${yes}<script>document.forms[0].submit()</script>`
           + `<noscript><button form="op.logoutForm" name="logout" value="yes">Sign out</button></noscript></body></html>`;
       },
     },

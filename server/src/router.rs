@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `/api/v2.0/…` | scripts, CI, Harbor tooling (Basic auth or session + CSRF header) | `api` |
 //! | `/c/login`, `/c/log_out` | Harbor-style portal login (form post) | `api::session` |
+//! | `/c/oidc/login`, `/c/oidc/callback`, `/c/oidc/onboard` | OpenID Connect sign-in (browser) | `api::oidc` |
 //! | `/portal/fn/…` | the portal's server functions (session + same-origin check) | `app::server_fns`, `portal` |
 //! | `/pkg/…` | wasm, JS and CSS of the portal | static files from `portal.site_root` |
 //! | everything else | the portal's pages, server-rendered by Leptos | `app::pages` |

@@ -748,6 +748,10 @@ pub async fn last_id_token(state: &AppState, user_id: i64) -> Result<Option<Stri
     Ok((!t.is_empty()).then_some(t))
 }
 
+/// Users whose tokens are being refreshed (`verify_cli_secret`).
+type RefreshLocks = HashMap<i64, Arc<tokio::sync::Mutex<()>>>;
+static REFRESHING: LazyLock<Mutex<RefreshLocks>> = LazyLock::new(Default::default);
+
 /// Checks an OIDC user's CLI secret (constant time). `Ok(Some(groups))` when it matches and
 /// the user's provider session can still be refreshed (the refreshed tokens are stored);
 /// `Ok(None)` for a wrong secret; `Err(InvalidCredentials)` when the provider refuses the
@@ -766,6 +770,19 @@ pub async fn verify_cli_secret(
     if !bool::from(stored.as_bytes().ct_eq(secret.as_bytes())) {
         return Ok(None);
     }
+    if r.token_expires_at > now_ms() {
+        return Ok(Some(open_token(state, &r).groups));
+    }
+    // One refresh per user at a time in this process: a provider that rotates refresh tokens
+    // treats a second use of the old one as theft and revokes the grant. Whoever waited reads
+    // the row again and finds it refreshed.
+    let lock = {
+        let mut locks = REFRESHING.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(user.id).or_default().clone()
+    };
+    let _guard = lock.lock().await;
+    let Some(r) = row_by_user(&state.db, user.id).await? else { return Ok(None) };
     let mut tokens = open_token(state, &r);
     if r.token_expires_at > now_ms() {
         return Ok(Some(tokens.groups));

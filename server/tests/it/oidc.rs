@@ -1,6 +1,6 @@
 //! OpenID Connect against a real provider (`scripts/oidc-provider`, the npm `oidc-provider`,
-//! started by `scripts/services.sh start oidc DIR`; `BERTH_TEST_OIDC_ISSUER`,
-//! `BERTH_TEST_OIDC_CLIENT_ID`, `BERTH_TEST_OIDC_CLIENT_SECRET`: a missing variable fails the
+//! started by `scripts/services.sh start oidc DIR`; `TEST_BERTH_OIDC_ISSUER`,
+//! `TEST_BERTH_OIDC_CLIENT_ID`, `TEST_BERTH_OIDC_CLIENT_SECRET`: a missing variable fails the
 //! test, it is never skipped) and against `FakeProvider`, a small provider in this file that
 //! signs ID tokens wrongly on purpose (tampered, expired, wrong nonce).
 //!
@@ -33,9 +33,9 @@ fn env() -> Env {
         })
     };
     Env {
-        issuer: var("BERTH_TEST_OIDC_ISSUER"),
-        client_id: var("BERTH_TEST_OIDC_CLIENT_ID"),
-        client_secret: var("BERTH_TEST_OIDC_CLIENT_SECRET"),
+        issuer: var("TEST_BERTH_OIDC_ISSUER"),
+        client_id: var("TEST_BERTH_OIDC_CLIENT_ID"),
+        client_secret: var("TEST_BERTH_OIDC_CLIENT_SECRET"),
     }
 }
 
