@@ -246,10 +246,10 @@ pub async fn member_group(state: &AppState, req: &UserGroup) -> Result<Group, Ap
             _ => req.group_name.clone(),
         };
         let g = NewGroup { kind: GroupType::Ldap, name, ldap_dn: dn.to_string() };
-        groups::validate(&g)?;
         if let Some(found) = groups::find(&state.db, GroupType::Ldap, &g.key()).await? {
             return Ok(found);
         }
+        groups::validate(&g)?;
         if auth_mode(state).await? != AuthMode::Ldap {
             return Err(ApiError::NotFound(format!(
                 "LDAP group {dn:?} not found: LDAP groups are added while auth_mode is ldap_auth"

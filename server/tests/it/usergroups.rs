@@ -237,7 +237,8 @@ both_dbs!(usergroups_outside_ldap_auth, |app| {
     group(&app, json!({"group_name": "api", "group_type": 3})).await;
     let r = app.get_with(GROUPS, &[("authorization", &admin())]).await;
     assert_eq!(names(&r.json()), ["api", "web"]);
-    // A member by an LDAP DN that is no group: 404 outside ldap_auth; by a missing name: 404.
+    // A member by an LDAP DN that is no group: 404 outside ldap_auth (400 when it is no DN);
+    // by a missing name: 404.
     let members = "/api/v2.0/projects/library/members";
     let r = api(
         &app,
@@ -248,6 +249,15 @@ both_dbs!(usergroups_outside_ldap_auth, |app| {
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let r = api(
+        &app,
+        Method::POST,
+        members,
+        &admin(),
+        json!({"role_id": 2, "member_group": {"ldap_group_dn": "nonsense"}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     let r = api(
         &app,
         Method::POST,
