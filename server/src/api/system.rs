@@ -82,12 +82,17 @@ pub async fn systeminfo(State(state): State<AppState>, caller: Result<Caller, Ap
     let settings =
         crate::settings::load(&state.db, c).await.unwrap_or_else(|_| crate::settings::Settings::defaults(c));
     let mut info = SystemInfo {
-        auth_mode: "db_auth".into(),
+        auth_mode: settings.auth_mode.as_str().into(),
         primary_auth_mode: false,
         self_registration: settings.self_registration,
         harbor_version: concat!("v", env!("CARGO_PKG_VERSION"), "-berth").into(),
         banner_message: String::new(),
-        oidc_provider_name: String::new(),
+        // Harbor names the provider only in OIDC mode (the sign-in page's "log in with" button).
+        oidc_provider_name: if settings.auth_mode == crate::settings::AuthMode::Oidc {
+            settings.oidc.name.clone()
+        } else {
+            String::new()
+        },
         ..Default::default()
     };
     // Anonymous callers (and failed credentials) see only what the sign-in page needs.
