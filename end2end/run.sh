@@ -27,4 +27,6 @@ for _ in $(seq 100); do
 done
 curl -fsS "http://127.0.0.1:$port/api/v2.0/ping" >/dev/null || { cat "$work/berth.log"; exit 1; }
 
-BERTH_E2E_URL=http://127.0.0.1:$port BERTH_E2E_BIN=$bin BERTH_E2E_SITE=$site npx playwright test "${@:3}" || { echo "--- server log"; cat "$work/berth.log"; exit 1; }
+# BERTH_E2E_BIN / BERTH_E2E_SITE: specs that need a server of their own (identity.spec.ts: an
+# auth mode switch needs a server where only the admin exists) start one like this.
+BERTH_E2E_URL=http://127.0.0.1:$port BERTH_E2E_BIN="$(realpath "$bin")" BERTH_E2E_SITE="$(realpath "$site")" npx playwright test "${@:3}" || { echo "--- server log"; cat "$work/berth.log"; exit 1; }

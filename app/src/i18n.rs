@@ -6,10 +6,13 @@
 //! hydrating client reads it back from `<html lang>`, so both render the same text.
 //!
 //! Texts are keyed by their English wording: `t("Projects")`. Every key used in the crate must
-//! have a Chinese entry in [`ZH_CN`] — a unit test reads the sources and fails on any missing
-//! one, so a page is never half translated. `{}` in a text is filled by [`fill`].
+//! have a Chinese entry in [`ZH_CN`] (or `identity::ZH_CN`, the identity pages') — a unit test
+//! reads the sources and fails on any missing one, so a page is never half translated. `{}`
+//! in a text is filled by [`fill`].
 
 use leptos::prelude::*;
+
+mod identity;
 
 /// The cookie that keeps the chosen language.
 pub const COOKIE: &str = "berth-lang";
@@ -88,7 +91,7 @@ pub fn translate(lang: Lang, key: &'static str) -> &'static str {
 }
 
 fn zh_cn(en: &str) -> Option<&'static str> {
-    ZH_CN.iter().find(|(k, _)| *k == en).map(|(_, zh)| *zh)
+    ZH_CN.iter().chain(identity::ZH_CN).find(|(k, _)| *k == en).map(|(_, zh)| *zh)
 }
 
 /// Replaces each `{}` in `text`, in order, with the next argument.
@@ -565,7 +568,10 @@ mod tests {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") && path != root.join("i18n.rs") {
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && path != root.join("i18n.rs")
+                    && !path.starts_with(root.join("i18n"))
+                {
                     let text = std::fs::read_to_string(&path).unwrap();
                     out.push((path, text));
                 }
@@ -607,7 +613,7 @@ mod tests {
                 let end = rest.find("\")").expect("t(\"… without a closing quote");
                 let key = &rest[..end];
                 used += 1;
-                if !ZH_CN.iter().any(|(en, _)| *en == key) {
+                if zh_cn(key).is_none() {
                     missing.push(format!("{key} ({})", path.display()));
                 }
             }
@@ -616,6 +622,7 @@ mod tests {
         use crate::pages::project::{OPERATIONS, RESOURCE_TYPES, TABS};
         use crate::pages::replication_rule::{FLATTENING, TRIGGERS};
         use crate::pages::robots::ROBOT_RIGHTS;
+        use crate::pages::{auth_config, groups};
         let tables = TABS
             .iter()
             .map(|(_, l)| *l)
@@ -626,6 +633,10 @@ mod tests {
             .chain(RESOURCE_TYPES)
             .chain(FLATTENING.iter().map(|(_, l)| *l))
             .chain(TRIGGERS.iter().map(|(_, l)| *l))
+            .chain(auth_config::AUTH_MODES.iter().map(|(_, l)| *l))
+            .chain(auth_config::SCOPES.iter().map(|(_, l)| *l))
+            .chain(groups::GROUP_TYPES.iter().map(|(_, l)| *l))
+            .chain([groups::group_type_name(0)])
             .chain([
                 "healthy",
                 "unhealthy",
@@ -638,13 +649,13 @@ mod tests {
                 "deletion",
             ]);
         for key in tables {
-            if !ZH_CN.iter().any(|(en, _)| *en == key) {
+            if zh_cn(key).is_none() {
                 missing.push(key.to_string());
             }
         }
         assert!(used > 50, "the scan found only {used} texts: is it still reading the right files?");
         assert!(missing.is_empty(), "texts without a Chinese translation: {missing:#?}");
-        let mut keys: Vec<_> = ZH_CN.iter().map(|(en, _)| *en).collect();
+        let mut keys: Vec<_> = ZH_CN.iter().chain(identity::ZH_CN).map(|(en, _)| *en).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();

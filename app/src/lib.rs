@@ -108,6 +108,7 @@ pub fn App() -> AnyView {
                 <Route path=path!("/account/sign-up") view=pages::account::SignUp ssr=SsrMode::Async />
                 <Route path=path!("/harbor/account") view=pages::account::Account ssr=SsrMode::Async />
                 <Route path=path!("/harbor/users") view=pages::admin::Users ssr=SsrMode::Async />
+                <Route path=path!("/harbor/groups") view=pages::groups::Groups ssr=SsrMode::Async />
                 <Route path=path!("/harbor/logs") view=pages::admin::AuditLogs ssr=SsrMode::Async />
                 <Route path=path!("/harbor/configs") view=pages::admin::Configuration ssr=SsrMode::Async />
                 <Route path=path!("/harbor/registries") view=pages::registries::Registries ssr=SsrMode::Async />

@@ -44,6 +44,7 @@ pub fn AppShell(user: UserResp, children: Children) -> impl IntoView {
                 {user.sysadmin_flag.then(|| view! {
                     <p class="nav-section">{t("Administration")}</p>
                     <A href="/harbor/users">{t("Users")}</A>
+                    <A href="/harbor/groups">{t("Groups")}</A>
                     <A href="/harbor/registries">{t("Registries")}</A>
                     <A href="/harbor/replications">{t("Replications")}</A>
                     <A href="/harbor/logs">{t("Audit log")}</A>

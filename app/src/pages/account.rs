@@ -1,4 +1,5 @@
-//! The user's own account: profile and password (`/harbor/account`), and self-registration
+//! The user's own account: profile, password and, for OIDC users, the CLI secret
+//! (`/harbor/account`), and self-registration
 //! (`/account/sign-up`, when a system admin allows it).
 
 use leptos::prelude::*;
@@ -10,6 +11,7 @@ use crate::components::layout::{AppShell, LangSwitch};
 use crate::components::page::{loading, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::t;
+use crate::pages::cli_secret::CliSecret;
 use crate::pages::project::{perform, OutcomeSignal, Reload};
 use crate::rest::users::{PasswordReq, UserCreationReq, UserProfile};
 use crate::rest::UserResp;
@@ -63,7 +65,11 @@ fn AccountBody(me: UserResp, profile: Resource<Result<User, PortalError>>, reloa
             <Suspense fallback=loading>
                 {move || Suspend::new(async move {
                     match profile.await {
-                        Ok(u) => view! { <ProfileForm u outcome reload /> }.into_any(),
+                        Ok(u) => {
+                            // OIDC users: their CLI secret (`pages::cli_secret`).
+                            let cli = u.oidc_user_meta.clone().map(|meta| view! { <CliSecret meta outcome reload /> });
+                            view! { <ProfileForm u outcome reload /> {cli} }.into_any()
+                        }
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}

@@ -10,6 +10,8 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome, Signed};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
+use crate::pages::auth_config::AuthConfigForm;
+use crate::pages::ldap_users::LdapUserImport;
 use crate::pages::project::{audit_resource, perform, AuditLogView, OutcomeSignal, Reload};
 use crate::rest::users::{SysadminReq, UserCreationReq};
 use crate::rest::UserResp;
@@ -62,9 +64,10 @@ pub fn Users() -> impl IntoView {
             api::list::<User>(format!("/users?page={pg}&page_size={PAGE_SIZE}{q}"))
         },
     );
+    let info = Resource::new(|| (), |_| api::get::<SystemInfo>("/systeminfo".into()));
     view! {
         <Title text=t("Users · Berth") />
-        <AdminOnly body=move |u: UserResp| view! { <UsersBody me=u users reload /> } />
+        <AdminOnly body=move |u: UserResp| view! { <UsersBody me=u users info reload /> } />
     }
 }
 
@@ -72,6 +75,7 @@ pub fn Users() -> impl IntoView {
 fn UsersBody(
     me: UserResp,
     users: Resource<Result<Listing<User>, PortalError>>,
+    info: Resource<Result<SystemInfo, PortalError>>,
     reload: Reload,
 ) -> impl IntoView {
     let query = use_query_map();
@@ -116,9 +120,23 @@ fn UsersBody(
     view! {
         <div class="page-head">
             <h1>{t("Users")}</h1>
-            <button type="button" class="btn btn-primary" on:click=move |_| show_form.update(|s| *s = !*s)
-                aria-expanded=move || show_form.get().to_string() data-testid="user-new">{t("New user")}</button>
+            // Local accounts only in database mode (Harbor's rule); LDAP users are imported.
+            <Suspense>
+                {move || Suspend::new(async move {
+                    let mode = info.await.map(|i| i.auth_mode).unwrap_or_default();
+                    (mode == "db_auth" || mode.is_empty()).then(|| view! {
+                        <button type="button" class="btn btn-primary" on:click=move |_| show_form.update(|s| *s = !*s)
+                            aria-expanded=move || show_form.get().to_string() data-testid="user-new">{t("New user")}</button>
+                    })
+                })}
+            </Suspense>
         </div>
+        <Suspense>
+            {move || Suspend::new(async move {
+                let ldap = info.await.is_ok_and(|i| i.auth_mode == "ldap_auth");
+                ldap.then(|| view! { <LdapUserImport outcome reload /> })
+            })}
+        </Suspense>
         <Show when=move || show_form.get()>
             <form class="card form-card" on:submit=create data-testid="user-form">
                 <h2>{t("New user")}</h2>
@@ -282,13 +300,11 @@ fn ConfigForms(c: Configurations, i: SystemInfo, outcome: OutcomeSignal, reload:
         );
     };
     view! {
+        <AuthConfigForm c=c.clone() outcome reload />
         <div class="panels">
             <form class="card form-card" on:submit=save data-testid="config-form">
-                <h2>{t("Authentication")}</h2>
-                <label for="auth-mode">{t("Authentication mode")}</label>
-                <input id="auth-mode" type="text" readonly value=if c.auth_mode.value == "db_auth" { t("Database").to_string() } else { c.auth_mode.value.clone() } />
-                <label class="check"><input type="checkbox" checked=c.self_registration.value bind:checked=self_reg data-testid="config-self-registration" />{t(" Allow self-registration")}</label>
                 <h2>{t("System settings")}</h2>
+                <label class="check"><input type="checkbox" checked=c.self_registration.value bind:checked=self_reg data-testid="config-self-registration" />{t(" Allow self-registration")}</label>
                 <label for="creation">{t("Project creation")}</label>
                 <select id="creation" bind:value=restriction data-testid="config-creation">
                     <option value="everyone" selected=c.project_creation_restriction.value == "everyone">{t("Everyone")}</option>

@@ -1,7 +1,12 @@
 pub mod account;
 pub mod admin;
 pub mod artifact;
+pub mod auth_config;
+pub mod cli_secret;
 pub mod gc;
+pub mod groups;
+pub mod ldap_users;
+pub mod members;
 pub mod not_found;
 pub mod project;
 pub mod projects;

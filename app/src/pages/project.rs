@@ -14,6 +14,7 @@ use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
+use crate::pages::members::AddGroupMember;
 use crate::rest::projects::{MemberReq, MemberUser, RoleReq};
 use crate::rest::UserResp;
 use crate::rest::{self, AuditLogResp as AuditLog, Perms, ProjectMember as Member, ROLES};
@@ -296,6 +297,7 @@ fn MembersBody(
                 <select id="member-role" bind:value=new_role>{role_options(2)}</select>
                 <button type="submit" class="btn btn-primary">{t("Add member")}</button>
             </form>
+            <AddGroupMember project=name.clone() outcome reload />
         })}
         <Outcome result=outcome />
         <Transition fallback=loading>
@@ -318,7 +320,8 @@ fn MembersBody(
                                             let del_path = path.clone();
                                             let who = m.entity_name.clone();
                                             let who2 = who.clone();
-                                            let own = m.entity_name == me;
+                                            let group = m.entity_type == "g";
+                                            let own = !group && m.entity_name == me;
                                             let change = move |ev: leptos::ev::Event| {
                                                 let role: i64 = event_target_value(&ev).parse().unwrap_or(0);
                                                 let note = fill(t("{} is now {}."), &[&who, &t(rest::role_name(role))]);
@@ -328,9 +331,15 @@ fn MembersBody(
                                                 perform(outcome, reload, fill(t("Removed {}."), &[&who2]), api::send("DELETE", del_path.clone(), None));
                                             });
                                             view! {
-                                                <tr data-testid="member-row" data-name=m.entity_name.clone()>
+                                                <tr data-testid="member-row" data-name=m.entity_name.clone() data-type=m.entity_type.clone()>
                                                     <td class="strong">{m.entity_name.clone()}</td>
-                                                    <td>{t("User")}</td>
+                                                    <td data-testid="member-type">
+                                                        {if group {
+                                                            view! { <span class="badge badge-tag" data-testid="member-group-badge">{t("Group")}</span> }.into_any()
+                                                        } else {
+                                                            t("User").into_any()
+                                                        }}
+                                                    </td>
                                                     <td>
                                                         {if can_update && !own {
                                                             view! {

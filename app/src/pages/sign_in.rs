@@ -1,10 +1,15 @@
+//! The sign-in page (`/account/sign-in`): the local form (a plain form post without
+//! JavaScript), errors passed back in the URL (`?error=`), the sign-up link, and in OIDC mode
+//! the "log in with <provider>" button (`/c/oidc/login`).
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::layout::LangSwitch;
 use crate::error::PortalError;
-use crate::i18n::t;
+use crate::i18n::{fill, t};
+use crate::server_fns::auth::encode_component;
 use crate::server_fns::auth::Login;
 
 #[component]
@@ -30,7 +35,11 @@ pub fn SignIn() -> impl IntoView {
                 Some(PortalError::Busy(s).localized())
             }
             Some("expired") => Some(t("Your session has expired. Please sign in again.").to_string()),
-            Some(_) => Some(t("Sign-in failed.").to_string()),
+            Some("error") | Some("") => Some(t("Sign-in failed.").to_string()),
+            // A message passed back by another sign-in path (the OIDC callback), shown as text.
+            Some(other) => {
+                Some(fill(t("Sign-in failed: {}"), &[&other.chars().take(300).collect::<String>()]))
+            }
             None => None,
         }
     };
@@ -48,6 +57,26 @@ pub fn SignIn() -> impl IntoView {
                     <h1 id="signin-title">"Berth"</h1>
                 </div>
                 <p class="muted">{t("Enterprise container registry")}</p>
+                // OIDC mode: the provider's button first; the local form stays for the admin (Harbor's layout).
+                <Suspense>
+                    {move || Suspend::new(async move {
+                        info.await.ok().filter(|i| i.auth_mode == "oidc_auth").map(|i| {
+                            let back = redirect_url();
+                            let href = if back.is_empty() {
+                                "/c/oidc/login".to_string()
+                            } else {
+                                format!("/c/oidc/login?redirect_url={}", encode_component(&back))
+                            };
+                            let name = if i.oidc_provider_name.is_empty() { "OIDC".to_string() } else { i.oidc_provider_name.clone() };
+                            view! {
+                                <a class="btn btn-primary btn-block oidc-login" href=href rel="external" data-testid="oidc-login">
+                                    {fill(t("LOG IN WITH {}"), &[&name])}
+                                </a>
+                                <p class="muted small centered">{t("or with a local account")}</p>
+                            }
+                        })
+                    })}
+                </Suspense>
                 <ActionForm action=login attr:class="form" attr:data-testid="login-form">
                     <label for="username">{t("Username")}</label>
                     <input id="username" name="username" type="text" autocomplete="username" required autofocus />

@@ -103,6 +103,19 @@ both_dbs!(systeminfo_anonymous_and_authenticated, |app| {
         .json();
     assert_eq!(full["external_url"], "http://127.0.0.1:8080");
     assert_eq!(full["registry_url"], "127.0.0.1:8080");
+    assert_eq!(anon["oidc_provider_name"], "", "no provider outside OIDC mode");
+
+    // The sign-in page learns the mode and the provider's name from here (anonymously).
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let body = serde_json::json!({"oidc_name": "Corp SSO"});
+    let r = crate::common::api(&app, Method::PUT, "/api/v2.0/configurations", &admin, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(app.get("/api/v2.0/systeminfo").await.json()["oidc_provider_name"], "", "still database mode");
+    let body = serde_json::json!({"auth_mode": "oidc_auth"});
+    let r = crate::common::api(&app, Method::PUT, "/api/v2.0/configurations", &admin, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let anon = app.get("/api/v2.0/systeminfo").await.json();
+    assert_eq!((anon["auth_mode"].as_str(), anon["oidc_provider_name"].as_str()), (Some("oidc_auth"), Some("Corp SSO")));
 });
 
 both_dbs!(current_user_with_basic_auth, |app| {
