@@ -115,7 +115,10 @@ both_dbs!(systeminfo_anonymous_and_authenticated, |app| {
     let r = crate::common::api(&app, Method::PUT, "/api/v2.0/configurations", &admin, body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let anon = app.get("/api/v2.0/systeminfo").await.json();
-    assert_eq!((anon["auth_mode"].as_str(), anon["oidc_provider_name"].as_str()), (Some("oidc_auth"), Some("Corp SSO")));
+    assert_eq!(
+        (anon["auth_mode"].as_str(), anon["oidc_provider_name"].as_str()),
+        (Some("oidc_auth"), Some("Corp SSO"))
+    );
 });
 
 both_dbs!(current_user_with_basic_auth, |app| {
