@@ -257,7 +257,7 @@ async fn expire_token(app: &TestApp, user_id: i64) {
         .unwrap();
 }
 
-both_dbs!(oidc_login_onboards_with_groups_and_cli_secret, toml = NO_CACHE, |app| {
+both_dbs!(oidcprovider_login_onboards_with_groups_and_cli_secret, toml = NO_CACHE, |app| {
     let e = configure_real(&app, true).await;
     let mut b = Browser::new();
     let r = login(&app, &mut b, &e.issuer, "olivia", "Olivia-pass-1").await;
@@ -355,7 +355,7 @@ async fn put(app: &TestApp, b: &mut Browser, path: &str, csrf: &str, body: Value
 }
 
 #[tokio::test]
-async fn oidc_cli_secret_can_be_set_and_the_old_one_stops_working() {
+async fn oidcprovider_cli_secret_can_be_set_and_the_old_one_stops_working() {
     let app = TestApp::builder(DbChoice::Sqlite).toml(NO_CACHE).build().await;
     let e = configure_real(&app, true).await;
     let mut b = Browser::new();
@@ -402,7 +402,7 @@ async fn oidc_cli_secret_can_be_set_and_the_old_one_stops_working() {
 }
 
 #[tokio::test]
-async fn oidc_cli_secret_stops_working_when_the_refresh_is_refused() {
+async fn oidcprovider_cli_secret_stops_working_when_the_refresh_is_refused() {
     let app = TestApp::builder(DbChoice::Sqlite).toml(NO_CACHE).build().await;
     let e = configure_real(&app, true).await;
     let mut b = Browser::new();
@@ -434,7 +434,7 @@ async fn oidc_cli_secret_stops_working_when_the_refresh_is_refused() {
 }
 
 #[tokio::test]
-async fn oidc_without_auto_onboard_the_user_picks_a_username() {
+async fn oidcprovider_without_auto_onboard_the_user_picks_a_username() {
     let app = TestApp::new(DbChoice::Sqlite).await;
     let e = configure_real(&app, false).await;
     let mut b = Browser::new();
@@ -461,7 +461,7 @@ async fn oidc_without_auto_onboard_the_user_picks_a_username() {
 }
 
 #[tokio::test]
-async fn oidc_callback_with_a_wrong_state_is_refused() {
+async fn oidcprovider_callback_with_a_wrong_state_is_refused() {
     let app = TestApp::new(DbChoice::Sqlite).await;
     let e = configure_real(&app, true).await;
     let mut b = Browser::new();
@@ -486,7 +486,7 @@ async fn oidc_callback_with_a_wrong_state_is_refused() {
 }
 
 #[tokio::test]
-async fn oidc_login_redirect_stays_on_this_site() {
+async fn oidcprovider_login_redirect_stays_on_this_site() {
     let app = TestApp::new(DbChoice::Sqlite).await;
     let e = configure_real(&app, true).await;
     let mut b = Browser::new();
@@ -497,7 +497,7 @@ async fn oidc_login_redirect_stays_on_this_site() {
 }
 
 #[tokio::test]
-async fn oidc_provider_down_is_a_clear_error_and_admin_still_logs_in() {
+async fn oidc_unreachable_provider_is_a_clear_error_and_admin_still_logs_in() {
     let app = TestApp::new(DbChoice::Sqlite).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     configure(&app, &format!("http://127.0.0.1:{port}"), "berth", "s", true).await;
