@@ -235,7 +235,7 @@ test("a server with only the admin: LDAP settings saved and tested, then OIDC wi
     await page.goto("/account/sign-in?error=access_denied&redirect_url=%2Fharbor%2Fusers");
     await hydrated(page);
     await expect(page.getByRole("alert")).toHaveText("Sign-in failed: access_denied");
-    await expect(page.getByTestId("oidc-login")).toHaveAttribute("href", "/c/oidc/login?redirect_url=%2Fharbor%2Fusers");
+    await expect(page.getByTestId("oidc-login")).toHaveAttribute("href", "/c/oidc/login?redirect_url=/harbor/users");
     await logIn(page);
     await expect(page).toHaveURL(/\/harbor\/users$/);
     await hydrated(page);
