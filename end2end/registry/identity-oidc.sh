@@ -8,16 +8,16 @@ mkdir -p "$WORKDIR/svc-oidc"
 OIDC_TTL=${OIDC_TTL:-5}
 eval "$(OIDC_ACCESS_TOKEN_TTL=$OIDC_TTL "$ROOT/scripts/services.sh" start oidc "$WORKDIR/svc-oidc")" \
   || die "the OIDC provider did not start"
-: "${BERTH_TEST_OIDC_ISSUER:?}" "${BERTH_TEST_OIDC_CLIENT_ID:?}" "${BERTH_TEST_OIDC_CLIENT_SECRET:?}"
-[[ $BERTH_TEST_OIDC_ISSUER =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || die "issuer $BERTH_TEST_OIDC_ISSUER is not on 127.0.0.1"
+: "${TEST_BERTH_OIDC_ISSUER:?}" "${TEST_BERTH_OIDC_CLIENT_ID:?}" "${TEST_BERTH_OIDC_CLIENT_SECRET:?}"
+[[ $TEST_BERTH_OIDC_ISSUER =~ ^http://127\.0\.0\.1:[0-9]+$ ]] || die "issuer $TEST_BERTH_OIDC_ISSUER is not on 127.0.0.1"
 # The provider's static accounts (scripts/oidc-provider/provider.js).
-declare -A OPW=([olivia]=${BERTH_TEST_OIDC_PASSWORD_olivia:-Olivia-pass-1} [otto]=${BERTH_TEST_OIDC_PASSWORD_otto:-Otto-pass-1})
-SECRETS+=("$BERTH_TEST_OIDC_CLIENT_SECRET" "${OPW[@]}")
+declare -A OPW=([olivia]=${TEST_BERTH_OIDC_PASSWORD_olivia:-Olivia-pass-1} [otto]=${TEST_BERTH_OIDC_PASSWORD_otto:-Otto-pass-1})
+SECRETS+=("$TEST_BERTH_OIDC_CLIENT_SECRET" "${OPW[@]}")
 OIDC_LOGIN_PATH=${OIDC_LOGIN_PATH:-/c/oidc/login}
 
 start_berth oidc
-api_ok 200 PUT /configurations "$(jq -nc --arg ep "$BERTH_TEST_OIDC_ISSUER" --arg id "$BERTH_TEST_OIDC_CLIENT_ID" \
-  --arg sec "$BERTH_TEST_OIDC_CLIENT_SECRET" \
+api_ok 200 PUT /configurations "$(jq -nc --arg ep "$TEST_BERTH_OIDC_ISSUER" --arg id "$TEST_BERTH_OIDC_CLIENT_ID" \
+  --arg sec "$TEST_BERTH_OIDC_CLIENT_SECRET" \
   '{auth_mode:"oidc_auth", oidc_name:"Test provider", oidc_endpoint:$ep, oidc_client_id:$id,
     oidc_client_secret:$sec, oidc_groups_claim:"groups", oidc_scope:"openid,offline_access,profile,email,groups",
     oidc_user_claim:"preferred_username", oidc_auto_onboard:true, oidc_verify_cert:true}')"
@@ -77,7 +77,7 @@ dk otto tag e2e/oidc-otto:v1 "$R/oidp/otto:v1"
 denied "otto (no group) docker push oidp/otto:v1" dk otto push "$R/oidp/otto:v1"
 
 # -------------------------------------------------- revoked at the provider
-curl -sS -X POST "$BERTH_TEST_OIDC_ISSUER/test/revoke?user=olivia" -o "$WORKDIR/tmp/rev" -w '%{http_code}' >"$WORKDIR/tmp/rev.code" 2>>"$LOG" || true
+curl -sS -X POST "$TEST_BERTH_OIDC_ISSUER/test/revoke?user=olivia" -o "$WORKDIR/tmp/rev" -w '%{http_code}' >"$WORKDIR/tmp/rev.code" 2>>"$LOG" || true
 check "provider: revoke olivia's grants" "$(cat "$WORKDIR/tmp/rev.code") $(jq -r '.revoked >= 1' "$WORKDIR/tmp/rev")" "200 true"
 t1=$(date +%s) limit=$((OIDC_TTL + CACHE_S + 20)) last=""
 while :; do

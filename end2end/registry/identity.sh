@@ -47,6 +47,7 @@ LOG=$WORKDIR/logs/identity.log
 PIDS=() DOCKERD_DIR="" FAILURES=() NCHECKS=0 SECRETS=("$ADMIN_PASS")
 cleanup() {
   local rc=$? p
+  trap - ERR
   set +e
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do
@@ -201,13 +202,14 @@ dk() { local cfg=$WORKDIR/docker/$1; shift; mkdir -p "$cfg"; timeout -k 5 "$CELL
 # pushed_digest: the digest docker printed for the last push
 pushed_digest() { (grep -o 'digest: sha256:[0-9a-f]*' "$OUT" || true) | tail -n 1 | awk '{print $2}'; }
 # docker_push_pull WHO USER REPO TAG: docker push e2e/TAG as USER's login to REPO:v1, admin sees
-# the same digest, rmi, pull back: RepoDigests has it
+# the digest docker printed, rmi, pull back: RepoDigests has it. (docker load re-encodes the
+# layout's image, so the digest to expect is the one docker pushed, not the layout's.)
 docker_push_pull() {
-  local who=$1 repo=$3 tag=$4 want got
-  want=$("${LC[@]}" ref "$IMGS" "$tag")
+  local who=$1 repo=$3 tag=$4 want="" got
   dk "$who" tag "e2e/$tag:v1" "$R/$repo:v1"
   if allowed "$2 docker push $repo:v1" dk "$who" push "$R/$repo:v1"; then
-    check "$2 docker push $repo:v1: pushed digest" "$(pushed_digest)" "$want"
+    want=$(pushed_digest)
+    check "$2 docker push $repo:v1: a digest is printed" "$([[ $want =~ ^sha256:[0-9a-f]{64}$ ]] && echo yes)" yes
     check "$repo:v1 as admin sees it" "$(manifest_digest "$repo" v1)" "$want"
   fi
   dk "$who" rmi "$R/$repo:v1" >/dev/null 2>&1 || true
