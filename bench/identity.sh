@@ -16,8 +16,9 @@
 #
 # One slapd (scripts/services.sh start slapd, seed scripts/ldap/seed.ldif) and one SQLite data
 # directory. Setup (first berth): ldap_auth over LDAPS with the test CA, project `bench`
-# (private), database user `dbuser` a direct developer, the LDAP group `developers` (alice, bob)
-# a developer through /usergroups; alice logs in once (onboarding). Then ROUNDS times, the two
+# (private), the LDAP group `developers` (alice, bob) a developer through /usergroups; the database
+# user is `admin` (in ldap_auth only the admin is a local account, as in Harbor; its password is
+# checked by argon2 and cached like any local user's); alice logs in once (onboarding). Then ROUNDS times, the two
 # configurations in alternating order, each on a fresh berth process on the same data:
 #   cached   default auth.directory_cache (5 s): db user, then LDAP user alice (order alternates)
 #   nocache  BERTH_AUTH__DIRECTORY_CACHE=0s:     db user, then alice
@@ -36,7 +37,6 @@ BERTH_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} WARMUP=${WARMUP:-3s} CONNS=${CONNS:-8} THREADS=${THREADS:-1}
 LDAP_URL_KIND=${LDAP_URL_KIND:-ldaps}
 ADMIN_PASS=Harbor12345
-DB_PASS="Bench$(od -An -tx1 -N5 /dev/urandom | tr -d ' \n')x9"
 LDAP_USER=alice LDAP_PASS=alice-Pass-1
 SCOPE=repository:bench/app:pull,push
 
@@ -112,7 +112,7 @@ print(",".join(sorted(a for x in c.get("access", []) for a in x.get("actions", [
 }
 
 # ------------------------------------------------------------------ setup
-log "setup: slapd ($LDAP_URL), berth in ldap_auth, project bench, dbuser, group developers"
+log "setup: slapd ($LDAP_URL), berth in ldap_auth, project bench, group developers"
 start_berth cached
 want 200 PUT /configurations "$(jq -nc --arg url "$LDAP_URL" --arg sdn "$TEST_BERTH_LDAP_SEARCH_DN" \
   --arg spw "$TEST_BERTH_LDAP_SEARCH_PASSWORD" --arg base "ou=people,$LB" --arg gbase "ou=groups,$LB" \
@@ -121,15 +121,13 @@ want 200 PUT /configurations "$(jq -nc --arg url "$LDAP_URL" --arg sdn "$TEST_BE
     ldap_filter:"(objectClass=inetOrgPerson)", ldap_uid:"uid", ldap_scope:2, ldap_verify_cert:true, ldap_ca_cert:$ca,
     ldap_group_base_dn:$gbase, ldap_group_search_filter:"(objectClass=groupOfNames)",
     ldap_group_attribute_name:"cn", ldap_group_search_scope:2}')"
-want 201 POST /users "$(jq -nc --arg pw "$DB_PASS" '{username:"dbuser",password:$pw,email:"dbuser@bench.test",realname:"db user"}')"
 want 201 POST /projects '{"project_name":"bench","metadata":{"public":"false"}}'
-want 201 POST /projects/bench/members '{"role_id":2,"member_user":{"username":"dbuser"}}'
 want 201 POST /usergroups "$(jq -nc --arg dn "cn=developers,ou=groups,$LB" '{group_name:"developers",group_type:1,ldap_group_dn:$dn}')"
 gid=$(grep -i '^location:' "$W/hdr" | tr -d '\r' | sed 's#.*/##')
 want 201 POST /projects/bench/members "$(jq -nc --argjson g "$gid" '{role_id:2,member_group:{id:$g}}')"
 stop_berth
 
-declare -A USER_OF=([db]=dbuser [ldap]=$LDAP_USER) PASS_OF=([db]=$DB_PASS [ldap]=$LDAP_PASS)
+declare -A USER_OF=([db]=admin [ldap]=$LDAP_USER) PASS_OF=([db]=$ADMIN_PASS [ldap]=$LDAP_PASS)
 : >"$W/raw.jsonl"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 measure() { # CONFIG PRINCIPAL ROUND

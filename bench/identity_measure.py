@@ -18,7 +18,7 @@ import statistics
 import sys
 
 ROWS = [
-    ("cached", "db", "database user (`dbuser`, direct developer)"),
+    ("cached", "db", "database user (`admin`, the local account in ldap_auth)"),
     ("cached", "ldap", "LDAP user `alice`, default `auth.directory_cache` (5 s): cached verification and groups"),
     ("nocache", "db", "database user, berth with `directory_cache = 0` (control)"),
     ("nocache", "ldap", "LDAP user `alice`, `directory_cache = 0`: search + bind + group search per token"),

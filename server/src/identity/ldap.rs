@@ -26,7 +26,9 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ldap3::{ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions};
+use ldap3::{
+    ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, StdStream,
+};
 
 use crate::accounts::LoginError;
 use crate::settings::LdapSettings;
@@ -477,6 +479,37 @@ struct Session {
     url: String,
 }
 
+/// Opens the TCP connection for `url` (`ldap://` or `ldaps://`, default ports 389 and 636) within
+/// `timeout`, with `TCP_NODELAY` set.
+async fn connect_nodelay(
+    url: &str,
+    ldaps: bool,
+    timeout: Duration,
+) -> Result<std::net::TcpStream, LdapError> {
+    let parsed = url::Url::parse(url).map_err(|e| LdapError::Config(format!("ldap_url {url}: {e}")))?;
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        _ => "localhost".to_string(),
+    };
+    let port = parsed.port().unwrap_or(if ldaps { 636 } else { 389 });
+    let addr = format!("{host}:{port}");
+    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
+        Err(_) => {
+            return Err(LdapError::Unavailable(format!(
+                "connecting to {url} timed out after {}s",
+                timeout.as_secs()
+            )))
+        }
+        Ok(Err(e)) => return Err(LdapError::Unavailable(format!("cannot connect to {url}: {e}"))),
+        Ok(Ok(s)) => s,
+    };
+    let unavailable = |e: std::io::Error| LdapError::Unavailable(format!("cannot connect to {url}: {e}"));
+    stream.set_nodelay(true).map_err(unavailable)?;
+    stream.into_std().map_err(unavailable)
+}
+
 impl Session {
     async fn open(cfg: &LdapSettings) -> Result<Session, LdapError> {
         let url = cfg.url.trim();
@@ -501,6 +534,11 @@ impl Session {
         } else {
             ""
         };
+        // Our own TCP connection, with Nagle off: the TLS handshake's last flight and the first
+        // request are separate small writes, and with Nagle on the request waits for the
+        // server's delayed ACK (40 ms on Linux) — an uncached LDAPS login took ~55 ms instead of 4.
+        let stream = connect_nodelay(url, ldaps, timeout).await?;
+        settings = settings.set_std_stream(StdStream::Tcp(stream));
         let (conn, ldap) = LdapConnAsync::with_settings(settings, url).await.map_err(|e| {
             let msg = e.to_string();
             LdapError::Unavailable(match e {
