@@ -56,7 +56,31 @@ pub async fn auth_mode_editable(db: &Db) -> Result<bool, sqlx::Error> {
 
 /// Checks a name and secret with whatever holds the user's credentials (module doc).
 /// `count_unknown` as in `accounts::authenticate_counting`.
+///
+/// The check runs in a task of its own, so a client that hangs up mid-check cannot cancel it
+/// between `begin_attempt` and `end_attempt`: an unsettled reservation counts against the
+/// lockout until it expires, and a client timing out a slow directory would otherwise lock its
+/// own user out.
 pub async fn verify_password(
+    state: &AppState,
+    name: &str,
+    secret: &str,
+    count_unknown: bool,
+    surface: Surface,
+) -> Result<Verified, LoginError> {
+    use tracing::Instrument;
+    let (state, name, secret) = (state.clone(), name.to_owned(), secret.to_owned());
+    let check = async move { verify(&state, &name, &secret, count_unknown, surface).await };
+    match tokio::spawn(check.in_current_span()).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "the password check failed");
+            Err(LoginError::Unavailable("the password check failed; retry".into()))
+        }
+    }
+}
+
+async fn verify(
     state: &AppState,
     name: &str,
     secret: &str,

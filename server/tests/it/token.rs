@@ -676,3 +676,34 @@ both_dbs!(refusals_say_why_so_clients_stop_at_once, |app| {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json()["errors"][0]["code"], "NAME_UNKNOWN");
 });
+
+both_dbs!(a_client_hanging_up_mid_check_does_not_lock_its_user_out, |app| {
+    // Clients that give up while their password is being checked (a docker login timing out)
+    // leave no reservation behind: each check runs to its end and settles its attempt, so more
+    // abandoned logins than `max_failed_logins` (5) still leave the user able to log in.
+    use server::identity::{verify_password, Surface};
+    crate::common::create_user(&app.state.db, "dora", "Dora12345", false).await;
+    for _ in 0..8 {
+        let check = verify_password(&app.state, "dora", "Dora12345", true, Surface::Cli);
+        // Mostly abandoned during argon2; with several checks in flight, a later one may be
+        // refused at once (in-flight checks count against the lockout): either is fine here.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(3), check).await;
+    }
+    // The abandoned checks finish on their own; then the lockout row holds nothing in flight.
+    let mut settled = false;
+    for _ in 0..100 {
+        let in_flight: Option<i64> =
+            sqlx::query_scalar("SELECT in_flight FROM login_failures WHERE username = 'dora'")
+                .fetch_optional(&app.state.db.pool)
+                .await
+                .unwrap();
+        if in_flight.unwrap_or(0) == 0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(settled, "abandoned checks left reservations behind");
+    let ok = verify_password(&app.state, "dora", "Dora12345", true, Surface::Cli).await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+});
