@@ -283,10 +283,10 @@ both_dbs!(labels_on_artifacts_filter_and_go_with_deletes, |app| {
     let mut ab = vec![a.clone(), b.clone()];
     ab.sort();
     assert_eq!(listed(&app, &format!("q={}", q(&format!("labels=({g})")))).await, ab);
-    assert_eq!(listed(&app, &format!("q={}", q(&format!("labels=({g} {p})")))).await, [a.clone()]);
-    assert_eq!(listed(&app, &format!("q={}", q(&format!("labels={p}")))).await, [a.clone()]);
+    assert_eq!(listed(&app, &format!("q={}", q(&format!("labels=({g} {p})")))).await, vec![a.clone()]);
+    assert_eq!(listed(&app, &format!("q={}", q(&format!("labels={p}")))).await, vec![a.clone()]);
     assert_eq!(listed(&app, &format!("q={}", q("labels=release"))).await, ab);
-    assert_eq!(listed(&app, &format!("q={}", q("labels=qa"))).await, [a.clone()]);
+    assert_eq!(listed(&app, &format!("q={}", q("labels=qa"))).await, vec![a.clone()]);
     assert_eq!(listed(&app, &format!("q={}", q(&format!("labels={{{p} {g}}}")))).await, ab);
     assert!(listed(&app, &format!("q={}", q("labels=none-such"))).await.is_empty());
     let r = get(
@@ -318,7 +318,7 @@ both_dbs!(labels_on_artifacts_filter_and_go_with_deletes, |app| {
     assert_eq!(rm(basic("gu", PW), b.clone(), g).await.status, StatusCode::FORBIDDEN);
     assert_eq!(rm(basic("dev", PW), b.clone(), g).await.status, StatusCode::OK);
     assert_eq!(rm(admin(), b.clone(), g).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(listed(&app, &format!("q={}", q("labels=release"))).await, [a.clone()]);
+    assert_eq!(listed(&app, &format!("q={}", q("labels=release"))).await, vec![a.clone()]);
 
     // Deleting a label removes it from its artifacts.
     assert_eq!(add(admin(), c.clone(), p).await.status, StatusCode::OK);
