@@ -2,7 +2,8 @@
 //! permissions, and **an immutable tag protected on every surface** — `/v2` push (by tag, by
 //! digest with `?tag=`), REST copy, `/v2` manifest delete by tag and by digest, REST tag,
 //! artifact and repository delete — with Harbor's 412 `PRECONDITION`; the same digest pushed
-//! again is accepted. SQLite and PostgreSQL.
+//! again is accepted; concurrent first pushes of one immutable tag (one wins, the others get
+//! 412); replication and proxy-cache writes (`LocalRegistry`). SQLite and PostgreSQL.
 
 use crate::common::oci::{admin, push_image};
 use crate::common::{api, basic, member, TestApp, PW};
@@ -361,4 +362,62 @@ both_dbs!(excludes_decorations_and_literal_patterns, |app| {
     // Rules are per project: p1's do not reach p2.
     push_image(&app, "p2/app", "v1", &[b"z3"]).await;
     assert_eq!(push_other(&app, "p2/app", "v1", b"w3").await.status, StatusCode::CREATED);
+});
+
+both_dbs!(concurrent_first_pushes_of_an_immutable_tag_never_overwrite_each_other, |app| {
+    project(&app, "p1").await;
+    add_rule(&app, "p1", rule(("repoMatches", "**"), ("matches", "release"))).await;
+    // Eight different images, their blobs uploaded first; then eight manifest PUTs to the same
+    // new tag at once: one creates it, the others are refused and it keeps the winner's digest.
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    crate::common::oci::push_blob(&app, "p1/app", config).await;
+    let mut bodies = vec![];
+    for i in 0..8 {
+        let layer = format!("layer-{i}");
+        crate::common::oci::push_blob(&app, "p1/app", layer.as_bytes()).await;
+        bodies.push(crate::common::oci::image_manifest(config, &[layer.as_bytes()]));
+    }
+    let puts = bodies.iter().map(|b| {
+        crate::common::oci::put_manifest(
+            &app,
+            "p1/app",
+            "release",
+            "application/vnd.oci.image.manifest.v1+json",
+            b,
+        )
+    });
+    let results = futures::future::join_all(puts).await;
+    let won: Vec<usize> = (0..8).filter(|i| results[*i].status == StatusCode::CREATED).collect();
+    assert_eq!(won.len(), 1, "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    for (i, r) in results.iter().enumerate() {
+        if i != won[0] {
+            assert_precondition(r, "a concurrent push");
+        }
+    }
+    let winner = crate::common::oci::sha256(&bodies[won[0]]);
+    assert_eq!(tag_digest(&app, "p1", "app", "release").await, Some(winner));
+});
+
+both_dbs!(replication_writes_obey_immutability, |app| {
+    use server::replication::content::{Content, ContentError, Manifest};
+    project(&app, "p1").await;
+    let (a, _) = push_image(&app, "p1/app", "v1", &[b"ra"]).await;
+    let (b, b_body) = push_image(&app, "p1/app", "candidate", &[b"rb"]).await;
+    add_rule(&app, "p1", rule(("repoMatches", "app"), ("matches", "v1"))).await;
+    // What a pull-based replication task or the proxy cache does, through `LocalRegistry`.
+    let local = server::replication::local::LocalRegistry::new(app.state.clone(), "replication");
+    let m = Manifest {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: b.parse().unwrap(),
+        bytes: b_body.into(),
+    };
+    match local.put_manifest("p1/app", "v1", &m).await {
+        Err(ContentError::Denied(msg)) => assert!(msg.contains("immutable"), "{msg}"),
+        other => panic!("a replicated push over an immutable tag: {other:?}"),
+    }
+    match local.delete_manifest("p1/app", &a.parse().unwrap()).await {
+        Err(ContentError::Denied(msg)) => assert!(msg.contains("immutable"), "{msg}"),
+        other => panic!("a replicated deletion of an immutable tag's artifact: {other:?}"),
+    }
+    assert_eq!(tag_digest(&app, "p1", "app", "v1").await, Some(a));
 });
