@@ -146,7 +146,8 @@ pub async fn list_artifacts_in(
         }
     }
     sql.push_raw("a.visible = 1");
-    sql.filter(&q.terms, &ARTIFACT_KEYS, &["tags"])?;
+    sql.filter(&q.terms, &ARTIFACT_KEYS, &["tags", "labels"])?;
+    label_filter(&mut sql, q.get("labels"))?;
     match q.get("tags") {
         None => {}
         Some(Cond::Exact(t)) if t == "*" => {
@@ -178,6 +179,50 @@ pub async fn list_artifacts_in(
         .push(&format!("{order} LIMIT {page_size} OFFSET {offset}) page ON page.id = a.id{order}"));
     let rows = list.query().fetch_all(&db.pool).await?;
     Ok((rows.iter().map(ArtifactRow::from_row).collect::<Result<_, sqlx::Error>>()?, total))
+}
+
+/// `q=labels=…`: Harbor's `(id1 id2)` (every one of the labels), and also a single id or
+/// label name (`labels=release`) and `{id1 id2}` (any of them).
+fn label_filter(sql: &mut Sql, cond: Option<&Cond>) -> Result<(), ApiError> {
+    const BY_ID: &str =
+        "EXISTS (SELECT 1 FROM artifact_labels al WHERE al.artifact_id = a.id AND al.label_id = ?)";
+    let id = |v: &str| {
+        v.parse::<i64>().map(Bind::I).map_err(|_| {
+            ApiError::BadRequest(format!("the labels of labels=(…) or {{…}} are label ids, not {v:?}"))
+        })
+    };
+    match cond {
+        None => {}
+        Some(Cond::All(ids)) => {
+            for v in ids {
+                sql.push(BY_ID, id(v)?);
+            }
+        }
+        Some(Cond::Any(ids)) => {
+            let binds = ids.iter().map(|v| id(v)).collect::<Result<Vec<_>, _>>()?;
+            let marks = vec!["?"; binds.len()].join(", ");
+            sql.push_all(
+                &format!(
+                    "EXISTS (SELECT 1 FROM artifact_labels al WHERE al.artifact_id = a.id AND al.label_id IN ({marks}))"
+                ),
+                binds,
+            );
+        }
+        Some(Cond::Exact(v)) => match v.parse::<i64>() {
+            Ok(n) => sql.push(BY_ID, Bind::I(n)),
+            Err(_) => sql.push(
+                "EXISTS (SELECT 1 FROM artifact_labels al JOIN labels l ON l.id = al.label_id \
+                 WHERE al.artifact_id = a.id AND l.name = ?)",
+                Bind::S(v.clone()),
+            ),
+        },
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "labels takes (id1 id2) for all of them, {id1 id2} for any, or one id or name".into(),
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// An artifact of a repository by digest or tag.

@@ -345,7 +345,18 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
                 report.stopped = true;
                 break;
             }
-            for d in crate::artifacts::write::delete_artifact_guarded(&env.db, *root, Some(cutoff)).await? {
+            let deleted =
+                match crate::artifacts::write::delete_artifact_guarded(&env.db, *root, Some(cutoff)).await {
+                    Ok(d) => d,
+                    // An untagged root whose accessory carries an immutable tag stays (with it).
+                    Err(e @ crate::registry::meta::MetaError::Immutable { .. }) => {
+                        let name = names.get(root).map(String::as_str).unwrap_or("?");
+                        ctx.log(format!("kept artifact {name}: {e}"));
+                        vec![]
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            for d in deleted {
                 report.artifacts += 1;
                 ctx.log(format!(
                     "{verb} artifact {}",

@@ -280,6 +280,12 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         .await?;
     sqlx::query("DELETE FROM project_usage WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM project_metadata WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
+    // An empty project: its labels are on no artifact any more.
+    sqlx::query("DELETE FROM labels WHERE scope = 'p' AND project_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM immutable_rules WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(project)

@@ -98,6 +98,12 @@ pub enum Resource {
     Robot,
     Configuration,
     Quota,
+    /// Tag immutability rules (`immutable-tag`).
+    ImmutableTag,
+    /// Project labels (`label`); global labels are the system admin's.
+    Label,
+    /// Adding and removing labels on artifacts (`artifact-label`).
+    ArtifactLabel,
 }
 
 impl Resource {
@@ -114,6 +120,9 @@ impl Resource {
             "robot" => Resource::Robot,
             "configuration" => Resource::Configuration,
             "quota" => Resource::Quota,
+            "immutable-tag" => Resource::ImmutableTag,
+            "label" => Resource::Label,
+            "artifact-label" => Resource::ArtifactLabel,
             _ => return None,
         })
     }
@@ -131,6 +140,9 @@ impl Resource {
             Resource::Robot => "robot",
             Resource::Configuration => "configuration",
             Resource::Quota => "quota",
+            Resource::ImmutableTag => "immutable-tag",
+            Resource::Label => "label",
+            Resource::ArtifactLabel => "artifact-label",
         }
     }
 }
@@ -177,7 +189,7 @@ use Act::*;
 use Resource as R;
 
 /// What a role may do. Derived from Harbor's matrix, restricted to the resources this server
-/// has (no labels, scanners, helm charts, retention or webhooks yet).
+/// has (no scanners, helm charts, retention or webhooks yet).
 pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
     match role {
         Role::ProjectAdmin => true,
@@ -193,6 +205,9 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Accessory => act == List,
             R::Robot => matches!(act, Read | List),
             R::Configuration => act == Read,
+            R::ImmutableTag => matches!(act, Create | Update | Delete | List),
+            R::Label => matches!(act, Create | Read | Update | Delete | List),
+            R::ArtifactLabel => matches!(act, Create | Delete),
         },
         Role::Developer => match res {
             R::Project => act == Read,
@@ -205,7 +220,9 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Accessory => act == List,
             R::Robot => matches!(act, Read | List),
             R::Configuration => act == Read,
-            R::Metadata => false,
+            R::Label => matches!(act, Read | List),
+            R::ArtifactLabel => matches!(act, Create | Delete),
+            R::Metadata | R::ImmutableTag => false,
         },
         Role::Guest => match res {
             R::Project => act == Read,
@@ -218,7 +235,8 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Accessory => act == List,
             R::Robot => matches!(act, Read | List),
             R::Configuration => act == Read,
-            R::Metadata => false,
+            R::Label => matches!(act, Read | List),
+            R::Metadata | R::ImmutableTag | R::ArtifactLabel => false,
         },
         Role::LimitedGuest => match res {
             R::Project => act == Read,
@@ -229,6 +247,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Accessory => act == List,
             R::Configuration => act == Read,
             R::Member | R::Log | R::Robot | R::Metadata => false,
+            R::ImmutableTag | R::Label | R::ArtifactLabel => false,
         },
     }
 }
@@ -419,6 +438,12 @@ mod tests {
         assert_eq!(who_can(R::Project, Update), ["projectAdmin"]);
         assert_eq!(who_can(R::Project, Read).len(), 5);
         assert_eq!(who_can(R::Repository, Read), ["projectAdmin", "maintainer", "developer", "guest"]);
+        assert_eq!(who_can(R::ImmutableTag, Create), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::ImmutableTag, List), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::Label, Create), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::Label, List), ["projectAdmin", "maintainer", "developer", "guest"]);
+        assert_eq!(who_can(R::ArtifactLabel, Create), ["projectAdmin", "maintainer", "developer"]);
+        assert_eq!(who_can(R::ArtifactLabel, Delete), ["projectAdmin", "maintainer", "developer"]);
     }
 
     #[test]

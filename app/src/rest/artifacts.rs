@@ -123,6 +123,9 @@ pub struct Artifact {
     pub references: Vec<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accessories: Option<Vec<Accessory>>,
+    /// The artifact's labels (with `with_label=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<crate::rest::labels::Label>>,
     /// An image's `architecture`, `os`, `config`, `created` and `author` (from its config blob).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]

@@ -9,6 +9,8 @@
 
 pub mod artifacts;
 pub mod gc;
+pub mod immutable;
+pub mod labels;
 pub mod projects;
 pub mod registries;
 pub mod replication;
@@ -19,6 +21,8 @@ pub mod users;
 
 pub use artifacts::{Accessory, Artifact, Reference, Repository, Tag};
 pub use gc::{GcHistory, GcUsage, ProjectUsage};
+pub use immutable::{ImmutableRule, ImmutableSelector};
+pub use labels::Label;
 pub use projects::{ProjectMember, ProjectMetadata, ProjectResp, ProjectSummary};
 pub use registries::{Registry, RegistryInfo};
 pub use robots::{RobotCreated, RobotResp};

@@ -27,17 +27,16 @@ use crate::state::AppState;
 
 pub use app::rest::artifacts::{Accessory, Artifact, Reference, Tag};
 
-impl From<&TagRow> for Tag {
-    fn from(t: &TagRow) -> Self {
-        Tag {
-            id: t.id,
-            repository_id: t.repository_id,
-            artifact_id: t.artifact_id,
-            name: t.name.clone(),
-            push_time: rfc3339(t.pushed_at),
-            pull_time: ZERO_TIME.into(),
-            immutable: false,
-        }
+/// Harbor's `Tag`; `immutable` when one of the project's `rules` protects it in `repository`.
+pub fn tag_model(t: &TagRow, repository: &str, rules: &[crate::immutable::Rule]) -> Tag {
+    Tag {
+        id: t.id,
+        repository_id: t.repository_id,
+        artifact_id: t.artifact_id,
+        name: t.name.clone(),
+        push_time: rfc3339(t.pushed_at),
+        pull_time: ZERO_TIME.into(),
+        immutable: crate::immutable::is_immutable(rules, repository, &t.name).is_some(),
     }
 }
 
@@ -88,7 +87,7 @@ fn addition_links(project: &str, a: &ArtifactRow) -> Value {
     serde_json::json!({ "build_history": { "href": href, "absolute": false } })
 }
 
-fn artifact_model(a: &ArtifactRow, tags: Option<&[TagRow]>) -> Artifact {
+fn artifact_model(a: &ArtifactRow, tags: Option<&[TagRow]>, rules: &[crate::immutable::Rule]) -> Artifact {
     Artifact {
         id: a.id,
         kind: artifacts::kind(&a.media_type, &a.artifact_type).into(),
@@ -104,9 +103,10 @@ fn artifact_model(a: &ArtifactRow, tags: Option<&[TagRow]>) -> Artifact {
         pull_time: if a.pulled_at > 0 { rfc3339(a.pulled_at) } else { ZERO_TIME.into() },
         pull_count: a.pull_count,
         annotations: serde_json::from_str(&a.annotations).unwrap_or(Value::Object(Default::default())),
-        tags: tags.map(|t| t.iter().map(Tag::from).collect()),
+        tags: tags.map(|t| t.iter().map(|t| tag_model(t, &a.repository_name, rules)).collect()),
         references: vec![],
         accessories: None,
+        labels: None,
         extra_attrs: None,
         addition_links: None,
     }
@@ -139,19 +139,32 @@ pub struct ArtifactListParams {
     pub with_tag: Option<bool>,
     /// Include accessories (signatures, SBOMs; default false).
     pub with_accessory: Option<bool>,
+    /// Include labels (default false).
+    pub with_label: Option<bool>,
 }
 
-async fn enrich(
-    state: &AppState,
-    rows: &[ArtifactRow],
-    with_tag: bool,
-    with_accessory: bool,
-) -> Result<Vec<Artifact>, ApiError> {
-    let tags = if with_tag {
-        Some(artifacts::tags_of(&state.db, &rows.iter().map(|a| a.id).collect::<Vec<_>>()).await?)
-    } else {
-        None
-    };
+/// What `enrich` adds to each artifact.
+#[derive(Debug, Clone, Copy)]
+struct With {
+    tags: bool,
+    accessories: bool,
+    labels: bool,
+}
+
+async fn enrich(state: &AppState, rows: &[ArtifactRow], with: With) -> Result<Vec<Artifact>, ApiError> {
+    let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+    let tags = if with.tags { Some(artifacts::tags_of(&state.db, &ids).await?) } else { None };
+    // The `immutable` flag of the tags: each project's rules, read once.
+    let mut rules: std::collections::HashMap<i64, Vec<crate::immutable::Rule>> = Default::default();
+    if with.tags {
+        for a in rows {
+            if let std::collections::hash_map::Entry::Vacant(e) = rules.entry(a.project_id) {
+                e.insert(crate::immutable::rules_of(&state.db.pool, a.project_id).await?);
+            }
+        }
+    }
+    let mut labels =
+        if with.labels { Some(crate::labels::of_artifacts(&state.db, &ids).await?) } else { None };
     // The config blobs of the page's images, a few at a time.
     // (Boxed futures collected first: a closure in the stream's type is not `Send` for the
     // router's higher-ranked lifetimes.)
@@ -160,7 +173,16 @@ async fn enrich(
     let attrs: Vec<Option<Value>> = futures::stream::iter(reads).buffered(8).collect().await;
     let mut out = Vec::with_capacity(rows.len());
     for (a, attrs) in rows.iter().zip(attrs) {
-        let mut m = artifact_model(a, tags.as_ref().map(|t| t.get(&a.id).map(Vec::as_slice).unwrap_or(&[])));
+        let mut m = artifact_model(
+            a,
+            tags.as_ref().map(|t| t.get(&a.id).map(Vec::as_slice).unwrap_or(&[])),
+            rules.get(&a.project_id).map(Vec::as_slice).unwrap_or(&[]),
+        );
+        if let Some(l) = labels.as_mut() {
+            m.labels = Some(
+                l.remove(&a.id).unwrap_or_default().iter().map(crate::labels::LabelRow::to_rest).collect(),
+            );
+        }
         if attrs.is_some() {
             m.addition_links =
                 Some(addition_links(crate::registry::meta::project_name(&a.repository_name), a));
@@ -178,7 +200,7 @@ async fn enrich(
                 })
                 .collect();
         }
-        if with_accessory {
+        if with.accessories {
             m.accessories = Some(
                 artifacts::accessories(&state.db, a).await?.iter().map(|x| accessory_model(a, x)).collect(),
             );
@@ -206,7 +228,12 @@ pub async fn list_artifacts(
     let (rows, total) =
         artifacts::list_artifacts(&state.db, r.id, &q, &parse_sort(p.sort.as_deref())?, page, page_size)
             .await?;
-    let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
+    let with = With {
+        tags: p.with_tag.unwrap_or(true),
+        accessories: p.with_accessory.unwrap_or(false),
+        labels: p.with_label.unwrap_or(false),
+    };
+    let items = enrich(&state, &rows, with).await?;
     Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
 }
 
@@ -222,6 +249,8 @@ pub struct ProjectArtifactListParams {
     pub with_tag: Option<bool>,
     /// Include accessories (default false).
     pub with_accessory: Option<bool>,
+    /// Include labels (default false).
+    pub with_label: Option<bool>,
     /// Harbor's "latest artifact of each repository"; not supported here (400 when true).
     pub latest_in_repository: Option<bool>,
 }
@@ -255,7 +284,12 @@ pub async fn list_project_artifacts(
         page_size,
     )
     .await?;
-    let items = enrich(&state, &rows, p.with_tag.unwrap_or(true), p.with_accessory.unwrap_or(false)).await?;
+    let with = With {
+        tags: p.with_tag.unwrap_or(true),
+        accessories: p.with_accessory.unwrap_or(false),
+        labels: p.with_label.unwrap_or(false),
+    };
+    let items = enrich(&state, &rows, with).await?;
     Ok((pagination_headers(&uri, page, page_size, total), Json(items)))
 }
 
@@ -283,6 +317,8 @@ pub(super) async fn locate_artifact(
 pub struct ArtifactParams {
     pub with_tag: Option<bool>,
     pub with_accessory: Option<bool>,
+    /// Include labels (default false).
+    pub with_label: Option<bool>,
 }
 
 /// `GET /api/v2.0/projects/{p}/repositories/{r}/artifacts/{reference}` (digest or tag)
@@ -299,13 +335,12 @@ pub async fn get_artifact(
     let (_, _, a) =
         locate_artifact(&state, &caller, &headers, &key, &repo, &reference, (Resource::Artifact, Act::Read))
             .await?;
-    let mut items = enrich(
-        &state,
-        std::slice::from_ref(&a),
-        p.with_tag.unwrap_or(true),
-        p.with_accessory.unwrap_or(true),
-    )
-    .await?;
+    let with = With {
+        tags: p.with_tag.unwrap_or(true),
+        accessories: p.with_accessory.unwrap_or(true),
+        labels: p.with_label.unwrap_or(false),
+    };
+    let mut items = enrich(&state, std::slice::from_ref(&a), with).await?;
     Ok(Json(items.remove(0)))
 }
 

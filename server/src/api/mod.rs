@@ -6,6 +6,8 @@ pub mod audit;
 pub mod configurations;
 pub mod error;
 pub mod gc;
+pub mod immutable;
+pub mod labels;
 pub mod ldap;
 pub mod oidc;
 pub mod openapi;
@@ -77,6 +79,12 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tags::delete_tag))
         .routes(routes!(artifacts::accessories))
         .routes(routes!(artifacts::addition))
+        .routes(routes!(labels::add_to_artifact))
+        .routes(routes!(labels::remove_from_artifact))
+        .routes(routes!(labels::list, labels::create))
+        .routes(routes!(labels::get, labels::update, labels::delete))
+        .routes(routes!(immutable::list, immutable::create))
+        .routes(routes!(immutable::update, immutable::delete))
         .routes(routes!(robots::list, robots::create))
         .routes(routes!(robots::get, robots::update, robots::refresh, robots::delete))
         .routes(routes!(audit::list))

@@ -5,7 +5,8 @@
 //! - `v` — exact match,
 //! - `~v` — fuzzy (substring, case-insensitive for text),
 //! - `[a~b]` — range, either end may be empty,
-//! - `{a b c}` — any of the space-separated values.
+//! - `{a b c}` — any of the space-separated values,
+//! - `(a b c)` — all of them (for list-valued keys: an artifact's `labels`).
 //!
 //! `sort` is a comma-separated list of keys, each optionally prefixed with `-` (descending).
 //! Every list endpoint declares which keys it accepts and the column each maps to
@@ -53,9 +54,15 @@ impl Query {
                     return Err(bad(format!("{k}={{}} needs at least one value")));
                 }
                 Cond::Any(vals)
+            } else if let Some(inner) = v.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+                let vals: Vec<String> = inner.split_whitespace().map(str::to_string).collect();
+                if vals.is_empty() {
+                    return Err(bad(format!("{k}=() needs at least one value")));
+                }
+                Cond::All(vals)
             } else if let Some(f) = v.strip_prefix('~') {
                 Cond::Fuzzy(f.to_string())
-            } else if v.starts_with('[') || v.starts_with('{') {
+            } else if v.starts_with('[') || v.starts_with('{') || v.starts_with('(') {
                 return Err(bad(format!("unbalanced brackets in the value of {k}")));
             } else {
                 Cond::Exact(v.to_string())
@@ -75,8 +82,8 @@ fn split_terms(q: &str) -> Vec<&str> {
     let (mut out, mut depth, mut start) = (Vec::new(), 0i32, 0usize);
     for (i, c) in q.char_indices() {
         match c {
-            '[' | '{' => depth += 1,
-            ']' | '}' => depth -= 1,
+            '[' | '{' | '(' => depth += 1,
+            ']' | '}' | ')' => depth -= 1,
             ',' if depth <= 0 => {
                 out.push(&q[start..i]);
                 start = i + 1;
@@ -130,9 +137,20 @@ mod tests {
         );
         assert_eq!(Query::parse("").unwrap().terms, vec![]);
         assert_eq!(Query::parse("a=[1~2],b=x").unwrap().terms.len(), 2);
-        for bad in ["novalue", "=x", "a=[1 2]", "a=[~]", "a={}", "a=[1~2", "a={x"] {
+        for bad in ["novalue", "=x", "a=[1 2]", "a=[~]", "a={}", "a=[1~2", "a={x", "a=()", "a=(1 2"] {
             assert!(Query::parse(bad).is_err(), "{bad}");
         }
+        // Harbor's "and" list, commas inside it do not split terms.
+        assert_eq!(
+            Query::parse("labels=(1 2),tags=*").unwrap().terms,
+            vec![
+                ("labels".into(), Cond::All(vec!["1".into(), "2".into()])),
+                ("tags".into(), Cond::Exact("*".into()))
+            ]
+        );
+        // A (…) list on a plain column is refused.
+        let q = Query::parse("name=(a b)").unwrap();
+        assert!(Sql::new().filter(&q.terms, &[("name", Col::Text("name"))], &[]).is_err());
     }
 
     /// `q` through to SQL: the parsed terms become bound, typed conditions.

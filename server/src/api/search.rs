@@ -86,7 +86,7 @@ pub struct PermissionParams {
     pub relative: Option<bool>,
 }
 
-const RESOURCES: [Resource; 11] = [
+const RESOURCES: [Resource; 14] = [
     Resource::Project,
     Resource::Member,
     Resource::Metadata,
@@ -98,6 +98,9 @@ const RESOURCES: [Resource; 11] = [
     Resource::Robot,
     Resource::Configuration,
     Resource::Quota,
+    Resource::ImmutableTag,
+    Resource::Label,
+    Resource::ArtifactLabel,
 ];
 const ACTS: [Act; 7] = [Act::Create, Act::Read, Act::Update, Act::Delete, Act::List, Act::Pull, Act::Push];
 
@@ -114,7 +117,7 @@ pub async fn permissions(
     let Some(scope) = p.scope.as_deref().filter(|s| !s.is_empty()) else {
         let all = who.is_sysadmin();
         let out = if all {
-            ["user", "project", "robot", "audit-log", "configuration", "statistic"]
+            ["user", "project", "robot", "audit-log", "configuration", "statistic", "label"]
                 .iter()
                 .flat_map(|r| {
                     ["create", "read", "update", "delete", "list"]

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::api::artifacts::{locate_artifact, Tag};
+use crate::api::artifacts::{locate_artifact, tag_model, Tag};
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
 use crate::api::query::{Cond, Query};
 use crate::api::{pagination_headers, Pagination};
@@ -52,9 +52,10 @@ pub async fn list_tags(
         None => None,
     };
     let (tags, total) = artifacts::list_tags(&state.db, a.id, name, page, page_size).await?;
+    let rules = crate::immutable::rules_of(&state.db.pool, a.project_id).await?;
     Ok((
         pagination_headers(&uri, page, page_size, total),
-        Json(tags.iter().map(Tag::from).collect::<Vec<_>>()),
+        Json(tags.iter().map(|t| tag_model(t, &a.repository_name, &rules)).collect::<Vec<Tag>>()),
     ))
 }
 

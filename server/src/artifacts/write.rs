@@ -1,5 +1,6 @@
 //! Every write to the artifact graph, for every surface: `repositories`, `artifacts`,
-//! `artifact_blobs`, `artifact_children` (an index's references) and `tags`. A registry push or
+//! `artifact_blobs`, `artifact_children` (an index's references), `tags` and
+//! `artifact_labels`. A registry push or
 //! delete (`registry::manifests`), the REST API's copy, tag, description and delete operations
 //! (`api::artifacts`, `api::tags`, `api::repositories`), GC's untagged sweep (`gc`) and the pull
 //! counter (`registry::meta::PullRecorder`) all call this module; no other source file writes
@@ -11,6 +12,12 @@
 //! repository delete on PostgreSQL). The blob bookkeeping a push does in the same transaction
 //! (`blobs`, `repository_blobs`: confirming the reservation, marking used, linking) is
 //! `registry::meta`'s.
+//!
+//! **Immutable tags are enforced here** (`crate::immutable`): `put_manifest` refuses to move
+//! one to another digest, `delete_tag`, `delete_artifact_guarded` and `delete_repository`
+//! refuse to remove one, each reading the project's rules inside its own transaction
+//! (`MetaError::Immutable`). Every surface writes through these functions, so none can
+//! bypass the rules.
 
 use std::collections::HashMap;
 
@@ -155,7 +162,42 @@ pub async fn put_manifest(
             .await?
         }
     };
+    let rules =
+        if tags.is_empty() { vec![] } else { crate::immutable::rules_of(&mut *tx, project_id).await? };
     for tag in tags {
+        if let Some(rule) = crate::immutable::is_immutable(&rules, repo, tag) {
+            // An immutable tag is created, or left as it is when it already names this
+            // artifact; never moved. (Insert-or-nothing, then a look at the row that won: a
+            // concurrent push of the same new tag to another digest waits for ours on the
+            // unique index and is refused, instead of overwriting it.)
+            let created = sqlx::query(
+                "INSERT INTO tags (repository_id, artifact_id, name, pushed_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository_id, name) DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(artifact_id)
+            .bind(*tag)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if created.rows_affected() == 0 {
+                let current: i64 =
+                    sqlx::query_scalar("SELECT artifact_id FROM tags WHERE repository_id = $1 AND name = $2")
+                        .bind(repo_id)
+                        .bind(*tag)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if current != artifact_id {
+                    return Err(MetaError::Immutable {
+                        repository: repo.to_string(),
+                        tag: tag.to_string(),
+                        rule: rule.id,
+                        action: "updated",
+                    });
+                }
+            }
+            continue;
+        }
         sqlx::query(
             "INSERT INTO tags (repository_id, artifact_id, name, pushed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (repository_id, name) DO UPDATE SET artifact_id = excluded.artifact_id, \
@@ -261,27 +303,105 @@ pub enum TagOf<'a> {
     Artifact(i64),
 }
 
-/// Removes a tag (the artifact stays); false when there was no such tag.
-pub async fn delete_tag(db: &Db, of: TagOf<'_>, name: &str) -> Result<bool, sqlx::Error> {
-    let r = match of {
+/// Removes a tag (the artifact stays); false when there was no such tag. An immutable tag is
+/// refused (`MetaError::Immutable`).
+pub async fn delete_tag(db: &Db, of: TagOf<'_>, name: &str) -> Result<bool, MetaError> {
+    let mut tx = db.begin_write().await?;
+    // The delete first (it takes the locks), then the rules: refused, it rolls back.
+    let found: Option<i64> = match of {
         TagOf::Repository(repo) => {
-            sqlx::query(
-                "DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+            sqlx::query_scalar(
+                "DELETE FROM tags WHERE name = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $1) \
+                 RETURNING repository_id",
             )
             .bind(repo)
             .bind(name)
-            .execute(&db.pool)
+            .fetch_optional(&mut *tx)
             .await?
         }
         TagOf::Artifact(artifact_id) => {
-            sqlx::query("DELETE FROM tags WHERE artifact_id = $1 AND name = $2")
+            sqlx::query_scalar("DELETE FROM tags WHERE artifact_id = $1 AND name = $2 RETURNING repository_id")
                 .bind(artifact_id)
                 .bind(name)
-                .execute(&db.pool)
+                .fetch_optional(&mut *tx)
                 .await?
         }
     };
+    let Some(repo_id) = found else { return Ok(false) };
+    let (repo, project_id): (String, i64) =
+        sqlx::query_as("SELECT name, project_id FROM repositories WHERE id = $1")
+            .bind(repo_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let rules = crate::immutable::rules_of(&mut *tx, project_id).await?;
+    refuse_immutable(&rules, &repo, std::iter::once(name))?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// `MetaError::Immutable` for the first of `tags` (of `repo`) a rule protects.
+fn refuse_immutable<'a>(
+    rules: &[crate::immutable::Rule],
+    repo: &str,
+    tags: impl IntoIterator<Item = &'a str>,
+) -> Result<(), MetaError> {
+    for tag in tags {
+        if let Some(rule) = crate::immutable::is_immutable(rules, repo, tag) {
+            return Err(MetaError::Immutable {
+                repository: repo.to_string(),
+                tag: tag.to_string(),
+                rule: rule.id,
+                action: "deleted",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Adds a label to an artifact (REST `POST …/artifacts/{reference}/labels`); false when the
+/// artifact already carries it, `None` when the artifact is gone.
+pub async fn add_label(db: &Db, artifact_id: i64, label_id: i64) -> Result<Option<bool>, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    // Locks the artifact against a concurrent delete (which removes its labels).
+    let locked = sqlx::query("UPDATE artifacts SET pushed_at = pushed_at WHERE id = $1")
+        .bind(artifact_id)
+        .execute(&mut *tx)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let r = sqlx::query(
+        "INSERT INTO artifact_labels (artifact_id, label_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(artifact_id)
+    .bind(label_id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(r.rows_affected() == 1))
+}
+
+/// Removes a label from an artifact; false when it did not carry it.
+pub async fn remove_label(db: &Db, artifact_id: i64, label_id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM artifact_labels WHERE artifact_id = $1 AND label_id = $2")
+        .bind(artifact_id)
+        .bind(label_id)
+        .execute(&db.pool)
+        .await?;
     Ok(r.rows_affected() > 0)
+}
+
+/// Removes a label from every artifact, in the caller's transaction (the label's delete).
+pub async fn remove_label_everywhere(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    label_id: i64,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM artifact_labels WHERE label_id = $1")
+        .bind(label_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected())
 }
 
 /// A repository's description (REST `PUT …/repositories/{r}`).
@@ -360,6 +480,7 @@ pub async fn delete_artifact_guarded(
     .bind(artifact_id)
     .fetch_one(&mut *tx)
     .await?;
+    let rules = crate::immutable::rules_of(&mut *tx, project_id).await?;
     let mut deleted = vec![];
     let mut work = vec![artifact_id];
     while let Some(id) = work.pop() {
@@ -381,8 +502,22 @@ pub async fn delete_artifact_guarded(
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
+        if !rules.is_empty() {
+            let (repo, tags): (String, Vec<String>) = (
+                sqlx::query_scalar("SELECT name FROM repositories WHERE id = $1")
+                    .bind(repo_id)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                sqlx::query_scalar("SELECT name FROM tags WHERE artifact_id = $1 ORDER BY name")
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+            refuse_immutable(&rules, &repo, tags.iter().map(String::as_str))?;
+        }
         for sql in [
             "DELETE FROM tags WHERE artifact_id = $1",
+            "DELETE FROM artifact_labels WHERE artifact_id = $1",
             "DELETE FROM artifact_blobs WHERE artifact_id = $1",
             "DELETE FROM artifact_children WHERE parent_id = $1",
             "DELETE FROM artifacts WHERE id = $1",
@@ -435,8 +570,9 @@ pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, 
 /// Deletes a repository's rows (tags, artifacts, blob links, uploads) in one transaction;
 /// content stays in storage for GC. Returns `None` when there was no such
 /// repository, else the ids of the upload sessions it had: their data objects are the caller's
-/// to delete from storage (after the commit, so a failed transaction loses nothing).
-pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+/// to delete from storage (after the commit, so a failed transaction loses nothing). A
+/// repository holding an immutable tag is refused (`MetaError::Immutable`).
+pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>>, MetaError> {
     let mut tx = db.begin_write().await?;
     // A write first, so the transaction holds the write lock from the start (SQLite).
     sqlx::query("UPDATE repositories SET updated_at = updated_at WHERE name = $1")
@@ -448,8 +584,18 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>
         .fetch_optional(&mut *tx)
         .await?;
     let Some((id, project_id)) = row else { return Ok(None) };
+    let rules = crate::immutable::rules_of(&mut *tx, project_id).await?;
+    if !rules.is_empty() {
+        let tags: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM tags WHERE repository_id = $1 ORDER BY name")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        refuse_immutable(&rules, repo, tags.iter().map(String::as_str))?;
+    }
     for sql in [
         "DELETE FROM tags WHERE repository_id = $1",
+        "DELETE FROM artifact_labels WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
         "DELETE FROM artifact_blobs WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
         "DELETE FROM artifact_children WHERE parent_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
         "DELETE FROM artifacts WHERE repository_id = $1",
@@ -511,7 +657,8 @@ pub async fn record_pulls(db: &Db, batch: &HashMap<i64, (i64, i64)>) -> Result<(
 #[cfg(test)]
 mod tests {
     /// The tables this module alone writes.
-    const TABLES: [&str; 5] = ["repositories", "artifacts", "artifact_blobs", "artifact_children", "tags"];
+    const TABLES: [&str; 6] =
+        ["repositories", "artifacts", "artifact_blobs", "artifact_children", "tags", "artifact_labels"];
 
     /// Statements in `text` (whitespace and case normalised) that write one of `TABLES`.
     fn writes(text: &str) -> Vec<String> {

@@ -163,6 +163,7 @@ impl Sql {
                     let binds = vals.iter().map(|v| typed(col, k, v)).collect::<Result<Vec<_>, _>>()?;
                     self.push_in(c, binds);
                 }
+                Cond::All(_) => return Err(bad(format!("{k} does not take a (…) list"))),
             }
         }
         Ok(())
@@ -340,6 +341,9 @@ pub enum Cond {
     Range(Option<String>, Option<String>),
     /// Equal to any of the values.
     Any(Vec<String>),
+    /// All of the values at once (Harbor's `(a b)` "and" list; only list-valued keys such as
+    /// an artifact's `labels` take it).
+    All(Vec<String>),
 }
 
 /// How a filter key maps to SQL.

@@ -21,6 +21,8 @@ pub enum Code {
     TagInvalid,
     Unauthorized,
     Denied,
+    /// Harbor's `PRECONDITION` (412): an immutable tag would be moved or deleted.
+    Precondition,
     Unsupported,
     PaginationNumberInvalid,
     TooManyRequests,
@@ -46,6 +48,7 @@ impl Code {
             TagInvalid => "TAG_INVALID",
             Unauthorized => "UNAUTHORIZED",
             Denied => "DENIED",
+            Precondition => "PRECONDITION",
             Unsupported => "UNSUPPORTED",
             PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             TooManyRequests => "TOOMANYREQUESTS",
@@ -69,6 +72,7 @@ impl Code {
             RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Unauthorized => StatusCode::UNAUTHORIZED,
             Denied => StatusCode::FORBIDDEN,
+            Precondition => StatusCode::PRECONDITION_FAILED,
             Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -147,6 +151,7 @@ impl From<super::meta::MetaError> for OciError {
             e @ MetaError::Referenced(_) => {
                 OciError::new(Code::Denied, e.to_string()).status(axum::http::StatusCode::PRECONDITION_FAILED)
             }
+            e @ MetaError::Immutable { .. } => OciError::new(Code::Precondition, e.to_string()),
         }
     }
 }

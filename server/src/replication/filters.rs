@@ -8,9 +8,10 @@
 //!   or `excludes`).
 //! - The tag filter keeps the artifact with only its matching tags; an untagged artifact is
 //!   matched against the empty string (so `**` keeps it and `v*` drops it).
-//! - `label` keeps an artifact carrying *every* listed label (or, `excludes`, any other one).
-//!   This product has no artifact labels yet, so an artifact carries none: a `matches` label
-//!   filter with labels keeps nothing and an `excludes` one keeps everything.
+//! - `label` keeps an artifact carrying *every* listed label (by name; or, `excludes`, any
+//!   other one). Push-based runs read this registry's labels (`crate::labels::names_of`); a
+//!   pull-based source's artifacts count as unlabelled (the adapters do not list labels), so
+//!   there a `matches` label filter keeps nothing and an `excludes` one keeps everything.
 //! - `resource`: `image` keeps images (and indexes of images), `artifact` everything.
 //! - The destination repository is `dest_repository` (Harbor's `replaceNamespace`).
 //!
@@ -170,7 +171,8 @@ impl Filters {
         }
     }
 
-    /// The names a `label` filter keeps nothing with (no artifact carries labels yet).
+    /// Whether a `label` filter keeps nothing of artifacts without labels (a pull-based
+    /// source's, a deleted artifact's).
     pub fn excludes_everything(&self) -> bool {
         self.labels.iter().any(|(want, d)| !want.is_empty() && *d == Decoration::Matches)
     }

@@ -93,7 +93,7 @@ fn content_error(e: OciError, what: &str) -> ContentError {
             ContentError::NotFound(msg)
         }
         Code::Unauthorized => ContentError::Unauthorized(msg),
-        Code::Denied => ContentError::Denied(msg),
+        Code::Denied | Code::Precondition => ContentError::Denied(msg),
         Code::BlobUploadInvalid
         | Code::DigestInvalid
         | Code::ManifestBlobUnknown

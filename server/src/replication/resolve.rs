@@ -51,9 +51,6 @@ fn resource_type(kind: &str) -> String {
 
 /// This registry's artifacts the filters keep.
 pub async fn local_resources(state: &AppState, filters: &Filters) -> Result<Vec<TaskSpec>, sqlx::Error> {
-    if filters.excludes_everything() {
-        return Ok(vec![]);
-    }
     let mut conds = Sql::new();
     conds.push_raw("a.subject IS NULL");
     // Untagged children of an index go with the index.
@@ -91,13 +88,22 @@ pub async fn local_resources(state: &AppState, filters: &Filters) -> Result<Vec<
     for (id, name) in t.query_as::<(i64, String)>().fetch_all(&state.db.pool).await? {
         tags.entry(id).or_default().push(name);
     }
+    // The candidates' labels (by name), only when a label filter needs them.
+    let labels = if filters.labels.is_empty() {
+        HashMap::new()
+    } else {
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        crate::labels::names_of(&state.db, &ids).await?
+    };
     let mut out = vec![];
     for (id, repo, digest, media_type, artifact_type) in rows {
         if !filters.repository_matches(&repo) {
             continue;
         }
         let kind = crate::artifacts::kind(&media_type, &artifact_type);
-        if !filters.resource_matches(kind) || !filters.labels_match(&[]) {
+        if !filters.resource_matches(kind)
+            || !filters.labels_match(labels.get(&id).map(Vec::as_slice).unwrap_or(&[]))
+        {
             continue;
         }
         let Some(kept) = filters.filter_tags(tags.get(&id).map(Vec::as_slice).unwrap_or(&[])) else {
@@ -123,13 +129,15 @@ async fn event_resources(
     filters: &Filters,
     ev: &EventParams,
 ) -> Result<Vec<TaskSpec>, sqlx::Error> {
-    if !super::execution::event_passes(filters, ev) || filters.excludes_everything() {
+    if !super::execution::event_passes(filters, ev) {
         return Ok(vec![]);
     }
     let by_digest = ev.reference.contains(':');
     let tags: Vec<String> = if by_digest { vec![] } else { vec![ev.reference.clone()] };
     if ev.kind == "delete" {
-        if !policy.replicate_deletion {
+        // The deleted artifact's labels are gone with it: a label filter that must match
+        // keeps nothing, as before labels existed.
+        if !policy.replicate_deletion || filters.excludes_everything() {
             return Ok(vec![]);
         }
         return Ok(vec![TaskSpec {
@@ -142,8 +150,8 @@ async fn event_resources(
             digest: if by_digest { ev.reference.clone() } else { String::new() },
         }]);
     }
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT a.digest, a.media_type, a.artifact_type FROM artifacts a JOIN repositories r ON r.id = a.repository_id \
+    let row: Option<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT a.id, a.digest, a.media_type, a.artifact_type FROM artifacts a JOIN repositories r ON r.id = a.repository_id \
          WHERE r.name = $1 AND (a.digest = $2 OR a.id IN (SELECT t.artifact_id FROM tags t \
          WHERE t.repository_id = r.id AND t.name = $2))",
     )
@@ -151,10 +159,16 @@ async fn event_resources(
     .bind(&ev.reference)
     .fetch_optional(&state.db.pool)
     .await?;
-    let Some((digest, media_type, artifact_type)) = row else { return Ok(vec![]) };
+    let Some((id, digest, media_type, artifact_type)) = row else { return Ok(vec![]) };
     let kind = crate::artifacts::kind(&media_type, &artifact_type);
     if !filters.resource_matches(kind) {
         return Ok(vec![]);
+    }
+    if !filters.labels.is_empty() {
+        let labels = crate::labels::names_of(&state.db, &[id]).await?;
+        if !filters.labels_match(labels.get(&id).map(Vec::as_slice).unwrap_or(&[])) {
+            return Ok(vec![]);
+        }
     }
     Ok(vec![TaskSpec {
         operation: "copy".into(),
@@ -173,6 +187,7 @@ async fn remote_resources(
     policy: &Policy,
     filters: &Filters,
 ) -> Result<Vec<TaskSpec>, String> {
+    // The source's labels are not listed by the adapters: its artifacts count as unlabelled.
     if filters.excludes_everything() {
         return Ok(vec![]);
     }

@@ -18,6 +18,8 @@ mod bodies;
 mod catalog_api;
 mod gc;
 mod harness;
+mod immutable;
+mod labels;
 mod ldap;
 mod oidc;
 mod openapi;

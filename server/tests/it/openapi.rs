@@ -67,6 +67,8 @@ fn concrete(path: &str) -> String {
         .replace("{task_id}", "999")
         .replace("{id}", "999")
         .replace("{group_id}", "999")
+        .replace("{label_id}", "999")
+        .replace("{immutable_rule_id}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
     concrete

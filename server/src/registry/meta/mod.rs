@@ -64,6 +64,9 @@ pub enum MetaError {
     /// would break the index).
     #[error("the artifact is referenced by an index ({0}); delete the index instead")]
     Referenced(String),
+    /// The write would move or delete a tag an immutability rule protects (`immutable`).
+    #[error("the tag {tag} of {repository} is configured as immutable (rule {rule}), cannot be {action}")]
+    Immutable { repository: String, tag: String, rule: i64, action: &'static str },
 }
 
 /// Reserves the blob row before content is written: creates it as `pending` (or marks an

@@ -331,3 +331,43 @@ all_backends!(orphaned_upload_data_is_reclaimed, toml = &format!("{NOW}upload_ma
     let run = gc(&app, false, false).await;
     assert_eq!(run["result"]["uploads"], 0, "{run}");
 });
+
+both_dbs!(an_immutable_accessory_tag_keeps_its_untagged_subject, toml = NOW, |app| {
+    // An untagged image whose signature carries a tag an immutability rule protects: GC keeps
+    // both (and finishes), until the rule goes.
+    let (u, body) = push_image(&app, "library/u2", "tmp", &[b"u2 layer"]).await;
+    let r = app
+        .call(Method::DELETE, "/v2/library/u2/manifests/tmp", &[("authorization", &admin())], vec![])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let empty = push_blob(&app, "library/u2", b"{}").await;
+    let sig = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": u, "size": body.len()}}))
+    .unwrap();
+    let tag = format!("{}.sig", u.replace(':', "-"));
+    assert_eq!(put_manifest(&app, "library/u2", &tag, OCI_MANIFEST, &sig).await.status, StatusCode::CREATED);
+    let r = api(&app, Method::POST, "/api/v2.0/projects/library/immutabletagrules", json!({
+        "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "*.sig"}],
+        "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]}}))
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let rule = r.header("location").unwrap().to_string();
+    let run = gc(&app, false, true).await;
+    assert_eq!(report(&run).3, 0, "{run}");
+    let log =
+        app.get_with(&format!("/api/v2.0/system/gc/{}/log", run["id"]), &[("authorization", &admin())]).await;
+    assert!(
+        log.text().contains("kept artifact library/u2@") && log.text().contains("immutable"),
+        "{}",
+        log.text()
+    );
+    assert_eq!(pull(&app, "library/u2", &u).await.status, StatusCode::OK);
+    assert_eq!(pull(&app, "library/u2", &tag).await.status, StatusCode::OK);
+    let r = app.call(Method::DELETE, &rule, &[("authorization", &admin())], vec![]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let run = gc(&app, false, true).await;
+    assert_eq!(report(&run).3, 2, "{run}");
+    assert_eq!(pull(&app, "library/u2", &u).await.status, StatusCode::NOT_FOUND);
+});

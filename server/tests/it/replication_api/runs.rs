@@ -101,13 +101,39 @@ both_dbs!(push_run_copies_filtered_artifacts_concurrently, |app| {
     let r = api(&app, Method::GET, "/api/v2.0/replication/executions/99999/tasks", Value::Null).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    // A label filter that must match keeps nothing (there are no labels yet).
-    let label = json!({"filters": [{"type": "label", "value": ["prod"]}]});
-    let lid = create_policy(&app, push_policy("labels", reg, label)).await;
-    let lexec = start(&app, lid).await;
-    run_jobs(&state).await;
-    let e = execution(&app, lexec).await;
-    assert_eq!((e["status"].as_str(), e["total"].as_i64()), (Some("Succeed"), Some(0)));
+    // Label filters read this registry's labels: `matches` keeps only the artifact carrying
+    // every listed label, `excludes` every other one (four artifacts in all).
+    let r = api(&app, Method::POST, "/api/v2.0/labels", json!({"name": "prod", "scope": "g"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let prod: i64 = r.header("location").unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let r = api(
+        &app,
+        Method::POST,
+        &format!("/api/v2.0/projects/library/repositories/app/artifacts/{d2}/labels"),
+        json!({"id": prod}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for (name, value, decoration, total) in [
+        ("labels", json!(["prod"]), "matches", 1),
+        ("labels-all", json!(["prod", "eu"]), "matches", 0),
+        ("labels-excl", json!(["prod"]), "excludes", 3),
+    ] {
+        let label = json!({"filters": [{"type": "label", "value": value, "decoration": decoration}]});
+        let lid = create_policy(&app, push_policy(name, reg, label)).await;
+        let lexec = start(&app, lid).await;
+        run_jobs(&state).await;
+        let e = execution(&app, lexec).await;
+        assert_eq!(
+            (e["status"].as_str(), e["total"].as_i64()),
+            (Some("Succeed"), Some(total)),
+            "{name}: {e}"
+        );
+        if name == "labels" {
+            let ts = tasks(&app, lexec).await;
+            assert!(ts[0]["src_resource"].as_str().unwrap().contains("library/app:v2-rc"), "{ts:?}");
+        }
+    }
 });
 
 both_dbs!(task_failures_say_why_and_transient_errors_are_retried, |app| {
