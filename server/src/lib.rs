@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jobs;
 pub mod portal;
 pub mod projects;
+pub mod quota;
 pub mod rbac;
 pub mod registry;
 pub mod replication;

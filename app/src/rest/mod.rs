@@ -10,6 +10,7 @@
 pub mod artifacts;
 pub mod gc;
 pub mod projects;
+pub mod quotas;
 pub mod registries;
 pub mod replication;
 pub mod robots;

@@ -168,9 +168,12 @@ pub async fn put_manifest(
         .execute(&mut *tx)
         .await?;
     }
-    if inserted.is_some() {
-        crate::usage::changed(&mut tx, project_id).await?;
-    }
+    // Last: the quota charge (everything the manifest references, and the manifest itself),
+    // so the shard row it updates is held only until the commit.
+    let mut charged: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let children: Vec<String> = parsed.manifests.iter().map(|m| m.digest.to_string()).collect();
+    charged.extend(children.iter().map(String::as_str));
+    crate::quota::charge(&mut tx, project_id, &charged, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -353,13 +356,6 @@ pub async fn delete_artifact_guarded(
             return Err(MetaError::Referenced(parent));
         }
     }
-    // Everything deleted below (accessories, freed children) is in the artifact's repository.
-    let project_id: i64 = sqlx::query_scalar(
-        "SELECT r.project_id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE a.id = $1",
-    )
-    .bind(artifact_id)
-    .fetch_one(&mut *tx)
-    .await?;
     let mut deleted = vec![];
     let mut work = vec![artifact_id];
     while let Some(id) = work.pop() {
@@ -422,7 +418,6 @@ pub async fn delete_artifact_guarded(
             }
         }
     }
-    crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -443,11 +438,11 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>
         .bind(repo)
         .execute(&mut *tx)
         .await?;
-    let row: Option<(i64, i64)> = sqlx::query_as("SELECT id, project_id FROM repositories WHERE name = $1")
+    let row: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
         .bind(repo)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some((id, project_id)) = row else { return Ok(None) };
+    let Some(id) = row else { return Ok(None) };
     for sql in [
         "DELETE FROM tags WHERE repository_id = $1",
         "DELETE FROM artifact_blobs WHERE artifact_id IN (SELECT id FROM artifacts WHERE repository_id = $1)",
@@ -463,7 +458,6 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>
         .fetch_all(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
-    crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(Some(uploads))
 }
