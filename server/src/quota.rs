@@ -145,8 +145,8 @@ async fn hard_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(hard.unwrap_or(-1))
 }
 
-async fn exceeded(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+async fn exceeded<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
     project_id: i64,
     limit: i64,
     used: i64,
@@ -154,7 +154,7 @@ async fn exceeded(
 ) -> Result<Exceeded, sqlx::Error> {
     let project: Option<String> = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
         .bind(project_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(ex)
         .await?;
     Ok(Exceeded { project: project.unwrap_or_else(|| project_id.to_string()), limit, used, needed })
 }
@@ -203,7 +203,7 @@ pub(crate) async fn charge(
     if hard >= 0 {
         let used = used_in(&mut **tx, project_id).await?;
         if !admits(hard, used, needed) {
-            return Err(MetaError::Quota(exceeded(tx, project_id, hard, used, needed).await?));
+            return Err(MetaError::Quota(exceeded(&mut **tx, project_id, hard, used, needed).await?));
         }
     }
     add_usage(tx, project_id, needed).await?;
@@ -231,10 +231,7 @@ pub async fn precheck(db: &Db, project_id: i64, digest: &str, size: u64) -> Resu
     if admits(hard, used, size as i64) {
         return Ok(());
     }
-    let mut tx = db.pool.begin().await?;
-    let e = exceeded(&mut tx, project_id, hard, used, size as i64).await?;
-    tx.rollback().await?;
-    Err(MetaError::Quota(e))
+    Err(MetaError::Quota(exceeded(&db.pool, project_id, hard, used, size as i64).await?))
 }
 
 /// Used bytes of each of `projects` (or of every project that has any).

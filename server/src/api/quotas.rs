@@ -35,6 +35,7 @@ pub fn model(q: &QuotaRow) -> Quota {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// The reference type: `project` (the only one).
     pub reference: Option<String>,
