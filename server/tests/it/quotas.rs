@@ -488,3 +488,57 @@ both_dbs!(concurrent_pushes_at_the_edge_of_the_quota, |app| {
     assert_eq!(before, after, "the sharded counter equals the ledger");
     assert_eq!(after, admitted_total * SIZE);
 });
+
+struct Quiet;
+
+impl server::replication::copy::CopyObserver for Quiet {
+    fn log(&self, _: String) {}
+    fn transferred(&self, _: u64) {}
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+// Replication (and the proxy cache) write through `registry::internal`, the same code as a push:
+// the copy into a project without room is refused with the quota's message, and once there is
+// room it is counted like a push.
+both_dbs!(replicated_artifacts_are_counted_and_refused_like_pushes, |app| {
+    use server::replication::content::ContentError;
+    use server::replication::copy::{copy_artifact, CopyOptions, Side};
+    use server::replication::local::LocalRegistry;
+    let db = if app.config.database.url.starts_with("sqlite") {
+        crate::common::DbChoice::Sqlite
+    } else {
+        crate::common::DbChoice::Postgres
+    };
+    let src = TestApp::new(db).await;
+    let layer = vec![5u8; 8000];
+    push_image(&src, "library/img", "v1", &[&layer]).await;
+    create_project(&app, "p1", Some(4000)).await;
+    let (from, to) = (
+        LocalRegistry::new(src.state.clone(), "replication"),
+        LocalRegistry::new(app.state.clone(), "replication"),
+    );
+    let opts = CopyOptions { parallel_blobs: 1, override_existing: false, ..CopyOptions::default() };
+    let copy = || {
+        copy_artifact(
+            Side { content: &from, repo: "library/img", reference: "v1" },
+            Side { content: &to, repo: "p1/img", reference: "v1" },
+            &opts,
+            &Quiet,
+        )
+    };
+    match copy().await {
+        Err(ContentError::Denied(m)) => {
+            assert!(m.contains("quota exceeded: project p1 storage limit 3.9 KiB"), "{m}")
+        }
+        other => panic!("expected the quota's refusal, got {other:?}"),
+    }
+    let r = app.get_with("/v2/p1/img/manifests/v1", &[("authorization", &admin())]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(used(&app, "p1").await <= 4000);
+    set_hard(&app, "p1", -1).await;
+    copy().await.expect("copy with room");
+    assert_eq!(used(&app, "p1").await, truth(&app, "p1").await);
+    assert!(used(&app, "p1").await > 8000);
+});
