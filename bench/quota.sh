@@ -78,11 +78,13 @@ PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 
 if [[ " $QUOTA_DBS " == *" postgres "* ]]; then
-  mkdir -p "$W/svc" && chmod 755 "$W/svc"
+  # PostgreSQL runs as its own user: it must be able to reach its directory.
+  mkdir -p "$W/svc" && chmod 755 "$W" "$W/svc"
   log "starting PostgreSQL"
-  eval "$("$repo_root/scripts/services.sh" start postgres "$W/svc")"
   PG_UP=1
-  PG_URL=$TEST_BERTH_POSTGRES_URL
+  pg_env=$("$repo_root/scripts/services.sh" start postgres "$W/svc") || die "PostgreSQL did not start"
+  eval "$pg_env"
+  PG_URL=${TEST_BERTH_POSTGRES_URL:?PostgreSQL did not start}
 fi
 
 UNSET_BERTH=()
@@ -174,7 +176,7 @@ done
 {
   echo "# Quota benchmark (bench/quota.sh)"
   echo
-  echo "- $(date -u +%Y-%m-%dT%H:%MZ), berth git $(cd "$repo_root" && git rev-parse --short HEAD), release build, filesystem storage, BERTH_LOG__LEVEL=warn"
+  echo "- $(date -u +%Y-%m-%dT%H:%MZ), berth git $(cd "$repo_root" && git rev-parse --short HEAD), binary $BERTH_BIN, filesystem storage, BERTH_LOG__LEVEL=warn"
   echo "- $PUSHERS concurrent pushers x $IMAGES images x ($LAYERS layers of $LAYER_BYTES random bytes + config + manifest), monolithic blob POSTs, HTTP Basic; REPS=$REPS alternations, fresh process and store per run"
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), shared with other work"
   echo
