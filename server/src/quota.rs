@@ -122,27 +122,19 @@ async fn add_usage(
     Ok(())
 }
 
-async fn used_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+/// The project's limit and usage, in one statement ((-1, 0) without a quota row).
+async fn limit_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
     project_id: i64,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM quota_usage WHERE project_id = $1",
+) -> Result<(i64, i64), sqlx::Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT q.hard, CAST(COALESCE((SELECT SUM(u.bytes) FROM quota_usage u WHERE u.project_id = q.project_id), 0) \
+         AS BIGINT) FROM quotas q WHERE q.project_id = $1",
     )
     .bind(project_id)
-    .fetch_one(ex)
-    .await
-}
-
-async fn hard_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    ex: E,
-    project_id: i64,
-) -> Result<i64, sqlx::Error> {
-    let hard: Option<i64> = sqlx::query_scalar("SELECT hard FROM quotas WHERE project_id = $1")
-        .bind(project_id)
-        .fetch_optional(ex)
-        .await?;
-    Ok(hard.unwrap_or(-1))
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.unwrap_or((-1, 0)))
 }
 
 async fn exceeded<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
@@ -199,12 +191,9 @@ pub(crate) async fn charge(
     if needed == 0 {
         return Ok(());
     }
-    let hard = hard_in(&mut **tx, project_id).await?;
-    if hard >= 0 {
-        let used = used_in(&mut **tx, project_id).await?;
-        if !admits(hard, used, needed) {
-            return Err(MetaError::Quota(exceeded(&mut **tx, project_id, hard, used, needed).await?));
-        }
+    let (hard, used) = limit_in(&mut **tx, project_id).await?;
+    if !admits(hard, used, needed) {
+        return Err(MetaError::Quota(exceeded(&mut **tx, project_id, hard, used, needed).await?));
     }
     add_usage(tx, project_id, needed).await?;
     Ok(())
@@ -214,21 +203,17 @@ pub(crate) async fn charge(
 /// the project is not charged for when it cannot fit now. The authoritative check is
 /// [`charge`]'s, in the transaction that links the blob.
 pub async fn precheck(db: &Db, project_id: i64, digest: &str, size: u64) -> Result<(), MetaError> {
-    let hard = hard_in(&db.pool, project_id).await?;
-    if hard < 0 {
-        return Ok(());
-    }
-    let charged: Option<i64> =
-        sqlx::query_scalar("SELECT size FROM project_blobs WHERE project_id = $1 AND digest = $2")
-            .bind(project_id)
-            .bind(digest)
-            .fetch_optional(&db.pool)
-            .await?;
-    if charged.is_some() {
-        return Ok(());
-    }
-    let used = used_in(&db.pool, project_id).await?;
-    if admits(hard, used, size as i64) {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT q.hard, CAST(COALESCE((SELECT SUM(u.bytes) FROM quota_usage u WHERE u.project_id = q.project_id), 0) \
+         AS BIGINT), (SELECT COUNT(*) FROM project_blobs b WHERE b.project_id = q.project_id AND b.digest = $2) \
+         FROM quotas q WHERE q.project_id = $1",
+    )
+    .bind(project_id)
+    .bind(digest)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some((hard, used, charged)) = row else { return Ok(()) };
+    if charged > 0 || admits(hard, used, size as i64) {
         return Ok(());
     }
     Err(MetaError::Quota(exceeded(&db.pool, project_id, hard, used, size as i64).await?))
