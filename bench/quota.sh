@@ -179,6 +179,7 @@ done
   echo "- $(date -u +%Y-%m-%dT%H:%MZ), berth git $(cd "$repo_root" && git rev-parse --short HEAD), binary $BERTH_BIN, filesystem storage, BERTH_LOG__LEVEL=warn"
   echo "- $PUSHERS concurrent pushers x $IMAGES images x ($LAYERS layers of $LAYER_BYTES random bytes + config + manifest), monolithic blob POSTs, HTTP Basic; REPS=$REPS alternations, fresh process and store per run"
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), shared with other work"
+  echo '- "quota": limit 1 PiB (every blob charged and checked); "none": limit -1 (charged into the ledger, never checked). The pushers (python3, same machine) share the 2 cores with the server, so these are end-to-end figures, not the server'\''s ceiling; differences under ~5 % are within the spread of the samples.'
   echo
   $DRIVER report "$W/results.jsonl"
   echo
