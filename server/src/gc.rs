@@ -22,6 +22,10 @@
 //!    a writer whose reservation was swept finds its generation gone and is refused.
 //!    A run that dies mid-sweep leaves `deleting` rows the next run finishes.
 //!
+//! 5. **Quotas** (`crate::quota`): the blob charges no artifact of their project references
+//!    any more and unused within the window are released (the project's usage goes down), then
+//!    every project's usage counter is recomputed from its charges (the repair).
+//!
 //! A dry run does 1–3 and reports exactly what 1–4 would delete, deleting nothing.
 
 mod orphans;
@@ -394,6 +398,16 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
         }
         done += chunk.len();
         set_progress(ctx, "sweep", done, total, &report);
+    }
+    // 5. Quotas: give back what no artifact of a project references any more (unused within
+    // the window, like the sweep), then recompute every project's counter (`quota::repair`).
+    if !params.dry_run && !report.stopped {
+        set_progress(ctx, "quota", done, total, &report);
+        let (charges, bytes) = crate::quota::release_unused(&env.db, cutoff).await?;
+        ctx.log(format!("quotas: released {charges} blob charges ({bytes} bytes)"));
+        for (project, before, after) in crate::quota::repair_all(&env.db).await? {
+            ctx.log(format!("quotas: project {project} usage repaired from {before} to {after} bytes"));
+        }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     set_progress(ctx, if report.stopped { "stopped" } else { "done" }, done, total, &report);

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod labels;
 pub mod portal;
 pub mod projects;
+pub mod quota;
 pub mod rbac;
 pub mod registry;
 pub mod replication;

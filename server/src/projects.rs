@@ -48,6 +48,14 @@ pub async fn ensure_library(db: &Db) -> Result<(), sqlx::Error> {
     .bind(now)
     .execute(&db.pool)
     .await?;
+    // Its quota: unlimited.
+    sqlx::query(
+        "INSERT INTO quotas (project_id, hard, created_at, updated_at) \
+         SELECT id, -1, $1, $1 FROM projects WHERE name = 'library' ON CONFLICT (project_id) DO NOTHING",
+    )
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
@@ -185,15 +193,16 @@ pub enum ProjectError {
     Db(#[from] sqlx::Error),
 }
 
-/// Creates a project; its creator becomes its project admin (in the same transaction). With
-/// `registry_id` it is a proxy cache of that registry endpoint, which must exist (checked in
-/// the transaction).
+/// Creates a project; its creator becomes its project admin and its quota is `storage_limit`
+/// bytes (-1: unlimited), in the same transaction. With `registry_id` it is a proxy cache of
+/// that registry endpoint, which must exist (checked in the transaction).
 pub async fn create(
     db: &Db,
     name: &str,
     public: bool,
     owner: &User,
     registry_id: Option<i64>,
+    storage_limit: i64,
 ) -> Result<Project, ProjectError> {
     if !valid_name(name) {
         return Err(ProjectError::Invalid(
@@ -233,6 +242,7 @@ pub async fn create(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    crate::quota::create_in(&mut tx, id, storage_limit, now).await?;
     tx.commit().await?;
     get(db, id).await?.ok_or(ProjectError::NotFound)
 }
@@ -278,7 +288,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         .bind(format!("{}/%", crate::db::query::escape_like(&project.name)))
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM project_usage WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
+    crate::quota::delete_in(&mut tx, id).await?;
     sqlx::query("DELETE FROM project_metadata WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
     // An empty project: its labels are on no artifact any more.
     sqlx::query("DELETE FROM labels WHERE scope = 'p' AND project_id = $1")

@@ -19,6 +19,9 @@ pub struct Settings {
     pub token_expiration: i64,
     /// Default robot lifetime in days (-1: never expires).
     pub robot_token_duration: i64,
+    /// Harbor's `storage_per_project`: the storage limit (bytes) a new project gets when its
+    /// creator sends no `storage_limit`; -1 = unlimited.
+    pub storage_per_project: i64,
     /// Who checks passwords (`server/src/identity/`).
     pub auth_mode: AuthMode,
     pub ldap: LdapSettings,
@@ -251,6 +254,7 @@ impl Settings {
             self_registration: false,
             token_expiration: (cfg.token.lifetime.as_secs() / 60) as i64,
             robot_token_duration: 30,
+            storage_per_project: -1,
             auth_mode: AuthMode::Db,
             ldap: LdapSettings::default(),
             oidc: OidcSettings::default(),
@@ -274,6 +278,12 @@ impl Settings {
             "robot_token_duration" => match v.as_i64() {
                 Some(d) if d == -1 || (1..=36_500).contains(&d) => self.robot_token_duration = d,
                 _ => return Err(format!("{key} must be -1 (never expires) or a number of days up to 36500")),
+            },
+            "storage_per_project" => match v.as_i64() {
+                Some(b) if b == -1 || (0..=crate::quota::MAX_LIMIT).contains(&b) => {
+                    self.storage_per_project = b
+                }
+                _ => return Err(format!("{key} must be -1 (unlimited) or a number of bytes up to 2^50")),
             },
             "auth_mode" => {
                 self.auth_mode = v
@@ -359,6 +369,7 @@ impl Settings {
             self_registration: e(self.self_registration),
             token_expiration: e(self.token_expiration),
             robot_token_duration: e(self.robot_token_duration),
+            storage_per_project: e(self.storage_per_project),
             auth_mode: ConfigItem { value: self.auth_mode.as_str().into(), editable: auth_mode_editable },
             ldap_url: e(l.url.clone()),
             ldap_search_dn: e(l.search_dn.clone()),

@@ -97,6 +97,7 @@ fn ProjectsBody(
             public: None,
             metadata: Some(metadata),
             registry_id,
+            storage_limit: None,
         });
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {

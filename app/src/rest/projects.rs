@@ -88,8 +88,7 @@ impl ProjectResp {
     }
 }
 
-/// Harbor's `ProjectReq` (other fields Harbor clients send, such as `storage_limit`, are
-/// accepted and ignored).
+/// Harbor's `ProjectReq` (other fields Harbor clients send are accepted and ignored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProjectReq {
@@ -100,6 +99,11 @@ pub struct ProjectReq {
     /// only; 0 or absent: a normal project). It cannot change afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_id: Option<i64>,
+    /// On create: the project's storage quota in bytes (-1: unlimited). Applied only for
+    /// system admins; absent, 0 or sent by anyone else: the `storage_per_project` setting
+    /// (Harbor's rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_limit: Option<i64>,
 }
 
 /// Harbor's `ProjectMemberEntity`.
@@ -139,8 +143,10 @@ pub struct RoleReq {
     pub role_id: i64,
 }
 
-/// Bytes of one kind of resource (`storage`).
+/// Bytes of one kind of resource (`storage`; Harbor's `ResourceList`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ssr", schema(as = ResourceList))]
 pub struct ResourceAmount {
     pub storage: i64,
 }
@@ -152,8 +158,8 @@ pub struct Quota {
     pub used: ResourceAmount,
 }
 
-/// Harbor's `ProjectSummary`. `quota.used.storage` is the bytes the project's artifacts use
-/// (each blob once per project); `quota.hard.storage` is -1 (no quota is enforced).
+/// Harbor's `ProjectSummary`. `quota.used.storage` is the bytes charged to the project (each
+/// blob once per project); `quota.hard.storage` its limit (-1: unlimited).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ProjectSummary {

@@ -63,6 +63,8 @@ pub struct Configurations {
     pub self_registration: ConfigItem<bool>,
     pub token_expiration: ConfigItem<i64>,
     pub robot_token_duration: ConfigItem<i64>,
+    /// The storage limit (bytes) of a new project created without `storage_limit`; -1 = unlimited.
+    pub storage_per_project: ConfigItem<i64>,
     pub ldap_url: ConfigItem<String>,
     pub ldap_search_dn: ConfigItem<String>,
     /// Berth: whether a search password is stored (the password itself is never answered).

@@ -150,7 +150,7 @@ impl From<crate::registry::meta::MetaError> for ApiError {
             MetaError::Db(e) => e.into(),
             MetaError::Collecting(_) => ApiError::Unavailable(e.to_string()),
             MetaError::Missing(what) => ApiError::NotFound(format!("{what} of the source is missing")),
-            MetaError::Referenced(_) | MetaError::Immutable { .. } => {
+            MetaError::Referenced(_) | MetaError::Immutable { .. } | MetaError::Quota(_) => {
                 ApiError::PreconditionFailed(e.to_string())
             }
         }

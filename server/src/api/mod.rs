@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod projects;
 pub mod query;
+pub mod quotas;
 pub mod registries;
 pub mod replication;
 pub mod repositories;
@@ -98,6 +99,8 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(gc::get, gc::stop))
         .routes(routes!(gc::log))
         .routes(routes!(gc::usage))
+        .routes(routes!(quotas::list))
+        .routes(routes!(quotas::get, quotas::update))
         .routes(routes!(registries::list, registries::create))
         .routes(routes!(registries::ping))
         .routes(routes!(registries::get, registries::update, registries::delete))

@@ -244,7 +244,21 @@ pub async fn create(
     if registry_id.is_some() && !user.is_sysadmin() {
         return Err(ApiError::Forbidden("only system admins may create proxy cache projects".into()));
     }
-    let p = projects::create(&state.db, name, public, user, registry_id).await?;
+    // The quota (Harbor: a system admin's `storage_limit`, else the `storage_per_project`
+    // setting; 0 means "the default" as in Harbor).
+    let storage_limit = match req.storage_limit.filter(|l| *l != 0) {
+        Some(l) if user.is_sysadmin() => {
+            if !crate::quota::valid_limit(l) {
+                return Err(ApiError::BadRequest(format!(
+                    "storage_limit must be -1 (unlimited) or a number of bytes up to {}",
+                    crate::quota::MAX_LIMIT
+                )));
+            }
+            l
+        }
+        _ => settings.storage_per_project,
+    };
+    let p = projects::create(&state.db, name, public, user, registry_id, storage_limit).await?;
     let rest: Vec<_> = meta.into_iter().filter(|(k, _)| k != "public").collect();
     if !rest.is_empty() {
         projects::set_metadata(&state.db, p.id, &rest, false).await?;
@@ -540,9 +554,12 @@ pub async fn summary(
     )
     .await?;
     let m = |r: Role| if show { n(r) } else { 0 };
-    let used = crate::usage::usage(&state.db, Some(&[p.id])).await?.get(&p.id).copied().unwrap_or(0);
+    let (hard, used) = match crate::quota::of_project(&state.db, p.id).await? {
+        Some(q) => (q.hard, q.used),
+        None => (-1, 0),
+    };
     Ok(Json(ProjectSummary {
-        quota: Quota { hard: ResourceAmount { storage: -1 }, used: ResourceAmount { storage: used } },
+        quota: Quota { hard: ResourceAmount { storage: hard }, used: ResourceAmount { storage: used } },
         repo_count: p.repo_count,
         project_admin_count: m(Role::ProjectAdmin),
         maintainer_count: m(Role::Maintainer),

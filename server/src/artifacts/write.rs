@@ -210,9 +210,12 @@ pub async fn put_manifest(
         .execute(&mut *tx)
         .await?;
     }
-    if inserted.is_some() {
-        crate::usage::changed(&mut tx, project_id).await?;
-    }
+    // Last: the quota charge (everything the manifest references, and the manifest itself),
+    // so the shard row it updates is held only until the commit.
+    let mut charged: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let children: Vec<String> = parsed.manifests.iter().map(|m| m.digest.to_string()).collect();
+    charged.extend(children.iter().map(String::as_str));
+    crate::quota::charge(&mut tx, project_id, &charged, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -557,7 +560,6 @@ pub async fn delete_artifact_guarded(
             }
         }
     }
-    crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -609,7 +611,6 @@ pub async fn delete_repository(db: &Db, repo: &str) -> Result<Option<Vec<String>
         .fetch_all(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM uploads WHERE repository = $1").bind(repo).execute(&mut *tx).await?;
-    crate::usage::changed(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(Some(uploads))
 }

@@ -152,6 +152,10 @@ impl From<super::meta::MetaError> for OciError {
                 OciError::new(Code::Denied, e.to_string()).status(axum::http::StatusCode::PRECONDITION_FAILED)
             }
             e @ MetaError::Immutable { .. } => OciError::new(Code::Precondition, e.to_string()),
+            // Harbor's answer to a push over the project's quota.
+            MetaError::Quota(q) => OciError::new(Code::Denied, q.to_string())
+                .status(axum::http::StatusCode::PRECONDITION_FAILED)
+                .detail(serde_json::json!({"limit": q.limit, "used": q.used, "needed": q.needed})),
         }
     }
 }

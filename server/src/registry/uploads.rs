@@ -380,6 +380,15 @@ pub(crate) async fn close_upload(
         return Err(OciError::new(Code::DigestInvalid, "the uploaded content does not match the digest")
             .detail(json!({ "expected": digest.to_string(), "actual": actual.to_string() })));
     }
+    // Over the project's quota: refused before the content moves (`charge` in `record_blob`
+    // decides for good); the session is over, as Harbor ends it (its data goes with GC's
+    // orphaned-upload sweep).
+    if let Some(p) = meta::project_of(&state.db, name).await? {
+        if let Err(e) = crate::quota::precheck(&state.db, p.id, &digest.to_string(), size).await {
+            let _ = meta::delete_upload(&state.db, id).await;
+            return Err(e.into());
+        }
+    }
     if !meta::lease_upload(&state.db, id, size).await? {
         return Err(OciError::new(Code::BlobUploadInvalid, "the upload is being written by another request"));
     }

@@ -337,7 +337,12 @@ async fn ensure_local_project(
         owner = crate::accounts::get_by_name(&state.db, "admin").await.map_err(db_err)?;
     }
     let owner = owner.ok_or_else(|| ContentError::Other(format!("no owner for the new project {name:?}")))?;
-    match crate::projects::create(&state.db, name, false, &owner, None).await {
+    // Harbor gives a project replication creates the default quota (`storage_per_project`).
+    let limit = crate::settings::load(&state.db, &state.config)
+        .await
+        .map_err(|e| ContentError::Transient(format!("settings: {e}")))?
+        .storage_per_project;
+    match crate::projects::create(&state.db, name, false, &owner, None, limit).await {
         Ok(_) => {
             ctx.log(format!("created the project {name:?} (owner {})", owner.username));
             Ok(())

@@ -679,11 +679,13 @@ async fn concurrent_first_starts_on_one_postgres_converge() {
     // The narrow part of that race, widened: many replicas creating `library` at once.
     for _ in 0..20 {
         sqlx::query("DELETE FROM project_members").execute(pool).await.unwrap();
+        sqlx::query("DELETE FROM quotas").execute(pool).await.unwrap();
         sqlx::query("DELETE FROM projects WHERE name = 'library'").execute(pool).await.unwrap();
         let runs = states.iter().cycle().take(8).map(|s| server::projects::ensure_library(&s.db));
         for r in futures::future::join_all(runs).await {
             r.expect("ensure_library failed when racing other replicas");
         }
         assert_eq!(members().await, 1);
+        assert_eq!(count("SELECT count(*) FROM quotas").await, 1, "library has one quota");
     }
 }

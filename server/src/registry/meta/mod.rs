@@ -67,6 +67,9 @@ pub enum MetaError {
     /// The write would move or delete a tag an immutability rule protects (`immutable`).
     #[error("the tag {tag} of {repository} is configured as immutable (rule {rule}), cannot be {action}")]
     Immutable { repository: String, tag: String, rule: i64, action: &'static str },
+    /// The project's storage quota does not admit the new bytes (`crate::quota`).
+    #[error(transparent)]
+    Quota(#[from] crate::quota::Exceeded),
 }
 
 /// Reserves the blob row before content is written: creates it as `pending` (or marks an
@@ -181,18 +184,26 @@ async fn insert_linked_blob(
     Ok(())
 }
 
-/// Confirms a blob whose content is now stored (reserved with generation `gen`) and links it
-/// to a repository.
+/// Confirms a blob whose content is now stored (reserved with generation `gen`), links it
+/// to a repository and charges it to the repository's project (`quota::charge`: refused with
+/// `MetaError::Quota` when it does not fit).
 pub async fn record_blob(db: &Db, repo: &str, digest: &Digest, gen: i64) -> Result<(), MetaError> {
+    let project = project_of(db, repo).await?;
     let mut tx = db.begin_write().await?;
-    insert_linked_blob(&mut tx, repo, &digest.to_string(), gen, now_ms()).await?;
+    let now = now_ms();
+    let d = digest.to_string();
+    insert_linked_blob(&mut tx, repo, &d, gen, now).await?;
+    if let Some(p) = project {
+        crate::quota::charge(&mut tx, p.id, &[&d], now).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
 
-/// Links a blob already linked in `from` to `to` (cross-repository mount). False when `from`
-/// does not have it.
-pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Result<bool, sqlx::Error> {
+/// Links a blob already linked in `from` to `to` (cross-repository mount) and charges it to
+/// `to`'s project. False when `from` does not have it; `MetaError::Quota` when it does not fit.
+pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Result<bool, MetaError> {
+    let project = project_of(db, to).await?;
     let mut tx = db.begin_write().await?;
     let now = now_ms();
     // Used now (and not being collected), and linked in the source.
@@ -219,6 +230,9 @@ pub async fn mount_blob(db: &Db, from: &str, to: &str, digest: &Digest) -> Resul
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    if let Some(p) = project {
+        crate::quota::charge(&mut tx, p.id, &[&digest.to_string()], now).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
