@@ -19,7 +19,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 pids=()
 cleanup() {
+  # start_berth runs in $(…), a subshell: its pids come back through a file, not the array.
+  [ -f "$WORKDIR/berth.pids" ] && while read -r p; do pids+=("$p"); done <"$WORKDIR/berth.pids"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
   "$ROOT/scripts/services.sh" stop "$WORKDIR/dist" >/dev/null 2>&1 || true
   [ -d "$WORKDIR/dockerd" ] && "$ROOT/scripts/dockerd.sh" stop "$WORKDIR/dockerd" >/dev/null 2>&1 || true
   if [ "${KEEP:-}" != 1 ]; then rm -rf "$WORKDIR"; else echo "kept $WORKDIR"; fi
@@ -32,7 +38,7 @@ start_berth() { # NAME → prints the URL
   mkdir -p "$WORKDIR/$name"
   ( cd "$WORKDIR/$name" && BERTH_LISTEN=127.0.0.1:$port BERTH_EXTERNAL_URL=http://127.0.0.1:$port \
       BERTH_LOG__LEVEL=info exec "$bin" >"$WORKDIR/logs/berth-$name.log" 2>&1 ) &
-  pids+=($!)
+  echo $! >>"$WORKDIR/berth.pids"
   for _ in $(seq 150); do
     curl -fsS "http://127.0.0.1:$port/api/v2.0/ping" >/dev/null 2>&1 && break
     sleep 0.2
