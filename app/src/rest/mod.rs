@@ -15,6 +15,7 @@ pub mod projects;
 pub mod quotas;
 pub mod registries;
 pub mod replication;
+pub mod retention;
 pub mod robots;
 pub mod system;
 pub mod usergroups;

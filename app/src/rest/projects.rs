@@ -26,6 +26,10 @@ pub struct ProjectMetadata {
     pub auto_sbom_generation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reuse_sys_cve_allowlist: Option<String>,
+    /// The project's tag retention policy (`/retentions/{id}`); set by creating the policy,
+    /// not by project updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_id: Option<String>,
 }
 
 impl ProjectMetadata {
@@ -50,6 +54,8 @@ impl ProjectMetadata {
         for (k, v) in stored.into_iter().flatten() {
             if let Some(slot) = m.slot(k) {
                 *slot = Some(v.clone());
+            } else if k == "retention_id" {
+                m.retention_id = Some(v.clone());
             }
         }
         m
