@@ -47,6 +47,7 @@ pub fn history(j: &Job) -> GcHistory {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     pub page: Option<u64>,
     pub page_size: Option<u64>,
