@@ -704,6 +704,8 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
     tracing::info!(job = job.id, kind = job.kind, attempt = job.attempts, "job started");
     let ctx = JobCtx::new(job.id, &worker, &job.job_kind, &job.parameters);
     let db = state.db.clone();
+    let started = std::time::Instant::now();
+    let kind = job.kind.clone();
     let outcome = match job.kind.as_str() {
         "gc" => run_claimed(&db, ctx, |ctx| async move { crate::gc::run_job(&state, ctx).await }).await,
         execution::EXECUTION_JOB => {
@@ -725,4 +727,7 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         }
     };
     tracing::info!(job = job.id, status = outcome.status, "job ended");
+    metrics::counter!("berth_jobs_total", "kind" => kind.clone(), "status" => outcome.status).increment(1);
+    metrics::histogram!("berth_job_duration_seconds", "kind" => kind, "status" => outcome.status)
+        .record(started.elapsed().as_secs_f64());
 }

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod immutable;
 pub mod jobs;
 pub mod labels;
+pub mod metrics;
 pub mod portal;
 pub mod projects;
 pub mod quota;

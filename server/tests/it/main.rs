@@ -21,6 +21,7 @@ mod harness;
 mod immutable;
 mod labels;
 mod ldap;
+mod metrics;
 mod oidc;
 mod openapi;
 mod portal;
