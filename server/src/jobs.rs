@@ -714,6 +714,9 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         execution::TASK_JOB => {
             run_claimed(&db, ctx, |ctx| async move { task::run_task_job(&state, ctx).await }).await
         }
+        crate::purge::JOB => {
+            run_claimed(&db, ctx, |ctx| async move { crate::purge::run_job(&state.db, ctx).await }).await
+        }
         crate::retention::run::JOB => {
             run_claimed(&db, ctx, |ctx| async move { crate::retention::run::run_job(&state, ctx).await })
                 .await

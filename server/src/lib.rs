@@ -18,6 +18,7 @@ pub mod labels;
 pub mod metrics;
 pub mod portal;
 pub mod projects;
+pub mod purge;
 pub mod quota;
 pub mod rbac;
 pub mod registry;

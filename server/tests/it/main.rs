@@ -27,6 +27,7 @@ mod openapi;
 mod portal;
 mod proxy_cache;
 mod proxy_cache_e2e;
+mod purge;
 mod quotas;
 mod rbac_api;
 mod registries_api;

@@ -94,6 +94,7 @@ fn concrete(path: &str) -> String {
         .replace("{label_id}", "999")
         .replace("{immutable_rule_id}", "999")
         .replace("{eid}", "999")
+        .replace("{purge_id}", "999")
         .replace("{tid}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
