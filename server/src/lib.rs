@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api;
 pub mod artifacts;
 pub mod audit;
+pub mod audit_forward;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -13,6 +13,7 @@
 mod common;
 
 mod api;
+mod audit_forward;
 mod binary;
 mod bodies;
 mod catalog_api;
