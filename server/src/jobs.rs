@@ -202,6 +202,7 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
         "UPDATE jobs SET status = 'running', worker = $1, heartbeat = $2, attempts = attempts + 1, \
          started_at = CASE WHEN started_at = 0 THEN $2 ELSE started_at END, updated_at = $2 \
          WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2{list} \
+         AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*')) \
          ORDER BY id LIMIT 1{lock}) RETURNING {COLUMNS}"
     );
     let mut q = sqlx::query(&sql).bind(worker).bind(now);
@@ -614,7 +615,10 @@ pub async fn run_loop(
 ) -> anyhow::Result<()> {
     let worker = worker_name();
     tracing::info!(worker, "job runner started");
+    let started = now_ms();
     loop {
+        // The dashboard's view of this replica (`jobservice`); a failure shows in the tick too.
+        let _ = crate::jobservice::beat_pool(&state, &worker, started).await;
         match tick(&state, &worker).await {
             Ok(()) => beat.ok(),
             Err(e) => {

@@ -15,6 +15,7 @@ pub mod gc;
 pub mod identity;
 pub mod immutable;
 pub mod jobs;
+pub mod jobservice;
 pub mod labels;
 pub mod metrics;
 pub mod portal;

@@ -10,6 +10,7 @@
 pub mod artifacts;
 pub mod gc;
 pub mod immutable;
+pub mod jobservice;
 pub mod labels;
 pub mod projects;
 pub mod purge;

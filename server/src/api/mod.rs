@@ -7,6 +7,7 @@ pub mod configurations;
 pub mod error;
 pub mod gc;
 pub mod immutable;
+pub mod jobservice;
 pub mod labels;
 pub mod ldap;
 pub mod oidc;
@@ -112,6 +113,14 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(purge::get_schedule, purge::create_schedule, purge::update_schedule))
         .routes(routes!(purge::get, purge::stop))
         .routes(routes!(purge::log))
+        .routes(routes!(jobservice::pools))
+        .routes(routes!(jobservice::workers))
+        .routes(routes!(jobservice::stop_job))
+        .routes(routes!(jobservice::job_log))
+        .routes(routes!(jobservice::queues))
+        .routes(routes!(jobservice::act))
+        .routes(routes!(jobservice::schedules))
+        .routes(routes!(jobservice::paused))
         .routes(routes!(quotas::list))
         .routes(routes!(quotas::get, quotas::update))
         .routes(routes!(registries::list, registries::create))

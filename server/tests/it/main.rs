@@ -20,6 +20,7 @@ mod catalog_api;
 mod gc;
 mod harness;
 mod immutable;
+mod jobservice;
 mod labels;
 mod ldap;
 mod metrics;

@@ -95,6 +95,9 @@ fn concrete(path: &str) -> String {
         .replace("{immutable_rule_id}", "999")
         .replace("{eid}", "999")
         .replace("{purge_id}", "999")
+        .replace("{pool_id}", "all")
+        .replace("{job_id}", "999")
+        .replace("{job_type}", "all")
         .replace("{tid}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
