@@ -371,7 +371,7 @@ pub async fn of_project(db: &Db, project_id: i64) -> Result<Option<Policy>, sqlx
 }
 
 /// Creates the project's policy, its `retention_id` metadata and its schedule in one
-/// transaction. `None`: the project already has one (its id).
+/// transaction: `Ok(id)`, or `Err(id)` of the policy the project already has.
 pub async fn create(db: &Db, project_id: i64, d: &Draft) -> Result<Result<i64, i64>, sqlx::Error> {
     let now = now_ms();
     let mut tx = db.begin_write().await?;

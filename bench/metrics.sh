@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# What Prometheus metrics cost (server/src/metrics.rs): push throughput and manifest GET rate with
+# `metric.enabled` on versus off, in one run, alternating, on SQLite.
+#
+#   bench/metrics.sh              builds berth (release), runs, writes bench/METRICS-RESULTS.md
+#   SKIP_BUILD=1 REPS=1 WRK_DURATION=3s IMAGES=3 RESULTS=- bench/metrics.sh     smoke (~1 min)
+#
+# Environment:
+#   SKIP_BUILD=1   use the existing binary        BERTH_BIN   default $CARGO_TARGET_DIR/release/berth
+#   REPS           alternations on/off (3)        PUSHERS / IMAGES   pushers and images each (8 / 10)
+#   WRK_DURATION   manifest GET load (10s)        KEEP=1      keep the work directory
+#   RESULTS=FILE   the report (default bench/METRICS-RESULTS.md; "-" for stdout only)
+#
+# Each run: a freshly started berth (release, SQLite, filesystem storage, BERTH_LOG__LEVEL=warn, an
+# empty working directory), metrics on (`metric.enabled`, on the main listener, scraped once a
+# second by a curl loop as Prometheus would) or off. 1. bench/quota_push.py pushes PUSHERS x IMAGES
+# images (4 random 64 KiB layers + config + manifest, monolithic blob POSTs, HTTP Basic) into
+# project `bench`: requests/s from the slowest pusher. 2. wrk -t2 -c32 GETs one pushed manifest by
+# tag with a bearer token (2 s warm-up first): requests/s and p99. Medians over REPS; the issue's
+# target (with webhooks, once they exist): the cost < 5 %.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh" # log, die, alive, stop_berth
+repo_root=$(cd "$here/.." && pwd)
+REPS=${REPS:-3}
+PUSHERS=${PUSHERS:-8}
+IMAGES=${IMAGES:-10}
+WRK_DURATION=${WRK_DURATION:-10s}
+RESULTS=${RESULTS:-$here/METRICS-RESULTS.md}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}
+BERTH_BIN=${BERTH_BIN:-$CARGO_TARGET_DIR/release/berth}
+export PYTHONDONTWRITEBYTECODE=1
+AUTH=admin:Harbor12345
+
+W=$(mktemp -d /tmp/berth-metrics-bench.XXXXXX)
+BERTH_PID="" SCRAPER=""
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$SCRAPER" ] && kill "$SCRAPER" 2>/dev/null
+  stop_berth
+  if [ "${KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  log "building berth (release) into $CARGO_TARGET_DIR"
+  (cd "$repo_root" && cargo build -q --release -p server) >&2
+fi
+[ -x "$BERTH_BIN" ] || die "no berth binary at $BERTH_BIN"
+cp "$BERTH_BIN" "$W/berth"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+BASE=http://127.0.0.1:$PORT
+UNSET_BERTH=()
+for v in $(compgen -e); do [[ $v == BERTH_* ]] && UNSET_BERTH+=(-u "$v"); done
+
+RUN=0
+start_berth() { # on|off
+  local i dir
+  RUN=$((RUN + 1))
+  dir=$W/run$RUN
+  mkdir -p "$dir"
+  (cd "$dir" && exec env "${UNSET_BERTH[@]}" BERTH_LISTEN="127.0.0.1:$PORT" BERTH_EXTERNAL_URL="$BASE" \
+    BERTH_LOG__LEVEL=warn BERTH_DATABASE__URL="sqlite://$dir/berth.db" BERTH_STORAGE__PATH="$dir/storage" \
+    BERTH_METRIC__ENABLED=$([ "$1" = on ] && echo true || echo false) "$W/berth" >>"$dir/berth.log" 2>&1 </dev/null) &
+  BERTH_PID=$!
+  for ((i = 0; i < 600; i++)); do
+    alive "$BERTH_PID" || die "berth exited at start: $(tail -n 5 "$dir/berth.log")"
+    [ "$(curl -fsS "$BASE/api/v2.0/ping" 2>/dev/null)" = Pong ] && break
+    sleep 0.1
+  done
+  if [ "$1" = on ]; then
+    (while sleep 1; do curl -fsS -o /dev/null "$BASE/metrics" || true; done) &
+    SCRAPER=$!
+  fi
+}
+stop_run() {
+  [ -n "$SCRAPER" ] && kill "$SCRAPER" 2>/dev/null && wait "$SCRAPER" 2>/dev/null || true
+  SCRAPER=""
+  stop_berth
+}
+
+: >"$W/results.jsonl"
+for ((rep = 1; rep <= REPS; rep++)); do
+  if ((rep % 2)); then order="on off"; else order="off on"; fi
+  for mode in $order; do
+    start_berth "$mode"
+    curl -fsS -u "$AUTH" -H 'content-type: application/json' -d '{"project_name":"bench","metadata":{"public":"false"}}' \
+      "$BASE/api/v2.0/projects" >/dev/null
+    sync
+    push=$(python3 "$here/quota_push.py" push --base "$BASE" --project bench --pushers "$PUSHERS" --images "$IMAGES" \
+      --layers 4 --layer-bytes 65536 --seed "$RUN") || die "pushers failed ($mode)"
+    tok=$(curl -fsS -u "$AUTH" "$BASE/service/token?service=harbor-registry&scope=repository:bench/w0:pull" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    tag=$(curl -fsS -H "Authorization: Bearer $tok" "$BASE/v2/bench/w0/tags/list" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tags"][0])')
+    url=$BASE/v2/bench/w0/manifests/$tag
+    args=(-t2 -c32 -H "Authorization: Bearer $tok" -H "Accept: application/vnd.oci.image.manifest.v1+json")
+    wrk "${args[@]}" -d2s "$url" >/dev/null
+    wrk "${args[@]}" -d"$WRK_DURATION" --latency "$url" >"$W/wrk.txt"
+    python3 - "$push" "$mode" "$W/wrk.txt" >>"$W/results.jsonl" <<'PY'
+import json, re, sys
+p = json.loads(sys.argv[1]); w = open(sys.argv[3]).read()
+rps = float(re.search(r"Requests/sec:\s*([\d.]+)", w).group(1))
+m = re.search(r"99%\s+([\d.]+)(us|ms|s)", w)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", w)
+print(json.dumps(dict(mode=sys.argv[2], push_rps=round(p["requests"] / p["seconds"], 1), get_rps=rps, get_p99_ms=p99,
+                      get_errors=int(non2xx.group(1)) if non2xx else 0)))
+PY
+    log "$mode: $(tail -n 1 "$W/results.jsonl")"
+    stop_run
+  done
+done
+
+{
+  echo "# Metrics benchmark (bench/metrics.sh)"
+  echo
+  echo "- $(date -u +%Y-%m-%dT%H:%MZ), berth git $(cd "$repo_root" && git rev-parse --short HEAD), release build, SQLite, BERTH_LOG__LEVEL=warn"
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), shared with other work; clients on the same cores"
+  echo "- $PUSHERS pushers x $IMAGES images (4 x 64 KiB layers); wrk -t2 -c32 -d$WRK_DURATION manifest GET by tag with a bearer token; metrics scraped every second while on"
+  echo
+  python3 - "$W/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| metrics | push req/s (median) | manifest GET req/s (median) | GET p99 ms (median) | samples |")
+print("|---|---|---|---|---|")
+med = {}
+for mode in ("off", "on"):
+    rs = [r for r in rows if r["mode"] == mode]
+    med[mode] = {k: statistics.median(r[k] for r in rs) for k in ("push_rps", "get_rps", "get_p99_ms")}
+    print(f"| {mode} | {med[mode]['push_rps']:.0f} | {med[mode]['get_rps']:.0f} | {med[mode]['get_p99_ms']:.2f} | {len(rs)} |")
+cost = lambda k: 100 * (1 - med["on"][k] / med["off"][k])
+print()
+print(f"Cost of metrics: push {cost('push_rps'):+.1f} %, manifest GET {cost('get_rps'):+.1f} % (negative: faster with metrics on, i.e. noise).")
+PY
+  echo
+  echo '```'
+  cat "$W/results.jsonl"
+  echo '```'
+} >"$W/report.md"
+cat "$W/report.md"
+if [ "$RESULTS" != - ]; then cp "$W/report.md" "$RESULTS"; log "wrote $RESULTS"; fi
