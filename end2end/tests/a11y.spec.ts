@@ -20,6 +20,23 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   });
   expect(r.status()).toBe(201);
   const digest = (await pushImageSized(request, "e2e-a11y/app", "v1")).digest;
+  // Policies on show: a light and a dark label on the artifact, a quota bar, an immutability rule.
+  const headers = { authorization: AUTH, "content-type": "application/json", "x-is-resource-name": "true" };
+  for (const [name, color] of [["a11y-light", "#ffd56b"], ["a11y-dark", "#13243a"]]) {
+    const l = await request.post("/api/v2.0/labels", { headers, data: { name, color, scope: "g", description: name } });
+    expect(l.status()).toBe(201);
+    const id = Number((l.headers()["location"] ?? "").split("/").pop());
+    const a = await request.post(`/api/v2.0/projects/e2e-a11y/repositories/app/artifacts/${digest}/labels`, { headers, data: { id } });
+    expect(a.status()).toBe(200);
+  }
+  const rule = await request.post("/api/v2.0/projects/e2e-a11y/immutabletagrules", {
+    headers,
+    data: { tag_selectors: [{ kind: "doublestar", decoration: "matches", pattern: "v*" }], scope_selectors: { repository: [{ kind: "doublestar", decoration: "repoMatches", pattern: "**" }] } },
+  });
+  expect(rule.status()).toBe(201);
+  const project = await (await request.get("/api/v2.0/projects/e2e-a11y", { headers })).json();
+  const quotas = await (await request.get(`/api/v2.0/quotas?reference=project&reference_id=${project.project_id}`, { headers })).json();
+  expect((await request.put(`/api/v2.0/quotas/${quotas[0].id}`, { headers, data: { hard: { storage: 1024 * 1024 } } })).status()).toBe(200);
   const problems: string[] = [];
 
   await page.goto("/account/sign-in");
@@ -36,6 +53,9 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/projects/e2e-a11y/robot-account",
     "/harbor/projects/e2e-a11y/logs",
     "/harbor/projects/e2e-a11y/configs",
+    "/harbor/projects/e2e-a11y/labels",
+    "/harbor/projects/e2e-a11y/policy",
+    "/harbor/labels",
     "/harbor/users",
     "/harbor/logs",
     "/harbor/configs",
@@ -51,7 +71,7 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   // The same pages in Chinese (lang attribute, translated labels).
   await page.goto("/language?lang=zh-CN&redirect=/harbor/projects");
   await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
-  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/users"]) {
+  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/projects/e2e-a11y/policy", "/harbor/users"]) {
     await page.goto(path);
     await audit(page, `${path} (zh-CN)`, problems);
   }
