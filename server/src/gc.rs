@@ -349,17 +349,22 @@ pub async fn run(env: &Env, params: &GcParams, ctx: &JobCtx) -> Result<GcReport,
                 report.stopped = true;
                 break;
             }
-            let deleted =
-                match crate::artifacts::write::delete_artifact_guarded(&env.db, *root, Some(cutoff)).await {
-                    Ok(d) => d,
-                    // An untagged root whose accessory carries an immutable tag stays (with it).
-                    Err(e @ crate::registry::meta::MetaError::Immutable { .. }) => {
-                        let name = names.get(root).map(String::as_str).unwrap_or("?");
-                        ctx.log(format!("kept artifact {name}: {e}"));
-                        vec![]
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+            let deleted = match crate::artifacts::write::delete_artifact_guarded(
+                &env.db,
+                *root,
+                crate::artifacts::write::Guard::Untagged(cutoff),
+            )
+            .await
+            {
+                Ok(d) => d,
+                // An untagged root whose accessory carries an immutable tag stays (with it).
+                Err(e @ crate::registry::meta::MetaError::Immutable { .. }) => {
+                    let name = names.get(root).map(String::as_str).unwrap_or("?");
+                    ctx.log(format!("kept artifact {name}: {e}"));
+                    vec![]
+                }
+                Err(e) => return Err(e.into()),
+            };
             for d in deleted {
                 report.artifacts += 1;
                 ctx.log(format!(

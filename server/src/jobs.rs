@@ -517,10 +517,20 @@ pub async fn get_schedule(db: &Db, kind: &str) -> Result<Option<Schedule>, sqlx:
 
 /// Sets (`Some`) or removes (`None`) the schedule of a kind. The cron must have been validated.
 pub async fn set_schedule(db: &Db, kind: &str, cron: Option<(&str, &Value)>) -> Result<(), sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    set_schedule_in(&mut conn, kind, cron).await
+}
+
+/// `set_schedule` inside the caller's transaction (with the policy it belongs to).
+pub async fn set_schedule_in(
+    conn: &mut sqlx::AnyConnection,
+    kind: &str,
+    cron: Option<(&str, &Value)>,
+) -> Result<(), sqlx::Error> {
     let now = now_ms();
     match cron {
         None => {
-            sqlx::query("DELETE FROM schedules WHERE kind = $1").bind(kind).execute(&db.pool).await?;
+            sqlx::query("DELETE FROM schedules WHERE kind = $1").bind(kind).execute(&mut *conn).await?;
         }
         Some((expr, params)) => {
             let next = next_run(expr, now).map_err(sqlx::Error::Protocol)?;
@@ -534,7 +544,7 @@ pub async fn set_schedule(db: &Db, kind: &str, cron: Option<(&str, &Value)>) -> 
             .bind(params.to_string())
             .bind(next)
             .bind(now)
-            .execute(&db.pool)
+            .execute(&mut *conn)
             .await?;
         }
     }
@@ -701,6 +711,10 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         }
         execution::TASK_JOB => {
             run_claimed(&db, ctx, |ctx| async move { task::run_task_job(&state, ctx).await }).await
+        }
+        crate::retention::run::JOB => {
+            run_claimed(&db, ctx, |ctx| async move { crate::retention::run::run_job(&state, ctx).await })
+                .await
         }
         other => {
             let other = other.to_string();

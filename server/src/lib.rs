@@ -21,6 +21,7 @@ pub mod quota;
 pub mod rbac;
 pub mod registry;
 pub mod replication;
+pub mod retention;
 pub mod robots;
 pub mod router;
 pub mod secrets;

@@ -296,6 +296,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM immutable_rules WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
+    crate::retention::delete_in(&mut tx, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(project)

@@ -104,6 +104,8 @@ pub enum Resource {
     Label,
     /// Adding and removing labels on artifacts (`artifact-label`).
     ArtifactLabel,
+    /// The tag retention policy and its runs (`tag-retention`).
+    TagRetention,
 }
 
 impl Resource {
@@ -123,6 +125,7 @@ impl Resource {
             "immutable-tag" => Resource::ImmutableTag,
             "label" => Resource::Label,
             "artifact-label" => Resource::ArtifactLabel,
+            "tag-retention" => Resource::TagRetention,
             _ => return None,
         })
     }
@@ -143,6 +146,7 @@ impl Resource {
             Resource::ImmutableTag => "immutable-tag",
             Resource::Label => "label",
             Resource::ArtifactLabel => "artifact-label",
+            Resource::TagRetention => "tag-retention",
         }
     }
 }
@@ -189,7 +193,9 @@ use Act::*;
 use Resource as R;
 
 /// What a role may do. Derived from Harbor's matrix, restricted to the resources this server
-/// has (no scanners, helm charts, retention or webhooks yet).
+/// has (no scanners, helm charts or webhooks yet). One deliberate difference: Harbor lets a
+/// developer write the tag retention policy, which deletes artifacts a developer may not
+/// delete; here developers only read it (running it is `update`, a maintainer's).
 pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
     match role {
         Role::ProjectAdmin => true,
@@ -208,6 +214,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::ImmutableTag => matches!(act, Create | Update | Delete | List),
             R::Label => matches!(act, Create | Read | Update | Delete | List),
             R::ArtifactLabel => matches!(act, Create | Delete),
+            R::TagRetention => matches!(act, Create | Read | Update | Delete | List),
         },
         Role::Developer => match res {
             R::Project => act == Read,
@@ -222,6 +229,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Configuration => act == Read,
             R::Label => matches!(act, Read | List),
             R::ArtifactLabel => matches!(act, Create | Delete),
+            R::TagRetention => matches!(act, Read | List),
             R::Metadata | R::ImmutableTag => false,
         },
         Role::Guest => match res {
@@ -236,7 +244,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Robot => matches!(act, Read | List),
             R::Configuration => act == Read,
             R::Label => matches!(act, Read | List),
-            R::Metadata | R::ImmutableTag | R::ArtifactLabel => false,
+            R::Metadata | R::ImmutableTag | R::ArtifactLabel | R::TagRetention => false,
         },
         Role::LimitedGuest => match res {
             R::Project => act == Read,
@@ -247,7 +255,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Accessory => act == List,
             R::Configuration => act == Read,
             R::Member | R::Log | R::Robot | R::Metadata => false,
-            R::ImmutableTag | R::Label | R::ArtifactLabel => false,
+            R::ImmutableTag | R::Label | R::ArtifactLabel | R::TagRetention => false,
         },
     }
 }
@@ -444,6 +452,8 @@ mod tests {
         assert_eq!(who_can(R::Label, List), ["projectAdmin", "maintainer", "developer", "guest"]);
         assert_eq!(who_can(R::ArtifactLabel, Create), ["projectAdmin", "maintainer", "developer"]);
         assert_eq!(who_can(R::ArtifactLabel, Delete), ["projectAdmin", "maintainer", "developer"]);
+        assert_eq!(who_can(R::TagRetention, Update), ["projectAdmin", "maintainer"]);
+        assert_eq!(who_can(R::TagRetention, Read), ["projectAdmin", "maintainer", "developer"]);
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub struct RetentionPolicy {
     pub scope: Option<RetentionPolicyScope>,
 }
 
-/// One run of a policy. `status`: `Pending`, `Running`, `Succeed`, `Error`, `Stopped`
+/// One run of a policy. `status`: `Pending`, `Running`, `Success`, `Error`, `Stopped`
 /// (Harbor's spelling); `trigger`: `MANUAL` or `SCHEDULE`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

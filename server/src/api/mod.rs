@@ -17,6 +17,7 @@ pub mod quotas;
 pub mod registries;
 pub mod replication;
 pub mod repositories;
+pub mod retention;
 pub mod robots;
 pub mod search;
 pub mod session;
@@ -86,6 +87,13 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(labels::get, labels::update, labels::delete))
         .routes(routes!(immutable::list, immutable::create))
         .routes(routes!(immutable::update, immutable::delete))
+        .routes(routes!(retention::metadatas))
+        .routes(routes!(retention::create))
+        .routes(routes!(retention::get, retention::update, retention::delete))
+        .routes(routes!(retention::trigger, retention::executions))
+        .routes(routes!(retention::operate))
+        .routes(routes!(retention::tasks))
+        .routes(routes!(retention::task_log))
         .routes(routes!(robots::list, robots::create))
         .routes(routes!(robots::get, robots::update, robots::refresh, robots::delete))
         .routes(routes!(audit::list))

@@ -86,7 +86,7 @@ pub struct PermissionParams {
     pub relative: Option<bool>,
 }
 
-const RESOURCES: [Resource; 14] = [
+const RESOURCES: [Resource; 15] = [
     Resource::Project,
     Resource::Member,
     Resource::Metadata,
@@ -101,6 +101,7 @@ const RESOURCES: [Resource; 14] = [
     Resource::ImmutableTag,
     Resource::Label,
     Resource::ArtifactLabel,
+    Resource::TagRetention,
 ];
 const ACTS: [Act; 7] = [Act::Create, Act::Read, Act::Update, Act::Delete, Act::List, Act::Pull, Act::Push];
 

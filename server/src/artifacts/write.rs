@@ -431,13 +431,13 @@ pub struct Deleted {
 /// and listed by no other index of the repository). Children still tagged or listed elsewhere
 /// stay and are listed on their own again. Returns everything deleted, the artifact first.
 ///
-/// `guard` (GC's untagged sweep) is checked on the locked row first: when it no longer holds
-/// (the artifact was tagged or referenced meanwhile) nothing is deleted. Without a guard (a
-/// user's delete) a child of an index of the repository is refused (`Referenced`).
+/// `guard` is checked on the locked row first: when it no longer holds nothing is deleted (an
+/// empty list). For a user's delete (`Guard::User`) a child of an index of the repository is
+/// refused (`Referenced`).
 pub async fn delete_artifact_guarded(
     db: &Db,
     artifact_id: i64,
-    guard: Option<i64>,
+    guard: Guard,
 ) -> Result<Vec<Deleted>, MetaError> {
     let mut tx = db.begin_write().await?;
     // A write first: the row lock (PostgreSQL) or the write lock (SQLite) is held from here,
@@ -449,7 +449,7 @@ pub async fn delete_artifact_guarded(
     if locked.rows_affected() == 0 {
         return Ok(vec![]);
     }
-    if let Some(cutoff) = guard {
+    if let Guard::Untagged(cutoff) = guard {
         let still: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM artifacts a WHERE a.id = $1 AND a.pushed_at < $2 AND a.subject IS NULL \
              AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id) \
@@ -464,6 +464,19 @@ pub async fn delete_artifact_guarded(
             return Ok(vec![]);
         }
     } else {
+        if let Guard::Unchanged(since) = guard {
+            let changed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM artifacts a WHERE a.id = $1 AND (a.pushed_at >= $2 \
+                 OR EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id AND t.pushed_at >= $2))",
+            )
+            .bind(artifact_id)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if changed > 0 {
+                return Ok(vec![]);
+            }
+        }
         let parent: Option<String> = sqlx::query_scalar(
             "SELECT p.digest FROM artifacts a CROSS JOIN artifact_children c CROSS JOIN artifacts p \
              WHERE a.id = $1 AND c.child_digest = a.digest AND p.id = c.parent_id \
@@ -564,9 +577,23 @@ pub async fn delete_artifact_guarded(
     Ok(deleted)
 }
 
-/// `delete_artifact_guarded` without a guard: a user's delete (refused for an index's child).
+/// When `delete_artifact_guarded` may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// A user's delete: always (refused for an index's child).
+    User,
+    /// GC's untagged sweep: only while the artifact is still untagged, unreferenced and
+    /// pushed before the cutoff (ms).
+    Untagged(i64),
+    /// Tag retention: as a user's delete, but only when neither the artifact nor any of its
+    /// tags was pushed since the evaluation began (ms) — a tag moved onto it meanwhile was
+    /// never judged by the rules.
+    Unchanged(i64),
+}
+
+/// `delete_artifact_guarded` with `Guard::User`: a user's delete (refused for an index's child).
 pub async fn delete_artifact(db: &Db, artifact_id: i64) -> Result<Vec<Deleted>, MetaError> {
-    delete_artifact_guarded(db, artifact_id, None).await
+    delete_artifact_guarded(db, artifact_id, Guard::User).await
 }
 
 /// Deletes a repository's rows (tags, artifacts, blob links, uploads) in one transaction;

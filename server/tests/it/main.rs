@@ -34,6 +34,7 @@ mod replication_api;
 mod replication_client;
 mod replication_copy;
 mod replication_e2e;
+mod retention;
 mod schema;
 mod sessions_redis;
 mod token;

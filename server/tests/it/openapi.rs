@@ -69,6 +69,8 @@ fn concrete(path: &str) -> String {
         .replace("{group_id}", "999")
         .replace("{label_id}", "999")
         .replace("{immutable_rule_id}", "999")
+        .replace("{eid}", "999")
+        .replace("{tid}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
     concrete
