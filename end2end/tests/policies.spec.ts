@@ -278,3 +278,138 @@ test("immutability: a rule is added, protects its tags, is edited, disabled and 
   expect(await (await rest(request, "GET", "/projects/e2e-imm/immutabletagrules", undefined, 200)).json()).toEqual([]);
   expect(errors).toEqual([]);
 });
+
+test("retention: a rule is added, a dry run reports, the history opens to tasks and logs, a real run deletes, and the schedule is saved", async ({ page, request }) => {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await createProject(request, "e2e-ret");
+  for (const tag of ["v1", "v2", "v3"]) await pushImage(request, "e2e-ret/app", tag);
+  const v3 = (await (await rest(request, "GET", "/projects/e2e-ret/repositories/app/artifacts/v3", undefined, 200)).json()).digest;
+  await signIn(page, "/harbor/projects/e2e-ret/policy");
+  const section = page.getByTestId("retention-section");
+  await expect(section).toContainText("No retention rules: every artifact is kept.");
+  await expect(page.getByTestId("retention-dry-run")).toHaveCount(0);
+
+  // The first rule creates the project's policy: keep the latest pushed artifact.
+  await page.getByTestId("retention-add").click();
+  await page.getByTestId("retention-template").selectOption("latestPushedK");
+  await page.getByTestId("retention-param").fill("1");
+  await page.getByTestId("retention-save").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Rule added.");
+  const row = section.getByTestId("retention-row");
+  await expect(row).toHaveCount(1);
+  await expect(row.getByTestId("retention-text")).toHaveText(
+    "For the repositories matching **, retain the most recently pushed 1 artifacts with tags matching ** including untagged artifacts");
+  const project = await (await rest(request, "GET", "/projects/e2e-ret", undefined, 200)).json();
+  const id = Number(project.metadata.retention_id);
+  expect(id).toBeGreaterThan(0);
+  let policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
+  expect(policy.scope).toEqual({ level: "project", ref: project.project_id });
+  expect(policy.rules).toHaveLength(1);
+  expect(policy.rules[0]).toMatchObject({ template: "latestPushedK", params: { latestPushedK: 1 } });
+
+  // Dry run: the history shows it, and it ends by itself (the page polls).
+  await page.getByTestId("retention-dry-run").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Dry run started.");
+  const run = section.getByTestId("retention-run").first();
+  await expect(run).toHaveAttribute("data-dry-run", "true");
+  await expect(run).toHaveAttribute("data-status", "Success", { timeout: 30_000 });
+  await expect(run).toContainText("MANUAL");
+  // Its task: 3 artifacts looked at, 1 retained; the log lists each with its verdict.
+  await run.getByTestId("retention-run-open").click();
+  const task = section.getByTestId("retention-task");
+  await expect(task).toHaveCount(1);
+  await expect(task).toHaveAttribute("data-repository", "e2e-ret/app");
+  await expect(task.getByTestId("retention-task-total")).toHaveText("3");
+  await expect(task.getByTestId("retention-task-retained")).toHaveText("1");
+  await task.getByTestId("retention-task-log").click();
+  const log = section.getByTestId("retention-log");
+  await expect(log).toContainText("Dry run: true");
+  await expect(log).toContainText("nothing was deleted");
+  await expect(log).toContainText(`${v3}`);
+  await shot(page, "policies-retention-dry-run");
+  let arts = await (await rest(request, "GET", "/projects/e2e-ret/repositories/app/artifacts", undefined, 200)).json();
+  expect(arts).toHaveLength(3);
+
+  // Edit: retain always (no number), then disable and enable again.
+  await row.getByTestId("retention-edit").click();
+  await page.getByTestId("retention-template").selectOption("always");
+  await expect(page.getByTestId("retention-param")).toHaveCount(0);
+  await page.getByTestId("retention-save").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Rule saved.");
+  await expect(row.getByTestId("retention-text")).toContainText("retain always with tags matching **");
+  await row.getByTestId("retention-toggle").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Rule disabled.");
+  await expect(row).toHaveAttribute("data-disabled", "true");
+  policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
+  expect(policy.rules[0]).toMatchObject({ template: "always", disabled: true });
+  await row.getByTestId("retention-toggle").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Rule enabled.");
+  await expect(row).toHaveAttribute("data-disabled", "false");
+
+  // Back to the latest one, and a real run (asks first): v1 and v2 are deleted.
+  await row.getByTestId("retention-edit").click();
+  await page.getByTestId("retention-template").selectOption("latestPushedK");
+  await page.getByTestId("retention-param").fill("1");
+  await page.getByTestId("retention-save").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Rule saved.");
+  await page.getByTestId("retention-run-now").click();
+  await page.getByTestId("confirm-yes").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Retention run started.");
+  const real = section.locator('[data-testid="retention-run"][data-dry-run="false"]');
+  await expect(real).toHaveCount(1);
+  await expect(real).toHaveAttribute("data-status", "Success", { timeout: 30_000 });
+  await expect(section.getByTestId("retention-run")).toHaveCount(2);
+  arts = await (await rest(request, "GET", "/projects/e2e-ret/repositories/app/artifacts", undefined, 200)).json();
+  expect(arts.map((a: { digest: string }) => a.digest)).toEqual([v3]);
+
+  // The schedule: daily, then a bad custom cron is refused with the API's message.
+  await page.getByTestId("retention-repeat").selectOption("Daily");
+  await page.getByTestId("retention-schedule-save").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Schedule saved.");
+  await expect(page.getByTestId("retention-schedule-current")).toHaveText("Runs on cron 0 0 0 * * *.");
+  policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
+  expect(policy.trigger.settings.cron).toBe("0 0 0 * * *");
+  await page.getByTestId("retention-repeat").selectOption("Custom");
+  await page.getByTestId("retention-cron").fill("every day");
+  await page.getByTestId("retention-schedule-save").click();
+  await expect(page.getByTestId("outcome-error")).toBeVisible();
+  policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
+  expect(policy.trigger.settings.cron).toBe("0 0 0 * * *");
+
+  // Delete the rule: the policy stays, with no rules.
+  await row.getByTestId("retention-delete").click();
+  await page.getByTestId("confirm-yes").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Rule deleted.");
+  await expect(section).toContainText("No retention rules: every artifact is kept.");
+  policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
+  expect(policy.rules).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test("retention: a developer sees the policy and its runs but cannot change or run it", async ({ page, request }) => {
+  await createUser(request, "e2e-ret-dev");
+  await createProject(request, "e2e-ret-dev", [["e2e-ret-dev", 2]]);
+  await pushImage(request, "e2e-ret-dev/app", "v1");
+  const p = await (await rest(request, "GET", "/projects/e2e-ret-dev", undefined, 200)).json();
+  const rule = {
+    template: "latestPushedK", action: "retain", params: { latestPushedK: 5 },
+    tag_selectors: [{ kind: "doublestar", decoration: "matches", pattern: "**", extras: "{\"untagged\":true}" }],
+    scope_selectors: { repository: [{ kind: "doublestar", decoration: "repoMatches", pattern: "**" }] },
+  };
+  await rest(request, "POST", "/retentions", { algorithm: "or", rules: [rule], trigger: { kind: "Schedule", settings: { cron: "" } }, scope: { level: "project", ref: p.project_id } }, 201);
+  await page.goto("/harbor/projects/e2e-ret-dev/policy");
+  await hydrated(page);
+  await logIn(page, "e2e-ret-dev", "Passw0rd1");
+  await expect(page).toHaveURL(/\/e2e-ret-dev\/policy$/);
+  await hydrated(page);
+  const section = page.getByTestId("retention-section");
+  await expect(section.getByTestId("retention-text")).toContainText("retain the most recently pushed 5 artifacts");
+  await expect(page.getByTestId("retention-add")).toHaveCount(0);
+  await expect(page.getByTestId("retention-edit")).toHaveCount(0);
+  await expect(page.getByTestId("retention-dry-run")).toHaveCount(0);
+  await expect(page.getByTestId("retention-schedule-save")).toHaveCount(0);
+  await expect(page.getByTestId("retention-repeat")).toBeDisabled();
+  // Harbor's developers see no immutability rules.
+  await expect(page.getByTestId("immutable-section")).toHaveCount(0);
+});

@@ -293,7 +293,8 @@ pub fn RetentionSection(
     let can = RetentionPerms {
         create: ctx.can("tag-retention", "create"),
         update: ctx.can("tag-retention", "update"),
-        operate: ctx.can("tag-retention", "operate"),
+        // Running and stopping are updates of the policy (the server's rule).
+        operate: ctx.can("tag-retention", "update"),
     };
     view! {
         <section class="policy-section" aria-labelledby="retention-h" data-testid="retention-section">
@@ -337,6 +338,8 @@ fn RetentionBody(
     let templates = d.templates.clone();
     let cron = cron_of(policy.as_ref());
     let has_rules = !rules.is_empty();
+    // Harbor's limit of rules per policy.
+    let full = rules.len() >= 15;
     let form = {
         let (policy, rules, templates, cron) =
             (policy.clone(), rules.clone(), templates.clone(), cron.clone());
@@ -368,13 +371,13 @@ fn RetentionBody(
     view! {
         <div class="toolbar toolbar-wide">
             {may_edit.then(|| view! {
-                <button type="button" class="btn btn-primary" data-testid="retention-add" disabled=rules.len() >= 15
+                <button type="button" class="btn btn-primary" data-testid="retention-add" disabled=full
                     on:click=move |_| editing.set(Some(None))>{t("Add rule")}</button>
             })}
             {(can.operate && has_rules).then(|| view! {
                 <button type="button" class="btn" data-testid="retention-dry-run" on:click=move |_| run(true)>{t("Dry run")}</button>
                 <Confirm label=t("Run now") question=t("Run the retention policy now? Artifacts no rule retains are deleted.").to_string()
-                    on_confirm=run_now testid="retention-run" />
+                    on_confirm=run_now testid="retention-run-now" />
             })}
         </div>
         {form}
