@@ -114,6 +114,7 @@ pub fn App() -> AnyView {
                 <Route path=path!("/harbor/logs") view=pages::admin::AuditLogs ssr=SsrMode::Async />
                 <Route path=path!("/harbor/configs") view=pages::admin::Configuration ssr=SsrMode::Async />
                 <Route path=path!("/harbor/labels") view=pages::labels::AdminLabels ssr=SsrMode::Async />
+                <Route path=path!("/harbor/project-quotas") view=pages::quotas::ProjectQuotas ssr=SsrMode::Async />
                 <Route path=path!("/harbor/registries") view=pages::registries::Registries ssr=SsrMode::Async />
                 <Route path=path!("/harbor/replications") view=pages::replications::Replications ssr=SsrMode::Async />
                 <Route

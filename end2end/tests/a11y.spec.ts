@@ -56,6 +56,7 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/projects/e2e-a11y/labels",
     "/harbor/projects/e2e-a11y/policy",
     "/harbor/labels",
+    "/harbor/project-quotas",
     "/harbor/users",
     "/harbor/logs",
     "/harbor/configs",

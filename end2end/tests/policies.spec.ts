@@ -70,6 +70,20 @@ test("quota: the bar shows a push's usage against the limit a system admin sets,
   await expect(page.getByRole("columnheader", { name: "Quota" })).toBeVisible();
   await shot(page, "policies-quota-list");
 
+  // Administration → Project Quotas lists it with its bar, and edits the limit in place.
+  await page.goto("/harbor/project-quotas");
+  await hydrated(page);
+  const qrow = page.locator('[data-testid="quota-row"][data-name="e2e-quota"]');
+  await expect(qrow.getByTestId("quota")).toHaveAttribute("data-level", "danger");
+  await qrow.getByTestId("quota-edit").click();
+  await qrow.getByTestId("quota-row-limit").fill("2");
+  await qrow.getByTestId("quota-row-limit-unit").selectOption("MiB");
+  await qrow.getByTestId("quota-row-save").click();
+  await expect(page.getByTestId("outcome")).toHaveText("Saved the quota of e2e-quota.");
+  await expect(qrow.getByTestId("quota-text")).toHaveText(`${formatBytes(size)} of 2.0 MiB`);
+  await expect(qrow.getByTestId("quota")).toHaveAttribute("data-level", "ok");
+  expect((await quotaOf(request, "e2e-quota")).hard.storage).toBe(2 * MiB);
+
   // Back to unlimited with -1.
   await page.goto("/harbor/projects/e2e-quota/configs");
   await hydrated(page);
@@ -151,7 +165,9 @@ test("labels: global and project labels are created, attached to an artifact, fi
   const row2 = page.locator(`[data-testid="artifact-row"][data-digest="${d2}"]`);
   await row1.getByTestId("label-pick").click();
   const picker = row1.getByTestId("label-picker");
-  await expect(picker.getByTestId("label-option")).toHaveCount(2);
+  // Global labels (other specs' too) and the project's.
+  await expect(picker.locator('[data-testid="label-option"][data-label="e2e-release"]')).toHaveCount(1);
+  await expect(picker.locator('[data-testid="label-option"][data-label="qa"]')).toHaveCount(1);
   await picker.locator('[data-label="e2e-release"] input').click();
   await expect(page.getByTestId("outcome")).toHaveText("Added label e2e-release.");
   await expect(row1.getByTestId("artifact-labels").getByTestId("label-chip")).toHaveText(["e2e-release"]);
@@ -353,6 +369,8 @@ test("retention: a rule is added, a dry run reports, the history opens to tasks 
   await page.getByTestId("retention-param").fill("1");
   await page.getByTestId("retention-save").click();
   await expect(page.getByTestId("outcome")).toHaveText("Rule saved.");
+  // (The rules are shown again after the save; a confirmation opened before would go with them.)
+  await expect(row.getByTestId("retention-text")).toContainText("retain the most recently pushed 1 artifacts");
   await page.getByTestId("retention-run-now").click();
   await page.getByTestId("confirm-yes").click();
   await expect(page.getByTestId("outcome")).toHaveText("Retention run started.");

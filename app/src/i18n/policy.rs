@@ -17,6 +17,14 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("The limit must be -1 or a number of at least 0.", "上限必须是 -1 或不小于 0 的数字。"),
     ("The project has no quota.", "该项目没有配额。"),
     ("Default project quota (storage per project)", "默认项目配额（每个项目的存储）"),
+    ("Project Quotas", "项目配额"),
+    ("Project Quotas · Berth", "项目配额 · Berth"),
+    (
+        "Each project's storage, each blob counted once per project. New projects get the default quota set under Configuration.",
+        "各项目的存储（每个数据块在一个项目中只计一次）。新项目使用“配置管理”中设置的默认配额。",
+    ),
+    ("Saved the quota of {}.", "已保存 {} 的配额。"),
+    ("No projects yet.", "还没有项目。"),
     // labels
     ("Labels", "标签"),
     ("Labels · Berth", "标签 · Berth"),

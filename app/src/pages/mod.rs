@@ -12,6 +12,7 @@ pub mod not_found;
 pub mod policy;
 pub mod project;
 pub mod projects;
+pub mod quotas;
 pub mod registries;
 pub mod replication_rule;
 pub mod replications;

@@ -13,6 +13,7 @@ use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::pages::project::{perform, project_param, OutcomeSignal, ProjectCtx, ProjectFrame, Reload};
 use crate::pages::retention::{retention_resource, RetentionSection};
+use crate::pages::retention_runs::runs_resource;
 use crate::rest::{ImmutableRule, ImmutableSelector};
 use crate::server_fns::api::{self, seg, Listing};
 
@@ -32,10 +33,12 @@ pub fn ProjectPolicy() -> impl IntoView {
     );
     let retention_reload: Reload = RwSignal::new(0);
     let retention = retention_resource(name, retention_reload);
+    let tick: Reload = RwSignal::new(0);
+    let runs = runs_resource(name, retention_reload, tick);
     view! {
         <Title text=t("Policy · Berth") />
         <ProjectFrame tab="policy" body=move |ctx: ProjectCtx| view! {
-            {ctx.can("tag-retention", "list").then(|| view! { <RetentionSection ctx=ctx.clone() data=retention reload=retention_reload /> })}
+            {ctx.can("tag-retention", "list").then(|| view! { <RetentionSection ctx=ctx.clone() data=retention runs reload=retention_reload tick /> })}
             {ctx.can("immutable-tag", "list").then(|| view! { <ImmutableSection ctx=ctx.clone() rules reload /> })}
         } />
     }

@@ -63,7 +63,12 @@ fn QuotasBody(quotas: Resource<Result<Listing<Quota>, PortalError>>, reload: Rel
 }
 
 #[component]
-fn QuotaRow(q: Quota, editing: RwSignal<Option<i64>>, outcome: OutcomeSignal, reload: Reload) -> impl IntoView {
+fn QuotaRow(
+    q: Quota,
+    editing: RwSignal<Option<i64>>,
+    outcome: OutcomeSignal,
+    reload: Reload,
+) -> impl IntoView {
     let (id, name) = (q.id, q.reference.name.clone());
     let (n, u) = split_limit(q.hard.storage);
     let number = RwSignal::new(n);
@@ -73,12 +78,19 @@ fn QuotaRow(q: Quota, editing: RwSignal<Option<i64>>, outcome: OutcomeSignal, re
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             let Some(limit) = join_limit(&number.get_untracked(), &unit.get_untracked()) else {
-                outcome.set(Some(Err(PortalError::Invalid(t("The limit must be -1 or a number of at least 0.").into()))));
+                outcome.set(Some(Err(PortalError::Invalid(
+                    t("The limit must be -1 or a number of at least 0.").into(),
+                ))));
                 return;
             };
             editing.set(None);
             let body = api::body(&QuotaUpdateReq { hard: ResourceAmount { storage: limit } });
-            perform(outcome, reload, fill(t("Saved the quota of {}."), &[&name]), api::send("PUT", format!("/quotas/{id}"), Some(body)));
+            perform(
+                outcome,
+                reload,
+                fill(t("Saved the quota of {}."), &[&name]),
+                api::send("PUT", format!("/quotas/{id}"), Some(body)),
+            );
         }
     };
     view! {

@@ -12,18 +12,18 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use serde_json::Value;
 
-use crate::components::page::{loading, page_param, Confirm, ErrorAlert, Outcome};
+use crate::components::page::{loading, Confirm, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::pages::policy::{decoration_text, SelectorFields};
 use crate::pages::project::{perform, OutcomeSignal, ProjectCtx, Reload};
-use crate::pages::retention_runs::{RetentionRuns, RunsView};
+use crate::pages::retention_runs::{RetentionRuns, RunsPage, RunsView};
 use crate::rest::retention::{
-    RetentionExecution, RetentionMetadata, RetentionPolicy, RetentionPolicyScope, RetentionRule,
-    RetentionRuleTrigger, RetentionSelector, RetentionTrigger,
+    RetentionMetadata, RetentionPolicy, RetentionPolicyScope, RetentionRule, RetentionRuleTrigger,
+    RetentionSelector, RetentionTrigger,
 };
 use crate::rest::ProjectResp;
-use crate::server_fns::api::{self, seg, Listing};
+use crate::server_fns::api::{self, seg};
 
 /// Page size of the run history.
 pub const RUNS_PAGE_SIZE: u64 = 10;
@@ -56,18 +56,14 @@ pub struct RetentionData {
     pub project_id: i64,
     pub policy: Option<RetentionPolicy>,
     pub templates: Vec<Template>,
-    pub runs: Listing<RetentionExecution>,
-    pub page: u64,
 }
 
-impl RetentionData {
-    /// Whether a run is pending or running (the history then refreshes by itself).
-    pub fn busy(&self) -> bool {
-        self.runs.items.iter().any(|r| matches!(r.status.as_str(), "Pending" | "Running"))
-    }
+/// The id of the project's policy (`metadata.retention_id`), if it has one.
+pub fn policy_id(p: &ProjectResp) -> Option<i64> {
+    p.metadata.retention_id.as_deref().and_then(|v| v.parse::<i64>().ok()).filter(|id| *id > 0)
 }
 
-async fn load(name: String, page: u64) -> Result<RetentionData, PortalError> {
+async fn load(name: String) -> Result<RetentionData, PortalError> {
     let p: ProjectResp = api::get(format!("/projects/{}", seg(&name))).await?;
     let templates = match api::get::<RetentionMetadata>("/retentions/metadatas".into()).await {
         Ok(m) => m
@@ -85,28 +81,20 @@ async fn load(name: String, page: u64) -> Result<RetentionData, PortalError> {
             .map(|(id, _, has)| Template { id: id.to_string(), has_param: *has, display: id.to_string() })
             .collect(),
     };
-    let id = p.metadata.retention_id.as_deref().and_then(|v| v.parse::<i64>().ok()).filter(|id| *id > 0);
-    let (policy, runs) = match id {
-        Some(id) => {
-            let policy: RetentionPolicy = api::get(format!("/retentions/{id}")).await?;
-            let runs = api::list::<RetentionExecution>(format!(
-                "/retentions/{id}/executions?page={page}&page_size={RUNS_PAGE_SIZE}"
-            ))
-            .await?;
-            (Some(policy), runs)
-        }
-        None => (None, Listing { items: vec![], total: 0 }),
+    let policy = match policy_id(&p) {
+        Some(id) => Some(api::get::<RetentionPolicy>(format!("/retentions/{id}")).await?),
+        None => None,
     };
-    Ok(RetentionData { project_id: p.project_id, policy, templates, runs, page })
+    Ok(RetentionData { project_id: p.project_id, policy, templates })
 }
 
-/// The section's data for the project `name()`, loaded again when `reload` changes.
+/// The section's policy for the project `name()`, loaded again when `reload` changes (the run
+/// history is `retention_runs::runs_resource`, which also polls).
 pub fn retention_resource(
     name: impl Fn() -> String + Copy + Send + Sync + 'static,
     reload: Reload,
 ) -> Resource<Result<RetentionData, PortalError>> {
-    let page = page_param();
-    Resource::new(move || (name(), page(), reload.get()), |(n, pg, _)| load(n, pg))
+    Resource::new(move || (name(), reload.get()), |(n, _)| load(n))
 }
 
 /// The rule's template text with its parameter (`retain the most recently pushed 10 artifacts`).
@@ -273,15 +261,18 @@ fn cron_of(p: Option<&RetentionPolicy>) -> String {
 pub fn RetentionSection(
     ctx: ProjectCtx,
     data: Resource<Result<RetentionData, PortalError>>,
+    runs: Resource<Result<RunsPage, PortalError>>,
     reload: Reload,
+    tick: Reload,
 ) -> impl IntoView {
     let outcome: OutcomeSignal = RwSignal::new(None);
-    // Live history: poll while a run is pending or running (in the browser only).
+    // Live history: poll the runs (only them: a rule being edited stays as it is) while one is
+    // pending or running (in the browser only).
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
             move || {
-                if data.get_untracked().and_then(|r| r.ok()).is_some_and(|d| d.busy()) {
-                    reload.update(|v| *v += 1);
+                if runs.get_untracked().and_then(|r| r.ok()).is_some_and(|d| d.busy()) {
+                    tick.update(|v| *v += 1);
                 }
             },
             std::time::Duration::from_secs(2),
@@ -289,7 +280,7 @@ pub fn RetentionSection(
             on_cleanup(move || handle.clear());
         }
     });
-    let runs_view = RunsView::new(reload);
+    let runs_view = RunsView::new(reload, tick);
     let can = RetentionPerms {
         create: ctx.can("tag-retention", "create"),
         update: ctx.can("tag-retention", "update"),
@@ -304,7 +295,15 @@ pub fn RetentionSection(
             <Transition fallback=loading>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(d) => view! { <RetentionBody d can runs_view outcome reload /> }.into_any(),
+                        Ok(d) => view! { <RetentionBody d can outcome reload /> }.into_any(),
+                        Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <Transition fallback=loading>
+                {move || Suspend::new(async move {
+                    match runs.await {
+                        Ok(r) => view! { <RetentionRuns runs=r can_stop=can.operate state=runs_view outcome reload /> }.into_any(),
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}
@@ -325,7 +324,6 @@ pub struct RetentionPerms {
 fn RetentionBody(
     d: RetentionData,
     can: RetentionPerms,
-    runs_view: RunsView,
     outcome: OutcomeSignal,
     reload: Reload,
 ) -> impl IntoView {
@@ -387,7 +385,6 @@ fn RetentionBody(
             view! { <RuleTable policy=policy.clone().unwrap_or_default() templates=templates.clone() may_edit editing outcome reload /> }.into_any()
         }}
         {policy.clone().map(|p| view! { <ScheduleForm policy=p may_edit outcome reload /> })}
-        {d.policy.as_ref().map(|p| view! { <RetentionRuns policy_id=p.id runs=d.runs.clone() page=d.page can_stop=can.operate state=runs_view outcome reload /> })}
     }
 }
 

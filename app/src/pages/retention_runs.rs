@@ -6,13 +6,14 @@
 use leptos::prelude::*;
 
 use crate::components::format::{duration, parse_rfc3339, time_str};
-use crate::components::page::{pager, ErrorAlert};
+use crate::components::page::{page_param, pager, ErrorAlert};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::pages::project::{perform, OutcomeSignal, Reload};
-use crate::pages::retention::RUNS_PAGE_SIZE;
+use crate::pages::retention::{policy_id, RUNS_PAGE_SIZE};
 use crate::rest::retention::{RetentionExecution, RetentionExecutionAction, RetentionExecutionTask};
-use crate::server_fns::api::{self, Listing};
+use crate::rest::ProjectResp;
+use crate::server_fns::api::{self, seg, Listing};
 
 /// The badge class of a run's or task's status.
 fn status_class(status: &str) -> &'static str {
@@ -44,11 +45,12 @@ pub struct RunsView {
 
 impl RunsView {
     /// The signals, and the effect that loads the open run's tasks, again after every `reload`
-    /// (the history polls while a run is busy). Create it once, outside the reloading view.
-    pub fn new(reload: Reload) -> RunsView {
+    /// and `tick` (the history polls while a run is busy). Create it once, outside the
+    /// reloading view.
+    pub fn new(reload: Reload, tick: Reload) -> RunsView {
         let v = RunsView { open: RwSignal::new(None), tasks: RwSignal::new(None), log: RwSignal::new(None) };
         Effect::new(move |_| {
-            let (run, _) = (v.open.get(), reload.get());
+            let (run, _, _) = (v.open.get(), reload.get(), tick.get());
             if let Some((policy_id, eid)) = run {
                 leptos::task::spawn_local(async move {
                     let r = api::get::<Vec<RetentionExecutionTask>>(format!(
@@ -65,17 +67,56 @@ impl RunsView {
     }
 }
 
+/// One page of the policy's runs (none without a policy).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunsPage {
+    pub policy_id: Option<i64>,
+    pub runs: Listing<RetentionExecution>,
+    pub page: u64,
+}
+
+impl RunsPage {
+    /// Whether a run is pending or running (the history then refreshes by itself).
+    pub fn busy(&self) -> bool {
+        self.runs.items.iter().any(|r| matches!(r.status.as_str(), "Pending" | "Running"))
+    }
+}
+
+/// The run history of the project `name()`'s policy, loaded again when `reload` or `tick`
+/// changes.
+pub fn runs_resource(
+    name: impl Fn() -> String + Copy + Send + Sync + 'static,
+    reload: Reload,
+    tick: Reload,
+) -> Resource<Result<RunsPage, PortalError>> {
+    let page = page_param();
+    Resource::new(
+        move || (name(), page(), reload.get(), tick.get()),
+        |(n, page, _, _)| async move {
+            let p: ProjectResp = api::get(format!("/projects/{}", seg(&n))).await?;
+            let Some(id) = policy_id(&p) else {
+                return Ok(RunsPage { policy_id: None, runs: Listing { items: vec![], total: 0 }, page });
+            };
+            let runs = api::list::<RetentionExecution>(format!(
+                "/retentions/{id}/executions?page={page}&page_size={RUNS_PAGE_SIZE}"
+            ))
+            .await?;
+            Ok(RunsPage { policy_id: Some(id), runs, page })
+        },
+    )
+}
+
 #[component]
 pub fn RetentionRuns(
-    policy_id: i64,
-    runs: Listing<RetentionExecution>,
-    page: u64,
+    runs: RunsPage,
     can_stop: bool,
     state: RunsView,
     outcome: OutcomeSignal,
     reload: Reload,
 ) -> impl IntoView {
     let RunsView { open, tasks, log } = state;
+    let RunsPage { policy_id, runs, page } = runs;
+    let Some(policy_id) = policy_id else { return ().into_any() };
     if runs.items.is_empty() {
         return view! {
             <h3>{t("Runs")}</h3>
