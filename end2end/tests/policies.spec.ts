@@ -3,6 +3,24 @@ import { AUTH, createProject, createUser, formatBytes, hydrated, logIn, pushImag
 
 const MiB = 1024 * 1024;
 
+/** The projects this spec makes; removed afterwards so the specs after it (which look for
+ * `library` on the first page of the project list) see the list as before. */
+const PROJECTS = ["e2e-quota", "e2e-quota-default", "e2e-lbl", "e2e-imm", "e2e-ret", "e2e-ret-dev"];
+
+test.afterAll(async ({ playwright }) => {
+  const request = await playwright.request.newContext({ baseURL: process.env.BERTH_E2E_URL });
+  for (const p of PROJECTS) {
+    const r = await rest(request, "GET", `/projects/${p}/repositories?page_size=100`);
+    if (!r.ok()) continue;
+    for (const repo of await r.json()) {
+      const name = encodeURIComponent(encodeURIComponent(repo.name.slice(p.length + 1)));
+      await rest(request, "DELETE", `/projects/${p}/repositories/${name}`, undefined, 200);
+    }
+    await rest(request, "DELETE", `/projects/${p}`, undefined, 200);
+  }
+  await request.dispose();
+});
+
 /** The project's quota as the REST API has it. */
 async function quotaOf(request: import("@playwright/test").APIRequestContext, project: string) {
   const p = await (await rest(request, "GET", `/projects/${project}`, undefined, 200)).json();
