@@ -35,6 +35,21 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   });
   expect(rule.status()).toBe(201);
   const project = await (await request.get("/api/v2.0/projects/e2e-a11y", { headers })).json();
+  // A retention policy with a rule, a schedule and a dry run in its history.
+  const retention = await request.post("/api/v2.0/retentions", {
+    headers,
+    data: {
+      algorithm: "or",
+      rules: [{ template: "latestPushedK", action: "retain", params: { latestPushedK: 3 },
+        tag_selectors: [{ kind: "doublestar", decoration: "matches", pattern: "**", extras: "{\"untagged\":true}" }],
+        scope_selectors: { repository: [{ kind: "doublestar", decoration: "repoMatches", pattern: "**" }] } }],
+      trigger: { kind: "Schedule", settings: { cron: "0 0 0 * * *" } },
+      scope: { level: "project", ref: project.project_id },
+    },
+  });
+  expect(retention.status()).toBe(201);
+  const policyId = (retention.headers()["location"] ?? "").split("/").pop();
+  expect((await request.post(`/api/v2.0/retentions/${policyId}/executions`, { headers, data: { dry_run: true } })).status()).toBe(201);
   const quotas = await (await request.get(`/api/v2.0/quotas?reference=project&reference_id=${project.project_id}`, { headers })).json();
   expect((await request.put(`/api/v2.0/quotas/${quotas[0].id}`, { headers, data: { hard: { storage: 1024 * 1024 } } })).status()).toBe(200);
   const problems: string[] = [];
@@ -69,6 +84,26 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     await page.goto(path);
     await audit(page, path, problems);
   }
+  // The forms that open in place: retention and immutability rules, the label picker, a label.
+  await page.goto("/harbor/projects/e2e-a11y/policy");
+  await hydrated(page);
+  await page.getByTestId("retention-add").click();
+  await page.getByTestId("immutable-add").click();
+  await page.getByTestId("retention-run-open").first().click();
+  await expect(page.getByTestId("retention-form")).toBeVisible();
+  await expect(page.getByTestId("immutable-form")).toBeVisible();
+  await expect(page.getByTestId("retention-tasks")).toBeVisible();
+  await audit(page, "policy forms and a run's tasks", problems);
+  await page.goto("/harbor/projects/e2e-a11y/repositories/app");
+  await hydrated(page);
+  await page.getByTestId("label-pick").first().click();
+  await expect(page.getByTestId("label-picker")).toBeVisible();
+  await audit(page, "label picker", problems);
+  await page.goto("/harbor/labels");
+  await hydrated(page);
+  await page.getByTestId("label-new").click();
+  await expect(page.getByTestId("label-form")).toBeVisible();
+  await audit(page, "label form", problems);
   // The same pages in Chinese (lang attribute, translated labels).
   await page.goto("/language?lang=zh-CN&redirect=/harbor/projects");
   await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");

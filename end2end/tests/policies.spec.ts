@@ -365,24 +365,31 @@ test("retention: a rule is added, a dry run reports, the history opens to tasks 
   let arts = await (await rest(request, "GET", "/projects/e2e-ret/repositories/app/artifacts", undefined, 200)).json();
   expect(arts).toHaveLength(3);
 
-  // Edit: retain always (no number), then disable and enable again.
+  // Edit: retain always (no number) the artifacts without the label "keep", then disable and
+  // enable again.
   await row.getByTestId("retention-edit").click();
   await page.getByTestId("retention-template").selectOption("always");
   await expect(page.getByTestId("retention-param")).toHaveCount(0);
+  await page.getByTestId("retention-label-decoration").selectOption("withoutLabels");
+  await page.getByTestId("retention-labels").fill(" keep, ");
   await page.getByTestId("retention-save").click();
   await expect(page.getByTestId("outcome")).toHaveText("Rule saved.");
   await expect(row.getByTestId("retention-text")).toContainText("retain always with tags matching **");
+  await expect(row.getByTestId("retention-text")).toContainText("including untagged artifacts, without labels keep");
   await row.getByTestId("retention-toggle").click();
   await expect(page.getByTestId("outcome")).toHaveText("Rule disabled.");
   await expect(row).toHaveAttribute("data-disabled", "true");
   policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
   expect(policy.rules[0]).toMatchObject({ template: "always", disabled: true });
+  expect(policy.rules[0].tag_selectors[1]).toMatchObject({ kind: "label", decoration: "withoutLabels", pattern: "keep" });
   await row.getByTestId("retention-toggle").click();
   await expect(page.getByTestId("outcome")).toHaveText("Rule enabled.");
   await expect(row).toHaveAttribute("data-disabled", "false");
 
-  // Back to the latest one, and a real run (asks first): v1 and v2 are deleted.
+  // Back to the latest one, labels no matter, and a real run (asks first): v1 and v2 are deleted.
   await row.getByTestId("retention-edit").click();
+  await expect(page.getByTestId("retention-labels")).toHaveValue("keep");
+  await page.getByTestId("retention-labels").fill("");
   await page.getByTestId("retention-template").selectOption("latestPushedK");
   await page.getByTestId("retention-param").fill("1");
   await page.getByTestId("retention-save").click();

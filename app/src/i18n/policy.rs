@@ -114,4 +114,11 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("Tasks of run {}", "运行 {} 的任务"),
     ("No repository was processed.", "没有处理任何仓库。"),
     ("Retained", "保留数"),
+    (", with labels {}", "，带标签 {}"),
+    (", without labels {}", "，不带标签 {}"),
+    ("With or without the labels", "带或不带这些标签"),
+    ("with labels", "带标签"),
+    ("without labels", "不带标签"),
+    ("Label names", "标签名"),
+    ("Label names separated by commas; empty: labels do not matter.", "标签名以逗号分隔；留空表示不考虑标签。"),
 ];

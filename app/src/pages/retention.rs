@@ -131,15 +131,35 @@ fn tag_of(r: &RetentionRule) -> (String, String, bool) {
         .unwrap_or_else(|| ("matches".into(), "**".into(), true))
 }
 
+/// The rule's label selector: `withLabels`/`withoutLabels` and the names (empty: none).
+fn labels_of(r: &RetentionRule) -> (String, String) {
+    r.tag_selectors
+        .iter()
+        .find(|s| s.kind == "label")
+        .map(|s| (s.decoration.clone(), s.pattern.clone()))
+        .unwrap_or_else(|| ("withLabels".into(), String::new()))
+}
+
+/// Label names as typed (`a, b,`) as the API wants them (`a,b`).
+fn label_list(names: &str) -> String {
+    names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect::<Vec<_>>().join(",")
+}
+
 /// A rule in words, Harbor's sentence.
 pub fn rule_text(r: &RetentionRule, templates: &[Template]) -> String {
     let (rd, rp) = repo_of(r);
     let (td, tp, u) = tag_of(r);
     let untagged = if u { t("including untagged artifacts") } else { t("excluding untagged artifacts") };
-    fill(
+    let mut text = fill(
         t("For the repositories {} {}, {} with tags {} {} {}"),
         &[&decoration_text(&rd), &rp, &template_text(r, templates), &decoration_text(&td), &tp, &untagged],
-    )
+    );
+    let (ld, names) = labels_of(r);
+    if !names.is_empty() {
+        let with = if ld == "withoutLabels" { t(", without labels {}") } else { t(", with labels {}") };
+        text.push_str(&fill(with, &[&names]));
+    }
+    text
 }
 
 /// What the rule form edits.
@@ -152,6 +172,10 @@ struct Draft {
     tag_decoration: String,
     tag_pattern: String,
     untagged: bool,
+    /// `withLabels` or `withoutLabels`.
+    label_decoration: String,
+    /// Label names separated by commas (empty: no label selector).
+    labels: String,
 }
 
 impl Draft {
@@ -165,10 +189,13 @@ impl Draft {
                 tag_decoration: "matches".into(),
                 tag_pattern: "**".into(),
                 untagged: true,
+                label_decoration: "withLabels".into(),
+                labels: String::new(),
             },
             Some(r) => {
                 let (repo_decoration, repo_pattern) = repo_of(r);
                 let (tag_decoration, tag_pattern, untagged) = tag_of(r);
+                let (label_decoration, labels) = labels_of(r);
                 Draft {
                     template: r.template.clone(),
                     param: r.params.get(&r.template).map(|v| v.to_string()).unwrap_or_default(),
@@ -177,6 +204,8 @@ impl Draft {
                     tag_decoration,
                     tag_pattern,
                     untagged,
+                    label_decoration,
+                    labels,
                 }
             }
         }
@@ -198,6 +227,20 @@ impl Draft {
             pattern: pattern.trim().into(),
             extras,
         };
+        let mut tag_selectors = vec![sel(
+            &self.tag_decoration,
+            &self.tag_pattern,
+            serde_json::json!({ "untagged": self.untagged }).to_string(),
+        )];
+        let labels = label_list(&self.labels);
+        if !labels.is_empty() {
+            tag_selectors.push(RetentionSelector {
+                kind: "label".into(),
+                decoration: self.label_decoration.clone(),
+                pattern: labels,
+                extras: String::new(),
+            });
+        }
         Ok(RetentionRule {
             id: base.map(|b| b.id).unwrap_or(0),
             priority: base.map(|b| b.priority).unwrap_or(0),
@@ -205,11 +248,7 @@ impl Draft {
             action: "retain".into(),
             template: self.template.clone(),
             params,
-            tag_selectors: vec![sel(
-                &self.tag_decoration,
-                &self.tag_pattern,
-                serde_json::json!({ "untagged": self.untagged }).to_string(),
-            )],
+            tag_selectors,
             scope_selectors: BTreeMap::from([(
                 "repository".to_string(),
                 vec![sel(&self.repo_decoration, &self.repo_pattern, String::new())],
@@ -476,6 +515,7 @@ fn RuleForm(
     let (tag_decoration, tag_pattern) =
         (RwSignal::new(draft.tag_decoration), RwSignal::new(draft.tag_pattern));
     let untagged = RwSignal::new(draft.untagged);
+    let (label_decoration, labels) = (RwSignal::new(draft.label_decoration), RwSignal::new(draft.labels));
     let with_param = {
         let templates = templates.clone();
         move || templates.iter().find(|x| x.id == template.get()).is_some_and(|x| x.has_param)
@@ -496,6 +536,8 @@ fn RuleForm(
                 tag_decoration: tag_decoration.get_untracked(),
                 tag_pattern: tag_pattern.get_untracked(),
                 untagged: untagged.get_untracked(),
+                label_decoration: label_decoration.get_untracked(),
+                labels: labels.get_untracked(),
             };
             let rule = match d.rule(base.as_ref(), untrack(&with_param)) {
                 Ok(r) => r,
@@ -551,6 +593,20 @@ fn RuleForm(
                 <input type="checkbox" bind:checked=untagged data-testid="retention-untagged" />
                 {t(" Untagged artifacts too")}
             </label>
+            <fieldset class="filters-set">
+                <legend>{t("Labels")}</legend>
+                <div class="inline-fields">
+                    <label class="visually-hidden" for="retention-label-decoration">{t("With or without the labels")}</label>
+                    <select id="retention-label-decoration" data-testid="retention-label-decoration"
+                        on:change=move |ev| label_decoration.set(event_target_value(&ev))>
+                        <option value="withLabels" selected=move || label_decoration.get() == "withLabels">{t("with labels")}</option>
+                        <option value="withoutLabels" selected=move || label_decoration.get() == "withoutLabels">{t("without labels")}</option>
+                    </select>
+                    <label class="visually-hidden" for="retention-labels">{t("Label names")}</label>
+                    <input id="retention-labels" type="text" maxlength="1024" spellcheck="false" bind:value=labels data-testid="retention-labels" />
+                </div>
+                <p class="muted small">{t("Label names separated by commas; empty: labels do not matter.")}</p>
+            </fieldset>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="retention-save">{t("Save")}</button>
                 <button type="button" class="btn" on:click=move |_| close.run(())>{t("Cancel")}</button>
@@ -628,6 +684,14 @@ mod tests {
             "For the repositories matching **, retain the most recently pushed 10 artifacts with tags matching ** including untagged artifacts"
         );
         assert_eq!(Draft::of(Some(&rule)), Draft::of(None));
+        let mut d = Draft::of(None);
+        d.labels = " keep, prod ,".into();
+        d.label_decoration = "withoutLabels".into();
+        let labelled = d.rule(None, true).unwrap();
+        assert_eq!(labelled.tag_selectors[1].pattern, "keep,prod");
+        assert!(rule_text(&labelled, &templates)
+            .ends_with("including untagged artifacts, without labels keep,prod"));
+        assert_eq!(Draft::of(Some(&labelled)).labels, "keep,prod");
         let mut d = Draft::of(None);
         d.param = "-1".into();
         assert!(d.rule(None, true).is_err());
