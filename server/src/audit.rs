@@ -95,6 +95,8 @@ pub struct AuditLog {
     dropped: std::sync::atomic::AtomicU64,
     /// Wakes the writer for events that should not wait for the next tick.
     wake: tokio::sync::Notify,
+    /// Syslog forwarding (`audit_forward`).
+    pub forward: std::sync::Arc<crate::audit_forward::Forwarder>,
 }
 
 impl AuditLog {
@@ -141,7 +143,17 @@ impl AuditLog {
         if batch.is_empty() {
             return Ok(());
         }
+        // Forwarded once stored (a batch the database refused comes back and is forwarded
+        // then), or only forwarded when the database is skipped.
+        let (target, skip) = self.forward.settings(db).await.unwrap_or_default();
+        if skip {
+            self.forward.send(&batch);
+            return Ok(());
+        }
         let result = insert(db, &batch).await;
+        if result.is_ok() && target.is_some() {
+            self.forward.send(&batch);
+        }
         if result.is_err() {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let newer = std::mem::replace(&mut *p, batch.into());

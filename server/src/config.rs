@@ -41,6 +41,27 @@ pub struct Config {
     pub audit: AuditConfig,
     pub gc: GcConfig,
     pub replication: ReplicationConfig,
+    pub metric: MetricConfig,
+}
+
+/// Prometheus metrics (`[metric]`, Harbor's `metric.enabled/port/path`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricConfig {
+    /// Serve metrics in Prometheus' text format. Off by default.
+    pub enabled: bool,
+    /// 0: on the main listener (no authentication: restrict the path at the proxy); any
+    /// other port: a second plain-HTTP listener on the main listener's address serving only
+    /// `path` (Harbor's 9090).
+    pub port: u16,
+    /// The path metrics are served at.
+    pub path: String,
+}
+
+impl Default for MetricConfig {
+    fn default() -> Self {
+        Self { enabled: false, port: 0, path: "/metrics".into() }
+    }
 }
 
 /// Replication (`[replication]`).
@@ -340,6 +361,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             gc: GcConfig::default(),
             replication: ReplicationConfig::default(),
+            metric: MetricConfig::default(),
         }
     }
 }
@@ -484,6 +506,18 @@ impl Config {
             || self.database.url.starts_with("postgresql://"))
         {
             return Err(ConfigError::new("database.url", "must start with sqlite:// or postgres://"));
+        }
+        if !self.metric.path.starts_with('/')
+            || self.metric.path.len() < 2
+            || self.metric.path.contains(['?', '#', '{', '}'])
+        {
+            return Err(ConfigError::new("metric.path", "must be a path such as /metrics"));
+        }
+        if self.metric.enabled && self.metric.port != 0 && self.metric.port == self.listen.port() {
+            return Err(ConfigError::new(
+                "metric.port",
+                "must differ from the main listener's port (0 serves metrics on it)",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));

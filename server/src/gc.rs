@@ -549,6 +549,15 @@ pub async fn run_with(env: &Env, ctx: JobCtx) -> Outcome {
         }
     };
     match run(env, &params, &ctx).await {
+        Ok(report) if !report.dry_run => {
+            metrics::counter!("berth_gc_freed_bytes_total").increment(report.bytes + report.upload_bytes);
+            metrics::counter!("berth_gc_deleted_blobs_total").increment(report.blobs + report.manifests);
+            Outcome {
+                status: if report.stopped { "stopped" } else { "success" },
+                result: serde_json::to_value(&report).unwrap_or_default(),
+                error: String::new(),
+            }
+        }
         Ok(report) => Outcome {
             status: if report.stopped { "stopped" } else { "success" },
             result: serde_json::to_value(&report).unwrap_or_default(),

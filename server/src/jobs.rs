@@ -704,6 +704,8 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
     tracing::info!(job = job.id, kind = job.kind, attempt = job.attempts, "job started");
     let ctx = JobCtx::new(job.id, &worker, &job.job_kind, &job.parameters);
     let db = state.db.clone();
+    let started = std::time::Instant::now();
+    let kind = job.kind.clone();
     let outcome = match job.kind.as_str() {
         "gc" => run_claimed(&db, ctx, |ctx| async move { crate::gc::run_job(&state, ctx).await }).await,
         execution::EXECUTION_JOB => {
@@ -711,6 +713,9 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         }
         execution::TASK_JOB => {
             run_claimed(&db, ctx, |ctx| async move { task::run_task_job(&state, ctx).await }).await
+        }
+        crate::purge::JOB => {
+            run_claimed(&db, ctx, |ctx| async move { crate::purge::run_job(&state.db, ctx).await }).await
         }
         crate::retention::run::JOB => {
             run_claimed(&db, ctx, |ctx| async move { crate::retention::run::run_job(&state, ctx).await })
@@ -725,4 +730,7 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         }
     };
     tracing::info!(job = job.id, status = outcome.status, "job ended");
+    metrics::counter!("berth_jobs_total", "kind" => kind.clone(), "status" => outcome.status).increment(1);
+    metrics::histogram!("berth_job_duration_seconds", "kind" => kind, "status" => outcome.status)
+        .record(started.elapsed().as_secs_f64());
 }

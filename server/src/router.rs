@@ -85,7 +85,16 @@ pub fn router(state: AppState) -> Router {
         .route("/service/token/jwks", get(token::jwks))
         .route("/.well-known/jwks.json", get(token::jwks));
 
-    Router::new()
+    let metric = state.config.metric.clone();
+    let mut registry = registry;
+    if metric.enabled {
+        crate::metrics::install();
+        if metric.port == 0 {
+            registry = registry.route(&metric.path, get(crate::metrics::handler));
+        }
+    }
+
+    let app = Router::new()
         .nest("/api/v2.0", api::v2_routes())
         .nest("/c", api::c_routes())
         .nest_service("/pkg", assets)
@@ -94,8 +103,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(session_save_failure))
         .merge(registry)
         .route("/language", get(switch_language))
-        .with_state(state)
-        .layer(
+        .with_state(state);
+    let app = if metric.enabled { app.layer(middleware::from_fn(crate::metrics::track)) } else { app };
+    app.layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(

@@ -49,6 +49,22 @@ pub async fn serve(
         });
     }
     let body_timeout = cfg.http.body_read_timeout;
+    if cfg.metric.enabled && cfg.metric.port != 0 {
+        // Metrics on a port of their own: only `metric.path`, plain HTTP.
+        let addr = SocketAddr::new(cfg.listen.ip(), cfg.metric.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("metric.port: cannot listen on {addr}: {e}"))?;
+        let metrics_app = axum::Router::new()
+            .route(&cfg.metric.path, axum::routing::get(crate::metrics::handler))
+            .with_state(state.clone());
+        tracing::info!(%addr, path = cfg.metric.path, "metrics listener");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, metrics_app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let app = router(state)
         .layer(axum::middleware::map_request(move |req: axum::extract::Request| async move {
             req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, b)))
@@ -115,6 +131,9 @@ pub fn start_loops(state: &AppState) {
     sup.spawn("registry_health", move |beat| crate::replication::health::run(st.clone(), beat));
     let st = state.clone();
     sup.spawn("job_runner", move |beat| crate::jobs::run_loop(st.clone(), st.jobs_wake.clone(), beat));
+    if state.config.metric.enabled {
+        sup.spawn("metrics_upkeep", crate::metrics::upkeep_loop);
+    }
 }
 
 async fn shutdown_on_signal(handle: Handle) {

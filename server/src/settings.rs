@@ -22,6 +22,11 @@ pub struct Settings {
     /// Harbor's `storage_per_project`: the storage limit (bytes) a new project gets when its
     /// creator sends no `storage_limit`; -1 = unlimited.
     pub storage_per_project: i64,
+    /// Harbor's `audit_log_forward_endpoint`: syslog `host:port` (TCP), `tcp://…` or `udp://…`;
+    /// empty: none (`audit_forward`).
+    pub audit_log_forward_endpoint: String,
+    /// Harbor's `skip_audit_log_database`: audit events only forwarded (needs an endpoint).
+    pub skip_audit_log_database: bool,
     /// Who checks passwords (`server/src/identity/`).
     pub auth_mode: AuthMode,
     pub ldap: LdapSettings,
@@ -255,6 +260,8 @@ impl Settings {
             token_expiration: (cfg.token.lifetime.as_secs() / 60) as i64,
             robot_token_duration: 30,
             storage_per_project: -1,
+            audit_log_forward_endpoint: String::new(),
+            skip_audit_log_database: false,
             auth_mode: AuthMode::Db,
             ldap: LdapSettings::default(),
             oidc: OidcSettings::default(),
@@ -285,6 +292,12 @@ impl Settings {
                 }
                 _ => return Err(format!("{key} must be -1 (unlimited) or a number of bytes up to 2^50")),
             },
+            "audit_log_forward_endpoint" => {
+                let s = string(key, v)?;
+                crate::audit_forward::parse_endpoint(&s)?;
+                self.audit_log_forward_endpoint = s.trim().to_string()
+            }
+            "skip_audit_log_database" => self.skip_audit_log_database = boolean(key, v)?,
             "auth_mode" => {
                 self.auth_mode = v
                     .as_str()
@@ -370,6 +383,8 @@ impl Settings {
             token_expiration: e(self.token_expiration),
             robot_token_duration: e(self.robot_token_duration),
             storage_per_project: e(self.storage_per_project),
+            audit_log_forward_endpoint: e(self.audit_log_forward_endpoint.clone()),
+            skip_audit_log_database: e(self.skip_audit_log_database),
             auth_mode: ConfigItem { value: self.auth_mode.as_str().into(), editable: auth_mode_editable },
             ldap_url: e(l.url.clone()),
             ldap_search_dn: e(l.search_dn.clone()),
@@ -450,6 +465,12 @@ pub async fn update(
         };
         probe.apply(k, &v).map_err(UpdateError::Invalid)?;
         stored.push((k.clone(), v));
+    }
+    if probe.skip_audit_log_database && probe.audit_log_forward_endpoint.is_empty() {
+        return Err(UpdateError::Invalid(
+            "skip_audit_log_database needs an audit_log_forward_endpoint: the events must go somewhere"
+                .into(),
+        ));
     }
     let mode_changes = probe.auth_mode != current.auth_mode;
     let now = now_ms();

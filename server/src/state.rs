@@ -42,6 +42,8 @@ pub struct AppState {
     pub supervisor: Arc<crate::supervisor::Supervisor>,
     /// Proxy-cache projects: built upstreams, fetch slots, fetches in progress (per replica).
     pub proxy: Arc<crate::replication::proxy::ProxyCache>,
+    /// The database part of the last metrics scrape (`metrics::render`).
+    pub metrics_cache: Arc<crate::metrics::ScrapeCache>,
     pub leptos: LeptosOptions,
 }
 
@@ -99,6 +101,7 @@ impl AppState {
             replication: Arc::new(crate::replication::connector::Product),
             supervisor: Arc::default(),
             proxy: Arc::default(),
+            metrics_cache: Arc::default(),
             leptos,
         })
     }

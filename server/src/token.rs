@@ -390,6 +390,8 @@ pub async fn issue(
     offline: bool,
 ) -> Result<TokenResponse, TokenError> {
     let access = grant(state, who, requested).await?;
+    metrics::counter!("berth_tokens_issued_total", "kind" => if who.is_some() { "authenticated" } else { "anonymous" })
+        .increment(1);
     let settings = crate::settings::load(&state.db, &state.config).await?;
     let now = now_ms() / 1000;
     let lifetime = settings.token_expiration * 60;

@@ -12,6 +12,7 @@ pub mod gc;
 pub mod immutable;
 pub mod labels;
 pub mod projects;
+pub mod purge;
 pub mod quotas;
 pub mod registries;
 pub mod replication;

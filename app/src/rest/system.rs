@@ -65,6 +65,10 @@ pub struct Configurations {
     pub robot_token_duration: ConfigItem<i64>,
     /// The storage limit (bytes) of a new project created without `storage_limit`; -1 = unlimited.
     pub storage_per_project: ConfigItem<i64>,
+    /// Syslog endpoint audit events are forwarded to (`host:port`, `tcp://…`, `udp://…`).
+    pub audit_log_forward_endpoint: ConfigItem<String>,
+    /// Audit events only forwarded, not stored (needs the endpoint).
+    pub skip_audit_log_database: ConfigItem<bool>,
     pub ldap_url: ConfigItem<String>,
     pub ldap_search_dn: ConfigItem<String>,
     /// Berth: whether a search password is stored (the password itself is never answered).

@@ -127,6 +127,7 @@ fn accessory_model(subject: &ArtifactRow, a: &ArtifactRow) -> Accessory {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ArtifactListParams {
     /// Keys: `tags` (name, `~part`, `*` any, `nil` none), `digest`, `media_type`,
     /// `artifact_type`, `push_time`, `pull_time`.
@@ -238,6 +239,7 @@ pub async fn list_artifacts(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProjectArtifactListParams {
     /// As for a repository's artifacts.
     pub q: Option<String>,
@@ -314,6 +316,7 @@ pub(super) async fn locate_artifact(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ArtifactParams {
     pub with_tag: Option<bool>,
     pub with_accessory: Option<bool>,
@@ -382,6 +385,7 @@ pub async fn delete_artifact(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CopyParams {
     /// `<project>/<repository>:<tag>` or `<project>/<repository>@<digest>`.
     pub from: String,

@@ -24,6 +24,7 @@ use crate::state::AppState;
 pub use app::rest::system::AuditLogResp;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// `username`, `operation`, `resource_type`, `resource` (exact or `~fuzzy`), `op_time=[a~b]`.
     pub q: Option<String>,

@@ -33,6 +33,7 @@ pub async fn put(
 ) -> Result<StatusCode, ApiError> {
     caller.require_sysadmin()?;
     let keys = settings::update(&state.db, &state.config, &state.secrets.encryption_key, &changes).await?;
+    state.audit.forward.refresh();
     for k in keys {
         // A secret's value never reaches the audit log.
         let detail = if settings::SECRET_KEYS.contains(&k.as_str()) {

@@ -28,7 +28,7 @@ pub fn history(j: &Job) -> GcHistory {
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     GcHistory {
         id: j.id,
-        job_name: "GARBAGE_COLLECTION".into(),
+        job_name: if j.kind == crate::purge::JOB { "PURGE_AUDIT" } else { "GARBAGE_COLLECTION" }.into(),
         job_kind: j.job_kind.clone(),
         job_parameters: j.parameters.clone(),
         schedule: (j.job_kind == "MANUAL" || j.job_kind == "CLI")
@@ -47,6 +47,7 @@ pub fn history(j: &Job) -> GcHistory {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     pub page: Option<u64>,
     pub page_size: Option<u64>,
@@ -69,10 +70,15 @@ pub async fn list(
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Job, ApiError> {
+    load_kind(state, id, "gc", "garbage collection").await
+}
+
+/// The job `id` of `kind` (`what` names it in the 404).
+pub(crate) async fn load_kind(state: &AppState, id: i64, kind: &str, what: &str) -> Result<Job, ApiError> {
     jobs::get(&state.db, id)
         .await?
-        .filter(|j| j.kind == "gc")
-        .ok_or_else(|| ApiError::NotFound(format!("garbage collection {id} not found")))
+        .filter(|j| j.kind == kind)
+        .ok_or_else(|| ApiError::NotFound(format!("{what} {id} not found")))
 }
 
 /// `GET /api/v2.0/system/gc/{gc_id}`
@@ -97,15 +103,26 @@ pub async fn stop(
     AppPath(id): AppPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_sysadmin()?;
-    load(&state, id).await?;
+    stop_job(&state, &caller, id, "gc", "garbage collection").await
+}
+
+/// Stops a pending or running job of `kind` (Harbor's 200 for one already over).
+pub(crate) async fn stop_job(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    kind: &str,
+    what: &str,
+) -> Result<StatusCode, ApiError> {
+    load_kind(state, id, kind, what).await?;
     match jobs::request_stop(&state.db, id).await? {
         StopOutcome::Stopped | StopOutcome::Stopping => {
-            state.audit.record(caller.event("stop", "gc", format!("gc/{id}")));
+            state.audit.record(caller.event("stop", kind, format!("{kind}/{id}")));
             Ok(StatusCode::OK)
         }
         // Harbor answers 200 for a job that is already over: there is nothing left to stop.
         StopOutcome::NotRunning => Ok(StatusCode::OK),
-        StopOutcome::NotFound => Err(ApiError::NotFound(format!("garbage collection {id} not found"))),
+        StopOutcome::NotFound => Err(ApiError::NotFound(format!("{what} {id} not found"))),
     }
 }
 
@@ -118,7 +135,17 @@ pub async fn log(
     AppPath(id): AppPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_sysadmin()?;
-    load(&state, id).await?;
+    log_of(&state, id, "gc", "garbage collection").await
+}
+
+/// A job's log as text/plain.
+pub(crate) async fn log_of(
+    state: &AppState,
+    id: i64,
+    kind: &str,
+    what: &str,
+) -> Result<impl IntoResponse, ApiError> {
+    load_kind(state, id, kind, what).await?;
     let text = jobs::log_text(&state.db, id).await?;
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -156,7 +183,7 @@ pub async fn usage(State(state): State<AppState>, caller: Caller) -> Result<Json
 }
 
 /// Harbor's schedule types as cron expressions (6 fields, seconds first).
-fn cron_of(s: &ScheduleObj) -> Result<Option<String>, ApiError> {
+pub(crate) fn cron_of(s: &ScheduleObj) -> Result<Option<String>, ApiError> {
     let cron = match s.kind.as_str() {
         "None" | "" => return Ok(None),
         "Hourly" => "0 0 * * * *".to_string(),
@@ -183,7 +210,12 @@ pub async fn get_schedule(
     caller: Caller,
 ) -> Result<Json<GcSchedule>, ApiError> {
     caller.require_sysadmin()?;
-    Ok(Json(match jobs::get_schedule(&state.db, "gc").await? {
+    Ok(Json(schedule_of(&state, "gc").await?))
+}
+
+/// The schedule of `kind` in Harbor's shape (type `None` when there is none).
+pub(crate) async fn schedule_of(state: &AppState, kind: &str) -> Result<GcSchedule, ApiError> {
+    Ok(match jobs::get_schedule(&state.db, kind).await? {
         None => GcSchedule {
             schedule: ScheduleObj { kind: "None".into(), ..Default::default() },
             ..Default::default()
@@ -198,7 +230,7 @@ pub async fn get_schedule(
             creation_time: Some(rfc3339(s.created_at)),
             update_time: Some(rfc3339(s.updated_at)),
         },
-    }))
+    })
 }
 
 fn check_params(p: &GcParams) -> Result<(), ApiError> {

@@ -31,6 +31,7 @@ impl From<RuleError> for ApiError {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RuleListParams {
     pub page: Option<u64>,
     pub page_size: Option<u64>,

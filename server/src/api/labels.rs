@@ -56,6 +56,7 @@ async fn found(state: &AppState, id: i64) -> Result<LabelRow, ApiError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LabelListParams {
     /// `g` (global labels) or `p` (a project's, with `project_id`).
     pub scope: Option<String>,

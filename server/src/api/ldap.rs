@@ -119,6 +119,7 @@ pub async fn ping(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserSearchParams {
     /// Part of the uid (all users when empty).
     pub username: Option<String>,
@@ -186,6 +187,7 @@ pub async fn import_users(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GroupSearchParams {
     /// Part of the group's name (`ldap_group_attribute_name`), under `ldap_group_base_dn`.
     pub groupname: Option<String>,

@@ -12,6 +12,7 @@ pub mod ldap;
 pub mod oidc;
 pub mod openapi;
 pub mod projects;
+pub mod purge;
 pub mod query;
 pub mod quotas;
 pub mod registries;
@@ -107,6 +108,10 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(gc::get, gc::stop))
         .routes(routes!(gc::log))
         .routes(routes!(gc::usage))
+        .routes(routes!(purge::list))
+        .routes(routes!(purge::get_schedule, purge::create_schedule, purge::update_schedule))
+        .routes(routes!(purge::get, purge::stop))
+        .routes(routes!(purge::log))
         .routes(routes!(quotas::list))
         .routes(routes!(quotas::get, quotas::update))
         .routes(routes!(registries::list, registries::create))

@@ -145,6 +145,7 @@ async fn role_of(state: &AppState, caller: &Caller, p: &Project) -> Result<Optio
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Part of the name (case-insensitive).
     pub name: Option<String>,
@@ -196,6 +197,7 @@ pub async fn list(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HeadParams {
     pub project_name: String,
 }
@@ -372,6 +374,7 @@ fn member_json(m: &Member) -> ProjectMember {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberListParams {
     pub entityname: Option<String>,
     pub page: Option<u64>,

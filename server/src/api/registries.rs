@@ -54,6 +54,7 @@ pub fn registry_json(r: &endpoints::Registry) -> Registry {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `name=~x` (substring) or `name=x`, `type=harbor`, `url=~host`.
     pub q: Option<String>,

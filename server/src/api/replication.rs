@@ -55,6 +55,7 @@ fn location(path: &str) -> HeaderMap {
 // ---------------------------------------------------------------- policies
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PolicyListParams {
     /// `name` (exact or `~fuzzy`).
     pub q: Option<String>,
@@ -195,6 +196,7 @@ fn execution_json(e: &Execution, c: Counts) -> ReplicationExecution {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExecutionListParams {
     pub policy_id: Option<i64>,
     /// `Pending`, `InProgress`, `Succeed`, `Failed` or `Stopped`.
@@ -315,6 +317,7 @@ pub async fn stop_execution(
 // ---------------------------------------------------------------- tasks
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskListParams {
     /// `Pending`, `InProgress`, `Succeed`, `Failed` or `Stopped`.
     pub status: Option<String>,

@@ -40,6 +40,7 @@ impl From<&RepoRow> for Repository {
 
 /// Paging, `q` and `sort`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Harbor's query grammar: `k=v`, `k=~v`, `k=[a~b]`, `k={a b}`, comma-separated.
     pub q: Option<String>,

@@ -367,6 +367,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     pub q: Option<String>,
     pub page: Option<u64>,

@@ -18,6 +18,7 @@ pub use app::rest::system::{Search, SearchRepository, Statistic};
 pub use app::rest::users::Permission;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Part of a project or repository name.
     pub q: String,
@@ -79,6 +80,7 @@ pub async fn statistics(State(state): State<AppState>, caller: Caller) -> Result
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PermissionParams {
     /// `/project/<id>` for project permissions; absent for system-level ones.
     pub scope: Option<String>,

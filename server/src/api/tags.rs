@@ -20,6 +20,7 @@ use crate::state::AppState;
 pub use app::rest::artifacts::TagReq;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TagListParams {
     /// `name=~part` or `name=exact`.
     pub q: Option<String>,

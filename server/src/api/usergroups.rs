@@ -61,6 +61,7 @@ async fn existing(state: &AppState, id: i64) -> Result<Group, ApiError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     pub page: Option<u64>,
     pub page_size: Option<u64>,
@@ -131,6 +132,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     pub page: Option<u64>,
     pub page_size: Option<u64>,

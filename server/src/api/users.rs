@@ -104,6 +104,7 @@ pub async fn change_password(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListParams {
     pub q: Option<String>,
     pub username: Option<String>,

@@ -351,12 +351,24 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     // across an await: the body is not `Sync`).
     let (parts, body) = req.into_parts();
     let (body, unread) = Returnable::wrap(body);
-    let result = match path::parse(parts.uri.path().strip_prefix("/v2/").unwrap_or("")) {
+    let parsed = path::parse(parts.uri.path().strip_prefix("/v2/").unwrap_or(""));
+    let resource = match &parsed {
+        Ok(Route::Base) => "base",
+        Ok(Route::Catalog) => "catalog",
+        Ok(Route::Tags { .. }) => "tags",
+        Ok(Route::Manifest { .. }) => "manifest",
+        Ok(Route::Blob { .. }) => "blob",
+        Ok(Route::UploadStart { .. } | Route::Upload { .. }) => "upload",
+        Ok(Route::Referrers { .. }) => "referrers",
+        Err(_) => "invalid",
+    };
+    let result = match parsed {
         Ok(Route::Base) => base_response(&state, &parts).await,
         Ok(route) => handle(&state, route, &parts, body).await,
         Err(e) => Err(e.into()),
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    count_operation(resource, &parts.method, &resp);
     // A refusal answered before the body was read (401 on a PATCH of a layer): read the rest
     // first, bounded, so the client's sending completes and it reads the answer. Closing with
     // unread data resets the connection, and Go's client (docker) then loses the response.
@@ -372,6 +384,22 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         }
     }
     with_api_version(resp)
+}
+
+/// `berth_registry_operations_total` and, for content served, `berth_registry_bytes_sent_total`
+/// (the declared length of a successful blob or manifest GET; no-ops without a recorder).
+fn count_operation(resource: &'static str, method: &axum::http::Method, resp: &Response) {
+    let status = resp.status();
+    metrics::counter!("berth_registry_operations_total", "resource" => resource,
+        "method" => crate::metrics::method(method), "status" => status.as_u16().to_string())
+    .increment(1);
+    if *method == axum::http::Method::GET && status.is_success() && matches!(resource, "blob" | "manifest") {
+        let len =
+            resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let Some(n) = len {
+            metrics::counter!("berth_registry_bytes_sent_total").increment(n);
+        }
+    }
 }
 
 /// At most this much of an unread request body is read and discarded after a refusal, for at
@@ -406,12 +434,14 @@ struct Returnable {
     slot: Arc<Mutex<Option<Body>>>,
     /// Reading failed (disconnect, body timeout): nothing more will come.
     failed: bool,
+    /// Bytes read (`berth_registry_bytes_received_total`, counted once at the end).
+    read: u64,
 }
 
 impl Returnable {
     fn wrap(body: Body) -> (Body, Arc<Mutex<Option<Body>>>) {
         let slot = Arc::new(Mutex::new(None));
-        (Body::new(Returnable { inner: Some(body), slot: slot.clone(), failed: false }), slot)
+        (Body::new(Returnable { inner: Some(body), slot: slot.clone(), failed: false, read: 0 }), slot)
     }
 }
 
@@ -427,8 +457,10 @@ impl http_body::Body for Returnable {
             Some(b) => std::pin::Pin::new(b).poll_frame(cx),
             None => return std::task::Poll::Ready(None),
         };
-        if let std::task::Poll::Ready(Some(Err(_))) = &polled {
-            self.failed = true;
+        match &polled {
+            std::task::Poll::Ready(Some(Err(_))) => self.failed = true,
+            std::task::Poll::Ready(Some(Ok(f))) => self.read += f.data_ref().map_or(0, |d| d.len() as u64),
+            _ => {}
         }
         polled
     }
@@ -444,6 +476,9 @@ impl http_body::Body for Returnable {
 
 impl Drop for Returnable {
     fn drop(&mut self) {
+        if self.read > 0 {
+            metrics::counter!("berth_registry_bytes_received_total").increment(self.read);
+        }
         if let Some(b) = self.inner.take() {
             if !self.failed && !http_body::Body::is_end_stream(&b) {
                 *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(b);

@@ -38,8 +38,9 @@ pub const MAX_RULES: usize = 15;
 /// Selectors per rule (tag + label, repository).
 pub const MAX_SELECTORS: usize = 4;
 pub const MAX_PATTERN_LEN: usize = 256;
-/// Harbor's bounds of the rule parameters.
-pub const MAX_COUNT: i64 = i16::MAX as i64 - 1;
+/// Bounds of the rule parameters: Harbor's for days; counts go beyond Harbor's 32766 (a
+/// repository of 100k artifacts may keep its newest 50k).
+pub const MAX_COUNT: i64 = 10_000_000;
 pub const MAX_DAYS: i64 = 20_190_904;
 
 /// The schedule's name in `schedules`.
@@ -552,7 +553,7 @@ mod tests {
     fn bad_policies_are_400s_and_duplicates_409s() {
         assert!(bad(&policy(vec![rule("latestPushedK", None)], "")).contains("needs the parameter"));
         assert!(bad(&policy(vec![rule("latestPushedK", Some(json!(-1)))], "")).contains("between 0"));
-        assert!(bad(&policy(vec![rule("latestPushedK", Some(json!(40000)))], "")).contains("between 0"));
+        assert!(bad(&policy(vec![rule("latestPushedK", Some(json!(20_000_000)))], "")).contains("between 0"));
         assert!(bad(&policy(vec![rule("latestPushedK", Some(json!("x")))], "")).contains("integer"));
         assert!(bad(&policy(vec![rule("nothing", None)], "")).contains("unknown rule template"));
         assert!(bad(&policy(vec![rule("always", None)], "every day")).contains("cron"));

@@ -129,6 +129,17 @@ pub async fn get_execution(db: &Db, id: i64) -> Result<Option<Execution>, sqlx::
 /// Ends runs whose job ended without ending them (given up after repeated attempts, or its
 /// replica lost the database at the end), with their unfinished tasks.
 pub async fn settle(db: &Db, policy_id: i64) -> Result<(), sqlx::Error> {
+    // Usually nothing to do: find out with a read before taking the write lock.
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM retention_executions e WHERE e.policy_id = $1 AND e.status IN ('Pending', 'Running') \
+         AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.status IN ('stopped', 'error', 'success'))",
+    )
+    .bind(policy_id)
+    .fetch_one(&db.pool)
+    .await?;
+    if stale == 0 {
+        return Ok(());
+    }
     for (job_status, status) in [("stopped", "Stopped"), ("error", "Error"), ("success", "Error")] {
         let cond = "status IN ('Pending', 'Running') AND EXISTS (SELECT 1 FROM jobs j \
                     WHERE j.id = retention_executions.job_id AND j.status = $2)";

@@ -13,6 +13,7 @@
 mod common;
 
 mod api;
+mod audit_forward;
 mod binary;
 mod bodies;
 mod catalog_api;
@@ -21,11 +22,13 @@ mod harness;
 mod immutable;
 mod labels;
 mod ldap;
+mod metrics;
 mod oidc;
 mod openapi;
 mod portal;
 mod proxy_cache;
 mod proxy_cache_e2e;
+mod purge;
 mod quotas;
 mod rbac_api;
 mod registries_api;

@@ -23,6 +23,30 @@ async fn openapi_document_matches_the_snapshot_and_the_router() {
         "the OpenAPI document changed; review it and run `UPDATE_SNAPSHOTS=1 cargo test -p server --test it openapi`"
     );
 
+    // Every path parameter is in the path's template (a query struct without
+    // `#[into_params(parameter_in = Query)]` is documented as `in: path`), and every template
+    // variable is documented.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for p in &params {
+                if p["in"] == "path" {
+                    let name = p["name"].as_str().unwrap();
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name} documented as a path parameter"
+                    );
+                }
+            }
+            for var in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                assert!(
+                    params.iter().any(|p| p["in"] == "path" && p["name"] == var),
+                    "{method} {path}: the path parameter {var} is not documented"
+                );
+            }
+        }
+    }
+
     // Every documented operation reaches a handler: a fallback answers "no such API endpoint"
     // (404) or 405, a handler anything else (here mostly 404s for missing objects, 400s).
     let admin = basic("admin", ADMIN_PASSWORD);
@@ -70,6 +94,7 @@ fn concrete(path: &str) -> String {
         .replace("{label_id}", "999")
         .replace("{immutable_rule_id}", "999")
         .replace("{eid}", "999")
+        .replace("{purge_id}", "999")
         .replace("{tid}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");

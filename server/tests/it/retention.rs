@@ -347,6 +347,17 @@ both_dbs!(stop_one_active_run_schedule_guard_and_project_deletion, |app| {
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
+    // A run whose job ended without ending it (given up after repeated attempts) is settled.
+    let again = trigger(&app, id, true).await;
+    sqlx::query(
+        "UPDATE jobs SET status = 'error' WHERE id = (SELECT job_id FROM retention_executions WHERE id = $1)",
+    )
+    .bind(again)
+    .execute(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(execution(&app, id, again).await["status"], "Error");
+
     // The schedule fires a SCHEDULE run (made due by hand).
     let r = api(
         &app,
