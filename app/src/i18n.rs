@@ -13,6 +13,7 @@
 use leptos::prelude::*;
 
 mod identity;
+mod policy;
 
 /// The cookie that keeps the chosen language.
 pub const COOKIE: &str = "berth-lang";
@@ -91,7 +92,7 @@ pub fn translate(lang: Lang, key: &'static str) -> &'static str {
 }
 
 fn zh_cn(en: &str) -> Option<&'static str> {
-    ZH_CN.iter().chain(identity::ZH_CN).find(|(k, _)| *k == en).map(|(_, zh)| *zh)
+    ZH_CN.iter().chain(identity::ZH_CN).chain(policy::ZH_CN).find(|(k, _)| *k == en).map(|(_, zh)| *zh)
 }
 
 /// Replaces each `{}` in `text`, in order, with the next argument.
@@ -637,6 +638,9 @@ mod tests {
             .chain(auth_config::SCOPES.iter().map(|(_, l)| *l))
             .chain(groups::GROUP_TYPES.iter().map(|(_, l)| *l))
             .chain([groups::group_type_name(0)])
+            .chain(crate::pages::retention::TEMPLATES.iter().map(|(_, l, _)| *l))
+            .chain(crate::pages::retention::SCHEDULES.iter().map(|(k, _)| *k))
+            .chain(["matching", "excluding", "Pending", "Running", "Error", "MANUAL", "SCHEDULE"])
             .chain([
                 "healthy",
                 "unhealthy",
@@ -655,7 +659,8 @@ mod tests {
         }
         assert!(used > 50, "the scan found only {used} texts: is it still reading the right files?");
         assert!(missing.is_empty(), "texts without a Chinese translation: {missing:#?}");
-        let mut keys: Vec<_> = ZH_CN.iter().chain(identity::ZH_CN).map(|(en, _)| *en).collect();
+        let mut keys: Vec<_> =
+            ZH_CN.iter().chain(identity::ZH_CN).chain(policy::ZH_CN).map(|(en, _)| *en).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();

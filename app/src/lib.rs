@@ -95,6 +95,8 @@ pub fn App() -> AnyView {
                 />
                 <Route path=path!("/harbor/projects/:project/logs") view=pages::project::ProjectLogs ssr=SsrMode::Async />
                 <Route path=path!("/harbor/projects/:project/configs") view=pages::project::ProjectConfig ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project/labels") view=pages::labels::ProjectLabels ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project/policy") view=pages::policy::ProjectPolicy ssr=SsrMode::Async />
                 <Route
                     path=path!("/harbor/projects/:project/repositories")
                     view=pages::repositories::ProjectRepositories
@@ -111,6 +113,8 @@ pub fn App() -> AnyView {
                 <Route path=path!("/harbor/groups") view=pages::groups::Groups ssr=SsrMode::Async />
                 <Route path=path!("/harbor/logs") view=pages::admin::AuditLogs ssr=SsrMode::Async />
                 <Route path=path!("/harbor/configs") view=pages::admin::Configuration ssr=SsrMode::Async />
+                <Route path=path!("/harbor/labels") view=pages::labels::AdminLabels ssr=SsrMode::Async />
+                <Route path=path!("/harbor/project-quotas") view=pages::quotas::ProjectQuotas ssr=SsrMode::Async />
                 <Route path=path!("/harbor/registries") view=pages::registries::Registries ssr=SsrMode::Async />
                 <Route path=path!("/harbor/replications") view=pages::replications::Replications ssr=SsrMode::Async />
                 <Route

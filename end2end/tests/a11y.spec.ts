@@ -20,6 +20,38 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   });
   expect(r.status()).toBe(201);
   const digest = (await pushImageSized(request, "e2e-a11y/app", "v1")).digest;
+  // Policies on show: a light and a dark label on the artifact, a quota bar, an immutability rule.
+  const headers = { authorization: AUTH, "content-type": "application/json", "x-is-resource-name": "true" };
+  for (const [name, color] of [["a11y-light", "#ffd56b"], ["a11y-dark", "#13243a"]]) {
+    const l = await request.post("/api/v2.0/labels", { headers, data: { name, color, scope: "g", description: name } });
+    expect(l.status()).toBe(201);
+    const id = Number((l.headers()["location"] ?? "").split("/").pop());
+    const a = await request.post(`/api/v2.0/projects/e2e-a11y/repositories/app/artifacts/${digest}/labels`, { headers, data: { id } });
+    expect(a.status()).toBe(200);
+  }
+  const rule = await request.post("/api/v2.0/projects/e2e-a11y/immutabletagrules", {
+    headers,
+    data: { tag_selectors: [{ kind: "doublestar", decoration: "matches", pattern: "v*" }], scope_selectors: { repository: [{ kind: "doublestar", decoration: "repoMatches", pattern: "**" }] } },
+  });
+  expect(rule.status()).toBe(201);
+  const project = await (await request.get("/api/v2.0/projects/e2e-a11y", { headers })).json();
+  // A retention policy with a rule, a schedule and a dry run in its history.
+  const retention = await request.post("/api/v2.0/retentions", {
+    headers,
+    data: {
+      algorithm: "or",
+      rules: [{ template: "latestPushedK", action: "retain", params: { latestPushedK: 3 },
+        tag_selectors: [{ kind: "doublestar", decoration: "matches", pattern: "**", extras: "{\"untagged\":true}" }],
+        scope_selectors: { repository: [{ kind: "doublestar", decoration: "repoMatches", pattern: "**" }] } }],
+      trigger: { kind: "Schedule", settings: { cron: "0 0 0 * * *" } },
+      scope: { level: "project", ref: project.project_id },
+    },
+  });
+  expect(retention.status()).toBe(201);
+  const policyId = (retention.headers()["location"] ?? "").split("/").pop();
+  expect((await request.post(`/api/v2.0/retentions/${policyId}/executions`, { headers, data: { dry_run: true } })).status()).toBe(201);
+  const quotas = await (await request.get(`/api/v2.0/quotas?reference=project&reference_id=${project.project_id}`, { headers })).json();
+  expect((await request.put(`/api/v2.0/quotas/${quotas[0].id}`, { headers, data: { hard: { storage: 1024 * 1024 } } })).status()).toBe(200);
   const problems: string[] = [];
 
   await page.goto("/account/sign-in");
@@ -36,6 +68,10 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/projects/e2e-a11y/robot-account",
     "/harbor/projects/e2e-a11y/logs",
     "/harbor/projects/e2e-a11y/configs",
+    "/harbor/projects/e2e-a11y/labels",
+    "/harbor/projects/e2e-a11y/policy",
+    "/harbor/labels",
+    "/harbor/project-quotas",
     "/harbor/users",
     "/harbor/logs",
     "/harbor/configs",
@@ -48,10 +84,30 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     await page.goto(path);
     await audit(page, path, problems);
   }
+  // The forms that open in place: retention and immutability rules, the label picker, a label.
+  await page.goto("/harbor/projects/e2e-a11y/policy");
+  await hydrated(page);
+  await page.getByTestId("retention-add").click();
+  await page.getByTestId("immutable-add").click();
+  await page.getByTestId("retention-run-open").first().click();
+  await expect(page.getByTestId("retention-form")).toBeVisible();
+  await expect(page.getByTestId("immutable-form")).toBeVisible();
+  await expect(page.getByTestId("retention-tasks")).toBeVisible();
+  await audit(page, "policy forms and a run's tasks", problems);
+  await page.goto("/harbor/projects/e2e-a11y/repositories/app");
+  await hydrated(page);
+  await page.getByTestId("label-pick").first().click();
+  await expect(page.getByTestId("label-picker")).toBeVisible();
+  await audit(page, "label picker", problems);
+  await page.goto("/harbor/labels");
+  await hydrated(page);
+  await page.getByTestId("label-new").click();
+  await expect(page.getByTestId("label-form")).toBeVisible();
+  await audit(page, "label form", problems);
   // The same pages in Chinese (lang attribute, translated labels).
   await page.goto("/language?lang=zh-CN&redirect=/harbor/projects");
   await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
-  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/users"]) {
+  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/projects/e2e-a11y/policy", "/harbor/users"]) {
     await page.goto(path);
     await audit(page, `${path} (zh-CN)`, problems);
   }

@@ -59,7 +59,7 @@ test.describe("in the browser's locale", () => {
     await page.getByRole("button", { name: "登录" }).click();
     await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
     await expect(page.getByRole("navigation", { name: "项目" })).toContainText("机器人账户");
-    for (const tab of ["summary", "members", "robot-account", "logs", "configs"]) {
+    for (const tab of ["summary", "members", "labels", "policy", "robot-account", "logs", "configs"]) {
       await page.getByTestId(`tab-${tab}`).click();
       await expect(page).toHaveURL(new RegExp(`/${tab}$`));
       await expect(page.locator("main .loading")).toHaveCount(0);
@@ -93,7 +93,7 @@ test("project and administration pages work at phone width", async ({ page }) =>
   // Signed in and back on the page asked for, before the loop navigates anywhere.
   await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
   await expect(page.getByTestId("current-user")).toHaveText("admin");
-  for (const path of ["/harbor/projects/library/members", "/harbor/projects/library/logs", "/harbor/users", "/harbor/logs", "/harbor/configs", "/harbor/account"]) {
+  for (const path of ["/harbor/projects/library/members", "/harbor/projects/library/logs", "/harbor/projects/library/policy", "/harbor/users", "/harbor/logs", "/harbor/labels", "/harbor/configs", "/harbor/account"]) {
     await page.goto(path);
     await hydrated(page);
     await expect(page).toHaveURL(new RegExp(`${path}$`));

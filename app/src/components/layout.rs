@@ -47,6 +47,8 @@ pub fn AppShell(user: UserResp, children: Children) -> impl IntoView {
                     <A href="/harbor/groups">{t("Groups")}</A>
                     <A href="/harbor/registries">{t("Registries")}</A>
                     <A href="/harbor/replications">{t("Replications")}</A>
+                    <A href="/harbor/labels">{t("Labels")}</A>
+                    <A href="/harbor/project-quotas">{t("Project Quotas")}</A>
                     <A href="/harbor/logs">{t("Audit log")}</A>
                     <A href="/harbor/clearing-job/gc">{t("Garbage Collection")}</A>
                     <A href="/harbor/configs">{t("Configuration")}</A>

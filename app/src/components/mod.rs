@@ -1,3 +1,4 @@
 pub mod format;
 pub mod layout;
 pub mod page;
+pub mod quota;

@@ -8,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 use crate::components::format::time_str;
 use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome, Signed};
+use crate::components::quota::{join_limit, split_limit, LimitFields};
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::pages::auth_config::AuthConfigForm;
@@ -278,8 +279,16 @@ fn ConfigForms(c: Configurations, i: SystemInfo, outcome: OutcomeSignal, reload:
     let self_reg = RwSignal::new(c.self_registration.value);
     let token = RwSignal::new(c.token_expiration.value.to_string());
     let robot = RwSignal::new(c.robot_token_duration.value.to_string());
+    let (quota_n, quota_u) = split_limit(c.storage_per_project.value);
+    let (quota_n, quota_u) = (RwSignal::new(quota_n), RwSignal::new(quota_u.to_string()));
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        let Some(quota) = join_limit(&quota_n.get_untracked(), &quota_u.get_untracked()) else {
+            outcome.set(Some(Err(PortalError::Invalid(
+                t("The limit must be -1 or a number of at least 0.").into(),
+            ))));
+            return;
+        };
         let num = |s: String| {
             s.trim()
                 .parse::<i64>()
@@ -291,6 +300,7 @@ fn ConfigForms(c: Configurations, i: SystemInfo, outcome: OutcomeSignal, reload:
             "self_registration": self_reg.get_untracked(),
             "token_expiration": num(token.get_untracked()),
             "robot_token_duration": num(robot.get_untracked()),
+            "storage_per_project": quota,
         });
         perform(
             outcome,
@@ -314,6 +324,7 @@ fn ConfigForms(c: Configurations, i: SystemInfo, outcome: OutcomeSignal, reload:
                 <input id="token-exp" type="number" min="1" max="10080" required value=c.token_expiration.value.to_string() bind:value=token data-testid="config-token" />
                 <label for="robot-exp">{t("Robot account expiration (days; -1 never)")}</label>
                 <input id="robot-exp" type="number" min="-1" required value=c.robot_token_duration.value.to_string() bind:value=robot />
+                <LimitFields id="config-default-quota" label=t("Default project quota (storage per project)") number=quota_n unit=quota_u />
                 <div><button type="submit" class="btn btn-primary" data-testid="config-save">{t("Save")}</button></div>
             </form>
             <section class="card" aria-labelledby="sysinfo-h" data-testid="system-info">

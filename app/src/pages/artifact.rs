@@ -6,10 +6,11 @@ use leptos::prelude::*;
 use serde_json::Value;
 
 use crate::components::format::{bytes, time_str};
-use crate::components::page::{loading, CopyField, ErrorAlert};
+use crate::components::page::{loading, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{t, tv};
-use crate::pages::project::ProjectCtx;
+use crate::pages::labels::{usable_labels, ArtifactLabels};
+use crate::pages::project::{OutcomeSignal, ProjectCtx, Reload};
 use crate::rest::Artifact;
 use crate::server_fns::api::{self, repo_path};
 
@@ -22,11 +23,14 @@ pub struct Detail {
     /// An image's config (`Null` for other artifacts).
     config: Value,
     registry: String,
+    /// The labels usable on the project's artifacts.
+    labels: Vec<crate::rest::Label>,
 }
 
 async fn load(repo: String, digest: String) -> Result<Detail, PortalError> {
     let base = format!("{}/artifacts/{digest}", repo_path(&repo));
-    let artifact: Artifact = api::get(format!("{base}?with_tag=true&with_accessory=true")).await?;
+    let artifact: Artifact =
+        api::get(format!("{base}?with_tag=true&with_accessory=true&with_label=true")).await?;
     let manifest = api::api("GET".into(), format!("{base}/additions/manifest"), None).await?.body;
     let m: Value = serde_json::from_str(&manifest).unwrap_or_default();
     let config = if m["config"]["mediaType"]
@@ -38,7 +42,8 @@ async fn load(repo: String, digest: String) -> Result<Detail, PortalError> {
         Value::Null
     };
     let info: crate::rest::SystemInfo = api::get("/systeminfo".into()).await?;
-    Ok(Detail { artifact, manifest, config, registry: info.registry_url.unwrap_or_default() })
+    let labels = usable_labels(repo.split_once('/').map(|x| x.0).unwrap_or(&repo)).await?;
+    Ok(Detail { artifact, manifest, config, registry: info.registry_url.unwrap_or_default(), labels })
 }
 
 /// A digest shortened for display: its algorithm and the first 12 hex digits.
@@ -49,9 +54,13 @@ pub fn short(d: &str) -> String {
     }
 }
 
-/// The artifact `digest` of repository `full` (`project/repo`).
-pub fn detail_resource(full: String, digest: String) -> Resource<Result<Detail, PortalError>> {
-    Resource::new(move || (full.clone(), digest.clone()), |(r, d)| load(r, d))
+/// The artifact `digest` of repository `full` (`project/repo`), loaded again when `reload` changes.
+pub fn detail_resource(
+    full: String,
+    digest: String,
+    reload: Reload,
+) -> Resource<Result<Detail, PortalError>> {
+    Resource::new(move || (full.clone(), digest.clone(), reload.get()), |(r, d, _)| load(r, d))
 }
 
 #[component]
@@ -60,8 +69,11 @@ pub fn ArtifactDetail(
     repo: String,
     digest: String,
     detail: Resource<Result<Detail, PortalError>>,
+    reload: Reload,
 ) -> impl IntoView {
     let project = ctx.name();
+    let outcome: OutcomeSignal = RwSignal::new(None);
+    let (can_add, can_remove) = (ctx.can("artifact-label", "create"), ctx.can("artifact-label", "delete"));
     let full = format!("{project}/{repo}");
     let repo_href = format!("/harbor/projects/{project}/repositories/{repo}");
     let link_base = repo_href.clone();
@@ -73,23 +85,32 @@ pub fn ArtifactDetail(
             " / "
             <span>{short(&digest)}</span>
         </nav>
-        <Suspense fallback=loading>
+        <Outcome result=outcome />
+        <Transition fallback=loading>
             {move || {
                 let full = full.clone();
                 let link_base = link_base.clone();
                 Suspend::new(async move {
                     match detail.await {
-                        Ok(d) => view! { <DetailBody d full link_base /> }.into_any(),
+                        Ok(d) => {
+                            let labels = view! {
+                                <ArtifactLabels path=format!("{}/artifacts/{}", repo_path(&full), d.artifact.digest)
+                                    attached=d.artifact.labels.clone().unwrap_or_default() usable=d.labels.clone()
+                                    can_add can_remove outcome reload />
+                            }
+                            .into_any();
+                            view! { <DetailBody d full link_base labels /> }.into_any()
+                        }
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })
             }}
-        </Suspense>
+        </Transition>
     }
 }
 
 #[component]
-fn DetailBody(d: Detail, full: String, link_base: String) -> impl IntoView {
+fn DetailBody(d: Detail, full: String, link_base: String, labels: AnyView) -> impl IntoView {
     let a = d.artifact.clone();
     let m: Value = serde_json::from_str(&d.manifest).unwrap_or_default();
     let layers: Vec<Value> = m["layers"].as_array().cloned().unwrap_or_default();
@@ -143,6 +164,8 @@ fn DetailBody(d: Detail, full: String, link_base: String) -> impl IntoView {
                             tags.iter().map(|tg| view! { <span class="badge badge-tag">{tg.clone()}</span> " " }).collect_view().into_any()
                         }}
                     </dd>
+                    <dt>{t("Labels")}</dt>
+                    <dd>{labels}</dd>
                 </dl>
                 <CopyField value=command label=t("Pull command") testid="pull-command" />
             </section>

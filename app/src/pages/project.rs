@@ -12,6 +12,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use crate::components::format::{bytes, time_str};
 use crate::components::layout::AppShell;
 use crate::components::page::{listing, loading, page_param, Confirm, ErrorAlert, Outcome};
+use crate::components::quota::{join_limit, split_limit, LimitFields, QuotaBar};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::pages::members::AddGroupMember;
@@ -67,10 +68,12 @@ pub fn perform(
     });
 }
 
-pub const TABS: [(&str, &str); 6] = [
+pub const TABS: [(&str, &str); 8] = [
     ("summary", "Summary"),
     ("repositories", "Repositories"),
     ("members", "Members"),
+    ("labels", "Labels"),
+    ("policy", "Policy"),
     ("robot-account", "Robot Accounts"),
     ("logs", "Logs"),
     ("configs", "Configuration"),
@@ -129,6 +132,8 @@ fn ProjectHead(ctx: ProjectCtx, tab: &'static str) -> impl IntoView {
         "members" => ctx.can("member", "list"),
         "robot-account" => ctx.can("robot", "list"),
         "logs" => ctx.can("log", "list"),
+        "labels" => ctx.can("label", "list"),
+        "policy" => ctx.can("immutable-tag", "list") || ctx.can("tag-retention", "list"),
         _ => true,
     };
     view! {
@@ -194,6 +199,8 @@ fn SummaryBody(
                                 <section class="card">
                                     <h2>{t("Storage")}</h2>
                                     <p><span class="stat-value" data-testid="summary-storage">{bytes(s.quota.used.storage)}</span></p>
+                                    <h3 class="small muted">{t("Quota used")}</h3>
+                                    <QuotaBar used=s.quota.used.storage hard=s.quota.hard.storage testid="summary-quota" />
                                 </section>
                                 <section class="card">
                                     <h2>{t("Project")}</h2>
@@ -520,17 +527,26 @@ pub fn AuditLogView(logs: Resource<Result<Listing<AuditLog>, PortalError>>) -> i
 
 #[component]
 pub fn ProjectConfig() -> impl IntoView {
+    let name = project_param();
+    let reload: Reload = RwSignal::new(0);
+    let summary = Resource::new(
+        move || (name(), reload.get()),
+        |(n, _)| api::get::<rest::ProjectSummary>(format!("/projects/{}/summary", seg(&n))),
+    );
     view! {
         <Title text=t("Configuration · Berth") />
-        <ProjectFrame tab="configs" body=|ctx: ProjectCtx| view! { <ConfigBody ctx /> } />
+        <ProjectFrame tab="configs" body=move |ctx: ProjectCtx| view! { <ConfigBody ctx summary reload /> } />
     }
 }
 
 #[component]
-fn ConfigBody(ctx: ProjectCtx) -> impl IntoView {
+fn ConfigBody(
+    ctx: ProjectCtx,
+    summary: Resource<Result<rest::ProjectSummary, PortalError>>,
+    reload: Reload,
+) -> impl IntoView {
     let name = ctx.name();
     let outcome: OutcomeSignal = RwSignal::new(None);
-    let reload: Reload = RwSignal::new(0);
     let public = RwSignal::new(ctx.project.public());
     let can_edit = ctx.can("metadata", "update");
     let can_delete = ctx.can("project", "delete");
@@ -562,6 +578,7 @@ fn ConfigBody(ctx: ProjectCtx) -> impl IntoView {
         });
     });
     let repos = ctx.project.repo_count;
+    let (project_id, sysadmin) = (ctx.project.project_id, ctx.user.sysadmin_flag);
     view! {
         <Outcome result=outcome />
         <form class="card form-card" on:submit=save data-testid="project-config">
@@ -572,6 +589,14 @@ fn ConfigBody(ctx: ProjectCtx) -> impl IntoView {
             </label>
             {can_edit.then(|| view! { <div><button type="submit" class="btn btn-primary" data-testid="config-save">{t("Save")}</button></div> })}
         </form>
+        <Transition fallback=loading>
+            {move || Suspend::new(async move {
+                match summary.await {
+                    Ok(s) => view! { <QuotaForm project_id sysadmin used=s.quota.used.storage hard=s.quota.hard.storage outcome reload /> }.into_any(),
+                    Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
         {can_delete.then(|| view! {
             <section class="card form-card danger-zone" data-testid="project-delete">
                 <h2>{t("Delete project")}</h2>
@@ -585,5 +610,54 @@ fn ConfigBody(ctx: ProjectCtx) -> impl IntoView {
                 }}
             </section>
         })}
+    }
+}
+
+/// The project's storage quota: the bar, and for system admins the limit's fields
+/// (`PUT /quotas/{id}`; the quota's id comes from `GET /quotas?reference_id=`).
+#[component]
+fn QuotaForm(
+    project_id: i64,
+    sysadmin: bool,
+    used: i64,
+    hard: i64,
+    outcome: OutcomeSignal,
+    reload: Reload,
+) -> impl IntoView {
+    let (n, u) = split_limit(hard);
+    let number = RwSignal::new(n);
+    let unit = RwSignal::new(u.to_string());
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(limit) = join_limit(&number.get_untracked(), &unit.get_untracked()) else {
+            outcome.set(Some(Err(PortalError::Invalid(
+                t("The limit must be -1 or a number of at least 0.").into(),
+            ))));
+            return;
+        };
+        perform(outcome, reload, t("Saved.").to_string(), async move {
+            let quotas: Vec<crate::rest::quotas::Quota> =
+                api::get(format!("/quotas?reference=project&reference_id={project_id}")).await?;
+            let q =
+                quotas.first().ok_or_else(|| PortalError::Server(t("The project has no quota.").into()))?;
+            let body = api::body(&crate::rest::quotas::QuotaUpdateReq {
+                hard: crate::rest::projects::ResourceAmount { storage: limit },
+            });
+            api::send("PUT", format!("/quotas/{}", q.id), Some(body)).await
+        });
+    };
+    view! {
+        <form class="card form-card" on:submit=save data-testid="project-quota">
+            <h2>{t("Project quota")}</h2>
+            <QuotaBar used hard testid="config-quota" />
+            {if sysadmin {
+                view! {
+                    <LimitFields id="quota-limit" label=t("Storage limit") number unit />
+                    <div><button type="submit" class="btn btn-primary" data-testid="quota-save">{t("Save quota")}</button></div>
+                }.into_any()
+            } else {
+                view! { <p class="muted small">{t("Only system administrators may change the quota.")}</p> }.into_any()
+            }}
+        </form>
     }
 }

@@ -8,18 +8,25 @@ use leptos_router::hooks::use_navigate;
 use crate::components::format::{bytes, time_str};
 use crate::components::layout::AppShell;
 use crate::components::page::{page_param, pager, signed_in, Confirm, ErrorAlert, Outcome};
+use crate::components::quota::QuotaBar;
 use crate::error::PortalError;
 use crate::i18n::{fill, t};
 use crate::pages::project::{perform, OutcomeSignal, Reload};
 use crate::rest::projects::{ProjectMetadata, ProjectReq};
 use crate::rest::registries::Registry;
-use crate::rest::{ProjectResp, UserResp};
+use crate::rest::{ProjectResp, ProjectSummary, UserResp};
 use crate::server_fns::api::{self, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::{current_user, encode_component};
 
 /// The registry types a proxy-cache project can pull through from (Harbor's list, of the
 /// types this server has).
 pub const PROXY_TYPES: [&str; 2] = ["docker-registry", "harbor"];
+
+/// A project's quota in the list: used and limit bytes (`None` when its summary could not be read).
+type Quota = Option<(i64, i64)>;
+
+/// A page of the list: its number, the projects and their quotas.
+type ProjectPage = (u64, Listing<ProjectResp>, Vec<Quota>);
 
 #[component]
 pub fn Projects() -> impl IntoView {
@@ -33,7 +40,15 @@ pub fn Projects() -> impl IntoView {
         move || (name(), page(), reload.get()),
         |(n, p, _)| async move {
             let path = format!("/projects?name={}&page={p}&page_size={PAGE_SIZE}", encode_component(&n));
-            api::list::<ProjectResp>(path).await.map(|l| (p, l))
+            let list = api::list::<ProjectResp>(path).await?;
+            // Each project's quota, from its summary (readable by whoever sees the project; the
+            // `/quotas` list is the system admin's only).
+            let mut quotas = Vec::with_capacity(list.items.len());
+            for pr in &list.items {
+                let s = api::get::<ProjectSummary>(format!("/projects/{}/summary", seg(&pr.name))).await;
+                quotas.push(s.ok().map(|s| (s.quota.used.storage, s.quota.hard.storage)));
+            }
+            Ok::<_, PortalError>((p, list, quotas))
         },
     );
 
@@ -57,7 +72,7 @@ pub fn Projects() -> impl IntoView {
 fn ProjectsBody(
     user: UserResp,
     name: String,
-    projects: Resource<Result<(u64, Listing<ProjectResp>), PortalError>>,
+    projects: Resource<Result<ProjectPage, PortalError>>,
     outcome: OutcomeSignal,
     reload: Reload,
 ) -> impl IntoView {
@@ -158,7 +173,7 @@ fn ProjectsBody(
             <Transition fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
                 {move || { let name = name.clone(); Suspend::new(async move {
                     match projects.await {
-                        Ok((number, p)) => view! { <ProjectTable page=p number name=name.clone() sysadmin outcome reload /> }.into_any(),
+                        Ok((number, p, quotas)) => view! { <ProjectTable page=p quotas number name=name.clone() sysadmin outcome reload /> }.into_any(),
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}}
@@ -170,6 +185,8 @@ fn ProjectsBody(
 #[component]
 fn ProjectTable(
     page: Listing<ProjectResp>,
+    /// Each project's quota (used, limit), in the list's order.
+    quotas: Vec<Quota>,
     /// The page number shown.
     number: u64,
     name: String,
@@ -197,12 +214,13 @@ fn ProjectTable(
                         <th scope="col">{t("Owner")}</th>
                         <th scope="col" class="num">{t("Repositories")}</th>
                         <th scope="col" class="num">{t("Storage")}</th>
+                        <th scope="col">{t("Quota")}</th>
                         <th scope="col">{t("Creation time")}</th>
                         <th scope="col">{t("Actions")}</th>
                     </tr>
                 </thead>
                 <tbody>
-                    {page.items.into_iter().map(|p| {
+                    {page.items.into_iter().zip(quotas).map(|(p, quota)| {
                         let pname = p.name.clone();
                         let remove = Callback::new(move |_| {
                             perform(outcome, reload, fill(t("Deleted project {}."), &[&pname]), api::send("DELETE", format!("/projects/{}", seg(&pname)), None));
@@ -225,6 +243,7 @@ fn ProjectTable(
                             <td>{p.owner_name.clone()}</td>
                             <td class="num" data-testid="repo-count">{p.repo_count}</td>
                             <td class="num" data-testid="storage">{bytes(p.storage_used.unwrap_or(0))}</td>
+                            <td>{quota.map(|(used, hard)| view! { <QuotaBar used hard /> })}</td>
                             <td>{time_str(&p.creation_time)}</td>
                             <td>
                                 {deletable.then(|| view! {

@@ -10,9 +10,10 @@ use crate::components::format::{bytes, time_str};
 use crate::components::page::{loading, page_param, pager, Confirm, CopyField, ErrorAlert, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
+use crate::pages::labels::{usable_labels, ArtifactLabels};
 use crate::pages::project::{perform, project_param, OutcomeSignal, ProjectCtx, ProjectFrame, Reload};
 use crate::rest::artifacts::TagReq;
-use crate::rest::{Artifact, Repository};
+use crate::rest::{Artifact, Label, Repository};
 use crate::server_fns::api::{self, repo_path, seg, Listing, PAGE_SIZE};
 use crate::server_fns::auth::encode_component;
 
@@ -59,6 +60,10 @@ struct ArtifactPage {
     registry: String,
     number: u64,
     list: Listing<Artifact>,
+    /// The labels usable on the project's artifacts (global, then the project's).
+    labels: Vec<Label>,
+    /// The label the list is filtered by (`?label=<id>`).
+    label: Option<i64>,
 }
 
 #[component]
@@ -151,6 +156,7 @@ fn RepoTable(
 pub fn RepositoryRoute() -> impl IntoView {
     let params = use_params_map();
     let rest = move || params.read().get("repo").unwrap_or_default();
+    let query = use_query_map();
     let project = project_param();
     let page = page_param();
     move || {
@@ -160,26 +166,47 @@ pub fn RepositoryRoute() -> impl IntoView {
         match r.rsplit_once("/artifacts/") {
             Some((repo, digest)) if digest.contains(':') => {
                 let (repo, digest) = (repo.to_string(), digest.to_string());
-                let detail =
-                    crate::pages::artifact::detail_resource(format!("{}/{repo}", project()), digest.clone());
+                let reload: Reload = RwSignal::new(0);
+                let detail = crate::pages::artifact::detail_resource(
+                    format!("{}/{repo}", project()),
+                    digest.clone(),
+                    reload,
+                );
                 view! {
                     <Title text=t("Artifact · Berth") />
                     <ProjectFrame tab="repositories" body=move |ctx: ProjectCtx| {
-                        view! { <crate::pages::artifact::ArtifactDetail ctx repo=repo.clone() digest=digest.clone() detail /> }
+                        view! { <crate::pages::artifact::ArtifactDetail ctx repo=repo.clone() digest=digest.clone() detail reload /> }
                     } />
                 }
                 .into_any()
             }
             _ => {
                 let reload: Reload = RwSignal::new(0);
+                let label = move || query.read().get("label").and_then(|l| l.parse::<i64>().ok());
                 let artifacts = Resource::new(
-                    move || (full.clone(), page(), reload.get()),
-                    |(r, pg, _)| async move {
-                        let path = format!("{}/artifacts?page={pg}&page_size={PAGE_SIZE}", repo_path(&r));
+                    move || (full.clone(), page(), label(), reload.get()),
+                    |(r, pg, label, _)| async move {
+                        // Harbor's filter by label: `q=labels=(id)`.
+                        let filter = label
+                            .map(|id| format!("&q={}", encode_component(&format!("labels=({id})"))))
+                            .unwrap_or_default();
+                        let path = format!(
+                            "{}/artifacts?with_label=true{filter}&page={pg}&page_size={PAGE_SIZE}",
+                            repo_path(&r)
+                        );
                         let list = api::list::<Artifact>(path).await?;
                         let info: crate::rest::SystemInfo = api::get("/systeminfo".into()).await?;
                         let registry = info.registry_url.unwrap_or_default();
-                        Ok::<_, PortalError>(ArtifactPage { repository: r, registry, number: pg, list })
+                        let project = r.split_once('/').map(|x| x.0).unwrap_or(&r).to_string();
+                        let labels = usable_labels(&project).await?;
+                        Ok::<_, PortalError>(ArtifactPage {
+                            repository: r,
+                            registry,
+                            number: pg,
+                            list,
+                            labels,
+                            label,
+                        })
                     },
                 );
                 view! {
@@ -206,6 +233,8 @@ fn ArtifactsBody(
         add_tag: ctx.can("tag", "create"),
         delete_tag: ctx.can("tag", "delete"),
         delete: ctx.can("artifact", "delete"),
+        add_label: ctx.can("artifact-label", "create"),
+        remove_label: ctx.can("artifact-label", "delete"),
     };
     view! {
         <nav class="crumbs" aria-label=t("Repository")>
@@ -218,7 +247,7 @@ fn ArtifactsBody(
         <Transition fallback=loading>
             {move || Suspend::new(async move {
                 match artifacts.await {
-                    Ok(p) => view! { <ArtifactTable page=p perms outcome reload /> }.into_any(),
+                    Ok(p) => view! { {label_filter(&p.labels, p.label)} <ArtifactTable page=p perms outcome reload /> }.into_any(),
                     Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                 }
             })}
@@ -232,6 +261,8 @@ struct ArtifactPerms {
     add_tag: bool,
     delete_tag: bool,
     delete: bool,
+    add_label: bool,
+    remove_label: bool,
 }
 
 #[component]
@@ -242,12 +273,19 @@ fn ArtifactTable(
     reload: Reload,
 ) -> impl IntoView {
     if page.list.items.is_empty() {
-        return view! { <div class="empty-state"><p>{t("No artifacts in this repository.")}</p></div> }
+        let text = if page.label.is_some() {
+            t("No artifact has this label.")
+        } else {
+            t("No artifacts in this repository.")
+        };
+        return view! { <div class="empty-state" data-testid="artifacts-empty"><p>{text}</p></div> }
             .into_any();
     }
     let base = format!("{}/{}", page.registry, page.repository);
     let repository = page.repository.clone();
     let any_action = perms.add_tag || perms.delete;
+    let usable = page.labels.clone();
+    let keep = page.label.map(|l| format!("label={l}&")).unwrap_or_default();
     view! {
         <div class="table-wrap">
             <table class="table" data-testid="artifact-table">
@@ -256,6 +294,7 @@ fn ArtifactTable(
                         <th scope="col">{t("Digest")}</th>
                         <th scope="col">{t("Tags")}</th>
                         <th scope="col">{t("Type")}</th>
+                        <th scope="col">{t("Labels")}</th>
                         <th scope="col" class="num">{t("Size")}</th>
                         <th scope="col">{t("Push time")}</th>
                         <th scope="col">{t("Pull time")}</th>
@@ -307,6 +346,10 @@ fn ArtifactTable(
                                         <br /><span class="muted small" data-testid="platforms">{platforms.join(", ")}</span>
                                     })}
                                 </td>
+                                <td class="wrap">
+                                    <ArtifactLabels path=art_path.clone() attached=a.labels.clone().unwrap_or_default() usable=usable.clone()
+                                        can_add=perms.add_label can_remove=perms.remove_label outcome reload />
+                                </td>
                                 <td class="num">{bytes(a.size)}</td>
                                 <td>{time_str(&a.push_time)}</td>
                                 <td>{time_str(&a.pull_time)}</td>
@@ -318,9 +361,26 @@ fn ArtifactTable(
                 </tbody>
             </table>
         </div>
-        {pager(page.list.total, page.number, PAGE_SIZE, t("{} item(s)"), |p| format!("?page={p}"))}
+        {pager(page.list.total, page.number, PAGE_SIZE, t("{} item(s)"), move |p| format!("?{keep}page={p}"))}
     }
     .into_any()
+}
+
+/// The artifact list's filter by label (`?label=<id>`, a plain GET form).
+fn label_filter(labels: &[Label], current: Option<i64>) -> impl IntoView {
+    let options: Vec<(i64, String)> = labels.iter().map(|l| (l.id, l.name.clone())).collect();
+    view! {
+        <Form method="GET" action="" attr:class="toolbar" attr:role="search" attr:data-testid="label-filter">
+            <label class="visually-hidden" for="artifact-label-filter">{t("Filter by label")}</label>
+            <select id="artifact-label-filter" name="label" data-testid="label-filter-select">
+                <option value="">{t("All labels")}</option>
+                {options.into_iter().map(|(id, name)| view! {
+                    <option value=id.to_string() selected=current == Some(id)>{name}</option>
+                }).collect_view()}
+            </select>
+            <button type="submit" class="btn" data-testid="label-filter-apply">{t("Filter")}</button>
+        </Form>
+    }
 }
 
 /// Add a tag (a small form that opens in place) and delete the artifact (with confirmation).
