@@ -15,3 +15,16 @@ stop_berth() {
   fi
   BERTH_PID=""
 }
+
+# Builds berth (release) unless SKIP_BUILD=1 and copies $BERTH_BIN to DIR/berth.
+# Needs repo_root, CARGO_TARGET_DIR and BERTH_BIN.
+prepare_berth() {
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    log "building berth (release) into $CARGO_TARGET_DIR"
+    (cd "$repo_root" && cargo build -q --release -p server) >&2
+  fi
+  [ -x "$BERTH_BIN" ] || die "no berth binary at $BERTH_BIN"
+  cp "$BERTH_BIN" "$1/berth"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }

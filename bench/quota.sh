@@ -33,7 +33,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib.sh" # log, die, alive, stop_berth
+. "$here/lib.sh" # log, die, alive, stop_berth, prepare_berth, free_port
 repo_root=$(cd "$here/.." && pwd)
 REPS=${REPS:-3}
 QUOTA_DBS=${QUOTA_DBS:-sqlite postgres}
@@ -66,14 +66,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "building berth (release) into $CARGO_TARGET_DIR"
-  (cd "$repo_root" && cargo build -q --release -p server) >&2
-fi
-[ -x "$BERTH_BIN" ] || die "no berth binary at $BERTH_BIN"
-cp "$BERTH_BIN" "$W/berth"
+prepare_berth "$W"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 

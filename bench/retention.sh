@@ -27,7 +27,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib.sh" # log, die, alive, stop_berth
+. "$here/lib.sh" # log, die, alive, stop_berth, prepare_berth, free_port
 repo_root=$(cd "$here/.." && pwd)
 ARTIFACTS=${ARTIFACTS:-100000}
 KEEP_DRY=${KEEP_DRY:-10000}
@@ -53,13 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "building berth (release) into $CARGO_TARGET_DIR"
-  (cd "$repo_root" && cargo build -q --release -p server) >&2
-fi
-[ -x "$BERTH_BIN" ] || die "no berth binary at $BERTH_BIN"
-cp "$BERTH_BIN" "$W/berth"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+prepare_berth "$W"
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 
 start_berth() { # NAME URL
