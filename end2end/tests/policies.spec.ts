@@ -314,6 +314,8 @@ test("immutability: a rule is added, protects its tags, is edited, disabled and 
 });
 
 test("retention: a rule is added, a dry run reports, the history opens to tasks and logs, a real run deletes, and the schedule is saved", async ({ page, request }) => {
+  // Two runs, each polled to its end, and a dozen edits: over a minute on a loaded machine.
+  test.slow();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await createProject(request, "e2e-ret");
@@ -420,8 +422,13 @@ test("retention: a rule is added, a dry run reports, the history opens to tasks 
   policy = await (await rest(request, "GET", `/retentions/${id}`, undefined, 200)).json();
   expect(policy.trigger.settings.cron).toBe("0 0 0 * * *");
 
-  // Delete the rule: the policy stays, with no rules.
-  await row.getByTestId("retention-delete").click();
+  // Delete the rule: the policy stays, with no rules. (The schedule's save reloads the policy;
+  // on a loaded machine that can land after the click and take the confirmation with it, so
+  // open it until it stays.)
+  await expect(async () => {
+    await row.getByTestId("retention-delete").click();
+    await expect(page.getByTestId("confirm-yes")).toBeVisible({ timeout: 2_000 });
+  }).toPass({ timeout: 30_000 });
   await page.getByTestId("confirm-yes").click();
   await expect(page.getByTestId("outcome")).toHaveText("Rule deleted.");
   await expect(section).toContainText("No retention rules: every artifact is kept.");
