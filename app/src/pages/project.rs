@@ -54,7 +54,7 @@ pub type Reload = RwSignal<u32>;
 /// The latest write's outcome (see `Outcome`).
 pub type OutcomeSignal = RwSignal<Option<Result<String, PortalError>>>;
 
-/// Runs a write in the browser; then shows `note` (or the error) and reloads.
+/// Runs a write in the browser; then shows `note` (or the error) and, after a success, reloads.
 pub fn perform(
     outcome: OutcomeSignal,
     reload: Reload,
@@ -63,8 +63,13 @@ pub fn perform(
 ) {
     leptos::task::spawn_local(async move {
         let r = call.await;
+        // A refused write changed nothing: no reload, which would re-render the page under
+        // the user (and close a confirmation they opened meanwhile).
+        let changed = r.is_ok();
         outcome.set(Some(r.map(|_| note)));
-        reload.update(|v| *v += 1);
+        if changed {
+            reload.update(|v| *v += 1);
+        }
     });
 }
 
