@@ -55,19 +55,40 @@ pub type Reload = RwSignal<u32>;
 pub type OutcomeSignal = RwSignal<Option<Result<String, PortalError>>>;
 
 /// Runs a write in the browser; then shows `note` (or the error) and, after a success, reloads.
+/// A refused write changed nothing: no reload, which would re-render the page under the user
+/// (and close a confirmation they opened meanwhile).
 pub fn perform(
     outcome: OutcomeSignal,
     reload: Reload,
     note: String,
     call: impl std::future::Future<Output = Result<serde_json::Value, PortalError>> + 'static,
 ) {
+    run_write(outcome, reload, note, call, false)
+}
+
+/// `perform` for a call whose failure is recorded too (a connection test stores the endpoint's
+/// status either way): reloads after a failure as well.
+pub fn perform_recorded(
+    outcome: OutcomeSignal,
+    reload: Reload,
+    note: String,
+    call: impl std::future::Future<Output = Result<serde_json::Value, PortalError>> + 'static,
+) {
+    run_write(outcome, reload, note, call, true)
+}
+
+fn run_write(
+    outcome: OutcomeSignal,
+    reload: Reload,
+    note: String,
+    call: impl std::future::Future<Output = Result<serde_json::Value, PortalError>> + 'static,
+    always: bool,
+) {
     leptos::task::spawn_local(async move {
         let r = call.await;
-        // A refused write changed nothing: no reload, which would re-render the page under
-        // the user (and close a confirmation they opened meanwhile).
-        let changed = r.is_ok();
+        let reload_now = always || r.is_ok();
         outcome.set(Some(r.map(|_| note)));
-        if changed {
+        if reload_now {
             reload.update(|v| *v += 1);
         }
     });

@@ -13,7 +13,7 @@ use crate::components::page::{listing, loading, page_param, Confirm, Outcome};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::pages::admin::AdminOnly;
-use crate::pages::project::{perform, OutcomeSignal, Reload};
+use crate::pages::project::{perform, perform_recorded, OutcomeSignal, Reload};
 use crate::rest::registries::{Registry, RegistryCredentialReq, RegistryPing, RegistryReq, RegistryUpdate};
 use crate::server_fns::api::{self, Listing};
 
@@ -104,7 +104,7 @@ fn RegistryTable(
                             perform(outcome, reload, fill(t("Deleted endpoint {}."), &[&name]), api::send("DELETE", format!("/registries/{id}"), None));
                         });
                         let test = move |_| {
-                            perform(outcome, reload, t("Connection tested successfully.").to_string(),
+                            perform_recorded(outcome, reload, t("Connection tested successfully.").to_string(),
                                 api::send("POST", "/registries/ping".into(), Some(api::body(&RegistryPing { id: Some(id), ..Default::default() }))));
                         };
                         let status_class = match r.status.as_str() {
