@@ -16,7 +16,7 @@
 #                copy of the big layer lasts ~16 s, so the kill lands mid-way)
 #   HA_KEEP=1    keep the work directory after a success (it is always kept after a failure)
 #
-# Steps (fs: a b c p d r e; s3: a b c p e, with one Garage node stopped before b and restarted after c):
+# Steps (fs: a b c p w d r e; s3: a b c p e, with one Garage node stopped before b and restarted after c):
 #   a  portal: POST /c/login through nginx, then 20 GET /api/v2.0/users/current with the cookie:
 #      all 200, served by all 3 replicas (x-request-id of each response found in one replica's
 #      log); a CSRF-checked write with that session (creates project `ha`); the token realm
@@ -34,6 +34,8 @@
 #      after its heartbeat went stale and finished by another replica: the execution ends
 #      Succeed with one task (its job ran twice), the destination's manifest digest is the
 #      source's and its layer, pulled back, is byte-identical; the killed replica is restarted.
+#   w  webhooks (deploy/test/ha_webhook.sh): the replica delivering a push event gets kill -9 while
+#      the receiver holds the request; another replica delivers it again with the same event id.
 #   d  PostgreSQL restarted (a quick restart, then HA_OUTAGE_S s down) while 4 threads loop over an OCI
 #      manifest GET, a REST call and a token request: only 200 or 503 in the surface's JSON
 #      error format, nothing slower than 20 s, recovery without restarting berth (measured).
@@ -127,7 +129,7 @@ cleanup() {
   local rc=$?
   set +e
   trap - ERR
-  for f in "$W"/*/r*/pid "$W"/*/probe.pid "$W"/*/rprobe.pid "$W"/*/skopeo.pid "$W"/*/poll?.pid; do [ -f "$f" ] && stop_pid "$f" KILL; done
+  for f in "$W"/*/r*/pid "$W"/*/probe.pid "$W"/*/rprobe.pid "$W"/*/skopeo.pid "$W"/*/poll?.pid "$W"/*/hook/pid; do [ -f "$f" ] && stop_pid "$f" KILL; done
   for f in "$W"/*/nginx/nginx.pid; do [ -f "$f" ] && stop_pid "$f" QUIT; done
   [ -d "$W/dockerd" ] && "$ROOT/scripts/dockerd.sh" stop "$W/dockerd" >/dev/null 2>&1
   [ -d "$W/svc" ] && "$ROOT/scripts/services.sh" stop "$W/svc" >/dev/null 2>&1
@@ -659,6 +661,7 @@ step_e() {
 }
 
 . "$HERE/ha_replication.sh"  # step_p
+. "$HERE/ha_webhook.sh"      # step_w
 
 # ------------------------------------------------------------------------------ scenarios
 
@@ -712,7 +715,7 @@ run_backend() { # fs | s3
     check "Garage node 3 started again; replicas healthy"
   fi
   step_p
-  if [ "$BACKEND" = fs ]; then step_d; step_r; fi
+  if [ "$BACKEND" = fs ]; then step_w; step_d; step_r; fi
   step_e
 
   step shutdown "SIGTERM to the replicas (graceful), nginx stopped"
