@@ -242,22 +242,87 @@ fn check_params(p: &GcParams) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Queues a manual run (the portal and the API): `Conflict` while one is pending or running.
-pub async fn start_run(state: &AppState, by: &str, params: &GcParams) -> Result<i64, ApiError> {
-    check_params(params)?;
-    let params = serde_json::to_value(params).unwrap_or_default();
-    let new = NewJob {
-        kind: "gc",
-        job_kind: "MANUAL",
-        parameters: &params,
-        unique_key: Some("gc"),
-        created_by: by,
-    };
-    let id = jobs::enqueue(&state.db, &new)
-        .await?
-        .ok_or_else(|| ApiError::Conflict("a garbage collection is already pending or running".into()))?;
-    state.jobs_wake.notify_one();
-    Ok(id)
+/// A system job run by hand or on a schedule under `/system/<path>/schedule` (GC, audit purge):
+/// what its API and audit rows call it.
+pub(crate) struct SystemJob {
+    /// The job kind, also its schedule's name and its unique key (one active run).
+    pub kind: &'static str,
+    /// `/api/v2.0/system/<path>`.
+    pub path: &'static str,
+    /// Audit resource types of a run and of the schedule.
+    pub run_resource: &'static str,
+    pub schedule_resource: &'static str,
+    /// "a garbage collection" (in the 409).
+    pub a_run: &'static str,
+}
+
+const GC: SystemJob = SystemJob {
+    kind: "gc",
+    path: "gc",
+    run_resource: "gc",
+    schedule_resource: "gc_schedule",
+    a_run: "a garbage collection",
+};
+
+/// `POST …/schedule`: type `Manual` queues a run now (201 with its `Location`; 409 while one is
+/// pending or running); other types set the schedule (201).
+pub(crate) async fn create_schedule_of(
+    state: &AppState,
+    caller: &Caller,
+    job: &SystemJob,
+    schedule: &ScheduleObj,
+    params: &Value,
+) -> Result<(StatusCode, HeaderMap), ApiError> {
+    let mut h = HeaderMap::new();
+    if schedule.kind == "Manual" {
+        let new = NewJob {
+            kind: job.kind,
+            job_kind: "MANUAL",
+            parameters: params,
+            unique_key: Some(job.kind),
+            created_by: caller.name(),
+        };
+        let id = jobs::enqueue(&state.db, &new)
+            .await?
+            .ok_or_else(|| ApiError::Conflict(format!("{} is already pending or running", job.a_run)))?;
+        state.jobs_wake.notify_one();
+        let resource = format!("{}/{id}", job.path);
+        state.audit.record(caller.event("create", job.run_resource, resource).detail(params.to_string()));
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/system/{}/{id}", job.path)) {
+            h.insert(header::LOCATION, v);
+        }
+        return Ok((StatusCode::CREATED, h));
+    }
+    set_schedule_of(state, caller, job, schedule, params).await?;
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/system/{}/schedule", job.path)) {
+        h.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, h))
+}
+
+/// `PUT …/schedule`: sets (or with type `None` removes) the schedule; `Manual` is the POST's.
+pub(crate) async fn set_schedule_of(
+    state: &AppState,
+    caller: &Caller,
+    job: &SystemJob,
+    schedule: &ScheduleObj,
+    params: &Value,
+) -> Result<(), ApiError> {
+    if schedule.kind == "Manual" {
+        return Err(ApiError::BadRequest(format!("use POST /system/{}/schedule to run now", job.path)));
+    }
+    let cron = cron_of(schedule)?;
+    jobs::set_schedule(&state.db, job.kind, cron.as_deref().map(|c| (c, params))).await?;
+    let detail = cron.unwrap_or_else(|| "none".into());
+    state.audit.record(caller.event("update", job.schedule_resource, job.path).detail(detail));
+    Ok(())
+}
+
+fn gc_request(req: ScheduleReq) -> Result<(ScheduleObj, Value), ApiError> {
+    let schedule = req.schedule.ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
+    let params = req.parameters.unwrap_or_default();
+    check_params(&params)?;
+    Ok((schedule, serde_json::to_value(&params).unwrap_or_default()))
 }
 
 /// `POST /api/v2.0/system/gc/schedule`: type `Manual` starts a run now (201, `Location` of
@@ -270,21 +335,8 @@ pub async fn create_schedule(
     AppJson(req): AppJson<ScheduleReq>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_sysadmin()?;
-    let schedule = req.schedule.clone().ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
-    let params = req.parameters.clone().unwrap_or_default();
-    let mut h = HeaderMap::new();
-    if schedule.kind == "Manual" {
-        let id = start_run(&state, caller.name(), &params).await?;
-        let detail = serde_json::to_string(&params).unwrap_or_default();
-        state.audit.record(caller.event("create", "gc", format!("gc/{id}")).detail(detail));
-        if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/system/gc/{id}")) {
-            h.insert(header::LOCATION, v);
-        }
-        return Ok((StatusCode::CREATED, h));
-    }
-    set_schedule(&state, &caller, &schedule, &params).await?;
-    h.insert(header::LOCATION, HeaderValue::from_static("/api/v2.0/system/gc/schedule"));
-    Ok((StatusCode::CREATED, h))
+    let (schedule, params) = gc_request(req)?;
+    create_schedule_of(&state, &caller, &GC, &schedule, &params).await
 }
 
 /// `PUT /api/v2.0/system/gc/schedule`: sets (or with type `None` removes) the schedule.
@@ -296,38 +348,9 @@ pub async fn update_schedule(
     AppJson(req): AppJson<ScheduleReq>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_sysadmin()?;
-    let schedule = req.schedule.ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
-    if schedule.kind == "Manual" {
-        return Err(ApiError::BadRequest("use POST /system/gc/schedule to run now".into()));
-    }
-    let params = req.parameters.unwrap_or_default();
-    set_schedule(&state, &caller, &schedule, &params).await?;
+    let (schedule, params) = gc_request(req)?;
+    set_schedule_of(&state, &caller, &GC, &schedule, &params).await?;
     Ok(StatusCode::OK)
-}
-
-async fn set_schedule(
-    state: &AppState,
-    caller: &Caller,
-    schedule: &ScheduleObj,
-    params: &GcParams,
-) -> Result<(), ApiError> {
-    let cron = apply_schedule(state, schedule, params).await?;
-    let detail = cron.unwrap_or_else(|| "none".into());
-    state.audit.record(caller.event("update", "gc_schedule", "gc").detail(detail));
-    Ok(())
-}
-
-/// Sets or removes the GC schedule (the portal and the API); returns the cron set.
-pub async fn apply_schedule(
-    state: &AppState,
-    schedule: &ScheduleObj,
-    params: &GcParams,
-) -> Result<Option<String>, ApiError> {
-    check_params(params)?;
-    let cron = cron_of(schedule)?;
-    let params = serde_json::to_value(params).unwrap_or_default();
-    jobs::set_schedule(&state.db, "gc", cron.as_deref().map(|c| (c, &params))).await?;
-    Ok(cron)
 }
 
 /// The schedule type Harbor's portal shows for a cron.

@@ -3,15 +3,18 @@
 //! runs now). The job is `crate::purge`'s; the shapes and helpers are GC's (`api::gc`).
 
 use axum::extract::{OriginalUri, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 
 use crate::api::error::{ApiError, AppJson, AppPath, AppQuery};
-use crate::api::gc::{cron_of, history, load_kind, log_of, schedule_of, stop_job, ListParams};
+use crate::api::gc::{
+    create_schedule_of, history, load_kind, log_of, schedule_of, set_schedule_of, stop_job, ListParams,
+    SystemJob,
+};
 use crate::api::{pagination_headers, Pagination};
 use crate::auth::Caller;
-use crate::jobs::{self, NewJob};
+use crate::jobs;
 use crate::purge::{self, JOB};
 use crate::state::AppState;
 
@@ -84,10 +87,19 @@ pub async fn get_schedule(
     Ok(Json(schedule_of(&state, JOB).await?))
 }
 
-fn params_of(req: &PurgeScheduleReq) -> Result<PurgeParams, ApiError> {
-    let p = req.parameters.clone().unwrap_or_default();
+const PURGE: SystemJob = SystemJob {
+    kind: JOB,
+    path: "purgeaudit",
+    run_resource: "purge_audit",
+    schedule_resource: "purge_audit_schedule",
+    a_run: "an audit log purge",
+};
+
+fn request(req: PurgeScheduleReq) -> Result<(ScheduleObj, serde_json::Value), ApiError> {
+    let schedule = req.schedule.ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
+    let p = req.parameters.unwrap_or_default();
     purge::check(&p).map_err(ApiError::BadRequest)?;
-    Ok(p)
+    Ok((schedule, serde_json::to_value(&p).unwrap_or_default()))
 }
 
 /// `POST /system/purgeaudit/schedule`: type `Manual` runs now (201 with the run's `Location`;
@@ -101,33 +113,8 @@ pub async fn create_schedule(
     AppJson(req): AppJson<PurgeScheduleReq>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_sysadmin()?;
-    let schedule = req.schedule.clone().ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
-    let params = params_of(&req)?;
-    let mut h = HeaderMap::new();
-    if schedule.kind == "Manual" {
-        let value = serde_json::to_value(&params).unwrap_or_default();
-        let new = NewJob {
-            kind: JOB,
-            job_kind: "MANUAL",
-            parameters: &value,
-            unique_key: Some(JOB),
-            created_by: caller.name(),
-        };
-        let id = jobs::enqueue(&state.db, &new)
-            .await?
-            .ok_or_else(|| ApiError::Conflict("an audit log purge is already pending or running".into()))?;
-        state.jobs_wake.notify_one();
-        state.audit.record(
-            caller.event("create", "purge_audit", format!("purgeaudit/{id}")).detail(value.to_string()),
-        );
-        if let Ok(v) = HeaderValue::from_str(&format!("/api/v2.0/system/purgeaudit/{id}")) {
-            h.insert(header::LOCATION, v);
-        }
-        return Ok((StatusCode::CREATED, h));
-    }
-    set_schedule(&state, &caller, &schedule, &params).await?;
-    h.insert(header::LOCATION, HeaderValue::from_static("/api/v2.0/system/purgeaudit/schedule"));
-    Ok((StatusCode::CREATED, h))
+    let (schedule, params) = request(req)?;
+    create_schedule_of(&state, &caller, &PURGE, &schedule, &params).await
 }
 
 /// `PUT /system/purgeaudit/schedule`: sets (or with type `None` removes) the schedule.
@@ -139,28 +126,7 @@ pub async fn update_schedule(
     AppJson(req): AppJson<PurgeScheduleReq>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_sysadmin()?;
-    let schedule = req.schedule.clone().ok_or_else(|| ApiError::BadRequest("schedule is required".into()))?;
-    if schedule.kind == "Manual" {
-        return Err(ApiError::BadRequest("use POST /system/purgeaudit/schedule to run now".into()));
-    }
-    let params = params_of(&req)?;
-    set_schedule(&state, &caller, &schedule, &params).await?;
+    let (schedule, params) = request(req)?;
+    set_schedule_of(&state, &caller, &PURGE, &schedule, &params).await?;
     Ok(StatusCode::OK)
-}
-
-async fn set_schedule(
-    state: &AppState,
-    caller: &Caller,
-    s: &ScheduleObj,
-    p: &PurgeParams,
-) -> Result<(), ApiError> {
-    let cron = cron_of(s)?;
-    let value = serde_json::to_value(p).unwrap_or_default();
-    jobs::set_schedule(&state.db, JOB, cron.as_deref().map(|c| (c, &value))).await?;
-    state.audit.record(
-        caller
-            .event("update", "purge_audit_schedule", "purgeaudit")
-            .detail(cron.unwrap_or_else(|| "none".into())),
-    );
-    Ok(())
 }
