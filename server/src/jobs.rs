@@ -190,7 +190,9 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Job>, sqlx::Error> {
     claim_of(db, worker, Claim::Any).await
 }
 
-/// Claims the oldest due pending job of the kinds `which` allows.
+/// Claims the pending job that has been due longest, of the kinds `which` allows. Ordered like
+/// the `jobs_claim` index (status, run_at, id), so a claim walks the index to its first match
+/// instead of sorting every pending row (thousands when webhook deliveries queue up).
 pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<Job>, sqlx::Error> {
     let now = now_ms();
     let lock = if db.kind == DbKind::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
@@ -210,7 +212,7 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
          started_at = CASE WHEN started_at = 0 THEN $2 ELSE started_at END, updated_at = $2 \
          WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2{list} \
          AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*')) \
-         ORDER BY id LIMIT 1{lock}) RETURNING {COLUMNS}"
+         ORDER BY run_at, id LIMIT 1{lock}) RETURNING {COLUMNS}"
     );
     let mut q = sqlx::query(&sql).bind(worker).bind(now);
     for k in kinds {
