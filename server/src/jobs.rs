@@ -22,7 +22,7 @@
 //!   runs and tasks), and up to `webhook.workers` webhook deliveries (`DELIVERIES`). A claim
 //!   only takes a kind that has a free slot, so a full pool of tasks never keeps GC waiting,
 //!   and GC never stops tasks from being claimed.
-//! - **Retries later**: a job may end with `retry` (`Outcome`, `defer`): it goes back to
+//! - **Retries later**: a job may end with `retry` (`Outcome`, `record_end`): it goes back to
 //!   `pending` with a later `run_at` (webhook deliveries' backoff; they count their own
 //!   attempts, so the `MAX_ATTEMPTS` give-up does not apply to them).
 //! - **Housekeeping** (`run_loop`, every 10 minutes): forgotten job pools, old webhook history.
@@ -286,6 +286,11 @@ pub async fn request_stop(db: &Db, id: i64) -> Result<StopOutcome, sqlx::Error> 
 
 /// Appends lines to a job's log.
 pub async fn append_log(db: &Db, id: i64, text: &str) -> Result<(), sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    append_log_in(&mut conn, id, text).await
+}
+
+async fn append_log_in(conn: &mut sqlx::AnyConnection, id: i64, text: &str) -> Result<(), sqlx::Error> {
     if text.is_empty() {
         return Ok(());
     }
@@ -295,7 +300,7 @@ pub async fn append_log(db: &Db, id: i64, text: &str) -> Result<(), sqlx::Error>
     )
     .bind(id)
     .bind(text)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -334,21 +339,44 @@ pub async fn finish(
     Ok(r.rows_affected() == 1)
 }
 
-/// Puts a job this worker runs back in the queue, due at `run_at` (a delivery to retry). False
-/// when the job was taken back meanwhile.
-pub async fn defer(db: &Db, id: i64, worker: &str, run_at: i64, error: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE jobs SET status = 'pending', worker = '', run_at = $3, error = $4, updated_at = $5 \
-         WHERE id = $1 AND worker = $2 AND status = 'running'",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(run_at)
-    .bind(error)
-    .bind(now_ms())
-    .execute(&db.pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// Records the end of a run in one write transaction: the last log lines, the progress, and the
+/// status — or, for `retry`, the job back in the queue due at `result.retry_at`. Nothing changes
+/// when the job was taken back meanwhile (it is not `running` for this worker any more).
+async fn record_end(db: &Db, ctx: &JobCtx, outcome: &Outcome) -> Result<(), sqlx::Error> {
+    let text = std::mem::take(&mut *ctx.log.lock().unwrap_or_else(|e| e.into_inner()));
+    let done = async {
+        let mut tx = db.begin_write().await?;
+        append_log_in(&mut tx, ctx.id, &text).await?;
+        let now = now_ms();
+        let retry_at = outcome.result["retry_at"].as_i64().filter(|_| outcome.status == "retry");
+        let q = match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE jobs SET status = 'pending', worker = '', run_at = $3, error = $4, progress = $5, \
+                 updated_at = $6 WHERE id = $1 AND worker = $2 AND status = 'running'",
+            )
+            .bind(ctx.id)
+            .bind(&ctx.worker)
+            .bind(at)
+            .bind(&outcome.error),
+            None => sqlx::query(
+                "UPDATE jobs SET status = $3, result = $7, error = $4, progress = $5, finished_at = $6, \
+                 updated_at = $6, heartbeat = $6 WHERE id = $1 AND worker = $2 AND status = 'running'",
+            )
+            .bind(ctx.id)
+            .bind(&ctx.worker)
+            .bind(outcome.status)
+            .bind(&outcome.error),
+        };
+        let q = q.bind(ctx.progress().to_string()).bind(now);
+        let q = if retry_at.is_some() { q } else { q.bind(outcome.result.to_string()) };
+        q.execute(&mut *tx).await?;
+        tx.commit().await
+    }
+    .await;
+    if done.is_err() {
+        ctx.log.lock().unwrap_or_else(|e| e.into_inner()).insert_str(0, &text);
+    }
+    done
 }
 
 /// What a running job shares with its heartbeat: progress out, a stop flag in, and a log
@@ -488,17 +516,7 @@ where
     }
     // Final progress and log, then the status (a few retries: the database may blink).
     for attempt in 0..5u32 {
-        let done = async {
-            ctx.beat(db).await?;
-            match outcome.result["retry_at"].as_i64() {
-                Some(at) if outcome.status == "retry" => {
-                    defer(db, ctx.id, &ctx.worker, at, &outcome.error).await
-                }
-                _ => finish(db, ctx.id, &ctx.worker, outcome.status, &outcome.result, &outcome.error).await,
-            }
-        }
-        .await;
-        match done {
+        match record_end(db, &ctx, &outcome).await {
             Ok(_) => break,
             Err(e) => {
                 tracing::warn!(job = ctx.id, error = %e, attempt, "could not record the end of a job");

@@ -306,15 +306,38 @@ pub fn backoff(base: Duration, failed: u32) -> Duration {
     base.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// Settles an execution's status from its tasks.
-async fn settle_execution(db: &Db, execution: i64) -> Result<(), sqlx::Error> {
+/// Records how an attempt ended — the task's status and the execution's, settled from its
+/// tasks — in one write transaction.
+async fn end_attempt(
+    db: &Db,
+    task: i64,
+    execution: i64,
+    status: &str,
+    message: &str,
+    next: i64,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let end = if matches!(status, "Success" | "Error" | "Stopped") { now } else { 0 };
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE webhook_tasks SET status = $2, status_message = $3, next_attempt = $4, end_time = $5, updated_at = $6 \
+         WHERE id = $1",
+    )
+    .bind(task)
+    .bind(status)
+    .bind(message)
+    .bind(next)
+    .bind(end)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     let tasks: Vec<(String, String)> =
         sqlx::query_as("SELECT status, status_message FROM webhook_tasks WHERE execution_id = $1")
             .bind(execution)
-            .fetch_all(&db.pool)
+            .fetch_all(&mut *tx)
             .await?;
     let any = |s: &str| tasks.iter().any(|(t, _)| t == s);
-    let status = if any("Pending") || any("Running") {
+    let settled = if any("Pending") || any("Running") {
         "Running"
     } else if any("Error") {
         "Error"
@@ -324,35 +347,16 @@ async fn settle_execution(db: &Db, execution: i64) -> Result<(), sqlx::Error> {
         "Success"
     };
     let message = tasks.iter().find(|(t, _)| t == "Error").map(|(_, m)| m.clone()).unwrap_or_default();
-    let end = if status == "Running" { 0 } else { now_ms() };
     sqlx::query(
         "UPDATE webhook_executions SET status = $2, status_message = $3, end_time = $4 WHERE id = $1",
     )
     .bind(execution)
-    .bind(status)
+    .bind(settled)
     .bind(message)
-    .bind(end)
-    .execute(&db.pool)
+    .bind(if settled == "Running" { 0 } else { now })
+    .execute(&mut *tx)
     .await?;
-    Ok(())
-}
-
-async fn set_task(db: &Db, id: i64, status: &str, message: &str, next: i64) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let end = if matches!(status, "Success" | "Error" | "Stopped") { now } else { 0 };
-    sqlx::query(
-        "UPDATE webhook_tasks SET status = $2, status_message = $3, next_attempt = $4, end_time = $5, updated_at = $6 \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(message)
-    .bind(next)
-    .bind(end)
-    .bind(now)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Runs one delivery job: one attempt, then success, a retry later, or giving up.
@@ -388,8 +392,7 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
         return Ok(done("success", String::new()));
     }
     if ctx.should_stop() {
-        set_task(db, task.id, "Stopped", "stopped", 0).await?;
-        settle_execution(db, task.execution_id).await?;
+        end_attempt(db, task.id, task.execution_id, "Stopped", "stopped", 0).await?;
         return Ok(done("stopped", String::new()));
     }
     let now = now_ms();
@@ -402,10 +405,6 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     .bind(now)
     .fetch_one(&db.pool)
     .await?;
-    sqlx::query("UPDATE webhook_executions SET status = 'Running' WHERE id = $1 AND status = 'Pending'")
-        .bind(task.execution_id)
-        .execute(&db.pool)
-        .await?;
     let targets: Vec<StoredTarget> = serde_json::from_str(&task.targets).unwrap_or_default();
     let result = match targets.get(index as usize) {
         None => Err("the policy no longer has this target".to_string()),
@@ -432,7 +431,7 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     let outcome = match result {
         Ok(line) => {
             ctx.log(&line);
-            set_task(db, task.id, "Success", "", 0).await?;
+            end_attempt(db, task.id, task.execution_id, "Success", "", 0).await?;
             metrics::counter!("berth_webhook_deliveries_total", "result" => "success").increment(1);
             done("success", String::new())
         }
@@ -440,18 +439,17 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
             let wait = backoff(state.config.webhook.retry_backoff, run as u32);
             let at = now_ms() + wait.as_millis() as i64;
             ctx.log(format!("{e}; attempt {} of {max} in {} ms", run + 1, wait.as_millis()));
-            set_task(db, task.id, "Pending", &e, at).await?;
+            end_attempt(db, task.id, task.execution_id, "Pending", &e, at).await?;
             metrics::counter!("berth_webhook_deliveries_total", "result" => "retry").increment(1);
             Outcome { status: "retry", result: json!({ "retry_at": at }), error: e }
         }
         Err(e) => {
             ctx.log(format!("{e}; gave up after {run} attempts"));
-            set_task(db, task.id, "Error", &e, 0).await?;
+            end_attempt(db, task.id, task.execution_id, "Error", &e, 0).await?;
             metrics::counter!("berth_webhook_deliveries_total", "result" => "error").increment(1);
             done("error", e)
         }
     };
-    settle_execution(db, task.execution_id).await?;
     Ok(outcome)
 }
 
