@@ -153,7 +153,7 @@ impl AuditLog {
         let _turn = self.flushing.lock().await;
         let batch: Vec<Event> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())).into();
-        let mut hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(dropped, "audit queue overflowed while the database was unavailable");
@@ -161,13 +161,10 @@ impl AuditLog {
         if batch.is_empty() && hooks.is_empty() {
             return Ok(());
         }
-        let host = self.webhooks.host();
-        let extra = hooks.len();
-        hooks.extend(batch.iter().filter_map(|e| crate::webhook::payload::from_audit(e, host)));
         // Forwarded once stored (a batch the database refused comes back and is forwarded
         // then), or only forwarded when the database is skipped.
         let (target, skip) = self.forward.settings(db).await.unwrap_or_default();
-        let result = insert(db, if skip { &[] } else { &batch }, &self.webhooks, &hooks).await;
+        let result = insert(db, &batch, !skip, &self.webhooks, &hooks).await;
         if result.is_ok() && (skip || target.is_some()) {
             self.forward.send(&batch);
         }
@@ -178,7 +175,6 @@ impl AuditLog {
             let excess = p.len().saturating_sub(MAX_PENDING);
             p.drain(..excess);
             drop(p);
-            hooks.truncate(extra);
             let mut h = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
             let newer = std::mem::replace(&mut *h, hooks);
             h.extend(newer);
@@ -214,17 +210,25 @@ impl AuditLog {
     }
 }
 
+/// Writes the rows (unless `store` is false: `skip_audit_log_database`) and queues the webhook
+/// events of the rows and of `extra`, in one transaction.
 async fn insert(
     db: &Db,
     batch: &[Event],
+    store: bool,
     webhooks: &crate::webhook::deliver::Hooks,
-    events: &[crate::webhook::payload::Emitted],
+    extra: &[crate::webhook::payload::Emitted],
 ) -> Result<(), sqlx::Error> {
-    if batch.is_empty() && events.is_empty() {
+    let events =
+        !extra.is_empty() || batch.iter().any(|e| crate::webhook::payload::audit_event_type(e).is_some());
+    if !events && (!store || batch.is_empty()) {
         return Ok(());
     }
     let mut tx = db.begin_write().await?;
-    crate::webhook::deliver::queue_in(&mut tx, webhooks, events).await?;
+    crate::webhook::deliver::queue_in(&mut tx, webhooks, batch, extra).await?;
+    if !store {
+        return tx.commit().await;
+    }
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let mut q = Stmt::new(
             "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \

@@ -69,13 +69,18 @@ struct Wanting {
 }
 
 /// Queues an execution (and a delivery job per target) for every enabled policy that wants one
-/// of `events`, inside the caller's transaction. The number of executions queued.
+/// of the events — those of the audit rows `audit` (`payload::from_audit`) and `extra` — inside
+/// the caller's transaction. The number of executions queued. An audit row becomes an event only
+/// when a policy wants it (a pull costs nothing here unless someone listens to pulls).
 pub async fn queue_in(
     conn: &mut sqlx::AnyConnection,
     hooks: &Hooks,
-    events: &[Emitted],
+    audit: &[crate::audit::Event],
+    extra: &[Emitted],
 ) -> Result<usize, sqlx::Error> {
-    let mut projects: Vec<i64> = events.iter().map(|e| e.project_id).collect();
+    let mut projects: Vec<i64> = extra.iter().map(|e| e.project_id).collect();
+    projects
+        .extend(audit.iter().filter(|e| payload::audit_event_type(e).is_some()).filter_map(|e| e.project_id));
     projects.sort_unstable();
     projects.dedup();
     if projects.is_empty() {
@@ -103,16 +108,18 @@ pub async fn queue_in(
     let wants = |project: i64, event: &str| {
         policies.iter().any(|p| p.project_id == project && p.events.iter().any(|e| e == event))
     };
+    let mut all: Vec<Emitted> = extra.iter().filter(|e| wants(e.project_id, e.event_type)).cloned().collect();
     // A push into a nearly full project also warns, when a policy wants to hear it.
-    let mut all: Vec<Emitted> = Vec::with_capacity(events.len());
     let mut warned = std::collections::HashSet::new();
-    for e in events {
-        all.push(e.clone());
-        if e.event_type == "PUSH_ARTIFACT"
-            && wants(e.project_id, "QUOTA_WARNING")
-            && warned.insert(e.project_id)
-        {
-            let (hard, used) = crate::quota::limit_in(&mut *conn, e.project_id).await?;
+    for a in audit {
+        let (Some(kind), Some(project)) = (payload::audit_event_type(a), a.project_id) else { continue };
+        let warn = kind == "PUSH_ARTIFACT" && wants(project, "QUOTA_WARNING") && warned.insert(project);
+        if !wants(project, kind) && !warn {
+            continue;
+        }
+        let Some(e) = payload::from_audit(a, hooks.host()) else { continue };
+        if warn {
+            let (hard, used) = crate::quota::limit_in(&mut *conn, project).await?;
             if hard > 0 && used.saturating_mul(100) >= hard.saturating_mul(WARNING_PERCENT) {
                 let mut w = e.clone();
                 w.event_type = "QUOTA_WARNING";
@@ -126,6 +133,9 @@ pub async fn queue_in(
                 );
                 all.push(w);
             }
+        }
+        if wants(project, kind) {
+            all.push(e);
         }
     }
     let mut repos: HashMap<String, Option<Value>> = HashMap::new();

@@ -68,18 +68,24 @@ pub fn resource(host: &str, repository: &str, digest: &str, tag: &str) -> Value 
     Value::Object(r)
 }
 
-/// The webhook event of an audit row: a successful push, pull or deletion of an artifact.
-pub fn from_audit(e: &audit::Event, host: &str) -> Option<Emitted> {
-    if !e.success || e.resource_type != "artifact" {
+/// The event type of an audit row that is an event: a successful push, pull or deletion of an
+/// artifact in a project.
+pub fn audit_event_type(e: &audit::Event) -> Option<&'static str> {
+    if !e.success || e.resource_type != "artifact" || e.project_id.is_none() {
         return None;
     }
+    match e.operation.as_str() {
+        "create" => Some("PUSH_ARTIFACT"),
+        "pull" => Some("PULL_ARTIFACT"),
+        "delete" => Some("DELETE_ARTIFACT"),
+        _ => None,
+    }
+}
+
+/// The webhook event of an audit row (see `audit_event_type`).
+pub fn from_audit(e: &audit::Event, host: &str) -> Option<Emitted> {
+    let event_type = audit_event_type(e)?;
     let project_id = e.project_id?;
-    let event_type = match e.operation.as_str() {
-        "create" => "PUSH_ARTIFACT",
-        "pull" => "PULL_ARTIFACT",
-        "delete" => "DELETE_ARTIFACT",
-        _ => return None,
-    };
     let (repository, digest, tag) = match e.resource.split_once('@') {
         Some((repo, digest)) => (repo, digest, ""),
         None => {
