@@ -122,6 +122,16 @@ pub fn App() -> AnyView {
                     view=pages::gc::GarbageCollection
                     ssr=SsrMode::Async
                 />
+                <Route
+                    path=path!("/harbor/clearing-job/audit-log-purge")
+                    view=pages::purge::LogRotation
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/harbor/job-service-dashboard")
+                    view=pages::jobservice::JobServiceDashboard
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

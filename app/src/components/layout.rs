@@ -50,7 +50,8 @@ pub fn AppShell(user: UserResp, children: Children) -> impl IntoView {
                     <A href="/harbor/labels">{t("Labels")}</A>
                     <A href="/harbor/project-quotas">{t("Project Quotas")}</A>
                     <A href="/harbor/logs">{t("Audit log")}</A>
-                    <A href="/harbor/clearing-job/gc">{t("Garbage Collection")}</A>
+                    <A href="/harbor/clearing-job/gc">{t("Clean Up")}</A>
+                    <A href="/harbor/job-service-dashboard">{t("Job Service Dashboard")}</A>
                     <A href="/harbor/configs">{t("Configuration")}</A>
                 })}
             </nav>
