@@ -52,6 +52,14 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   expect((await request.post(`/api/v2.0/retentions/${policyId}/executions`, { headers, data: { dry_run: true } })).status()).toBe(201);
   const quotas = await (await request.get(`/api/v2.0/quotas?reference=project&reference_id=${project.project_id}`, { headers })).json();
   expect((await request.put(`/api/v2.0/quotas/${quotas[0].id}`, { headers, data: { hard: { storage: 1024 * 1024 } } })).status()).toBe(200);
+  // Log rotation with a schedule and a dry run in its history; the dashboard then lists the schedule.
+  const purge = await request.post("/api/v2.0/system/purgeaudit/schedule", {
+    headers, data: { schedule: { type: "Manual" }, parameters: { audit_retention_hour: 24, include_event_types: "pull", dry_run: true } },
+  });
+  expect(purge.status()).toBe(201);
+  expect((await request.put("/api/v2.0/system/purgeaudit/schedule", {
+    headers, data: { schedule: { type: "Daily" }, parameters: { audit_retention_hour: 48, include_event_types: "create,pull" } },
+  })).status()).toBe(200);
   const problems: string[] = [];
 
   await page.goto("/account/sign-in");
@@ -76,6 +84,8 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/logs",
     "/harbor/configs",
     "/harbor/clearing-job/gc",
+    "/harbor/clearing-job/audit-log-purge",
+    "/harbor/job-service-dashboard",
     "/harbor/registries",
     "/harbor/replications",
     "/harbor/account",
@@ -107,7 +117,7 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   // The same pages in Chinese (lang attribute, translated labels).
   await page.goto("/language?lang=zh-CN&redirect=/harbor/projects");
   await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
-  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/projects/e2e-a11y/policy", "/harbor/users"]) {
+  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/projects/e2e-a11y/policy", "/harbor/users", "/harbor/clearing-job/audit-log-purge", "/harbor/job-service-dashboard"]) {
     await page.goto(path);
     await audit(page, `${path} (zh-CN)`, problems);
   }
