@@ -29,6 +29,7 @@ test("log rotation: a dry run, then a real purge, show in the history; the sched
   const tabs = page.getByRole("navigation", { name: "Clean Up" });
   await expect(tabs.getByRole("link", { name: "Log Rotation" })).toHaveAttribute("aria-current", "page");
   await expect(tabs.getByRole("link", { name: "Garbage Collection" })).toBeVisible();
+  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Clean Up" })).toHaveAttribute("aria-current", "page");
 
   // Nothing ticked: the page says so and nothing runs.
   const run = page.getByTestId("purge-run-form");

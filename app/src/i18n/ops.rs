@@ -12,7 +12,6 @@ pub const ZH_CN: &[(&str, &str)] = &[
         "日志轮替按所选操作删除早于保留时间的审计日志记录，可手动或定时执行。模拟运行只统计数量。",
     ),
     ("Last completed", "最近完成时间"),
-    ("Next scheduled time", "下次执行时间"),
     ("{} (dry run)", "{}（模拟运行）"),
     ("Schedule to purge", "定时清理"),
     ("Keep records in", "保留记录"),
