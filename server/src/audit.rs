@@ -97,6 +97,11 @@ pub struct AuditLog {
     wake: tokio::sync::Notify,
     /// Syslog forwarding (`audit_forward`).
     pub forward: std::sync::Arc<crate::audit_forward::Forwarder>,
+    /// Webhook events that are not audit rows (quota, replication, retention), queued with the
+    /// next batch (`notify`).
+    hooks: Mutex<Vec<crate::webhook::payload::Emitted>>,
+    /// What queuing webhook events needs (`webhook::deliver`).
+    pub webhooks: crate::webhook::deliver::Hooks,
 }
 
 impl AuditLog {
@@ -111,6 +116,17 @@ impl AuditLog {
         // Group commit: the writer starts within `GATHER` and takes everything queued meanwhile,
         // so under load one transaction carries many rows, and a replica killed with `kill -9`
         // loses only the last few milliseconds of rows, not a timer's worth.
+        self.wake.notify_one();
+    }
+
+    /// Queues a webhook event that has no audit row; it is queued for delivery with the next
+    /// batch, in the same transaction.
+    pub fn notify(&self, e: crate::webhook::payload::Emitted) {
+        let mut h = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() < MAX_PENDING {
+            h.push(e);
+        }
+        drop(h);
         self.wake.notify_one();
     }
 
@@ -131,27 +147,28 @@ impl AuditLog {
         }
     }
 
-    /// Writes everything queued; on failure the rows go back to the front of the queue.
+    /// Writes everything queued, and queues the webhook events of the batch in the same
+    /// transaction; on failure the rows go back to the front of the queue.
     pub async fn flush(&self, db: &Db) -> Result<(), sqlx::Error> {
         let _turn = self.flushing.lock().await;
         let batch: Vec<Event> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())).into();
+        let mut hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
             tracing::warn!(dropped, "audit queue overflowed while the database was unavailable");
         }
-        if batch.is_empty() {
+        if batch.is_empty() && hooks.is_empty() {
             return Ok(());
         }
+        let host = self.webhooks.host();
+        let extra = hooks.len();
+        hooks.extend(batch.iter().filter_map(|e| crate::webhook::payload::from_audit(e, host)));
         // Forwarded once stored (a batch the database refused comes back and is forwarded
         // then), or only forwarded when the database is skipped.
         let (target, skip) = self.forward.settings(db).await.unwrap_or_default();
-        if skip {
-            self.forward.send(&batch);
-            return Ok(());
-        }
-        let result = insert(db, &batch).await;
-        if result.is_ok() && target.is_some() {
+        let result = insert(db, if skip { &[] } else { &batch }, &self.webhooks, &hooks).await;
+        if result.is_ok() && (skip || target.is_some()) {
             self.forward.send(&batch);
         }
         if result.is_err() {
@@ -160,6 +177,11 @@ impl AuditLog {
             p.extend(newer);
             let excess = p.len().saturating_sub(MAX_PENDING);
             p.drain(..excess);
+            drop(p);
+            hooks.truncate(extra);
+            let mut h = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+            let newer = std::mem::replace(&mut *h, hooks);
+            h.extend(newer);
         }
         result
     }
@@ -192,8 +214,17 @@ impl AuditLog {
     }
 }
 
-async fn insert(db: &Db, batch: &[Event]) -> Result<(), sqlx::Error> {
+async fn insert(
+    db: &Db,
+    batch: &[Event],
+    webhooks: &crate::webhook::deliver::Hooks,
+    events: &[crate::webhook::payload::Emitted],
+) -> Result<(), sqlx::Error> {
+    if batch.is_empty() && events.is_empty() {
+        return Ok(());
+    }
     let mut tx = db.begin_write().await?;
+    crate::webhook::deliver::queue_in(&mut tx, webhooks, events).await?;
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let mut q = Stmt::new(
             "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \

@@ -180,7 +180,7 @@ impl Forwarder {
     }
 
     async fn run(self: std::sync::Arc<Self>) {
-        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+        let host = crate::jobs::hostname().to_string();
         let host = if host.is_empty() || host.contains(' ') { "-".to_string() } else { host };
         let mut conn: Option<(Target, tokio::net::TcpStream)> = None;
         let mut backoff = Duration::from_millis(500);

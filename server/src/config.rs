@@ -42,6 +42,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub replication: ReplicationConfig,
     pub metric: MetricConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// Prometheus metrics (`[metric]`, Harbor's `metric.enabled/port/path`).
@@ -78,6 +79,35 @@ pub struct ReplicationConfig {
 impl Default for ReplicationConfig {
     fn default() -> Self {
         Self { workers: 4, parallel_blobs: 4 }
+    }
+}
+
+/// Webhook delivery (`[webhook]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Deliveries this replica makes at once (a pool of their own: a slow receiver never holds
+    /// back GC or replication, nor more than one slot of the others).
+    pub workers: usize,
+    /// Attempts of one delivery before it is given up (Harbor's `WEBHOOK_JOB_MAX_RETRY`, 3
+    /// there); with the backoff below, 10 attempts span 13.5 minutes.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled for each further one, at most 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Time a receiver has to answer one delivery.
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            max_attempts: 10,
+            retry_backoff: Duration::from_secs(2),
+            http_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -362,6 +392,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             replication: ReplicationConfig::default(),
             metric: MetricConfig::default(),
+            webhook: WebhookConfig::default(),
         }
     }
 }
@@ -603,6 +634,18 @@ impl Config {
         if !(1..=256).contains(&self.gc.workers) {
             return Err(ConfigError::new("gc.workers", "must be between 1 and 256"));
         }
+        if !(1..=64).contains(&self.webhook.workers) {
+            return Err(ConfigError::new("webhook.workers", "must be between 1 and 64"));
+        }
+        if !(1..=100).contains(&self.webhook.max_attempts) {
+            return Err(ConfigError::new("webhook.max_attempts", "must be between 1 and 100"));
+        }
+        if self.webhook.http_timeout.is_zero() || self.webhook.http_timeout > Duration::from_secs(300) {
+            return Err(ConfigError::new("webhook.http_timeout", "must be between 1ms and 5 minutes"));
+        }
+        if self.webhook.retry_backoff > Duration::from_secs(300) {
+            return Err(ConfigError::new("webhook.retry_backoff", "must be at most 5 minutes"));
+        }
         if !(1..=64).contains(&self.replication.workers) {
             return Err(ConfigError::new("replication.workers", "must be between 1 and 64"));
         }
@@ -699,6 +742,8 @@ mod tests {
             ("[http]\nheader_read_timeout = \"0s\"", "http.header_read_timeout"),
             ("[http]\nmax_connections = 0", "http.max_connections"),
             ("[replication]\nworkers = 0", "replication.workers"),
+            ("[webhook]\nworkers = 0", "webhook.workers"),
+            ("[webhook]\nmax_attempts = 0", "webhook.max_attempts"),
             ("[replication]\nparallel_blobs = 100", "replication.parallel_blobs"),
             ("[redis]\nurl = \"http://x\"", "redis.url"),
             ("[admin]\ninitial_password = \"short\"", "admin.initial_password"),

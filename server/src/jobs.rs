@@ -19,8 +19,13 @@
 //!   fired job's `unique_key`.
 //! - **Concurrency** (`tick`): a replica runs one job of the ordinary kinds (GC) at a time, as
 //!   before, and beside it up to `replication.workers` jobs of the `POOLED` kinds (replication
-//!   runs and tasks). A claim only takes a kind that has a free slot, so a full pool of tasks
-//!   never keeps GC waiting, and GC never stops tasks from being claimed.
+//!   runs and tasks), and up to `webhook.workers` webhook deliveries (`DELIVERIES`). A claim
+//!   only takes a kind that has a free slot, so a full pool of tasks never keeps GC waiting,
+//!   and GC never stops tasks from being claimed.
+//! - **Retries later**: a job may end with `retry` (`Outcome`, `defer`): it goes back to
+//!   `pending` with a later `run_at` (webhook deliveries' backoff; they count their own
+//!   attempts, so the `MAX_ATTEMPTS` give-up does not apply to them).
+//! - **Housekeeping** (`run_loop`, every 10 minutes): forgotten job pools, old webhook history.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -154,12 +159,14 @@ pub async fn requeue_stale(db: &Db) -> Result<u64, sqlx::Error> {
     if r.rows_affected() > 0 {
         tracing::warn!(jobs = r.rows_affected(), "took back jobs whose replica stopped answering");
     }
+    // Deliveries count their own attempts (`webhook.max_attempts`, retried later on purpose).
     let given_up: Vec<(i64, String)> = sqlx::query_as(
         "UPDATE jobs SET status = 'error', error = 'gave up after repeated attempts', finished_at = $1, \
-         updated_at = $1 WHERE status = 'pending' AND attempts >= $2 RETURNING id, kind",
+         updated_at = $1 WHERE status = 'pending' AND attempts >= $2 AND kind <> $3 RETURNING id, kind",
     )
     .bind(now)
     .bind(MAX_ATTEMPTS)
+    .bind(crate::webhook::deliver::JOB)
     .fetch_all(&db.pool)
     .await?;
     for (id, kind) in given_up {
@@ -325,6 +332,23 @@ pub async fn finish(
     Ok(r.rows_affected() == 1)
 }
 
+/// Puts a job this worker runs back in the queue, due at `run_at` (a delivery to retry). False
+/// when the job was taken back meanwhile.
+pub async fn defer(db: &Db, id: i64, worker: &str, run_at: i64, error: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE jobs SET status = 'pending', worker = '', run_at = $3, error = $4, updated_at = $5 \
+         WHERE id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(run_at)
+    .bind(error)
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// What a running job shares with its heartbeat: progress out, a stop flag in, and a log
 /// buffer written with each beat.
 #[derive(Debug, Clone)]
@@ -433,7 +457,7 @@ impl JobCtx {
     }
 }
 
-/// The end of a job run.
+/// The end of a job run. `status` `retry` with `result.retry_at` (ms) queues it again for then.
 pub struct Outcome {
     pub status: &'static str,
     pub result: Value,
@@ -464,7 +488,12 @@ where
     for attempt in 0..5u32 {
         let done = async {
             ctx.beat(db).await?;
-            finish(db, ctx.id, &ctx.worker, outcome.status, &outcome.result, &outcome.error).await
+            match outcome.result["retry_at"].as_i64() {
+                Some(at) if outcome.status == "retry" => {
+                    defer(db, ctx.id, &ctx.worker, at, &outcome.error).await
+                }
+                _ => finish(db, ctx.id, &ctx.worker, outcome.status, &outcome.result, &outcome.error).await,
+            }
         }
         .await;
         match done {
@@ -599,11 +628,30 @@ pub async fn fire_due(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
 
 // ---------------------------------------------------------------- the runner
 
+/// This machine's name (read once).
+pub fn hostname() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    })
+}
+
 /// A name for this process in `jobs.worker`.
 pub fn worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &id[..8])
+    format!("{}:{}:{}", hostname(), std::process::id(), &id[..8])
+}
+
+const HOUSEKEEPING: Duration = Duration::from_secs(600);
+
+/// Cleaning that needs no hurry: pools gone for a day, webhook history beyond what is kept.
+async fn housekeeping(state: &crate::state::AppState) -> Result<(), sqlx::Error> {
+    crate::jobservice::forget_pools(&state.db).await?;
+    let swept = crate::webhook::sweep(&state.db).await?;
+    if swept > 0 {
+        tracing::info!(executions = swept, "swept old webhook executions");
+    }
+    Ok(())
 }
 
 /// Each replica runs this loop: fire due schedules, take back jobs of dead replicas, claim
@@ -616,9 +664,16 @@ pub async fn run_loop(
     let worker = worker_name();
     tracing::info!(worker, "job runner started");
     let started = now_ms();
+    let mut cleaned: Option<std::time::Instant> = None;
     loop {
         // The dashboard's view of this replica (`jobservice`); a failure shows in the tick too.
         let _ = crate::jobservice::beat_pool(&state, &worker, started).await;
+        if cleaned.is_none_or(|t| t.elapsed() >= HOUSEKEEPING) {
+            match housekeeping(&state).await {
+                Ok(()) => cleaned = Some(std::time::Instant::now()),
+                Err(e) => tracing::warn!(error = %e, "job runner housekeeping failed; will retry"),
+            }
+        }
         match tick(&state, &worker).await {
             Ok(()) => beat.ok(),
             Err(e) => {
@@ -638,6 +693,10 @@ pub async fn run_loop(
 pub const POOLED: [&str; 2] =
     [crate::replication::execution::EXECUTION_JOB, crate::replication::execution::TASK_JOB];
 
+/// Webhook deliveries: a pool of their own (`webhook.workers` slots), so a slow receiver never
+/// holds back the other jobs, nor them the deliveries.
+pub const DELIVERIES: [&str; 1] = [crate::webhook::deliver::JOB];
+
 /// One pass of the runner (tests call it to run queued jobs now): fires due schedules, takes
 /// back jobs of dead replicas, then claims and runs jobs until none is left, one ordinary job
 /// at a time and up to `replication.workers` pooled ones beside it (see the module doc).
@@ -645,25 +704,41 @@ pub async fn tick(state: &crate::state::AppState, worker: &str) -> Result<(), sq
     fire_due(&state.db).await?;
     requeue_stale(&state.db).await?;
     let workers = state.config.replication.workers.max(1);
+    let hooks = state.config.webhook.workers.max(1);
     let mut one = tokio::task::JoinSet::new();
     let mut pool = tokio::task::JoinSet::new();
+    let mut deliveries = tokio::task::JoinSet::new();
     let mut failed: Option<sqlx::Error> = None;
     let mut checked = std::time::Instant::now();
     loop {
-        let which = match (one.is_empty(), pool.len() < workers) {
+        // The kinds of the classes that have a free slot (see the module doc).
+        let (one_free, pool_free, hooks_free) =
+            (one.is_empty(), pool.len() < workers, deliveries.len() < hooks);
+        let mut full: Vec<&str> = vec![];
+        let mut free: Vec<&str> = vec![];
+        for (kinds, is_free) in [(&POOLED[..], pool_free), (&DELIVERIES[..], hooks_free)] {
+            if is_free {
+                free.extend(kinds)
+            } else {
+                full.extend(kinds)
+            }
+        }
+        let which = match one_free {
             _ if failed.is_some() => None,
-            (true, true) => Some(Claim::Any),
-            (true, false) => Some(Claim::Except(&POOLED)),
-            (false, true) => Some(Claim::Only(&POOLED)),
-            (false, false) => None,
+            true if full.is_empty() => Some(Claim::Any),
+            true => Some(Claim::Except(&full)),
+            false if free.is_empty() => None,
+            false => Some(Claim::Only(&free)),
         };
         if let Some(which) = which {
             match claim_of(&state.db, worker, which).await {
                 Ok(Some(job)) => {
-                    let pooled = POOLED.contains(&job.kind.as_str());
+                    let kind = job.kind.clone();
                     let run = run_job(state.clone(), worker.to_string(), job);
-                    if pooled {
+                    if POOLED.contains(&kind.as_str()) {
                         pool.spawn(run);
+                    } else if DELIVERIES.contains(&kind.as_str()) {
+                        deliveries.spawn(run);
                     } else {
                         one.spawn(run);
                     }
@@ -674,12 +749,13 @@ pub async fn tick(state: &crate::state::AppState, worker: &str) -> Result<(), sq
                 Err(e) => failed = Some(e),
             }
         }
-        if one.is_empty() && pool.is_empty() {
+        if one.is_empty() && pool.is_empty() && deliveries.is_empty() {
             break;
         }
         let ended = tokio::select! {
             Some(r) = one.join_next(), if !one.is_empty() => Some(r),
             Some(r) = pool.join_next(), if !pool.is_empty() => Some(r),
+            Some(r) = deliveries.join_next(), if !deliveries.is_empty() => Some(r),
             _ = tokio::time::sleep(Duration::from_secs(1)) => None,
         };
         if let Some(Err(e)) = ended {
@@ -723,6 +799,10 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         }
         crate::retention::run::JOB => {
             run_claimed(&db, ctx, |ctx| async move { crate::retention::run::run_job(&state, ctx).await })
+                .await
+        }
+        crate::webhook::deliver::JOB => {
+            run_claimed(&db, ctx, |ctx| async move { crate::webhook::deliver::run_job(&state, ctx).await })
                 .await
         }
         other => {

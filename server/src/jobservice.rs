@@ -3,7 +3,8 @@
 //!
 //! - **Pools**: every runner pass (`jobs::run_loop`, every ≤ 2 s) upserts its row in
 //!   `job_pools`; a pool whose heartbeat is older than [`POOL_STALE_MS`] is gone (its jobs are
-//!   taken back by `jobs::requeue_stale`). Rows older than a day are removed.
+//!   taken back by `jobs::requeue_stale`). Rows older than a day are removed by the runner's
+//!   housekeeping (`forget_pools`).
 //! - **Workers** are a pool's slots: the running jobs whose `worker` is the pool, then idle
 //!   slots up to its concurrency.
 //! - **Queues** are job types; `pause` adds a row to `job_queues_paused` (`*` for all types),
@@ -22,8 +23,9 @@ pub const POOL_STALE_MS: i64 = 30_000;
 const POOL_FORGET_MS: i64 = 86_400_000;
 
 /// The job types, in the order the dashboard lists them.
-pub const JOB_TYPES: [&str; 5] = [
+pub const JOB_TYPES: [&str; 6] = [
     "gc",
+    crate::webhook::deliver::JOB,
     crate::purge::JOB,
     crate::retention::run::JOB,
     crate::replication::execution::EXECUTION_JOB,
@@ -33,23 +35,28 @@ pub const JOB_TYPES: [&str; 5] = [
 /// Records this replica's runner as alive.
 pub async fn beat_pool(state: &AppState, worker: &str, started: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-    let concurrency = 1 + state.config.replication.workers.max(1) as i64;
+    let concurrency =
+        1 + state.config.replication.workers.max(1) as i64 + state.config.webhook.workers.max(1) as i64;
     sqlx::query(
         "INSERT INTO job_pools (worker, pid, host, concurrency, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (worker) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, concurrency = excluded.concurrency",
     )
     .bind(worker)
     .bind(i64::from(std::process::id()))
-    .bind(host)
+    .bind(crate::jobs::hostname())
     .bind(concurrency)
     .bind(started)
     .bind(now)
     .execute(&state.db.pool)
     .await?;
+    Ok(())
+}
+
+/// Removes pools silent for a day (the runner's housekeeping).
+pub async fn forget_pools(db: &Db) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM job_pools WHERE heartbeat_at < $1")
-        .bind(now - POOL_FORGET_MS)
-        .execute(&state.db.pool)
+        .bind(now_ms() - POOL_FORGET_MS)
+        .execute(&db.pool)
         .await?;
     Ok(())
 }

@@ -38,6 +38,7 @@ pub mod supervisor;
 pub mod telemetry;
 pub mod token;
 pub mod usage;
+pub mod webhook;
 
 #[cfg(test)]
 mod parser_props;

@@ -297,6 +297,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<Project, ProjectError> {
         .await?;
     sqlx::query("DELETE FROM immutable_rules WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
     crate::retention::delete_in(&mut tx, id).await?;
+    crate::webhook::delete_in(&mut tx, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(project)

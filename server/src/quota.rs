@@ -123,7 +123,7 @@ async fn add_usage(
 }
 
 /// The project's limit and usage, in one statement ((-1, 0) without a quota row).
-async fn limit_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+pub(crate) async fn limit_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
     project_id: i64,
 ) -> Result<(i64, i64), sqlx::Error> {

@@ -106,6 +106,8 @@ pub enum Resource {
     ArtifactLabel,
     /// The tag retention policy and its runs (`tag-retention`).
     TagRetention,
+    /// Webhook policies and their executions (`notification-policy`).
+    NotificationPolicy,
 }
 
 impl Resource {
@@ -126,6 +128,7 @@ impl Resource {
             "label" => Resource::Label,
             "artifact-label" => Resource::ArtifactLabel,
             "tag-retention" => Resource::TagRetention,
+            "notification-policy" => Resource::NotificationPolicy,
             _ => return None,
         })
     }
@@ -147,6 +150,7 @@ impl Resource {
             Resource::Label => "label",
             Resource::ArtifactLabel => "artifact-label",
             Resource::TagRetention => "tag-retention",
+            Resource::NotificationPolicy => "notification-policy",
         }
     }
 }
@@ -193,7 +197,7 @@ use Act::*;
 use Resource as R;
 
 /// What a role may do. Derived from Harbor's matrix, restricted to the resources this server
-/// has (no scanners, helm charts or webhooks yet). One deliberate difference: Harbor lets a
+/// has (no scanners or helm charts). One deliberate difference: Harbor lets a
 /// developer write the tag retention policy, which deletes artifacts a developer may not
 /// delete; here developers only read it (running it is `update`, a maintainer's).
 pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
@@ -215,6 +219,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Label => matches!(act, Create | Read | Update | Delete | List),
             R::ArtifactLabel => matches!(act, Create | Delete),
             R::TagRetention => matches!(act, Create | Read | Update | Delete | List),
+            R::NotificationPolicy => matches!(act, Read | List),
         },
         Role::Developer => match res {
             R::Project => act == Read,
@@ -230,7 +235,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Label => matches!(act, Read | List),
             R::ArtifactLabel => matches!(act, Create | Delete),
             R::TagRetention => matches!(act, Read | List),
-            R::Metadata | R::ImmutableTag => false,
+            R::Metadata | R::ImmutableTag | R::NotificationPolicy => false,
         },
         Role::Guest => match res {
             R::Project => act == Read,
@@ -245,6 +250,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Configuration => act == Read,
             R::Label => matches!(act, Read | List),
             R::Metadata | R::ImmutableTag | R::ArtifactLabel | R::TagRetention => false,
+            R::NotificationPolicy => false,
         },
         Role::LimitedGuest => match res {
             R::Project => act == Read,
@@ -256,6 +262,7 @@ pub fn role_allows(role: Role, res: Resource, act: Act) -> bool {
             R::Configuration => act == Read,
             R::Member | R::Log | R::Robot | R::Metadata => false,
             R::ImmutableTag | R::Label | R::ArtifactLabel | R::TagRetention => false,
+            R::NotificationPolicy => false,
         },
     }
 }

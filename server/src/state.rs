@@ -84,6 +84,9 @@ impl AppState {
             .site_pkg_dir("pkg")
             .build();
 
+        let audit: Arc<crate::audit::AuditLog> = Arc::default();
+        let jobs_wake: Arc<tokio::sync::Notify> = Arc::default();
+        audit.webhooks.init(&config.external_url, jobs_wake.clone());
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -95,9 +98,9 @@ impl AppState {
             credentials: Arc::new(crate::auth::CredentialCache::new(rand::random())),
             login_budget: Arc::default(),
             pulls: Arc::default(),
-            audit: Arc::default(),
+            audit: audit.clone(),
             tokens: Arc::default(),
-            jobs_wake: Arc::default(),
+            jobs_wake,
             replication: Arc::new(crate::replication::connector::Product),
             supervisor: Arc::default(),
             proxy: Arc::default(),

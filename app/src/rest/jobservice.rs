@@ -12,7 +12,8 @@ pub struct WorkerPool {
     pub worker_pool_id: String,
     pub start_at: String,
     pub heartbeat_at: String,
-    /// Jobs it runs at once (one ordinary job plus `replication.workers` pooled ones).
+    /// Jobs it runs at once (one ordinary job, `replication.workers` pooled ones and
+    /// `webhook.workers` webhook deliveries).
     pub concurrency: i64,
     pub host: String,
 }

@@ -22,6 +22,7 @@ pub mod robots;
 pub mod system;
 pub mod usergroups;
 pub mod users;
+pub mod webhook;
 
 pub use artifacts::{Accessory, Artifact, Reference, Repository, Tag};
 pub use gc::{GcHistory, GcUsage, ProjectUsage};

@@ -27,6 +27,7 @@ pub mod system;
 pub mod tags;
 pub mod usergroups;
 pub mod users;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -96,6 +97,14 @@ pub fn v2_router() -> OpenApiRouter<AppState> {
         .routes(routes!(retention::operate))
         .routes(routes!(retention::tasks))
         .routes(routes!(retention::task_log))
+        .routes(routes!(webhook::list, webhook::create))
+        .routes(routes!(webhook::test))
+        .routes(routes!(webhook::get, webhook::update, webhook::delete))
+        .routes(routes!(webhook::executions))
+        .routes(routes!(webhook::tasks))
+        .routes(routes!(webhook::task_log))
+        .routes(routes!(webhook::last_trigger))
+        .routes(routes!(webhook::events))
         .routes(routes!(robots::list, robots::create))
         .routes(routes!(robots::get, robots::update, robots::refresh, robots::delete))
         .routes(routes!(audit::list))

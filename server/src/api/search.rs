@@ -88,7 +88,7 @@ pub struct PermissionParams {
     pub relative: Option<bool>,
 }
 
-const RESOURCES: [Resource; 15] = [
+const RESOURCES: [Resource; 16] = [
     Resource::Project,
     Resource::Member,
     Resource::Metadata,
@@ -104,6 +104,7 @@ const RESOURCES: [Resource; 15] = [
     Resource::Label,
     Resource::ArtifactLabel,
     Resource::TagRetention,
+    Resource::NotificationPolicy,
 ];
 const ACTS: [Act; 7] = [Act::Create, Act::Read, Act::Update, Act::Delete, Act::List, Act::Pull, Act::Push];
 

@@ -79,10 +79,37 @@ pub(crate) fn record_pull(
     project_id: i64,
     name: &str,
     reference: &Reference,
-    artifact_id: i64,
+    m: &StoredManifest,
 ) {
-    state.pulls.record(artifact_id);
-    state.audit.record(actor.event("pull", "artifact", artifact_ref(name, reference), project_id));
+    state.pulls.record(m.artifact_id);
+    // The digest in the detail: the webhook's resource names it for a pull by tag too.
+    state.audit.record(
+        actor
+            .event("pull", "artifact", artifact_ref(name, reference), project_id)
+            .detail(m.digest.to_string()),
+    );
+}
+
+/// Tells webhooks about a push the project's quota refused (Harbor's `QUOTA_EXCEED`); other
+/// errors are no event.
+pub(crate) fn notify_quota_refusal(
+    state: &AppState,
+    operator: &str,
+    project_id: i64,
+    name: &str,
+    digest: &str,
+    tag: &str,
+    e: &OciError,
+) {
+    if e.code != Code::Denied || e.detail.as_ref().is_none_or(|d| d.get("needed").is_none()) {
+        return;
+    }
+    let host = state.audit.webhooks.host().to_string();
+    let event = crate::webhook::payload::Emitted::new(project_id, "QUOTA_EXCEED", operator)
+        .repository(name)
+        .resource(&host, name, digest, tag)
+        .data("custom_attributes", json!({ "Details": e.message }));
+    state.audit.notify(event);
 }
 
 /// The digest of a pushed manifest body: the reference's (which the body must hash to) for a

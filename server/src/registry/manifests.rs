@@ -26,7 +26,7 @@ pub(super) async fn get_manifest(
     let m = internal::find_manifest(state, name, reference).await?;
     let body = if head { Bytes::new() } else { state.storage.read_all(&m.digest.blob_key()).await? };
     if !head {
-        internal::record_pull(state, who.actor(), project.id, name, reference, m.artifact_id);
+        internal::record_pull(state, who.actor(), project.id, name, reference, &m);
     }
     let d = m.digest.to_string();
     let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
@@ -98,7 +98,15 @@ pub(super) async fn put_manifest(
         body,
         &tags,
     )
-    .await?;
+    .await;
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            let tag = tags.first().copied().unwrap_or("");
+            internal::notify_quota_refusal(state, who.name(), project.id, name, &digest.to_string(), tag, &e);
+            return Err(e);
+        }
+    };
     // Event-based replication (queued off the request path).
     if tags.is_empty() {
         crate::replication::on_artifact_event(state, ArtifactEvent::Push, name, &digest.to_string());

@@ -97,7 +97,8 @@ pub(super) async fn get_manifest(
         });
     }
     if !head {
-        state.audit.record(who.event("pull", "artifact", artifact_ref(name, reference), project.id));
+        let e = who.event("pull", "artifact", artifact_ref(name, reference), project.id);
+        state.audit.record(e.detail(m.digest.to_string()));
     }
     let d = m.digest.to_string();
     let size = m.bytes.len() as u64;

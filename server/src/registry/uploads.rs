@@ -74,7 +74,8 @@ pub(super) async fn start_upload(
     let id = new_upload(state, name).await?;
     if let Some(digest) = digest_param(pairs)? {
         // Monolithic upload in one POST.
-        return complete(state, name, &id, 0, &UploadHasher::new().save(), Some(body), &digest).await;
+        let done = complete(state, name, &id, 0, &UploadHasher::new().save(), Some(body), &digest).await;
+        return quota_event(state, who, name, &digest, done).await;
     }
     Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
 }
@@ -328,7 +329,24 @@ pub(super) async fn finish_upload(
         check_content_range(headers, name, id, up.size)?;
     }
     let body = has_body.then_some(body);
-    complete(state, name, id, up.size, &up.hash_state, body, &digest).await
+    let done = complete(state, name, id, up.size, &up.hash_state, body, &digest).await;
+    quota_event(state, who, name, &digest, done).await
+}
+
+/// A blob refused by the project's quota is a webhook event (`QUOTA_EXCEED`).
+async fn quota_event(
+    state: &AppState,
+    who: &RegistryCaller,
+    name: &str,
+    digest: &Digest,
+    done: OciResult<Response>,
+) -> OciResult<Response> {
+    if let Err(e) = &done {
+        if let Ok(Some(p)) = meta::project_of(&state.db, name).await {
+            internal::notify_quota_refusal(state, who.name(), p.id, name, &digest.to_string(), "", e);
+        }
+    }
+    done
 }
 
 /// Appends an optional last chunk, then `close_upload`.

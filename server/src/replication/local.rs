@@ -227,7 +227,7 @@ impl Content for LocalRegistry {
             )));
         }
         if let Some(p) = meta::project_of(&st.db, repo).await.map_err(|e| content_error(e.into(), &what))? {
-            internal::record_pull(st, self.actor(), p.id, repo, &rf, m.artifact_id);
+            internal::record_pull(st, self.actor(), p.id, repo, &rf, &m);
         }
         Ok(Some(Manifest { media_type: m.media_type, digest: m.digest, bytes }))
     }

@@ -26,6 +26,7 @@ pub mod content;
 pub mod copy;
 pub use crate::crypto;
 pub mod endpoints;
+pub mod events;
 pub mod execution;
 pub mod filters;
 pub mod health;

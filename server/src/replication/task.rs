@@ -140,7 +140,9 @@ async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
     };
     if !started {
         ctx.log("the task was stopped before it started");
-        execution::settle(db, execution_id).await?;
+        if execution::settle(db, execution_id).await? {
+            super::events::notify_finished(state, execution_id).await?;
+        }
         return Ok(outcome("stopped", String::new()));
     }
     let Some(policy) =
@@ -199,7 +201,9 @@ async fn finish(
     .bind(&digest)
     .execute(&state.db.pool)
     .await?;
-    execution::settle(&state.db, execution_id).await?;
+    if execution::settle(&state.db, execution_id).await? {
+        super::events::notify_finished(state, execution_id).await?;
+    }
     Ok(match status {
         "Succeed" => {
             Outcome { status: "success", result: json!({ "digest": digest, "bytes": bytes }), error: text }

@@ -256,6 +256,46 @@ pub async fn run_job(state: &AppState, ctx: JobCtx) -> Outcome {
     }
 }
 
+/// Deleted artifacts listed in one TAG_RETENTION event at most.
+const MAX_REPORTED: usize = 1000;
+
+async fn notify_finished(
+    state: &AppState,
+    exec: &Execution,
+    policy: &Policy,
+    status: &str,
+    removed: &[Value],
+) -> Result<(), sqlx::Error> {
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT), CAST(COALESCE(SUM(retained), 0) AS BIGINT) \
+         FROM retention_tasks WHERE execution_id = $1",
+    )
+    .bind(exec.id)
+    .fetch_one(&state.db.pool)
+    .await?;
+    let project: Option<String> = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
+        .bind(policy.project_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let rules = serde_json::to_value(&policy.rules).unwrap_or(Value::Null);
+    let event = crate::webhook::payload::Emitted::new(policy.project_id, "TAG_RETENTION", &exec.created_by)
+        .data(
+            "retention",
+            json!({
+                "total": counts.0,
+                "retained": counts.1,
+                "harbor_hostname": state.audit.webhooks.host(),
+                "project_name": project.unwrap_or_default(),
+                "retention_policy_id": policy.id,
+                "retention_rule": rules,
+                "result": if status == "Success" { "SUCCESS" } else { "ERROR" },
+                "deleted_artifact": removed,
+            }),
+        );
+    state.audit.notify(event);
+    Ok(())
+}
+
 async fn end_execution(db: &Db, id: i64, status: &str) -> Result<(), sqlx::Error> {
     let now = now_ms();
     let mut tx = db.begin_write().await?;
@@ -339,12 +379,13 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     ));
     let tasks = make_tasks(db, &policy, id, &rules).await?;
     let (mut failed, mut deleted_total) = (0usize, 0i64);
+    let mut removed = vec![];
     for task in &tasks {
         if ctx.should_stop() || ctx.lost() {
             end_execution(db, id, "Stopped").await?;
             return Ok(Outcome { status: "stopped", result: Value::Null, error: String::new() });
         }
-        let (status, deleted) = run_task(state, ctx, &exec, &policy, &rules, task).await?;
+        let (status, deleted) = run_task(state, ctx, &exec, &policy, &rules, task, &mut removed).await?;
         deleted_total += deleted;
         if status == "Error" {
             failed += 1;
@@ -355,8 +396,13 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
         }
         ctx.set_progress(json!({ "tasks": tasks.len(), "deleted": deleted_total }));
     }
-    end_execution(db, id, if failed > 0 { "Error" } else { "Success" }).await?;
+    let status = if failed > 0 { "Error" } else { "Success" };
+    end_execution(db, id, status).await?;
     ctx.log(format!("{} repositories, {deleted_total} artifacts deleted, {failed} failed", tasks.len()));
+    // Harbor's TAG_RETENTION webhook: real runs that deleted something.
+    if !exec.dry_run && deleted_total > 0 {
+        notify_finished(state, &exec, &policy, status, &removed).await?;
+    }
     Ok(Outcome {
         status: if failed > 0 { "error" } else { "success" },
         result: json!({ "execution_id": id, "repositories": tasks.len(), "deleted": deleted_total }),
@@ -470,6 +516,7 @@ async fn run_task(
     policy: &Policy,
     rules: &[eval::Rule],
     task: &Task,
+    removed: &mut Vec<Value>,
 ) -> Result<(&'static str, i64), sqlx::Error> {
     let db = &state.db;
     let started = now_ms();
@@ -526,6 +573,16 @@ async fn run_task(
                 Ok(gone) if gone.is_empty() => "RETAIN (changed since the evaluation)".into(),
                 Ok(gone) => {
                     deleted += 1;
+                    // For the TAG_RETENTION webhook (Harbor's `deleted_artifact`), bounded.
+                    if removed.len() < MAX_REPORTED {
+                        let name_tag = if c.tags.is_empty() {
+                            format!("{}@{}", task.repository, c.digest)
+                        } else {
+                            format!("{}:{}", task.repository, c.tags.join(","))
+                        };
+                        removed.push(json!({"type": "artifact", "status": "SUCCESS", "name_tag": name_tag,
+                            "references": [c.digest]}));
+                    }
                     for x in &gone {
                         state.audit.record(
                             crate::audit::Event::new(

@@ -49,7 +49,7 @@ both_dbs!(pools_workers_queues_and_schedules, |app| {
         .iter()
         .find(|p| p["worker_pool_id"] == "replica-1")
         .expect("the pool is listed");
-    assert_eq!(pool["concurrency"], 1 + app.config.replication.workers as i64);
+    assert_eq!(pool["concurrency"], 1 + (app.config.replication.workers + app.config.webhook.workers) as i64);
     assert_eq!(pool["pid"], std::process::id() as i64);
 
     // A running job shows in its pool's slots; the rest are idle.

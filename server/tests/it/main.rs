@@ -43,3 +43,4 @@ mod schema;
 mod sessions_redis;
 mod token;
 mod usergroups;
+mod webhook;

@@ -99,6 +99,8 @@ fn concrete(path: &str) -> String {
         .replace("{job_id}", "999")
         .replace("{job_type}", "all")
         .replace("{tid}", "999")
+        .replace("{webhook_policy_id}", "999")
+        .replace("{execution_id}", "999")
         .replace("{addition}", "manifest");
     assert!(!concrete.contains('{'), "unhandled parameter in {path}");
     concrete
