@@ -23,3 +23,4 @@ pub mod retention;
 pub mod retention_runs;
 pub mod robots;
 pub mod sign_in;
+pub mod webhooks;
