@@ -60,6 +60,10 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   expect((await request.put("/api/v2.0/system/purgeaudit/schedule", {
     headers, data: { schedule: { type: "Daily" }, parameters: { audit_retention_hour: 48, include_event_types: "create,pull" } },
   })).status()).toBe(200);
+  // A webhook policy on the project.
+  expect((await request.post("/api/v2.0/projects/e2e-a11y/webhook/policies", {
+    headers, data: { name: "a11y-hook", description: "to nowhere", event_types: ["PUSH_ARTIFACT", "PULL_ARTIFACT"], targets: [{ type: "http", address: "http://127.0.0.1:9/hook", payload_format: "Default" }] },
+  })).status()).toBe(201);
   const problems: string[] = [];
 
   await page.goto("/account/sign-in");
@@ -78,6 +82,7 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/projects/e2e-a11y/configs",
     "/harbor/projects/e2e-a11y/labels",
     "/harbor/projects/e2e-a11y/policy",
+    "/harbor/projects/e2e-a11y/webhook",
     "/harbor/labels",
     "/harbor/project-quotas",
     "/harbor/users",
@@ -104,6 +109,14 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   await expect(page.getByTestId("immutable-form")).toBeVisible();
   await expect(page.getByTestId("retention-tasks")).toBeVisible();
   await audit(page, "policy forms and a run's tasks", problems);
+  // The webhook form and a policy's (empty) executions.
+  await page.goto("/harbor/projects/e2e-a11y/webhook");
+  await hydrated(page);
+  await page.getByTestId("webhook-new").click();
+  await page.getByTestId("webhook-executions").first().click();
+  await expect(page.getByTestId("webhook-form")).toBeVisible();
+  await expect(page.getByTestId("webhook-executions-view")).toBeVisible();
+  await audit(page, "webhook form and executions", problems);
   await page.goto("/harbor/projects/e2e-a11y/repositories/app");
   await hydrated(page);
   await page.getByTestId("label-pick").first().click();

@@ -82,7 +82,7 @@ test.describe("in the browser's locale", () => {
     await page.getByRole("button", { name: "登录" }).click();
     await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
     await expect(page.getByRole("navigation", { name: "项目" })).toContainText("机器人账户");
-    for (const tab of ["summary", "members", "labels", "policy", "robot-account", "logs", "configs"]) {
+    for (const tab of ["summary", "members", "labels", "policy", "robot-account", "webhook", "logs", "configs"]) {
       await page.getByTestId(`tab-${tab}`).click();
       await expect(page).toHaveURL(new RegExp(`/${tab}$`));
       await expect(page.locator("main .loading")).toHaveCount(0);
