@@ -189,3 +189,38 @@ test("a non-admin is told both pages are for administrators", async ({ page, req
   await expect(page.getByRole("alert")).toContainText("Only system administrators");
   expect((await page.request.get("/api/v2.0/jobservice/queues")).status()).toBe(403);
 });
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("log rotation's forms are plain form posts: a dry run and a schedule", async ({ page, request }) => {
+    const before = (await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json()).length;
+    await page.goto(LOG_ROTATION);
+    await expect(page).toHaveURL(/\/account\/sign-in/);
+    await logIn(page);
+    await expect(page).toHaveURL(/\/harbor\//);
+    await page.goto(LOG_ROTATION);
+    const run = page.getByTestId("purge-run-form");
+    await run.getByLabel("Keep records in").fill("5");
+    await run.getByLabel("Unit").selectOption("hours");
+    await run.getByTestId("run-op-login").check();
+    await page.getByTestId("purge-dry-run").check();
+    await page.getByTestId("purge-run").click();
+    await expect(page).toHaveURL(new RegExp(`${LOG_ROTATION}\\??$`));
+    const runs = await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json();
+    expect(runs.length).toBe(before + 1);
+    expect(JSON.parse(runs[0].job_parameters)).toMatchObject({ audit_retention_hour: 5, dry_run: true });
+    expect(JSON.parse(runs[0].job_parameters).include_event_types.split(",")).toContain("login");
+
+    const sched = page.getByTestId("purge-schedule-form");
+    await sched.getByLabel("Repeat").selectOption("Weekly");
+    await sched.getByLabel("Keep records in").fill("14");
+    await sched.getByLabel("Unit").selectOption("days");
+    await page.getByTestId("purge-schedule-save").click();
+    await expect(page).toHaveURL(new RegExp(`${LOG_ROTATION}\\??$`));
+    await expect(page.getByTestId("purge-next")).toContainText("Weekly");
+    const saved = await (await request.get("/api/v2.0/system/purgeaudit/schedule", { headers })).json();
+    expect(saved.schedule.type).toBe("Weekly");
+    expect(JSON.parse(saved.job_parameters).audit_retention_hour).toBe(336);
+  });
+});
