@@ -106,6 +106,12 @@ test("webhooks: add a policy, a push is delivered and shows in its executions an
   await expect(form.getByLabel("Name")).toHaveValue("hook1");
   await expect(form.getByLabel("Auth header")).toHaveValue("");
   await form.getByLabel("Payload format").selectOption("CloudEvents");
+  // Test endpoint: a PING with the stored auth header, in the chosen format; nothing saved.
+  await page.getByTestId("webhook-test").click();
+  await expect(page.getByTestId("outcome")).toHaveText(`The endpoint ${url} answered the test event.`);
+  expect(hits.length).toBe(2);
+  expect(hits[1].headers.authorization).toBe("Bearer s3cret");
+  expect(hits[1].headers["content-type"]).toContain("application/cloudevents+json");
   await page.getByTestId("webhook-save").click();
   await expect(page.getByTestId("outcome")).toHaveText("Saved webhook hook1.");
   await row.getByTestId("webhook-enabled").click();
@@ -113,9 +119,10 @@ test("webhooks: add a policy, a push is delivered and shows in its executions an
   const edited = (await (await request.get("/api/v2.0/projects/e2e-hooks/webhook/policies", { headers })).json())[0];
   expect(edited.targets[0].payload_format).toBe("CloudEvents");
   await pushImage(request, "e2e-hooks/app", "v3");
-  await expect.poll(() => hits.length, { timeout: 30_000 }).toBe(2);
-  expect(hits[1].headers.authorization).toBe("Bearer s3cret");
-  expect(hits[1].headers["content-type"]).toContain("application/cloudevents+json");
+  await expect.poll(() => hits.length, { timeout: 30_000 }).toBe(3);
+  expect(hits[2].headers.authorization).toBe("Bearer s3cret");
+  expect(hits[2].headers["content-type"]).toContain("application/cloudevents+json");
+  expect(hits[2].body.type).toBe("harbor.artifact.pushed");
 
   // A policy without events is refused in the page.
   await page.getByTestId("webhook-new").click();
@@ -126,6 +133,10 @@ test("webhooks: add a policy, a push is delivered and shows in its executions an
   await form.getByLabel("Endpoint URL").fill(url);
   await page.getByTestId("webhook-save").click();
   await expect(page.getByTestId("outcome-error")).toHaveText("Select at least one event type.");
+  // An endpoint that does not answer fails the test with the server's reason.
+  await form.getByLabel("Endpoint URL").fill("http://127.0.0.1:9/none");
+  await page.getByTestId("webhook-test").click();
+  await expect(page.getByTestId("outcome-error")).toContainText("127.0.0.1:9");
   await form.getByRole("button", { name: "Cancel" }).click();
 
   // Delete.

@@ -126,4 +126,6 @@ pub const ZH_CN: &[(&str, &str)] = &[
     ("This webhook has not been triggered yet.", "该 Webhook 还未被触发。"),
     ("Log of task {}", "任务 {} 的日志"),
     ("Select at least one event type.", "请至少选择一个事件类型。"),
+    ("Test endpoint", "测试 Endpoint"),
+    ("The endpoint {} answered the test event.", "Endpoint {} 已响应测试事件。"),
 ];

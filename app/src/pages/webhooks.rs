@@ -333,37 +333,53 @@ fn WebhookForm(
             .map(|f| f.formats.clone())
             .unwrap_or_else(|| vec!["Default".into()])
     };
+    // The policy the fields describe.
+    let draft = move || WebhookPolicy {
+        id: id.unwrap_or(0),
+        name: name.get_untracked().trim().to_string(),
+        description: description.get_untracked(),
+        targets: vec![WebhookTargetObject {
+            kind: kind.get_untracked(),
+            address: address.get_untracked().trim().to_string(),
+            auth_header: auth.get_untracked(),
+            skip_cert_verify: !verify.get_untracked(),
+            payload_format: format.get_untracked(),
+        }],
+        event_types: chosen.get_untracked(),
+        enabled,
+        ..Default::default()
+    };
+    let save_project = project.clone();
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let events = chosen.get_untracked();
-        if events.is_empty() {
+        let body = draft();
+        if body.event_types.is_empty() {
             outcome.set(Some(Err(PortalError::Invalid(t("Select at least one event type.").into()))));
             return;
         }
-        let n = name.get_untracked().trim().to_string();
-        let body = WebhookPolicy {
-            id: id.unwrap_or(0),
-            name: n.clone(),
-            description: description.get_untracked(),
-            targets: vec![WebhookTargetObject {
-                kind: kind.get_untracked(),
-                address: address.get_untracked().trim().to_string(),
-                auth_header: auth.get_untracked(),
-                skip_cert_verify: !verify.get_untracked(),
-                payload_format: format.get_untracked(),
-            }],
-            event_types: events,
-            enabled,
-            ..Default::default()
-        };
+        let n = body.name.clone();
         let (method, path, note) = match id {
             Some(id) => {
-                ("PUT", format!("{}/policies/{id}", base(&project)), fill(t("Saved webhook {}."), &[&n]))
+                ("PUT", format!("{}/policies/{id}", base(&save_project)), fill(t("Saved webhook {}."), &[&n]))
             }
-            None => ("POST", format!("{}/policies", base(&project)), fill(t("Created webhook {}."), &[&n])),
+            None => {
+                ("POST", format!("{}/policies", base(&save_project)), fill(t("Created webhook {}."), &[&n]))
+            }
         };
         close.run(());
         perform(outcome, reload, note, api::send(method, path, Some(api::body(&body))));
+    };
+    // Sends a test event (`PING`) to the endpoint as the fields are (the stored auth header when
+    // the field is left empty); nothing is saved, so nothing reloads.
+    let test = move |_| {
+        let body = draft();
+        let address = body.targets[0].address.clone();
+        let path = format!("{}/policies/test", base(&project));
+        outcome.set(None);
+        leptos::task::spawn_local(async move {
+            let r = api::send("POST", path, Some(api::body(&body))).await;
+            outcome.set(Some(r.map(|_| fill(t("The endpoint {} answered the test event."), &[&address]))));
+        });
     };
     let kinds = supported.notify_type.clone();
     view! {
@@ -422,6 +438,7 @@ fn WebhookForm(
             </label>
             <div class="actions">
                 <button type="submit" class="btn btn-primary" data-testid="webhook-save">{t("Save")}</button>
+                <button type="button" class="btn" data-testid="webhook-test" on:click=test>{t("Test endpoint")}</button>
                 <button type="button" class="btn" on:click=move |_| close.run(())>{t("Cancel")}</button>
             </div>
         </form>
