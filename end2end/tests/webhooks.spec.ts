@@ -13,6 +13,7 @@ const hits: Hit[] = [];
 const headers = { authorization: AUTH, "content-type": "application/json" };
 
 test.beforeAll(async () => {
+  hits.length = 0;
   receiver = createServer((req, res) => {
     let data = "";
     req.on("data", (c) => (data += c));
@@ -149,4 +150,43 @@ test("webhooks: add a policy, a push is delivered and shows in its executions an
   // Leave no project behind (the project list's first page is other specs').
   expect((await request.delete("/api/v2.0/projects/e2e-hooks/repositories/app", { headers })).status()).toBe(200);
   expect((await request.delete("/api/v2.0/projects/e2e-hooks", { headers })).status()).toBe(200);
+});
+
+test("a maintainer sees the webhooks read-only; a developer has no Webhooks tab", async ({ page, request }) => {
+  expect((await request.post("/api/v2.0/projects", { headers, data: { project_name: "e2e-hooks-ro", metadata: { public: "false" } } })).status()).toBe(201);
+  expect((await request.post("/api/v2.0/projects/e2e-hooks-ro/webhook/policies", {
+    headers, data: { name: "ro-hook", event_types: ["PULL_ARTIFACT"], targets: [{ type: "http", address: url }] },
+  })).status()).toBe(201);
+  for (const [user, role] of [["hookmaint", 4], ["hookdev", 2]] as const) {
+    const u = await request.post("/api/v2.0/users", {
+      headers, data: { username: user, password: "Passw0rd!x", email: `${user}@example.com`, realname: user },
+    });
+    expect([201, 409]).toContain(u.status());
+    expect((await request.post("/api/v2.0/projects/e2e-hooks-ro/members", {
+      headers, data: { role_id: role, member_user: { username: user } },
+    })).status()).toBe(201);
+  }
+  await page.goto("/harbor/projects/e2e-hooks-ro/webhook");
+  await hydrated(page);
+  await logIn(page, "hookmaint", "Passw0rd!x");
+  await expect(page).toHaveURL(/\/harbor\/projects\/e2e-hooks-ro\/webhook$/);
+  await hydrated(page);
+  const row = page.locator('[data-testid="webhook-row"][data-name="ro-hook"]');
+  await expect(row).toContainText(url);
+  await expect(page.getByTestId("webhook-new")).toHaveCount(0);
+  await expect(row.getByTestId("webhook-edit")).toHaveCount(0);
+  await expect(row.getByTestId("webhook-delete")).toHaveCount(0);
+  await expect(row.getByTestId("webhook-enabled")).toHaveCount(0);
+  await row.getByTestId("webhook-executions").click();
+  await expect(page.getByTestId("webhook-executions-view")).toContainText("This webhook has not been triggered yet.");
+
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.goto("/harbor/projects/e2e-hooks-ro/summary");
+  await hydrated(page);
+  await logIn(page, "hookdev", "Passw0rd!x");
+  await expect(page).toHaveURL(/\/harbor\/projects\/e2e-hooks-ro\/summary$/);
+  await expect(page.getByTestId("tab-members")).toBeVisible();
+  await expect(page.getByTestId("tab-webhook")).toHaveCount(0);
+  expect((await page.request.get("/api/v2.0/projects/e2e-hooks-ro/webhook/policies")).status()).toBe(403);
+  expect((await request.delete("/api/v2.0/projects/e2e-hooks-ro", { headers })).status()).toBe(200);
 });

@@ -222,16 +222,22 @@ fn PolicyRow(
     let target = p.targets.first().cloned().unwrap_or_default();
     let fired = last_trigger(&last, &p.name);
     let path = format!("{}/policies/{id}", base(&project));
+    // Flips `enabled` on the stored policy, read again first: this row may predate an edit whose
+    // reload has not landed yet, and a PUT of the row's copy would undo that edit.
     let toggle = {
-        let (path, name, mut body) = (path.clone(), name.clone(), p.clone());
+        let (path, name) = (path.clone(), name.clone());
         move |_| {
-            body.enabled = !enabled;
             let note = if enabled {
                 fill(t("Disabled webhook {}."), &[&name])
             } else {
                 fill(t("Enabled webhook {}."), &[&name])
             };
-            perform(outcome, reload, note, api::send("PUT", path.clone(), Some(api::body(&body))));
+            let path = path.clone();
+            perform(outcome, reload, note, async move {
+                let mut body: WebhookPolicy = api::get(path.clone()).await?;
+                body.enabled = !enabled;
+                api::send("PUT", path, Some(api::body(&body))).await
+            });
         }
     };
     let remove = {
