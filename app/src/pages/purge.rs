@@ -18,8 +18,8 @@ use crate::rest::purge::PurgeParams;
 use crate::rest::UserResp;
 use crate::server_fns::auth::current_user;
 use crate::server_fns::purge::{
-    busy, purge_runs, purge_schedule, schedule_params, split_hours, SchedulePurge, StartPurge, StopPurge,
-    PURGE_OPERATIONS,
+    busy as runs_busy, purge_runs, purge_schedule, schedule_params, split_hours, SchedulePurge, StartPurge,
+    StopPurge, PURGE_OPERATIONS,
 };
 
 pub const PATH: &str = "/harbor/clearing-job/audit-log-purge";
@@ -70,7 +70,11 @@ fn PurgeBody(
     runs: Runs,
     sched: Sched,
 ) -> impl IntoView {
-    let busy = Signal::derive(move || runs.get().and_then(|r| r.ok()).is_some_and(|r| busy(&r)));
+    // Whether a run is pending or running, set by an effect (so in the browser, after hydration):
+    // a value derived during rendering could be read on the server before `runs` resolved, and
+    // hydration keeps the server's attribute (the button stayed enabled beside a pending run).
+    let busy = RwSignal::new(false);
+    Effect::new(move |_| busy.set(runs.get().and_then(|r| r.ok()).is_some_and(|r| runs_busy(&r))));
     // Live status: poll while a run is pending or running (in the browser only).
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
@@ -105,7 +109,7 @@ fn PurgeBody(
             <Transition fallback=|| view! { <p class="loading" aria-busy="true">{t("Loading…")}</p> }>
                 {move || Suspend::new(async move {
                     match sched.await {
-                        Ok(s) => view! { <PurgeForms schedule=s start=start save=schedule busy=busy /> }.into_any(),
+                        Ok(s) => view! { <PurgeForms schedule=s start=start save=schedule busy=busy.into() /> }.into_any(),
                         Err(e) => view! { <ErrorAlert error=e /> }.into_any(),
                     }
                 })}
