@@ -8,6 +8,12 @@ test.describe.configure({ mode: "serial" });
 const headers = { authorization: AUTH, "content-type": "application/json" };
 const LOG_ROTATION = "/harbor/clearing-job/audit-log-purge";
 const DASHBOARD = "/harbor/job-service-dashboard";
+type Api = import("@playwright/test").APIRequestContext;
+
+/** The newest purge run (none: `undefined`). */
+async function newest(request: Api) {
+  return (await (await request.get("/api/v2.0/system/purgeaudit?page=1&page_size=1", { headers })).json())[0];
+}
 
 async function signIn(page: Page, path: string) {
   await page.goto(path);
@@ -21,8 +27,8 @@ async function signIn(page: Page, path: string) {
 test("log rotation: a dry run, then a real purge, show in the history; the schedule shows on the dashboard", async ({ page, request }) => {
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  // Earlier runs (other specs) are not this test's: count what is there.
-  const before = (await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json()).length;
+  // Earlier runs (other specs) are not this test's: the newest one's id.
+  const before = (await newest(request))?.id ?? 0;
 
   await signIn(page, LOG_ROTATION);
   await expect(page.getByRole("heading", { name: "Clean Up", level: 1 })).toBeVisible();
@@ -46,15 +52,16 @@ test("log rotation: a dry run, then a real purge, show in the history; the sched
   await run.getByTestId("run-op-create").check();
   await page.getByTestId("purge-dry-run").check();
   await page.getByTestId("purge-run").click();
+  await expect.poll(async () => (await newest(request))?.id ?? 0).toBeGreaterThan(before);
+  const dry = await newest(request);
   const rows = page.getByTestId("purge-row");
-  await expect(rows).toHaveCount(before + 1);
   const first = rows.first();
+  await expect(first.locator("td").first()).toHaveText(String(dry.id));
   await expect(first).toHaveAttribute("data-status", "Success", { timeout: 30_000 });
   await expect(first).toHaveAttribute("data-dry-run", "true");
   await expect(first).toContainText("create, pull");
   await expect(first).toContainText("older than 2 hours");
   await expect(page.getByTestId("purge-status")).toContainText("(dry run)");
-  const dry = (await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json())[0];
   expect(JSON.parse(dry.job_parameters)).toEqual({ audit_retention_hour: 2, include_event_types: "create,pull", dry_run: true });
   const log = await request.get(`/api/v2.0/system/purgeaudit/${dry.id}/log`, { headers });
   expect(await log.text()).toContain("[dry run]");
@@ -66,12 +73,12 @@ test("log rotation: a dry run, then a real purge, show in the history; the sched
   await run.getByTestId("run-op-delete").check();
   await page.getByTestId("purge-dry-run").uncheck();
   await page.getByTestId("purge-run").click();
-  await expect(rows).toHaveCount(before + 2);
+  await expect.poll(async () => (await newest(request))?.id ?? 0).toBeGreaterThan(dry.id);
+  const real = await newest(request);
+  await expect(first.locator("td").first()).toHaveText(String(real.id));
   await expect(first).toHaveAttribute("data-status", "Success", { timeout: 30_000 });
   await expect(first).toHaveAttribute("data-dry-run", "false");
   await expect(first).toContainText("older than 3 days");
-  const real = (await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json())[0];
-  expect(real.id).toBeGreaterThan(dry.id);
   expect(JSON.parse(real.job_parameters)).toEqual({ audit_retention_hour: 72, include_event_types: "create,delete,pull", dry_run: false });
 
   // Schedule: daily, 7 days of pull records.
@@ -194,7 +201,7 @@ test.describe("without JavaScript", () => {
   test.use({ javaScriptEnabled: false });
 
   test("log rotation's forms are plain form posts: a dry run and a schedule", async ({ page, request }) => {
-    const before = (await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json()).length;
+    const before = (await newest(request))?.id ?? 0;
     await page.goto(LOG_ROTATION);
     await expect(page).toHaveURL(/\/account\/sign-in/);
     await logIn(page);
@@ -207,10 +214,10 @@ test.describe("without JavaScript", () => {
     await page.getByTestId("purge-dry-run").check();
     await page.getByTestId("purge-run").click();
     await expect(page).toHaveURL(new RegExp(`${LOG_ROTATION}\\??$`));
-    const runs = await (await request.get("/api/v2.0/system/purgeaudit", { headers })).json();
-    expect(runs.length).toBe(before + 1);
-    expect(JSON.parse(runs[0].job_parameters)).toMatchObject({ audit_retention_hour: 5, dry_run: true });
-    expect(JSON.parse(runs[0].job_parameters).include_event_types.split(",")).toContain("login");
+    const run0 = await newest(request);
+    expect(run0.id).toBeGreaterThan(before);
+    expect(JSON.parse(run0.job_parameters)).toMatchObject({ audit_retention_hour: 5, dry_run: true });
+    expect(JSON.parse(run0.job_parameters).include_event_types.split(",")).toContain("login");
 
     const sched = page.getByTestId("purge-schedule-form");
     await sched.getByLabel("Repeat").selectOption("Weekly");
