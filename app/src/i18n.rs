@@ -6,13 +6,14 @@
 //! hydrating client reads it back from `<html lang>`, so both render the same text.
 //!
 //! Texts are keyed by their English wording: `t("Projects")`. Every key used in the crate must
-//! have a Chinese entry in [`ZH_CN`] (or `identity::ZH_CN`, the identity pages') — a unit test
+//! have a Chinese entry in [`ZH_CN`] (or `identity::ZH_CN`, `policy::ZH_CN`, `ops::ZH_CN`) — a unit test
 //! reads the sources and fails on any missing one, so a page is never half translated. `{}`
 //! in a text is filled by [`fill`].
 
 use leptos::prelude::*;
 
 mod identity;
+mod ops;
 mod policy;
 
 /// The cookie that keeps the chosen language.
@@ -92,7 +93,13 @@ pub fn translate(lang: Lang, key: &'static str) -> &'static str {
 }
 
 fn zh_cn(en: &str) -> Option<&'static str> {
-    ZH_CN.iter().chain(identity::ZH_CN).chain(policy::ZH_CN).find(|(k, _)| *k == en).map(|(_, zh)| *zh)
+    ZH_CN
+        .iter()
+        .chain(identity::ZH_CN)
+        .chain(policy::ZH_CN)
+        .chain(ops::ZH_CN)
+        .find(|(k, _)| *k == en)
+        .map(|(_, zh)| *zh)
 }
 
 /// Replaces each `{}` in `text`, in order, with the next argument.
@@ -641,6 +648,8 @@ mod tests {
             .chain(crate::pages::retention::TEMPLATES.iter().map(|(_, l, _)| *l))
             .chain(crate::pages::retention::SCHEDULES.iter().map(|(k, _)| *k))
             .chain(["matching", "excluding", "Pending", "Running", "Error", "MANUAL", "SCHEDULE"])
+            .chain(crate::server_fns::purge::PURGE_OPERATIONS)
+            .chain(crate::pages::gc::CLEAN_UP_TABS.iter().map(|(_, _, l)| *l))
             .chain([
                 "healthy",
                 "unhealthy",
@@ -659,8 +668,13 @@ mod tests {
         }
         assert!(used > 50, "the scan found only {used} texts: is it still reading the right files?");
         assert!(missing.is_empty(), "texts without a Chinese translation: {missing:#?}");
-        let mut keys: Vec<_> =
-            ZH_CN.iter().chain(identity::ZH_CN).chain(policy::ZH_CN).map(|(en, _)| *en).collect();
+        let mut keys: Vec<_> = ZH_CN
+            .iter()
+            .chain(identity::ZH_CN)
+            .chain(policy::ZH_CN)
+            .chain(ops::ZH_CN)
+            .map(|(en, _)| *en)
+            .collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();

@@ -97,6 +97,7 @@ pub fn App() -> AnyView {
                 <Route path=path!("/harbor/projects/:project/configs") view=pages::project::ProjectConfig ssr=SsrMode::Async />
                 <Route path=path!("/harbor/projects/:project/labels") view=pages::labels::ProjectLabels ssr=SsrMode::Async />
                 <Route path=path!("/harbor/projects/:project/policy") view=pages::policy::ProjectPolicy ssr=SsrMode::Async />
+                <Route path=path!("/harbor/projects/:project/webhook") view=pages::webhooks::ProjectWebhooks ssr=SsrMode::Async />
                 <Route
                     path=path!("/harbor/projects/:project/repositories")
                     view=pages::repositories::ProjectRepositories
@@ -120,6 +121,16 @@ pub fn App() -> AnyView {
                 <Route
                     path=path!("/harbor/clearing-job/gc")
                     view=pages::gc::GarbageCollection
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/harbor/clearing-job/audit-log-purge")
+                    view=pages::purge::LogRotation
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/harbor/job-service-dashboard")
+                    view=pages::jobservice::JobServiceDashboard
                     ssr=SsrMode::Async
                 />
             </Routes>

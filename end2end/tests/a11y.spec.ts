@@ -14,6 +14,8 @@ async function audit(page: Page, what: string, problems: string[]) {
 }
 
 test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English and 简体中文", async ({ page, request }) => {
+  // Some 30 audits (each page hydrated, then axe): past the default 60 s when the machine is busy.
+  test.slow();
   const r = await request.post("/api/v2.0/projects", {
     headers: { authorization: AUTH, "content-type": "application/json" },
     data: { project_name: "e2e-a11y", metadata: { public: "true" } },
@@ -52,6 +54,18 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   expect((await request.post(`/api/v2.0/retentions/${policyId}/executions`, { headers, data: { dry_run: true } })).status()).toBe(201);
   const quotas = await (await request.get(`/api/v2.0/quotas?reference=project&reference_id=${project.project_id}`, { headers })).json();
   expect((await request.put(`/api/v2.0/quotas/${quotas[0].id}`, { headers, data: { hard: { storage: 1024 * 1024 } } })).status()).toBe(200);
+  // Log rotation with a schedule and a dry run in its history; the dashboard then lists the schedule.
+  const purge = await request.post("/api/v2.0/system/purgeaudit/schedule", {
+    headers, data: { schedule: { type: "Manual" }, parameters: { audit_retention_hour: 24, include_event_types: "pull", dry_run: true } },
+  });
+  expect(purge.status()).toBe(201);
+  expect((await request.put("/api/v2.0/system/purgeaudit/schedule", {
+    headers, data: { schedule: { type: "Daily" }, parameters: { audit_retention_hour: 48, include_event_types: "create,pull" } },
+  })).status()).toBe(200);
+  // A webhook policy on the project.
+  expect((await request.post("/api/v2.0/projects/e2e-a11y/webhook/policies", {
+    headers, data: { name: "a11y-hook", description: "to nowhere", event_types: ["PUSH_ARTIFACT", "PULL_ARTIFACT"], targets: [{ type: "http", address: "http://127.0.0.1:9/hook", payload_format: "Default" }] },
+  })).status()).toBe(201);
   const problems: string[] = [];
 
   await page.goto("/account/sign-in");
@@ -70,12 +84,15 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
     "/harbor/projects/e2e-a11y/configs",
     "/harbor/projects/e2e-a11y/labels",
     "/harbor/projects/e2e-a11y/policy",
+    "/harbor/projects/e2e-a11y/webhook",
     "/harbor/labels",
     "/harbor/project-quotas",
     "/harbor/users",
     "/harbor/logs",
     "/harbor/configs",
     "/harbor/clearing-job/gc",
+    "/harbor/clearing-job/audit-log-purge",
+    "/harbor/job-service-dashboard",
     "/harbor/registries",
     "/harbor/replications",
     "/harbor/account",
@@ -94,6 +111,14 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   await expect(page.getByTestId("immutable-form")).toBeVisible();
   await expect(page.getByTestId("retention-tasks")).toBeVisible();
   await audit(page, "policy forms and a run's tasks", problems);
+  // The webhook form and a policy's (empty) executions.
+  await page.goto("/harbor/projects/e2e-a11y/webhook");
+  await hydrated(page);
+  await page.getByTestId("webhook-new").click();
+  await page.getByTestId("webhook-executions").first().click();
+  await expect(page.getByTestId("webhook-form")).toBeVisible();
+  await expect(page.getByTestId("webhook-executions-view")).toBeVisible();
+  await audit(page, "webhook form and executions", problems);
   await page.goto("/harbor/projects/e2e-a11y/repositories/app");
   await hydrated(page);
   await page.getByTestId("label-pick").first().click();
@@ -107,7 +132,7 @@ test("the main pages have no WCAG 2.1 A/AA violations axe can detect, in English
   // The same pages in Chinese (lang attribute, translated labels).
   await page.goto("/language?lang=zh-CN&redirect=/harbor/projects");
   await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
-  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/projects/e2e-a11y/policy", "/harbor/users"]) {
+  for (const path of ["/harbor/projects", "/harbor/projects/e2e-a11y/members", "/harbor/projects/e2e-a11y/policy", "/harbor/users", "/harbor/clearing-job/audit-log-purge", "/harbor/job-service-dashboard"]) {
     await page.goto(path);
     await audit(page, `${path} (zh-CN)`, problems);
   }

@@ -30,7 +30,8 @@ test("admin runs a dry run and a real GC, sees live history, storage and sets a 
   expect(del.status()).toBe(202);
 
   await signIn(page);
-  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Garbage Collection" })).toBeVisible();
+  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Clean Up" })).toBeVisible();
+  await expect(page.getByRole("navigation", { name: "Clean Up" }).getByRole("link", { name: "Garbage Collection" })).toHaveAttribute("aria-current", "page");
   await expect(page.getByTestId("storage-total")).toContainText("KiB");
   await expect(page.getByRole("list", { name: "Storage used per project" })).toContainText("library");
 
@@ -77,5 +78,5 @@ test("a non-admin is told GC is for administrators", async ({ page, request }) =
   await hydrated(page);
   await logIn(page, "gcdev", "Passw0rd!x");
   await expect(page.getByRole("alert")).toContainText("Only system administrators");
-  await expect(page.getByRole("link", { name: "Garbage Collection" })).toHaveCount(0);
+  await expect(page.getByRole("link", { name: "Clean Up" })).toHaveCount(0);
 });

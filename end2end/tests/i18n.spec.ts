@@ -33,15 +33,38 @@ test("switching to 简体中文 translates every page, survives sign-in and swit
   }
   await page.screenshot({ path: "test-results/screenshots/projects-zh-CN.png", fullPage: true });
   // Client-side navigation keeps the language (hydrated app, no reload).
-  await page.getByRole("link", { name: "垃圾清理" }).click();
-  await expect(page.getByRole("heading", { name: "垃圾清理" })).toBeVisible();
+  await page.getByRole("link", { name: "清理服务" }).click();
+  await expect(page.getByRole("heading", { name: "清理服务" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "垃圾清理" })).toHaveAttribute("aria-current", "page");
   await expect(page.getByRole("heading", { name: "立即运行" })).toBeVisible();
   await expect(page.getByRole("button", { name: "运行垃圾清理" })).toBeVisible();
   await page.screenshot({ path: "test-results/screenshots/gc-zh-CN.png", fullPage: true });
+  // The second tab, log rotation, and the job service dashboard.
+  await page.getByRole("link", { name: "日志轮替" }).click();
+  await expect(page).toHaveURL(/\/harbor\/clearing-job\/audit-log-purge$/);
+  await expect(page.getByRole("heading", { name: "立即清理" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "立即清理" })).toBeVisible();
+  await expect(page.locator("main .loading")).toHaveCount(0);
+  let text = await page.locator("main").innerText();
+  for (const english of ["Purge", "Keep", "Days", "Hours", "Included", "Schedule", "Repeat", "Dry run", "History", "Log Rotation", "create", "pull"]) {
+    expect(text, `"${english}" on the Chinese log rotation page`).not.toContain(english);
+  }
+  await page.screenshot({ path: "test-results/screenshots/log-rotation-zh-CN.png", fullPage: true });
+  await page.getByRole("link", { name: "任务中心" }).click();
+  await expect(page.getByRole("heading", { name: "任务中心" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "工作者池", exact: true })).toBeVisible();
+  text = await page.locator("main").innerText();
+  for (const english of ["Pending", "Job Type", "Latency", "Paused", "Pause", "Resume", "Stop", "Schedules", "Worker", "Host", "Concurrency", "idle", "Refresh"]) {
+    expect(text, `"${english}" on the Chinese job service dashboard`).not.toContain(english);
+  }
+  await page.screenshot({ path: "test-results/screenshots/job-service-dashboard-zh-CN.png", fullPage: true });
+  await page.getByRole("link", { name: "清理服务" }).click();
+  await expect(page).toHaveURL(/\/harbor\/clearing-job\/gc$/);
   // And back to English, on the same page.
   await page.getByTestId("lang-en-US").click();
   await expect(page).toHaveURL(/\/harbor\/clearing-job\/gc$/);
-  await expect(page.getByRole("heading", { name: "Garbage Collection" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Clean Up" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Garbage Collection" })).toHaveAttribute("aria-current", "page");
   await expect(page.locator("html")).toHaveAttribute("lang", "en-US");
   expect(errors).toEqual([]);
 });
@@ -59,7 +82,7 @@ test.describe("in the browser's locale", () => {
     await page.getByRole("button", { name: "登录" }).click();
     await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
     await expect(page.getByRole("navigation", { name: "项目" })).toContainText("机器人账户");
-    for (const tab of ["summary", "members", "labels", "policy", "robot-account", "logs", "configs"]) {
+    for (const tab of ["summary", "members", "labels", "policy", "robot-account", "webhook", "logs", "configs"]) {
       await page.getByTestId(`tab-${tab}`).click();
       await expect(page).toHaveURL(new RegExp(`/${tab}$`));
       await expect(page.locator("main .loading")).toHaveCount(0);
@@ -93,7 +116,7 @@ test("project and administration pages work at phone width", async ({ page }) =>
   // Signed in and back on the page asked for, before the loop navigates anywhere.
   await expect(page).toHaveURL(/\/harbor\/projects\/library\/members$/);
   await expect(page.getByTestId("current-user")).toHaveText("admin");
-  for (const path of ["/harbor/projects/library/members", "/harbor/projects/library/logs", "/harbor/projects/library/policy", "/harbor/users", "/harbor/logs", "/harbor/labels", "/harbor/configs", "/harbor/account"]) {
+  for (const path of ["/harbor/projects/library/members", "/harbor/projects/library/logs", "/harbor/projects/library/policy", "/harbor/users", "/harbor/logs", "/harbor/labels", "/harbor/configs", "/harbor/account", "/harbor/clearing-job/gc", "/harbor/clearing-job/audit-log-purge", "/harbor/job-service-dashboard"]) {
     await page.goto(path);
     await hydrated(page);
     await expect(page).toHaveURL(new RegExp(`${path}$`));

@@ -14,6 +14,7 @@ pub fn AppShell(user: UserResp, children: Children) -> impl IntoView {
     // Without JavaScript the browser follows `#main` and focuses it (tabindex=-1); once hydrated
     // the router would take the click over, so the link focuses the content itself.
     let main_ref = NodeRef::<leptos::html::Main>::new();
+    let here = current_path();
     let skip = move |ev: leptos::ev::MouseEvent| {
         if let Some(m) = main_ref.get() {
             ev.prevent_default();
@@ -50,7 +51,10 @@ pub fn AppShell(user: UserResp, children: Children) -> impl IntoView {
                     <A href="/harbor/labels">{t("Labels")}</A>
                     <A href="/harbor/project-quotas">{t("Project Quotas")}</A>
                     <A href="/harbor/logs">{t("Audit log")}</A>
-                    <A href="/harbor/clearing-job/gc">{t("Garbage Collection")}</A>
+                    // Both tabs of Clean Up (garbage collection, log rotation) mark the entry.
+                    <a href="/harbor/clearing-job/gc"
+                        aria-current=move || here().starts_with("/harbor/clearing-job/").then_some("page")>{t("Clean Up")}</a>
+                    <A href="/harbor/job-service-dashboard">{t("Job Service Dashboard")}</A>
                     <A href="/harbor/configs">{t("Configuration")}</A>
                 })}
             </nav>

@@ -1,4 +1,5 @@
-//! Administration → Garbage Collection: storage usage, run now / dry run, schedule, history
+//! Administration → Clean Up → Garbage Collection (the first tab; `pages::purge` is the
+//! second, Log Rotation): storage usage, run now / dry run, schedule, history
 //! with live progress (the page refreshes itself every 2 s while a run is pending or running).
 
 use leptos::prelude::*;
@@ -47,6 +48,21 @@ pub fn GarbageCollection() -> impl IntoView {
     }
 }
 
+/// The tabs of Administration → Clean Up (Harbor's page): garbage collection and log rotation.
+pub const CLEAN_UP_TABS: [(&str, &str, &str); 2] =
+    [("gc", PATH, "Garbage Collection"), ("log-rotation", crate::pages::purge::PATH, "Log Rotation")];
+
+#[component]
+pub fn CleanUpTabs(active: &'static str) -> impl IntoView {
+    view! {
+        <nav class="tabs" aria-label=t("Clean Up")>
+            {CLEAN_UP_TABS.into_iter().map(|(id, href, label)| view! {
+                <a href=href aria-current=(id == active).then_some("page") data-testid=format!("tab-{id}")>{t(label)}</a>
+            }).collect_view()}
+        </nav>
+    }
+}
+
 #[component]
 fn GcBody(
     user: UserResp,
@@ -80,8 +96,9 @@ fn GcBody(
     view! {
         <AppShell user=user>
             <div class="page-head">
-                <h1>{t("Garbage Collection")}</h1>
+                <h1>{t("Clean Up")}</h1>
             </div>
+            <CleanUpTabs active="gc" />
             <p class="muted">
                 {t("Deleting tags, artifacts and repositories is immediate but logical: the bytes stay until garbage collection. ")}
                 {t("GC runs online — pushes and pulls continue — and never deletes what was used within its protection window.")}

@@ -94,13 +94,14 @@ fn run_write(
     });
 }
 
-pub const TABS: [(&str, &str); 8] = [
+pub const TABS: [(&str, &str); 9] = [
     ("summary", "Summary"),
     ("repositories", "Repositories"),
     ("members", "Members"),
     ("labels", "Labels"),
     ("policy", "Policy"),
     ("robot-account", "Robot Accounts"),
+    ("webhook", "Webhooks"),
     ("logs", "Logs"),
     ("configs", "Configuration"),
 ];
@@ -160,6 +161,7 @@ fn ProjectHead(ctx: ProjectCtx, tab: &'static str) -> impl IntoView {
         "logs" => ctx.can("log", "list"),
         "labels" => ctx.can("label", "list"),
         "policy" => ctx.can("immutable-tag", "list") || ctx.can("tag-retention", "list"),
+        "webhook" => ctx.can("notification-policy", "list"),
         _ => true,
     };
     view! {
