@@ -225,10 +225,18 @@ async fn insert(
         return Ok(());
     }
     let mut tx = db.begin_write().await?;
-    crate::webhook::deliver::queue_in(&mut tx, webhooks, batch, extra).await?;
-    if !store {
-        return tx.commit().await;
+    let queued = crate::webhook::deliver::queue_in(&mut tx, webhooks, batch, extra).await?;
+    if store {
+        store_rows(&mut tx, batch).await?;
     }
+    tx.commit().await?;
+    if queued > 0 {
+        webhooks.wake();
+    }
+    Ok(())
+}
+
+async fn store_rows(tx: &mut sqlx::AnyConnection, batch: &[Event]) -> Result<(), sqlx::Error> {
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let mut q = Stmt::new(
             "INSERT INTO audit_log (op_time, username, resource_type, resource, operation, success, \
@@ -251,7 +259,7 @@ async fn insert(
         }
         q.query().execute(&mut *tx).await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 /// A stored row.

@@ -390,14 +390,12 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
 /// (the declared length of a successful blob or manifest GET; no-ops without a recorder).
 fn count_operation(resource: &'static str, method: &axum::http::Method, resp: &Response) {
     let status = resp.status();
-    metrics::counter!("berth_registry_operations_total", "resource" => resource,
-        "method" => crate::metrics::method(method), "status" => status.as_u16().to_string())
-    .increment(1);
+    crate::metrics::count_operation(resource, crate::metrics::method(method), status.as_u16());
     if *method == axum::http::Method::GET && status.is_success() && matches!(resource, "blob" | "manifest") {
         let len =
             resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if let Some(n) = len {
-            metrics::counter!("berth_registry_bytes_sent_total").increment(n);
+            crate::metrics::count_bytes(true, n);
         }
     }
 }
@@ -477,7 +475,7 @@ impl http_body::Body for Returnable {
 impl Drop for Returnable {
     fn drop(&mut self) {
         if self.read > 0 {
-            metrics::counter!("berth_registry_bytes_received_total").increment(self.read);
+            crate::metrics::count_bytes(false, self.read);
         }
         if let Some(b) = self.inner.take() {
             if !self.failed && !http_body::Body::is_end_stream(&b) {

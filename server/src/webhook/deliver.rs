@@ -46,7 +46,8 @@ impl Hooks {
         self.host.get().map(String::as_str).unwrap_or("")
     }
 
-    fn wake(&self) {
+    /// Wakes this replica's job runner (after the transaction that queued deliveries commits).
+    pub fn wake(&self) {
         if let Some(w) = self.wake.get() {
             w.notify_one();
         }
@@ -208,7 +209,6 @@ pub async fn queue_in(
     }
     if queued > 0 {
         metrics::counter!("berth_webhook_events_total").increment(queued as u64);
-        hooks.wake();
     }
     Ok(queued)
 }
