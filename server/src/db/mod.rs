@@ -89,6 +89,7 @@ impl Db {
                     Ok(())
                 })
             });
+            pool = pool.after_release(|conn, _| Box::pin(release_sqlite(conn)));
         }
         let pool = pool.connect_with(opts).await?;
         Ok(Db { pool, kind })
@@ -122,6 +123,27 @@ impl Db {
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
+}
+
+/// Whether a SQLite connection may go back to the pool. sqlx 0.8's SQLite `begin` has no
+/// guard against cancellation (PostgreSQL's has): a request dropped while its `BEGIN IMMEDIATE`
+/// runs — a client hanging up, a copy cancelling a sibling transfer — leaves the connection
+/// inside a transaction that nothing will end, holding the write lock, so every other writer
+/// waits out `busy_timeout` and answers 503 until the process exits. A dropped `Transaction`
+/// queues its rollback instead; the ping lets the worker run it before the depth is read
+/// again. A connection still in a transaction is closed, which rolls it back (test
+/// `a_cancelled_begin_does_not_wedge_the_database`).
+async fn release_sqlite(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("a SQLite connection was left inside a transaction (a cancelled BEGIN); closing it");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn sqlite_path(url: &str) -> &str {

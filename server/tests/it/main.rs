@@ -17,6 +17,7 @@ mod audit_forward;
 mod binary;
 mod bodies;
 mod catalog_api;
+mod db;
 mod gc;
 mod harness;
 mod immutable;
