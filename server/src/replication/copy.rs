@@ -167,7 +167,7 @@ pub async fn copy_artifact(
 struct Shared {
     /// Bytes streamed since the last report to the observer.
     bytes: AtomicU64,
-    /// The observer asked to stop: streams fail at their next chunk.
+    /// The observer asked to stop, or one transfer failed: streams fail at their next chunk.
     stop: AtomicBool,
 }
 
@@ -373,17 +373,29 @@ impl Run<'_> {
         let mut results = futures::stream::iter(blobs)
             .map(|b| async move { self.blob(&b).await })
             .buffer_unordered(parallel);
+        // The first failure stops the other transfers at their next chunk, and they are
+        // drained rather than dropped: a dropped transfer could be cut off inside a database
+        // statement, and its upload session would outlive the copy's answer.
+        let mut failed = None;
         while let Some(outcome) = results.next().await {
-            match outcome? {
-                BlobOutcome::Present => report.blobs_present += 1,
-                BlobOutcome::Mounted => report.blobs_mounted += 1,
-                BlobOutcome::Copied(n) => {
+            match outcome {
+                Err(e) => {
+                    self.shared.stop.store(true, Ordering::Relaxed);
+                    failed.get_or_insert(e);
+                }
+                Ok(_) if failed.is_some() => {}
+                Ok(BlobOutcome::Present) => report.blobs_present += 1,
+                Ok(BlobOutcome::Mounted) => report.blobs_mounted += 1,
+                Ok(BlobOutcome::Copied(n)) => {
                     report.blobs_copied += 1;
                     report.bytes += n;
                 }
             }
         }
         drop(results);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let mut pushed = vec![];
         for g in &gathered {
             self.check_stop()?;

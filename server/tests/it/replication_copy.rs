@@ -385,7 +385,8 @@ async fn a_corrupt_source_blob_fails_the_copy_sqlite() {
     assert!(matches!(err, ContentError::Invalid(_)), "{err:?}");
     assert!(err.to_string().contains(&sha256(layer)), "{err}");
     assert!(local(&b).head_manifest("library/app", "v1").await.unwrap().is_none());
-    assert_eq!(get_blob(&b, "library/app", &sha256(layer)).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = get_blob(&b, "library/app", &sha256(layer)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&body));
     // The failed upload was discarded.
     assert_eq!(count(&b, "SELECT COUNT(*) FROM uploads").await, 0);
 }
