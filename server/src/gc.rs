@@ -545,6 +545,7 @@ pub async fn run_with(env: &Env, ctx: JobCtx) -> Outcome {
                 status: "error",
                 result: json!(null),
                 error: format!("bad job parameters: {e}"),
+                ..Default::default()
             }
         }
     };
@@ -556,16 +557,18 @@ pub async fn run_with(env: &Env, ctx: JobCtx) -> Outcome {
                 status: if report.stopped { "stopped" } else { "success" },
                 result: serde_json::to_value(&report).unwrap_or_default(),
                 error: String::new(),
+                ..Default::default()
             }
         }
         Ok(report) => Outcome {
             status: if report.stopped { "stopped" } else { "success" },
             result: serde_json::to_value(&report).unwrap_or_default(),
             error: String::new(),
+            ..Default::default()
         },
         Err(e) => {
             ctx.log(format!("garbage collection failed: {e:#}"));
-            Outcome { status: "error", result: ctx.progress(), error: format!("{e:#}") }
+            Outcome { status: "error", result: ctx.progress(), error: format!("{e:#}"), ..Default::default() }
         }
     }
 }

@@ -22,7 +22,7 @@
 //!   runs and tasks), and up to `webhook.workers` webhook deliveries (`DELIVERIES`). A claim
 //!   only takes a kind that has a free slot, so a full pool of tasks never keeps GC waiting,
 //!   and GC never stops tasks from being claimed.
-//! - **Retries later**: a job may end with `retry` (`Outcome`, `record_end`): it goes back to
+//! - **Retries later**: a job may end with `Outcome::retry_at` (`record_end`): it goes back to
 //!   `pending` with a later `run_at` (webhook deliveries' backoff; they count their own
 //!   attempts, so the `MAX_ATTEMPTS` give-up does not apply to them).
 //! - **Housekeeping** (`run_loop`, every 10 minutes): forgotten job pools, old webhook history.
@@ -342,16 +342,17 @@ pub async fn finish(
     Ok(r.rows_affected() == 1)
 }
 
-/// Records the end of a run in one write transaction: the last log lines, the progress, and the
-/// status — or, for `retry`, the job back in the queue due at `result.retry_at`. Nothing changes
-/// when the job was taken back meanwhile (it is not `running` for this worker any more).
+/// Records the end of a run in one write transaction: the last log lines, the progress, the
+/// status — or, with `retry_at`, the job back in the queue due then — and the job's own
+/// `also` writes. Nothing changes when the job was taken back meanwhile (it is not `running`
+/// for this worker any more).
 async fn record_end(db: &Db, ctx: &JobCtx, outcome: &Outcome) -> Result<(), sqlx::Error> {
     let text = std::mem::take(&mut *ctx.log.lock().unwrap_or_else(|e| e.into_inner()));
     let done = async {
         let mut tx = db.begin_write().await?;
         append_log_in(&mut tx, ctx.id, &text).await?;
         let now = now_ms();
-        let retry_at = outcome.result["retry_at"].as_i64().filter(|_| outcome.status == "retry");
+        let retry_at = outcome.retry_at;
         let q = match retry_at {
             Some(at) => sqlx::query(
                 "UPDATE jobs SET status = 'pending', worker = '', run_at = $3, error = $4, progress = $5, \
@@ -372,7 +373,10 @@ async fn record_end(db: &Db, ctx: &JobCtx, outcome: &Outcome) -> Result<(), sqlx
         };
         let q = q.bind(ctx.progress().to_string()).bind(now);
         let q = if retry_at.is_some() { q } else { q.bind(outcome.result.to_string()) };
-        q.execute(&mut *tx).await?;
+        let ours = q.execute(&mut *tx).await?.rows_affected() == 1;
+        if let (true, Some(also)) = (ours, &outcome.also) {
+            also(&mut tx).await?;
+        }
         tx.commit().await
     }
     .await;
@@ -490,11 +494,26 @@ impl JobCtx {
     }
 }
 
-/// The end of a job run. `status` `retry` with `result.retry_at` (ms) queues it again for then.
+/// Writes a job makes in the transaction that records its end (`Outcome::also`): its own
+/// bookkeeping commits with the job's status, in one write, and not at all when the job was
+/// taken back meanwhile (the replica that took it does the work again). May run more than once
+/// when the transaction fails and is retried.
+pub type EndWrites = Box<
+    dyn for<'c> Fn(&'c mut sqlx::AnyConnection) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>
+        + Send
+        + Sync,
+>;
+
+/// The end of a job run.
+#[derive(Default)]
 pub struct Outcome {
     pub status: &'static str,
     pub result: Value,
     pub error: String,
+    /// Instead of ending, the job goes back to `pending`, due at this time (ms); `status` and
+    /// `result` are then not recorded.
+    pub retry_at: Option<i64>,
+    pub also: Option<EndWrites>,
 }
 
 /// Runs a claimed (or inline) job to its end: heartbeat while it runs, then the final status,
@@ -712,7 +731,12 @@ async fn run_job(state: crate::state::AppState, worker: String, job: Job) {
         other => {
             let other = other.to_string();
             run_claimed(&db, ctx, |_| async move {
-                Outcome { status: "error", result: Value::Null, error: format!("unknown job kind {other:?}") }
+                Outcome {
+                    status: "error",
+                    result: Value::Null,
+                    error: format!("unknown job kind {other:?}"),
+                    ..Default::default()
+                }
             })
             .await
         }

@@ -92,7 +92,7 @@ pub async fn run_job(db: &Db, ctx: JobCtx) -> Outcome {
         Ok(o) => o,
         Err(e) => {
             ctx.log(format!("audit log purge failed: {e}"));
-            Outcome { status: "error", result: ctx.progress(), error: e.to_string() }
+            Outcome { status: "error", result: ctx.progress(), error: e.to_string(), ..Default::default() }
         }
     }
 }
@@ -111,6 +111,7 @@ async fn run(db: &Db, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
             status: "success",
             result: json!({ "purged": 0, "dry_run": p.dry_run }),
             error: String::new(),
+            ..Default::default()
         });
     }
     if p.dry_run {
@@ -120,6 +121,7 @@ async fn run(db: &Db, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
             status: "success",
             result: json!({ "purged": n, "dry_run": true }),
             error: String::new(),
+            ..Default::default()
         });
     }
     let before = cutoff(&p);
@@ -131,6 +133,7 @@ async fn run(db: &Db, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
                 status: "stopped",
                 result: json!({ "purged": total }),
                 error: String::new(),
+                ..Default::default()
             });
         }
         let mut q =
@@ -150,6 +153,7 @@ async fn run(db: &Db, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
         status: "success",
         result: json!({ "purged": total, "dry_run": false }),
         error: String::new(),
+        ..Default::default()
     })
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub proxy: Arc<crate::replication::proxy::ProxyCache>,
     /// The database part of the last metrics scrape (`metrics::render`).
     pub metrics_cache: Arc<crate::metrics::ScrapeCache>,
+    /// The HTTP clients of webhook deliveries (`webhook::deliver::Clients`).
+    pub webhook_clients: Arc<crate::webhook::deliver::Clients>,
     pub leptos: LeptosOptions,
 }
 
@@ -87,6 +89,10 @@ impl AppState {
         let audit: Arc<crate::audit::AuditLog> = Arc::default();
         let jobs_wake: Arc<tokio::sync::Notify> = Arc::default();
         audit.webhooks.init(&config.external_url, jobs_wake.clone());
+        let webhook_clients = Arc::new(
+            crate::webhook::deliver::Clients::new(&config.webhook)
+                .map_err(|e| anyhow::anyhow!("webhook: cannot build the HTTP client: {e}"))?,
+        );
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -105,6 +111,7 @@ impl AppState {
             supervisor: Arc::default(),
             proxy: Arc::default(),
             metrics_cache: Arc::default(),
+            webhook_clients,
             leptos,
         })
     }

@@ -29,7 +29,6 @@ pub use app::rest::webhook::{WebhookPolicy, WebhookTargetObject};
 impl From<PolicyError> for ApiError {
     fn from(e: PolicyError) -> Self {
         match e {
-            PolicyError::Invalid(m) => ApiError::BadRequest(m),
             PolicyError::Conflict(_) => ApiError::Conflict(e.to_string()),
             PolicyError::NotFound => ApiError::NotFound(e.to_string()),
             PolicyError::TooMany => ApiError::BadRequest(e.to_string()),

@@ -407,13 +407,18 @@ pub async fn run_execution_job(state: &AppState, ctx: JobCtx) -> Outcome {
         Ok(o) => o,
         Err(e) => {
             ctx.log(format!("replication failed: {e}"));
-            Outcome { status: "error", result: Value::Null, error: e.to_string() }
+            Outcome { status: "error", result: Value::Null, error: e.to_string(), ..Default::default() }
         }
     }
 }
 
 fn done(note: impl Into<String>) -> Outcome {
-    Outcome { status: "success", result: json!({ "note": note.into() }), error: String::new() }
+    Outcome {
+        status: "success",
+        result: json!({ "note": note.into() }),
+        error: String::new(),
+        ..Default::default()
+    }
 }
 
 async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
@@ -467,7 +472,12 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     };
     if exec.stop_requested || ctx.should_stop() {
         mark_stopped(db, id).await?;
-        return Ok(Outcome { status: "stopped", result: Value::Null, error: String::new() });
+        return Ok(Outcome {
+            status: "stopped",
+            result: Value::Null,
+            error: String::new(),
+            ..Default::default()
+        });
     }
     ctx.log(format!(
         "replication policy {:?} ({}), execution {id}: listing resources",
@@ -479,18 +489,33 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
         Err(message) => {
             ctx.log(format!("error: {message}"));
             fail(db, id, &message).await?;
-            return Ok(Outcome { status: "error", result: Value::Null, error: message });
+            return Ok(Outcome {
+                status: "error",
+                result: Value::Null,
+                error: message,
+                ..Default::default()
+            });
         }
     };
     ctx.log(format!("{} task(s) to run", specs.len()));
     if !create_tasks(db, id, &specs).await? {
         mark_stopped(db, id).await?;
         ctx.log("stopped before the tasks were created");
-        return Ok(Outcome { status: "stopped", result: Value::Null, error: String::new() });
+        return Ok(Outcome {
+            status: "stopped",
+            result: Value::Null,
+            error: String::new(),
+            ..Default::default()
+        });
     }
     settle(db, id).await?;
     state.jobs_wake.notify_one();
-    Ok(Outcome { status: "success", result: json!({ "tasks": specs.len() }), error: String::new() })
+    Ok(Outcome {
+        status: "success",
+        result: json!({ "tasks": specs.len() }),
+        error: String::new(),
+        ..Default::default()
+    })
 }
 
 /// Creates the tasks and their jobs and sets the run `InProgress`, all in one transaction;

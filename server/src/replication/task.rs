@@ -88,13 +88,13 @@ pub async fn run_task_job(state: &AppState, ctx: JobCtx) -> Outcome {
         Ok(o) => o,
         Err(e) => {
             ctx.log(format!("error: {e}"));
-            Outcome { status: "error", result: Value::Null, error: e.to_string() }
+            Outcome { status: "error", result: Value::Null, error: e.to_string(), ..Default::default() }
         }
     }
 }
 
 fn outcome(status: &'static str, error: String) -> Outcome {
-    Outcome { status, result: Value::Null, error }
+    Outcome { status, result: Value::Null, error, ..Default::default() }
 }
 
 async fn run(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
@@ -205,9 +205,12 @@ async fn finish(
         super::events::notify_finished(state, execution_id).await?;
     }
     Ok(match status {
-        "Succeed" => {
-            Outcome { status: "success", result: json!({ "digest": digest, "bytes": bytes }), error: text }
-        }
+        "Succeed" => Outcome {
+            status: "success",
+            result: json!({ "digest": digest, "bytes": bytes }),
+            error: text,
+            ..Default::default()
+        },
         "Stopped" => outcome("stopped", text),
         _ => outcome("error", text),
     })

@@ -243,7 +243,12 @@ struct Params {
 }
 
 fn done(note: impl Into<String>) -> Outcome {
-    Outcome { status: "success", result: json!({ "note": note.into() }), error: String::new() }
+    Outcome {
+        status: "success",
+        result: json!({ "note": note.into() }),
+        error: String::new(),
+        ..Default::default()
+    }
 }
 
 pub async fn run_job(state: &AppState, ctx: JobCtx) -> Outcome {
@@ -251,7 +256,7 @@ pub async fn run_job(state: &AppState, ctx: JobCtx) -> Outcome {
         Ok(o) => o,
         Err(e) => {
             ctx.log(format!("retention failed: {e}"));
-            Outcome { status: "error", result: Value::Null, error: e.to_string() }
+            Outcome { status: "error", result: Value::Null, error: e.to_string(), ..Default::default() }
         }
     }
 }
@@ -359,7 +364,12 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     };
     if ctx.should_stop() {
         end_execution(db, id, "Stopped").await?;
-        return Ok(Outcome { status: "stopped", result: Value::Null, error: String::new() });
+        return Ok(Outcome {
+            status: "stopped",
+            result: Value::Null,
+            error: String::new(),
+            ..Default::default()
+        });
     }
     let running = sqlx::query(
         "UPDATE retention_executions SET status = 'Running' WHERE id = $1 AND status IN ('Pending', 'Running')",
@@ -383,7 +393,12 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     for task in &tasks {
         if ctx.should_stop() || ctx.lost() {
             end_execution(db, id, "Stopped").await?;
-            return Ok(Outcome { status: "stopped", result: Value::Null, error: String::new() });
+            return Ok(Outcome {
+                status: "stopped",
+                result: Value::Null,
+                error: String::new(),
+                ..Default::default()
+            });
         }
         let (status, deleted) = run_task(state, ctx, &exec, &policy, &rules, task, &mut removed).await?;
         deleted_total += deleted;
@@ -392,7 +407,12 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
         }
         if status == "Stopped" {
             end_execution(db, id, "Stopped").await?;
-            return Ok(Outcome { status: "stopped", result: Value::Null, error: String::new() });
+            return Ok(Outcome {
+                status: "stopped",
+                result: Value::Null,
+                error: String::new(),
+                ..Default::default()
+            });
         }
         ctx.set_progress(json!({ "tasks": tasks.len(), "deleted": deleted_total }));
     }
@@ -407,6 +427,7 @@ async fn execute(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
         status: if failed > 0 { "error" } else { "success" },
         result: json!({ "execution_id": id, "repositories": tasks.len(), "deleted": deleted_total }),
         error: if failed > 0 { format!("{failed} repositories failed") } else { String::new() },
+        ..Default::default()
     })
 }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::payload::{self, Emitted};
 use super::StoredTarget;
-use crate::db::{now_ms, Db};
+use crate::db::now_ms;
 use crate::jobs::{JobCtx, NewJob, Outcome};
 use crate::state::AppState;
 
@@ -217,6 +217,7 @@ pub async fn queue_in(
 struct TaskRow {
     id: i64,
     status: String,
+    run_count: i64,
     execution_id: i64,
     event_id: String,
     payload: String,
@@ -243,23 +244,36 @@ pub fn request_body(
     }
 }
 
-fn client(state: &AppState, insecure: bool) -> Result<reqwest::Client, reqwest::Error> {
-    static CLIENTS: OnceLock<[std::sync::Mutex<Option<reqwest::Client>>; 2]> = OnceLock::new();
-    let slots = CLIENTS.get_or_init(Default::default);
-    let mut slot = slots[usize::from(insecure)].lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = slot.as_ref() {
-        return Ok(c.clone());
+/// The two HTTP clients deliveries use (TLS verified, and not for `skip_cert_verify`
+/// targets), built once per `AppState` from `[webhook]`: a client keeps its connections alive
+/// between deliveries to the same receiver.
+pub struct Clients {
+    verified: reqwest::Client,
+    insecure: reqwest::Client,
+}
+
+impl Clients {
+    pub fn new(cfg: &crate::config::WebhookConfig) -> Result<Clients, reqwest::Error> {
+        let build = |insecure: bool| {
+            reqwest::Client::builder()
+                .timeout(cfg.http_timeout)
+                .connect_timeout(cfg.http_timeout)
+                // A receiver answers; it does not send the event elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("berth-webhook/", env!("CARGO_PKG_VERSION")))
+                .danger_accept_invalid_certs(insecure)
+                .build()
+        };
+        Ok(Clients { verified: build(false)?, insecure: build(true)? })
     }
-    let c = reqwest::Client::builder()
-        .timeout(state.config.webhook.http_timeout)
-        .connect_timeout(state.config.webhook.http_timeout)
-        // A receiver answers; it does not send the event elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("berth-webhook/", env!("CARGO_PKG_VERSION")))
-        .danger_accept_invalid_certs(insecure)
-        .build()?;
-    *slot = Some(c.clone());
-    Ok(c)
+
+    fn get(&self, insecure: bool) -> &reqwest::Client {
+        if insecure {
+            &self.insecure
+        } else {
+            &self.verified
+        }
+    }
 }
 
 /// Sends one request to a target; `Ok` with the status line on a 2xx answer, `Err` with what
@@ -272,7 +286,7 @@ pub async fn send(
     body: Vec<u8>,
     content_type: &str,
 ) -> Result<String, String> {
-    let c = client(state, target.skip_cert_verify).map_err(|e| format!("HTTP client: {e}"))?;
+    let c = state.webhook_clients.get(target.skip_cert_verify);
     let mut req = c
         .post(&target.address)
         .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -316,76 +330,97 @@ pub fn backoff(base: Duration, failed: u32) -> Duration {
     base.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
-/// Records how an attempt ended — the task's status and the execution's, settled from its
-/// tasks — in one write transaction.
-async fn end_attempt(
-    db: &Db,
+/// How an attempt ended, for the task and its execution (`Attempt::writes`).
+#[derive(Clone)]
+struct Attempt {
     task: i64,
     execution: i64,
-    status: &str,
-    message: &str,
+    started: i64,
+    status: &'static str,
+    message: String,
+    /// When the next attempt is due (ms), for `Pending`.
     next: i64,
-) -> Result<(), sqlx::Error> {
-    let now = now_ms();
-    let end = if matches!(status, "Success" | "Error" | "Stopped") { now } else { 0 };
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "UPDATE webhook_tasks SET status = $2, status_message = $3, next_attempt = $4, end_time = $5, updated_at = $6 \
-         WHERE id = $1",
-    )
-    .bind(task)
-    .bind(status)
-    .bind(message)
-    .bind(next)
-    .bind(end)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let tasks: Vec<(String, String)> =
-        sqlx::query_as("SELECT status, status_message FROM webhook_tasks WHERE execution_id = $1")
-            .bind(execution)
-            .fetch_all(&mut *tx)
-            .await?;
-    let any = |s: &str| tasks.iter().any(|(t, _)| t == s);
-    let settled = if any("Pending") || any("Running") {
-        "Running"
-    } else if any("Error") {
-        "Error"
-    } else if any("Stopped") {
-        "Stopped"
-    } else {
-        "Success"
-    };
-    let message = tasks.iter().find(|(t, _)| t == "Error").map(|(_, m)| m.clone()).unwrap_or_default();
-    sqlx::query(
-        "UPDATE webhook_executions SET status = $2, status_message = $3, end_time = $4 WHERE id = $1",
-    )
-    .bind(execution)
-    .bind(settled)
-    .bind(message)
-    .bind(if settled == "Running" { 0 } else { now })
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
 }
 
-/// Runs one delivery job: one attempt, then success, a retry later, or giving up.
+impl Attempt {
+    /// The task's status, run count and times, and the execution's status settled from its
+    /// tasks, written in the job runner's end-of-run transaction (`Outcome::also`): a delivery
+    /// costs the database two writes, its claim and its end.
+    fn writes(self) -> crate::jobs::EndWrites {
+        Box::new(move |conn| {
+            let a = self.clone();
+            Box::pin(async move { a.write(conn).await })
+        })
+    }
+
+    async fn write(&self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        let end = if matches!(self.status, "Success" | "Error" | "Stopped") { now } else { 0 };
+        let ran = i64::from(self.status != "Stopped");
+        sqlx::query(
+            "UPDATE webhook_tasks SET status = $2, status_message = $3, next_attempt = $4, end_time = $5, \
+             updated_at = $6, run_count = run_count + $7, \
+             start_time = CASE WHEN start_time = 0 THEN $8 ELSE start_time END WHERE id = $1",
+        )
+        .bind(self.task)
+        .bind(self.status)
+        .bind(&self.message)
+        .bind(self.next)
+        .bind(end)
+        .bind(now)
+        .bind(ran)
+        .bind(self.started)
+        .execute(&mut *conn)
+        .await?;
+        let tasks: Vec<(String, String)> =
+            sqlx::query_as("SELECT status, status_message FROM webhook_tasks WHERE execution_id = $1")
+                .bind(self.execution)
+                .fetch_all(&mut *conn)
+                .await?;
+        let any = |s: &str| tasks.iter().any(|(t, _)| t == s);
+        let settled = if any("Pending") || any("Running") {
+            "Running"
+        } else if any("Error") {
+            "Error"
+        } else if any("Stopped") {
+            "Stopped"
+        } else {
+            "Success"
+        };
+        let message = tasks.iter().find(|(t, _)| t == "Error").map(|(_, m)| m.clone()).unwrap_or_default();
+        sqlx::query(
+            "UPDATE webhook_executions SET status = $2, status_message = $3, end_time = $4 WHERE id = $1",
+        )
+        .bind(self.execution)
+        .bind(settled)
+        .bind(message)
+        .bind(if settled == "Running" { 0 } else { now })
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Runs one delivery job: one attempt, then success, a retry later, or giving up. Reads the
+/// task, sends, and leaves every write to the runner's end-of-run transaction; while the
+/// attempt runs, the task reads as `Running` from its job (`history::tasks`).
 pub async fn run_job(state: &AppState, ctx: JobCtx) -> Outcome {
     match attempt(state, &ctx).await {
         Ok(o) => o,
-        Err(e) => Outcome { status: "error", result: Value::Null, error: format!("database: {e}") },
+        Err(e) => Outcome { status: "error", error: format!("database: {e}"), ..Default::default() },
     }
 }
 
 async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error> {
-    let done = |status: &'static str, error: String| Outcome { status, result: Value::Null, error };
+    let done = |status: &'static str, error: String| Outcome { status, error, ..Default::default() };
     let params: Value = serde_json::from_str(&ctx.parameters).unwrap_or(Value::Null);
     let (Some(execution), Some(index)) = (params["execution"].as_i64(), params["target"].as_i64()) else {
         return Ok(done("error", "invalid parameters".into()));
     };
     let db = &state.db;
     let row: Option<TaskRow> = sqlx::query_as(
-        "SELECT t.id, t.status, e.id AS execution_id, e.event_id, e.payload, e.policy_id, p.project_id, p.targets \
+        "SELECT t.id, t.status, t.run_count, e.id AS execution_id, e.event_id, e.payload, e.policy_id, \
+         p.project_id, p.targets \
          FROM webhook_tasks t JOIN webhook_executions e ON e.id = t.execution_id \
          JOIN webhook_policies p ON p.id = e.policy_id WHERE t.execution_id = $1 AND t.target_index = $2",
     )
@@ -401,20 +436,18 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
         ctx.log(format!("task already {}", task.status));
         return Ok(done("success", String::new()));
     }
+    let mut end = Attempt {
+        task: task.id,
+        execution: task.execution_id,
+        started: now_ms(),
+        status: "Stopped",
+        message: "stopped".into(),
+        next: 0,
+    };
     if ctx.should_stop() {
-        end_attempt(db, task.id, task.execution_id, "Stopped", "stopped", 0).await?;
-        return Ok(done("stopped", String::new()));
+        return Ok(Outcome { also: Some(end.writes()), ..done("stopped", String::new()) });
     }
-    let now = now_ms();
-    let run: i64 = sqlx::query_scalar(
-        "UPDATE webhook_tasks SET run_count = run_count + 1, status = 'Running', next_attempt = 0, \
-         start_time = CASE WHEN start_time = 0 THEN $2 ELSE start_time END, updated_at = $2 WHERE id = $1 \
-         RETURNING run_count",
-    )
-    .bind(task.id)
-    .bind(now)
-    .fetch_one(&db.pool)
-    .await?;
+    let run = task.run_count + 1;
     let targets: Vec<StoredTarget> = serde_json::from_str(&task.targets).unwrap_or_default();
     let result = match targets.get(index as usize) {
         None => Err("the policy no longer has this target".to_string()),
@@ -441,23 +474,23 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
     let outcome = match result {
         Ok(line) => {
             ctx.log(&line);
-            end_attempt(db, task.id, task.execution_id, "Success", "", 0).await?;
+            (end.status, end.message) = ("Success", String::new());
             metrics::counter!("berth_webhook_deliveries_total", "result" => "success").increment(1);
-            done("success", String::new())
+            Outcome { also: Some(end.writes()), ..done("success", String::new()) }
         }
         Err(e) if run < max => {
             let wait = backoff(state.config.webhook.retry_backoff, run as u32);
             let at = now_ms() + wait.as_millis() as i64;
             ctx.log(format!("{e}; attempt {} of {max} in {} ms", run + 1, wait.as_millis()));
-            end_attempt(db, task.id, task.execution_id, "Pending", &e, at).await?;
+            (end.status, end.message, end.next) = ("Pending", e.clone(), at);
             metrics::counter!("berth_webhook_deliveries_total", "result" => "retry").increment(1);
-            Outcome { status: "retry", result: json!({ "retry_at": at }), error: e }
+            Outcome { retry_at: Some(at), also: Some(end.writes()), ..done("pending", e) }
         }
         Err(e) => {
             ctx.log(format!("{e}; gave up after {run} attempts"));
-            end_attempt(db, task.id, task.execution_id, "Error", &e, 0).await?;
+            (end.status, end.message) = ("Error", e.clone());
             metrics::counter!("berth_webhook_deliveries_total", "result" => "error").increment(1);
-            done("error", e)
+            Outcome { also: Some(end.writes()), ..done("error", e) }
         }
     };
     Ok(outcome)

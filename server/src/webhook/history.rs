@@ -92,15 +92,20 @@ pub async fn tasks(
         Some((_, v)) => (" AND status = $2", v.as_str()),
         None => (" AND $2 = $2", ""),
     };
-    let total: i64 =
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM webhook_tasks WHERE execution_id = $1{cond}"))
-            .bind(execution)
-            .bind(value)
-            .fetch_one(&db.pool)
-            .await?;
+    // A pending task whose delivery job is running is being attempted right now: the attempt
+    // writes nothing until it ends (`deliver::run_job`), so `Running` is read from the job.
+    let tasks = "(SELECT t.id, t.address, t.payload_format, \
+         CASE WHEN t.status = 'Pending' AND j.status = 'running' THEN 'Running' ELSE t.status END AS status, \
+         t.status_message, t.run_count, t.next_attempt, t.created_at, t.updated_at, t.start_time, t.end_time \
+         FROM webhook_tasks t LEFT JOIN jobs j ON j.id = t.job_id WHERE t.execution_id = $1) tasks";
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {tasks} WHERE 1 = 1{cond}"))
+        .bind(execution)
+        .bind(value)
+        .fetch_one(&db.pool)
+        .await?;
     let rows = sqlx::query_as(&format!(
         "SELECT id, address, payload_format, status, status_message, run_count, next_attempt, created_at, \
-         updated_at, start_time, end_time FROM webhook_tasks WHERE execution_id = $1{cond} ORDER BY id {}",
+         updated_at, start_time, end_time FROM {tasks} WHERE 1 = 1{cond} ORDER BY id {}",
         page(pg, size)
     ))
     .bind(execution)

@@ -43,8 +43,6 @@ const MAX_POLICIES: i64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("{0}")]
-    Invalid(String),
     #[error("a webhook policy named {0:?} already exists in this project")]
     Conflict(String),
     #[error("webhook policy not found")]

@@ -513,7 +513,7 @@ both_dbs!(a_receiver_down_then_back_gets_every_event_and_a_slow_one_holds_back_n
 both_dbs!(a_delivery_whose_replica_died_is_delivered_again_with_the_same_event_id, toml = TOML, |app| {
     let rx = Receiver::start().await;
     project(&app, "w4").await;
-    create(&app, "w4", policy("p", &["PUSH_ARTIFACT"], &rx.url("/k"), "Default", "")).await;
+    let policy_id = create(&app, "w4", policy("p", &["PUSH_ARTIFACT"], &rx.url("/k"), "Default", "")).await;
     push_image(&app, "w4/app", "v1", &[b"l-w4"]).await;
     app.state.audit.flush(&app.state.db).await.unwrap();
     // A replica claims the delivery, sends it (the receiver gets it but has not answered yet)
@@ -527,6 +527,13 @@ both_dbs!(a_delivery_whose_replica_died_is_delivered_again_with_the_same_event_i
             .await;
     assert!(cut.is_err(), "the delivery was cut short");
     assert_eq!(rx.got("/k").len(), 1, "the receiver got the first attempt");
+    // An attempt writes nothing until it ends; its task reads as Running from its job.
+    let eid = executions(&app, "w4", policy_id).await[0]["id"].as_i64().unwrap();
+    let tasks_path = format!("/api/v2.0/projects/w4/webhook/policies/{policy_id}/executions/{eid}/tasks");
+    let tasks = get(&app, &tasks_path).await;
+    assert_eq!(tasks[0]["status"], "Running", "{tasks}");
+    assert_eq!(tasks[0]["run_count"], 0, "{tasks}");
+    assert_eq!(get(&app, &format!("{tasks_path}?q=status%3DRunning")).await.as_array().unwrap().len(), 1);
     rx.delay_ms.store(0, Ordering::Relaxed);
     sqlx::query("UPDATE jobs SET heartbeat = 1 WHERE id = $1")
         .bind(job.id)
@@ -559,6 +566,8 @@ both_dbs!(a_delivery_whose_replica_died_is_delivered_again_with_the_same_event_i
         .await
         .unwrap();
     assert_eq!(worker, "replica-2");
+    let tasks = get(&app, &tasks_path).await;
+    assert_eq!((&tasks[0]["status"], &tasks[0]["run_count"]), (&json!("Success"), &json!(1)), "{tasks}");
 });
 
 both_dbs!(a_projects_deletion_takes_its_policies_and_history, toml = TOML, |app| {
