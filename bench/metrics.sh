@@ -7,7 +7,7 @@
 #
 # Environment:
 #   SKIP_BUILD=1   use the existing binary        BERTH_BIN   default $CARGO_TARGET_DIR/release/berth
-#   REPS           alternations (3)               PUSHERS / IMAGES   pushers and images each (8 / 10)
+#   REPS           alternations (3)               PUSHERS / IMAGES   pushers and images each (8 / 40)
 #   MODES          the configurations compared, in this order on odd alternations ("off on pulls")
 #   WRK_DURATION   manifest GET load (10s)        KEEP=1      keep the work directory
 #   RESULTS=FILE   the report (default bench/METRICS-RESULTS.md; "-" for stdout only)
@@ -29,7 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$here/.." && pwd)
 REPS=${REPS:-3}
 PUSHERS=${PUSHERS:-8}
-IMAGES=${IMAGES:-10}
+IMAGES=${IMAGES:-40}
 WRK_DURATION=${WRK_DURATION:-10s}
 RESULTS=${RESULTS:-$here/METRICS-RESULTS.md}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}

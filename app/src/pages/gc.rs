@@ -8,6 +8,7 @@ use leptos_meta::Title;
 use crate::components::format::{bytes, datetime, duration, parse_rfc3339};
 use crate::components::layout::AppShell;
 use crate::components::page::{signed_in, ErrorAlert};
+use crate::components::schedule::{ScheduleFields, ScheduleState};
 use crate::i18n::{fill, t, tv};
 use crate::rest::gc::GcHistory;
 use crate::rest::UserResp;
@@ -124,16 +125,8 @@ fn GcPanels(
     schedule: ServerAction<ScheduleGc>,
 ) -> impl IntoView {
     let busy = overview.busy();
-    let sched = &overview.schedule;
-    let kind = if sched.schedule.kind.is_empty() { "None".to_string() } else { sched.schedule.kind.clone() };
-    let cron = sched.schedule.cron.clone();
-    let sched_untagged = sched.params().delete_untagged;
-    let next = sched
-        .schedule
-        .next_scheduled_time
-        .as_deref()
-        .filter(|_| kind != "None")
-        .map(|t| datetime(parse_rfc3339(t).unwrap_or(0)));
+    let sched = overview.schedule.schedule.clone();
+    let sched_untagged = overview.schedule.params().delete_untagged;
     view! {
         <div class="panels">
             <section class="card" aria-labelledby="usage-h">
@@ -158,21 +151,9 @@ fn GcPanels(
             </section>
             <section class="card" aria-labelledby="sched-h">
                 <h2 id="sched-h">{t("Schedule")}</h2>
-                <p class="muted" data-testid="gc-next">
-                    {match next {
-                        Some(n) => fill(t("{} ({}); next run {}"), &[&tv(&kind), &cron, &n]),
-                        None => t("Not scheduled.").to_string(),
-                    }}
-                </p>
+                <ScheduleState schedule=sched.clone() testid="gc-next" />
                 <ActionForm action=schedule attr:class="stack" attr:data-testid="gc-schedule-form">
-                    <label for="gc-kind">{t("Repeat")}</label>
-                    <select id="gc-kind" name="kind">
-                        {["None", "Hourly", "Daily", "Weekly", "Custom"].into_iter().map(|k| {
-                            view! { <option value=k selected=k == kind>{tv(k)}</option> }
-                        }).collect_view()}
-                    </select>
-                    <label for="gc-cron">{t("Cron (Custom; seconds first, e.g. 0 30 2 * * *)")}</label>
-                    <input id="gc-cron" name="cron" type="text" value=cron spellcheck="false" />
+                    <ScheduleFields schedule=sched id="gc" />
                     <label class="check">
                         <input type="checkbox" name="delete_untagged" checked=sched_untagged />
                         {t(" Delete untagged artifacts")}

@@ -10,6 +10,7 @@ use leptos_meta::Title;
 use crate::components::format::{datetime, parse_rfc3339};
 use crate::components::layout::AppShell;
 use crate::components::page::{signed_in, ErrorAlert};
+use crate::components::schedule::{ScheduleFields, ScheduleState};
 use crate::error::PortalError;
 use crate::i18n::{fill, t, tv};
 use crate::pages::gc::CleanUpTabs;
@@ -168,34 +169,14 @@ fn PurgeForms(
 ) -> impl IntoView {
     let params = schedule_params(&schedule);
     let run_params = params.clone();
-    let kind =
-        if schedule.schedule.kind.is_empty() { "None".to_string() } else { schedule.schedule.kind.clone() };
-    let cron = schedule.schedule.cron.clone();
-    let next = schedule
-        .schedule
-        .next_scheduled_time
-        .as_deref()
-        .filter(|_| kind != "None")
-        .map(|t| datetime(parse_rfc3339(t).unwrap_or(0)));
+    let sched = schedule.schedule.clone();
     view! {
         <div class="panels">
             <section class="card" aria-labelledby="purge-sched-h">
                 <h2 id="purge-sched-h">{t("Schedule to purge")}</h2>
-                <p class="muted" data-testid="purge-next">
-                    {match next {
-                        Some(n) => fill(t("{} ({}); next run {}"), &[&tv(&kind), &cron, &n]),
-                        None => t("Not scheduled.").to_string(),
-                    }}
-                </p>
+                <ScheduleState schedule=sched.clone() testid="purge-next" />
                 <ActionForm action=save attr:class="stack" attr:data-testid="purge-schedule-form">
-                    <label for="purge-kind">{t("Repeat")}</label>
-                    <select id="purge-kind" name="kind">
-                        {["None", "Hourly", "Daily", "Weekly", "Custom"].into_iter().map(|k| {
-                            view! { <option value=k selected=k == kind>{tv(k)}</option> }
-                        }).collect_view()}
-                    </select>
-                    <label for="purge-cron">{t("Cron (Custom; seconds first, e.g. 0 30 2 * * *)")}</label>
-                    <input id="purge-cron" name="cron" type="text" value=cron spellcheck="false" />
+                    <ScheduleFields schedule=sched id="purge" />
                     <PurgeFields prefix="sched" params=params />
                     <button type="submit" class="btn" data-testid="purge-schedule-save">{t("Save schedule")}</button>
                 </ActionForm>

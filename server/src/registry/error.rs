@@ -91,11 +91,21 @@ pub struct OciError {
     /// `WWW-Authenticate` challenge for 401s.
     pub challenge: Option<String>,
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// The project's quota refused the write (`MetaError::Quota`): webhooks' `QUOTA_EXCEED`.
+    pub over_quota: bool,
 }
 
 impl OciError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), detail: None, status: None, challenge: None, headers: vec![] }
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+            status: None,
+            challenge: None,
+            headers: vec![],
+            over_quota: false,
+        }
     }
     pub fn detail(mut self, d: serde_json::Value) -> Self {
         self.detail = Some(d);
@@ -153,9 +163,12 @@ impl From<super::meta::MetaError> for OciError {
             }
             e @ MetaError::Immutable { .. } => OciError::new(Code::Precondition, e.to_string()),
             // Harbor's answer to a push over the project's quota.
-            MetaError::Quota(q) => OciError::new(Code::Denied, q.to_string())
-                .status(axum::http::StatusCode::PRECONDITION_FAILED)
-                .detail(serde_json::json!({"limit": q.limit, "used": q.used, "needed": q.needed})),
+            MetaError::Quota(q) => OciError {
+                over_quota: true,
+                ..OciError::new(Code::Denied, q.to_string())
+                    .status(axum::http::StatusCode::PRECONDITION_FAILED)
+                    .detail(serde_json::json!({"limit": q.limit, "used": q.used, "needed": q.needed}))
+            },
         }
     }
 }

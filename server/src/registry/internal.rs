@@ -101,7 +101,7 @@ pub(crate) fn notify_quota_refusal(
     tag: &str,
     e: &OciError,
 ) {
-    if e.code != Code::Denied || e.detail.as_ref().is_none_or(|d| d.get("needed").is_none()) {
+    if !e.over_quota {
         return;
     }
     let host = state.audit.webhooks.host().to_string();
