@@ -79,6 +79,9 @@ start_berth() { # off|on|pulls
     SCRAPER=$!
   fi
 }
+# The berth process's CPU time so far (user + system, in clock ticks): the cost per request
+# counts only the server, not the clients, the scraper or the receiver on the same cores.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$BERTH_PID/stat"; }
 stop_run() {
   [ -n "$SCRAPER" ] && kill "$SCRAPER" 2>/dev/null && wait "$SCRAPER" 2>/dev/null || true
   SCRAPER=""
@@ -97,6 +100,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     [ "$mode" = off ] || [ "$mode" = metrics ] || curl -fsS -u "$AUTH" -H 'content-type: application/json' "$BASE/api/v2.0/projects/bench/webhook/policies" \
       -d "{\"name\":\"ci\",\"event_types\":[$events],\"targets\":[{\"type\":\"http\",\"address\":\"http://127.0.0.1:$HOOK_PORT/hook\"}]}"
     sync
+    cpu0=$(cpu_ticks)
     push=$(python3 "$here/quota_push.py" push --base "$BASE" --project bench --pushers "$PUSHERS" --images "$IMAGES" \
       --layers 4 --layer-bytes 65536 --seed "$RUN") || die "pushers failed ($mode)"
     tok=$(curl -fsS -u "$AUTH" "$BASE/service/token?service=harbor-registry&scope=repository:bench/w0:pull" |
@@ -104,8 +108,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
     tag=$(curl -fsS -H "Authorization: Bearer $tok" "$BASE/v2/bench/w0/tags/list" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tags"][0])')
     url=$BASE/v2/bench/w0/manifests/$tag
     args=(-t2 -c32 -H "Authorization: Bearer $tok" -H "Accept: application/vnd.oci.image.manifest.v1+json")
+    cpu1=$(cpu_ticks)
     wrk "${args[@]}" -d2s "$url" >/dev/null
+    cpu2=$(cpu_ticks)
     wrk "${args[@]}" -d"$WRK_DURATION" --latency "$url" >"$W/wrk.txt"
+    cpu3=$(cpu_ticks)
     hooks=0 delivered=0
     if [ "$mode" = on ] || [ "$mode" = pulls ]; then
       sleep 1
@@ -113,16 +120,21 @@ for ((rep = 1; rep <= REPS; rep++)); do
         tr -d '\r' | sed -n 's/^[Xx]-[Tt]otal-[Cc]ount: //p'; }
       hooks=$(total "") delivered=$(total "&q=status%3DSuccess")
     fi
-    python3 - "$push" "$mode" "$W/wrk.txt" "$hooks" "$delivered" >>"$W/results.jsonl" <<'PY'
+    python3 - "$push" "$mode" "$W/wrk.txt" "$hooks" "$delivered" "$((cpu1 - cpu0))" "$((cpu3 - cpu2))" "$(getconf CLK_TCK)" \
+      >>"$W/results.jsonl" <<'PY'
 import json, re, sys
 p = json.loads(sys.argv[1]); w = open(sys.argv[3]).read()
+tick_ms = 1000 / int(sys.argv[8])
 rps = float(re.search(r"Requests/sec:\s*([\d.]+)", w).group(1))
+gets = int(re.search(r"(\d+) requests in", w).group(1))
 m = re.search(r"99%\s+([\d.]+)(us|ms|s)", w)
 p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", w)
 print(json.dumps(dict(mode=sys.argv[2], push_rps=round(p["requests"] / p["seconds"], 1), get_rps=rps, get_p99_ms=p99,
                       get_errors=int(non2xx.group(1)) if non2xx else 0, webhook_events=int(sys.argv[4] or 0),
-                      delivered_1s_after=int(sys.argv[5] or 0))))
+                      delivered_1s_after=int(sys.argv[5] or 0),
+                      push_cpu_ms=round(int(sys.argv[6]) * tick_ms / p["requests"], 3),
+                      get_cpu_us=round(int(sys.argv[7]) * tick_ms * 1000 / gets, 1))))
 PY
     log "$mode: $(tail -n 1 "$W/results.jsonl")"
     stop_run
@@ -139,17 +151,23 @@ done
   python3 - "$W/results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| mode | push req/s (median) | manifest GET req/s (median) | GET p99 ms (median) | samples |")
-print("|---|---|---|---|---|")
+print("| mode | push req/s | manifest GET req/s | GET p99 ms | server CPU ms per push request | server CPU µs per GET | samples |")
+print("|---|---|---|---|---|---|---|")
 med = {}
+keys = ("push_rps", "get_rps", "get_p99_ms", "push_cpu_ms", "get_cpu_us")
 for mode in [m for m in ("off", "metrics", "on", "pulls") if any(r["mode"] == m for r in rows)]:
     rs = [r for r in rows if r["mode"] == mode]
-    med[mode] = {k: statistics.median(r[k] for r in rs) for k in ("push_rps", "get_rps", "get_p99_ms")}
-    print(f"| {mode} | {med[mode]['push_rps']:.0f} | {med[mode]['get_rps']:.0f} | {med[mode]['get_p99_ms']:.2f} | {len(rs)} |")
+    med[mode] = {k: statistics.median(r[k] for r in rs) for k in keys}
+    m = med[mode]
+    print(f"| {mode} | {m['push_rps']:.0f} | {m['get_rps']:.0f} | {m['get_p99_ms']:.2f} | {m['push_cpu_ms']:.3f} | {m['get_cpu_us']:.1f} | {len(rs)} |")
+print()
+print("Medians. Cost against `off` (negative: cheaper or faster, i.e. noise):")
 print()
 for mode in [m for m in med if m != "off"]:
-    cost = lambda k: 100 * (1 - med[mode][k] / med["off"][k])
-    print(f"Cost of `{mode}`: push {cost('push_rps'):+.1f} %, manifest GET {cost('get_rps'):+.1f} % (negative: faster, i.e. noise).")
+    slower = lambda k: 100 * (1 - med[mode][k] / med["off"][k])
+    dearer = lambda k: 100 * (med[mode][k] / med["off"][k] - 1)
+    print(f"- `{mode}`: push rate {slower('push_rps'):+.1f} %, manifest GET rate {slower('get_rps'):+.1f} %; "
+          f"server CPU per push request {dearer('push_cpu_ms'):+.1f} %, per GET {dearer('get_cpu_us'):+.1f} %.")
 PY
   echo
   echo '```'

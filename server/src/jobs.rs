@@ -29,7 +29,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -217,6 +217,21 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
          AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*')) \
          ORDER BY run_at, id LIMIT 1{lock}) RETURNING {COLUMNS}"
     );
+    // On SQLite an UPDATE takes the database's one write lock even when it matches nothing, and
+    // every pass of the runner ends with a claim that finds nothing: look first, with a read.
+    if db.kind == DbKind::Sqlite {
+        let probe = format!(
+            "SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= $2{list} AND $1 = $1 \
+             AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*')) LIMIT 1"
+        );
+        let mut q = sqlx::query(&probe).bind(worker).bind(now);
+        for k in kinds {
+            q = q.bind(*k);
+        }
+        if q.fetch_optional(&db.pool).await?.is_none() {
+            return Ok(None);
+        }
+    }
     let mut q = sqlx::query(&sql).bind(worker).bind(now);
     for k in kinds {
         q = q.bind(*k);
@@ -587,18 +602,31 @@ pub async fn run_loop(
     let worker = worker_name();
     tracing::info!(worker, "job runner started");
     let started = now_ms();
-    let mut cleaned: Option<std::time::Instant> = None;
+    let (mut cleaned, mut beaten, mut checked): (Option<Instant>, Option<Instant>, Option<Instant>) =
+        (None, None, None);
     loop {
         // The dashboard's view of this replica (`jobservice`); a failure shows in the tick too.
-        let _ = crate::jobservice::beat_pool(&state, &worker, started).await;
+        // Every POOL_BEAT, not at every wake: a replica queuing webhook deliveries is woken
+        // after each audit batch, and each beat is a write.
+        if beaten.is_none_or(|t| t.elapsed() >= POOL_BEAT)
+            && crate::jobservice::beat_pool(&state, &worker, started).await.is_ok()
+        {
+            beaten = Some(Instant::now());
+        }
         if cleaned.is_none_or(|t| t.elapsed() >= HOUSEKEEPING) {
             match housekeeping(&state).await {
-                Ok(()) => cleaned = Some(std::time::Instant::now()),
+                Ok(()) => cleaned = Some(Instant::now()),
                 Err(e) => tracing::warn!(error = %e, "job runner housekeeping failed; will retry"),
             }
         }
-        match tick(&state, &worker).await {
-            Ok(()) => beat.ok(),
+        let check = checked.is_none_or(|t| t.elapsed() >= CHECKS);
+        match pass(&state, &worker, check).await {
+            Ok(()) => {
+                if check {
+                    checked = Some(Instant::now());
+                }
+                beat.ok()
+            }
             Err(e) => {
                 beat.failed(&e);
                 tracing::warn!(error = %e, "job runner: database unavailable; will retry");
@@ -624,15 +652,29 @@ pub const DELIVERIES: [&str; 1] = [crate::webhook::deliver::JOB];
 /// back jobs of dead replicas, then claims and runs jobs until none is left, one ordinary job
 /// at a time and up to `replication.workers` pooled ones beside it (see the module doc).
 pub async fn tick(state: &crate::state::AppState, worker: &str) -> Result<(), sqlx::Error> {
-    fire_due(&state.db).await?;
-    requeue_stale(&state.db).await?;
+    pass(state, worker, true).await
+}
+
+/// How often the runner tells the dashboard this replica is alive (`jobservice::POOL_STALE_MS`
+/// is 30 s).
+const POOL_BEAT: Duration = Duration::from_secs(5);
+/// How often the runner fires due schedules and takes back jobs of dead replicas — each a write
+/// on SQLite's one lock — however often it is woken.
+const CHECKS: Duration = Duration::from_secs(2);
+
+/// `tick`, with the schedule and stale-job checks at its start only when `check`.
+async fn pass(state: &crate::state::AppState, worker: &str, check: bool) -> Result<(), sqlx::Error> {
+    if check {
+        fire_due(&state.db).await?;
+        requeue_stale(&state.db).await?;
+    }
     let workers = state.config.replication.workers.max(1);
     let hooks = state.config.webhook.workers.max(1);
     let mut one = tokio::task::JoinSet::new();
     let mut pool = tokio::task::JoinSet::new();
     let mut deliveries = tokio::task::JoinSet::new();
     let mut failed: Option<sqlx::Error> = None;
-    let mut checked = std::time::Instant::now();
+    let mut checked = Instant::now();
     loop {
         // The kinds of the classes that have a free slot (see the module doc).
         let (one_free, pool_free, hooks_free) =
@@ -684,8 +726,8 @@ pub async fn tick(state: &crate::state::AppState, worker: &str) -> Result<(), sq
         if let Some(Err(e)) = ended {
             tracing::error!(error = %e, "a job panicked; it is taken back once its heartbeat is stale");
         }
-        if failed.is_none() && checked.elapsed() >= Duration::from_secs(2) {
-            checked = std::time::Instant::now();
+        if failed.is_none() && checked.elapsed() >= CHECKS {
+            checked = Instant::now();
             if let Err(e) = async {
                 fire_due(&state.db).await?;
                 requeue_stale(&state.db).await
