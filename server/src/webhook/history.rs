@@ -48,15 +48,21 @@ pub async fn executions(
         Some((_, v)) => (" AND event_type = $2", v.as_str()),
         None => (" AND $2 = $2", ""),
     };
-    let total: i64 =
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM webhook_executions WHERE policy_id = $1{cond}"))
-            .bind(policy)
-            .bind(value)
-            .fetch_one(&db.pool)
-            .await?;
+    // An unsettled execution none of whose unsettled tasks has a live job was stopped from the
+    // job service (its jobs stopped before they ran): it reads as `Stopped`.
+    let executions = "(SELECT e.id, e.policy_id, e.event_type, e.event_id, e.payload, \
+         CASE WHEN e.status IN ('Pending', 'Running') AND NOT EXISTS (SELECT 1 FROM webhook_tasks t \
+           LEFT JOIN jobs j ON j.id = t.job_id WHERE t.execution_id = e.id AND t.status IN ('Pending', 'Running') \
+           AND (j.status IS NULL OR j.status IN ('pending', 'running'))) THEN 'Stopped' ELSE e.status END AS status, \
+         e.status_message, e.start_time, e.end_time FROM webhook_executions e WHERE e.policy_id = $1) executions";
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {executions} WHERE 1 = 1{cond}"))
+        .bind(policy)
+        .bind(value)
+        .fetch_one(&db.pool)
+        .await?;
     let rows = sqlx::query_as(&format!(
         "SELECT id, event_type, event_id, payload, status, status_message, start_time, end_time \
-         FROM webhook_executions WHERE policy_id = $1{cond} ORDER BY id DESC {}",
+         FROM {executions} WHERE 1 = 1{cond} ORDER BY id DESC {}",
         page(pg, size)
     ))
     .bind(policy)
@@ -93,9 +99,11 @@ pub async fn tasks(
         None => (" AND $2 = $2", ""),
     };
     // A pending task whose delivery job is running is being attempted right now: the attempt
-    // writes nothing until it ends (`deliver::run_job`), so `Running` is read from the job.
+    // writes nothing until it ends (`deliver::run_job`), so `Running` is read from the job; a
+    // pending task whose job was stopped from the job service reads `Stopped`.
     let tasks = "(SELECT t.id, t.address, t.payload_format, \
-         CASE WHEN t.status = 'Pending' AND j.status = 'running' THEN 'Running' ELSE t.status END AS status, \
+         CASE WHEN t.status = 'Pending' AND j.status = 'running' THEN 'Running' \
+         WHEN t.status = 'Pending' AND j.status = 'stopped' THEN 'Stopped' ELSE t.status END AS status, \
          t.status_message, t.run_count, t.next_attempt, t.created_at, t.updated_at, t.start_time, t.end_time \
          FROM webhook_tasks t LEFT JOIN jobs j ON j.id = t.job_id WHERE t.execution_id = $1) tasks";
     let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {tasks} WHERE 1 = 1{cond}"))

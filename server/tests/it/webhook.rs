@@ -607,3 +607,25 @@ both_dbs!(a_projects_deletion_takes_its_policies_and_history, toml = TOML, |app|
             .unwrap();
     assert_eq!(pending, 0);
 });
+
+both_dbs!(a_delivery_stopped_from_the_job_service_reads_stopped, toml = TOML, |app| {
+    let rx = Receiver::start().await;
+    project(&app, "w6").await;
+    let id = create(&app, "w6", policy("p", &["PUSH_ARTIFACT"], &rx.url("/s"), "Default", "")).await;
+    push_image(&app, "w6/app", "v1", &[b"l-w6"]).await;
+    app.state.audit.flush(&app.state.db).await.unwrap();
+    let job: i64 = sqlx::query_scalar("SELECT id FROM jobs WHERE kind = 'webhook'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs::request_stop(&app.state.db, job).await.unwrap(), jobs::StopOutcome::Stopped);
+    let execs = executions(&app, "w6", id).await;
+    assert_eq!(execs[0]["status"], "Stopped", "{execs:?}");
+    let eid = execs[0]["id"].as_i64().unwrap();
+    let path = format!("/api/v2.0/projects/w6/webhook/policies/{id}/executions");
+    assert_eq!(get(&app, &format!("{path}?q=status%3DStopped")).await.as_array().unwrap().len(), 1);
+    let tasks = get(&app, &format!("{path}/{eid}/tasks")).await;
+    assert_eq!(tasks[0]["status"], "Stopped", "{tasks}");
+    jobs::tick(&app.state, "replica").await.unwrap();
+    assert!(rx.got("/s").is_empty(), "a stopped delivery is not sent");
+});
