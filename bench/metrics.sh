@@ -8,6 +8,7 @@
 # Environment:
 #   SKIP_BUILD=1   use the existing binary        BERTH_BIN   default $CARGO_TARGET_DIR/release/berth
 #   REPS           alternations (3)               PUSHERS / IMAGES   pushers and images each (8 / 40)
+#   LAYER_BYTES    size of each of the 4 layers (65536: small images, the most events per byte)
 #   MODES          the configurations compared, in this order on odd alternations ("off on pulls")
 #   WRK_DURATION   manifest GET load (10s)        KEEP=1      keep the work directory
 #   RESULTS=FILE   the report (default bench/METRICS-RESULTS.md; "-" for stdout only)
@@ -30,6 +31,7 @@ repo_root=$(cd "$here/.." && pwd)
 REPS=${REPS:-3}
 PUSHERS=${PUSHERS:-8}
 IMAGES=${IMAGES:-40}
+LAYER_BYTES=${LAYER_BYTES:-65536}
 WRK_DURATION=${WRK_DURATION:-10s}
 RESULTS=${RESULTS:-$here/METRICS-RESULTS.md}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/berth/target}
@@ -102,7 +104,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     sync
     cpu0=$(cpu_ticks)
     push=$(python3 "$here/quota_push.py" push --base "$BASE" --project bench --pushers "$PUSHERS" --images "$IMAGES" \
-      --layers 4 --layer-bytes 65536 --seed "$RUN") || die "pushers failed ($mode)"
+      --layers 4 --layer-bytes "$LAYER_BYTES" --seed "$RUN") || die "pushers failed ($mode)"
     tok=$(curl -fsS -u "$AUTH" "$BASE/service/token?service=harbor-registry&scope=repository:bench/w0:pull" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
     tag=$(curl -fsS -H "Authorization: Bearer $tok" "$BASE/v2/bench/w0/tags/list" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tags"][0])')
@@ -146,7 +148,7 @@ done
   echo
   echo "- $(date -u +%Y-%m-%dT%H:%MZ), berth git $(cd "$repo_root" && git rev-parse --short HEAD), release build, SQLite, BERTH_LOG__LEVEL=warn"
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), shared with other work; clients on the same cores"
-  echo "- $PUSHERS pushers x $IMAGES images (4 x 64 KiB layers); wrk -t2 -c32 -d$WRK_DURATION manifest GET by tag with a bearer token; metrics scraped every second while on; modes: $MODES (see the script's header)"
+  echo "- $PUSHERS pushers x $IMAGES images (4 layers of $LAYER_BYTES bytes); wrk -t2 -c32 -d$WRK_DURATION manifest GET by tag with a bearer token; metrics scraped every second while on; modes: $MODES (see the script's header)"
   echo
   python3 - "$W/results.jsonl" <<'PY'
 import json, statistics, sys

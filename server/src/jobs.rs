@@ -35,9 +35,11 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::FromRow;
 
-use crate::db::{now_ms, Db, DbKind};
+use crate::db::{now_ms, Db};
 
+mod claim;
 mod schedule;
+pub use claim::{claim, claim_of, Claim};
 pub use schedule::{fire_due, get_schedule, next_run, parse_cron, set_schedule, set_schedule_in, Schedule};
 
 /// A running job whose heartbeat is older than this is taken back.
@@ -178,66 +180,6 @@ pub async fn requeue_stale(db: &Db) -> Result<u64, sqlx::Error> {
         }
     }
     Ok(r.rows_affected())
-}
-
-/// Which kinds of job a claim may take.
-#[derive(Debug, Clone, Copy)]
-pub enum Claim<'a> {
-    Any,
-    Only(&'a [&'a str]),
-    Except(&'a [&'a str]),
-}
-
-/// Claims the oldest due pending job for `worker`.
-pub async fn claim(db: &Db, worker: &str) -> Result<Option<Job>, sqlx::Error> {
-    claim_of(db, worker, Claim::Any).await
-}
-
-/// Claims the pending job that has been due longest, of the kinds `which` allows. Ordered like
-/// the `jobs_claim` index (status, run_at, id), so a claim walks the index to its first match
-/// instead of sorting every pending row (thousands when webhook deliveries queue up).
-pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<Job>, sqlx::Error> {
-    let now = now_ms();
-    let lock = if db.kind == DbKind::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let (kinds, filter): (&[&str], &str) = match which {
-        Claim::Any => (&[], ""),
-        Claim::Only(k) => (k, " AND kind IN "),
-        Claim::Except(k) => (k, " AND kind NOT IN "),
-    };
-    let list = if kinds.is_empty() {
-        String::new()
-    } else {
-        let marks: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
-        format!("{filter}({})", marks.join(", "))
-    };
-    let sql = format!(
-        "UPDATE jobs SET status = 'running', worker = $1, heartbeat = $2, attempts = attempts + 1, \
-         started_at = CASE WHEN started_at = 0 THEN $2 ELSE started_at END, updated_at = $2 \
-         WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $2{list} \
-         AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*')) \
-         ORDER BY run_at, id LIMIT 1{lock}) RETURNING {COLUMNS}"
-    );
-    // On SQLite an UPDATE takes the database's one write lock even when it matches nothing, and
-    // every pass of the runner ends with a claim that finds nothing: look first, with a read.
-    if db.kind == DbKind::Sqlite {
-        let probe = format!(
-            "SELECT 1 FROM jobs WHERE status = 'pending' AND run_at <= $2{list} AND $1 = $1 \
-             AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*')) LIMIT 1"
-        );
-        let mut q = sqlx::query(&probe).bind(worker).bind(now);
-        for k in kinds {
-            q = q.bind(*k);
-        }
-        if q.fetch_optional(&db.pool).await?.is_none() {
-            return Ok(None);
-        }
-    }
-    let mut q = sqlx::query(&sql).bind(worker).bind(now);
-    for k in kinds {
-        q = q.bind(*k);
-    }
-    let row = q.fetch_optional(&db.pool).await?;
-    row.as_ref().map(Job::from_row).transpose()
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, sqlx::Error> {
@@ -644,6 +586,10 @@ pub async fn run_loop(
 pub const POOLED: [&str; 2] =
     [crate::replication::execution::EXECUTION_JOB, crate::replication::execution::TASK_JOB];
 
+/// The kinds run one at a time beside the pools (a kind none of these lists names is claimed
+/// only when every slot is free; it then ends with an error).
+pub const ORDINARY: [&str; 3] = ["gc", crate::purge::JOB, crate::retention::run::JOB];
+
 /// Webhook deliveries: a pool of their own (`webhook.workers` slots), so a slow receiver never
 /// holds back the other jobs, nor them the deliveries.
 pub const DELIVERIES: [&str; 1] = [crate::webhook::deliver::JOB];
@@ -676,24 +622,22 @@ async fn pass(state: &crate::state::AppState, worker: &str, check: bool) -> Resu
     let mut failed: Option<sqlx::Error> = None;
     let mut checked = Instant::now();
     loop {
-        // The kinds of the classes that have a free slot (see the module doc).
+        // The kinds of the classes that have a free slot (see the module doc). With every slot
+        // free, any kind (one the code does not know ends at once with an error).
         let (one_free, pool_free, hooks_free) =
             (one.is_empty(), pool.len() < workers, deliveries.len() < hooks);
-        let mut full: Vec<&str> = vec![];
         let mut free: Vec<&str> = vec![];
-        for (kinds, is_free) in [(&POOLED[..], pool_free), (&DELIVERIES[..], hooks_free)] {
+        for (kinds, is_free) in
+            [(&ORDINARY[..], one_free), (&POOLED[..], pool_free), (&DELIVERIES[..], hooks_free)]
+        {
             if is_free {
                 free.extend(kinds)
-            } else {
-                full.extend(kinds)
             }
         }
-        let which = match one_free {
-            _ if failed.is_some() => None,
-            true if full.is_empty() => Some(Claim::Any),
-            true => Some(Claim::Except(&full)),
-            false if free.is_empty() => None,
-            false => Some(Claim::Only(&free)),
+        let which = match () {
+            _ if failed.is_some() || free.is_empty() => None,
+            _ if one_free && pool_free && hooks_free => Some(Claim::Any),
+            _ => Some(Claim::Only(&free)),
         };
         if let Some(which) = which {
             match claim_of(&state.db, worker, which).await {
