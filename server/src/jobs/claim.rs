@@ -81,7 +81,10 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
         }
         let Some(row) = q.fetch_optional(&db.pool).await? else { return Ok(None) };
         let id: i64 = sqlx::Row::try_get(&row, 0)?;
-        let row = sqlx::query(&take("$3")).bind(worker).bind(now).bind(id).fetch_optional(&db.pool).await?;
+        // Still pending and its queue still not paused (a pause may land between the two).
+        let target =
+            "$3 AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*'))";
+        let row = sqlx::query(&take(target)).bind(worker).bind(now).bind(id).fetch_optional(&db.pool).await?;
         if let Some(row) = row {
             return Job::from_row(&row).map(Some);
         }

@@ -484,7 +484,8 @@ async fn attempt(state: &AppState, ctx: &JobCtx) -> Result<Outcome, sqlx::Error>
             ctx.log(format!("{e}; attempt {} of {max} in {} ms", run + 1, wait.as_millis()));
             (end.status, end.message, end.next) = ("Pending", e.clone(), at);
             metrics::counter!("berth_webhook_deliveries_total", "result" => "retry").increment(1);
-            Outcome { retry_at: Some(at), also: Some(end.writes()), ..done("pending", e) }
+            // `retry` is the run's status in `berth_jobs_total`; the job itself goes back to pending.
+            Outcome { retry_at: Some(at), also: Some(end.writes()), ..done("retry", e) }
         }
         Err(e) => {
             ctx.log(format!("{e}; gave up after {run} attempts"));
