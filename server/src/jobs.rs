@@ -26,6 +26,10 @@
 //!   `pending` with a later `run_at` (webhook deliveries' backoff; they count their own
 //!   attempts, so the `MAX_ATTEMPTS` give-up does not apply to them).
 //! - **Housekeeping** (`run_loop`, every 10 minutes): forgotten job pools, old webhook history.
+//! - **Cadence** (`run_loop`): a pass runs every 2 s or when this replica queued a job (a webhook
+//!   delivery after each audit batch); the dashboard beat (`POOL_BEAT`, 5 s) and the schedule and
+//!   stale-job checks (`CHECKS`, 2 s) run on their own clocks, not on every wake, since each is
+//!   a write on SQLite's one lock. A claim seeks each kind of its class (`claim.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

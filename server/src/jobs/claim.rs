@@ -33,8 +33,9 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
         Claim::Only([]) => return Ok(None),
         Claim::Only(k) => k,
     };
-    const DUE: &str = "status = 'pending' AND run_at <= $2 \
-        AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*'))";
+    const NOT_PAUSED: &str =
+        "NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*'))";
+    let due = format!("status = 'pending' AND run_at <= $2 AND {NOT_PAUSED}");
     let take = |target: &str| {
         format!(
             "UPDATE jobs SET status = 'running', worker = $1, heartbeat = $2, attempts = attempts + 1, \
@@ -50,7 +51,7 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
             format!(" AND kind IN ({})", marks.join(", "))
         };
         let sql = take(&format!(
-            "(SELECT id FROM jobs WHERE {DUE}{list} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            "(SELECT id FROM jobs WHERE {due}{list} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         ));
         let mut q = sqlx::query(&sql).bind(worker).bind(now_ms());
         for k in kinds {
@@ -60,12 +61,12 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
         return row.as_ref().map(Job::from_row).transpose();
     }
     let pick = if kinds.is_empty() {
-        format!("SELECT id FROM jobs WHERE {DUE} AND $1 = $1 ORDER BY run_at, id LIMIT 1")
+        format!("SELECT id FROM jobs WHERE {due} AND $1 = $1 ORDER BY run_at, id LIMIT 1")
     } else {
         let each: Vec<String> = (0..kinds.len())
             .map(|i| {
                 format!(
-                    "SELECT * FROM (SELECT id, run_at FROM jobs WHERE kind = ${} AND {DUE} ORDER BY run_at, id LIMIT 1)",
+                    "SELECT * FROM (SELECT id, run_at FROM jobs WHERE kind = ${} AND {due} ORDER BY run_at, id LIMIT 1)",
                     i + 3
                 )
             })
@@ -82,9 +83,12 @@ pub async fn claim_of(db: &Db, worker: &str, which: Claim<'_>) -> Result<Option<
         let Some(row) = q.fetch_optional(&db.pool).await? else { return Ok(None) };
         let id: i64 = sqlx::Row::try_get(&row, 0)?;
         // Still pending and its queue still not paused (a pause may land between the two).
-        let target =
-            "$3 AND NOT EXISTS (SELECT 1 FROM job_queues_paused qp WHERE qp.kind IN (jobs.kind, '*'))";
-        let row = sqlx::query(&take(target)).bind(worker).bind(now).bind(id).fetch_optional(&db.pool).await?;
+        let row = sqlx::query(&take(&format!("$3 AND {NOT_PAUSED}")))
+            .bind(worker)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?;
         if let Some(row) = row {
             return Job::from_row(&row).map(Some);
         }
